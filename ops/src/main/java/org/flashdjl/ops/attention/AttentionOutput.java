@@ -1,0 +1,51 @@
+package org.flashdjl.ops.attention;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * The result of an attention call: the output (shape and dtype of the query, value head dim) and, when asked
+ * for, the log-sum-exp (fp32, natural log, [batch, Hq, Lq]; varlen [Hq, totalQ]).
+ */
+public final class AttentionOutput implements AutoCloseable {
+
+    private final NDArray output; // like q: bhsd [B, Hq, Lq, Dv] / bshd [B, Lq, Hq, Dv] / varlen [totalQ, Hq, Dv]
+    private final NDArray lse; // [B, Hq, Lq] fp32, varlen [Hq, totalQ]; null when not asked for
+
+    /**
+     * Wraps an output and its optional LSE.
+     *
+     * @param output the attention output
+     * @param lse the LSE or null
+     */
+    public AttentionOutput(NDArray output, NDArray lse) {
+        this.output = output;
+        this.lse = lse;
+    }
+
+    /**
+     * Returns the attention output.
+     *
+     * @return the output, in the query's layout and dtype
+     */
+    public NDArray getOutput() {
+        return output;
+    }
+
+    /**
+     * Returns the log-sum-exp, or null if the spec did not ask for it.
+     *
+     * @return the LSE or null
+     */
+    public NDArray getLse() {
+        return lse;
+    }
+
+    /** Closes the output and the LSE. */
+    @Override
+    public void close() {
+        output.close();
+        if (lse != null) {
+            lse.close();
+        }
+    }
+}

@@ -1,0 +1,55 @@
+package org.flashdjl.ops.attention;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDScope;
+
+/**
+ * The readable reference backend {@code math}: composite NDArray ops (scores, mask, softmax, value product) over
+ * the whole [Lq, Lk] score matrix in fp32, on any device DJL runs on.
+ */
+public final class MathBackend implements AttentionBackend {
+
+    /** The backend name. */
+    public static final String NAME = "math";
+
+    /** {@inheritDoc} */
+    @Override
+    public String getName() {
+        return NAME;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String unavailableReason() {
+        return null;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String unsupportedReason(AttentionProblem problem) {
+        return null;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public AttentionOutput forward(AttentionProblem problem) {
+        AttentionSpec spec = problem.getSpec();
+        QkvLayout layout = spec.getLayout();
+        try (NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            NDArray q = BlockMath.fp32(BlockMath.toBhsd(problem.getQuery(), layout)); // [B, Hq, Lq, D]
+            NDArray k = BlockMath.fp32(BlockMath.toBhsd(problem.getKey(), layout)); // [B, Hkv, Lk, D]
+            NDArray v = BlockMath.fp32(BlockMath.toBhsd(problem.getValue(), layout)); // [B, Hkv, Lk, Dv]
+            NDList r = BlockMath.attend(spec, problem.getScale(), q, k, v, problem.getQueryStart(),
+                    problem.getKeyStart());
+            NDArray out = BlockMath.fromBhsd(r.get(0).toType(problem.getDataType(), false), layout);
+            NDArray lse = spec.isReturnLse() ? r.get(1) : null;
+            NDScope.unregister(out);
+            if (lse != null) {
+                NDScope.unregister(lse);
+            }
+            return new AttentionOutput(out, lse);
+        }
+    }
+}

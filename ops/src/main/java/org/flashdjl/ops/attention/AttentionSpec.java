@@ -15,8 +15,8 @@ import java.util.Objects;
  *   <li>softcap (if {@code > 0}): {@code s = cap * tanh(s / cap)}; then ALiBi: {@code s += -slope[h] * |pos(i) - j|};
  *   <li>causal (bottom-right aligned), window {@code (left, right)} inclusive with {@code -1} = unbounded, and
  *       {@code sinkTokens} first keys that ignore the window's left bound; masked scores are {@code -inf};
- *   <li>softmax accumulated in fp32, output in the input dtype; optional log-sum-exp (natural log, fp32,
- *       [batch, Hq, Lq]); a query row that sees no key gets output 0 and LSE {@code -inf}.
+ *   <li>softmax accumulated in fp32 (float64 for float64 inputs), output in the input dtype; optional
+ *       log-sum-exp (natural log, fp32, [batch, Hq, Lq]); a query row that sees no key gets output 0 and LSE {@code -inf}.
  * </ul>
  *
  * <p>Build with {@link #builder()}; instances are immutable.

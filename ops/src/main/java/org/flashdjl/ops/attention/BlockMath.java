@@ -81,12 +81,13 @@ final class BlockMath {
     }
 
     /**
-     * Converts to fp32 (a no-op view when already fp32).
+     * Converts to the accumulation type: fp32, or float64 for float64 inputs (a reference run).
      *
      * @param x a float array
-     * @return x as fp32
+     * @return x as fp32 (or unchanged float64)
      */
     static NDArray fp32(NDArray x) {
-        return x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
+        DataType type = x.getDataType();
+        return type == DataType.FLOAT32 || type == DataType.FLOAT64 ? x : x.toType(DataType.FLOAT32, false);
     }
 }

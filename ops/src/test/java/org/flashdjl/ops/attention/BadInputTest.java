@@ -64,6 +64,46 @@ class BadInputTest {
         rejects(() -> Attention.forward(ints, ints, ints, PLAIN), "query has dtype int32", "float16", "float32");
     }
 
+    /**
+     * A stand-in NDArray that reports a dtype and device but fails on any other call: bf16 tensors abort DJL's
+     * JNI and this machine has no GPU, so the checks must decide from metadata alone, before DJL is called.
+     */
+    private static NDArray fake(NDArray real, DataType type, ai.djl.Device device) {
+        return (NDArray) java.lang.reflect.Proxy.newProxyInstance(NDArray.class.getClassLoader(),
+                new Class<?>[] {NDArray.class}, (proxy, method, args) -> {
+                    switch (method.getName()) {
+                        case "getDataType":
+                            return type;
+                        case "getDevice":
+                            return device;
+                        case "getShape":
+                            return real.getShape();
+                        case "toString":
+                            return "fake " + type + " on " + device;
+                        default:
+                            throw new AssertionError("DJL was called through " + method.getName());
+                    }
+                });
+    }
+
+    @Test
+    void bf16IsRefusedBeforeDjlSeesIt() {
+        NDArray q = t(1, 2, 4, 8);
+        for (DataType type : new DataType[] {DataType.BFLOAT16, DataType.UNKNOWN}) {
+            NDArray bf16 = fake(q, type, q.getDevice());
+            rejects(() -> Attention.forward(bf16, bf16, bf16, PLAIN), "bfloat16 NDArrays crash DJL",
+                    "allowed dtypes: float16, float32, float64");
+        }
+    }
+
+    @Test
+    void inputsOnDifferentDevices() {
+        NDArray q = t(1, 2, 4, 8);
+        NDArray onGpu = fake(q, DataType.FLOAT32, ai.djl.Device.gpu(1));
+        rejects(() -> Attention.forward(q, onGpu, onGpu, PLAIN), "query is on cpu()", "key is on gpu(1)",
+                "one device");
+    }
+
     @Test
     void windowSinksScaleSoftcapAlibi() {
         rejects(() -> AttentionSpec.builder().optWindow(-2, 0), "windowLeft must be >= -1", "-1 = unbounded");

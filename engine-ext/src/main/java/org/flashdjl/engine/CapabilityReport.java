@@ -3,8 +3,6 @@ package org.flashdjl.engine;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 
-import org.flashdjl.ops.attention.AttentionBackend;
-import org.flashdjl.ops.attention.AttentionBackends;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -20,10 +18,28 @@ public final class CapabilityReport {
     public static final class BackendStatus {
         private final String name;
         private final String unavailableReason;
+        private final BackendKind kind;
+        private final String description;
 
         BackendStatus(String name, String unavailableReason) {
+            this(name, unavailableReason, BackendKind.DENSE, "");
+        }
+
+        BackendStatus(String name, String unavailableReason, BackendKind kind, String description) {
             this.name = name;
             this.unavailableReason = unavailableReason;
+            this.kind = kind;
+            this.description = description;
+        }
+
+        /** @return what kind of attention the backend computes */
+        public BackendKind getKind() {
+            return kind;
+        }
+
+        /** @return the one-line description */
+        public String getDescription() {
+            return description;
         }
 
         /** @return the backend name */
@@ -65,14 +81,14 @@ public final class CapabilityReport {
     public static CapabilityReport probe() {
         Engine engine = Engine.getInstance();
         List<BackendStatus> list = new ArrayList<>();
-        for (AttentionBackend backend : AttentionBackends.all()) {
+        for (BackendProvider backend : Backends.all()) {
             String reason;
             try {
                 reason = backend.unavailableReason();
             } catch (RuntimeException | LinkageError e) {
                 reason = "probe failed: " + e;
             }
-            list.add(new BackendStatus(backend.getName(), reason));
+            list.add(new BackendStatus(backend.getName(), reason, backend.getKind(), backend.getDescription()));
         }
         return new CapabilityReport(engine.getEngineName(), engine.getVersion(), engine.defaultDevice(),
                 engine.getGpuCount(), list);
@@ -98,9 +114,20 @@ public final class CapabilityReport {
         return gpuCount;
     }
 
-    /** @return each registered backend's status */
-    public List<BackendStatus> getBackends() {
+    /** @return each registered backend's status, {@code auto} included (kind {@link BackendKind#SELECTOR}) */
+    public List<BackendStatus> getAllBackends() {
         return backends;
+    }
+
+    /** @return the status of each registered backend that computes dense attention (what a sample can run) */
+    public List<BackendStatus> getBackends() {
+        List<BackendStatus> dense = new ArrayList<>();
+        for (BackendStatus b : backends) {
+            if (b.getKind() == BackendKind.DENSE) {
+                dense.add(b);
+            }
+        }
+        return dense;
     }
 
     /**
@@ -115,11 +142,24 @@ public final class CapabilityReport {
                 .append(")\n");
         sb.append("backends :\n");
         for (BackendStatus b : backends) {
-            sb.append(String.format("  %-8s %s%n", b.getName(),
+            if (b.getKind() == BackendKind.SELECTOR) {
+                sb.append(String.format("  %-8s %s%n", b.getName(), b.getDescription()));
+                continue;
+            }
+            sb.append(String.format("  %-8s %-17s %s%n", b.getName(), kindLabel(b.getKind()),
                     b.isAvailable() ? "available" : "not available: " + b.getUnavailableReason()));
         }
-        sb.append(String.format("  %-8s %s%n", AttentionBackends.AUTO,
-                "picks flash for CUDA tensors when it can run the call, else online"));
         return sb.toString();
+    }
+
+    private static String kindLabel(BackendKind kind) {
+        switch (kind) {
+            case PAGED:
+                return "[paged]";
+            case CONTEXT_PARALLEL:
+                return "[context-parallel]";
+            default:
+                return "[dense]";
+        }
     }
 }

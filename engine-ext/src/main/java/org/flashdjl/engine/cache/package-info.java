@@ -1,0 +1,9 @@
+/**
+ * The KV cache abstraction the decoder attention block reads and writes: {@link
+ * org.flashdjl.engine.cache.KvCache} (one layer, a batch of streams advancing together) with the contiguous
+ * {@link org.flashdjl.engine.cache.ContiguousKvCache}, and {@link org.flashdjl.engine.cache.SequenceKvStore}
+ * (many sequences of different lengths, continuous batching) with {@link
+ * org.flashdjl.engine.cache.ContiguousSequenceKvStore}. Adapters for {@code org.flashdjl.kvcache.BlockKVCache}
+ * (streaming sink + window) and {@code PagedKVCache} implement the same interfaces.
+ */
+package org.flashdjl.engine.cache;

@@ -1,0 +1,193 @@
+package org.flashdjl.examples.generate;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
+
+import org.flashdjl.engine.cache.KvCache;
+import org.flashdjl.examples.llama.LlamaModel;
+import org.flashdjl.examples.tokenizer.StreamingDecoder;
+import org.flashdjl.examples.tokenizer.TextTokenizer;
+
+import java.util.Arrays;
+import java.util.function.BiFunction;
+
+/**
+ * Streaming generation of one prompt: one prefill pass over the prompt, then one decode step per token, each
+ * layer's keys and values kept in a {@link KvCache} (contiguous by default; any cache factory, e.g. a
+ * sink + window streaming cache). Every step runs in its own {@link NDScope}, so memory stays flat apart from the
+ * caches. Thread-safe: concurrent calls use separate caches and sub-managers.
+ *
+ * <pre>{@code
+ * Generator gen = new Generator(model, tokenizer, manager);
+ * GenerationResult r = gen.generate("Once upon a time", GenerationConfig.builder().optMaxNewTokens(32).build(),
+ *         e -> System.out.print(e.getText()));
+ * }</pre>
+ */
+public final class Generator {
+
+    private final LlamaModel model;
+    private final TextTokenizer tokenizer;
+    private final NDManager manager;
+    private final BiFunction<NDManager, Long, KvCache[]> cacheFactory;
+
+    /**
+     * Creates a generator with contiguous caches.
+     *
+     * @param model the model
+     * @param tokenizer its tokenizer
+     * @param manager a manager on the model's device (parent of each call's sub-manager)
+     */
+    public Generator(LlamaModel model, TextTokenizer tokenizer, NDManager manager) {
+        this(model, tokenizer, manager, model::newCaches);
+    }
+
+    /**
+     * Creates a generator with caches from a factory.
+     *
+     * @param model the model
+     * @param tokenizer its tokenizer
+     * @param manager a manager on the model's device
+     * @param cacheFactory makes one cache per layer from (manager, max tokens)
+     */
+    public Generator(LlamaModel model, TextTokenizer tokenizer, NDManager manager,
+            BiFunction<NDManager, Long, KvCache[]> cacheFactory) {
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.manager = manager;
+        this.cacheFactory = cacheFactory;
+    }
+
+    /** @return the model */
+    public LlamaModel getModel() {
+        return model;
+    }
+
+    /** @return the tokenizer */
+    public TextTokenizer getTokenizer() {
+        return tokenizer;
+    }
+
+    /**
+     * Returns the prompt ids of a text: the tokenizer's ids, BOS first when the config asks and there is one.
+     *
+     * @param prompt the text
+     * @param config the config
+     * @return the ids
+     */
+    public int[] promptIds(String prompt, GenerationConfig config) {
+        int[] ids = tokenizer.encode(prompt);
+        if (config.isAddBos() && tokenizer.getBosId() >= 0) {
+            int[] withBos = new int[ids.length + 1];
+            withBos[0] = tokenizer.getBosId();
+            System.arraycopy(ids, 0, withBos, 1, ids.length);
+            return withBos;
+        }
+        return ids;
+    }
+
+    /**
+     * Generates from a text prompt.
+     *
+     * @param prompt the prompt
+     * @param config what to generate
+     * @param listener receives each token as generated, or null
+     * @return the result
+     */
+    public GenerationResult generate(String prompt, GenerationConfig config, GenerationListener listener) {
+        return generate(promptIds(prompt, config), config, listener);
+    }
+
+    /**
+     * Generates from prompt ids.
+     *
+     * @param promptIds the prompt (at least one id)
+     * @param config what to generate
+     * @param listener receives each token, or null
+     * @return the result
+     */
+    public GenerationResult generate(int[] promptIds, GenerationConfig config, GenerationListener listener) {
+        if (promptIds.length == 0) {
+            throw new IllegalArgumentException("the prompt is empty: nothing to condition on (add BOS or text)");
+        }
+        int vocab = model.getConfig().getVocabSize();
+        for (int id : promptIds) {
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, "
+                        + vocab + ")");
+            }
+        }
+        Sampler sampler = new Sampler(config);
+        StreamingDecoder decoder = tokenizer.newStreamingDecoder();
+        StringBuilder text = new StringBuilder();
+        int[] out = new int[config.getMaxNewTokens()];
+        int n = 0;
+        GenerationResult.FinishReason reason = GenerationResult.FinishReason.LENGTH;
+        long t0 = System.nanoTime();
+        long prefillNanos = 0;
+        long kvPeak = 0;
+        try (NDManager m = manager.newSubManager()) {
+            KvCache[] caches = cacheFactory.apply(m, (long) promptIds.length + config.getMaxNewTokens());
+            try {
+                ParameterStore ps = new ParameterStore(m, false);
+                float[] logits = step(ps, m, promptIds, caches);
+                while (true) {
+                    int next = sampler.next(logits);
+                    out[n++] = next;
+                    long now = System.nanoTime();
+                    if (n == 1) {
+                        prefillNanos = now - t0;
+                    }
+                    kvPeak = Math.max(kvPeak, kvBytes(caches));
+                    boolean eos = config.isStopAtEos() && tokenizer.getEosIds().contains(next);
+                    String delta = eos ? "" : decoder.next(next);
+                    text.append(delta);
+                    if (listener != null) {
+                        listener.onToken(new TokenEvent(0, next, delta, n, config.getMaxNewTokens(), now - t0,
+                                kvPeak));
+                    }
+                    if (eos) {
+                        reason = GenerationResult.FinishReason.EOS;
+                        break;
+                    }
+                    if (n == config.getMaxNewTokens()) {
+                        break;
+                    }
+                    logits = step(ps, m, new int[] {next}, caches);
+                }
+            } finally {
+                for (KvCache c : caches) {
+                    c.close();
+                }
+            }
+        }
+        text.append(decoder.flush());
+        long decodeNanos = System.nanoTime() - t0 - prefillNanos;
+        return new GenerationResult(promptIds, Arrays.copyOf(out, n), text.toString(), reason, prefillNanos,
+                decodeNanos, kvPeak);
+    }
+
+    // One forward pass of new tokens; returns the last position's logits.
+    private float[] step(ParameterStore ps, NDManager m, int[] ids, KvCache[] caches) {
+        try (NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            long[] l = new long[ids.length];
+            for (int i = 0; i < ids.length; i++) {
+                l[i] = ids[i];
+            }
+            NDArray tokens = m.create(l, new Shape(1, ids.length)); // [1, T]
+            NDArray logits = model.forward(ps, tokens, caches, true); // [1, 1, vocab]
+            return logits.toFloatArray();
+        }
+    }
+
+    private static long kvBytes(KvCache[] caches) {
+        long total = 0;
+        for (KvCache c : caches) {
+            total += c.memoryBytes();
+        }
+        return total;
+    }
+}

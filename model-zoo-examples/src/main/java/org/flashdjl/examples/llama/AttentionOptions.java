@@ -1,0 +1,114 @@
+package org.flashdjl.examples.llama;
+
+import java.util.Objects;
+
+/**
+ * How a model's decoder layers compute attention: the backend, and an optional sliding window with sink tokens
+ * (StreamingLLM). A window set here overrides the checkpoint's {@code sliding_window}.
+ */
+public final class AttentionOptions {
+
+    private final String backend;
+    private final int slidingWindow;
+    private final int sinkTokens;
+
+    private AttentionOptions(Builder b) {
+        this.backend = b.backend;
+        this.slidingWindow = b.slidingWindow;
+        this.sinkTokens = b.sinkTokens;
+    }
+
+    /** @return the defaults: backend {@code auto}, the checkpoint's window, no sinks */
+    public static AttentionOptions defaults() {
+        return builder().build();
+    }
+
+    /**
+     * Returns a builder.
+     *
+     * @return a new builder
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** @return the backend name */
+    public String getBackend() {
+        return backend;
+    }
+
+    /** @return keys a query sees (itself included), 0 for the checkpoint's setting, -1 for unbounded */
+    public int getSlidingWindow() {
+        return slidingWindow;
+    }
+
+    /** @return sink tokens */
+    public int getSinkTokens() {
+        return sinkTokens;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "backend=" + backend + ", window=" + (slidingWindow == 0 ? "checkpoint" : slidingWindow < 0
+                ? "off" : String.valueOf(slidingWindow)) + ", sinks=" + sinkTokens;
+    }
+
+    /** Builds {@link AttentionOptions}. */
+    public static final class Builder {
+        private String backend = "auto";
+        private int slidingWindow;
+        private int sinkTokens;
+
+        private Builder() {}
+
+        /**
+         * Sets the backend (default {@code auto}).
+         *
+         * @param backend a dense backend name or {@code auto}
+         * @return this builder
+         */
+        public Builder optBackend(String backend) {
+            this.backend = Objects.requireNonNull(backend, "backend");
+            return this;
+        }
+
+        /**
+         * Sets the sliding window: keys a query sees, itself included; -1 turns windowing off, 0 keeps the
+         * checkpoint's setting.
+         *
+         * @param window the window
+         * @return this builder
+         */
+        public Builder optSlidingWindow(int window) {
+            if (window < -1) {
+                throw new IllegalArgumentException("window must be >= 1, 0 (checkpoint) or -1 (off), got " + window);
+            }
+            this.slidingWindow = window;
+            return this;
+        }
+
+        /**
+         * Sets the sink tokens kept visible with a window.
+         *
+         * @param sinks the count, {@code >= 0}
+         * @return this builder
+         */
+        public Builder optSinkTokens(int sinks) {
+            if (sinks < 0) {
+                throw new IllegalArgumentException("sinks must be >= 0, got " + sinks);
+            }
+            this.sinkTokens = sinks;
+            return this;
+        }
+
+        /**
+         * Builds the options.
+         *
+         * @return the options
+         */
+        public AttentionOptions build() {
+            return new AttentionOptions(this);
+        }
+    }
+}

@@ -89,6 +89,21 @@ public final class RopeScaling {
         return factor;
     }
 
+    /** @return Llama 3's {@code low_freq_factor} */
+    public double getLowFreqFactor() {
+        return lowFreqFactor;
+    }
+
+    /** @return Llama 3's {@code high_freq_factor} */
+    public double getHighFreqFactor() {
+        return highFreqFactor;
+    }
+
+    /** @return Llama 3's {@code original_max_position_embeddings} */
+    public long getOriginalMaxPositions() {
+        return originalMaxPositions;
+    }
+
     /**
      * Returns the inverse frequencies of a head dim: {@code theta^(-2i/d)} for {@code i < d/2}, scaled.
      *

@@ -258,6 +258,17 @@ public final class LlamaConfig {
         o.addProperty("vocab_size", vocabSize);
         o.addProperty("rms_norm_eps", rmsNormEps);
         o.addProperty("rope_theta", ropeTheta);
+        if (ropeScaling.getType() != RopeScaling.Type.NONE) {
+            JsonObject rs = new JsonObject();
+            rs.addProperty("rope_type", ropeScaling.getType() == RopeScaling.Type.LINEAR ? "linear" : "llama3");
+            rs.addProperty("factor", ropeScaling.getFactor());
+            if (ropeScaling.getType() == RopeScaling.Type.LLAMA3) {
+                rs.addProperty("low_freq_factor", ropeScaling.getLowFreqFactor());
+                rs.addProperty("high_freq_factor", ropeScaling.getHighFreqFactor());
+                rs.addProperty("original_max_position_embeddings", ropeScaling.getOriginalMaxPositions());
+            }
+            o.add("rope_scaling", rs);
+        }
         o.addProperty("tie_word_embeddings", tieWordEmbeddings);
         o.addProperty("attention_bias", attentionBias);
         o.addProperty("max_position_embeddings", maxPositions);

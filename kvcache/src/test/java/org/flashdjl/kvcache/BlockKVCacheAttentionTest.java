@@ -9,6 +9,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
+import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionOutput;
+import org.flashdjl.ops.attention.AttentionSpec;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -33,9 +36,9 @@ import java.util.stream.Stream;
  * and compares with the full sequence rotated by position: it checks that the positions the cache
  * reports are the ones its slots hold.
  *
- * <p>TODO(lead): switch {@link #attention} to org.flashdjl.ops.attention.Attention (AttentionSpec
- * with causal, window(left, -1), sinkTokens) once it lands on main; keep this float64 loop as the
- * reference for the full-sequence side.
+ * <p>The cache side runs the library's operator ({@link Attention} with causal, window and sinks,
+ * alternating the math and online backends) on float64 tensors; the full-sequence side is the float64 loop
+ * {@link #attention}, independent of the library.
  */
 class BlockKVCacheAttentionTest {
 
@@ -113,14 +116,15 @@ class BlockKVCacheAttentionTest {
                                 keysCache = rope(keysCache, pos);
                                 keysFull = rope(keysFull, 0);
                             }
-                            double[][] outCache = attention(qc, keysCache, cv[b][h], cacheLeft, sink);
+                            double[][] outCache = operator(m, qc, keysCache, cv[b][h], cacheLeft, sink,
+                                    checked % 2 == 0 ? "math" : "online");
                             double[][] outFull =
                                     attention(qc, keysFull, slice(v[b][h], 0, streamLen), fullLeft, sink);
                             for (int i = 0; i < chunk; i++) {
                                 assertArrayEquals(
                                         outFull[i],
                                         outCache[i],
-                                        1e-12,
+                                        1e-6, // the operator's scale is an fp32 1/sqrt(d)
                                         "seed " + seed + " chunk " + chunkIdx + " b" + b + " h" + h + " query " + i);
                             }
                             checked++;
@@ -131,6 +135,30 @@ class BlockKVCacheAttentionTest {
             assertTrue(cache.isSteadyState());
             assertTrue(checked > 0);
         }
+    }
+
+    /** The library's attention operator on one head: q [Lq, D], k [Lk, D], v [Lk, Dv] as float64 [1, 1, L, D]. */
+    static double[][] operator(NDManager m, double[][] q, double[][] k, double[][] v, int left, int sinkTokens,
+            String backend) {
+        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindow(left, -1).optSinkTokens(sinkTokens)
+                .build();
+        try (AttentionOutput out = Attention.forward(head(m, q), head(m, k), head(m, v), spec, backend)) {
+            double[] flat = out.getOutput().toDoubleArray();
+            int dv = v[0].length;
+            double[][] rows = new double[q.length][dv];
+            for (int i = 0; i < q.length; i++) {
+                System.arraycopy(flat, i * dv, rows[i], 0, dv);
+            }
+            return rows;
+        }
+    }
+
+    private static NDArray head(NDManager m, double[][] rows) {
+        double[] flat = new double[rows.length * rows[0].length];
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(rows[i], 0, flat, i * rows[0].length, rows[0].length);
+        }
+        return m.create(flat, new Shape(1, 1, rows.length, rows[0].length));
     }
 
     /**

@@ -7,6 +7,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
+import org.flashdjl.ops.Checks;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -114,7 +115,6 @@ public final class BlockKVCache implements AutoCloseable {
 
     private static final Logger logger = LoggerFactory.getLogger(BlockKVCache.class);
 
-    private static final String ALLOWED_DTYPES = "float16, float32, float64";
 
     /** The call a {@link BlockKVCache} accepts next. */
     public enum Step {
@@ -279,7 +279,7 @@ public final class BlockKVCache implements AutoCloseable {
         valueChunkDims[seqDim] = chunkSize;
 
         dataType = b.dataType == null ? DataType.FLOAT32 : b.dataType;
-        checkDataType(dataType, "BlockKVCache: dataType");
+        Checks.checkDataType("BlockKVCache dataType", dataType, Checks.FLOAT_TYPES);
         device = b.device == null ? parent.getDevice() : b.device;
 
         manager = parent.newSubManager(device);
@@ -357,25 +357,6 @@ public final class BlockKVCache implements AutoCloseable {
             }
         }
         return new Shape(dims);
-    }
-
-    private static void checkDataType(DataType dt, String what) {
-        if (dt == DataType.FLOAT16 || dt == DataType.FLOAT32 || dt == DataType.FLOAT64) {
-            return;
-        }
-        String name =
-                dt == DataType.BFLOAT16
-                        ? "bfloat16"
-                        : dt == DataType.UNKNOWN
-                                ? "UNKNOWN (how DJL 0.35.1 reports bfloat16 arrays)"
-                                : String.valueOf(dt);
-        throw new IllegalArgumentException(
-                what
-                        + " "
-                        + name
-                        + " is not supported; allowed: "
-                        + ALLOWED_DTYPES
-                        + " (DJL 0.35.1 cannot handle bfloat16 arrays safely)");
     }
 
     /**
@@ -572,7 +553,7 @@ public final class BlockKVCache implements AutoCloseable {
         }
         DataType dt = x.getDataType();
         if (dt != dataType) {
-            checkDataType(dt, "BlockKVCache.update: " + name + " has dtype");
+            Checks.checkDataType("BlockKVCache.update: " + name, dt, Checks.FLOAT_TYPES);
             throw new IllegalArgumentException(
                     "BlockKVCache.update: "
                             + name

@@ -218,11 +218,11 @@ class BlockKVCacheRejectionTest {
         assertTrue(e.getMessage().contains("(2 + 8) % 4 = 2"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> newCache(base, 2, 6, 4, DataType.BFLOAT16));
         assertTrue(e.getMessage().contains("bfloat16"), e.getMessage());
-        assertTrue(e.getMessage().contains("allowed: float16, float32, float64"), e.getMessage());
+        assertTrue(e.getMessage().contains("allowed dtypes: float16, float32, float64"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> newCache(base, 2, 6, 4, DataType.UNKNOWN));
-        assertTrue(e.getMessage().contains("allowed: float16, float32, float64"), e.getMessage());
+        assertTrue(e.getMessage().contains("allowed dtypes: float16, float32, float64"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> newCache(base, 2, 6, 4, DataType.INT8));
-        assertTrue(e.getMessage().contains("allowed: float16, float32, float64"), e.getMessage());
+        assertTrue(e.getMessage().contains("allowed dtypes: float16, float32, float64"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> newCache(base, 8, 4, 4, DataType.FLOAT32));
         assertTrue(e.getMessage().contains("must be >= chunkSize"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> newCache(base, 0, 4, 4, DataType.FLOAT32));

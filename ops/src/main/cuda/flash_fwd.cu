@@ -86,6 +86,13 @@ template <> struct TraitsFor<192> : Traits<192, 64, 64, 4, 2> {};
 template <> struct TraitsFor<256> : Traits<256, 64, 64, 4, 2> {};
 
 // ----------------------------------- PTX helpers ---------------------------------------------
+// FLASHDJL_HOST_EMULATION (test only, ops/src/test/cuda/emu/) names a header that provides the
+// same helpers for a CPU emulation of the kernel (threads as OS threads, warp collectives
+// emulated lane by lane); it is never used by the real build.
+#ifdef FLASHDJL_HOST_EMULATION
+#include FLASHDJL_HOST_EMULATION
+#else
+#define FLASHDJL_DYNAMIC_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -158,6 +165,19 @@ __device__ __forceinline__ float fast_log2(float x) {
   asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
+// Hides a value from the compiler's loop-invariant code motion: without it the per-chunk
+// 64-bit source addresses of every K/V load get hoisted out of the key loop and pin ~30
+// registers for the whole kernel (which then spills); recomputing them costs a few IMADs.
+__device__ __forceinline__ int64_t opaque(int64_t x) {
+  asm volatile("" : "+l"(x));
+  return x;
+}
+__device__ __forceinline__ int opaque(int x) {
+  asm volatile("" : "+r"(x));
+  return x;
+}
+#endif  // FLASHDJL_HOST_EMULATION
+
 // tanh(x) = 1 - 2 / (1 + e^{2x}); absolute error ~1e-7 (tanh.approx.f32 would be ~1e-3 * |x|,
 // too coarse once multiplied by softcap); saturates to +-1 for large |x|.
 __device__ __forceinline__ float accurate_tanh(float x) {
@@ -248,18 +268,6 @@ __device__ __forceinline__ bool tile_all_visible(const MaskRule& r, int n, int m
 // --------------------------------------- tile loader -----------------------------------------
 // Copies rows [row0, row0 + kRows) of a [*, D] global matrix (row pitch `stride` elements) into
 // smem [kRows][kStride]; rows >= row_limit are zero-filled and never read from global memory.
-// Hides a value from the compiler's loop-invariant code motion: without it the per-chunk
-// 64-bit source addresses of every K/V load get hoisted out of the key loop and pin ~30
-// registers for the whole kernel (which then spills); recomputing them costs a few IMADs.
-__device__ __forceinline__ int64_t opaque(int64_t x) {
-  asm volatile("" : "+l"(x));
-  return x;
-}
-__device__ __forceinline__ int opaque(int x) {
-  asm volatile("" : "+r"(x));
-  return x;
-}
-
 // Thread -> chunk mapping: kTPR (power of two >= kCPR) threads per row, thread tid copies chunk
 // (tid % kTPR) of rows (tid / kTPR) + it * kRPI; threads with chunk >= kCPR idle (hd 96/192).
 template <class Tr, int kRows, typename T>
@@ -289,7 +297,7 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
   constexpr float kLog2e = 1.4426950408889634f;
   constexpr float kLn2 = 0.6931471805599453f;
 
-  extern __shared__ __align__(128) unsigned char smem_raw[];
+  FLASHDJL_DYNAMIC_SMEM(smem_raw);
   T* sQ = reinterpret_cast<T*>(smem_raw);  // [Br][kStride]; the epilogue reuses it as sO
   T* sK = sQ + Tr::kSmemQ;                 // [Bc][kStride]
   T* sV = sK + Tr::kSmemKV;                // [Bc][kStride]

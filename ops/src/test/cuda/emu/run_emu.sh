@@ -7,6 +7,6 @@ root="$(cd "$here/../../../../.." && pwd)"
 out="${1:-$root/ops/target/cuda}"
 mkdir -p "$out"
 cuda_inc="${CUDA_HOME:-/usr/local/cuda}/include"
-g++ -std=c++17 -O2 -pthread -I"$cuda_inc" -I"$root/ops/src/main/cuda" \
+g++ -std=c++17 -O2 -w -pthread -I"$cuda_inc" -I"$root/ops/src/main/cuda" \
   -o "$out/flash_emu_test" "$here/flash_emu_test.cpp"
 "$out/flash_emu_test" "${2:-}"

@@ -181,7 +181,7 @@ final class RingAttention {
     }
 
     static Shape withAxis(Shape shape, int axis, long size) {
-        long[] dims = shape.getShape();
+        long[] dims = shape.getShape().clone(); // getShape() is the Shape's own array
         dims[axis] = size;
         return new Shape(dims);
     }

@@ -332,6 +332,9 @@ public final class NcclProcessGroup implements ProcessGroup {
         launchGroup(op, peerText, deadline, () -> {
             for (DeviceP2POp o : ops) {
                 DeviceBuffer b = o.buffer();
+                if (b.count() == 0) {
+                    continue; // both sides know the count: an empty message is no message
+                }
                 int rc = o.kind() == P2POp.Kind.SEND
                         ? nccl.ncclSend(ptr(b), b.count(), b.type().ncclCode(), o.peer(), comm, stream)
                         : nccl.ncclRecv(ptr(b), b.count(), b.type().ncclCode(), o.peer(), comm, stream);

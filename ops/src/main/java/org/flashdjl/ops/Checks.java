@@ -33,7 +33,18 @@ public final class Checks {
      * @throws IllegalArgumentException if the dtype is not allowed
      */
     public static void checkDataType(String name, NDArray array, Set<DataType> allowed) {
-        DataType type = array.getDataType();
+        checkDataType(name, array.getDataType(), allowed);
+    }
+
+    /**
+     * Refuses a dtype outside {@code allowed}, with the bf16 explanation for bfloat16 and {@code UNKNOWN}.
+     *
+     * @param name the argument name used in the message
+     * @param type the dtype to check
+     * @param allowed the allowed dtypes
+     * @throws IllegalArgumentException if the dtype is not allowed
+     */
+    public static void checkDataType(String name, DataType type, Set<DataType> allowed) {
         if (type == DataType.BFLOAT16 || type == DataType.UNKNOWN) {
             throw new IllegalArgumentException(name + " has dtype " + type
                     + " (bfloat16 NDArrays crash DJL 0.35.1's PyTorch JNI); allowed dtypes: " + names(allowed)

@@ -8,27 +8,14 @@ import ai.djl.ndarray.NDScope;
  * The readable reference backend {@code math}: composite NDArray ops (scores, mask, softmax, value product) over
  * the whole [Lq, Lk] score matrix in fp32, on any device DJL runs on.
  */
-public final class MathBackend implements AttentionBackend {
+public final class MathBackend extends NdArrayBackend {
 
     /** The backend name. */
     public static final String NAME = "math";
 
-    /** {@inheritDoc} */
-    @Override
-    public String getName() {
-        return NAME;
-    }
-
-    /** {@inheritDoc} */
-    @Override
-    public String unavailableReason() {
-        return null;
-    }
-
-    /** {@inheritDoc} */
-    @Override
-    public String unsupportedReason(AttentionProblem problem) {
-        return null;
+    /** Creates the backend. */
+    public MathBackend() {
+        super(NAME);
     }
 
     /** {@inheritDoc} */

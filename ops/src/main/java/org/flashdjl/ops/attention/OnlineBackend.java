@@ -20,7 +20,7 @@ import org.flashdjl.ops.cascade.MergeState;
  * mask hides entirely ({@link MaskRule#coverage}) are skipped, so causal and windowed calls do proportionally
  * less work. Peak extra memory is a few [batch, Hq, queryChunk, keyChunk] fp32 blocks, never [Lq, Lk].
  */
-public final class OnlineBackend implements AttentionBackend {
+public final class OnlineBackend extends NdArrayBackend {
 
     /** The backend name. */
     public static final String NAME = "online";
@@ -46,28 +46,11 @@ public final class OnlineBackend implements AttentionBackend {
      * @param keyChunk keys per chunk, {@code >= 1}
      */
     public OnlineBackend(int queryChunk, int keyChunk) {
+        super(NAME);
         Checks.checkAtLeast("queryChunk", queryChunk, 1, "");
         Checks.checkAtLeast("keyChunk", keyChunk, 1, "");
         this.queryChunk = queryChunk;
         this.keyChunk = keyChunk;
-    }
-
-    /** {@inheritDoc} */
-    @Override
-    public String getName() {
-        return NAME;
-    }
-
-    /** {@inheritDoc} */
-    @Override
-    public String unavailableReason() {
-        return null;
-    }
-
-    /** {@inheritDoc} */
-    @Override
-    public String unsupportedReason(AttentionProblem problem) {
-        return null;
     }
 
     /** {@inheritDoc} */

@@ -26,6 +26,8 @@ public final class Reference {
         public Long queryStart;
         /** Index of key 0. */
         public long keyStart;
+        /** Round every intermediate to float32: the "low-precision run of the same math" of the error budget. */
+        public boolean float32;
     }
 
     /** A dense bhsd result. */
@@ -90,14 +92,14 @@ public final class Reference {
                         int qo = ((bi * hq + h) * lq + i) * d;
                         int ko = ((bi * hkv + kh) * lk + j) * d;
                         for (int x = 0; x < d; x++) {
-                            dot += (double) q[qo + x] * k[ko + x];
+                            dot = r(o, dot + r(o, (double) q[qo + x] * k[ko + x]));
                         }
-                        double sc = dot * o.scale;
+                        double sc = r(o, dot * r(o, o.scale));
                         if (o.softcap > 0) {
-                            sc = o.softcap * Math.tanh(sc / o.softcap);
+                            sc = r(o, o.softcap * r(o, Math.tanh(r(o, sc / o.softcap))));
                         }
                         if (o.alibi != null) {
-                            sc -= o.alibi[h] * Math.abs((double) (pos - key));
+                            sc = r(o, sc - r(o, o.alibi[h] * Math.abs((double) (pos - key))));
                         }
                         s[j] = sc;
                         max = Math.max(max, sc);
@@ -109,24 +111,66 @@ public final class Reference {
                     }
                     double sum = 0;
                     for (int j = 0; j < lk; j++) {
-                        double p = Math.exp(s[j] - max);
+                        double p = r(o, Math.exp(r(o, s[j] - max)));
                         s[j] = p;
-                        sum += p;
+                        sum = r(o, sum + p);
                     }
-                    lse[row] = max + Math.log(sum);
+                    lse[row] = r(o, max + r(o, Math.log(sum)));
                     for (int j = 0; j < lk; j++) {
                         if (s[j] == 0) {
                             continue;
                         }
                         int vo = ((bi * hkv + kh) * lk + j) * dv;
                         for (int x = 0; x < dv; x++) {
-                            out[row * dv + x] += s[j] / sum * v[vo + x];
+                            out[row * dv + x] = r(o, out[row * dv + x] + r(o, r(o, s[j] / sum) * v[vo + x]));
                         }
                     }
                 }
             }
         }
         return new Result(out, lse);
+    }
+
+    /**
+     * Attention of the low-precision run: {@link #attention} with every intermediate rounded to float32.
+     *
+     * @param q [B, Hq, Lq, D]
+     * @param k [B, Hkv, Lk, D]
+     * @param v [B, Hkv, Lk, Dv]
+     * @param b batch
+     * @param hq query heads
+     * @param hkv kv heads
+     * @param lq query length
+     * @param lk key length
+     * @param d head dim
+     * @param dv value dim
+     * @param o options (its float32 flag is ignored)
+     * @return out and lse of the float32 run
+     */
+    public static Result attentionFloat32(float[] q, float[] k, float[] v, int b, int hq, int hkv, int lq, int lk,
+            int d, int dv, Options o) {
+        boolean saved = o.float32;
+        o.float32 = true;
+        try {
+            return attention(q, k, v, b, hq, hkv, lq, lk, d, dv, o);
+        } finally {
+            o.float32 = saved;
+        }
+    }
+
+    /**
+     * The error budget of DESIGN.md: {@code 2 * max|lowprec - ref| + 1e-5}.
+     *
+     * @param lowPrecision the low-precision run's values
+     * @param reference the float64 reference
+     * @return the allowed max abs error
+     */
+    public static double budget(double[] lowPrecision, double[] reference) {
+        return 2 * maxAbsDiff(lowPrecision, reference) + 1e-5;
+    }
+
+    private static double r(Options o, double x) {
+        return o.float32 ? (float) x : x;
     }
 
     /**

@@ -1,0 +1,583 @@
+// FlashDJL flash-attention forward kernels (FlashAttention-2 design, mma.sync m16n8k16).
+//
+// ---------------------------------------------------------------------------------------------
+// Launch convention (read by the Java launcher, org.flashdjl.ops.cuda):
+//   kernel  flash_fwd_{fp16|bf16}_hd{32|64|96|128|192|256}_{plain|causal|general}(FlashFwdParams)
+//   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
+//   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = threadsPerBlock,
+//   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first).
+//   No fourth convention: causal load balancing (heavy query blocks first) is done inside the
+//   kernel by reversing blockIdx.x.
+//
+// Variants (all support dense and varlen, bhsd/bshd/any row stride, GQA/MQA, ragged tails):
+//   plain   : no mask (every key 0..Lk-1 visible); ignores causal/window/sinks/alibi/softcap.
+//   causal  : bottom-right causal only; ignores window/sinks/alibi/softcap and params.causal.
+//   general : everything from params (causal flag, window, sinks, alibi slopes, softcap).
+//
+// Requirements on the caller (not checked beyond head_dim):
+//   * params.head_dim == compiled D (otherwise the kernel returns without writing anything),
+//   * q/k/v/o base pointers 16-byte aligned and all row/head/batch strides multiples of 8
+//     elements (16-byte cp.async / vector stores), head-dim stride 1,
+//   * scale > 0, hq % hkv == 0, varlen: cu_seqlens_* monotone, params.lq/lk >= every length.
+//   * cu_seqlens_q and cu_seqlens_k are independent: either may be null (that side is dense).
+//
+// Semantics (the library's one definition; see key_visible() / transform_score()):
+//   pos(i) = i + Lk - Lq; causal: j <= pos(i); window (l, r): pos(i)-l <= j <= pos(i)+r
+//   (bounds < 0 are unbounded); keys j < sinks ignore the left bound; s = scale*q.k,
+//   softcap: s = c*tanh(s/c); alibi: s -= slope[h]*|pos(i)-j|; LSE natural log, fp32;
+//   a row without visible keys writes O = 0 and LSE = -inf.
+//
+// Design (per CTA: one query block of Br rows of one (batch, head)):
+//   * 4 warps; warp w owns query rows [w*Br/4, (w+1)*Br/4) = kMT slabs of 16 rows, so all
+//     softmax row reductions are quad shuffles inside the warp.
+//   * Q tile stays in shared memory ([Br][D+8]); K and V tiles ([Bc][D+8]) are loaded with
+//     16-byte cp.async. The +8 element pad makes every ldmatrix 8x8 phase conflict-free.
+//   * Pipeline (FA2): wait K(n) -> issue V(n) -> S = Q K^T -> wait V(n) -> issue K(next)
+//     -> online softmax -> O += P V. Two CTAs per SM hide the remaining latency.
+//   * Key tiles are walked from the last to the first, so the (few) tiles that need masking
+//     come first; fully invisible tiles (causal / window) are never loaded.
+//   * Scores stay raw (q.k) in the plain/causal kernels and softmax uses exp2 with
+//     scale*log2(e) folded into one FFMA; the general kernel converts each score to its final
+//     value in log2 units (scale, softcap, alibi, mask) and then uses factor 1.
+// ---------------------------------------------------------------------------------------------
+
+#include "flash_params.h"
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+namespace flashdjl {
+
+enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2 };
+
+// ----------------------------------- kernel traits -------------------------------------------
+template <int D_, int Br_, int Bc_, int NW_, int MinBlocks_>
+struct Traits {
+  static constexpr int D = D_;            // head dim
+  static constexpr int Br = Br_;          // query rows per CTA
+  static constexpr int Bc = Bc_;          // keys per tile
+  static constexpr int kWarps = NW_;
+  static constexpr int kThreads = NW_ * 32;
+  static constexpr int kMinBlocks = MinBlocks_;
+  static constexpr int kWarpRows = Br / kWarps;   // rows owned by one warp
+  static constexpr int kMT = kWarpRows / 16;      // 16-row mma slabs per warp
+  static constexpr int kNT = Bc / 8;              // n8 tiles of S per slab
+  static constexpr int kDT = D / 8;               // n8 tiles of O per slab
+  static constexpr int kKQ = D / 16;              // k16 steps of S = Q K^T
+  static constexpr int kKP = Bc / 16;             // k16 steps of O += P V
+  static constexpr int kStride = D + 8;           // smem row pitch in elements (pad = 16 B)
+  static constexpr int kCPR = D / 8;              // 16-byte chunks per row
+  static constexpr int kSmemQ = Br * kStride;     // elements: sQ [Br][kStride] (reused as sO)
+  static constexpr int kSmemKV = Bc * kStride;    // elements: sK, sV [Bc][kStride] each
+  static constexpr int kSmemBytes = (kSmemQ + 2 * kSmemKV) * 2;
+  static_assert(kWarpRows % 16 == 0, "warp rows must be a multiple of 16");
+  static_assert(Bc % 16 == 0 && D % 16 == 0, "tile shape");
+  static_assert(kNT % 2 == 0 && kDT % 2 == 0, "x4 ldmatrix loads two n8 tiles");
+};
+
+// Per head dim configuration. Register budget per thread (fp32 accumulators):
+//   O: kMT*kDT*4, S: kMT*kNT*4  (hd128: 128 + 64).
+template <int D> struct TraitsFor;
+template <> struct TraitsFor<32>  : Traits<32, 128, 128, 4, 2> {};
+template <> struct TraitsFor<64>  : Traits<64, 128, 64, 4, 2> {};
+template <> struct TraitsFor<96>  : Traits<96, 128, 64, 4, 2> {};
+template <> struct TraitsFor<128> : Traits<128, 128, 64, 4, 2> {};
+template <> struct TraitsFor<192> : Traits<192, 64, 64, 4, 2> {};
+template <> struct TraitsFor<256> : Traits<256, 64, 64, 4, 2> {};
+
+// ----------------------------------- PTX helpers ---------------------------------------------
+// FLASHDJL_HOST_EMULATION (test only, ops/src/test/cuda/emu/) names a header that provides the
+// same helpers for a CPU emulation of the kernel (threads as OS threads, warp collectives
+// emulated lane by lane); it is never used by the real build.
+#ifdef FLASHDJL_HOST_EMULATION
+#include FLASHDJL_HOST_EMULATION
+#else
+#define FLASHDJL_DYNAMIC_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy global -> shared; src_bytes = 0 zero-fills without reading global memory.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+// Four 8x8 b16 matrices; lane l supplies the row address of row (l%8) of matrix (l/8);
+// register r[m] of lane l gets (row l/4, cols 2*(l%4), +1) of matrix m (.trans: transposed).
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// D(16x8 f32) += A(16x16, row) * B(16x8, col). Lane l, g = l/4, t = l%4:
+//   A: a0 (g, 2t..2t+1) a1 (g+8, 2t..) a2 (g, 2t+8..) a3 (g+8, 2t+8..)
+//   B: b0 (k 2t..2t+1, n g) b1 (k 2t+8.., n g);  C: c0,c1 (g, 2t..2t+1) c2,c3 (g+8, 2t..)
+template <typename T> struct Mma;
+template <> struct Mma<__half> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+template <> struct Mma<__nv_bfloat16> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+
+// exp2 / log2 via the MUFU approximations (ex2(-inf) = +0, as the -inf logic below needs).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float fast_log2(float x) {
+  float y;
+  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+// Hides a value from the compiler's loop-invariant code motion: without it the per-chunk
+// 64-bit source addresses of every K/V load get hoisted out of the key loop and pin ~30
+// registers for the whole kernel (which then spills); recomputing them costs a few IMADs.
+__device__ __forceinline__ int64_t opaque(int64_t x) {
+  asm volatile("" : "+l"(x));
+  return x;
+}
+__device__ __forceinline__ int opaque(int x) {
+  asm volatile("" : "+r"(x));
+  return x;
+}
+#endif  // FLASHDJL_HOST_EMULATION
+
+// tanh(x) = 1 - 2 / (1 + e^{2x}); absolute error ~1e-7 (tanh.approx.f32 would be ~1e-3 * |x|,
+// too coarse once multiplied by softcap); saturates to +-1 for large |x|.
+__device__ __forceinline__ float accurate_tanh(float x) {
+  const float e = fast_exp2(x * 2.8853900817779268f);  // 2*log2(e)
+  return 1.f - __fdividef(2.f, 1.f + e);
+}
+
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// ------------------------------ the visibility / bias rule -----------------------------------
+// The ONLY implementation of the library's masking semantics. For the plain/causal kernels the
+// fields are compile-time constants, so the checks fold away.
+struct MaskRule {
+  int lk;      // keys of this sequence
+  int off;     // Lk - Lq: pos(i) = i + off (bottom-right alignment)
+  bool causal;
+  int left;    // window left  (< 0: unbounded)
+  int right;   // window right (< 0: unbounded)
+  int sinks;   // keys j < sinks ignore the left bound
+};
+
+__device__ __forceinline__ bool key_visible(const MaskRule& r, int pos, int j) {
+  if (j >= r.lk) return false;
+  if (r.causal && j > pos) return false;
+  if (r.right >= 0 && j > pos + r.right) return false;
+  if (r.left >= 0 && j < pos - r.left && j >= r.sinks) return false;
+  return true;
+}
+
+// Score of a visible key, natural units: s = scale*q.k -> softcap -> alibi.
+__device__ __forceinline__ float transform_score(float qk, float scale, float softcap, float slope,
+                                                 int pos, int j) {
+  float s = qk * scale;
+  if (softcap > 0.f) s = softcap * accurate_tanh(s * (1.f / softcap));
+  s -= slope * fabsf(static_cast<float>(pos - j));
+  return s;
+}
+
+// Key tiles a query block [m0, m_end) has to visit, derived from the same rule: the union of
+// [n_lo, n_hi) (causal/window range) and [0, sink_tiles) (sinks), walked downwards.
+struct TileRange {
+  int n_lo, n_hi, sink_tiles;
+  __device__ __forceinline__ int first() const { return n_hi > n_lo ? n_hi - 1 : sink_tiles - 1; }
+  __device__ __forceinline__ int next(int n) const {
+    int nn = n - 1;
+    if (nn >= sink_tiles && nn < n_lo) nn = sink_tiles - 1;
+    return nn;
+  }
+};
+
+template <int Bc>
+__device__ __forceinline__ TileRange tile_range(const MaskRule& r, int m0, int m_end) {
+  const int pos_first = m0 + r.off, pos_last = m_end - 1 + r.off;
+  int hi = r.lk;  // exclusive key bound
+  if (r.causal) hi = min(hi, pos_last + 1);
+  if (r.right >= 0) hi = min(hi, pos_last + r.right + 1);
+  int lo = 0;
+  int sink_keys = 0;
+  if (r.left >= 0) {
+    lo = max(0, pos_first - r.left);
+    sink_keys = min(r.sinks, hi);
+  }
+  TileRange t;
+  t.n_hi = hi > 0 ? (hi + Bc - 1) / Bc : 0;
+  t.n_lo = lo / Bc;
+  t.sink_tiles = sink_keys > 0 ? (sink_keys + Bc - 1) / Bc : 0;
+  return t;
+}
+
+// True when every key of tile n is visible to every row of [m0, m_end), so no mask pass is
+// needed. The rule is monotone in pos: the upper bounds (Lk, causal, right) are tightest at the
+// first row and the last key; the left bound is tightest at the last row and the first key that
+// is not a sink.
+template <int Bc>
+__device__ __forceinline__ bool tile_all_visible(const MaskRule& r, int n, int m0, int m_end) {
+  const int j0 = n * Bc, j1 = n * Bc + Bc - 1;
+  return key_visible(r, m0 + r.off, j1) &&
+         key_visible(r, m_end - 1 + r.off, min(max(j0, r.sinks), j1));
+}
+
+// --------------------------------------- tile loader -----------------------------------------
+// Copies rows [row0, row0 + kRows) of a [*, D] global matrix (row pitch `stride` elements) into
+// smem [kRows][kStride]; rows >= row_limit are zero-filled and never read from global memory.
+// Thread -> chunk mapping: kTPR (power of two >= kCPR) threads per row, thread tid copies chunk
+// (tid % kTPR) of rows (tid / kTPR) + it * kRPI; threads with chunk >= kCPR idle (hd 96/192).
+template <class Tr, int kRows, typename T>
+__device__ __forceinline__ void load_tile(T* s, const T* g, int64_t stride, int row0,
+                                          int row_limit, int tid) {
+  constexpr int kTPR = Tr::kCPR <= 4 ? 4 : Tr::kCPR <= 8 ? 8 : Tr::kCPR <= 16 ? 16 : 32;
+  constexpr int kRPI = Tr::kThreads / kTPR;
+  static_assert(kRows % kRPI == 0, "tile rows must be a multiple of rows per pass");
+  const int ch = tid % kTPR, r0 = tid / kTPR;
+  if (kTPR != Tr::kCPR && ch >= Tr::kCPR) return;
+  stride = opaque(stride);
+  const T* tile = g + static_cast<int64_t>(row0) * stride + ch * 8;
+  const uint32_t dst = smem_addr(s + r0 * Tr::kStride + ch * 8);
+#pragma unroll
+  for (int it = 0; it < kRows / kRPI; ++it) {
+    const int r = r0 + it * kRPI;
+    const bool ok = row0 + r < row_limit;
+    cp_async_16(dst + it * kRPI * Tr::kStride * 2, tile + (ok ? r * stride : 0), ok);
+  }
+}
+
+// ----------------------------------------- kernel body ---------------------------------------
+template <class Tr, typename T, int kVariant>
+__device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
+  using M = Mma<T>;
+  constexpr int kMT = Tr::kMT, kNT = Tr::kNT, kDT = Tr::kDT, Br = Tr::Br, Bc = Tr::Bc;
+  constexpr float kLog2e = 1.4426950408889634f;
+  constexpr float kLn2 = 0.6931471805599453f;
+
+  FLASHDJL_DYNAMIC_SMEM(smem_raw);
+  T* sQ = reinterpret_cast<T*>(smem_raw);  // [Br][kStride]; the epilogue reuses it as sO
+  T* sK = sQ + Tr::kSmemQ;                 // [Bc][kStride]
+  T* sV = sK + Tr::kSmemKV;                // [Bc][kStride]
+
+  if (p.head_dim != Tr::D) return;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates
+  const bool causal_order = kVariant == kCausal || (kVariant == kGeneral && p.causal != 0);
+  const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy first
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int hk = h / (p.hq / p.hkv);
+
+  // ---- sequence geometry (dense or varlen, each side independently) ----
+  const bool varlen_q = p.cu_seqlens_q != nullptr, varlen_k = p.cu_seqlens_k != nullptr;
+  int lq = p.lq, lk = p.lk, q0 = 0, k0 = 0;  // q0/k0: first packed row of this sequence
+  if (varlen_q) {
+    q0 = p.cu_seqlens_q[b];
+    lq = p.cu_seqlens_q[b + 1] - q0;
+  }
+  if (varlen_k) {
+    k0 = p.cu_seqlens_k[b];
+    lk = p.cu_seqlens_k[b + 1] - k0;
+  }
+  // element offset of (sequence b, row 0, head) in a tensor with these strides
+  auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
+    return (varlen ? row0 * rs : b * bs) + head * hs;
+  };
+  const int m0 = m_block * Br;
+  if (m0 >= lq) return;
+  const int m_end = min(m0 + Br, lq);
+
+  const T* gQ = static_cast<const T*>(p.q) +
+                seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+  const T* gK = static_cast<const T*>(p.k) +
+                seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+  const T* gV = static_cast<const T*>(p.v) +
+                seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+
+  MaskRule rule;
+  rule.lk = lk;
+  rule.off = lk - lq;
+  if (kVariant == kGeneral) {
+    rule.causal = p.causal != 0;
+    rule.left = p.window_left < 0 ? -1 : p.window_left;
+    rule.right = p.window_right < 0 ? -1 : p.window_right;
+    rule.sinks = p.sink_tokens;
+  } else {
+    rule.causal = kVariant == kCausal;
+    rule.left = -1;
+    rule.right = -1;
+    rule.sinks = 0;
+  }
+  const TileRange range = tile_range<Bc>(rule, m0, m_end);
+
+  // softmax factor: raw q.k -> log2 units (plain/causal); general scores are final log2 units.
+  const float sc = kVariant == kGeneral ? 1.f : p.scale * kLog2e;
+  const float slope = (kVariant == kGeneral && p.alibi_slopes != nullptr) ? p.alibi_slopes[h] : 0.f;
+
+  // ---- per-lane ldmatrix base addresses (bytes, shared window) ----
+  const int warp_row0 = warp * Tr::kWarpRows;
+  // A = Q slab rows (l%16), cols 8*(l/16)
+  const uint32_t q_lane =
+      smem_addr(sQ + (warp_row0 + (lane & 15)) * Tr::kStride + (lane >> 4) * 8);
+  // B = K^T: keys (l%8) + 8*(l/16), dims 8*((l/8)%2)
+  const uint32_t k_lane =
+      smem_addr(sK + ((lane & 7) + ((lane >> 4) << 3)) * Tr::kStride + ((lane >> 3) & 1) * 8);
+  // B = V (trans): keys (l%16), dims 8*(l/16)
+  const uint32_t v_lane = smem_addr(sV + (lane & 15) * Tr::kStride + (lane >> 4) * 8);
+
+  // ---- register tiles ----
+  float acc_o[kMT][kDT][4];  // O slab: rows (g, g+8) of each 16-row slab x D
+  float row_m[kMT][2];       // running max (raw units; log2 units for general)
+  float row_l[kMT][2];       // running sum of exp2, thread-partial (quad-reduced at the end)
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+    for (int dt = 0; dt < kDT; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc_o[mt][dt][e] = 0.f;
+    row_m[mt][0] = row_m[mt][1] = -INFINITY;
+    row_l[mt][0] = row_l[mt][1] = 0.f;
+  }
+
+  int n = range.first();
+  if (n >= 0) {
+    load_tile<Tr, Br>(sQ, gQ, p.q_row_stride, m0, lq, tid);
+    load_tile<Tr, Bc>(sK, gK, p.k_row_stride, n * Bc, lk, tid);
+    cp_async_commit();
+  }
+
+  for (; n >= 0;) {
+    const int n_next = range.next(n);
+
+    cp_async_wait_all();
+    __syncthreads();  // K(n) (and Q) landed; every warp finished reading V(previous)
+    load_tile<Tr, Bc>(sV, gV, p.v_row_stride, n * Bc, lk, tid);
+    cp_async_commit();
+
+    // ---- S[kMT][kNT] (16x8 fp32 tiles) = Q_slab K(n)^T ----
+    float s[kMT][kNT][4];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < Tr::kKQ; ++kk) {
+      uint32_t a[kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+        ldsm_x4(a[mt], q_lane + (mt * 16 * Tr::kStride + kk * 16) * 2);
+#pragma unroll
+      for (int np = 0; np < kNT / 2; ++np) {
+        uint32_t bk[4];  // [n-tile 2np: b0 b1][n-tile 2np+1: b0 b1]
+        ldsm_x4(bk, k_lane + (np * 16 * Tr::kStride + kk * 16) * 2);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          M::run(s[mt][2 * np], a[mt], bk[0], bk[1]);
+          M::run(s[mt][2 * np + 1], a[mt], bk[2], bk[3]);
+        }
+      }
+    }
+
+    // ---- scores: mask (plain/causal: only tiles that need it) or full transform (general) ----
+    if (kVariant == kGeneral || !tile_all_visible<Bc>(rule, n, m0, m_end)) {
+      // computed inside the loop on purpose: hoisted per-row bounds would pin registers
+      const int pos0 = opaque(m0 + warp_row0 + g + rule.off);
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int pos = pos0 + mt * 16 + hh * 8;
+#pragma unroll
+          for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int j = n * Bc + nt * 8 + 2 * t4 + e;
+              float& x = s[mt][nt][2 * hh + e];
+              if (kVariant == kGeneral) {
+                x = key_visible(rule, pos, j)
+                        ? transform_score(x, p.scale, p.softcap, slope, pos, j) * kLog2e
+                        : -INFINITY;
+              } else {
+                x = key_visible(rule, pos, j) ? x : -INFINITY;
+              }
+            }
+        }
+    }
+
+    cp_async_wait_all();
+    __syncthreads();  // V(n) landed; every warp finished reading K(n)
+    if (n_next >= 0) {
+      load_tile<Tr, Bc>(sK, gK, p.k_row_stride, n_next * Bc, lk, tid);
+      cp_async_commit();
+    }
+
+    // ---- online softmax: rows (mt, hh); P overwrites S ----
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        float mx = row_m[mt][hh];
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+          mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hh], s[mt][nt][2 * hh + 1]));
+        mx = quad_max(mx);
+        const float ms = mx == -INFINITY ? 0.f : mx * sc;  // all-masked row: keep exp2(-inf)=0
+        const float corr = fast_exp2(row_m[mt][hh] * sc - ms);
+        row_m[mt][hh] = mx;
+        float sum = row_l[mt][hh] * corr;
+#pragma unroll
+        for (int dt = 0; dt < kDT; ++dt) {
+          acc_o[mt][dt][2 * hh] *= corr;
+          acc_o[mt][dt][2 * hh + 1] *= corr;
+        }
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float pv = fast_exp2(s[mt][nt][2 * hh + e] * sc - ms);
+            s[mt][nt][2 * hh + e] = pv;
+            sum += pv;
+          }
+        row_l[mt][hh] = sum;
+      }
+
+    // ---- O[kMT][kDT] += P[kMT][Bc] V(n) ----
+#pragma unroll
+    for (int kp = 0; kp < Tr::kKP; ++kp) {
+      uint32_t a[kMT][4];  // P as the A operand: S tiles 2kp (cols 0-7) and 2kp+1 (cols 8-15)
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt) {
+        a[mt][0] = M::pack(s[mt][2 * kp][0], s[mt][2 * kp][1]);
+        a[mt][1] = M::pack(s[mt][2 * kp][2], s[mt][2 * kp][3]);
+        a[mt][2] = M::pack(s[mt][2 * kp + 1][0], s[mt][2 * kp + 1][1]);
+        a[mt][3] = M::pack(s[mt][2 * kp + 1][2], s[mt][2 * kp + 1][3]);
+      }
+#pragma unroll
+      for (int dp = 0; dp < kDT / 2; ++dp) {
+        uint32_t bv[4];  // [d-tile 2dp: b0 b1][d-tile 2dp+1: b0 b1]
+        ldsm_x4_trans(bv, v_lane + (kp * 16 * Tr::kStride + dp * 16) * 2);
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          M::run(acc_o[mt][2 * dp], a[mt], bv[0], bv[1]);
+          M::run(acc_o[mt][2 * dp + 1], a[mt], bv[2], bv[3]);
+        }
+      }
+    }
+    n = n_next;
+  }
+
+  // ---- epilogue: normalize, LSE, O via smem (sQ rows of this warp) with 16-byte stores ----
+  cp_async_wait_all();
+  __syncthreads();
+  // (output offsets are computed only here so that they hold no registers during the loop)
+  const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0
+                                   : b * p.lse_batch_stride + h * p.lse_head_stride;
+  T* sO = sQ;
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float l = quad_sum(row_l[mt][hh]);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int r = warp_row0 + mt * 16 + g + hh * 8;
+      if (p.lse != nullptr && t4 == 0 && m0 + r < lq) {
+        p.lse[lse_off + m0 + r] =
+            l > 0.f ? (row_m[mt][hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
+      }
+#pragma unroll
+      for (int dt = 0; dt < kDT; ++dt) {
+        *reinterpret_cast<uint32_t*>(sO + r * Tr::kStride + dt * 8 + 2 * t4) =
+            M::pack(acc_o[mt][dt][2 * hh] * inv, acc_o[mt][dt][2 * hh + 1] * inv);
+      }
+    }
+  __syncwarp();
+  T* gO = static_cast<T*>(p.o) +
+          seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
+  constexpr int kChunks = Tr::kWarpRows * Tr::kCPR;
+#pragma unroll
+  for (int c = lane; c < kChunks; c += 32) {
+    const int r = c / Tr::kCPR, ch = c % Tr::kCPR;
+    const int row = m0 + warp_row0 + r;
+    if (row < lq) {
+      *reinterpret_cast<uint4*>(gO + static_cast<int64_t>(row) * p.o_row_stride + ch * 8) =
+          *reinterpret_cast<const uint4*>(sO + (warp_row0 + r) * Tr::kStride + ch * 8);
+    }
+  }
+}
+
+}  // namespace flashdjl
+
+// ------------------------------------ exported kernels ---------------------------------------
+#define FLASHDJL_KERNEL(DTNAME, T, D, VNAME, VAR)                                              \
+  extern "C" __global__ void __launch_bounds__(flashdjl::TraitsFor<D>::kThreads,               \
+                                               flashdjl::TraitsFor<D>::kMinBlocks)             \
+      flash_fwd_##DTNAME##_hd##D##_##VNAME(const FlashFwdParams params) {                      \
+    flashdjl::flash_fwd_body<flashdjl::TraitsFor<D>, T, flashdjl::VAR>(params);                \
+  }                                                                                            \
+  extern "C" __device__ int flash_fwd_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {                  \
+      flashdjl::TraitsFor<D>::kThreads, flashdjl::TraitsFor<D>::kSmemBytes,                    \
+      flashdjl::TraitsFor<D>::Br, flashdjl::TraitsFor<D>::Bc};
+
+#define FLASHDJL_VARIANTS(DTNAME, T, D)        \
+  FLASHDJL_KERNEL(DTNAME, T, D, plain, kPlain) \
+  FLASHDJL_KERNEL(DTNAME, T, D, causal, kCausal) \
+  FLASHDJL_KERNEL(DTNAME, T, D, general, kGeneral)
+
+#ifndef FLASHDJL_HEAD_DIMS_ONLY_128
+#define FLASHDJL_DIMS(DTNAME, T)   \
+  FLASHDJL_VARIANTS(DTNAME, T, 32)  \
+  FLASHDJL_VARIANTS(DTNAME, T, 64)  \
+  FLASHDJL_VARIANTS(DTNAME, T, 96)  \
+  FLASHDJL_VARIANTS(DTNAME, T, 128) \
+  FLASHDJL_VARIANTS(DTNAME, T, 192) \
+  FLASHDJL_VARIANTS(DTNAME, T, 256)
+#else
+#define FLASHDJL_DIMS(DTNAME, T) FLASHDJL_VARIANTS(DTNAME, T, 128)
+#endif
+
+FLASHDJL_DIMS(fp16, __half)
+FLASHDJL_DIMS(bf16, __nv_bfloat16)

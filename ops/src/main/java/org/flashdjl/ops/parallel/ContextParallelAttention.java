@@ -1,0 +1,308 @@
+package org.flashdjl.ops.parallel;
+
+import ai.djl.ndarray.NDArray;
+
+import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionBackends;
+import org.flashdjl.ops.attention.AttentionOutput;
+import org.flashdjl.ops.attention.AttentionProblem;
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.attention.QkvLayout;
+
+import java.util.Locale;
+import java.util.Objects;
+
+/**
+ * Context-parallel attention (seed 000's {@code ContextParallelAttention} / {@code NativeAttention}): q, k and v
+ * are sharded along the sequence over the ranks of a {@link ProcessGroup}, and each rank computes the output of
+ * its own query shard as if the whole sequence were on one device.
+ *
+ * <ul>
+ *   <li>{@link Method#RING}: key/value shards travel around the ring while each rank attends its queries to the
+ *       shard it holds; the next transfer is posted before the current block is computed (overlap); partial
+ *       outputs merge by LSE (in fp32 when {@code convertToFp32}). With the {@link SequenceSharding#ZIGZAG zigzag}
+ *       sharding every rank does the same work under a causal mask. Any head count, GQA, mask, ALiBi.
+ *   <li>{@link Method#ULYSSES}: all-to-all from sequence shards to head shards, local attention over the full
+ *       sequence, all-to-all back. Needs query heads divisible by the world size; KV heads are replicated when
+ *       they are not.
+ * </ul>
+ *
+ * <p>Without a group (the default, or {@code setContextParallelGroup(null)}) or with a group of one rank,
+ * {@link #forward} is exactly {@link Attention#forward(NDArray, NDArray, NDArray, AttentionSpec, String)}.
+ *
+ * <pre>{@code
+ * ContextParallelAttention attn = ContextParallelAttention.builder()
+ *         .optLayout(QkvLayout.BSHD).optBackend("flash").optMethod(ContextParallelAttention.Method.RING).build();
+ * attn.setContextParallelGroup(group);
+ * NDArray q = ContextParallel.shard(qFull, 1, group.rank(), group.size(), SequenceSharding.ZIGZAG); // k, v alike
+ * NDArray out = attn.forward(q, k, v, AttentionSpec.builder().optCausal(true).build()).getOutput();
+ * }</pre>
+ */
+public final class ContextParallelAttention {
+
+    /** How the ranks share the work. */
+    public enum Method {
+        /** Ring attention: key/value shards circulate, outputs merge by LSE. */
+        RING,
+        /** DeepSpeed-Ulysses: all-to-all to head shards, local attention, all-to-all back. */
+        ULYSSES;
+
+        /**
+         * Parses {@code "ring"} or {@code "ulysses"} (any case).
+         *
+         * @param name the method name
+         * @return the method
+         * @throws IllegalArgumentException naming the allowed values
+         */
+        public static Method of(String name) {
+            for (Method m : values()) {
+                if (m.name().equalsIgnoreCase(name)) {
+                    return m;
+                }
+            }
+            throw new IllegalArgumentException("unknown context-parallel method '" + name
+                    + "'; allowed: ring, ulysses");
+        }
+
+        /** {@inheritDoc} */
+        @Override
+        public String toString() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    private final QkvLayout layout;
+    private final String backend;
+    private final Method method;
+    private final boolean convertToFp32;
+    private final SequenceSharding sharding;
+    private volatile ProcessGroup group;
+
+    private ContextParallelAttention(Builder b) {
+        this.layout = b.layout;
+        this.backend = b.backend;
+        this.method = b.method;
+        this.convertToFp32 = b.convertToFp32;
+        this.sharding = b.sharding;
+        this.group = b.group;
+    }
+
+    /**
+     * Returns a builder with defaults: layout bhsd, backend {@code auto}, method ring, fp32 merging, zigzag
+     * sharding, no group.
+     *
+     * @return a new builder
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Enables context parallelism over a group, or disables it with {@code null} (seed:
+     * {@code set_context_parallel_group}).
+     *
+     * @param group the group, or null for single-rank attention
+     */
+    public void setContextParallelGroup(ProcessGroup group) {
+        this.group = group;
+    }
+
+    /**
+     * Returns the context-parallel group, or null when disabled.
+     *
+     * @return the group or null
+     */
+    public ProcessGroup getContextParallelGroup() {
+        return group;
+    }
+
+    /**
+     * Returns the layout of q, k, v and the output.
+     *
+     * @return the layout
+     */
+    public QkvLayout getLayout() {
+        return layout;
+    }
+
+    /**
+     * Returns the local attention backend's name.
+     *
+     * @return the backend name
+     */
+    public String getBackend() {
+        return backend;
+    }
+
+    /**
+     * Returns the context-parallel method.
+     *
+     * @return ring or ulysses
+     */
+    public Method getMethod() {
+        return method;
+    }
+
+    /**
+     * Returns whether ring attention keeps its running outputs in fp32.
+     *
+     * @return true for fp32 merging
+     */
+    public boolean isConvertToFp32() {
+        return convertToFp32;
+    }
+
+    /**
+     * Returns how the inputs are expected to be sharded.
+     *
+     * @return the sharding
+     */
+    public SequenceSharding getSharding() {
+        return sharding;
+    }
+
+    /**
+     * Computes attention for this rank's query shard over the keys of every rank. Every rank of the group must
+     * call it with the same spec, its own shards cut with {@link #getSharding()} (see
+     * {@link ContextParallel#shard}), and the same batch, head and dim sizes.
+     *
+     * @param q this rank's queries: bhsd [B, Hq, Lq_r, D] or bshd [B, Lq_r, Hq, D]
+     * @param k this rank's keys [B, Hkv, Lk_r, D] / [B, Lk_r, Hkv, D]
+     * @param v this rank's values [B, Hkv, Lk_r, Dv] / [B, Lk_r, Hkv, Dv]
+     * @param spec what to compute, positions of the full sequence (causal is bottom-right aligned over the full
+     *     lengths); its layout is ignored, this module's layout applies
+     * @return this rank's output in the layout ([B, Hq, Lq_r, Dv] / [B, Lq_r, Hq, Dv]) and, when the spec asks,
+     *     its LSE [B, Hq, Lq_r] (fp32, natural log)
+     * @throws IllegalArgumentException for bad inputs, naming the argument and the allowed values
+     * @throws ProcessGroupException when a peer fails or a wait times out
+     */
+    public AttentionOutput forward(NDArray q, NDArray k, NDArray v, AttentionSpec spec) {
+        Objects.requireNonNull(spec, "spec");
+        AttentionSpec s = spec.getLayout() == layout ? spec : spec.toBuilder().optLayout(layout).build();
+        ProcessGroup g = group;
+        if (g == null || g.size() == 1) {
+            return Attention.forward(q, k, v, s, backend);
+        }
+        // Every local check before the first collective, so a bad input fails here and not as a peer timeout.
+        AttentionProblem problem = AttentionProblem.builder(q, k, v, s).build();
+        if (method == Method.ULYSSES) {
+            UlyssesAttention.checkHeads(problem.getQueryHeads(), g.size());
+            return UlyssesAttention.forward(g, q, k, v, s, backend, sharding);
+        }
+        return RingAttention.forward(g, q, k, v, s, backend, convertToFp32, sharding);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        ProcessGroup g = group;
+        return "ContextParallelAttention{method=" + method + ", backend=" + backend + ", layout="
+                + layout.name().toLowerCase(Locale.ROOT) + ", sharding=" + sharding.name().toLowerCase(Locale.ROOT)
+                + ", convertToFp32=" + convertToFp32 + ", group=" + (g == null ? "none" : g.backendName() + " rank "
+                + g.rank() + "/" + g.size()) + "}";
+    }
+
+    /** Builds a {@link ContextParallelAttention}; every option is optional. */
+    public static final class Builder {
+        private QkvLayout layout = QkvLayout.BHSD;
+        private String backend = AttentionBackends.AUTO;
+        private Method method = Method.RING;
+        private boolean convertToFp32 = true;
+        private SequenceSharding sharding = SequenceSharding.ZIGZAG;
+        private ProcessGroup group;
+
+        private Builder() {}
+
+        /**
+         * Sets the layout of q, k, v and the output (seed: {@code qkv_format}; default bhsd).
+         *
+         * @param layout the layout
+         * @return this builder
+         */
+        public Builder optLayout(QkvLayout layout) {
+            this.layout = Objects.requireNonNull(layout, "layout");
+            return this;
+        }
+
+        /**
+         * Sets the layout by name.
+         *
+         * @param layout {@code "bhsd"} or {@code "bshd"}
+         * @return this builder
+         */
+        public Builder optLayout(String layout) {
+            return optLayout(QkvLayout.of(layout));
+        }
+
+        /**
+         * Sets the local attention backend (default {@code auto}).
+         *
+         * @param backend a name from {@link AttentionBackends#names()}
+         * @return this builder
+         * @throws IllegalArgumentException naming the known backends
+         */
+        public Builder optBackend(String backend) {
+            Objects.requireNonNull(backend, "backend");
+            if (!AttentionBackends.names().contains(backend)) {
+                throw new IllegalArgumentException("unknown attention backend '" + backend + "'; known: "
+                        + AttentionBackends.names());
+            }
+            this.backend = backend;
+            return this;
+        }
+
+        /**
+         * Sets the context-parallel method (default ring).
+         *
+         * @param method ring or ulysses
+         * @return this builder
+         */
+        public Builder optMethod(Method method) {
+            this.method = Objects.requireNonNull(method, "method");
+            return this;
+        }
+
+        /**
+         * Sets whether ring attention keeps its running outputs in fp32 (default true); false keeps them in the
+         * input dtype (less memory, one rounding per step). Ulysses has no running outputs.
+         *
+         * @param convertToFp32 true for fp32 merging
+         * @return this builder
+         */
+        public Builder optConvertToFp32(boolean convertToFp32) {
+            this.convertToFp32 = convertToFp32;
+            return this;
+        }
+
+        /**
+         * Sets how the caller shards q, k and v (default zigzag).
+         *
+         * @param sharding the sharding
+         * @return this builder
+         */
+        public Builder optSharding(SequenceSharding sharding) {
+            this.sharding = Objects.requireNonNull(sharding, "sharding");
+            return this;
+        }
+
+        /**
+         * Sets the initial context-parallel group (default none).
+         *
+         * @param group the group or null
+         * @return this builder
+         */
+        public Builder optContextParallelGroup(ProcessGroup group) {
+            this.group = group;
+            return this;
+        }
+
+        /**
+         * Builds the module.
+         *
+         * @return the module
+         */
+        public ContextParallelAttention build() {
+            return new ContextParallelAttention(this);
+        }
+    }
+}

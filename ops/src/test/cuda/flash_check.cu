@@ -1,0 +1,824 @@
+// FlashDJL: correctness check and benchmark for the flash-attention forward kernels.
+//
+// It loads flash_fwd.fatbin through the CUDA driver API exactly as the Java launcher does
+// (cuModuleLoadData, cuModuleGetFunction, cuModuleGetGlobal("<kernel>_cfg"),
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, grid (ceil(lq/Br), hq, batch)), so a pass here
+// also validates the ABI. Driver entry points come from cudart (no -lcuda needed).
+//
+//   flash_check --check        [--fatbin PATH]   correctness sweep, ends with "N passed, M failed"
+//   flash_check --bench        [--fatbin PATH]   JSON lines, hd 64/128/256
+//   flash_check --bench-quick  [--fatbin PATH]   JSON lines, hd 128 only
+// Default fatbin: flash_fwd.fatbin next to this executable.
+
+#include <cuda.h>  // driver types only; functions are fetched with cudaGetDriverEntryPointByVersion
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include "../../main/cuda/flash_params.h"
+
+// ------------------------------------------------------------------ error handling -----------
+static void rt_check(cudaError_t e, const char* what, int line) {
+  if (e != cudaSuccess) {
+    fprintf(stderr, "CUDA runtime error %s (%s) at line %d: %s\n", cudaGetErrorName(e),
+            cudaGetErrorString(e), line, what);
+    exit(2);
+  }
+}
+#define CK(x) rt_check((x), #x, __LINE__)
+
+struct Driver {
+  CUresult (*moduleLoadData)(CUmodule*, const void*) = nullptr;
+  CUresult (*moduleGetFunction)(CUfunction*, CUmodule, const char*) = nullptr;
+  CUresult (*moduleGetGlobal)(CUdeviceptr*, size_t*, CUmodule, const char*) = nullptr;
+  CUresult (*funcSetAttribute)(CUfunction, CUfunction_attribute, int) = nullptr;
+  CUresult (*launchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                           unsigned, CUstream, void**, void**) = nullptr;
+  CUresult (*getErrorString)(CUresult, const char**) = nullptr;
+
+  template <class F>
+  static void get(const char* name, F& fn) {
+    cudaDriverEntryPointQueryResult q;
+    void* p = nullptr;
+    CK(cudaGetDriverEntryPointByVersion(name, &p, 12000, cudaEnableDefault, &q));
+    if (q != cudaDriverEntryPointSuccess || p == nullptr) {
+      fprintf(stderr, "driver entry point %s not found\n", name);
+      exit(2);
+    }
+    fn = reinterpret_cast<F>(p);
+  }
+  void init() {
+    get("cuModuleLoadData", moduleLoadData);
+    get("cuModuleGetFunction", moduleGetFunction);
+    get("cuModuleGetGlobal", moduleGetGlobal);
+    get("cuFuncSetAttribute", funcSetAttribute);
+    get("cuLaunchKernel", launchKernel);
+    get("cuGetErrorString", getErrorString);
+  }
+  void check(CUresult r, const char* what, int line) const {
+    if (r != CUDA_SUCCESS) {
+      const char* s = "?";
+      if (getErrorString) getErrorString(r, &s);
+      fprintf(stderr, "CUDA driver error %d (%s) at line %d: %s\n", (int)r, s, line, what);
+      exit(2);
+    }
+  }
+};
+static Driver drv;
+#define CKD(x) drv.check((x), #x, __LINE__)
+
+// ------------------------------------------------------------------ kernels ------------------
+struct Kernel {
+  std::string name;
+  CUfunction fn = nullptr;
+  int threads = 0, smem = 0, br = 0, bc = 0;
+};
+
+static CUmodule g_module = nullptr;
+static std::map<std::string, Kernel> g_kernels;
+
+static std::string kernel_name(bool bf16, int d, int variant) {
+  static const char* v[] = {"plain", "causal", "general"};
+  return std::string("flash_fwd_") + (bf16 ? "bf16" : "fp16") + "_hd" + std::to_string(d) + "_" +
+         v[variant];
+}
+
+static const Kernel& get_kernel(const std::string& name) {
+  auto it = g_kernels.find(name);
+  if (it != g_kernels.end()) return it->second;
+  Kernel k;
+  k.name = name;
+  CKD(drv.moduleGetFunction(&k.fn, g_module, name.c_str()));
+  CUdeviceptr cfg_ptr = 0;
+  size_t cfg_size = 0;
+  CKD(drv.moduleGetGlobal(&cfg_ptr, &cfg_size, g_module, (name + "_cfg").c_str()));
+  if (cfg_size != 4 * sizeof(int)) {
+    fprintf(stderr, "%s_cfg has size %zu, expected 16\n", name.c_str(), cfg_size);
+    exit(2);
+  }
+  int cfg[4];
+  CK(cudaMemcpy(cfg, reinterpret_cast<void*>(cfg_ptr), sizeof(cfg), cudaMemcpyDeviceToHost));
+  k.threads = cfg[0];
+  k.smem = cfg[1];
+  k.br = cfg[2];
+  k.bc = cfg[3];
+  if (k.threads <= 0 || k.threads > 1024 || k.smem < 0 || k.br <= 0 || k.bc <= 0) {
+    fprintf(stderr, "%s_cfg is invalid: %d %d %d %d\n", name.c_str(), cfg[0], cfg[1], cfg[2],
+            cfg[3]);
+    exit(2);
+  }
+  CKD(drv.funcSetAttribute(k.fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, k.smem));
+  return g_kernels[name] = k;
+}
+
+// Launch exactly like the Java side; returns false (nothing launched) when the grid is empty.
+static bool launch(const Kernel& k, const FlashFwdParams& p, cudaStream_t stream = 0) {
+  const unsigned gx = (unsigned)((p.lq + k.br - 1) / k.br);
+  if (gx == 0 || p.hq == 0 || p.batch == 0) return false;
+  FlashFwdParams copy = p;
+  void* args[] = {&copy};
+  CKD(drv.launchKernel(k.fn, gx, (unsigned)p.hq, (unsigned)p.batch, (unsigned)k.threads, 1, 1,
+                       (unsigned)k.smem, (CUstream)stream, args, nullptr));
+  CK(cudaGetLastError());
+  return true;
+}
+
+// ------------------------------------------------------------------ host fp16/bf16 -----------
+static inline float bits_to_float(uint16_t h, bool bf16) {
+  if (bf16) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  }
+  __half_raw r;
+  r.x = h;
+  return __half2float(__half(r));
+}
+static inline uint16_t float_to_bits(float f, bool bf16) {
+  if (bf16) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
+    return (uint16_t)(u >> 16);
+  }
+  __half_raw r = __half_raw(__float2half_rn(f));
+  return r.x;
+}
+static inline float round_to(float f, bool bf16) { return bits_to_float(float_to_bits(f, bf16), bf16); }
+
+struct Rng {  // splitmix64
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 12345) {}
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return (float)((next() >> 40) * (1.0 / 16777216.0)) * 2.f - 1.f; }  // [-1,1)
+};
+
+// ------------------------------------------------------------------ test cases ---------------
+enum Layout { BHSD = 0, BSHD = 1, ROWPAD = 2 };  // ROWPAD: bshd with row stride (H+3)*D
+static const char* layout_name[] = {"bhsd", "bshd", "rowpad"};
+
+struct Case {
+  bool bf16 = false;
+  int d = 128;
+  int variant = 0;  // 0 plain, 1 causal, 2 general (the kernel family the semantics need)
+  int batch = 1, hq = 1, hkv = 1, lq = 1, lk = 1;
+  std::vector<int> seq_q, seq_k;  // varlen when non-empty (batch = size)
+  int layout = BHSD;
+  int causal = 0, wl = -1, wr = -1, sinks = 0;
+  bool alibi = false;
+  float softcap = 0.f;
+  float qscale = 1.f;
+  uint64_t seed = 1;
+  bool varlen() const { return !seq_q.empty(); }
+  std::string describe() const {
+    char buf[512];
+    std::string shape;
+    if (varlen()) {
+      shape = "varlen q{";
+      for (size_t i = 0; i < seq_q.size(); ++i) shape += (i ? "," : "") + std::to_string(seq_q[i]);
+      shape += "} k{";
+      for (size_t i = 0; i < seq_k.size(); ++i) shape += (i ? "," : "") + std::to_string(seq_k[i]);
+      shape += "}";
+    } else {
+      snprintf(buf, sizeof(buf), "B%d Lq%d Lk%d %s", batch, lq, lk, layout_name[layout]);
+      shape = buf;
+    }
+    snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g",
+             bf16 ? "bf16" : "fp16", d, shape.c_str(), hq, hkv, causal, wl, wr, sinks, (int)alibi,
+             softcap);
+    return buf;
+  }
+};
+
+// A [*, H, L, D]-like tensor described by strides, dense or varlen.
+struct TensorDesc {
+  int64_t bs = 0, hs = 0, rs = 0;
+  size_t elems = 0;  // buffer size in elements (logical extent + guard)
+};
+
+struct Geometry {
+  int batch;
+  std::vector<int> lq, lk, q0, k0;  // per sequence lengths and packed row starts
+  int max_lq = 0, max_lk = 0, total_q = 0, total_k = 0;
+  bool varlen;
+  TensorDesc q, k, v, o;
+  int64_t lse_bs = 0, lse_hs = 0;
+  size_t lse_elems = 0;
+  int64_t off(const TensorDesc& t, int b, int h, int i, bool is_q) const {
+    if (varlen) return (int64_t)((is_q ? q0[b] : k0[b]) + i) * t.rs + (int64_t)h * t.hs;
+    return (int64_t)b * t.bs + (int64_t)h * t.hs + (int64_t)i * t.rs;
+  }
+  int64_t lse_off(int b, int h, int i) const {
+    if (varlen) return (int64_t)h * lse_hs + q0[b] + i;
+    return (int64_t)b * lse_bs + (int64_t)h * lse_hs + i;
+  }
+};
+
+static const int kGuard = 64;  // poisoned elements after every output buffer
+
+static Geometry make_geometry(const Case& c) {
+  Geometry g;
+  g.varlen = c.varlen();
+  const int D = c.d;
+  if (g.varlen) {
+    g.batch = (int)c.seq_q.size();
+    for (int b = 0; b < g.batch; ++b) {
+      g.q0.push_back(g.total_q);
+      g.k0.push_back(g.total_k);
+      g.lq.push_back(c.seq_q[b]);
+      g.lk.push_back(c.seq_k[b]);
+      g.total_q += c.seq_q[b];
+      g.total_k += c.seq_k[b];
+      g.max_lq = std::max(g.max_lq, c.seq_q[b]);
+      g.max_lk = std::max(g.max_lk, c.seq_k[b]);
+    }
+    auto packed = [&](TensorDesc& t, int heads, int total) {
+      t.bs = 0;
+      t.hs = D;
+      t.rs = (int64_t)heads * D;
+      t.elems = (size_t)total * heads * D + kGuard;
+    };
+    packed(g.q, c.hq, g.total_q);
+    packed(g.o, c.hq, g.total_q);
+    packed(g.k, c.hkv, g.total_k);
+    packed(g.v, c.hkv, g.total_k);
+    g.lse_bs = 0;
+    g.lse_hs = g.total_q;
+    g.lse_elems = (size_t)c.hq * g.total_q + kGuard;
+  } else {
+    g.batch = c.batch;
+    for (int b = 0; b < g.batch; ++b) {
+      g.lq.push_back(c.lq);
+      g.lk.push_back(c.lk);
+      g.q0.push_back(0);
+      g.k0.push_back(0);
+    }
+    g.max_lq = c.lq;
+    g.max_lk = c.lk;
+    auto dense = [&](TensorDesc& t, int heads, int len) {
+      if (c.layout == BHSD) {
+        t.rs = D;
+        t.hs = (int64_t)len * D;
+        t.bs = (int64_t)heads * len * D;
+      } else {
+        const int pitch = c.layout == ROWPAD ? (heads + 3) * D : heads * D;
+        t.hs = D;
+        t.rs = pitch;
+        t.bs = (int64_t)len * pitch;
+      }
+      t.elems = (size_t)c.batch * t.bs + kGuard;
+      if (t.bs == 0) t.elems = kGuard;  // len == 0
+    };
+    dense(g.q, c.hq, c.lq);
+    dense(g.o, c.hq, c.lq);
+    dense(g.k, c.hkv, c.lk);
+    dense(g.v, c.hkv, c.lk);
+    g.lse_hs = c.lq;
+    g.lse_bs = (int64_t)c.hq * c.lq;
+    g.lse_elems = (size_t)c.batch * c.hq * c.lq + kGuard;
+  }
+  return g;
+}
+
+// Reference for one query row, straight from the semantics in the README/kernel header.
+// hi: double precision. lo: float with the kernel's roundings (P and O rounded to the dtype).
+struct RowRef {
+  std::vector<double> hi;
+  std::vector<float> lo;
+  double lse;
+  bool empty;
+};
+
+static bool ref_visible(const Case& c, int pos, int j) {
+  if (c.variant == 0) return true;
+  if (c.causal && j > pos) return false;
+  if (c.variant == 1) return true;
+  if (c.wr >= 0 && j > pos + c.wr) return false;
+  if (c.wl >= 0 && j < pos - c.wl && j >= c.sinks) return false;
+  return true;
+}
+
+static void reference_row(const Case& c, const Geometry& g, const std::vector<float>& q,
+                          const std::vector<float>& k, const std::vector<float>& v,
+                          const std::vector<float>& slopes, int b, int h, int i, RowRef& out,
+                          std::vector<double>& s_hi, std::vector<float>& s_lo) {
+  const int D = c.d, Lq = g.lq[b], Lk = g.lk[b];
+  const int hk = h / (c.hq / c.hkv);
+  const int pos = i + Lk - Lq;
+  const float scale = 1.f / std::sqrt((float)D);
+  const float* qr = &q[g.off(g.q, b, h, i, true)];
+  s_hi.assign(Lk, -INFINITY);
+  s_lo.assign(Lk, -INFINITY);
+  double m_hi = -INFINITY;
+  float m_lo = -INFINITY;
+  for (int j = 0; j < Lk; ++j) {
+    if (!ref_visible(c, pos, j)) continue;
+    const float* kr = &k[g.off(g.k, b, hk, j, false)];
+    double dot = 0;
+    float dotf = 0;
+    for (int d = 0; d < D; ++d) {
+      dot += (double)qr[d] * kr[d];
+      dotf += qr[d] * kr[d];
+    }
+    double sh = (double)scale * dot;
+    float sl = scale * dotf;
+    if (c.variant == 2 && c.softcap > 0) {
+      sh = c.softcap * std::tanh(sh / c.softcap);
+      sl = c.softcap * std::tanh(sl / c.softcap);
+    }
+    if (c.variant == 2 && c.alibi) {
+      sh -= (double)slopes[h] * std::abs(pos - j);
+      sl -= slopes[h] * (float)std::abs(pos - j);
+    }
+    s_hi[j] = sh;
+    s_lo[j] = sl;
+    m_hi = std::max(m_hi, sh);
+    m_lo = std::max(m_lo, sl);
+  }
+  out.hi.assign(D, 0.0);
+  out.lo.assign(D, 0.f);
+  out.empty = m_hi == -INFINITY;
+  if (out.empty) {
+    out.lse = -INFINITY;
+    return;
+  }
+  double l_hi = 0;
+  float l_lo = 0;
+  for (int j = 0; j < Lk; ++j) {
+    if (s_hi[j] == -INFINITY) continue;
+    const double ph = std::exp(s_hi[j] - m_hi);
+    const float pl = std::exp(s_lo[j] - m_lo);
+    l_hi += ph;
+    l_lo += pl;
+    const float plr = round_to(pl, c.bf16);
+    const float* vr = &v[g.off(g.v, b, hk, j, false)];
+    for (int d = 0; d < D; ++d) {
+      out.hi[d] += ph * vr[d];
+      out.lo[d] += plr * vr[d];
+    }
+  }
+  for (int d = 0; d < D; ++d) {
+    out.hi[d] /= l_hi;
+    out.lo[d] = round_to(out.lo[d] / l_lo, c.bf16);
+  }
+  out.lse = m_hi + std::log(l_hi);
+}
+
+static void parallel_for(int n, const std::function<void(int, int)>& fn) {
+  int workers = (int)std::max(1u, std::thread::hardware_concurrency());
+  workers = std::min(workers, std::max(1, n));
+  std::atomic<int> next(0);
+  std::vector<std::thread> pool;
+  for (int w = 0; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      for (int r; (r = next.fetch_add(1)) < n;) fn(r, w);
+    });
+  for (auto& t : pool) t.join();
+}
+
+struct DeviceCase {
+  void *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
+  float* lse = nullptr;
+  int32_t *cu_q = nullptr, *cu_k = nullptr;
+  float* slopes = nullptr;
+  void free_all() {
+    for (void* p : {q, k, v, o, (void*)lse, (void*)cu_q, (void*)cu_k, (void*)slopes})
+      if (p) CK(cudaFree(p));
+  }
+};
+
+static FlashFwdParams make_params(const Case& c, const Geometry& g, const DeviceCase& dc) {
+  FlashFwdParams p;
+  memset(&p, 0, sizeof(p));
+  p.q = dc.q;
+  p.k = dc.k;
+  p.v = dc.v;
+  p.o = dc.o;
+  p.lse = dc.lse;
+  p.cu_seqlens_q = g.varlen ? dc.cu_q : nullptr;
+  p.cu_seqlens_k = g.varlen ? dc.cu_k : nullptr;
+  p.alibi_slopes = c.alibi ? dc.slopes : nullptr;
+  p.q_batch_stride = g.q.bs, p.q_head_stride = g.q.hs, p.q_row_stride = g.q.rs;
+  p.k_batch_stride = g.k.bs, p.k_head_stride = g.k.hs, p.k_row_stride = g.k.rs;
+  p.v_batch_stride = g.v.bs, p.v_head_stride = g.v.hs, p.v_row_stride = g.v.rs;
+  p.o_batch_stride = g.o.bs, p.o_head_stride = g.o.hs, p.o_row_stride = g.o.rs;
+  p.lse_batch_stride = g.lse_bs, p.lse_head_stride = g.lse_hs;
+  p.batch = g.batch;
+  p.hq = c.hq;
+  p.hkv = c.hkv;
+  p.lq = g.max_lq;
+  p.lk = g.max_lk;
+  p.head_dim = c.d;
+  p.causal = c.causal;
+  p.window_left = c.wl;
+  p.window_right = c.wr;
+  p.sink_tokens = c.sinks;
+  p.scale = 1.f / std::sqrt((float)c.d);
+  p.softcap = c.softcap;
+  return p;
+}
+
+// Runs one case through every kernel that must implement its semantics; returns #failures and
+// adds to *passed.
+static int run_case(const Case& c, int* passed) {
+  const Geometry g = make_geometry(c);
+  const int D = c.d;
+  Rng rng(c.seed);
+  auto fill = [&](const TensorDesc& t, std::vector<uint16_t>& bits, std::vector<float>& vals,
+                  float amp) {
+    bits.assign(t.elems, 0);
+    vals.assign(t.elems, 0.f);
+    for (size_t e = 0; e < t.elems; ++e) {  // padding too (any value: the kernel must not use it)
+      float x = rng.uniform() * amp;
+      if (x == 0.f) x = 0.5f;
+      bits[e] = float_to_bits(x, c.bf16);
+      vals[e] = bits_to_float(bits[e], c.bf16);
+    }
+  };
+  std::vector<uint16_t> qb, kb, vb;
+  std::vector<float> qf, kf, vf;
+  fill(g.q, qb, qf, c.qscale);
+  fill(g.k, kb, kf, 1.f);
+  fill(g.v, vb, vf, 1.f);
+  std::vector<float> slopes(c.hq);
+  for (int h = 0; h < c.hq; ++h) slopes[h] = std::pow(2.f, -8.f * (h + 1) / c.hq);
+
+  // ---- reference (all rows, parallel) ----
+  std::vector<std::pair<int, int>> rows_bh;  // (b, h) per flattened row block
+  std::vector<int> row_start;
+  int n_rows = 0;
+  for (int b = 0; b < g.batch; ++b)
+    for (int h = 0; h < c.hq; ++h) {
+      rows_bh.push_back({b, h});
+      row_start.push_back(n_rows);
+      n_rows += g.lq[b];
+    }
+  std::vector<RowRef> ref(n_rows);
+  {
+    int workers = (int)std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::vector<double>> sh(workers);
+    std::vector<std::vector<float>> sl(workers);
+    parallel_for(n_rows, [&](int r, int w) {
+      const int blk = (int)(std::upper_bound(row_start.begin(), row_start.end(), r) -
+                            row_start.begin()) - 1;
+      const int b = rows_bh[blk].first, h = rows_bh[blk].second, i = r - row_start[blk];
+      reference_row(c, g, qf, kf, vf, slopes, b, h, i, ref[r], sh[w], sl[w]);
+    });
+  }
+
+  // ---- device buffers ----
+  DeviceCase dc;
+  CK(cudaMalloc(&dc.q, g.q.elems * 2));
+  CK(cudaMalloc(&dc.k, g.k.elems * 2));
+  CK(cudaMalloc(&dc.v, g.v.elems * 2));
+  CK(cudaMalloc(&dc.o, g.o.elems * 2));
+  CK(cudaMalloc(&dc.lse, g.lse_elems * 4));
+  CK(cudaMemcpy(dc.q, qb.data(), g.q.elems * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dc.k, kb.data(), g.k.elems * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dc.v, vb.data(), g.v.elems * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&dc.slopes, c.hq * 4));
+  CK(cudaMemcpy(dc.slopes, slopes.data(), c.hq * 4, cudaMemcpyHostToDevice));
+  if (g.varlen) {
+    std::vector<int32_t> cq(g.batch + 1), ckk(g.batch + 1);
+    for (int b = 0; b <= g.batch; ++b) {
+      cq[b] = b < g.batch ? g.q0[b] : g.total_q;
+      ckk[b] = b < g.batch ? g.k0[b] : g.total_k;
+    }
+    CK(cudaMalloc(&dc.cu_q, (g.batch + 1) * 4));
+    CK(cudaMalloc(&dc.cu_k, (g.batch + 1) * 4));
+    CK(cudaMemcpy(dc.cu_q, cq.data(), (g.batch + 1) * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dc.cu_k, ckk.data(), (g.batch + 1) * 4, cudaMemcpyHostToDevice));
+  }
+  const FlashFwdParams params = make_params(c, g, dc);
+
+  // logical positions of O (everything else must keep its poison)
+  std::vector<char> o_logical(g.o.elems, 0), lse_logical(g.lse_elems, 0);
+  for (int b = 0; b < g.batch; ++b)
+    for (int h = 0; h < c.hq; ++h)
+      for (int i = 0; i < g.lq[b]; ++i) {
+        const int64_t o = g.off(g.o, b, h, i, true);
+        for (int d = 0; d < D; ++d) o_logical[o + d] = 1;
+        lse_logical[g.lse_off(b, h, i)] = 1;
+      }
+
+  // kernels that must implement these semantics: the specialised one and the general one
+  std::vector<int> variants = {c.variant};
+  if (c.variant != 2) variants.push_back(2);
+  int failures = 0;
+  const double abs_tol = c.bf16 ? 1e-2 : 1e-3;
+  std::vector<uint16_t> ob(g.o.elems);
+  std::vector<float> lse_h(g.lse_elems);
+  for (int variant : variants) {
+    const Kernel& kern = get_kernel(kernel_name(c.bf16, D, variant));
+    CK(cudaMemset(dc.o, 0xFF, g.o.elems * 2));       // NaN poison (fp16 and bf16)
+    CK(cudaMemset(dc.lse, 0xFF, g.lse_elems * 4));   // NaN poison
+    launch(kern, params);
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(ob.data(), dc.o, g.o.elems * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(lse_h.data(), dc.lse, g.lse_elems * 4, cudaMemcpyDeviceToHost));
+
+    double err = 0, lp_err = 0, lse_err = 0;
+    long bad_written = 0, bad_untouched = 0, bad_empty = 0, bad_lse = 0;
+    for (size_t e = 0; e < g.o.elems; ++e) {
+      const float x = bits_to_float(ob[e], c.bf16);
+      if (o_logical[e]) {
+        if (!std::isfinite(x)) ++bad_written;
+      } else if (ob[e] != 0xFFFF) {
+        ++bad_untouched;
+      }
+    }
+    for (size_t e = 0; e < g.lse_elems; ++e) {
+      uint32_t u;
+      memcpy(&u, &lse_h[e], 4);
+      if (!lse_logical[e] && u != 0xFFFFFFFFu) ++bad_untouched;
+    }
+    for (size_t blk = 0; blk < rows_bh.size(); ++blk) {
+      const int b = rows_bh[blk].first, h = rows_bh[blk].second;
+      for (int i = 0; i < g.lq[b]; ++i) {
+        const RowRef& R = ref[row_start[blk] + i];
+        const int64_t o = g.off(g.o, b, h, i, true);
+        for (int d = 0; d < D; ++d) {
+          const float x = bits_to_float(ob[o + d], c.bf16);
+          if (!std::isfinite(x)) continue;  // counted above
+          err = std::max(err, std::fabs((double)x - R.hi[d]));
+          lp_err = std::max(lp_err, std::fabs((double)R.lo[d] - R.hi[d]));
+          if (R.empty && x != 0.f) ++bad_empty;
+        }
+        const float l = lse_h[g.lse_off(b, h, i)];
+        if (R.empty) {
+          if (!(std::isinf(l) && l < 0)) ++bad_lse;
+        } else if (!std::isfinite(l)) {
+          ++bad_lse;
+        } else {
+          const double le = std::fabs((double)l - R.lse);
+          lse_err = std::max(lse_err, le);
+          if (le > 1e-3) ++bad_lse;
+        }
+      }
+    }
+    const double budget = 2 * lp_err + 1e-5;
+    const bool ok_o = err <= budget || err <= abs_tol;
+    const bool ok = ok_o && bad_written == 0 && bad_untouched == 0 && bad_empty == 0 &&
+                    bad_lse == 0;
+    printf("%s %-26s %s | max_err %.3e lowprec_err %.3e (budget %.3e, abs %.0e) lse_err %.2e"
+           "%s%s%s%s\n",
+           ok ? "PASS" : "FAIL", kern.name.c_str(), c.describe().c_str(), err, lp_err, budget,
+           abs_tol, lse_err, bad_written ? " [unwritten/non-finite O]" : "",
+           bad_untouched ? " [wrote outside O/LSE]" : "", bad_empty ? " [empty row not 0]" : "",
+           bad_lse ? " [LSE mismatch]" : "");
+    fflush(stdout);
+    if (ok)
+      ++*passed;
+    else
+      ++failures;
+  }
+  dc.free_all();
+  return failures;
+}
+
+static std::vector<Case> make_cases() {
+  struct T {
+    int variant, batch, hq, hkv, lq, lk, layout, causal, wl, wr, sinks;
+    bool alibi;
+    float softcap, qscale;
+    std::vector<int> sq, sk;
+  };
+  // The list covers: odd/ragged lengths, Lq != Lk both ways, Lk = 0, GQA 1/4/8, the three dense
+  // layouts, causal, windows, sinks, ALiBi, softcap, varlen with empty sequences.
+  const std::vector<T> full = {
+      {0, 2, 4, 4, 17, 17, BHSD, 0, -1, -1, 0, false, 0, 1, {}, {}},
+      {0, 1, 8, 2, 113, 1023, BSHD, 0, -1, -1, 0, false, 0, 1, {}, {}},
+      {0, 3, 8, 1, 1, 1, BHSD, 0, -1, -1, 0, false, 0, 1, {}, {}},
+      {0, 1, 4, 1, 1023, 113, ROWPAD, 0, -1, -1, 0, false, 0, 2, {}, {}},
+      {1, 1, 4, 1, 1023, 1023, BHSD, 1, -1, -1, 0, false, 0, 3, {}, {}},
+      {1, 1, 8, 8, 113, 1023, BSHD, 1, -1, -1, 0, false, 0, 1, {}, {}},
+      {1, 3, 8, 2, 113, 17, BHSD, 1, -1, -1, 0, false, 0, 1, {}, {}},
+      {1, 2, 4, 4, 1, 1023, BSHD, 1, -1, -1, 0, false, 0, 1, {}, {}},
+      {1, 1, 4, 4, 17, 0, BHSD, 1, -1, -1, 0, false, 0, 1, {}, {}},
+      {0, 2, 4, 1, 17, 0, BSHD, 0, -1, -1, 0, false, 0, 1, {}, {}},
+      {2, 2, 8, 2, 1023, 1023, BSHD, 1, 37, 0, 0, false, 0, 1, {}, {}},
+      {2, 1, 4, 4, 113, 1023, BHSD, 0, 5, 9, 0, false, 0, 1, {}, {}},
+      {2, 1, 8, 1, 1023, 1023, BSHD, 1, 37, 0, 4, false, 0, 1, {}, {}},
+      {2, 2, 4, 2, 113, 113, BHSD, 1, -1, -1, 0, true, 0, 1, {}, {}},
+      {2, 1, 4, 4, 1023, 113, BSHD, 0, 5, 9, 4, false, 30, 3, {}, {}},
+      {2, 3, 8, 8, 17, 1023, BHSD, 1, 37, 0, 4, true, 30, 2, {}, {}},
+      {2, 1, 4, 1, 1023, 1023, BHSD, 0, -1, 0, 0, true, 0, 1, {}, {}},
+      {2, 1, 4, 4, 113, 113, ROWPAD, 0, 37, -1, 0, false, 0, 1, {}, {}},
+      {0, 0, 4, 1, 0, 0, BSHD, 0, -1, -1, 0, false, 0, 1, {17, 0, 113}, {17, 0, 113}},
+      {1, 0, 8, 2, 0, 0, BSHD, 1, -1, -1, 0, false, 0, 1, {17, 0, 113, 1}, {17, 9, 1023, 0}},
+      {2, 0, 4, 4, 0, 0, BSHD, 1, 37, 0, 4, true, 0, 1, {113, 17, 0}, {1023, 17, 5}},
+      {2, 0, 4, 1, 0, 0, BSHD, 1, -1, -1, 0, false, 30, 2, {1023, 1}, {1023, 1023}},
+  };
+  std::vector<Case> cases;
+  uint64_t seed = 1000;
+  for (int bf = 0; bf < 2; ++bf)
+    for (int d : {64, 128, 256, 32, 96, 192}) {
+      const bool main_dim = d == 64 || d == 128 || d == 256;
+      for (size_t t = 0; t < full.size(); ++t) {
+        if (!main_dim && t % 3 != 0 && t < 18) continue;  // other dims: a third + varlen
+        const T& x = full[t];
+        Case c;
+        c.bf16 = bf == 1;
+        c.d = d;
+        c.variant = x.variant;
+        c.batch = x.batch;
+        c.hq = x.hq;
+        c.hkv = x.hkv;
+        c.lq = x.lq;
+        c.lk = x.lk;
+        c.layout = x.layout;
+        c.causal = x.causal;
+        c.wl = x.wl;
+        c.wr = x.wr;
+        c.sinks = x.sinks;
+        c.alibi = x.alibi;
+        c.softcap = x.softcap;
+        c.qscale = x.qscale;
+        c.seq_q = x.sq;
+        c.seq_k = x.sk;
+        c.seed = ++seed;
+        cases.push_back(c);
+      }
+    }
+  return cases;
+}
+
+// ------------------------------------------------------------------ benchmark ----------------
+static void bench(bool quick) {
+  const std::vector<int> dims = quick ? std::vector<int>{128} : std::vector<int>{64, 128, 256};
+  const size_t tokens = 16384, width = 2048;  // batch*L and heads*hd of every shape
+  const size_t elems = tokens * width;       // one [B, H, L, D] tensor
+  const int kSets = 2;                       // rotate input sets (each is 192 MB > L2)
+  std::vector<void*> bufs;
+  void* o = nullptr;
+  float* lse = nullptr;
+  for (int s = 0; s < kSets * 3; ++s) {
+    void* p;
+    CK(cudaMalloc(&p, elems * 2));
+    bufs.push_back(p);
+  }
+  CK(cudaMalloc(&o, elems * 2));
+  CK(cudaMalloc(&lse, tokens * 64 * 4));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  for (int bf = 0; bf < 2; ++bf) {
+    {  // fill all inputs with uniform [-1, 1) values of this dtype
+      std::vector<uint16_t> h(elems);
+      Rng rng(77 + bf);
+      for (int s = 0; s < kSets * 3; ++s) {
+        for (size_t e = 0; e < elems; ++e) h[e] = float_to_bits(rng.uniform(), bf == 1);
+        CK(cudaMemcpy(bufs[s], h.data(), elems * 2, cudaMemcpyHostToDevice));
+      }
+    }
+    for (int d : dims)
+      for (int causal = 0; causal < 2; ++causal)
+        for (int L : {1024, 4096, 16384}) {
+          const int batch = (int)(tokens / L), heads = (int)(width / d);
+          const Kernel& k = get_kernel(kernel_name(bf == 1, d, causal ? 1 : 0));
+          FlashFwdParams p;
+          memset(&p, 0, sizeof(p));
+          p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = d;
+          p.q_head_stride = p.k_head_stride = p.v_head_stride = p.o_head_stride = (int64_t)L * d;
+          p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = p.o_batch_stride =
+              (int64_t)heads * L * d;
+          p.lse_head_stride = L;
+          p.lse_batch_stride = (int64_t)heads * L;
+          p.batch = batch;
+          p.hq = p.hkv = heads;
+          p.lq = p.lk = L;
+          p.head_dim = d;
+          p.causal = causal;
+          p.window_left = p.window_right = -1;
+          p.scale = 1.f / std::sqrt((float)d);
+          p.o = o;
+          p.lse = lse;
+          auto set = [&](int s) {
+            p.q = bufs[3 * s];
+            p.k = bufs[3 * s + 1];
+            p.v = bufs[3 * s + 2];
+          };
+          for (int w = 0; w < 3; ++w) {
+            set(w % kSets);
+            launch(k, p);
+          }
+          CK(cudaDeviceSynchronize());
+          std::vector<float> ms;
+          const int reps = 20;
+          for (int r = 0; r < reps; ++r) {
+            set(r % kSets);
+            CK(cudaEventRecord(e0));
+            launch(k, p);
+            CK(cudaEventRecord(e1));
+            CK(cudaEventSynchronize(e1));
+            float t;
+            CK(cudaEventElapsedTime(&t, e0, e1));
+            ms.push_back(t);
+          }
+          std::sort(ms.begin(), ms.end());
+          const double med = ms[ms.size() / 2];
+          double flops = 4.0 * batch * heads * (double)L * L * d;
+          if (causal) flops /= 2;
+          printf("{\"impl\":\"flashdjl\",\"dtype\":\"%s\",\"hd\":%d,\"causal\":%s,\"L\":%d,"
+                 "\"batch\":%d,\"heads\":%d,\"ms\":%.4f,\"tflops\":%.1f}\n",
+                 bf ? "bf16" : "fp16", d, causal ? "true" : "false", L, batch, heads, med,
+                 flops / (med * 1e-3) / 1e12);
+          fflush(stdout);
+        }
+  }
+  for (void* p : bufs) CK(cudaFree(p));
+  CK(cudaFree(o));
+  CK(cudaFree(lse));
+}
+
+// ------------------------------------------------------------------ main ---------------------
+static std::string default_fatbin() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "flash_fwd.fatbin";
+  buf[n] = 0;
+  std::string s(buf);
+  const size_t slash = s.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : s.substr(0, slash)) +
+         "/flash_fwd.fatbin";
+}
+
+int main(int argc, char** argv) {
+  std::string mode, fatbin = default_fatbin();
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--fatbin" && i + 1 < argc)
+      fatbin = argv[++i];
+    else if (a == "--check" || a == "--bench" || a == "--bench-quick")
+      mode = a;
+    else {
+      fprintf(stderr, "usage: %s --check|--bench|--bench-quick [--fatbin PATH]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (mode.empty()) {
+    fprintf(stderr, "usage: %s --check|--bench|--bench-quick [--fatbin PATH]\n", argv[0]);
+    return 2;
+  }
+  CK(cudaFree(0));  // create the primary context; the driver calls below run in it
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  fprintf(stderr, "device: %s (sm_%d%d), fatbin: %s\n", prop.name, prop.major, prop.minor,
+          fatbin.c_str());
+  drv.init();
+  std::ifstream in(fatbin, std::ios::binary);
+  if (!in) {
+    fprintf(stderr, "cannot open %s\n", fatbin.c_str());
+    return 2;
+  }
+  std::vector<char> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CKD(drv.moduleLoadData(&g_module, image.data()));
+
+  if (mode == "--bench" || mode == "--bench-quick") {
+    bench(mode == "--bench-quick");
+    return 0;
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  int passed = 0, failed = 0;
+  // every exported kernel and its config must be present
+  for (int bf = 0; bf < 2; ++bf)
+    for (int d : {32, 64, 96, 128, 192, 256})
+      for (int v = 0; v < 3; ++v) {
+        const Kernel& k = get_kernel(kernel_name(bf == 1, d, v));
+        if (k.smem > (int)prop.sharedMemPerBlockOptin) {
+          printf("FAIL %s needs %d B smem > %zu\n", k.name.c_str(), k.smem,
+                 prop.sharedMemPerBlockOptin);
+          ++failed;
+        }
+      }
+  for (const Case& c : make_cases()) failed += run_case(c, &passed);
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fprintf(stderr, "check took %.1f s\n", secs);
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

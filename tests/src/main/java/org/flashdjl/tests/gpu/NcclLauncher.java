@@ -1,0 +1,186 @@
+package org.flashdjl.tests.gpu;
+
+import org.flashdjl.ops.parallel.NcclProcessGroup;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Starts {@link NcclWorker} ranks as child JVMs (the same java binary and class path), one per GPU, with the
+ * torchrun environment, and collects their exit codes and output. Used by {@code NcclTwoProcessTest}, and runnable
+ * on its own where the GPU bundle has no Maven: {@code java -cp <jars> org.flashdjl.tests.gpu.NcclLauncher}.
+ */
+public final class NcclLauncher {
+
+    /** The outcome of one child process. */
+    public record RankResult(int rank, int exitCode, String output, long millis) {}
+
+    private NcclLauncher() {}
+
+    /**
+     * Returns why the two-GPU NCCL checks cannot run here, or null.
+     *
+     * @return the reason or null
+     */
+    public static String skipReason() {
+        String why = NcclProcessGroup.unavailableReason();
+        if (why != null) {
+            return "NCCL unavailable: " + why;
+        }
+        int n = NcclProcessGroup.deviceCount();
+        return n < 2 ? "needs 2 CUDA devices, found " + n : null;
+    }
+
+    /**
+     * Runs the collectives check on two ranks.
+     *
+     * @param timeoutSeconds the process-group timeout of each rank
+     * @param limitSeconds how long to wait for the children
+     * @return both ranks' results
+     * @throws IOException if the children cannot start
+     * @throws InterruptedException if interrupted
+     */
+    public static List<RankResult> collectives(int timeoutSeconds, int limitSeconds)
+            throws IOException, InterruptedException {
+        List<Child> children = start("collectives", 2, timeoutSeconds);
+        List<RankResult> results = new ArrayList<>();
+        for (Child c : children) {
+            results.add(c.await(limitSeconds));
+        }
+        return results;
+    }
+
+    /**
+     * Runs the dead-peer check: both ranks join, then rank 1 is killed and rank 0 must fail on its own.
+     *
+     * @param timeoutSeconds the process-group timeout of each rank
+     * @param limitSeconds how long to wait for READY and then for rank 0 to exit, beyond the timeout
+     * @return rank 0's result (exit code, output, milliseconds from the kill to its exit)
+     * @throws IOException if the children cannot start
+     * @throws InterruptedException if interrupted
+     */
+    public static RankResult killOne(int timeoutSeconds, int limitSeconds) throws IOException, InterruptedException {
+        List<Child> children = start("kill", 2, timeoutSeconds);
+        try {
+            for (Child c : children) {
+                if (!c.ready.await(limitSeconds, TimeUnit.SECONDS)) {
+                    throw new IllegalStateException("rank " + c.rank + " did not get READY within " + limitSeconds
+                            + " s:\n" + c.output);
+                }
+            }
+            Thread.sleep(500);
+            children.get(1).process.destroyForcibly();
+            children.get(1).process.waitFor(30, TimeUnit.SECONDS);
+            long killed = System.nanoTime();
+            RankResult r = children.get(0).await(timeoutSeconds + limitSeconds);
+            return new RankResult(0, r.exitCode(), r.output(), (System.nanoTime() - killed) / 1_000_000);
+        } finally {
+            for (Child c : children) {
+                c.process.destroyForcibly();
+            }
+        }
+    }
+
+    /**
+     * Runs both checks and prints a verdict; exit 0 when they pass or are skipped (with the reason), 1 otherwise.
+     *
+     * @param args ignored
+     * @throws Exception on launcher errors
+     */
+    public static void main(String[] args) throws Exception {
+        String skip = skipReason();
+        if (skip != null) {
+            System.out.println("SKIP NCCL two-process checks: " + skip);
+            return;
+        }
+        boolean ok = true;
+        for (RankResult r : collectives(60, 300)) {
+            System.out.println("--- rank " + r.rank() + " exit " + r.exitCode() + " (" + r.millis() + " ms)\n"
+                    + r.output());
+            ok &= r.exitCode() == 0 && r.output().contains("NCCL_WORKER_OK rank " + r.rank());
+        }
+        RankResult k = killOne(20, 120);
+        System.out.println("--- kill check: rank 0 exit " + k.exitCode() + " " + k.millis() + " ms after the kill\n"
+                + k.output());
+        ok &= k.exitCode() == NcclWorker.EXIT_GROUP_FAILED && k.output().contains("timed out");
+        System.out.println(ok ? "NCCL two-process checks PASSED" : "NCCL two-process checks FAILED");
+        System.exit(ok ? 0 : 1);
+    }
+
+    private static List<Child> start(String mode, int world, int timeoutSeconds) throws IOException {
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
+        List<Child> children = new ArrayList<>();
+        for (int r = 0; r < world; r++) {
+            ProcessBuilder pb = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
+                    "-Dorg.apache.logging.log4j.level=INFO", NcclWorker.class.getName(), mode,
+                    Integer.toString(timeoutSeconds));
+            Map<String, String> env = pb.environment();
+            env.put("RANK", Integer.toString(r));
+            env.put("WORLD_SIZE", Integer.toString(world));
+            env.put("LOCAL_RANK", Integer.toString(r));
+            env.put("MASTER_ADDR", "127.0.0.1");
+            env.put("MASTER_PORT", Integer.toString(port));
+            env.put("NCCL_NVLS_ENABLE", "0");
+            env.putIfAbsent("NCCL_DEBUG", "WARN");
+            pb.redirectErrorStream(true);
+            children.add(new Child(r, pb.start()));
+        }
+        return children;
+    }
+
+    /** A child JVM and its output. */
+    private static final class Child {
+        final int rank;
+        final Process process;
+        final StringBuffer output = new StringBuffer();
+        final CountDownLatch ready = new CountDownLatch(1);
+        final Thread reader;
+        final long start = System.nanoTime();
+
+        Child(int rank, Process process) {
+            this.rank = rank;
+            this.process = process;
+            this.reader = new Thread(() -> {
+                try (BufferedReader in = new BufferedReader(new InputStreamReader(process.getInputStream(),
+                        StandardCharsets.UTF_8))) {
+                    String line;
+                    while ((line = in.readLine()) != null) {
+                        output.append(line).append('\n');
+                        if (line.startsWith("READY rank")) {
+                            ready.countDown();
+                        }
+                    }
+                } catch (IOException e) {
+                    output.append("[launcher: output closed: ").append(e).append("]\n");
+                }
+            }, "nccl-rank-" + rank + "-output");
+            reader.setDaemon(true);
+            reader.start();
+        }
+
+        RankResult await(int limitSeconds) throws InterruptedException {
+            if (!process.waitFor(limitSeconds, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(10, TimeUnit.SECONDS);
+                reader.join(2000);
+                return new RankResult(rank, -1, output + "[launcher: still running after " + limitSeconds
+                        + " s, killed]\n", (System.nanoTime() - start) / 1_000_000);
+            }
+            reader.join(5000);
+            return new RankResult(rank, process.exitValue(), output.toString(), (System.nanoTime() - start) / 1_000_000);
+        }
+    }
+}

@@ -8,8 +8,9 @@ import ai.djl.ndarray.NDArray;
  * <p>Per step the attention block rotates the new keys to their positions ({@link #nextPosition()} onward),
  * calls {@link #append}, and attends its queries over the returned {@link KvView}. The cache decides which keys
  * stay: everything ({@link ContiguousKvCache}), sinks plus a window (a {@code BlockKVCache} adapter), or pages.
- * Keys are cached after RoPE, at their original stream positions, so attention over a view equals attention of
- * the full recomputation under the same mask.
+ * By default keys are cached after RoPE, at their original stream positions, so attention over a view equals
+ * attention of the full recomputation under the same mask; a cache may instead ask for {@link
+ * #isInCachePositions() in-cache positions} (StreamingLLM).
  */
 public interface KvCache extends AutoCloseable {
 
@@ -28,6 +29,17 @@ public interface KvCache extends AutoCloseable {
      * @return the segments to attend (valid until the next append) and the first query's position
      */
     KvView append(NDArray keys, NDArray values);
+
+    /**
+     * Returns whether keys are cached un-rotated and rotated at their in-cache slot positions on every step
+     * (StreamingLLM), instead of once at their stream positions. With in-cache positions the view's positions
+     * ({@link KvView#getQueryStart()}, {@link KvSegment#getKeyStart()}) are slot indices.
+     *
+     * @return true for in-cache positions
+     */
+    default boolean isInCachePositions() {
+        return false;
+    }
 
     /**
      * Returns the bytes of key and value storage the cache holds (allocated capacity, not just the used part).

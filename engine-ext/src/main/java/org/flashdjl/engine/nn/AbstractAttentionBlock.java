@@ -12,6 +12,8 @@ import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.parallel.ProcessGroup;
+import org.flashdjl.ops.parallel.SequenceSharding;
 
 import java.util.Objects;
 
@@ -35,7 +37,7 @@ public abstract class AbstractAttentionBlock extends AbstractBlock {
 
     private final AttentionSpec spec;
     private final String backend;
-    private volatile ContextParallelGroup group;
+    private volatile ContextParallelism group;
 
     /**
      * Creates the block from a builder.
@@ -49,16 +51,27 @@ public abstract class AbstractAttentionBlock extends AbstractBlock {
     }
 
     /**
-     * Enables or disables context parallelism (seed 000's {@code set_context_parallel_group}).
+     * Enables or disables context parallelism over a process group (seed 000's {@code
+     * set_context_parallel_group}): the inputs become this rank's zigzag sequence shards ({@code
+     * ContextParallel.shard(x, seqAxis, rank, world, SequenceSharding.ZIGZAG)}) and the output is this rank's shard.
      *
      * @param group the group, or null to disable (single-rank attention)
      */
-    public void setContextParallelGroup(ContextParallelGroup group) {
-        this.group = group;
+    public void setContextParallelGroup(ProcessGroup group) {
+        this.group = group == null ? null : new ProcessGroupContextParallelism(group, SequenceSharding.ZIGZAG);
     }
 
-    /** @return the context-parallel group, or null when disabled */
-    public ContextParallelGroup getContextParallelGroup() {
+    /**
+     * Sets the context-parallel strategy directly (any {@link ContextParallelism}, e.g. a custom transport).
+     *
+     * @param parallelism the strategy, or null to disable
+     */
+    public void setContextParallelism(ContextParallelism parallelism) {
+        this.group = parallelism;
+    }
+
+    /** @return the context-parallel strategy, or null when disabled */
+    public ContextParallelism getContextParallelism() {
         return group;
     }
 
@@ -93,7 +106,7 @@ public abstract class AbstractAttentionBlock extends AbstractBlock {
      * @return the output in the same layout: [B, Hq, Lq, Dv] or [B, Lq, Hq, Dv]
      */
     public NDArray attend(NDArray query, NDArray key, NDArray value) {
-        ContextParallelGroup g = group;
+        ContextParallelism g = group;
         AttentionOutput out = g == null || g.getWorldSize() == 1
                 ? Attention.forward(query, key, value, spec, backend)
                 : g.attention(query, key, value, spec, backend, contextParallelMethod());

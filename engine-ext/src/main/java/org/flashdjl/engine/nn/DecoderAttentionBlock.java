@@ -23,6 +23,8 @@ import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.MaskRule;
 import org.flashdjl.ops.cascade.MergeState;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -177,9 +179,22 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         NDArray q = project(ps, qProj, x).reshape(b, t, numHeads, headDim).transpose(0, 2, 1, 3); // [B, Hq, T, D]
         NDArray k = project(ps, kProj, x).reshape(b, t, numKvHeads, headDim).transpose(0, 2, 1, 3); // [B, Hkv, T, D]
         NDArray v = project(ps, vProj, x).reshape(b, t, numKvHeads, headDim).transpose(0, 2, 1, 3); // [B, Hkv, T, D]
+        NDArray out; // [B, Hq, T, D]
+        if (cache != null && cache.isInCachePositions()) {
+            // StreamingLLM: keys cached un-rotated, rotated at their slot indices on every step
+            KvView view = cache.append(k, v);
+            List<KvSegment> rotated = new ArrayList<>();
+            for (KvSegment seg : view.getSegments()) {
+                rotated.add(new KvSegment(rope.apply(seg.getKeys(), seg.getKeyStart()), seg.getValues(),
+                        seg.getKeyStart()));
+            }
+            q = rope.apply(q, view.getQueryStart());
+            out = attend(q, new KvView(rotated, view.getQueryStart()));
+            NDArray merged = out.transpose(0, 2, 1, 3).reshape(b, t, (long) numHeads * headDim);
+            return project(ps, oProj, merged);
+        }
         q = rope.apply(q, start);
         k = rope.apply(k, start);
-        NDArray out; // [B, Hq, T, D]
         if (cache == null) {
             try (AttentionOutput o = Attention.forward(q, k, v, spec, backend)) {
                 out = o.getOutput().duplicate();

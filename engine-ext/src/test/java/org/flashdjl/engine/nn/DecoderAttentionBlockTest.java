@@ -18,6 +18,7 @@ import org.flashdjl.engine.cache.ContiguousKvCache;
 import org.flashdjl.engine.cache.KvCache;
 import org.flashdjl.engine.cache.KvSegment;
 import org.flashdjl.engine.cache.KvView;
+import org.flashdjl.engine.cache.StreamingKvCache;
 
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -173,15 +174,55 @@ class DecoderAttentionBlockTest {
             NDArray x = m.randomNormal(new Shape(1, 15, HIDDEN));
             NDArray full = b.forward(ps, x, null); // window + sinks as a mask over the whole sequence
             try (KvCache contiguous = new ContiguousKvCache(m, -1);
-                    KvCache streaming = new SinkWindowCache(m, sinks, 4)) {
+                    KvCache streaming = new SinkWindowCache(m, sinks, 4);
+                    StreamingKvCache block = new StreamingKvCache(m, 1, 2, 16, DataType.FLOAT32, 4, sinks,
+                            StreamingKvCache.Positions.ORIGINAL)) {
                 assertClose(full, incremental(b, ps, x, contiguous));
                 assertClose(full, incremental(b, ps, x, streaming));
                 assertTrue(streaming.cachedLength() <= sinks + 3, "streaming cache grew: " + streaming.cachedLength());
+                assertClose(full, incremental(b, ps, x, block));
+                assertEquals(sinks + 4, block.cachedLength());
+                assertEquals(2L * (sinks + 4) * 2 * 16 * 4, block.memoryBytes()); // K+V, B=1, Hkv=2, D=16, fp32
             }
             // the window matters: without it the result differs
             DecoderAttentionBlock unwindowed = block(m, "online", -1, 0);
             float diff = unwindowed.forward(ps, x, null).sub(full).abs().max().getFloat();
             assertTrue(diff > 1e-3, "window had no effect");
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void inCachePositionsAttendTheCompressedSequenceAsStreamingLlm() {
+        int sinks = 2;
+        int window = 4;
+        try (NDManager m = NDManager.newBaseManager();
+                StreamingKvCache cache = new StreamingKvCache(m, 1, 2, 16, DataType.FLOAT32, window,
+                        sinks, StreamingKvCache.Positions.IN_CACHE)) {
+            DecoderAttentionBlock b = block(m, "online", window, sinks);
+            ParameterStore ps = new ParameterStore(m, false);
+            int n = 13;
+            NDArray x = m.randomNormal(new Shape(1, n, HIDDEN));
+            // a 3-token prompt while filling, then one token per step
+            NDArray first = b.forward(ps, x.get(new NDIndex(":, 0:3, :")), cache);
+            assertClose(b.forward(ps, x.get(new NDIndex(":, 0:3, :")), null), first);
+            for (int p = 3; p < n; p++) {
+                NDArray step = b.forward(ps, x.get(new NDIndex(":, {}:{}, :", p, p + 1)), cache);
+                // StreamingLLM: the token attends to [sinks | last window tokens] re-indexed 0..L-1
+                List<Long> kept = new ArrayList<>();
+                for (long i = 0; i <= p; i++) {
+                    if (i < sinks || i > p - window) {
+                        kept.add(i);
+                    }
+                }
+                NDList rows = new NDList();
+                for (long i : kept) {
+                    rows.add(x.get(new NDIndex(":, {}:{}, :", i, i + 1)));
+                }
+                NDArray compressed = NDArrays.concat(rows, 1);
+                NDArray expected = b.forward(ps, compressed, null).get(new NDIndex(":, -1:, :"));
+                assertClose(expected, step);
+            }
+            assertEquals(sinks + window, cache.cachedLength());
         }
     }
 
@@ -221,7 +262,7 @@ class DecoderAttentionBlockTest {
             NDArray single = cp.forward(ps, new NDList(q, k, v), false).head(); // no group: single rank
             assertEquals(DataType.FLOAT16, single.getDataType());
             String[] seen = new String[2];
-            cp.setContextParallelGroup(new ContextParallelGroup() {
+            cp.setContextParallelism(new ContextParallelism() {
                 @Override
                 public int getRank() {
                     return 0;

@@ -1,21 +1,28 @@
 package org.flashdjl.examples.llama;
 
+import org.flashdjl.engine.cache.StreamingKvCache;
+
 import java.util.Objects;
 
 /**
  * How a model's decoder layers compute attention: the backend, and an optional sliding window with sink tokens
- * (StreamingLLM). A window set here overrides the checkpoint's {@code sliding_window}.
+ * (StreamingLLM) kept in a fixed-size streaming cache, with original or in-cache RoPE positions. A window set
+ * here overrides the checkpoint's {@code sliding_window}.
  */
 public final class AttentionOptions {
 
     private final String backend;
     private final int slidingWindow;
     private final int sinkTokens;
+    private final boolean streamingCache;
+    private final StreamingKvCache.Positions ropePositions;
 
     private AttentionOptions(Builder b) {
         this.backend = b.backend;
         this.slidingWindow = b.slidingWindow;
         this.sinkTokens = b.sinkTokens;
+        this.streamingCache = b.streamingCache;
+        this.ropePositions = b.ropePositions;
     }
 
     /** @return the defaults: backend {@code auto}, the checkpoint's window, no sinks */
@@ -47,6 +54,21 @@ public final class AttentionOptions {
         return sinkTokens;
     }
 
+    /**
+     * Returns whether a windowed model streams through fixed-size {@link StreamingKvCache}s (sinks + window,
+     * backed by {@code BlockKVCache}) rather than keeping every token in a contiguous cache.
+     *
+     * @return true for the streaming cache (the default)
+     */
+    public boolean isStreamingCache() {
+        return streamingCache;
+    }
+
+    /** @return the RoPE positions of the streaming cache */
+    public StreamingKvCache.Positions getRopePositions() {
+        return ropePositions;
+    }
+
     /** {@inheritDoc} */
     @Override
     public String toString() {
@@ -59,8 +81,33 @@ public final class AttentionOptions {
         private String backend = "auto";
         private int slidingWindow;
         private int sinkTokens;
+        private boolean streamingCache = true;
+        private StreamingKvCache.Positions ropePositions = StreamingKvCache.Positions.ORIGINAL;
 
         private Builder() {}
+
+        /**
+         * Sets whether a windowed model uses the fixed-size streaming cache (default true) or keeps every token.
+         *
+         * @param streaming true for the streaming cache
+         * @return this builder
+         */
+        public Builder optStreamingCache(boolean streaming) {
+            this.streamingCache = streaming;
+            return this;
+        }
+
+        /**
+         * Sets the RoPE positions of the streaming cache: {@code ORIGINAL} stream positions (default, exact
+         * against the masked full computation) or {@code IN_CACHE} slot indices (StreamingLLM).
+         *
+         * @param positions the positions
+         * @return this builder
+         */
+        public Builder optRopePositions(StreamingKvCache.Positions positions) {
+            this.ropePositions = Objects.requireNonNull(positions, "positions");
+            return this;
+        }
 
         /**
          * Sets the backend (default {@code auto}).

@@ -17,6 +17,7 @@ import org.flashdjl.engine.cache.ContiguousKvCache;
 import org.flashdjl.engine.cache.ContiguousSequenceKvStore;
 import org.flashdjl.engine.cache.KvCache;
 import org.flashdjl.engine.cache.SequenceKvStore;
+import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.engine.nn.DecoderAttentionBlock;
 import org.flashdjl.engine.nn.RotaryEmbedding;
 
@@ -172,17 +173,45 @@ public final class LlamaModel extends AbstractBlock {
         return m;
     }
 
+    /** @return keys each query sees (itself included), or -1 when the model attends to everything before */
+    public int getSlidingWindow() {
+        return layers.get(0).getSelfAttn().getSlidingWindow();
+    }
+
     /**
-     * Creates one contiguous KV cache per layer.
+     * Creates one KV cache per layer for a single stream: with a sliding window and {@link
+     * AttentionOptions#isStreamingCache()}, a fixed-size {@link StreamingKvCache} (sinks + window over {@code
+     * BlockKVCache}); otherwise a {@link ContiguousKvCache}.
      *
      * @param manager the parent manager of the caches
-     * @param maxLength the most tokens per stream, or -1
+     * @param maxLength the most tokens per stream, or -1 (contiguous caches only)
      * @return the caches
      */
     public KvCache[] newCaches(NDManager manager, long maxLength) {
+        return newCaches(manager, 1, maxLength);
+    }
+
+    /**
+     * Creates one KV cache per layer for {@code batch} streams that advance together.
+     *
+     * @param manager the parent manager of the caches
+     * @param batch the number of streams
+     * @param maxLength the most tokens per stream, or -1 (contiguous caches only)
+     * @return the caches
+     */
+    public KvCache[] newCaches(NDManager manager, int batch, long maxLength) {
         KvCache[] caches = new KvCache[layers.size()];
+        int window = getSlidingWindow();
+        boolean streaming = window > 0 && options.isStreamingCache();
+        if (!streaming && options.getRopePositions() == StreamingKvCache.Positions.IN_CACHE) {
+            throw new IllegalStateException("in-cache RoPE positions need a sliding window and the streaming cache");
+        }
+        DataType type = embedTokens.getArray().getDataType();
         for (int i = 0; i < caches.length; i++) {
-            caches[i] = new ContiguousKvCache(manager, maxLength);
+            caches[i] = streaming
+                    ? new StreamingKvCache(manager, batch, config.getNumKvHeads(), config.getHeadDim(), type, window,
+                            layers.get(i).getSelfAttn().getSinkTokens(), options.getRopePositions())
+                    : new ContiguousKvCache(manager, maxLength);
         }
         return caches;
     }

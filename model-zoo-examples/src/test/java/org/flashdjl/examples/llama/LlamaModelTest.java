@@ -14,6 +14,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 
 import org.flashdjl.engine.cache.KvCache;
+import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.engine.nn.RopeScaling;
 import org.flashdjl.examples.TinyModels;
 import org.flashdjl.examples.safetensors.SafeDType;
@@ -135,12 +136,49 @@ class LlamaModelTest {
             ParameterStore ps = new ParameterStore(m, false);
             float[] full = model.forward(ps, tokenArray(m, tokens), null, false).toFloatArray();
             assertMatchesReference(ref, full, 256, "window " + window + " sinks " + sinks);
+            // the streaming cache (sinks + window in a BlockKVCache) holds sinks + window tokens only
+            KvCache[] caches = model.newCaches(m, -1);
+            assertTrue(caches[0] instanceof StreamingKvCache);
+            for (KvCache c : caches) {
+                c.close();
+            }
             float[] inc = incremental(model, m, tokens, CHUNKS);
             float diff = 0;
             for (int i = 0; i < inc.length; i++) {
                 diff = Math.max(diff, Math.abs(inc[i] - full[i]));
             }
-            assertTrue(diff < 1e-4, "incremental vs masked full: " + diff);
+            assertTrue(diff < 1e-4, "streaming-cache incremental vs masked full: " + diff);
+            LlamaModel contiguous = LlamaLoader.load(f32, m, AttentionOptions.builder().optBackend("math")
+                    .optSlidingWindow(window).optSinkTokens(sinks).optStreamingCache(false).build(),
+                    DataType.FLOAT32);
+            float[] inc2 = incremental(contiguous, m, tokens, CHUNKS);
+            diff = 0;
+            for (int i = 0; i < inc2.length; i++) {
+                diff = Math.max(diff, Math.abs(inc2[i] - full[i]));
+            }
+            assertTrue(diff < 1e-4, "contiguous-cache incremental vs masked full: " + diff);
+        }
+    }
+
+    @Test
+    void inCachePositionsEqualOriginalOnesUntilTheCacheIsFull() throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            LlamaModel model = LlamaLoader.load(f32, m, AttentionOptions.builder().optSlidingWindow(6)
+                    .optSinkTokens(2).optRopePositions(StreamingKvCache.Positions.IN_CACHE).build(),
+                    DataType.FLOAT32);
+            int[] prefix = java.util.Arrays.copyOf(tokens, 8); // sinks + window = 8: never evicts
+            float[] full = model.forward(new ParameterStore(m, false), tokenArray(m, prefix), null, false)
+                    .toFloatArray();
+            float[] inc = incremental(model, m, prefix, new int[] {3, 1, 1, 1, 2});
+            float diff = 0;
+            for (int i = 0; i < inc.length; i++) {
+                diff = Math.max(diff, Math.abs(inc[i] - full[i]));
+            }
+            assertTrue(diff < 1e-4, "in-cache vs full while filling: " + diff);
+            float[] longer = incremental(model, m, tokens, CHUNKS); // past the cache size: StreamingLLM rotation
+            for (float f : longer) {
+                assertTrue(Float.isFinite(f));
+            }
         }
     }
 

@@ -14,7 +14,7 @@ import org.flashdjl.ops.attention.AttentionSpec;
  * adapts that module's API to this interface; blocks hold only this interface, so they compile and run without
  * the parallel module (with no group, attention is single-rank).
  */
-public interface ContextParallelGroup {
+public interface ContextParallelism {
 
     /**
      * Returns this process's rank in the group.

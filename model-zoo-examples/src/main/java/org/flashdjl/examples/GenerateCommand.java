@@ -2,6 +2,7 @@ package org.flashdjl.examples;
 
 import ai.djl.Device;
 
+import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.examples.generate.GenerationConfig;
 import org.flashdjl.examples.generate.GenerationResult;
 import org.flashdjl.examples.generate.Generator;
@@ -26,7 +27,8 @@ final class GenerateCommand {
     static final String USAGE = String.join("\n",
             "usage: flashdjl [generate] [--model DIR] [--prompt TEXT] [--max-new-tokens N] [--backend NAME]",
             "                [--device cpu|gpu] [--window N] [--sinks N] [--temperature T] [--top-k K]",
-            "                [--top-p P] [--seed S] [--no-bos] [--no-progress]",
+            "                [--top-p P] [--seed S] [--cache streaming|contiguous] [--rope-positions original|in-cache]",
+            "                [--threads N] [--no-bos] [--no-progress]",
             "       flashdjl batch [same model options] [--prompt TEXT]... [--max-batch N] [--max-new-tokens N]",
             "       flashdjl report [--device cpu|gpu] [--seq N] ...   (or --report: capability report + sample)",
             "       flashdjl serving-dir --out DIR [--model DIR] [--max-prompt-tokens N] [--max-new-tokens N]",
@@ -36,7 +38,12 @@ final class GenerateCommand {
             "  --backend NAME     attention backend: auto (default), math, online, flash (CUDA)",
             "  --window N         sliding window: each token attends to the N most recent tokens (itself included)",
             "  --sinks N          with --window: the first N tokens stay visible (StreamingLLM attention sinks)",
-            "  --temperature T    0 = greedy (default); > 0 samples, with --top-k / --top-p and --seed");
+            "  --cache KIND       with --window: streaming (default; fixed size sinks + window, BlockKVCache) or",
+            "                     contiguous (keeps every token, masks)",
+            "  --rope-positions P original (default; exact vs the masked full computation) or in-cache (StreamingLLM)",
+            "  --temperature T    0 = greedy (default); > 0 samples, with --top-k / --top-p and --seed",
+            "  --threads N        PyTorch intra-op threads (default 1: fastest for small-model decode; 0 = PyTorch's",
+            "                     default)");
 
     /** Model options shared by generate, batch and serving-dir. */
     static final class ModelArgs {
@@ -45,6 +52,9 @@ final class GenerateCommand {
         String backend = "auto";
         int window = -1;
         int sinks;
+        boolean streamingCache = true;
+        boolean inCache;
+        int threads = 1;
 
         boolean accept(String flag, CliArgs a) {
             switch (flag) {
@@ -66,6 +76,23 @@ final class GenerateCommand {
                 case "--sinks":
                     sinks = a.intValue(flag, 0);
                     return true;
+                case "--threads":
+                    threads = a.intValue(flag, 0);
+                    return true;
+                case "--cache":
+                    String c = a.value(flag);
+                    if (!c.equals("streaming") && !c.equals("contiguous")) {
+                        throw new IllegalArgumentException("--cache must be streaming or contiguous, got " + c);
+                    }
+                    streamingCache = c.equals("streaming");
+                    return true;
+                case "--rope-positions":
+                    String r = a.value(flag);
+                    if (!r.equals("original") && !r.equals("in-cache")) {
+                        throw new IllegalArgumentException("--rope-positions must be original or in-cache, got " + r);
+                    }
+                    inCache = r.equals("in-cache");
+                    return true;
                 default:
                     return false;
             }
@@ -75,11 +102,15 @@ final class GenerateCommand {
             if (sinks > 0 && window < 0) {
                 throw new IllegalArgumentException("--sinks needs --window (sinks stay visible outside the window)");
             }
+            if (inCache && (window < 0 || !streamingCache)) {
+                throw new IllegalArgumentException("--rope-positions in-cache needs --window and the streaming cache");
+            }
         }
 
         AttentionOptions options() {
             return AttentionOptions.builder().optBackend(backend).optSlidingWindow(window).optSinkTokens(sinks)
-                    .build();
+                    .optStreamingCache(streamingCache).optRopePositions(inCache
+                            ? StreamingKvCache.Positions.IN_CACHE : StreamingKvCache.Positions.ORIGINAL).build();
         }
 
         Device deviceObject() {
@@ -87,6 +118,12 @@ final class GenerateCommand {
         }
 
         LoadedModel load() throws IOException {
+            // Before the engine starts: PyTorch's intra-op threads (decode of small models is fastest on one, and
+            // spinning threads collapse under contention); 0 leaves PyTorch's default. A -D setting wins.
+            if (threads > 0 && System.getProperty("ai.djl.pytorch.num_threads") == null) {
+                System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(threads));
+                System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+            }
             return LoadedModel.load(model, deviceObject(), options());
         }
     }
@@ -168,28 +205,20 @@ final class GenerateCommand {
         out.printf(Locale.ROOT, "sampling  : %s, max %d new tokens%n", config, config.getMaxNewTokens());
         out.printf(Locale.ROOT, "prompt    : %d tokens%n", ids.length);
         out.println("---");
-        out.print(CliArgs.printable(prompt));
-        out.flush();
-        ProgressBar bar = progress ? new ProgressBar(err) : null;
-        GenerationResult r = gen.generate(ids, config, e -> {
-            out.print(CliArgs.printable(e.getText()));
-            out.flush();
-            if (bar != null) {
-                bar.update(e);
-            }
-        });
-        if (bar != null) {
-            bar.done();
-        }
-        out.println();
+        boolean tty = System.console() != null && out == System.out && err == System.err;
+        StreamView view = new StreamView(out, err, progress, tty);
+        view.text(CliArgs.printable(prompt));
+        GenerationResult r = gen.generate(ids, config, view::onToken);
+        view.done();
         out.println("---");
         double prefillMs = r.getPrefillNanos() / 1e6;
         out.printf(Locale.ROOT, "prefill   : %d tokens in %.1f ms (%.0f tokens/s)%n", ids.length, prefillMs,
                 ids.length / (prefillMs / 1e3));
         out.printf(Locale.ROOT, "decode    : %d tokens in %.1f ms (%.1f tokens/s)%n", r.getTokenIds().length - 1,
                 r.getDecodeNanos() / 1e6, r.getDecodeTokensPerSecond());
-        out.printf(Locale.ROOT, "KV cache  : %s (%d layers, %d tokens, fp32 K+V, contiguous buffers)%n",
-                CliArgs.bytes(r.getKvBytes()), model.getConfig().getNumLayers(), ids.length + r.getTokenIds().length);
+        out.printf(Locale.ROOT, "KV cache  : %s peak (%d layers, %d tokens streamed, fp32 K+V; %s)%n",
+                CliArgs.bytes(r.getKvBytes()), model.getConfig().getNumLayers(), ids.length + r.getTokenIds().length,
+                m.window > 0 && m.streamingCache ? "fixed size" : "buffers grow by doubling");
         out.printf(Locale.ROOT, "finished  : %s%n", r.getFinishReason() == GenerationResult.FinishReason.EOS
                 ? "end of sequence" : "max new tokens");
         return 0;
@@ -197,52 +226,116 @@ final class GenerateCommand {
 
     private static String describeCache(ModelArgs m) {
         if (m.window > 0) {
-            return "sliding window " + m.window + (m.sinks > 0 ? " + " + m.sinks + " sinks" : "")
-                    + " (contiguous cache, windowed mask)";
+            String w = "sliding window " + m.window + (m.sinks > 0 ? " + " + m.sinks + " sinks" : "");
+            return m.streamingCache
+                    ? w + " (streaming cache: BlockKVCache of " + (m.window + m.sinks) + " slots, "
+                            + (m.inCache ? "in-cache" : "original") + " RoPE positions)"
+                    : w + " (contiguous cache, windowed mask)";
         }
         return "full causal (contiguous cache)";
     }
 
-    /** A one-line progress bar on stderr: tokens, tokens/s, KV memory. */
-    static final class ProgressBar {
+    /**
+     * Shows the generated text as it streams, with a progress bar (tokens, tokens/s, KV memory).
+     *
+     * <p>On a terminal the bar is the last line on screen, redrawn under the growing text (ANSI: clear line, cursor
+     * up); text is soft-wrapped at {@link #WIDTH} columns so the redraw stays on one line. Otherwise the text
+     * streams to stdout untouched and the bar goes to stderr as a line at every quarter.
+     */
+    static final class StreamView {
+        static final int WIDTH = 100;
+        private final PrintStream out;
         private final PrintStream err;
-        private long lastPrint;
+        private final boolean progress;
+        private final boolean tty;
+        private final StringBuilder line = new StringBuilder();
         private TokenEvent last;
+        private int lastQuarter;
+        private long lastDraw;
 
-        ProgressBar(PrintStream err) {
+        StreamView(PrintStream out, PrintStream err, boolean progress, boolean tty) {
+            this.out = out;
             this.err = err;
+            this.progress = progress;
+            this.tty = tty && progress;
+            if (this.tty) {
+                out.print("\n" + bar(null) + "\r\033[1A"); // reserve the bar line under the text
+                out.flush();
+            }
         }
 
-        void update(TokenEvent e) {
-            last = e;
-            long now = System.nanoTime();
-            if (e.getIndex() == e.getMaxNewTokens() || now - lastPrint > 100_000_000L) {
-                lastPrint = now;
-                print(e, false);
+        void text(String text) {
+            if (!tty) {
+                out.print(text);
+                out.flush();
+                return;
             }
+            append(text);
+            out.print("\r\033[K" + line);
+            out.flush();
+        }
+
+        private void append(String text) {
+            for (char c : text.toCharArray()) {
+                if (c == '\n' || line.length() >= WIDTH) {
+                    out.print("\r\033[K" + line + "\n\033[K\n\033[1A"); // commit the line, keep a bar line
+                    line.setLength(0);
+                    if (c == '\n') {
+                        continue;
+                    }
+                }
+                line.append(c);
+            }
+        }
+
+        void onToken(TokenEvent e) {
+            last = e;
+            String text = CliArgs.printable(e.getText());
+            if (!tty) {
+                out.print(text);
+                out.flush();
+                int quarter = 4 * e.getIndex() / e.getMaxNewTokens();
+                if (progress && quarter > lastQuarter) {
+                    lastQuarter = quarter;
+                    err.println(bar(e));
+                }
+                return;
+            }
+            append(text);
+            long now = System.nanoTime();
+            if (now - lastDraw > 50_000_000L || e.getIndex() == e.getMaxNewTokens()) {
+                lastDraw = now;
+                // draw the bar on the line below, come back to the end of the text
+                out.print("\r\033[K" + line + "\n\r\033[K" + bar(e) + "\r\033[1A\033[" + (line.length() + 1) + "G");
+            } else {
+                out.print("\r\033[K" + line);
+            }
+            out.flush();
         }
 
         void done() {
-            if (last != null) {
-                print(last, true);
+            if (tty) {
+                out.print("\r\033[K" + line + "\n\r\033[K" + bar(last));
+                out.println();
+            } else {
+                out.println();
             }
+            out.flush();
         }
 
-        private void print(TokenEvent e, boolean end) {
+        private static String bar(TokenEvent e) {
             int width = 24;
-            int filled = (int) ((long) width * e.getIndex() / e.getMaxNewTokens());
-            StringBuilder sb = new StringBuilder("\r[");
+            int index = e == null ? 0 : e.getIndex();
+            int max = e == null ? 1 : e.getMaxNewTokens();
+            int filled = (int) ((long) width * index / max);
+            StringBuilder sb = new StringBuilder("[");
             for (int k = 0; k < width; k++) {
                 sb.append(k < filled ? '#' : '.');
             }
-            double secs = e.getElapsedNanos() / 1e9;
-            sb.append(String.format(Locale.ROOT, "] %d/%d tokens | %.1f tokens/s | KV %s", e.getIndex(),
-                    e.getMaxNewTokens(), e.getIndex() / secs, CliArgs.bytes(e.getKvBytes())));
-            err.print(sb);
-            if (end) {
-                err.println();
-            }
-            err.flush();
+            double secs = e == null ? 0 : e.getElapsedNanos() / 1e9;
+            sb.append(String.format(Locale.ROOT, "] %d/%d tokens | %.1f tokens/s | KV %s", index, e == null ? 0
+                    : max, secs == 0 ? 0 : index / secs, CliArgs.bytes(e == null ? 0 : e.getKvBytes())));
+            return sb.toString();
         }
     }
 }

@@ -21,6 +21,10 @@ final class BatchCommand {
 
     private BatchCommand() {}
 
+    private static String oneLine(String s) {
+        return CliArgs.printable(s.replace("\n", "\\n"));
+    }
+
     static int run(String[] args, PrintStream out) {
         GenerateCommand.ModelArgs m = new GenerateCommand.ModelArgs();
         List<String> prompts = new ArrayList<>();
@@ -78,8 +82,8 @@ final class BatchCommand {
             for (int i = 0; i < results.size(); i++) {
                 GenerationResult r = results.get(i);
                 out.printf(Locale.ROOT, "[%d] (joins at step %d, %d new tokens) %s|%s%n", i,
-                        requests.get(i).getArrivalStep(), r.getTokenIds().length, CliArgs.printable(prompts.get(i)),
-                        CliArgs.printable(r.getText()));
+                        requests.get(i).getArrivalStep(), r.getTokenIds().length, oneLine(prompts.get(i)),
+                        oneLine(r.getText()));
             }
             BatchGenerator.Stats s = batch.getLastStats();
             out.printf(Locale.ROOT, "steps     : %d batched forward passes, up to %d sequences each%n", s.getSteps(),

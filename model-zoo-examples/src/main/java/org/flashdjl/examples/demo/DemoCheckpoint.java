@@ -36,7 +36,7 @@ public final class DemoCheckpoint {
     public static final long SEED = 20240607L;
 
     private static final Logger logger = LoggerFactory.getLogger(DemoCheckpoint.class);
-    private static final String STAMP = "flashdjl-demo-v1";
+    private static final String STAMP = "flashdjl-demo-v2";
 
     private DemoCheckpoint() {}
 
@@ -112,11 +112,11 @@ public final class DemoCheckpoint {
                 .toJson(config.toJson()).getBytes(StandardCharsets.UTF_8));
     }
 
-    // Rows of bytes other than letters, digits, punctuation, space and newline get zero weights (logit 0), and
+    // Rows of bytes other than letters, digits, punctuation and space get zero weights (logit 0), and
     // the rest are scaled up, so greedy decoding of random weights prints readable characters.
     private static void printableHead(float[] data, int hidden) {
         for (int id = 0; id < ByteTokenizer.VOCAB_SIZE; id++) {
-            boolean printable = (id >= 0x20 && id < 0x7f) || id == '\n';
+            boolean printable = id >= 0x20 && id < 0x7f;
             for (int j = 0; j < hidden; j++) {
                 data[id * hidden + j] = printable ? data[id * hidden + j] * 3 : 0f;
             }

@@ -113,7 +113,21 @@ public final class CudaRuntime {
             root = root.getCause();
         }
         String msg = root.getMessage();
-        return root.getClass().getSimpleName() + (msg == null ? "" : ": " + msg.strip());
+        if (msg == null) {
+            return root.getClass().getSimpleName();
+        }
+        // JCuda's loader packs every attempt with stack traces into one message: keep the telling line.
+        String line = msg.strip().lines().findFirst().orElse("");
+        for (String l : (Iterable<String>) msg.lines()::iterator) {
+            if (l.contains("cannot open shared object file") || l.contains("undefined symbol")) {
+                line = l.strip();
+                break;
+            }
+        }
+        if (line.length() > 300) {
+            line = line.substring(0, 300) + "...";
+        }
+        return root.getClass().getSimpleName() + ": " + line;
     }
 
     private static int driverVersionOrZero() {

@@ -124,6 +124,10 @@ public final class CudaRuntime {
                 break;
             }
         }
+        String prefix = root.getClass().getName() + ": ";
+        if (line.startsWith(prefix)) {
+            line = line.substring(prefix.length());
+        }
         if (line.length() > 300) {
             line = line.substring(0, 300) + "...";
         }

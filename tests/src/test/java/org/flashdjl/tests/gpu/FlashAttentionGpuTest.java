@@ -96,7 +96,7 @@ class FlashAttentionGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("denseCases")
     void dense(GpuCheck.Dense c) {
-        GpuCheck.runDense(c);
+        GpuCheck.runDense(TestMemory.GPU, c);
     }
 
     static Stream<GpuCheck.Dense> otherHeadDims() {
@@ -111,7 +111,7 @@ class FlashAttentionGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("otherHeadDims")
     void otherShapes(GpuCheck.Dense c) {
-        GpuCheck.runDense(c);
+        GpuCheck.runDense(TestMemory.GPU, c);
     }
 
     static Stream<GpuCheck.Dense> emptyKeys() {
@@ -124,7 +124,7 @@ class FlashAttentionGpuTest {
     @ParameterizedTest(name = "Lk=0: {0}")
     @MethodSource("emptyKeys")
     void emptyKeysGiveZeroAndMinusInfinity(GpuCheck.Dense c) {
-        GpuCheck.runDense(c);
+        GpuCheck.runDense(TestMemory.GPU, c);
     }
 
     static Stream<GpuCheck.Varlen> varlenCases() {
@@ -144,7 +144,7 @@ class FlashAttentionGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("varlenCases")
     void varlen(GpuCheck.Varlen c) {
-        GpuCheck.runVarlen(c);
+        GpuCheck.runVarlen(TestMemory.GPU, c);
     }
 
     @Test

@@ -4,12 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import jcuda.Pointer;
-
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cuda.CudaRuntime;
-import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.FlashAttention;
@@ -178,7 +175,7 @@ final class GpuCheck {
         }
     }
 
-    static void runDense(Dense c) {
+    static void runDense(TestMemory mem, Dense c) {
         long seed = System.nanoTime();
         Random rnd = new Random(seed);
         DeviceDataType type = c.type();
@@ -199,12 +196,11 @@ final class GpuCheck {
         Expected e = expected(type, q, k, v, b, hq, hkv, lq, lk, d, ref);
         long refMs = (System.nanoTime() - t0) / 1_000_000;
 
-        CudaRuntime.bind(DEVICE);
-        try (DeviceBuffer qb = upload(type, bshdMemory ? Reference.bhsdToBshd(q, b, hq, lq, d) : q);
-                DeviceBuffer kb = upload(type, bshdMemory ? Reference.bhsdToBshd(k, b, hkv, lk, d) : k);
-                DeviceBuffer vb = upload(type, bshdMemory ? Reference.bhsdToBshd(v, b, hkv, lk, d) : v);
-                DeviceBuffer ob = poisoned16(type, (long) b * hq * lq * d);
-                DeviceBuffer lb = poisoned32((long) b * hq * lq)) {
+        try (TestMemory.Buf qb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(q, b, hq, lq, d) : q);
+                TestMemory.Buf kb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(k, b, hkv, lk, d) : k);
+                TestMemory.Buf vb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(v, b, hkv, lk, d) : v);
+                TestMemory.Buf ob = poisoned16(mem, type, (long) b * hq * lq * d);
+                TestMemory.Buf lb = poisoned32(mem, (long) b * hq * lq)) {
             FlashAttention.Builder call = FlashAttention.builder()
                     .setQuery(view(qb, type, c.mode(), b, hq, lq, d))
                     .setKey(view(kb, type, c.mode(), b, hkv, lk, d))
@@ -216,7 +212,7 @@ final class GpuCheck {
                 call.optLse(lb.view(DeviceDataType.FP32, b, hq, lq));
             }
             long t1 = System.nanoTime();
-            call.build().run();
+            mem.launch(call.build(), spec, type, null, null);
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;
             float[] out = download16(type, ob, (long) b * hq * lq * d);
             if (bshdMemory) {
@@ -227,7 +223,7 @@ final class GpuCheck {
         }
     }
 
-    static void runVarlen(Varlen c) {
+    static void runVarlen(TestMemory mem, Varlen c) {
         long seed = System.nanoTime();
         Random rnd = new Random(seed);
         DeviceDataType type = c.type();
@@ -274,14 +270,13 @@ final class GpuCheck {
             }
         }
         long refMs = (System.nanoTime() - t0) / 1_000_000;
-        CudaRuntime.bind(DEVICE);
-        try (DeviceBuffer qb = upload(type, qp);
-                DeviceBuffer kb = upload(type, kp);
-                DeviceBuffer vb = upload(type, vp);
-                DeviceBuffer ob = poisoned16(type, (long) totalQ * hq * d);
-                DeviceBuffer lb = poisoned32((long) hq * totalQ)) {
+        try (TestMemory.Buf qb = upload(mem, type, qp);
+                TestMemory.Buf kb = upload(mem, type, kp);
+                TestMemory.Buf vb = upload(mem, type, vp);
+                TestMemory.Buf ob = poisoned16(mem, type, (long) totalQ * hq * d);
+                TestMemory.Buf lb = poisoned32(mem, (long) hq * totalQ)) {
             long t1 = System.nanoTime();
-            FlashAttention.builder()
+            FlashAttention call = FlashAttention.builder()
                     .setQuery(qb.view(type, totalQ, hq, d))
                     .setKey(kb.view(type, totalK, hkv, d))
                     .setValue(vb.view(type, totalK, hkv, d))
@@ -290,8 +285,8 @@ final class GpuCheck {
                     .optVarlen(cuQ, cuK)
                     .setSpec(spec)
                     .optSynchronize(true)
-                    .build()
-                    .run();
+                    .build();
+            mem.launch(call, spec, type, cuQ, cuK);
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;
             float[] out = download16(type, ob, (long) totalQ * hq * d);
             float[] lse = download32(lb, (long) hq * totalQ);
@@ -409,7 +404,7 @@ final class GpuCheck {
         return d;
     }
 
-    private static DeviceTensor view(DeviceBuffer buf, DeviceDataType type, Mode mode, int b, int h, int l, int d) {
+    private static DeviceTensor view(TestMemory.Buf buf, DeviceDataType type, Mode mode, int b, int h, int l, int d) {
         switch (mode) {
             case BHSD:
                 return buf.view(type, b, h, l, d);
@@ -420,28 +415,28 @@ final class GpuCheck {
         }
     }
 
-    static DeviceBuffer upload(DeviceDataType type, float[] x) {
+    static TestMemory.Buf upload(TestMemory mem, DeviceDataType type, float[] x) {
         short[] bits = HostFloats.toBits(type, x);
-        DeviceBuffer b = DeviceBuffer.allocate(DEVICE, 2L * bits.length);
-        b.copyFromHost(Pointer.to(bits), 0, 2L * bits.length);
+        TestMemory.Buf b = mem.allocate(2L * bits.length);
+        b.upload(bits);
         return b;
     }
 
-    private static DeviceBuffer poisoned16(DeviceDataType type, long n) {
-        DeviceBuffer b = DeviceBuffer.allocate(DEVICE, 2 * (n + GUARD));
+    private static TestMemory.Buf poisoned16(TestMemory mem, DeviceDataType type, long n) {
+        TestMemory.Buf b = mem.allocate(2 * (n + GUARD));
         b.fill16(HostFloats.nan(type));
         return b;
     }
 
-    private static DeviceBuffer poisoned32(long n) {
-        DeviceBuffer b = DeviceBuffer.allocate(DEVICE, 4 * (n + GUARD));
+    private static TestMemory.Buf poisoned32(TestMemory mem, long n) {
+        TestMemory.Buf b = mem.allocate(4 * (n + GUARD));
         b.fill32(Float.floatToRawIntBits(Float.NaN));
         return b;
     }
 
-    private static float[] download16(DeviceDataType type, DeviceBuffer b, long n) {
+    private static float[] download16(DeviceDataType type, TestMemory.Buf b, long n) {
         short[] bits = new short[(int) (n + GUARD)];
-        b.copyToHost(Pointer.to(bits), 0, 2L * bits.length);
+        b.download(bits);
         short nan = HostFloats.nan(type);
         for (int i = (int) n; i < bits.length; i++) {
             assertEquals(nan, bits[i], "the kernel wrote past the output's end (element " + i + " of " + n + ")");
@@ -449,9 +444,9 @@ final class GpuCheck {
         return HostFloats.fromBits(type, Arrays.copyOf(bits, (int) n));
     }
 
-    private static float[] download32(DeviceBuffer b, long n) {
+    private static float[] download32(TestMemory.Buf b, long n) {
         int[] bits = new int[(int) (n + GUARD)];
-        b.copyToHost(Pointer.to(bits), 0, 4L * bits.length);
+        b.download(bits);
         int nan = Float.floatToRawIntBits(Float.NaN);
         float[] x = new float[(int) n];
         for (int i = 0; i < bits.length; i++) {

@@ -4,7 +4,9 @@
 # test-jar, the tests jars, JCuda + its driver native, JNA, DJL api and its deps, slf4j + log4j, the JUnit console
 # launcher), the python benchmark scripts and run-gpu.sh. Unpack it anywhere and run ./run-gpu.sh (see docs/GPU.md).
 #
-# Usage: tests/gpu/bundle.sh [--allow-no-kernels] [extra Maven args, e.g. -o or -Dnvcc=/usr/local/cuda/bin/nvcc]
+# Usage: tests/gpu/bundle.sh [--allow-no-kernels] [--no-clean] [extra Maven args, e.g. -o, -q, -Dnvcc=/path/nvcc]
+#   --allow-no-kernels  build even when the ops jar has no flash_fwd.fatbin (a dry run of the packaging)
+#   --no-clean          skip "mvn clean" (faster; may ship stale classes or fatbins)
 # Env:   BUNDLE_JDK=/path/to/jdk   the JDK whose jlink makes the JRE (default: Temurin 25 if installed, as its
 #                                  runtime needs only glibc 2.17; else JAVA_HOME; else the jlink on PATH)
 #        MVN=mvn                   the Maven command
@@ -13,18 +15,20 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 ALLOW_NO_KERNELS=0
+CLEAN=clean
 MVN_ARGS=()
 for arg in "$@"; do
   case "$arg" in
     --allow-no-kernels) ALLOW_NO_KERNELS=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --no-clean) CLEAN= ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) MVN_ARGS+=("$arg") ;;
   esac
 done
 MAX_BYTES=$((60 * 1024 * 1024))
 # java.xml: log4j's XML config; jdk.zipfs: JUnit's classpath scan of jars; java.desktop: log4j-core needs java.beans
-# (its AWT/font/sound natives are left out of the image: nothing here loads them).
-MODULES=java.base,java.logging,java.management,jdk.unsupported,java.xml,jdk.zipfs,java.desktop
+# (its AWT/font/sound natives are left out of the image: nothing here loads them); java.naming: log4j warns without it.
+MODULES=java.base,java.logging,java.management,java.naming,jdk.unsupported,java.xml,jdk.zipfs,java.desktop
 EXCLUDE='**/lib/libawt*.so,**/lib/libfontmanager.so,**/lib/libfreetype.so,**/lib/libjavajpeg.so,**/lib/libjawt.so'
 EXCLUDE+=',**/lib/libjsound.so,**/lib/liblcms.so,**/lib/libmlib_image.so,**/lib/libsplashscreen.so'
 OUT_DIR="$ROOT/bundle"
@@ -32,8 +36,9 @@ STAGE="$OUT_DIR/flashdjl-gpu"
 TGZ="$OUT_DIR/flashdjl-gpu.tgz"
 start=$(date +%s)
 
-echo "== 1/5 Maven build (-DskipTests -Pgpu-bundle package)"
-"${MVN:-mvn}" -B -DskipTests -Pgpu-bundle ${MVN_ARGS[@]+"${MVN_ARGS[@]}"} package
+echo "== 1/5 Maven build ($CLEAN package -DskipTests -Pgpu-bundle)"
+# shellcheck disable=SC2086
+"${MVN:-mvn}" -B -DskipTests -Pgpu-bundle ${MVN_ARGS[@]+"${MVN_ARGS[@]}"} $CLEAN package
 
 VERSION="$(sed -n 's:^  <version>\(.*\)</version>:\1:p' pom.xml | head -n 1)"
 OPS_JAR="ops/target/flashdjl-ops-$VERSION.jar"

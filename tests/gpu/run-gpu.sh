@@ -106,7 +106,10 @@ if [ "$RUN_BENCH" = 1 ]; then
     fi
     if [ -f "$HERE/python/compare_bench.py" ]; then
       note "compare_bench.py"
-      inputs=("$OUT/bench-flashdjl.jsonl")
+      # compare_bench.py reads impl "flashdjl" as ours: rename the Java runner's rows, drop failed shapes.
+      grep -v '"error"' "$OUT/bench-flashdjl.jsonl" | sed 's/"impl":"flashdjl-java"/"impl":"flashdjl"/' \
+        > "$OUT/bench-flashdjl-ours.jsonl" || true
+      inputs=("$OUT/bench-flashdjl-ours.jsonl")
       [ -s "$OUT/bench-sdpa.jsonl" ] && inputs+=("$OUT/bench-sdpa.jsonl")
       python3 "$HERE/python/compare_bench.py" "${inputs[@]}" 2>&1 | tee "$OUT/bench-compare.txt"
       record "compare_bench.py" "${PIPESTATUS[0]}"

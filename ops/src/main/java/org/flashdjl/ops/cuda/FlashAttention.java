@@ -1,0 +1,504 @@
+package org.flashdjl.ops.cuda;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.attention.QkvLayout;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Flash attention forward over raw device memory ({@link DeviceTensor}s): the launch path that the {@code flash}
+ * backend uses for NDArrays and the GPU tests use for JCuda memory.
+ *
+ * <pre>{@code
+ * FlashAttention.builder()
+ *         .setQuery(q).setKey(k).setValue(v).setOutput(o) // [B, Hq, Lq, D] / [B, Hkv, Lk, D] in spec.getLayout()
+ *         .setSpec(spec)
+ *         .optLse(lse)                                     // fp32 [B, Hq, Lq]
+ *         .build()                                         // every check, no CUDA call
+ *         .run();                                          // one launch on stream 0
+ * }</pre>
+ *
+ * <p>Dense tensors are rank 4 in the spec's layout ({@code bhsd} [B, H, L, D] or {@code bshd} [B, L, H, D]) with
+ * any non-negative strides (so a {@link DeviceTensor#permute} of bshd memory is a valid bhsd input) and head-dim
+ * stride 1. Varlen tensors ({@link Builder#optVarlen}) are packed [totalTokens, H, D] with an LSE of [Hq, totalQ].
+ * The semantics are {@link AttentionSpec}'s; query blocks are bottom-right aligned (no custom positions).
+ *
+ * <p>The kernels read 16 bytes at a time: base addresses must be 16-byte aligned and the batch, head and row
+ * strides multiples of 8 elements. The CUDA grid limits batch and query heads to 65535 each.
+ */
+public final class FlashAttention {
+
+    /** The CUDA grid's y and z limit: query heads and batch. */
+    public static final int MAX_GRID_YZ = 65535;
+
+    private static final Logger logger = LoggerFactory.getLogger(FlashAttention.class);
+
+    private final DeviceTensor q;
+    private final DeviceTensor k;
+    private final DeviceTensor v;
+    private final DeviceTensor o;
+    private final DeviceTensor lse;
+    private final AttentionSpec spec;
+    private final int[] cuSeqlensQ; // [B + 1] or null
+    private final int[] cuSeqlensK; // [B + 1] or null
+    private final boolean synchronize;
+    private final int device;
+    private final DeviceDataType dataType;
+    private final int batch;
+    private final int hq;
+    private final int hkv;
+    private final int lq; // varlen: max
+    private final int lk; // varlen: max
+    private final int headDim;
+    private final FlashParams params;
+
+    private FlashAttention(Builder b, int batch, int hq, int hkv, int lq, int lk, int headDim, FlashParams params) {
+        this.q = b.q;
+        this.k = b.k;
+        this.v = b.v;
+        this.o = b.o;
+        this.lse = b.lse;
+        this.spec = b.spec;
+        this.cuSeqlensQ = b.cuQ;
+        this.cuSeqlensK = b.cuK;
+        this.synchronize = b.synchronize;
+        this.device = b.q.getDevice();
+        this.dataType = b.q.getDataType();
+        this.batch = batch;
+        this.hq = hq;
+        this.hkv = hkv;
+        this.lq = lq;
+        this.lk = lk;
+        this.headDim = headDim;
+        this.params = params;
+    }
+
+    /**
+     * Starts a call.
+     *
+     * @return a builder
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Returns the kernel this call runs on a device of the given compute capability.
+     *
+     * @param computeCapability e.g. 90
+     * @return the kernel name
+     */
+    public String kernelName(int computeCapability) {
+        return FlashDispatch.kernelName(FlashDispatch.key(computeCapability, dataType, headDim, spec));
+    }
+
+    /**
+     * Returns the parameter block (device addresses of uploaded ALiBi slopes and offsets are filled by
+     * {@link #run()}).
+     *
+     * @return the parameters
+     */
+    public FlashParams getParams() {
+        return params;
+    }
+
+    /**
+     * Launches the kernel on the legacy default stream of the inputs' device, binding its primary context to this
+     * thread; with {@link Builder#optSynchronize(boolean)} waits for it and surfaces asynchronous errors.
+     *
+     * @throws IllegalStateException if CUDA is unavailable or the kernels are not built
+     * @throws UnsupportedOperationException if the device's arch has no kernel
+     * @throws CudaException naming the driver call, kernel and {@code CUresult} on a CUDA error
+     */
+    public void run() {
+        CudaRuntime.bind(device);
+        CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
+        String name = kernelName(info.computeCapability());
+        KernelModule.Kernel kernel = KernelModule.get(KernelModule.FLASH_FWD, device).getKernel(name);
+        if (lq == 0 || batch == 0) {
+            return; // no query row: nothing to write
+        }
+        int gridX = (int) ((lq + (long) kernel.rowsPerBlock() - 1) / kernel.rowsPerBlock());
+        synchronized (UploadCache.LOCK) {
+            if (spec.hasAlibi()) {
+                params.setLong(FlashParams.Field.ALIBI_SLOPES, UploadCache.upload(device, "alibi",
+                        spec.getAlibiSlopes()));
+            }
+            if (cuSeqlensQ != null) {
+                params.setLong(FlashParams.Field.CU_SEQLENS_Q, UploadCache.upload(device, "cu_seqlens",
+                        cuSeqlensQ));
+                params.setLong(FlashParams.Field.CU_SEQLENS_K, UploadCache.upload(device, "cu_seqlens",
+                        cuSeqlensK));
+            }
+            if (logger.isTraceEnabled()) {
+                logger.trace("launch {} grid ({}, {}, {}) {}", kernel, gridX, hq, batch, params);
+            }
+            kernel.launch(gridX, hq, batch, params.toBytes());
+        }
+        if (synchronize) {
+            CudaRuntime.synchronize(name);
+        }
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "FlashAttention{" + dataType + " B=" + batch + " Hq=" + hq + " Hkv=" + hkv + " Lq=" + lq + " Lk=" + lk
+                + " D=" + headDim + (cuSeqlensQ != null ? " varlen" : "") + " " + spec + "}";
+    }
+
+    /** Collects and validates the tensors and options of one call; {@code setX} are required. */
+    public static final class Builder {
+        private DeviceTensor q;
+        private DeviceTensor k;
+        private DeviceTensor v;
+        private DeviceTensor o;
+        private DeviceTensor lse;
+        private AttentionSpec spec;
+        private int[] cuQ;
+        private int[] cuK;
+        private boolean synchronize;
+
+        private Builder() {}
+
+        /**
+         * Sets the queries.
+         *
+         * @param q fp16/bf16 [B, Hq, Lq, D] (bhsd), [B, Lq, Hq, D] (bshd) or varlen [totalQ, Hq, D]
+         * @return this builder
+         */
+        public Builder setQuery(DeviceTensor q) {
+            this.q = q;
+            return this;
+        }
+
+        /**
+         * Sets the keys.
+         *
+         * @param k like q with Hkv heads and Lk keys; varlen [totalK, Hkv, D]
+         * @return this builder
+         */
+        public Builder setKey(DeviceTensor k) {
+            this.k = k;
+            return this;
+        }
+
+        /**
+         * Sets the values.
+         *
+         * @param v the shape of k
+         * @return this builder
+         */
+        public Builder setValue(DeviceTensor v) {
+            this.v = v;
+            return this;
+        }
+
+        /**
+         * Sets the output the kernel writes.
+         *
+         * @param o the shape and dtype of q
+         * @return this builder
+         */
+        public Builder setOutput(DeviceTensor o) {
+            this.o = o;
+            return this;
+        }
+
+        /**
+         * Sets what to compute; its layout decides how rank-4 tensors are read. The spec's {@code returnLse} is
+         * ignored: {@link #optLse} decides.
+         *
+         * @param spec the spec
+         * @return this builder
+         */
+        public Builder setSpec(AttentionSpec spec) {
+            this.spec = spec;
+            return this;
+        }
+
+        /**
+         * Asks for the log-sum-exp.
+         *
+         * @param lse fp32 [B, Hq, Lq] (varlen [Hq, totalQ]) with row stride 1, or null
+         * @return this builder
+         */
+        public Builder optLse(DeviceTensor lse) {
+            this.lse = lse;
+            return this;
+        }
+
+        /**
+         * Makes this a varlen call over packed sequences.
+         *
+         * @param cuSeqlensQ host int32 [B + 1] query offsets: 0, non-decreasing, ending at totalQ
+         * @param cuSeqlensK host int32 [B + 1] key offsets ending at totalK
+         * @return this builder
+         */
+        public Builder optVarlen(int[] cuSeqlensQ, int[] cuSeqlensK) {
+            this.cuQ = Objects.requireNonNull(cuSeqlensQ, "cuSeqlensQ").clone();
+            this.cuK = Objects.requireNonNull(cuSeqlensK, "cuSeqlensK").clone();
+            return this;
+        }
+
+        /**
+         * Waits for the kernel in {@link FlashAttention#run()} and reports asynchronous errors there (tests).
+         *
+         * @param synchronize true to call {@code cuCtxSynchronize} after the launch
+         * @return this builder
+         */
+        public Builder optSynchronize(boolean synchronize) {
+            this.synchronize = synchronize;
+            return this;
+        }
+
+        /**
+         * Validates everything that can be checked without the GPU and builds the call.
+         *
+         * @return the call
+         * @throws IllegalArgumentException naming the bad argument and the allowed values
+         * @throws UnsupportedOperationException for a dtype or head dim without kernels
+         */
+        public FlashAttention build() {
+            Objects.requireNonNull(q, "query");
+            Objects.requireNonNull(k, "key");
+            Objects.requireNonNull(v, "value");
+            Objects.requireNonNull(o, "output");
+            Objects.requireNonNull(spec, "spec");
+            boolean varlen = cuQ != null;
+            int device = q.getDevice();
+            if (device < 0) {
+                throw new IllegalArgumentException("query is host memory; flash needs CUDA device memory");
+            }
+            DeviceDataType type = q.getDataType();
+            for (Object[] t : named()) {
+                DeviceTensor x = (DeviceTensor) t[1];
+                if (x != null && x.getDevice() != device) {
+                    throw new IllegalArgumentException(t[0] + " is on " + where(x.getDevice()) + " but query is on "
+                            + where(device) + "; all tensors must be on one device");
+                }
+            }
+            for (Object[] t : named()) {
+                DeviceTensor x = (DeviceTensor) t[1];
+                if (x != null && x != lse && x.getDataType() != type) {
+                    throw new IllegalArgumentException(t[0] + " has dtype " + x.getDataType() + " but query has "
+                            + type + "; q, k, v and the output must share one dtype");
+                }
+            }
+            if (lse != null && lse.getDataType() != DeviceDataType.FP32) {
+                throw new IllegalArgumentException("lse must be fp32, got " + lse.getDataType());
+            }
+            int rank = varlen ? 3 : 4;
+            String axes = varlen ? "[totalTokens, heads, dim] (varlen)" : spec.getLayout().axes();
+            for (Object[] t : named()) {
+                DeviceTensor x = (DeviceTensor) t[1];
+                if (x != null && x != lse && x.rank() != rank) {
+                    throw new IllegalArgumentException(t[0] + " must have rank " + rank + " " + axes + ", got "
+                            + DeviceTensor.format(x.getShape()));
+                }
+            }
+            int headAxis = varlen ? 1 : spec.getLayout().headAxis();
+            int seqAxis = varlen ? 0 : spec.getLayout().seqAxis();
+            int dimAxis = rank - 1;
+            int headDim = toInt("head dim", q.size(dimAxis));
+            int hq = toInt("query heads", q.size(headAxis));
+            int hkv = toInt("key heads", k.size(headAxis));
+            long totalQ = q.size(seqAxis);
+            long totalK = k.size(seqAxis);
+            if (!Arrays.equals(k.getShape(), v.getShape())) {
+                throw new IllegalArgumentException("value shape " + DeviceTensor.format(v.getShape())
+                        + " must equal key shape " + DeviceTensor.format(k.getShape())
+                        + " (flash needs the value head dim to equal the query/key head dim)");
+            }
+            if (!Arrays.equals(q.getShape(), o.getShape())) {
+                throw new IllegalArgumentException("output shape " + DeviceTensor.format(o.getShape())
+                        + " must equal query shape " + DeviceTensor.format(q.getShape()));
+            }
+            if (k.size(dimAxis) != headDim) {
+                throw new IllegalArgumentException("key head dim " + k.size(dimAxis) + " must equal query head dim "
+                        + headDim);
+            }
+            if (hq == 0 || hkv == 0 || hq % hkv != 0) {
+                throw new IllegalArgumentException("query heads (" + hq + ") must be a positive multiple of key/value"
+                        + " heads (" + hkv + ")");
+            }
+            String why = FlashDispatch.unsupportedReason(type, headDim);
+            if (why != null) {
+                throw new UnsupportedOperationException(why);
+            }
+            if (spec.hasAlibi() && spec.getAlibiSlopes().length != hq) {
+                throw new IllegalArgumentException("alibiSlopes has " + spec.getAlibiSlopes().length
+                        + " slopes; it needs one per query head (" + hq + ")");
+            }
+            if (hq > MAX_GRID_YZ) {
+                throw new IllegalArgumentException("query heads = " + hq + " exceeds the CUDA grid y limit "
+                        + MAX_GRID_YZ);
+            }
+            int batch;
+            long lq;
+            long lk;
+            if (varlen) {
+                batch = cuQ.length - 1;
+                checkOffsets("cuSeqlensQ", cuQ, totalQ, "query", -1);
+                checkOffsets("cuSeqlensK", cuK, totalK, "key", cuQ.length);
+                lq = maxLength(cuQ);
+                lk = maxLength(cuK);
+            } else {
+                batch = toInt("batch", q.size(0));
+                lq = totalQ;
+                lk = totalK;
+                if (k.size(0) != batch) {
+                    throw new IllegalArgumentException("key batch " + k.size(0) + " != query batch " + batch);
+                }
+            }
+            if (batch > MAX_GRID_YZ) {
+                throw new IllegalArgumentException((varlen ? "number of sequences" : "batch") + " = " + batch
+                        + " exceeds the CUDA grid z limit " + MAX_GRID_YZ);
+            }
+            int lqi = toInt(varlen ? "longest query sequence" : "query length", lq);
+            int lki = toInt(varlen ? "longest key sequence" : "key length", lk);
+            if (varlen) {
+                toInt("total query tokens (int32 offsets)", totalQ);
+                toInt("total key tokens (int32 offsets)", totalK);
+            }
+            long[] lseShape = varlen ? new long[] {hq, totalQ} : new long[] {batch, hq, lq};
+            if (lse != null) {
+                if (!Arrays.equals(lse.getShape(), lseShape)) {
+                    throw new IllegalArgumentException("lse shape " + DeviceTensor.format(lse.getShape())
+                            + " must be " + DeviceTensor.format(lseShape)
+                            + (varlen ? " [Hq, totalQ]" : " [batch, Hq, Lq]"));
+                }
+                if (lse.size(lse.rank() - 1) > 1 && lse.stride(lse.rank() - 1) != 1) {
+                    throw new IllegalArgumentException("lse must have row stride 1, got strides "
+                            + DeviceTensor.format(lse.getStrides()));
+                }
+            }
+            for (Object[] t : named()) {
+                DeviceTensor x = (DeviceTensor) t[1];
+                if (x != null) {
+                    checkMemory((String) t[0], x, x != lse, dimAxis);
+                }
+            }
+
+            FlashParams p = new FlashParams();
+            p.setLong(FlashParams.Field.Q, q.getAddress());
+            p.setLong(FlashParams.Field.K, k.getAddress());
+            p.setLong(FlashParams.Field.V, v.getAddress());
+            p.setLong(FlashParams.Field.O, o.getAddress());
+            p.setLong(FlashParams.Field.LSE, lse == null ? 0 : lse.getAddress());
+            strides(p, q, varlen, headAxis, seqAxis, FlashParams.Field.Q_BATCH_STRIDE);
+            strides(p, k, varlen, headAxis, seqAxis, FlashParams.Field.K_BATCH_STRIDE);
+            strides(p, v, varlen, headAxis, seqAxis, FlashParams.Field.V_BATCH_STRIDE);
+            strides(p, o, varlen, headAxis, seqAxis, FlashParams.Field.O_BATCH_STRIDE);
+            if (lse != null) {
+                p.setLong(FlashParams.Field.LSE_BATCH_STRIDE, varlen ? 0 : lse.stride(0));
+                p.setLong(FlashParams.Field.LSE_HEAD_STRIDE, varlen ? lse.stride(0) : lse.stride(1));
+            }
+            p.setInt(FlashParams.Field.BATCH, batch);
+            p.setInt(FlashParams.Field.HQ, hq);
+            p.setInt(FlashParams.Field.HKV, hkv);
+            p.setInt(FlashParams.Field.LQ, lqi);
+            p.setInt(FlashParams.Field.LK, lki);
+            p.setInt(FlashParams.Field.HEAD_DIM, headDim);
+            p.setInt(FlashParams.Field.CAUSAL, spec.isCausal() ? 1 : 0);
+            p.setInt(FlashParams.Field.WINDOW_LEFT, spec.getWindowLeft());
+            p.setInt(FlashParams.Field.WINDOW_RIGHT, spec.getWindowRight());
+            p.setInt(FlashParams.Field.SINK_TOKENS, spec.getSinkTokens());
+            p.setFloat(FlashParams.Field.SCALE, spec.scaleFor(headDim));
+            p.setFloat(FlashParams.Field.SOFTCAP, spec.getSoftcap());
+            return new FlashAttention(this, batch, hq, hkv, lqi, lki, headDim, p);
+        }
+
+        private Object[][] named() {
+            return new Object[][] {{"query", q}, {"key", k}, {"value", v}, {"output", o}, {"lse", lse}};
+        }
+
+        private static String where(int device) {
+            return device < 0 ? "the host" : "cuda:" + device;
+        }
+
+        private static void strides(FlashParams p, DeviceTensor t, boolean varlen, int headAxis, int seqAxis,
+                FlashParams.Field batchField) {
+            FlashParams.Field[] f = FlashParams.Field.values();
+            int i = batchField.ordinal();
+            p.setLong(f[i], varlen ? 0 : t.stride(0));
+            p.setLong(f[i + 1], t.stride(headAxis));
+            p.setLong(f[i + 2], t.stride(seqAxis));
+        }
+
+        /** Head-dim stride 1, non-negative strides, 16-byte alignment and 8-element strides for the kernels. */
+        private static void checkMemory(String name, DeviceTensor t, boolean vectorized, int dimAxis) {
+            if (t.numel() == 0) {
+                return;
+            }
+            long[] strides = t.getStrides();
+            for (int i = 0; i < strides.length; i++) {
+                if (strides[i] < 0) {
+                    throw new IllegalArgumentException(name + " has a negative stride " + strides[i] + " at axis " + i);
+                }
+            }
+            if (!vectorized) {
+                return;
+            }
+            if (t.stride(dimAxis) != 1 && t.size(dimAxis) > 1) {
+                throw new IllegalArgumentException(name + " must have head-dim (last axis) stride 1, got strides "
+                        + DeviceTensor.format(strides));
+            }
+            if (t.getAddress() % 16 != 0) {
+                throw new IllegalArgumentException(name + " address 0x" + Long.toHexString(t.getAddress())
+                        + " is not 16-byte aligned; the flash kernels load 16 bytes at a time");
+            }
+            for (int i = 0; i < dimAxis; i++) {
+                if (t.size(i) > 1 && strides[i] % 8 != 0) {
+                    throw new IllegalArgumentException(name + " stride " + strides[i] + " at axis " + i + " (strides "
+                            + DeviceTensor.format(strides) + ") is not a multiple of 8 elements; the flash kernels"
+                            + " load 16 bytes at a time");
+                }
+            }
+        }
+
+        private static void checkOffsets(String name, int[] offsets, long total, String of, int expectedLength) {
+            if (offsets.length < 2) {
+                throw new IllegalArgumentException(name + " must hold [batch + 1] >= 2 offsets, got "
+                        + Arrays.toString(offsets));
+            }
+            if (expectedLength >= 0 && offsets.length != expectedLength) {
+                throw new IllegalArgumentException(name + " has " + offsets.length
+                        + " entries but cuSeqlensQ has " + expectedLength + "; both are [batch + 1]");
+            }
+            if (offsets[0] != 0) {
+                throw new IllegalArgumentException(name + " must start at 0, got " + Arrays.toString(offsets));
+            }
+            for (int i = 1; i < offsets.length; i++) {
+                if (offsets[i] < offsets[i - 1]) {
+                    throw new IllegalArgumentException(name + " must be non-decreasing, got "
+                            + Arrays.toString(offsets));
+                }
+            }
+            if (offsets[offsets.length - 1] != total) {
+                throw new IllegalArgumentException(name + " must end at the number of packed " + of + " tokens ("
+                        + total + "), got " + Arrays.toString(offsets));
+            }
+        }
+
+        private static long maxLength(int[] offsets) {
+            long max = 0;
+            for (int i = 1; i < offsets.length; i++) {
+                max = Math.max(max, offsets[i] - offsets[i - 1]);
+            }
+            return max;
+        }
+
+        private static int toInt(String name, long value) {
+            if (value > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(name + " = " + value + " exceeds the kernels' 32-bit limit "
+                        + Integer.MAX_VALUE);
+            }
+            return (int) value;
+        }
+    }
+}

@@ -1,0 +1,192 @@
+package org.flashdjl.ops.cuda;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+
+import java.util.Collections;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+/**
+ * The one dispatch table of the flash-attention forward kernels: (arch, dtype, head dim, variant) to kernel name
+ * ({@code flash_fwd_{fp16|bf16}_hd{D}_{plain|causal|general}} in {@code flash_fwd.cu}).
+ *
+ * <p>The variant follows from the spec: {@code plain} when nothing masks or biases a score, {@code causal} for the
+ * causal mask alone, {@code general} for everything else (window, sinks, ALiBi, softcap, causal with any of them).
+ * GQA/MQA, varlen and the layout are runtime parameters of every kernel. Both arches use the same kernel names
+ * today (the fatbin holds sm_80 and sm_90a code and the driver picks the device's); the table keeps the arch so a
+ * Hopper-only kernel can be added without touching callers.
+ */
+public final class FlashDispatch {
+
+    /** The GPU generations the fatbin has code for. */
+    public enum Arch {
+        /** Ampere and Ada (compute capability 8.x), and later GPUs through the compute_80 PTX. */
+        SM80,
+        /** Hopper (compute capability 9.0, sm_90a code). */
+        SM90;
+
+        /**
+         * Maps a compute capability to an arch.
+         *
+         * @param computeCapability e.g. 90 for 9.0
+         * @return the arch
+         * @throws UnsupportedOperationException below 8.0, naming the supported arches
+         */
+        public static Arch of(int computeCapability) {
+            if (computeCapability < 80) {
+                throw new UnsupportedOperationException("flash attention needs compute capability >= 8.0; got "
+                        + computeCapability / 10 + "." + computeCapability % 10 + "; supported: sm80 (8.x and later"
+                        + " via PTX), sm90 (9.0)");
+            }
+            return computeCapability == 90 ? SM90 : SM80;
+        }
+    }
+
+    /** Which kernel family a spec needs. */
+    public enum Variant {
+        /** No mask, ALiBi or softcap: every key is visible. */
+        PLAIN,
+        /** The bottom-right causal mask alone. */
+        CAUSAL,
+        /** Any of window, sinks (with a left window), ALiBi, softcap, and causal combined with them. */
+        GENERAL;
+
+        /**
+         * Picks the cheapest variant that computes a spec exactly.
+         *
+         * @param spec the spec
+         * @return the variant
+         */
+        public static Variant of(AttentionSpec spec) {
+            if (spec.hasAlibi() || spec.getSoftcap() > 0 || spec.getWindowLeft() >= 0
+                    || spec.getWindowRight() >= 0) {
+                return GENERAL;
+            }
+            return spec.isCausal() ? CAUSAL : PLAIN;
+        }
+
+        /**
+         * Returns the name used in kernel names.
+         *
+         * @return e.g. {@code "causal"}
+         */
+        public String shortName() {
+            return name().toLowerCase();
+        }
+    }
+
+    /**
+     * A dispatch key.
+     *
+     * @param arch the GPU generation
+     * @param dataType the q/k/v/output dtype
+     * @param headDim the head dim of q, k and v
+     * @param variant the kernel family
+     */
+    public record Key(Arch arch, DeviceDataType dataType, int headDim, Variant variant) {}
+
+    /** The head dims with kernels, ascending. */
+    private static final int[] HEAD_DIMS = {32, 64, 96, 128, 192, 256};
+
+    /** The dtypes with kernels. */
+    private static final Set<DeviceDataType> DATA_TYPES =
+            Collections.unmodifiableSet(EnumSet.of(DeviceDataType.FP16, DeviceDataType.BF16));
+
+    private static final Map<Key, String> TABLE = table();
+
+    private FlashDispatch() {}
+
+    private static Map<Key, String> table() {
+        Map<Key, String> t = new LinkedHashMap<>();
+        for (Arch arch : Arch.values()) {
+            for (DeviceDataType type : DATA_TYPES) {
+                for (int d : HEAD_DIMS) {
+                    for (Variant v : Variant.values()) {
+                        t.put(new Key(arch, type, d, v),
+                                "flash_fwd_" + type.shortName() + "_hd" + d + "_" + v.shortName());
+                    }
+                }
+            }
+        }
+        return Collections.unmodifiableMap(t);
+    }
+
+    /**
+     * Returns the whole table.
+     *
+     * @return key to kernel name, in a stable order
+     */
+    public static Map<Key, String> entries() {
+        return TABLE;
+    }
+
+    /**
+     * Returns the supported head dims.
+     *
+     * @return ascending head dims
+     */
+    public static Set<Integer> headDims() {
+        return TABLE.keySet().stream().map(Key::headDim).collect(Collectors.toCollection(TreeSet::new));
+    }
+
+    /**
+     * Returns the supported dtypes.
+     *
+     * @return the dtypes
+     */
+    public static Set<DeviceDataType> dataTypes() {
+        return DATA_TYPES;
+    }
+
+    /**
+     * Returns why no kernel serves a dtype and head dim on any arch, or null if one does.
+     *
+     * @param dataType the dtype
+     * @param headDim the head dim
+     * @return e.g. {@code "head dim 80 not supported by flash; supported: 32, 64, 96, 128, 192, 256"}, or null
+     */
+    public static String unsupportedReason(DeviceDataType dataType, int headDim) {
+        if (!DATA_TYPES.contains(dataType)) {
+            return "dtype " + dataType + " not supported by flash; supported: "
+                    + DATA_TYPES.stream().map(DeviceDataType::shortName).collect(Collectors.joining(", "));
+        }
+        if (!headDims().contains(headDim)) {
+            return "head dim " + headDim + " not supported by flash; supported: "
+                    + headDims().stream().map(String::valueOf).collect(Collectors.joining(", "));
+        }
+        return null;
+    }
+
+    /**
+     * Returns the dispatch key of a call.
+     *
+     * @param computeCapability the device's compute capability, e.g. 90
+     * @param dataType the dtype
+     * @param headDim the head dim
+     * @param spec the spec (decides the variant)
+     * @return the key
+     */
+    public static Key key(int computeCapability, DeviceDataType dataType, int headDim, AttentionSpec spec) {
+        return new Key(Arch.of(computeCapability), dataType, headDim, Variant.of(spec));
+    }
+
+    /**
+     * Returns the kernel for a key.
+     *
+     * @param key the key
+     * @return the kernel name
+     * @throws UnsupportedOperationException naming the supported dtypes or head dims
+     */
+    public static String kernelName(Key key) {
+        String name = TABLE.get(key);
+        if (name == null) {
+            String why = unsupportedReason(key.dataType(), key.headDim());
+            throw new UnsupportedOperationException(why != null ? why : "no flash kernel for " + key);
+        }
+        return name;
+    }
+}

@@ -1,0 +1,188 @@
+package org.flashdjl.ops.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.attention.QkvLayout;
+import org.junit.jupiter.api.Test;
+
+/** {@link FlashAttention.Builder#build()}'s checks and parameter packing; no GPU needed (nothing is launched). */
+class FlashAttentionValidationTest {
+
+    private static final long BASE = 0x7f0000000000L;
+
+    private static DeviceTensor tensor(DeviceDataType type, long offset, long... shape) {
+        return DeviceTensor.fromDevicePointer(BASE + offset, shape, DeviceTensor.contiguousStrides(shape), type, 0);
+    }
+
+    private static FlashAttention.Builder dense(DeviceDataType type, int d, AttentionSpec spec) {
+        return FlashAttention.builder()
+                .setQuery(tensor(type, 0, 2, 8, 33, d))
+                .setKey(tensor(type, 1 << 24, 2, 2, 17, d))
+                .setValue(tensor(type, 2 << 24, 2, 2, 17, d))
+                .setOutput(tensor(type, 3 << 24, 2, 8, 33, d))
+                .setSpec(spec);
+    }
+
+    private static String message(Class<? extends RuntimeException> type, FlashAttention.Builder b) {
+        return assertThrows(type, b::build).getMessage();
+    }
+
+    @Test
+    void packsDenseBhsd() {
+        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindow(8, 0).optSinkTokens(2)
+                .optSoftcap(20).build();
+        FlashAttention call = dense(DeviceDataType.FP16, 64, spec)
+                .optLse(tensor(DeviceDataType.FP32, 4 << 24, 2, 8, 33)).build();
+        FlashParams p = call.getParams();
+        assertEquals(BASE, p.get(FlashParams.Field.Q));
+        assertEquals(BASE + (4L << 24), p.get(FlashParams.Field.LSE));
+        assertEquals(8L * 33 * 64, p.get(FlashParams.Field.Q_BATCH_STRIDE));
+        assertEquals(33L * 64, p.get(FlashParams.Field.Q_HEAD_STRIDE));
+        assertEquals(64L, p.get(FlashParams.Field.Q_ROW_STRIDE));
+        assertEquals(2L * 17 * 64, p.get(FlashParams.Field.K_BATCH_STRIDE));
+        assertEquals(8L * 33, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
+        assertEquals(33L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
+        assertEquals(2, p.get(FlashParams.Field.BATCH));
+        assertEquals(8, p.get(FlashParams.Field.HQ));
+        assertEquals(2, p.get(FlashParams.Field.HKV));
+        assertEquals(33, p.get(FlashParams.Field.LQ));
+        assertEquals(17, p.get(FlashParams.Field.LK));
+        assertEquals(1, p.get(FlashParams.Field.CAUSAL));
+        assertEquals(8, p.get(FlashParams.Field.WINDOW_LEFT));
+        assertEquals(0, p.get(FlashParams.Field.WINDOW_RIGHT));
+        assertEquals(2, p.get(FlashParams.Field.SINK_TOKENS));
+        assertEquals(0.125f, p.get(FlashParams.Field.SCALE));
+        assertEquals(20f, p.get(FlashParams.Field.SOFTCAP));
+        assertEquals(0L, p.get(FlashParams.Field.ALIBI_SLOPES));
+        assertEquals("flash_fwd_fp16_hd64_general", call.kernelName(90));
+    }
+
+    @Test
+    void packsBshdAndPermutedViews() {
+        AttentionSpec bshd = AttentionSpec.builder().optLayout(QkvLayout.BSHD).build();
+        FlashAttention call = FlashAttention.builder()
+                .setQuery(tensor(DeviceDataType.BF16, 0, 2, 33, 8, 128))
+                .setKey(tensor(DeviceDataType.BF16, 1 << 24, 2, 17, 4, 128))
+                .setValue(tensor(DeviceDataType.BF16, 2 << 24, 2, 17, 4, 128))
+                .setOutput(tensor(DeviceDataType.BF16, 3 << 24, 2, 33, 8, 128))
+                .setSpec(bshd).build();
+        FlashParams p = call.getParams();
+        assertEquals(33L * 8 * 128, p.get(FlashParams.Field.Q_BATCH_STRIDE));
+        assertEquals(128L, p.get(FlashParams.Field.Q_HEAD_STRIDE));
+        assertEquals(8L * 128, p.get(FlashParams.Field.Q_ROW_STRIDE));
+        assertEquals(33, p.get(FlashParams.Field.LQ));
+        assertEquals(4, p.get(FlashParams.Field.HKV));
+        assertEquals("flash_fwd_bf16_hd128_plain", call.kernelName(80));
+        // The same memory as a bhsd view through strides gives the same parameters.
+        FlashAttention viaStrides = FlashAttention.builder()
+                .setQuery(tensor(DeviceDataType.BF16, 0, 2, 33, 8, 128).permute(0, 2, 1, 3))
+                .setKey(tensor(DeviceDataType.BF16, 1 << 24, 2, 17, 4, 128).permute(0, 2, 1, 3))
+                .setValue(tensor(DeviceDataType.BF16, 2 << 24, 2, 17, 4, 128).permute(0, 2, 1, 3))
+                .setOutput(tensor(DeviceDataType.BF16, 3 << 24, 2, 33, 8, 128).permute(0, 2, 1, 3))
+                .setSpec(AttentionSpec.builder().build()).build();
+        assertEquals(p.toString(), viaStrides.getParams().toString());
+    }
+
+    @Test
+    void packsVarlen() {
+        int[] cuQ = {0, 17, 17, 130};
+        int[] cuK = {0, 20, 20, 140};
+        FlashAttention call = FlashAttention.builder()
+                .setQuery(tensor(DeviceDataType.FP16, 0, 130, 8, 64))
+                .setKey(tensor(DeviceDataType.FP16, 1 << 24, 140, 1, 64))
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 140, 1, 64))
+                .setOutput(tensor(DeviceDataType.FP16, 3 << 24, 130, 8, 64))
+                .optLse(tensor(DeviceDataType.FP32, 4 << 24, 8, 130))
+                .optVarlen(cuQ, cuK)
+                .setSpec(AttentionSpec.builder().optCausal(true).build()).build();
+        FlashParams p = call.getParams();
+        assertEquals(3, p.get(FlashParams.Field.BATCH));
+        assertEquals(113, p.get(FlashParams.Field.LQ));
+        assertEquals(120, p.get(FlashParams.Field.LK));
+        assertEquals(0L, p.get(FlashParams.Field.Q_BATCH_STRIDE));
+        assertEquals(64L, p.get(FlashParams.Field.Q_HEAD_STRIDE));
+        assertEquals(8L * 64, p.get(FlashParams.Field.Q_ROW_STRIDE));
+        assertEquals(0L, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
+        assertEquals(130L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
+
+        String m = message(IllegalArgumentException.class, FlashAttention.builder()
+                .setQuery(tensor(DeviceDataType.FP16, 0, 130, 8, 64))
+                .setKey(tensor(DeviceDataType.FP16, 1 << 24, 140, 1, 64))
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 140, 1, 64))
+                .setOutput(tensor(DeviceDataType.FP16, 3 << 24, 130, 8, 64))
+                .optVarlen(new int[] {0, 17, 16, 130}, cuK)
+                .setSpec(AttentionSpec.builder().build()));
+        assertTrue(m.contains("cuSeqlensQ must be non-decreasing"), m);
+    }
+
+    @Test
+    void refusesBadInputsBeforeLaunch() {
+        AttentionSpec spec = AttentionSpec.builder().build();
+        String m = message(UnsupportedOperationException.class, dense(DeviceDataType.FP16, 80, spec));
+        assertEquals("head dim 80 not supported by flash; supported: 32, 64, 96, 128, 192, 256", m);
+
+        m = message(UnsupportedOperationException.class, dense(DeviceDataType.FP32, 64, spec));
+        assertTrue(m.contains("dtype fp32 not supported by flash; supported: fp16, bf16"), m);
+
+        m = message(IllegalArgumentException.class,
+                dense(DeviceDataType.FP16, 64, spec).setValue(tensor(DeviceDataType.BF16, 2 << 24, 2, 2, 17, 64)));
+        assertTrue(m.contains("value has dtype bf16 but query has fp16"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setKey(DeviceTensor.fromDevicePointer(BASE, new long[] {2, 2, 17, 64},
+                        DeviceTensor.contiguousStrides(2, 2, 17, 64), DeviceDataType.FP16, 1)));
+        assertTrue(m.contains("key is on cuda:1 but query is on cuda:0"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 2, 2, 17, 32)));
+        assertTrue(m.contains("value shape [2, 2, 17, 32] must equal key shape [2, 2, 17, 64]"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setKey(tensor(DeviceDataType.FP16, 1 << 24, 2, 3, 17, 64))
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 2, 3, 17, 64)));
+        assertTrue(m.contains("query heads (8) must be a positive multiple of key/value heads (3)"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setQuery(tensor(DeviceDataType.FP16, 2, 2, 8, 33, 64)));
+        assertTrue(m.contains("not 16-byte aligned"), m);
+
+        long[] shape = {2, 8, 33, 64};
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setQuery(DeviceTensor.fromDevicePointer(BASE, shape, new long[] {8 * 33 * 64, 64, 1, 33 * 8},
+                        DeviceDataType.FP16, 0)));
+        assertTrue(m.contains("head-dim (last axis) stride 1"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setQuery(DeviceTensor.fromDevicePointer(BASE, shape, new long[] {8 * 33 * 68, 33 * 68, 68 + 2, 1},
+                        DeviceDataType.FP16, 0)));
+        assertTrue(m.contains("not a multiple of 8 elements"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .optLse(tensor(DeviceDataType.FP32, 4 << 24, 2, 33, 8)));
+        assertTrue(m.contains("lse shape [2, 33, 8] must be [2, 8, 33] [batch, Hq, Lq]"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64,
+                AttentionSpec.builder().optAlibiSlopes(new float[] {1, 2}).build()));
+        assertTrue(m.contains("alibiSlopes has 2 slopes; it needs one per query head (8)"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setQuery(tensor(DeviceDataType.FP16, 0, 2, 33, 64))
+                .setOutput(tensor(DeviceDataType.FP16, 0, 2, 33, 64)));
+        assertTrue(m.contains("query must have rank 4 [batch, heads, seq, dim]"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setQuery(tensor(DeviceDataType.FP16, 0, 70000, 8, 1, 64))
+                .setOutput(tensor(DeviceDataType.FP16, 0, 70000, 8, 1, 64))
+                .setKey(tensor(DeviceDataType.FP16, 1 << 24, 70000, 2, 1, 64))
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 70000, 2, 1, 64)));
+        assertTrue(m.contains("batch = 70000 exceeds the CUDA grid z limit 65535"), m);
+
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
+                .setQuery(DeviceTensor.fromDevicePointer(BASE, new long[] {2, 8, 33, 64},
+                        DeviceTensor.contiguousStrides(2, 8, 33, 64), DeviceDataType.FP16, -1)));
+        assertTrue(m.contains("query is host memory"), m);
+    }
+}

@@ -1,0 +1,58 @@
+package org.flashdjl.ops.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.junit.jupiter.api.Test;
+
+/** The flash dispatch table: variants, names and the messages for unsupported combinations. */
+class FlashDispatchTest {
+
+    @Test
+    void variantFollowsTheSpec() {
+        assertEquals(FlashDispatch.Variant.PLAIN, FlashDispatch.Variant.of(AttentionSpec.builder().build()));
+        assertEquals(FlashDispatch.Variant.PLAIN,
+                FlashDispatch.Variant.of(AttentionSpec.builder().optSinkTokens(4).optScale(0.3f).build()));
+        assertEquals(FlashDispatch.Variant.CAUSAL,
+                FlashDispatch.Variant.of(AttentionSpec.builder().optCausal(true).optReturnLse(true).build()));
+        assertEquals(FlashDispatch.Variant.GENERAL,
+                FlashDispatch.Variant.of(AttentionSpec.builder().optCausal(true).optWindow(16, -1).build()));
+        assertEquals(FlashDispatch.Variant.GENERAL,
+                FlashDispatch.Variant.of(AttentionSpec.builder().optWindow(-1, 0).build()));
+        assertEquals(FlashDispatch.Variant.GENERAL,
+                FlashDispatch.Variant.of(AttentionSpec.builder().optSoftcap(30).build()));
+        assertEquals(FlashDispatch.Variant.GENERAL,
+                FlashDispatch.Variant.of(AttentionSpec.builder().optAlibiSlopes(new float[] {0.5f}).build()));
+    }
+
+    @Test
+    void kernelNames() {
+        AttentionSpec causal = AttentionSpec.builder().optCausal(true).build();
+        assertEquals("flash_fwd_fp16_hd128_causal",
+                FlashDispatch.kernelName(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal)));
+        assertEquals("flash_fwd_bf16_hd64_plain", FlashDispatch.kernelName(
+                FlashDispatch.key(80, DeviceDataType.BF16, 64, AttentionSpec.builder().build())));
+        assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(86));
+        assertEquals(FlashDispatch.Arch.SM90, FlashDispatch.Arch.of(90));
+        assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(120));
+        assertEquals(2 * 2 * 6 * 3, FlashDispatch.entries().size());
+    }
+
+    @Test
+    void unsupportedCombinationsNameTheSupportedValues() {
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> FlashDispatch.kernelName(FlashDispatch.key(90, DeviceDataType.FP16, 80,
+                        AttentionSpec.builder().build())));
+        assertEquals("head dim 80 not supported by flash; supported: 32, 64, 96, 128, 192, 256", e.getMessage());
+        e = assertThrows(UnsupportedOperationException.class, () -> FlashDispatch.kernelName(
+                FlashDispatch.key(90, DeviceDataType.FP32, 64, AttentionSpec.builder().build())));
+        assertTrue(e.getMessage().contains("dtype fp32 not supported by flash; supported: fp16, bf16"),
+                e.getMessage());
+        e = assertThrows(UnsupportedOperationException.class, () -> FlashDispatch.Arch.of(75));
+        assertTrue(e.getMessage().contains("compute capability >= 8.0; got 7.5"), e.getMessage());
+        assertNull(FlashDispatch.unsupportedReason(DeviceDataType.BF16, 256));
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# FlashDJL GPU run, from an unpacked bundle (tests/gpu/bundle.sh): needs the NVIDIA driver, and python3 with torch
+# for the SDPA peers; no Java, no Maven, no network. Logs and results go to ${OUT:-./out}.
+#
+#   run-gpu.sh               nvidia-smi, the GPU test suite (JUnit tag "gpu"), FlashBench, sdpa_bench.py,
+#                            compare_bench.py
+#   run-gpu.sh --tests-only  nvidia-smi and the GPU test suite
+#   run-gpu.sh --bench-only  nvidia-smi and the benchmarks
+#   run-gpu.sh --quick       a shorter sweep (no 1023-long sequences) and short benchmarks (hd 128, L 1k/4k)
+#
+# Env: OUT (results dir), FLASHDJL_DEVICE (CUDA ordinal, default 0), JAVA_OPTS (extra JVM options).
+# Exit status: 0 when every step that ran succeeded, else the first failing step's status.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN_TESTS=1
+RUN_BENCH=1
+QUICK=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests-only) RUN_BENCH=0 ;;
+    --bench-only) RUN_TESTS=0 ;;
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "unknown option $arg; use --tests-only, --bench-only, --quick" >&2; exit 2 ;;
+  esac
+done
+OUT="${OUT:-./out}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+DEVICE="${FLASHDJL_DEVICE:-0}"
+JAVA="$HERE/jre/bin/java"
+CP="$HERE/lib/*"
+STATUS=0
+SUMMARY=()
+
+note() { echo "[run-gpu] $*" | tee -a "$OUT/run-gpu.log"; }
+record() { # step name, exit status
+  SUMMARY+=("$1: $( [ "$2" = 0 ] && echo ok || echo "FAILED (exit $2)")")
+  if [ "$2" != 0 ] && [ "$STATUS" = 0 ]; then STATUS="$2"; fi
+}
+
+: > "$OUT/run-gpu.log"
+note "bundle $HERE -> results in $OUT ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+[ -f "$HERE/BUILD-INFO.txt" ] && cp "$HERE/BUILD-INFO.txt" "$OUT/" && head -n 6 "$HERE/BUILD-INFO.txt"
+
+note "nvidia-smi"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi 2>&1 | tee "$OUT/nvidia-smi.txt"
+else
+  note "nvidia-smi not found" | tee "$OUT/nvidia-smi.txt"
+fi
+
+JVM=(-Xmx16g -Dai.djl.offline=true -Dflashdjl.gpu.device="$DEVICE")
+JAVA_MAJOR="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$HERE/jre/release" 2>/dev/null)"
+if [ "${JAVA_MAJOR:-17}" -ge 22 ]; then
+  # JCuda and JNA load native libraries: allow it without warnings on newer runtimes.
+  JVM+=(--enable-native-access=ALL-UNNAMED)
+fi
+# shellcheck disable=SC2206
+JVM+=(${JAVA_OPTS:-})
+if ! "$JAVA" -version >/dev/null 2>&1; then
+  note "the bundled JRE does not start:"; "$JAVA" -version 2>&1 | tee -a "$OUT/run-gpu.log"
+  exit 3
+fi
+
+if [ "$RUN_TESTS" = 1 ]; then
+  note "GPU test suite (JUnit tag gpu$( [ "$QUICK" = 1 ] && echo ', quick'))"
+  rm -f "$OUT/gpu-errors.tsv"
+  t0=$(date +%s)
+  "$JAVA" "${JVM[@]}" -Dflashdjl.gpu.quick="$( [ "$QUICK" = 1 ] && echo true || echo false)" \
+    -Dflashdjl.gpu.report="$OUT/gpu-errors.tsv" \
+    -cp "$HERE/junit/junit-platform-console-standalone.jar:$CP" org.junit.platform.console.ConsoleLauncher \
+    execute --disable-banner --disable-ansi-colors --details=tree --details-theme=ascii --fail-if-no-tests \
+    --select-package=org.flashdjl.tests.gpu --include-tag=gpu --reports-dir="$OUT/junit" \
+    2>&1 | tee "$OUT/gpu-tests.log"
+  rc=${PIPESTATUS[0]}
+  note "GPU test suite: exit $rc in $(( $(date +%s) - t0 )) s (JUnit XML in $OUT/junit, per-case errors in" \
+       "$OUT/gpu-errors.tsv)"
+  record "GPU tests" "$rc"
+fi
+
+if [ "$RUN_BENCH" = 1 ]; then
+  QUICK_ARG=()
+  [ "$QUICK" = 1 ] && QUICK_ARG=(--quick)
+  note "FlashBench (flashdjl-java)"
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.gpu.FlashBench --device "$DEVICE" ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} \
+    > "$OUT/bench-flashdjl.jsonl" 2> >(tee "$OUT/bench-flashdjl.log" >&2)
+  rc=$?
+  cat "$OUT/bench-flashdjl.jsonl"
+  record "FlashBench" "$rc"
+
+  if ! command -v python3 >/dev/null 2>&1; then
+    note "python3 not found: skipping sdpa_bench.py and compare_bench.py"
+    record "python3" 127
+  else
+    if [ -f "$HERE/python/sdpa_bench.py" ]; then
+      note "sdpa_bench.py (torch SDPA peers)"
+      CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-$DEVICE}" python3 "$HERE/python/sdpa_bench.py" ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} \
+        > "$OUT/bench-sdpa.jsonl" 2> >(tee "$OUT/bench-sdpa.log" >&2)
+      rc=$?
+      cat "$OUT/bench-sdpa.jsonl"
+      record "sdpa_bench.py" "$rc"
+    else
+      note "python/sdpa_bench.py not in the bundle: skipped"
+    fi
+    if [ -f "$HERE/python/compare_bench.py" ]; then
+      note "compare_bench.py"
+      # compare_bench.py reads impl "flashdjl" as ours: rename the Java runner's rows, drop failed shapes.
+      grep -v '"error"' "$OUT/bench-flashdjl.jsonl" | sed 's/"impl":"flashdjl-java"/"impl":"flashdjl"/' \
+        > "$OUT/bench-flashdjl-ours.jsonl" || true
+      inputs=("$OUT/bench-flashdjl-ours.jsonl")
+      [ -s "$OUT/bench-sdpa.jsonl" ] && inputs+=("$OUT/bench-sdpa.jsonl")
+      python3 "$HERE/python/compare_bench.py" "${inputs[@]}" 2>&1 | tee "$OUT/bench-compare.txt"
+      record "compare_bench.py" "${PIPESTATUS[0]}"
+    else
+      note "python/compare_bench.py not in the bundle: skipped"
+    fi
+  fi
+fi
+
+note "summary:"
+for line in ${SUMMARY[@]+"${SUMMARY[@]}"}; do note "  $line"; done
+note "results: $(cd "$OUT" && ls | tr '\n' ' ')"
+exit "$STATUS"

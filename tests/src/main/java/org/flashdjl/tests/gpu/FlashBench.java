@@ -1,0 +1,206 @@
+package org.flashdjl.tests.gpu;
+
+import jcuda.Pointer;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+import jcuda.driver.CUstream;
+import jcuda.driver.JCudaDriver;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.CudaRuntime;
+import org.flashdjl.ops.cuda.DeviceBuffer;
+import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.FlashAttention;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * The GPU benchmark of the flash kernels through the Java launch path: fp16 and bf16, head dims 64/128/256,
+ * causal and not, {@code L} = 1k, 4k, 16k with {@code batch = 16384 / L} and {@code heads = 2048 / hd} (a constant
+ * 32M elements per tensor), bshd layout, timed with CUDA events after warm-up, median of the repetitions.
+ *
+ * <p>Prints one JSON object per line on stdout, the format {@code tests/gpu/sdpa_bench.py} prints for torch SDPA:
+ * <pre>{"impl":"flashdjl-java","dtype":"fp16","hd":128,"causal":true,"L":4096,"batch":4,"heads":16,"ms":1.23,
+ * "tflops":456.7}</pre>
+ * (FLOPs {@code 4 * B * H * L * L * D}, halved when causal). Progress goes to stderr.
+ *
+ * <p>Options: {@code --quick} (hd 128, L 1k and 4k, 10 reps), {@code --reps N} (default 20), {@code --warmup N}
+ * (default 3), {@code --dtypes fp16,bf16}, {@code --hd 64,128,256}, {@code --lengths 1024,4096,16384},
+ * {@code --lse} (also write the LSE), {@code --device N}.
+ */
+public final class FlashBench {
+
+    private static final long ELEMENTS = 16384L * 2048; // B * L * H * D for every shape
+
+    private FlashBench() {}
+
+    /**
+     * Runs the benchmark.
+     *
+     * @param args the options above
+     */
+    public static void main(String[] args) {
+        int reps = 20;
+        int warmup = 3;
+        int device = 0;
+        boolean lse = false;
+        List<String> dtypes = List.of("fp16", "bf16");
+        int[] dims = {64, 128, 256};
+        int[] lengths = {1024, 4096, 16384};
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--quick":
+                    reps = 10;
+                    dims = new int[] {128};
+                    lengths = new int[] {1024, 4096};
+                    break;
+                case "--reps":
+                    reps = Integer.parseInt(args[++i]);
+                    break;
+                case "--warmup":
+                    warmup = Integer.parseInt(args[++i]);
+                    break;
+                case "--device":
+                    device = Integer.parseInt(args[++i]);
+                    break;
+                case "--dtypes":
+                    dtypes = Arrays.asList(args[++i].split(","));
+                    break;
+                case "--hd":
+                    dims = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
+                    break;
+                case "--lengths":
+                    lengths = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
+                    break;
+                case "--lse":
+                    lse = true;
+                    break;
+                default:
+                    System.err.println("unknown option " + args[i] + "; options: --quick --reps N --warmup N"
+                            + " --device N --dtypes fp16,bf16 --hd 64,128,256 --lengths 1024,4096,16384 --lse");
+                    System.exit(2);
+            }
+        }
+        if (reps < 10) {
+            System.err.println("--reps must be >= 10 (the median of at least 10 repetitions), got " + reps);
+            System.exit(2);
+        }
+        if (!CudaRuntime.isAvailable()) {
+            System.err.println("no CUDA device: " + CudaRuntime.unavailableReason());
+            System.exit(3);
+        }
+        CudaRuntime.bind(device);
+        System.err.println("FlashBench on " + CudaRuntime.getDeviceInfo(device) + ", driver "
+                + CudaRuntime.getDriverVersion() + ", reps " + reps + ", warmup " + warmup);
+        int failures = 0;
+        for (String name : dtypes) {
+            DeviceDataType type = DeviceDataType.ofName(name.trim());
+            try (DeviceBuffer q = random(device, type, 1);
+                    DeviceBuffer k = random(device, type, 2);
+                    DeviceBuffer v = random(device, type, 3);
+                    DeviceBuffer o = DeviceBuffer.allocate(device, ELEMENTS * 2);
+                    DeviceBuffer l = DeviceBuffer.allocate(device, 16384L * 2048 / 64 * 4)) {
+                for (int hd : dims) {
+                    for (boolean causal : new boolean[] {false, true}) {
+                        for (int len : lengths) {
+                            failures += run(device, type, hd, causal, len, q, k, v, o, lse ? l : null, reps, warmup)
+                                    ? 0 : 1;
+                        }
+                    }
+                }
+            }
+        }
+        System.exit(failures == 0 ? 0 : 1);
+    }
+
+    private static DeviceBuffer random(int device, DeviceDataType type, long seed) {
+        int block = 1 << 20;
+        Random rnd = new Random(seed);
+        short[] bits = new short[block];
+        for (int i = 0; i < block; i++) {
+            bits[i] = HostFloats.toBits(type, (float) rnd.nextGaussian());
+        }
+        DeviceBuffer b = DeviceBuffer.allocate(device, ELEMENTS * 2);
+        for (long off = 0; off < ELEMENTS * 2; off += 2L * block) {
+            b.copyFromHost(Pointer.to(bits), off, Math.min(2L * block, ELEMENTS * 2 - off));
+        }
+        return b;
+    }
+
+    private static boolean run(int device, DeviceDataType type, int hd, boolean causal, int len, DeviceBuffer q,
+            DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, int reps, int warmup) {
+        int batch = Math.max(1, 16384 / len);
+        int heads = Math.max(1, 2048 / hd);
+        String head = String.format(Locale.ROOT,
+                "{\"impl\":\"flashdjl-java\",\"dtype\":\"%s\",\"hd\":%d,\"causal\":%s,\"L\":%d,\"batch\":%d,"
+                        + "\"heads\":%d", type.shortName(), hd, causal, len, batch, heads);
+        try {
+            AttentionSpec spec = AttentionSpec.builder().optCausal(causal).optLayout(QkvLayout.BSHD).build();
+            FlashAttention.Builder b = FlashAttention.builder()
+                    .setQuery(q.view(type, batch, len, heads, hd))
+                    .setKey(k.view(type, batch, len, heads, hd))
+                    .setValue(v.view(type, batch, len, heads, hd))
+                    .setOutput(o.view(type, batch, len, heads, hd))
+                    .setSpec(spec);
+            if (lse != null) {
+                b.optLse(lse.view(DeviceDataType.FP32, batch, heads, len));
+            }
+            FlashAttention call = b.build();
+            for (int i = 0; i < warmup; i++) {
+                call.run();
+            }
+            CudaRuntime.synchronize("warm-up");
+            CUevent[] start = new CUevent[reps];
+            CUevent[] end = new CUevent[reps];
+            for (int i = 0; i < reps; i++) {
+                start[i] = event();
+                end[i] = event();
+            }
+            for (int i = 0; i < reps; i++) {
+                CudaRuntime.check(JCudaDriver.cuEventRecord(start[i], (CUstream) null), "cuEventRecord");
+                call.run();
+                CudaRuntime.check(JCudaDriver.cuEventRecord(end[i], (CUstream) null), "cuEventRecord");
+            }
+            CudaRuntime.check(JCudaDriver.cuEventSynchronize(end[reps - 1]), "cuEventSynchronize");
+            CudaRuntime.synchronize(call.kernelName(CudaRuntime.getDeviceInfo(device).computeCapability()));
+            double[] ms = new double[reps];
+            float[] t = new float[1];
+            for (int i = 0; i < reps; i++) {
+                CudaRuntime.check(JCudaDriver.cuEventElapsedTime(t, start[i], end[i]), "cuEventElapsedTime");
+                ms[i] = t[0];
+                JCudaDriver.cuEventDestroy(start[i]);
+                JCudaDriver.cuEventDestroy(end[i]);
+            }
+            Arrays.sort(ms);
+            double median = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
+            double flops = 4.0 * batch * heads * (double) len * len * hd / (causal ? 2 : 1);
+            double tflops = flops / (median * 1e-3) / 1e12;
+            System.out.println(head + String.format(Locale.ROOT, ",\"ms\":%.4f,\"tflops\":%.2f,\"layout\":\"bshd\","
+                    + "\"kernel\":\"%s\"}", median, tflops,
+                    call.kernelName(CudaRuntime.getDeviceInfo(device).computeCapability())));
+            System.out.flush();
+            System.err.printf(Locale.ROOT, "%s hd%d causal=%s L=%d: %.3f ms (min %.3f, max %.3f), %.1f TFLOP/s%n",
+                    type, hd, causal, len, median, ms[0], ms[reps - 1], tflops);
+            return true;
+        } catch (RuntimeException e) {
+            System.out.println(head + ",\"error\":\"" + e.toString().replace("\\", "\\\\").replace("\"", "'")
+                    + "\"}");
+            System.err.println(type + " hd" + hd + " causal=" + causal + " L=" + len + " FAILED: " + e);
+            if (!CudaRuntime.isAvailable()) {
+                throw e;
+            }
+            return false;
+        }
+    }
+
+    private static CUevent event() {
+        CUevent e = new CUevent();
+        CudaRuntime.check(JCudaDriver.cuEventCreate(e, CUevent_flags.CU_EVENT_DEFAULT), "cuEventCreate");
+        return e;
+    }
+}

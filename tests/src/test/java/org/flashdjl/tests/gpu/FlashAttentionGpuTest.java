@@ -1,0 +1,195 @@
+package org.flashdjl.tests.gpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.flashdjl.ops.attention.AttentionBackends;
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.cuda.CudaException;
+import org.flashdjl.ops.cuda.CudaRuntime;
+import org.flashdjl.ops.cuda.DeviceBuffer;
+import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.cuda.FlashDispatch;
+import org.flashdjl.ops.cuda.KernelModule;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * The flash kernels on a CUDA device through {@link FlashAttention} on JCuda memory, against the float64
+ * reference: fp16 and bf16; head dims 64/128/256 (and 32/96/192 once); Lq, Lk in {1, 17, 113, 1023} with
+ * Lq != Lk; GQA 1/4/8; bhsd, bshd and bhsd-through-strides; causal, window, sinks, ALiBi, softcap and scale on and
+ * off; varlen with empty sequences; Lk = 0; with and without LSE. Skips with the reason where there is no GPU.
+ *
+ * <p>The NDArray path ({@code DeviceTensor.fromNDArray}, the {@code flash} backend's {@code forward}) cannot run
+ * on the GPU machines (DJL's JNI does not match their torch); it is unit-tested on CPU tensors in the ops module.
+ */
+@Tag("gpu")
+class FlashAttentionGpuTest {
+
+    private static final Logger logger = LoggerFactory.getLogger(FlashAttentionGpuTest.class);
+
+    @BeforeAll
+    static void announce() {
+        String why = CudaRuntime.unavailableReason();
+        if (why != null) {
+            logger.warn("GPU suite skipped: no CUDA device: {}", why);
+            return;
+        }
+        if (GpuCheck.DEVICE < CudaRuntime.getDeviceCount()) {
+            CudaRuntime.bind(GpuCheck.DEVICE);
+            logger.info("GPU suite on {} (driver {}){}", CudaRuntime.getDeviceInfo(GpuCheck.DEVICE),
+                    CudaRuntime.getDriverVersion(), GpuCheck.QUICK ? ", quick sweep" : "");
+        }
+    }
+
+    @BeforeEach
+    void requireGpu() {
+        GpuCheck.assumeGpu(); // each test reports the skip and its reason
+    }
+
+    @AfterAll
+    static void report() {
+        GpuCheck.writeReport();
+    }
+
+    static Stream<GpuCheck.Dense> denseCases() {
+        int[][] lengths = GpuCheck.QUICK
+                ? new int[][] {{1, 1}, {17, 17}, {113, 113}, {17, 113}, {113, 17}, {1, 113}}
+                : new int[][] {{1, 1}, {17, 17}, {113, 113}, {17, 113}, {113, 17}, {1, 1023}, {1023, 1023},
+                    {113, 1023}, {1023, 17}};
+        int[][] heads = {{4, 4}, {8, 2}, {8, 1}};
+        int[] dims = {64, 128, 256};
+        GpuCheck.Mode[] modes = GpuCheck.Mode.values();
+        List<GpuCheck.Dense> cases = new ArrayList<>();
+        int n = 0;
+        for (String option : GpuCheck.OPTIONS) {
+            for (DeviceDataType type : new DeviceDataType[] {DeviceDataType.FP16, DeviceDataType.BF16}) {
+                for (int r = 0; r < 3; r++, n++) {
+                    int[] len = lengths[(n / 3 + r) % lengths.length];
+                    int[] h = heads[(n / 2) % heads.length];
+                    int d = dims[n % dims.length];
+                    boolean long1023 = len[0] >= 1023 || len[1] >= 1023;
+                    int b = long1023 ? 1 : 1 + n % 2;
+                    cases.add(new GpuCheck.Dense(type, option, b, h[0], h[1], len[0], len[1], d,
+                            modes[(n / 5) % modes.length], n % 4 != 3));
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("denseCases")
+    void dense(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
+    }
+
+    static Stream<GpuCheck.Dense> otherHeadDims() {
+        return Stream.of(
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal", 2, 4, 2, 113, 113, 32, GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "all", 1, 8, 8, 17, 113, 96, GpuCheck.Mode.BHSD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "none", 1, 4, 1, 113, 17, 192,
+                        GpuCheck.Mode.BHSD_VIEW_OF_BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal", 1, 2, 2, 200, 300, 128, GpuCheck.Mode.BSHD, true));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("otherHeadDims")
+    void otherShapes(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
+    }
+
+    static Stream<GpuCheck.Dense> emptyKeys() {
+        return Stream.of(
+                new GpuCheck.Dense(DeviceDataType.FP16, "none", 2, 4, 4, 17, 0, 64, GpuCheck.Mode.BHSD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal", 1, 8, 2, 17, 0, 128, GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "all", 1, 4, 1, 1, 0, 256, GpuCheck.Mode.BHSD, true));
+    }
+
+    @ParameterizedTest(name = "Lk=0: {0}")
+    @MethodSource("emptyKeys")
+    void emptyKeysGiveZeroAndMinusInfinity(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
+    }
+
+    static Stream<GpuCheck.Varlen> varlenCases() {
+        return Stream.of(
+                new GpuCheck.Varlen(DeviceDataType.FP16, "causal", 8, 2, 128, new int[] {17, 0, 113},
+                        new int[] {17, 0, 113}),
+                new GpuCheck.Varlen(DeviceDataType.BF16, "all", 8, 1, 64, new int[] {17, 0, 113},
+                        new int[] {17, 0, 113}),
+                new GpuCheck.Varlen(DeviceDataType.FP16, "none", 4, 4, 256, new int[] {17, 0, 113},
+                        new int[] {30, 9, 60}),
+                new GpuCheck.Varlen(DeviceDataType.BF16, "causal+window+sinks", 4, 2, 128, new int[] {17, 5, 113},
+                        new int[] {40, 0, 200}),
+                new GpuCheck.Varlen(DeviceDataType.FP16, "alibi", 8, 8, 64, new int[] {1, 113, 17, 0},
+                        new int[] {1, 113, 300, 4}));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("varlenCases")
+    void varlen(GpuCheck.Varlen c) {
+        GpuCheck.runVarlen(TestMemory.GPU, c);
+    }
+
+    @Test
+    void everyKernelOfTheTableLoads() {
+        CudaRuntime.bind(GpuCheck.DEVICE);
+        FlashDispatch.Arch arch =
+                FlashDispatch.Arch.of(CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).computeCapability());
+        KernelModule module = KernelModule.get(KernelModule.FLASH_FWD, GpuCheck.DEVICE);
+        List<String> missing = new ArrayList<>();
+        for (Map.Entry<FlashDispatch.Key, String> e : FlashDispatch.entries().entrySet()) {
+            if (e.getKey().arch() != arch) {
+                continue;
+            }
+            try {
+                KernelModule.Kernel k = module.getKernel(e.getValue());
+                assertTrue(k.threadsPerBlock() % 32 == 0 && k.threadsPerBlock() <= 1024, k.toString());
+                assertTrue(k.rowsPerBlock() > 0 && k.colsPerBlock() > 0, k.toString());
+                logger.info("{} -> {}", e.getKey(), k);
+            } catch (CudaException ex) {
+                missing.add(e.getValue() + " (" + ex.getMessage() + ")");
+            }
+        }
+        assertTrue(missing.isEmpty(), "kernels of the dispatch table missing from the fatbin: " + missing);
+        assertNull(AttentionBackends.get("flash").unavailableReason());
+    }
+
+    @Test
+    void errorsNameTheCallAndTheSupportedValues() {
+        CudaException oom = assertThrows(CudaException.class,
+                () -> DeviceBuffer.allocate(GpuCheck.DEVICE, 1L << 50).close());
+        assertTrue(oom.getMessage().contains("cuMemAlloc") && oom.getMessage().contains("CUDA_ERROR_OUT_OF_MEMORY"),
+                oom.getMessage());
+        try (DeviceBuffer b = DeviceBuffer.allocate(GpuCheck.DEVICE, 1 << 20)) {
+            UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                    () -> FlashAttention.builder()
+                            .setQuery(b.view(DeviceDataType.FP16, 1, 2, 16, 80))
+                            .setKey(b.view(DeviceDataType.FP16, 1, 2, 16, 80))
+                            .setValue(b.view(DeviceDataType.FP16, 1, 2, 16, 80))
+                            .setOutput(b.view(DeviceDataType.FP16, 1, 2, 16, 80))
+                            .setSpec(AttentionSpec.builder().build())
+                            .build());
+            assertEquals("head dim 80 not supported by flash; supported: 32, 64, 96, 128, 192, 256", e.getMessage());
+        }
+        // the context is still healthy after the refused calls
+        CudaRuntime.bind(GpuCheck.DEVICE);
+        CudaRuntime.synchronize("error checks");
+    }
+}

@@ -146,7 +146,7 @@ public final class CapabilityReport {
                 sb.append(String.format("  %-8s %s%n", b.getName(), b.getDescription()));
                 continue;
             }
-            sb.append(String.format("  %-8s %-17s %s%n", b.getName(), kindLabel(b.getKind()),
+            sb.append(String.format("  %-8s %-18s %s%n", b.getName(), kindLabel(b.getKind()),
                     b.isAvailable() ? "available" : "not available: " + b.getUnavailableReason()));
         }
         return sb.toString();

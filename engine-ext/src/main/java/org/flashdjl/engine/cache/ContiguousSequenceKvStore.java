@@ -131,7 +131,7 @@ public final class ContiguousSequenceKvStore implements SequenceKvStore {
 
     /** {@inheritDoc} */
     @Override
-    public synchronized PackedKv append(int layer, long[] seqIds, int[] counts, NDArray keys, NDArray values) {
+    public synchronized BatchKvView append(int layer, long[] seqIds, int[] counts, NDArray keys, NDArray values) {
         int[] cu = new int[seqIds.length + 1];
         NDList ks = new NDList();
         NDList vs = new NDList();

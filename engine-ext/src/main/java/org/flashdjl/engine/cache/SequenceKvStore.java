@@ -9,7 +9,7 @@ import ai.djl.ndarray.NDArray;
  *
  * <p>One model step over a batch of sequences: {@link #reserve} once (returns each sequence's first new
  * position and advances its length), then per layer {@link #append} with the new tokens packed in the same
- * sequence order, attending over the returned {@link PackedKv}.
+ * sequence order, attending over the returned {@link BatchKvView}.
  */
 public interface SequenceKvStore extends AutoCloseable {
 
@@ -65,17 +65,17 @@ public interface SequenceKvStore extends AutoCloseable {
     long[] reserve(long[] seqIds, int[] counts);
 
     /**
-     * Writes one layer's keys and values of the reserved tokens and returns the packed keys and values the
-     * step's queries attend to (each sequence's whole history, its new tokens last).
+     * Writes one layer's keys and values of the reserved tokens and returns what the step's queries attend to
+     * (each sequence's whole history, its new tokens last).
      *
      * @param layer the layer index
      * @param seqIds the step's sequences, as given to {@link #reserve}
      * @param counts new tokens per sequence, as given to {@link #reserve}
      * @param keys packed new keys [sum(counts), kvHeads, headDim], already rotated
      * @param values packed new values [sum(counts), kvHeads, valueDim]
-     * @return the packed history of the sequences (valid until the next append)
+     * @return the sequences' history, which runs the attention (valid until the next append)
      */
-    PackedKv append(int layer, long[] seqIds, int[] counts, NDArray keys, NDArray values);
+    BatchKvView append(int layer, long[] seqIds, int[] counts, NDArray keys, NDArray values);
 
     /** @return the bytes of KV storage held */
     long memoryBytes();

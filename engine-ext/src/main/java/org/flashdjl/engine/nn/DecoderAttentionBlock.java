@@ -14,7 +14,7 @@ import org.flashdjl.engine.Backends;
 import org.flashdjl.engine.cache.KvCache;
 import org.flashdjl.engine.cache.KvSegment;
 import org.flashdjl.engine.cache.KvView;
-import org.flashdjl.engine.cache.PackedKv;
+import org.flashdjl.engine.cache.BatchKvView;
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
@@ -226,17 +226,9 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         NDArray v = project(ps, vProj, x).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
         q = rope.applyPacked(q, positions);
         k = rope.applyPacked(k, positions);
-        PackedKv kv = store.append(layer, seqIds, counts, k, v);
-        int[] cuQ = new int[counts.length + 1];
-        for (int i = 0; i < counts.length; i++) {
-            cuQ[i + 1] = cuQ[i] + counts[i];
-        }
-        NDManager m = x.getManager();
+        BatchKvView kv = store.append(layer, seqIds, counts, k, v);
         NDArray out; // [N, Hq, D]
-        try (NDArray cuQArray = m.create(cuQ);
-                NDArray cuKArray = m.create(kv.getCuSeqlensK());
-                AttentionOutput o = Attention.forwardVarlen(q, kv.getKeys(), kv.getValues(), cuQArray, cuKArray, spec,
-                        backend)) {
+        try (AttentionOutput o = kv.attend(q, counts, spec, backend)) {
             out = o.getOutput().duplicate();
         }
         return project(ps, oProj, out.reshape(n, (long) numHeads * headDim)); // [N, hidden]

@@ -200,6 +200,50 @@ class LlamaModelTest {
     }
 
     @Test
+    void packedStepsOverTheSequenceStoreEqualFullRecomputation() throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            LlamaModel model = LlamaLoader.load(f32, m, AttentionOptions.builder().optBackend("online").build(),
+                    DataType.FLOAT32);
+            ParameterStore ps = new ParameterStore(m, false);
+            int[] a = java.util.Arrays.copyOfRange(tokens, 0, 11);
+            int[] b = java.util.Arrays.copyOfRange(tokens, 5, 19);
+            int[][] steps = {{6, 4}, {1, 3}, {2, 1}, {1, 5}, {1, 1}}; // tokens of a and b per step
+            try (org.flashdjl.engine.cache.SequenceKvStore store = model.newSequenceStore(m)) {
+                store.addSequence(10);
+                store.addSequence(20);
+                int pa = 0;
+                int pb = 0;
+                for (int[] step : steps) {
+                    long[] packed = new long[step[0] + step[1]];
+                    for (int i = 0; i < step[0]; i++) {
+                        packed[i] = a[pa + i];
+                    }
+                    for (int i = 0; i < step[1]; i++) {
+                        packed[step[0] + i] = b[pb + i];
+                    }
+                    pa += step[0];
+                    pb += step[1];
+                    float[] got = model.forwardPacked(ps, m.create(packed), new long[] {10, 20}, step, store)
+                            .toFloatArray(); // [2, vocab]
+                    float[] wantA = model.forward(ps, tokenArray(m, java.util.Arrays.copyOf(a, pa)), null, true)
+                            .toFloatArray();
+                    float[] wantB = model.forward(ps, tokenArray(m, java.util.Arrays.copyOf(b, pb)), null, true)
+                            .toFloatArray();
+                    for (int v = 0; v < 256; v++) {
+                        assertEquals(wantA[v], got[v], 1e-4, "a at " + pa);
+                        assertEquals(wantB[v], got[256 + v], 1e-4, "b at " + pb);
+                    }
+                }
+                assertEquals(pa, store.length(10));
+                store.fork(20, 30);
+                assertEquals(pb, store.length(30));
+                store.free(10);
+                assertTrue(!store.contains(10) && store.contains(30));
+            }
+        }
+    }
+
+    @Test
     void lastOnlyLogitsAreTheLastRow() throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
             LlamaModel model = LlamaLoader.load(f32, m, AttentionOptions.defaults(), DataType.FLOAT32);

@@ -283,8 +283,10 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     load_tile<Tr, Bc>(sV0 + stage * Tr::kTileKV, gV, p.v_row_stride, n * Bc, lk, tid);
     cp_async_commit();
   };
-  // mask (only tiles with a masked element) + online softmax of tile n; P -> pn, corr = rescale
-  auto softmax = [&](int n, float (&corr)[2], uint32_t (&pn)[kKP][4]) {
+  // mask (only tiles with a masked element) + online softmax of tile n: s <- P (fp32),
+  // corr = rescale factor of O. Packing P into pf happens in pack_p(), after the wait for the
+  // P(prev) V(prev) wgmma that still reads pf.
+  auto softmax = [&](int n, float (&corr)[2]) {
     if (!tile_all_visible<Bc>(rule, n, m0, m_end)) {
       const int pos0 = m0 + wg * 64 + warp * 16 + g + rule.off;
 #pragma unroll
@@ -318,12 +320,14 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
         }
       row_l[hh] = row_l[hh] * corr[hh] + sum;
     }
+  };
+  auto pack_p = [&]() {
 #pragma unroll
     for (int kk = 0; kk < kKP; ++kk) {
-      pn[kk][0] = Pack<T>::run(s[8 * kk + 0], s[8 * kk + 1]);
-      pn[kk][1] = Pack<T>::run(s[8 * kk + 2], s[8 * kk + 3]);
-      pn[kk][2] = Pack<T>::run(s[8 * kk + 4], s[8 * kk + 5]);
-      pn[kk][3] = Pack<T>::run(s[8 * kk + 6], s[8 * kk + 7]);
+      pf[kk][0] = Pack<T>::run(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = Pack<T>::run(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = Pack<T>::run(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = Pack<T>::run(s[8 * kk + 6], s[8 * kk + 7]);
     }
   };
   auto tile_barrier = [&]() {  // loads of this iteration landed, everyone done with the others
@@ -347,14 +351,15 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     reg_fence(s);
     {
       float corr[2];
-      softmax(n, corr, pf);  // O is still zero: no rescale
+      softmax(n, corr);  // O is still zero: no rescale
     }
-    tile_barrier();
+    pack_p();
     int stage = 1;  // K(n) in K stage `stage`; V(prev) in V stage `stage ^ 1`, P(prev) in pf
     n = n_next;
     // ---- steady state: S(n) and P(prev) V(prev) in flight together, softmax(n) overlaps ----
     while (n >= 0) {
       n_next = range.next(n);
+      tile_barrier();  // K(n), V(prev) landed; both warpgroups are done with the other stages
       wgmma_fence();
       issue_s(stage);
       issue_pv(stage ^ 1);
@@ -362,8 +367,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       wgmma_wait<1>();
       reg_fence(s);
       float corr[2];
-      uint32_t pn[kKP][4];
-      softmax(n, corr, pn);
+      softmax(n, corr);
+      reg_fence(s);
       wgmma_wait<0>();
       reg_fence(acc_o);
       reg_fence(pf);
@@ -374,15 +379,12 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
         acc_o[4 * j + 2] *= corr[1];
         acc_o[4 * j + 3] *= corr[1];
       }
-#pragma unroll
-      for (int kk = 0; kk < kKP; ++kk)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) pf[kk][e] = pn[kk][e];
-      tile_barrier();
+      pack_p();
       stage ^= 1;
       n = n_next;
     }
     // ---- last P V ----
+    tile_barrier();  // V(last) landed
     wgmma_fence();
     issue_pv(stage ^ 1);
     wgmma_wait<0>();

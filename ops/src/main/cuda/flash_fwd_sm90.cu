@@ -44,6 +44,8 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "flash_wgmma.cuh"
 
 namespace flashdjl {
@@ -277,17 +279,18 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     wgmma_commit();
   };
   // K(n_next) -> K stage `stage ^ 1`, V(n) -> V stage `stage` (neither is read by in-flight work)
+  // (branch-free: without a next tile the K load is all zero-fill, into an unused stage)
   auto issue_loads = [&](int stage, int n, int n_next) {
-    if (n_next >= 0)
-      load_tile<Tr, Bc>(sK0 + (stage ^ 1) * Tr::kTileKV, gK, p.k_row_stride, n_next * Bc, lk, tid);
+    load_tile<Tr, Bc>(sK0 + (stage ^ 1) * Tr::kTileKV, gK, p.k_row_stride,
+                      n_next >= 0 ? n_next * Bc : 0, n_next >= 0 ? lk : 0, tid);
     load_tile<Tr, Bc>(sV0 + stage * Tr::kTileKV, gV, p.v_row_stride, n * Bc, lk, tid);
     cp_async_commit();
   };
   // mask (only tiles with a masked element) + online softmax of tile n: s <- P (fp32),
   // corr = rescale factor of O. Packing P into pf happens in pack_p(), after the wait for the
   // P(prev) V(prev) wgmma that still reads pf.
-  auto softmax = [&](int n, float (&corr)[2]) {
-    if (!tile_all_visible<Bc>(rule, n, m0, m_end)) {
+  auto softmax = [&](int n, float (&corr)[2], auto mask_tag) {
+    if (decltype(mask_tag)::value) {
       const int pos0 = m0 + wg * 64 + warp * 16 + g + rule.off;
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh)
@@ -343,7 +346,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     load_tile<Tr, Bc>(sK0, gK, p.k_row_stride, n * Bc, lk, tid);
     cp_async_commit();
     tile_barrier();
-    int n_next = range.next(n);
+    const int n_next = range.next(n);
     wgmma_fence();
     issue_s(0);
     issue_loads(0, n, n_next);
@@ -351,14 +354,21 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     reg_fence(s);
     {
       float corr[2];
-      softmax(n, corr);  // O is still zero: no rescale
+      if (tile_all_visible<Bc>(rule, n, m0, m_end))
+        softmax(n, corr, std::false_type());  // O is still zero: no rescale
+      else
+        softmax(n, corr, std::true_type());
     }
     pack_p();
     int stage = 1;  // K(n) in K stage `stage`; V(prev) in V stage `stage ^ 1`, P(prev) in pf
     n = n_next;
-    // ---- steady state: S(n) and P(prev) V(prev) in flight together, softmax(n) overlaps ----
-    while (n >= 0) {
-      n_next = range.next(n);
+    // ---- steady state: S(n) and P(prev) V(prev) in flight together, softmax(n) overlaps.
+    // Two loops so that the hot one has no branch between the wgmma issue and the waits
+    // (ptxas otherwise puts the PV wait right after the branch, before the softmax): first the
+    // tiles that need the mask (for plain / causal they come first in this descending walk:
+    // visibility only grows towards key 0), then the rest. ----
+    auto step = [&](auto mask_tag) {
+      const int n_next = range.next(n);
       tile_barrier();  // K(n), V(prev) landed; both warpgroups are done with the other stages
       wgmma_fence();
       issue_s(stage);
@@ -367,7 +377,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       wgmma_wait<1>();
       reg_fence(s);
       float corr[2];
-      softmax(n, corr);
+      softmax(n, corr, mask_tag);
       reg_fence(s);
       wgmma_wait<0>();
       reg_fence(acc_o);
@@ -382,7 +392,9 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       pack_p();
       stage ^= 1;
       n = n_next;
-    }
+    };
+    while (n >= 0 && !tile_all_visible<Bc>(rule, n, m0, m_end)) step(std::true_type());
+    while (n >= 0) step(std::false_type());
     // ---- last P V ----
     tile_barrier();  // V(last) landed
     wgmma_fence();

@@ -5,10 +5,15 @@
 // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, grid (ceil(lq/Br), hq, batch)), so a pass here
 // also validates the ABI. Driver entry points come from cudart (no -lcuda needed).
 //
-//   flash_check --check        [--fatbin PATH]   correctness sweep, ends with "N passed, M failed"
-//   flash_check --bench        [--fatbin PATH]   JSON lines, hd 64/128/256
-//   flash_check --bench-quick  [--fatbin PATH]   JSON lines, hd 128 only
-// Default fatbin: flash_fwd.fatbin next to this executable.
+//   flash_check --check        [opts]   correctness sweep, ends with "N passed, M failed"
+//   flash_check --bench        [opts]   JSON lines, hd 64/128/256
+//   flash_check --bench-quick  [opts]   JSON lines, hd 128 only
+// opts: --fatbin-dir DIR   (flash_fwd.fatbin and flash_fwd_sm90.fatbin; default: next to this
+//                           executable), --fatbin PATH (sm80 fatbin only, legacy),
+//       --kernels sm80|sm90|all   (default: all on a compute-capability-9.0 device when
+//                           flash_fwd_sm90.fatbin exists, else sm80).
+// sm80 = flash_fwd_* (impl "flashdjl"), sm90 = flash_fwd_sm90_* (impl "flashdjl-sm90"; plain and
+// causal, hd 64/128/256: the check runs the plain/causal cases of those head dims through them).
 
 #include <cuda.h>  // driver types only; functions are fetched with cudaGetDriverEntryPointByVersion
 #include <cuda_fp16.h>
@@ -90,13 +95,18 @@ struct Kernel {
   int threads = 0, smem = 0, br = 0, bc = 0;
 };
 
-static CUmodule g_module = nullptr;
+static CUmodule g_module = nullptr;       // flash_fwd.fatbin
+static CUmodule g_module_sm90 = nullptr;  // flash_fwd_sm90.fatbin (optional)
+static bool g_use_sm80 = true, g_use_sm90 = false;
 static std::map<std::string, Kernel> g_kernels;
 
-static std::string kernel_name(bool bf16, int d, int variant) {
+static std::string kernel_name(bool bf16, int d, int variant, bool sm90 = false) {
   static const char* v[] = {"plain", "causal", "general"};
-  return std::string("flash_fwd_") + (bf16 ? "bf16" : "fp16") + "_hd" + std::to_string(d) + "_" +
-         v[variant];
+  return std::string(sm90 ? "flash_fwd_sm90_" : "flash_fwd_") + (bf16 ? "bf16" : "fp16") + "_hd" +
+         std::to_string(d) + "_" + v[variant];
+}
+static bool sm90_has(int d, int variant) {
+  return (d == 64 || d == 128 || d == 256) && (variant == 0 || variant == 1);
 }
 
 static const Kernel& get_kernel(const std::string& name) {
@@ -104,10 +114,11 @@ static const Kernel& get_kernel(const std::string& name) {
   if (it != g_kernels.end()) return it->second;
   Kernel k;
   k.name = name;
-  CKD(drv.moduleGetFunction(&k.fn, g_module, name.c_str()));
+  const CUmodule mod = name.rfind("flash_fwd_sm90_", 0) == 0 ? g_module_sm90 : g_module;
+  CKD(drv.moduleGetFunction(&k.fn, mod, name.c_str()));
   CUdeviceptr cfg_ptr = 0;
   size_t cfg_size = 0;
-  CKD(drv.moduleGetGlobal(&cfg_ptr, &cfg_size, g_module, (name + "_cfg").c_str()));
+  CKD(drv.moduleGetGlobal(&cfg_ptr, &cfg_size, mod, (name + "_cfg").c_str()));
   if (cfg_size != 4 * sizeof(int)) {
     fprintf(stderr, "%s_cfg has size %zu, expected 16\n", name.c_str(), cfg_size);
     exit(2);
@@ -444,8 +455,9 @@ static FlashFwdParams make_params(const Case& c, const Geometry& g, const Device
 // Runs one case through every kernel that must implement its semantics; returns #failures and
 // adds to *passed.
 static int run_case(const Case& c, int* passed) {
-  const Geometry g = make_geometry(c);
   const int D = c.d;
+  if (!g_use_sm80 && !(g_use_sm90 && sm90_has(D, c.variant))) return 0;  // no kernel to check
+  const Geometry g = make_geometry(c);
   Rng rng(c.seed);
   auto fill = [&](const TensorDesc& t, std::vector<uint16_t>& bits, std::vector<float>& vals,
                   float amp) {
@@ -525,14 +537,18 @@ static int run_case(const Case& c, int* passed) {
       }
 
   // kernels that must implement these semantics: the specialised one and the general one
-  std::vector<int> variants = {c.variant};
-  if (c.variant != 2) variants.push_back(2);
+  std::vector<std::string> names;
+  if (g_use_sm80) {
+    names.push_back(kernel_name(c.bf16, D, c.variant));
+    if (c.variant != 2) names.push_back(kernel_name(c.bf16, D, 2));
+  }
+  if (g_use_sm90 && sm90_has(D, c.variant)) names.push_back(kernel_name(c.bf16, D, c.variant, true));
   int failures = 0;
   const double abs_tol = c.bf16 ? 1e-2 : 1e-3;
   std::vector<uint16_t> ob(g.o.elems);
   std::vector<float> lse_h(g.lse_elems);
-  for (int variant : variants) {
-    const Kernel& kern = get_kernel(kernel_name(c.bf16, D, variant));
+  for (const std::string& kname : names) {
+    const Kernel& kern = get_kernel(kname);
     CK(cudaMemset(dc.o, 0xFF, g.o.elems * 2));       // NaN poison (fp16 and bf16)
     CK(cudaMemset(dc.lse, 0xFF, g.lse_elems * 4));   // NaN poison
     launch(kern, params);
@@ -698,7 +714,9 @@ static void bench(bool quick) {
       for (int causal = 0; causal < 2; ++causal)
         for (int L : {1024, 4096, 16384}) {
           const int batch = (int)(tokens / L), heads = (int)(width / d);
-          const Kernel& k = get_kernel(kernel_name(bf == 1, d, causal ? 1 : 0));
+          for (int impl = 0; impl < 2; ++impl) {
+          if (impl == 0 ? !g_use_sm80 : !g_use_sm90) continue;
+          const Kernel& k = get_kernel(kernel_name(bf == 1, d, causal ? 1 : 0, impl == 1));
           FlashFwdParams p;
           memset(&p, 0, sizeof(p));
           p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = d;
@@ -742,11 +760,12 @@ static void bench(bool quick) {
           const double med = ms[ms.size() / 2];
           double flops = 4.0 * batch * heads * (double)L * L * d;
           if (causal) flops /= 2;
-          printf("{\"impl\":\"flashdjl\",\"dtype\":\"%s\",\"hd\":%d,\"causal\":%s,\"L\":%d,"
+          printf("{\"impl\":\"%s\",\"dtype\":\"%s\",\"hd\":%d,\"causal\":%s,\"L\":%d,"
                  "\"batch\":%d,\"heads\":%d,\"ms\":%.4f,\"tflops\":%.1f}\n",
-                 bf ? "bf16" : "fp16", d, causal ? "true" : "false", L, batch, heads, med,
-                 flops / (med * 1e-3) / 1e12);
+                 impl ? "flashdjl-sm90" : "flashdjl", bf ? "bf16" : "fp16", d,
+                 causal ? "true" : "false", L, batch, heads, med, flops / (med * 1e-3) / 1e12);
           fflush(stdout);
+          }
         }
   }
   for (void* p : bufs) CK(cudaFree(p));
@@ -755,47 +774,79 @@ static void bench(bool quick) {
 }
 
 // ------------------------------------------------------------------ main ---------------------
-static std::string default_fatbin() {
+static std::string default_fatbin_dir() {
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "flash_fwd.fatbin";
+  if (n <= 0) return ".";
   buf[n] = 0;
   std::string s(buf);
   const size_t slash = s.rfind('/');
-  return (slash == std::string::npos ? std::string(".") : s.substr(0, slash)) +
-         "/flash_fwd.fatbin";
+  return slash == std::string::npos ? std::string(".") : s.substr(0, slash);
+}
+
+static bool load_module(const std::string& path, CUmodule* mod, bool required) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (required) {
+      fprintf(stderr, "cannot open %s\n", path.c_str());
+      exit(2);
+    }
+    return false;
+  }
+  std::vector<char> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CKD(drv.moduleLoadData(mod, image.data()));
+  return true;
 }
 
 int main(int argc, char** argv) {
-  std::string mode, fatbin = default_fatbin();
+  std::string mode, dir = default_fatbin_dir(), fatbin, kernels = "auto";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--fatbin" && i + 1 < argc)
       fatbin = argv[++i];
+    else if (a == "--fatbin-dir" && i + 1 < argc)
+      dir = argv[++i];
+    else if (a == "--kernels" && i + 1 < argc)
+      kernels = argv[++i];
     else if (a == "--check" || a == "--bench" || a == "--bench-quick")
       mode = a;
     else {
-      fprintf(stderr, "usage: %s --check|--bench|--bench-quick [--fatbin PATH]\n", argv[0]);
+      fprintf(stderr, "usage: %s --check|--bench|--bench-quick [--fatbin-dir DIR] [--fatbin PATH] "
+                      "[--kernels sm80|sm90|all]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
-    fprintf(stderr, "usage: %s --check|--bench|--bench-quick [--fatbin PATH]\n", argv[0]);
+    fprintf(stderr, "usage: %s --check|--bench|--bench-quick [--fatbin-dir DIR] [--fatbin PATH] "
+                      "[--kernels sm80|sm90|all]\n", argv[0]);
     return 2;
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  fprintf(stderr, "device: %s (sm_%d%d), fatbin: %s\n", prop.name, prop.major, prop.minor,
-          fatbin.c_str());
+  if (fatbin.empty()) fatbin = dir + "/flash_fwd.fatbin";
+  const std::string fatbin90 = dir + "/flash_fwd_sm90.fatbin";
   drv.init();
-  std::ifstream in(fatbin, std::ios::binary);
-  if (!in) {
-    fprintf(stderr, "cannot open %s\n", fatbin.c_str());
+  const bool hopper = prop.major == 9 && prop.minor == 0;
+  if (kernels == "auto") {
+    std::ifstream probe(fatbin90, std::ios::binary);
+    kernels = hopper && probe ? "all" : "sm80";
+  }
+  if (kernels != "sm80" && kernels != "sm90" && kernels != "all") {
+    fprintf(stderr, "--kernels must be sm80, sm90 or all\n");
     return 2;
   }
-  std::vector<char> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CKD(drv.moduleLoadData(&g_module, image.data()));
+  g_use_sm80 = kernels != "sm90";
+  g_use_sm90 = kernels != "sm80";
+  if (g_use_sm90 && !hopper) {
+    fprintf(stderr, "sm90 kernels need a compute capability 9.0 device\n");
+    return 2;
+  }
+  fprintf(stderr, "device: %s (sm_%d%d), kernels: %s, fatbins: %s%s%s\n", prop.name, prop.major,
+          prop.minor, kernels.c_str(), g_use_sm80 ? fatbin.c_str() : "",
+          g_use_sm80 && g_use_sm90 ? " " : "", g_use_sm90 ? fatbin90.c_str() : "");
+  if (g_use_sm80) load_module(fatbin, &g_module, true);
+  if (g_use_sm90) load_module(fatbin90, &g_module_sm90, true);
 
   if (mode == "--bench" || mode == "--bench-quick") {
     bench(mode == "--bench-quick");
@@ -807,8 +858,10 @@ int main(int argc, char** argv) {
   // every exported kernel and its config must be present
   for (int bf = 0; bf < 2; ++bf)
     for (int d : {32, 64, 96, 128, 192, 256})
-      for (int v = 0; v < 3; ++v) {
-        const Kernel& k = get_kernel(kernel_name(bf == 1, d, v));
+      for (int v = 0; v < 3; ++v)
+        for (int sm90 = 0; sm90 < 2; ++sm90) {
+        if (sm90 ? !(g_use_sm90 && sm90_has(d, v)) : !g_use_sm80) continue;
+        const Kernel& k = get_kernel(kernel_name(bf == 1, d, v, sm90 == 1));
         if (k.smem > (int)prop.sharedMemPerBlockOptin) {
           printf("FAIL %s needs %d B smem > %zu\n", k.name.c_str(), k.smem,
                  prop.sharedMemPerBlockOptin);

@@ -93,7 +93,11 @@ public final class FlashAttention {
      * @return the kernel name
      */
     public String kernelName(int computeCapability) {
-        return FlashDispatch.kernelName(FlashDispatch.key(computeCapability, dataType, headDim, spec));
+        return kernel(computeCapability).name();
+    }
+
+    private FlashDispatch.KernelRef kernel(int computeCapability) {
+        return FlashDispatch.kernel(FlashDispatch.key(computeCapability, dataType, headDim, spec));
     }
 
     /**
@@ -117,8 +121,8 @@ public final class FlashAttention {
     public void run() {
         CudaRuntime.bind(device);
         CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-        String name = kernelName(info.computeCapability());
-        KernelModule.Kernel kernel = KernelModule.get(KernelModule.FLASH_FWD, device).getKernel(name);
+        FlashDispatch.KernelRef ref = kernel(info.computeCapability());
+        KernelModule.Kernel kernel = KernelModule.get(ref.module(), device).getKernel(ref.name());
         if (lq == 0 || batch == 0) {
             return; // no query row: nothing to write
         }
@@ -140,7 +144,7 @@ public final class FlashAttention {
             kernel.launch(gridX, hq, batch, params.toBytes());
         }
         if (synchronize) {
-            CudaRuntime.synchronize(name);
+            CudaRuntime.synchronize(ref.name());
         }
     }
 

@@ -2,6 +2,7 @@ package org.flashdjl.ops.cuda;
 
 import org.flashdjl.ops.attention.AttentionSpec;
 
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -11,8 +12,11 @@ import java.util.TreeSet;
 import java.util.stream.Collectors;
 
 /**
- * The one dispatch table of the flash-attention forward kernels: (arch, dtype, head dim, variant) to kernel name
- * ({@code flash_fwd_{fp16|bf16}_hd{D}_{plain|causal|general}} in {@code flash_fwd.cu}).
+ * The one dispatch table of the flash-attention forward kernels: (arch, dtype, head dim, variant) to a kernel and
+ * the fatbin that holds it. On every arch: {@code flash_fwd_{fp16|bf16}_hd{D}_{plain|causal|general}}
+ * ({@code flash_fwd.cu}, mma.sync, sm_80 and sm_90a code). On Hopper the plain and causal variants of hd 64, 128
+ * and 256 use the wgmma kernels {@code flash_fwd_sm90_{fp16|bf16}_hd{D}_{plain|causal}} ({@code flash_fwd_sm90.cu},
+ * sm_90a only) unless {@code -Dflashdjl.flash.sm90=false} or that fatbin was not built.
  *
  * <p>The variant follows from the spec: {@code plain} when nothing masks or biases a score, {@code causal} for the
  * causal mask alone, {@code general} for everything else (window, sinks, ALiBi, softcap, causal with any of them).
@@ -89,6 +93,26 @@ public final class FlashDispatch {
      */
     public record Key(Arch arch, DeviceDataType dataType, int headDim, Variant variant) {}
 
+    /**
+     * A kernel and the classpath fatbin that holds it.
+     *
+     * @param module the fatbin resource, e.g. {@link KernelModule#FLASH_FWD}
+     * @param name the {@code extern "C"} kernel name
+     */
+    public record KernelRef(String module, String name) {
+        /** {@inheritDoc} */
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    /** The head dims with Hopper wgmma kernels (plain and causal). */
+    private static final int[] SM90_HEAD_DIMS = {64, 128, 256};
+
+    /** System property that turns the Hopper wgmma kernels off (they are on by default). */
+    public static final String SM90_PROPERTY = "flashdjl.flash.sm90";
+
     /** The head dims with kernels, ascending. */
     private static final int[] HEAD_DIMS = {32, 64, 96, 128, 192, 256};
 
@@ -96,18 +120,24 @@ public final class FlashDispatch {
     private static final Set<DeviceDataType> DATA_TYPES =
             Collections.unmodifiableSet(EnumSet.of(DeviceDataType.FP16, DeviceDataType.BF16));
 
-    private static final Map<Key, String> TABLE = table();
+    private static final Map<Key, KernelRef> TABLE = table();
 
     private FlashDispatch() {}
 
-    private static Map<Key, String> table() {
-        Map<Key, String> t = new LinkedHashMap<>();
+    private static Map<Key, KernelRef> table() {
+        boolean sm90 = !"false".equalsIgnoreCase(System.getProperty(SM90_PROPERTY))
+                && KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
+        Map<Key, KernelRef> t = new LinkedHashMap<>();
         for (Arch arch : Arch.values()) {
             for (DeviceDataType type : DATA_TYPES) {
                 for (int d : HEAD_DIMS) {
                     for (Variant v : Variant.values()) {
-                        t.put(new Key(arch, type, d, v),
-                                "flash_fwd_" + type.shortName() + "_hd" + d + "_" + v.shortName());
+                        String suffix = type.shortName() + "_hd" + d + "_" + v.shortName();
+                        boolean wgmma = sm90 && arch == Arch.SM90 && v != Variant.GENERAL
+                                && Arrays.stream(SM90_HEAD_DIMS).anyMatch(x -> x == d);
+                        t.put(new Key(arch, type, d, v), wgmma
+                                ? new KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_" + suffix)
+                                : new KernelRef(KernelModule.FLASH_FWD, "flash_fwd_" + suffix));
                     }
                 }
             }
@@ -118,9 +148,9 @@ public final class FlashDispatch {
     /**
      * Returns the whole table.
      *
-     * @return key to kernel name, in a stable order
+     * @return key to kernel, in a stable order
      */
-    public static Map<Key, String> entries() {
+    public static Map<Key, KernelRef> entries() {
         return TABLE;
     }
 
@@ -178,11 +208,11 @@ public final class FlashDispatch {
      * Returns the kernel for a key.
      *
      * @param key the key
-     * @return the kernel name
+     * @return the kernel and its fatbin
      * @throws UnsupportedOperationException naming the supported dtypes or head dims
      */
-    public static String kernelName(Key key) {
-        String name = TABLE.get(key);
+    public static KernelRef kernel(Key key) {
+        KernelRef name = TABLE.get(key);
         if (name == null) {
             String why = unsupportedReason(key.dataType(), key.headDim());
             throw new UnsupportedOperationException(why != null ? why : "no flash kernel for " + key);

@@ -34,6 +34,9 @@ public final class KernelModule {
     /** The flash-attention forward kernels ({@code ops/src/main/cuda/flash_fwd.cu}). */
     public static final String FLASH_FWD = "org/flashdjl/ops/cuda/flash_fwd.fatbin";
 
+    /** The Hopper (sm_90a only) wgmma flash-attention forward kernels. */
+    public static final String FLASH_FWD_SM90 = "org/flashdjl/ops/cuda/flash_fwd_sm90.fatbin";
+
     private static final Logger logger = LoggerFactory.getLogger(KernelModule.class);
 
     private static final Map<String, byte[]> IMAGES = new ConcurrentHashMap<>();

@@ -31,10 +31,18 @@ class FlashDispatchTest {
     @Test
     void kernelNames() {
         AttentionSpec causal = AttentionSpec.builder().optCausal(true).build();
-        assertEquals("flash_fwd_fp16_hd128_causal",
-                FlashDispatch.kernelName(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal)));
-        assertEquals("flash_fwd_bf16_hd64_plain", FlashDispatch.kernelName(
-                FlashDispatch.key(80, DeviceDataType.BF16, 64, AttentionSpec.builder().build())));
+        boolean sm90Built = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
+        FlashDispatch.KernelRef hopper = FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal));
+        assertEquals(sm90Built ? "flash_fwd_sm90_fp16_hd128_causal" : "flash_fwd_fp16_hd128_causal", hopper.name());
+        assertEquals(sm90Built ? KernelModule.FLASH_FWD_SM90 : KernelModule.FLASH_FWD, hopper.module());
+        // Ampere gets the mma.sync kernels; Hopper keeps them for hd without wgmma kernels and for the general variant.
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd64_plain"),
+                FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.BF16, 64, AttentionSpec.builder().build())));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd96_causal"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 96, causal)));
+        AttentionSpec windowed = AttentionSpec.builder().optCausal(true).optWindow(8, 0).build();
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, windowed)));
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(86));
         assertEquals(FlashDispatch.Arch.SM90, FlashDispatch.Arch.of(90));
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(120));
@@ -44,10 +52,10 @@ class FlashDispatchTest {
     @Test
     void unsupportedCombinationsNameTheSupportedValues() {
         UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
-                () -> FlashDispatch.kernelName(FlashDispatch.key(90, DeviceDataType.FP16, 80,
+                () -> FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 80,
                         AttentionSpec.builder().build())));
         assertEquals("head dim 80 not supported by flash; supported: 32, 64, 96, 128, 192, 256", e.getMessage());
-        e = assertThrows(UnsupportedOperationException.class, () -> FlashDispatch.kernelName(
+        e = assertThrows(UnsupportedOperationException.class, () -> FlashDispatch.kernel(
                 FlashDispatch.key(90, DeviceDataType.FP32, 64, AttentionSpec.builder().build())));
         assertTrue(e.getMessage().contains("dtype fp32 not supported by flash; supported: fp16, bf16"),
                 e.getMessage());

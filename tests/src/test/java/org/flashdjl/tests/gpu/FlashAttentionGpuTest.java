@@ -152,14 +152,14 @@ class FlashAttentionGpuTest {
         CudaRuntime.bind(GpuCheck.DEVICE);
         FlashDispatch.Arch arch =
                 FlashDispatch.Arch.of(CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).computeCapability());
-        KernelModule module = KernelModule.get(KernelModule.FLASH_FWD, GpuCheck.DEVICE);
         List<String> missing = new ArrayList<>();
-        for (Map.Entry<FlashDispatch.Key, String> e : FlashDispatch.entries().entrySet()) {
+        for (Map.Entry<FlashDispatch.Key, FlashDispatch.KernelRef> e : FlashDispatch.entries().entrySet()) {
             if (e.getKey().arch() != arch) {
                 continue;
             }
             try {
-                KernelModule.Kernel k = module.getKernel(e.getValue());
+                KernelModule.Kernel k = KernelModule.get(e.getValue().module(), GpuCheck.DEVICE)
+                        .getKernel(e.getValue().name());
                 assertTrue(k.threadsPerBlock() % 32 == 0 && k.threadsPerBlock() <= 1024, k.toString());
                 assertTrue(k.rowsPerBlock() > 0 && k.colsPerBlock() > 0, k.toString());
                 logger.info("{} -> {}", e.getKey(), k);

@@ -1,0 +1,94 @@
+// FlashDJL: the one definition of the attention semantics (visibility / score rule, tile ranges),
+// shared by flash_fwd.cu (sm80, mma.sync) and flash_fwd_sm90.cu (sm90a, wgmma).
+// Include it inside namespace flashdjl, after fast_exp2() and the warp shuffles are available
+// (both kernel files define their PTX helpers first; the CPU emulation provides its own).
+#pragma once
+
+enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2 };
+
+// tanh(x) = 1 - 2 / (1 + e^{2x}); absolute error ~1e-7 (tanh.approx.f32 would be ~1e-3 * |x|,
+// too coarse once multiplied by softcap); saturates to +-1 for large |x|.
+__device__ __forceinline__ float accurate_tanh(float x) {
+  const float e = fast_exp2(x * 2.8853900817779268f);  // 2*log2(e)
+  return 1.f - __fdividef(2.f, 1.f + e);
+}
+
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// ------------------------------ the visibility / bias rule -----------------------------------
+// The ONLY implementation of the library's masking semantics. For the plain/causal kernels the
+// fields are compile-time constants, so the checks fold away.
+struct MaskRule {
+  int lk;      // keys of this sequence
+  int off;     // Lk - Lq: pos(i) = i + off (bottom-right alignment)
+  bool causal;
+  int left;    // window left  (< 0: unbounded)
+  int right;   // window right (< 0: unbounded)
+  int sinks;   // keys j < sinks ignore the left bound
+};
+
+__device__ __forceinline__ bool key_visible(const MaskRule& r, int pos, int j) {
+  if (j >= r.lk) return false;
+  if (r.causal && j > pos) return false;
+  if (r.right >= 0 && j > pos + r.right) return false;
+  if (r.left >= 0 && j < pos - r.left && j >= r.sinks) return false;
+  return true;
+}
+
+// Score of a visible key, natural units: s = scale*q.k -> softcap -> alibi.
+__device__ __forceinline__ float transform_score(float qk, float scale, float softcap, float slope,
+                                                 int pos, int j) {
+  float s = qk * scale;
+  if (softcap > 0.f) s = softcap * accurate_tanh(s * (1.f / softcap));
+  s -= slope * fabsf(static_cast<float>(pos - j));
+  return s;
+}
+
+// Key tiles a query block [m0, m_end) has to visit, derived from the same rule: the union of
+// [n_lo, n_hi) (causal/window range) and [0, sink_tiles) (sinks), walked downwards.
+struct TileRange {
+  int n_lo, n_hi, sink_tiles;
+  __device__ __forceinline__ int first() const { return n_hi > n_lo ? n_hi - 1 : sink_tiles - 1; }
+  __device__ __forceinline__ int next(int n) const {
+    int nn = n - 1;
+    if (nn >= sink_tiles && nn < n_lo) nn = sink_tiles - 1;
+    return nn;
+  }
+};
+
+template <int Bc>
+__device__ __forceinline__ TileRange tile_range(const MaskRule& r, int m0, int m_end) {
+  const int pos_first = m0 + r.off, pos_last = m_end - 1 + r.off;
+  int hi = r.lk;  // exclusive key bound
+  if (r.causal) hi = min(hi, pos_last + 1);
+  if (r.right >= 0) hi = min(hi, pos_last + r.right + 1);
+  int lo = 0;
+  int sink_keys = 0;
+  if (r.left >= 0) {
+    lo = max(0, pos_first - r.left);
+    sink_keys = min(r.sinks, hi);
+  }
+  TileRange t;
+  t.n_hi = hi > 0 ? (hi + Bc - 1) / Bc : 0;
+  t.n_lo = lo / Bc;
+  t.sink_tiles = sink_keys > 0 ? (sink_keys + Bc - 1) / Bc : 0;
+  return t;
+}
+
+// True when every key of tile n is visible to every row of [m0, m_end), so no mask pass is
+// needed. The rule is monotone in pos: the upper bounds (Lk, causal, right) are tightest at the
+// first row and the last key; the left bound is tightest at the last row and the first key that
+// is not a sink.
+template <int Bc>
+__device__ __forceinline__ bool tile_all_visible(const MaskRule& r, int n, int m0, int m_end) {
+  const int j0 = n * Bc, j1 = n * Bc + Bc - 1;
+  return key_visible(r, m0 + r.off, j1) &&
+         key_visible(r, m_end - 1 + r.off, min(max(j0, r.sinks), j1));
+}

@@ -1,0 +1,466 @@
+// FlashDJL flash-attention forward kernels for Hopper (sm_90a only): wgmma.mma_async.
+//
+// ---------------------------------------------------------------------------------------------
+// Launch convention (identical to flash_fwd.cu; read by the Java launcher):
+//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal}(FlashFwdParams)
+//   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
+//   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
+//   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first;
+//   every value is > 48 KB), no clusters, stream of the caller. Do not launch when
+//   ceil(lq / Br) == 0, hq == 0 or batch == 0 (a zero grid dimension is a launch error).
+//   Only for devices of compute capability 9.0 (H100/H200/H800/GH200): this fatbin holds
+//   sm_90a SASS only (no PTX), so module load / function lookup fails elsewhere.
+//
+// Semantics, caller requirements, variants: as flash_fwd.cu (plain = all keys visible,
+// causal = bottom-right causal; dense or varlen (each side), any strides that are multiples of
+// 8 elements, 16-byte aligned bases, GQA/MQA, ragged tails, Lk = 0, empty rows -> O = 0 and
+// LSE = -inf). There is no sm90 `general` kernel: windows / sinks / ALiBi / softcap use the sm80
+// `general` kernel from flash_fwd.fatbin (it runs on Hopper too). The mask / score rule is the
+// one in flash_common.cuh.
+//
+// Design (per CTA: one query block of Br = 128 rows of one (batch, head)):
+//   * 2 warpgroups (256 threads); warpgroup w owns query rows [64w, 64w + 64) (wgmma m64).
+//   * Q, K, V tiles live in shared memory in the canonical 128-byte-swizzle layout of wgmma:
+//     a tile of R rows x D columns is stored as D/64 column blocks of [R][64] elements (128 B
+//     rows); 16-byte chunk c of row r sits at chunk position c ^ (r % 8). K is the K-major B
+//     operand of S = Q K^T; V, stored the same way ([keys][D], row-major), is the MN-major
+//     ("transposed") B operand of O += P V. Loads are 16-byte cp.async by all 256 threads,
+//     rows past the end zero-filled (src-size 0), then fence.proxy.async + barrier.
+//   * S = Q K^T: wgmma m64nBck16 SS (A = Q from smem). P = exp2(S*scale*log2e - m) is packed in
+//     registers into the A fragment of O += P V (wgmma m64nDk16 RS).
+//   * Intra-warpgroup pipelining (FA3): iteration i issues S(i) = Q K(i)^T and O += P(i-1)
+//     V(i-1) back to back, waits only for S(i), runs the softmax of tile i while the tensor
+//     cores do P(i-1) V(i-1), then waits for that and rescales O.
+//   * Double-buffered K and V: while tile i is computed, K(i+1) and V(i) are in flight.
+//   * Key tiles are walked from the last to the first (masked tiles first), invisible tiles
+//     (causal) are skipped; only tiles that contain a masked element get the mask pass. Causal
+//     launches schedule heavy query blocks first (blockIdx.x reversed).
+//   * Epilogue: O normalised, staged through the warpgroup's own Q rows in smem, written with
+//     16-byte coalesced stores; LSE (natural log) per row.
+// ---------------------------------------------------------------------------------------------
+
+#include "flash_params.h"
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "flash_wgmma.cuh"
+
+namespace flashdjl {
+
+// ----------------------------------- PTX helpers ---------------------------------------------
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+// generic-proxy writes (cp.async, st.shared) -> visible to the async proxy (wgmma operand reads)
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accesses of registers that an in-flight wgmma reads or writes
+// across the wait (the asm statements are ordered; this makes the registers depend on them).
+template <int N>
+__device__ __forceinline__ void reg_fence(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float fast_log2(float x) {
+  float y;
+  asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ int64_t opaque(int64_t x) {
+  asm volatile("" : "+l"(x));
+  return x;
+}
+
+// The library's one definition of the mask / score rule and tile ranges.
+#include "flash_common.cuh"
+
+namespace sm90 {
+
+template <typename T> struct Pack;
+template <> struct Pack<__half> {
+  static __device__ __forceinline__ uint32_t run(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+template <> struct Pack<__nv_bfloat16> {
+  static __device__ __forceinline__ uint32_t run(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+
+// ----------------------------------- kernel traits -------------------------------------------
+template <int D_, int Bc_>
+struct Traits {
+  static constexpr int D = D_;
+  static constexpr int Bc = Bc_;
+  static constexpr int kWG = 2;                   // consumer warpgroups
+  static constexpr int Br = 64 * kWG;
+  static constexpr int kThreads = 128 * kWG;
+  static constexpr int kCPR = D / 8;              // 16-byte chunks per row
+  static constexpr int kTileQ = Br * D * 2;       // bytes
+  static constexpr int kTileKV = Bc * D * 2;      // bytes
+  // Q | K0 | K1 | V0 | V1, each 1024-byte aligned; +1024 for aligning the dynamic smem base
+  static constexpr int kSmemBytes = kTileQ + 4 * kTileKV + 1024;
+  static_assert(D % 64 == 0 && Bc % 16 == 0 && (Bc == 64 || Bc == 128 || Bc == 256), "shape");
+  static_assert(kThreads % kCPR == 0 && (kThreads / kCPR) % 8 == 0, "loader mapping");
+};
+template <int D> struct TraitsFor;
+template <> struct TraitsFor<64> : Traits<64, 128> {};
+template <> struct TraitsFor<128> : Traits<128, 128> {};
+template <> struct TraitsFor<256> : Traits<256, 64> {};
+
+// wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
+__device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((saddr & 0x3FFFF) >> 4) |
+         (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
+         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+
+// Byte offset of 16-byte chunk `ch` (0 .. D/8-1) of row r in a swizzled tile of R rows.
+template <int R>
+__device__ __forceinline__ uint32_t sw_off(int r, int ch) {
+  return (ch >> 3) * (R * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
+}
+
+// Rows [row0, row0 + R) of a [*, D] global matrix (row pitch `stride` elements) -> swizzled smem
+// tile at s_base; rows >= row_limit are zero-filled and never read.
+template <class Tr, int R, typename T>
+__device__ __forceinline__ void load_tile(uint32_t s_base, const T* g, int64_t stride, int row0,
+                                          int row_limit, int tid) {
+  constexpr int kRPP = Tr::kThreads / Tr::kCPR;  // rows per pass (multiple of 8)
+  static_assert(R % kRPP == 0, "tile rows");
+  const int ch = tid % Tr::kCPR, r0 = tid / Tr::kCPR;
+  stride = opaque(stride);
+  const T* src = g + static_cast<int64_t>(row0) * stride + ch * 8;
+  const uint32_t dst = s_base + sw_off<R>(r0, ch);
+#pragma unroll
+  for (int it = 0; it < R / kRPP; ++it) {
+    const int r = r0 + it * kRPP;
+    const bool ok = row0 + r < row_limit;
+    cp_async_16(dst + it * kRPP * 128, src + (ok ? r * stride : 0), ok);
+  }
+}
+
+// ----------------------------------------- kernel body ---------------------------------------
+template <class Tr, typename T, int kVariant>
+__device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
+  constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br;
+  constexpr int kNS = Bc / 2;   // S accumulator floats per thread
+  constexpr int kNO = D / 2;    // O accumulator floats per thread
+  constexpr int kKP = Bc / 16;  // k16 steps of O += P V
+  constexpr float kLog2e = 1.4426950408889634f;
+  constexpr float kLn2 = 0.6931471805599453f;
+  using W_S = WG<T, Bc>;
+  using W_O = WG<T, D>;
+
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  if (p.head_dim != D) return;
+  const uint32_t s_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sQ = s_base;
+  const uint32_t sK0 = sQ + Tr::kTileQ;
+  const uint32_t sV0 = sK0 + 2 * Tr::kTileKV;
+
+  const int tid = threadIdx.x;
+  const int wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int m_block = kVariant == kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int hk = h / (p.hq / p.hkv);
+
+  const bool varlen_q = p.cu_seqlens_q != nullptr, varlen_k = p.cu_seqlens_k != nullptr;
+  int lq = p.lq, lk = p.lk, q0 = 0, k0 = 0;
+  if (varlen_q) {
+    q0 = p.cu_seqlens_q[b];
+    lq = p.cu_seqlens_q[b + 1] - q0;
+  }
+  if (varlen_k) {
+    k0 = p.cu_seqlens_k[b];
+    lk = p.cu_seqlens_k[b + 1] - k0;
+  }
+  auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
+    return (varlen ? row0 * rs : b * bs) + head * hs;
+  };
+  const int m0 = m_block * Br;
+  if (m0 >= lq) return;  // uniform over the CTA
+  const int m_end = min(m0 + Br, lq);
+
+  const T* gQ = static_cast<const T*>(p.q) +
+                seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+  const T* gK = static_cast<const T*>(p.k) +
+                seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+  const T* gV = static_cast<const T*>(p.v) +
+                seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+
+  MaskRule rule;
+  rule.lk = lk;
+  rule.off = lk - lq;
+  rule.causal = kVariant == kCausal;
+  rule.left = -1;
+  rule.right = -1;
+  rule.sinks = 0;
+  const TileRange range = tile_range<Bc>(rule, m0, m_end);
+  const float sc = p.scale * kLog2e;
+
+  // descriptors (start address field advanced per k-step below)
+  // A = Q rows [64 wg, 64 wg + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
+  const uint64_t dQ = make_desc(sQ + wg * 64 * 128, 16, 1024);
+  // B = K tile: K-major, same shape.
+  const uint64_t dK0 = make_desc(sK0, 16, 1024);
+  // B = V tile, MN-major: LBO = next 64-column block (Bc rows * 128 B), SBO = 8-key groups.
+  const uint64_t dV0 = make_desc(sV0, Bc * 128, 1024);
+
+  float acc_o[kNO];
+#pragma unroll
+  for (int i = 0; i < kNO; ++i) acc_o[i] = 0.f;
+  float s[kNS];
+#pragma unroll
+  for (int i = 0; i < kNS; ++i) s[i] = 0.f;
+  uint32_t pf[kKP][4];  // P of the previous tile (A fragments of O += P V)
+  float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
+
+  // ---- building blocks of the pipeline ----
+  auto issue_s = [&](int stage) {  // S = Q K^T, K in K stage `stage`
+    const uint64_t dK = dK0 + ((stage * Tr::kTileKV) >> 4);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t qoff = (kk >> 2) * (Br * 128) + (kk & 3) * 32;
+      const uint32_t koff = (kk >> 2) * (Bc * 128) + (kk & 3) * 32;
+      W_S::ss(s, kk > 0 ? 1 : 0, dQ + (qoff >> 4), dK + (koff >> 4));
+    }
+    wgmma_commit();
+  };
+  auto issue_pv = [&](int vstage) {  // O += P V, P in pf, V in V stage `vstage`
+    const uint64_t dV = dV0 + ((vstage * Tr::kTileKV) >> 4);
+#pragma unroll
+    for (int kk = 0; kk < kKP; ++kk) W_O::rs(acc_o, pf[kk], dV + ((kk * 16 * 128) >> 4));
+    wgmma_commit();
+  };
+  // K(n_next) -> K stage `stage ^ 1`, V(n) -> V stage `stage` (neither is read by in-flight work)
+  // (branch-free: without a next tile the K load is all zero-fill, into an unused stage)
+  auto issue_loads = [&](int stage, int n, int n_next) {
+    load_tile<Tr, Bc>(sK0 + (stage ^ 1) * Tr::kTileKV, gK, p.k_row_stride,
+                      n_next >= 0 ? n_next * Bc : 0, n_next >= 0 ? lk : 0, tid);
+    load_tile<Tr, Bc>(sV0 + stage * Tr::kTileKV, gV, p.v_row_stride, n * Bc, lk, tid);
+    cp_async_commit();
+  };
+  // mask (only tiles with a masked element) + online softmax of tile n: s <- P (fp32),
+  // corr = rescale factor of O. Packing P into pf happens in pack_p(), after the wait for the
+  // P(prev) V(prev) wgmma that still reads pf.
+  auto softmax = [&](int n, float (&corr)[2], auto mask_tag) {
+    if (decltype(mask_tag)::value) {
+      const int pos0 = m0 + wg * 64 + warp * 16 + g + rule.off;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n * Bc + 8 * j + 2 * t4 + e;
+            if (!key_visible(rule, pos0 + 8 * hh, col)) s[4 * j + 2 * hh + e] = -INFINITY;
+          }
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float mx = row_m[hh];
+#pragma unroll
+      for (int j = 0; j < Bc / 8; ++j)
+        mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+      mx = quad_max(mx);
+      const float ms = mx == -INFINITY ? 0.f : mx * sc;  // all-masked row: exp2(-inf) = 0
+      corr[hh] = fast_exp2(row_m[hh] * sc - ms);
+      row_m[hh] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pv = fast_exp2(s[4 * j + 2 * hh + e] * sc - ms);
+          s[4 * j + 2 * hh + e] = pv;
+          sum += pv;
+        }
+      row_l[hh] = row_l[hh] * corr[hh] + sum;
+    }
+  };
+  auto pack_p = [&]() {
+#pragma unroll
+    for (int kk = 0; kk < kKP; ++kk) {
+      pf[kk][0] = Pack<T>::run(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = Pack<T>::run(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = Pack<T>::run(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = Pack<T>::run(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  };
+  auto tile_barrier = [&]() {  // loads of this iteration landed, everyone done with the others
+    cp_async_wait_all();
+    fence_proxy_async();
+    __syncthreads();
+  };
+
+  int n = range.first();
+  if (n >= 0) {
+    // ---- first tile: Q, K(n) loaded up front; S, softmax; P V is deferred ----
+    load_tile<Tr, Br>(sQ, gQ, p.q_row_stride, m0, lq, tid);
+    load_tile<Tr, Bc>(sK0, gK, p.k_row_stride, n * Bc, lk, tid);
+    cp_async_commit();
+    tile_barrier();
+    const int n_next = range.next(n);
+    wgmma_fence();
+    issue_s(0);
+    issue_loads(0, n, n_next);
+    wgmma_wait<0>();
+    reg_fence(s);
+    {
+      float corr[2];
+      if (tile_all_visible<Bc>(rule, n, m0, m_end))
+        softmax(n, corr, std::false_type());  // O is still zero: no rescale
+      else
+        softmax(n, corr, std::true_type());
+    }
+    pack_p();
+    int stage = 1;  // K(n) in K stage `stage`; V(prev) in V stage `stage ^ 1`, P(prev) in pf
+    n = n_next;
+    // ---- steady state: S(n) and P(prev) V(prev) in flight together, softmax(n) overlaps.
+    // Two loops so that the hot one has no branch between the wgmma issue and the waits
+    // (ptxas otherwise puts the PV wait right after the branch, before the softmax): first the
+    // tiles that need the mask (for plain / causal they come first in this descending walk:
+    // visibility only grows towards key 0), then the rest. ----
+    auto step = [&](auto mask_tag) {
+      const int n_next = range.next(n);
+      tile_barrier();  // K(n), V(prev) landed; both warpgroups are done with the other stages
+      wgmma_fence();
+      issue_s(stage);
+      issue_pv(stage ^ 1);
+      issue_loads(stage, n, n_next);
+      wgmma_wait<1>();
+      reg_fence(s);
+      float corr[2];
+      softmax(n, corr, mask_tag);
+      reg_fence(s);
+      wgmma_wait<0>();
+      reg_fence(acc_o);
+      reg_fence(pf);
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        acc_o[4 * j + 0] *= corr[0];
+        acc_o[4 * j + 1] *= corr[0];
+        acc_o[4 * j + 2] *= corr[1];
+        acc_o[4 * j + 3] *= corr[1];
+      }
+      pack_p();
+      stage ^= 1;
+      n = n_next;
+    };
+    while (n >= 0 && !tile_all_visible<Bc>(rule, n, m0, m_end)) step(std::true_type());
+    while (n >= 0) step(std::false_type());
+    // ---- last P V ----
+    tile_barrier();  // V(last) landed
+    wgmma_fence();
+    issue_pv(stage ^ 1);
+    wgmma_wait<0>();
+    reg_fence(acc_o);
+    reg_fence(pf);
+  }
+
+  // ---- epilogue: normalise, LSE, O staged in this warpgroup's Q rows, 16-byte stores ----
+  const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0
+                                   : b * p.lse_batch_stride + h * p.lse_head_stride;
+  const int rw = wg * 64 + warp * 16 + g;  // CTA row of hh = 0
+  float inv[2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const float l = quad_sum(row_l[hh]);
+    inv[hh] = l > 0.f ? 1.f / l : 0.f;
+    const int r = m0 + rw + 8 * hh;
+    if (p.lse != nullptr && t4 == 0 && r < lq)
+      p.lse[lse_off + r] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
+  }
+  unsigned char* smem_gen = smem_raw + (s_base - smem_addr(smem_raw));  // generic view of sQ
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = rw + 8 * hh;
+      *reinterpret_cast<uint32_t*>(smem_gen + sw_off<Br>(r, j) + 4 * t4) =
+          Pack<T>::run(acc_o[4 * j + 2 * hh] * inv[hh], acc_o[4 * j + 2 * hh + 1] * inv[hh]);
+    }
+  named_barrier(1 + wg, 128);
+  T* gO = static_cast<T*>(p.o) +
+          seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
+#pragma unroll
+  for (int c = wtid; c < 64 * Tr::kCPR; c += 128) {
+    const int rl = c / Tr::kCPR, ch = c % Tr::kCPR;
+    const int r = wg * 64 + rl;
+    if (m0 + r < lq) {
+      *reinterpret_cast<uint4*>(gO + static_cast<int64_t>(m0 + r) * p.o_row_stride + ch * 8) =
+          *reinterpret_cast<const uint4*>(smem_gen + sw_off<Br>(r, ch));
+    }
+  }
+}
+
+}  // namespace sm90
+}  // namespace flashdjl
+
+// ------------------------------------ exported kernels ---------------------------------------
+#define FLASHDJL_SM90_KERNEL(DTNAME, T, D, VNAME, VAR)                                         \
+  extern "C" __global__ void __launch_bounds__(flashdjl::sm90::TraitsFor<D>::kThreads, 1)      \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const FlashFwdParams params) {                 \
+    flashdjl::sm90::fwd_body<flashdjl::sm90::TraitsFor<D>, T, flashdjl::VAR>(params);          \
+  }                                                                                            \
+  extern "C" __device__ int flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {             \
+      flashdjl::sm90::TraitsFor<D>::kThreads, flashdjl::sm90::TraitsFor<D>::kSmemBytes,        \
+      flashdjl::sm90::TraitsFor<D>::Br, flashdjl::sm90::TraitsFor<D>::Bc};
+
+#define FLASHDJL_SM90_VARIANTS(DTNAME, T, D)        \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain) \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, causal, kCausal)
+
+#define FLASHDJL_SM90_DIMS(DTNAME, T)   \
+  FLASHDJL_SM90_VARIANTS(DTNAME, T, 64)  \
+  FLASHDJL_SM90_VARIANTS(DTNAME, T, 128) \
+  FLASHDJL_SM90_VARIANTS(DTNAME, T, 256)
+
+FLASHDJL_SM90_DIMS(fp16, __half)
+FLASHDJL_SM90_DIMS(bf16, __nv_bfloat16)

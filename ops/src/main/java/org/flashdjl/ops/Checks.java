@@ -33,7 +33,20 @@ public final class Checks {
      * @throws IllegalArgumentException if the dtype is not allowed
      */
     public static void checkDataType(String name, NDArray array, Set<DataType> allowed) {
-        DataType type = array.getDataType();
+        checkDataType(name, array.getDataType(), allowed);
+    }
+
+    /**
+     * Refuses a dtype that DJL 0.35.1's PyTorch JNI cannot handle (bf16) and anything outside {@code allowed}: the
+     * same check as {@link #checkDataType(String, NDArray, Set)} for a dtype chosen before any array exists (e.g.
+     * the dtype of a cache's page pools).
+     *
+     * @param name the argument name used in the message
+     * @param type the dtype to check
+     * @param allowed the allowed dtypes
+     * @throws IllegalArgumentException if the dtype is not allowed
+     */
+    public static void checkDataType(String name, DataType type, Set<DataType> allowed) {
         if (type == DataType.BFLOAT16 || type == DataType.UNKNOWN) {
             throw new IllegalArgumentException(name + " has dtype " + type
                     + " (bfloat16 NDArrays crash DJL 0.35.1's PyTorch JNI); allowed dtypes: " + names(allowed)

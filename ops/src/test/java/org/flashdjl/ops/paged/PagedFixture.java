@@ -38,7 +38,7 @@ public final class PagedFixture {
     public final PageTable table;
 
     private PagedFixture(NDManager m, Random rnd, int pageSize, int kvHeads, int headDim, int[] seqLens,
-            int extraPages, DataType type) {
+            int extraPages, DataType type, float[][] givenKeys, float[][] givenValues) {
         this.pageSize = pageSize;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
@@ -72,8 +72,8 @@ public final class PagedFixture {
         keys = new float[b][];
         values = new float[b][];
         for (int i = 0; i < b; i++) {
-            keys[i] = randn(m, rnd, seqLens[i] * row, type);
-            values[i] = randn(m, rnd, seqLens[i] * row, type);
+            keys[i] = givenKeys != null ? givenKeys[i] : randn(m, rnd, seqLens[i] * row, type);
+            values[i] = givenValues != null ? givenValues[i] : randn(m, rnd, seqLens[i] * row, type);
             for (int j = 0; j < seqLens[i]; j++) {
                 long slot = table.getSlot(i, j);
                 System.arraycopy(keys[i], j * row, kPool, (int) slot * row, row);
@@ -100,7 +100,30 @@ public final class PagedFixture {
      */
     public static PagedFixture create(NDManager m, Random rnd, int pageSize, int kvHeads, int headDim,
             int[] seqLens, int extraPages, DataType type) {
-        return new PagedFixture(m, rnd, pageSize, kvHeads, headDim, seqLens, extraPages, type);
+        return new PagedFixture(m, rnd, pageSize, kvHeads, headDim, seqLens, extraPages, type, null, null);
+    }
+
+    /**
+     * Builds pools holding given per-sequence K/V.
+     *
+     * @param m the manager
+     * @param rnd random source (page shuffle)
+     * @param pageSize tokens per page
+     * @param kvHeads Hkv
+     * @param headDim D
+     * @param keys per sequence [Lk_b, Hkv, D]
+     * @param values per sequence [Lk_b, Hkv, D]
+     * @param extraPages unused (NaN) pages on top of the needed ones
+     * @param type pool dtype
+     * @return the fixture
+     */
+    public static PagedFixture of(NDManager m, Random rnd, int pageSize, int kvHeads, int headDim, float[][] keys,
+            float[][] values, int extraPages, DataType type) {
+        int[] lens = new int[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            lens[i] = keys[i].length / (kvHeads * headDim);
+        }
+        return new PagedFixture(m, rnd, pageSize, kvHeads, headDim, lens, extraPages, type, keys, values);
     }
 
     /**

@@ -8,7 +8,9 @@ public class OutOfPagesException extends IllegalStateException {
 
     private static final long serialVersionUID = 1L;
 
+    /** Pages the rejected reservation needed. */
     private final int needed;
+    /** Pages that were free. */
     private final int free;
 
     /**

@@ -69,7 +69,7 @@ public final class PagedKVCache implements AutoCloseable {
     private final PageAllocator allocator;
     private final Map<Long, Sequence> sequences = new LinkedHashMap<>();
     private long nextId;
-    private boolean closed;
+    private volatile boolean closed;
 
     private PagedKVCache(Builder b) {
         this.numPages = b.numPages;
@@ -167,6 +167,33 @@ public final class PagedKVCache implements AutoCloseable {
                 poisonPage(seq.pages[i]);
             }
         }
+    }
+
+    /**
+     * Shortens a sequence (rejected speculative tokens, beam pruning): pages past the new length lose this
+     * sequence's reference and return to the pool when no other sequence holds them. Rows past the new length in
+     * the kept last page are never read again and are overwritten by later appends (after a copy if that page is
+     * shared).
+     *
+     * @param seqId the sequence
+     * @param newLength the new length, {@code 0..getSequenceLength(seqId)}
+     * @throws IllegalArgumentException for an unknown id or a length outside that range (state unchanged)
+     */
+    public synchronized void truncate(long seqId, int newLength) {
+        checkOpen();
+        Sequence s = sequence(seqId);
+        if (newLength < 0 || newLength > s.length) {
+            throw new IllegalArgumentException("newLength " + newLength + " is outside 0.." + s.length
+                    + " (sequence " + seqId + " has " + s.length + " tokens)");
+        }
+        int keep = pagesFor(newLength);
+        for (int i = keep; i < s.numPages; i++) {
+            if (allocator.release(s.pages[i]) && poison) {
+                poisonPage(s.pages[i]);
+            }
+        }
+        s.numPages = keep;
+        s.length = newLength;
     }
 
     /**
@@ -415,6 +442,7 @@ public final class PagedKVCache implements AutoCloseable {
      * @return [numPages, pageSize, Hkv, D]
      */
     public NDArray getKeyPages(int layer) {
+        checkOpen();
         checkLayer(layer);
         return keyPages[layer];
     }
@@ -426,6 +454,7 @@ public final class PagedKVCache implements AutoCloseable {
      * @return [numPages, pageSize, Hkv, D]
      */
     public NDArray getValuePages(int layer) {
+        checkOpen();
         checkLayer(layer);
         return valuePages[layer];
     }

@@ -366,6 +366,32 @@ class PagedKVCacheTest {
     }
 
     @Test
+    void truncateReleasesTrailingPages() {
+        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(8, 4, 1)) {
+            long a = c.addSequence();
+            c.append(a, kv(m, 10), kv(m, 10)); // 3 pages
+            long b = c.fork(a);
+            int[] pages = c.getSequencePages(a);
+            assertRejected(IllegalArgumentException.class, c, () -> c.truncate(a, 11), "outside 0..10");
+            c.truncate(a, 5); // keeps 2 pages; the third stays with b
+            assertEquals(5, c.getSequenceLength(a));
+            assertArrayEquals(Arrays.copyOf(pages, 2), c.getSequencePages(a));
+            assertEquals(1, c.getRefCount(pages[2]));
+            assertEquals(3, c.getUsedPageCount());
+            c.truncate(b, 4); // b drops pages 1 and 2: page 2 becomes free (and NaN), page 1 stays with a
+            assertEquals(0, c.getRefCount(pages[2]));
+            assertTrue(Float.isNaN(c.getKeyPages(0).get(new NDIndex("{}", pages[2])).sum().getFloat()));
+            assertEquals(1, c.getRefCount(pages[1]));
+            // a writes into its page 1, which it now holds alone: in place
+            c.append(a, kv(m, 1), kv(m, 1));
+            assertArrayEquals(Arrays.copyOf(pages, 2), c.getSequencePages(a));
+            c.truncate(a, 0);
+            assertEquals(0, c.getSequencePages(a).length);
+            assertEquals(1, c.getUsedPageCount(), "only b's first page is left");
+        }
+    }
+
+    @Test
     void closedCacheRefusesCalls() {
         PagedKVCache c = cache(2, 4, 1);
         long a = c.addSequence();

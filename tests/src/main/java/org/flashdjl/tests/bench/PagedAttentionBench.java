@@ -26,11 +26,12 @@ import java.util.Locale;
  * contiguous {@link Attention} on the same K/V, planned (plan once, forward per layer) and one-shot; and the
  * shared-prefix cascade decode against plain paged decode over prefix + suffix pages shared by fork.
  *
- * <p>Run: {@code mvn -q -B -o -pl tests -am compile dependency:build-classpath -Dmdep.outputFile=cp.txt
- * -Dmdep.includeScope=test && java -cp "$(cat tests/cp.txt):tests/target/classes" -Dai.djl.offline=true
- * org.flashdjl.tests.bench.PagedAttentionBench [iterations]}. Each figure is the median of {@code iterations}
- * timed calls (one layer each) after as many warm-up calls; with {@code -Dbench.fast=true}, the mean of the fastest
- * quarter (steadier on a machine shared with other jobs).
+ * <p>Run: {@code mvn -q -B -o -pl tests -am test-compile -DskipTests dependency:build-classpath
+ * -Dmdep.outputFile=target/cp.txt -Dmdep.includeScope=test && java -cp "$(cat tests/target/cp.txt):tests/target/classes"
+ * -Dai.djl.offline=true org.flashdjl.tests.bench.PagedAttentionBench [iterations]}. Each figure is the median of
+ * {@code iterations} timed calls (one layer each) after as many warm-up calls, the compared variants interleaved
+ * call by call; with {@code -Dbench.fast=true}, the mean of the fastest quarter (steadier on a machine shared with
+ * other jobs).
  */
 public final class PagedAttentionBench {
 
@@ -57,8 +58,8 @@ public final class PagedAttentionBench {
         int iterations = args.length > 0 ? Integer.parseInt(args[0]) : 30;
         AttentionSpec spec = AttentionSpec.builder().optCausal(true).build();
         System.out.println("# paged attention, CPU (NDArray gather backend), Hq=" + HQ + " Hkv=" + HKV + " D=" + D
-                + " page=" + PAGE + " fp32 causal; " + (Boolean.getBoolean("bench.fast") ? "fastest-quarter mean" : "median")
-                + " ms per layer call over " + iterations + " calls");
+                + " page=" + PAGE + " fp32 causal; " + (Boolean.getBoolean("bench.fast") ? "fastest-quarter mean"
+                : "median") + " ms per layer call over " + iterations + " calls");
         try (NDManager m = NDManager.newBaseManager()) {
             decode(m, spec, iterations, 8, 512, false);
             decode(m, spec, iterations, 8, 512, true);
@@ -91,30 +92,28 @@ public final class PagedAttentionBench {
             NDArray vp = cache.getValuePages(0);
             String label = "decode B=" + batch + " L=" + (mixed ? length / 2 + ".." + (length / 2 + length
                     - length / batch) : String.valueOf(length));
-            double contiguous;
             AttentionSpec bshd = spec.toBuilder().optLayout(QkvLayout.BSHD).build();
+            Body contiguous;
             if (!mixed) {
                 NDArray k = NDArrays.stack(new NDList(ks), 0); // [B, L, Hkv, D]
-                NDArray v = NDArrays.stack(new NDList(vs), 0);
+                NDArray v = NDArrays.stack(new NDList(vs), 0); // [B, L, Hkv, D]
                 NDArray q4 = q.expandDims(1); // [B, 1, Hq, D]
-                contiguous = time(iterations, () -> Attention.forward(q4, k, v, bshd).close());
+                contiguous = () -> Attention.forward(q4, k, v, bshd).close();
             } else {
-                contiguous = time(iterations, () -> {
+                contiguous = () -> {
                     for (int b = 0; b < batch; b++) {
                         Attention.forward(q.get(b).expandDims(0).expandDims(0), ks[b].expandDims(0),
                                 vs[b].expandDims(0), bshd).close();
                     }
-                });
+                };
             }
-            double planned;
             try (PagedPlan plan = PagedPlan.builder(cache.pageTable(ids)).setQueryHeads(HQ).setKvHeads(HKV)
                     .setHeadDim(D).optDevice(m.getDevice()).build()) {
-                planned = time(iterations, () -> plan.forward(q, kp, vp, spec).close());
+                double[] t = time(iterations, contiguous, () -> plan.forward(q, kp, vp, spec).close(),
+                        () -> PagedAttention.decode(q, kp, vp, cache.pageTable(ids), spec).close());
+                report(label, "contiguous Attention" + (mixed ? " (per sequence)" : " (batched)"), t[0],
+                        "paged planned", t[1], "paged one-shot", t[2]);
             }
-            double oneShot = time(iterations,
-                    () -> PagedAttention.decode(q, kp, vp, cache.pageTable(ids), spec).close());
-            report(label, "contiguous Attention" + (mixed ? " (per sequence)" : " (batched)"), contiguous,
-                    "paged planned", planned, "paged one-shot", oneShot);
         }
     }
 
@@ -141,45 +140,45 @@ public final class PagedAttentionBench {
                 unique.append(suffixIds[b], k, v);
             }
             NDArray q = m.randomNormal(new Shape(batch, HQ, D));
-            double plain;
             try (PagedPlan plan = PagedPlan.builder(full.pageTable(fullIds)).setQueryHeads(HQ).setKvHeads(HKV)
-                    .setHeadDim(D).optDevice(m.getDevice()).build()) {
-                plain = time(iterations,
-                        () -> plan.forward(q, full.getKeyPages(0), full.getValuePages(0), spec).close());
-            }
-            double cascade;
-            try (SharedPrefixBatchDecode wrapper = new SharedPrefixBatchDecode()) {
+                    .setHeadDim(D).optDevice(m.getDevice()).build();
+                    SharedPrefixBatchDecode wrapper = new SharedPrefixBatchDecode()) {
                 wrapper.beginForward(unique.pageTable(suffixIds), HQ, HKV, D, m.getDevice());
-                cascade = time(iterations, () -> wrapper.forward(q, kShared, vShared, unique.getKeyPages(0),
-                        unique.getValuePages(0), spec).close());
+                double[] t = time(iterations,
+                        () -> plan.forward(q, full.getKeyPages(0), full.getValuePages(0), spec).close(),
+                        () -> wrapper.forward(q, kShared, vShared, unique.getKeyPages(0), unique.getValuePages(0),
+                                spec).close());
                 wrapper.endForward();
+                report("cascade decode B=" + batch + " P=" + prefix + " S=" + suffix / 2 + ".."
+                        + (suffix / 2 + suffix - suffix / batch), "plain paged (prefix pages shared by fork)", t[0],
+                        "shared-prefix cascade", t[1], null, 0);
             }
-            report("cascade decode B=" + batch + " P=" + prefix + " S=" + suffix / 2 + ".." + (suffix / 2 + suffix
-                    - suffix / batch), "plain paged (prefix pages shared by fork)", plain, "shared-prefix cascade",
-                    cascade, null, 0);
         }
     }
 
-    private static double time(int iterations, Body body) {
-        for (int i = 0; i < iterations; i++) {
-            try (NDScope scope = new NDScope()) {
-                scope.suppressNotUsedWarning();
-                body.run();
+    // Times the bodies interleaved (one call of each per round), so load spikes on a shared machine hit all alike.
+    private static double[] time(int iterations, Body... bodies) {
+        double[][] ms = new double[bodies.length][iterations];
+        for (int round = -iterations; round < iterations; round++) { // negative rounds warm up
+            for (int i = 0; i < bodies.length; i++) {
+                try (NDScope scope = new NDScope()) {
+                    scope.suppressNotUsedWarning();
+                    long t0 = System.nanoTime();
+                    bodies[i].run();
+                    if (round >= 0) {
+                        ms[i][round] = (System.nanoTime() - t0) / 1e6;
+                    }
+                }
             }
         }
-        double[] ms = new double[iterations];
-        for (int i = 0; i < iterations; i++) {
-            try (NDScope scope = new NDScope()) {
-                scope.suppressNotUsedWarning();
-                long t0 = System.nanoTime();
-                body.run();
-                ms[i] = (System.nanoTime() - t0) / 1e6;
-            }
+        double[] result = new double[bodies.length];
+        for (int i = 0; i < bodies.length; i++) {
+            Arrays.sort(ms[i]);
+            // the median, unless the machine is shared: then the fastest quarter's mean is the steadier figure
+            double fastQuarter = Arrays.stream(ms[i], 0, Math.max(1, iterations / 4)).average().orElse(ms[i][0]);
+            result[i] = Boolean.getBoolean("bench.fast") ? fastQuarter : ms[i][iterations / 2];
         }
-        Arrays.sort(ms);
-        // the median, unless the machine is shared: then the fastest quarter's mean is the steadier figure
-        double fastQuarter = Arrays.stream(ms, 0, Math.max(1, iterations / 4)).average().orElse(ms[0]);
-        return Boolean.getBoolean("bench.fast") ? fastQuarter : ms[iterations / 2];
+        return result;
     }
 
     private static void report(String label, String aName, double a, String bName, double b, String cName,

@@ -29,9 +29,9 @@ import java.util.Locale;
  * <p>Run: {@code mvn -q -B -o -pl tests -am test-compile -DskipTests dependency:build-classpath
  * -Dmdep.outputFile=target/cp.txt -Dmdep.includeScope=test && java
  * -cp "$(cat tests/target/cp.txt):tests/target/classes" -Dai.djl.offline=true
- * org.flashdjl.tests.bench.PagedAttentionBench [iterations]}. Each figure is the median of {@code iterations} timed calls (one layer each) after as many warm-up calls, the compared variants interleaved
- * call by call; with {@code -Dbench.fast=true}, the mean of the fastest quarter (steadier on a machine shared with
- * other jobs).
+ * org.flashdjl.tests.bench.PagedAttentionBench [iterations]}. Each figure is the median of {@code iterations}
+ * timed calls (one layer each) after as many warm-up calls, the compared variants interleaved call by call; with
+ * {@code -Dbench.fast=true}, the mean of the fastest quarter (steadier on a machine shared with other jobs).
  */
 public final class PagedAttentionBench {
 

@@ -1,0 +1,112 @@
+package org.flashdjl.kvcache.paged;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+import java.util.Arrays;
+
+/**
+ * The pool slots reserved for one step's new tokens by {@link PagedKVCache#reserve}: vLLM's {@code slot_mapping}.
+ * Token {@code t} of the step (sequences in the order given, each sequence's tokens in order) goes to slot
+ * {@code getSlots()[t] = page * pageSize + row} of every layer's pools viewed as [numPages * pageSize, Hkv, D].
+ * Reserve once per step, then {@link PagedKVCache#write write} each layer's K/V with this mapping; close it after
+ * the step (it owns the int64 slot array handed to the pools' {@code set}).
+ */
+public final class SlotMapping implements AutoCloseable {
+
+    private final PagedKVCache cache;
+    private final long[] seqIds; // [S]
+    private final int[] counts; // [S] tokens reserved per sequence
+    private final int[] startPositions; // [S] sequence length before the reservation
+    private final long[] slots; // [sum(counts)]
+    private NDManager manager; // owns slotArray, created on first use
+    private NDArray slotArray; // int64 [sum(counts)]
+    private boolean closed;
+
+    SlotMapping(PagedKVCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots) {
+        this.cache = cache;
+        this.seqIds = seqIds;
+        this.counts = counts;
+        this.startPositions = startPositions;
+        this.slots = slots;
+    }
+
+    PagedKVCache getCache() {
+        return cache;
+    }
+
+    synchronized NDArray slotArray(NDManager parent) {
+        if (closed) {
+            throw new IllegalStateException("slot mapping is closed");
+        }
+        if (slotArray == null) {
+            manager = parent.newSubManager();
+            slotArray = manager.create(slots, new Shape(slots.length));
+        }
+        return slotArray;
+    }
+
+    /**
+     * Returns the sequences of the reservation.
+     *
+     * @return a copy of the ids, in token order
+     */
+    public long[] getSequenceIds() {
+        return seqIds.clone();
+    }
+
+    /**
+     * Returns how many tokens each sequence reserved.
+     *
+     * @return a copy of the counts [S]
+     */
+    public int[] getCounts() {
+        return counts.clone();
+    }
+
+    /**
+     * Returns each sequence's length before the reservation, i.e. the position of its first reserved token.
+     *
+     * @return a copy of the start positions [S]
+     */
+    public int[] getStartPositions() {
+        return startPositions.clone();
+    }
+
+    /**
+     * Returns the slot of every reserved token.
+     *
+     * @return a copy of the slots [n]
+     */
+    public long[] getSlots() {
+        return slots.clone();
+    }
+
+    /**
+     * Returns the number of reserved tokens.
+     *
+     * @return n, the rows of the K/V that {@link PagedKVCache#write} takes
+     */
+    public int size() {
+        return slots.length;
+    }
+
+    /** Frees the slot array (the reservation itself stays: the tokens belong to their sequences). */
+    @Override
+    public synchronized void close() {
+        closed = true;
+        if (manager != null) {
+            manager.close();
+            manager = null;
+            slotArray = null;
+        }
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "SlotMapping{seqIds=" + Arrays.toString(seqIds) + ", counts=" + Arrays.toString(counts)
+                + ", starts=" + Arrays.toString(startPositions) + ", slots=" + Arrays.toString(slots) + "}";
+    }
+}

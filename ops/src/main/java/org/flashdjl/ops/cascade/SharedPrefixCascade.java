@@ -1,0 +1,179 @@
+package org.flashdjl.ops.cascade;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+
+import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionOutput;
+import org.flashdjl.ops.attention.AttentionProblem;
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.attention.MaskRule;
+import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.paged.PageTable;
+import org.flashdjl.ops.paged.PagedPlan;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Objects;
+
+/**
+ * The engine shared by {@link SharedPrefixBatchDecode} and {@link SharedPrefixBatchPrefill}: a {@link PagedPlan}
+ * over the unique suffixes built once per step, and per layer the prefix part (contiguous {@link Attention} over
+ * the shared K/V at global positions), the suffix part ({@link PagedPlan#forward} with {@code keyOffset = P}) and
+ * their {@link MergeState#mergeState merge}.
+ */
+final class SharedPrefixCascade {
+
+    private static final Logger logger = LoggerFactory.getLogger(SharedPrefixCascade.class);
+
+    private final String pagedBackend;
+    private final String denseBackend;
+    private PagedPlan plan; // null outside begin .. end
+    private int[] qoIndptr; // [B + 1]
+    private int[] suffixLens; // [B]
+
+    SharedPrefixCascade(String pagedBackend, String denseBackend) {
+        this.pagedBackend = Objects.requireNonNull(pagedBackend, "pagedBackend");
+        this.denseBackend = Objects.requireNonNull(denseBackend, "denseBackend");
+    }
+
+    void begin(PageTable table, int[] qo, int queryHeads, int kvHeads, int headDim, Device device) {
+        Objects.requireNonNull(table, "table");
+        PagedPlan.Builder builder = PagedPlan.builder(table)
+                .setQueryHeads(queryHeads)
+                .setKvHeads(kvHeads)
+                .setHeadDim(headDim)
+                .optBackend(pagedBackend);
+        if (device != null) {
+            builder.optDevice(device);
+        }
+        if (qo != null) {
+            builder.optQoIndptr(qo);
+        }
+        PagedPlan next = builder.build(); // validates before the current plan is dropped
+        if (plan != null) {
+            logger.debug("beginForward while a plan is active: replacing it");
+            plan.close();
+        }
+        plan = next;
+        qoIndptr = next.getQoIndptr();
+        suffixLens = table.getSeqLens();
+    }
+
+    PagedPlan plan() {
+        if (plan == null) {
+            throw new IllegalStateException("no active plan: call beginForward(...) before forward(...); after"
+                    + " endForward() a new beginForward is needed");
+        }
+        return plan;
+    }
+
+    boolean isActive() {
+        return plan != null;
+    }
+
+    void end() {
+        if (plan != null) {
+            plan.close();
+            plan = null;
+            qoIndptr = null;
+            suffixLens = null;
+        }
+    }
+
+    AttentionOutput forward(NDArray q, NDArray kShared, NDArray vShared, NDArray kPages, NDArray vPages,
+            AttentionSpec spec) {
+        PagedPlan p = plan();
+        Objects.requireNonNull(spec, "spec");
+        Checks.checkRank("kShared", kShared, 3, "[sharedPrefixLen, Hkv, D] (NHD)");
+        Checks.checkRank("vShared", vShared, 3, "[sharedPrefixLen, Hkv, Dv] (NHD)");
+        Checks.checkDataType("kShared", kShared, Checks.FLOAT_TYPES);
+        Checks.checkSameDataType("q", q, "kShared", kShared);
+        Checks.checkSameDataType("q", q, "vShared", vShared);
+        Checks.checkSameDevice("q", q, "kShared", kShared);
+        Checks.checkSameDevice("q", q, "vShared", vShared);
+        Shape ks = kShared.getShape();
+        Shape vs = vShared.getShape();
+        if (ks.get(1) != p.getKvHeads() || ks.get(2) != p.getHeadDim()) {
+            throw new IllegalArgumentException("kShared " + ks + " must be [sharedPrefixLen, Hkv = " + p.getKvHeads()
+                    + ", D = " + p.getHeadDim() + "] (shared prefix head dim " + ks.get(2) + ", query "
+                    + p.getHeadDim() + ")");
+        }
+        if (vs.get(0) != ks.get(0) || vs.get(1) != ks.get(1)) {
+            throw new IllegalArgumentException("vShared " + vs + " must match kShared " + ks
+                    + " except the last dim");
+        }
+        if (vs.get(2) != vPages.getShape().get(vPages.getShape().dimension() - 1)) {
+            throw new IllegalArgumentException("vShared " + vs + " and vPages " + vPages.getShape()
+                    + " must share the value head dim");
+        }
+        long prefixLen = ks.get(0);
+        AttentionSpec withLse = spec.toBuilder().optReturnLse(true).build();
+        try (NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            AttentionOutput suffix = p.forward(q, kPages, vPages, withLse, prefixLen); // [totalQ, Hq, Dv]
+            NDArray out;
+            NDArray lse;
+            if (prefixLen == 0 || p.getTotalQueries() == 0) {
+                out = suffix.getOutput();
+                lse = suffix.getLse();
+            } else {
+                NDList prefix = prefix(q, kShared, vShared, withLse, prefixLen);
+                NDList merged = MergeState.mergeState(prefix.get(0), prefix.get(1), suffix.getOutput(),
+                        suffix.getLse());
+                out = merged.get(0);
+                lse = merged.get(1);
+            }
+            NDScope.unregister(out);
+            if (spec.isReturnLse()) {
+                NDScope.unregister(lse);
+                return new AttentionOutput(out, lse);
+            }
+            return new AttentionOutput(out, null);
+        }
+    }
+
+    /** Attention of every query row over the shared prefix: output [totalQ, Hq, Dv], LSE [totalQ, Hq]. */
+    private NDList prefix(NDArray q, NDArray kShared, NDArray vShared, AttentionSpec spec, long prefixLen) {
+        AttentionSpec bshd = spec.toBuilder().optLayout(QkvLayout.BSHD).build();
+        NDArray k = kShared.expandDims(0); // [1, P, Hkv, D]
+        NDArray v = vShared.expandDims(0); // [1, P, Hkv, Dv]
+        int batch = qoIndptr.length - 1;
+        boolean shared = !spec.hasAlibi();
+        for (int b = 0; b < batch && shared; b++) {
+            int lq = qoIndptr[b + 1] - qoIndptr[b];
+            shared = lq == 0 || MaskRule.coverage(spec, prefixLen + suffixLens[b] - lq, lq, 0, prefixLen)
+                    == MaskRule.Coverage.FULL;
+        }
+        if (shared) {
+            // Every query sees the whole prefix with position-free scores: one call, the prefix read once for all.
+            AttentionSpec open = bshd.toBuilder().optCausal(false).optWindow(-1, -1).optSinkTokens(0).build();
+            AttentionOutput o = Attention.forward(q.expandDims(0), k, v, open, denseBackend);
+            return new NDList(o.getOutput().squeeze(0), o.getLse().squeeze(0).transpose(1, 0));
+        }
+        // ALiBi or a mask that cuts the prefix: positions differ per request, one call each.
+        NDList outs = new NDList();
+        NDList lses = new NDList();
+        for (int b = 0; b < batch; b++) {
+            int lq = qoIndptr[b + 1] - qoIndptr[b];
+            if (lq == 0) {
+                continue;
+            }
+            NDArray qb = q.get(new NDIndex("{}:{}", qoIndptr[b], qoIndptr[b + 1])).expandDims(0); // [1, Lq_b, Hq, D]
+            AttentionProblem problem = AttentionProblem.builder(qb, k, v, bshd)
+                    .optPositions(prefixLen + suffixLens[b] - lq, 0)
+                    .build();
+            AttentionOutput o = Attention.forward(problem, denseBackend);
+            outs.add(o.getOutput().squeeze(0)); // [Lq_b, Hq, Dv]
+            lses.add(o.getLse().squeeze(0).transpose(1, 0)); // [Lq_b, Hq]
+        }
+        return new NDList(NDArrays.concat(outs, 0), NDArrays.concat(lses, 0));
+    }
+}

@@ -30,6 +30,9 @@ final class BatchCommand {
         List<String> prompts = new ArrayList<>();
         int maxBatch = 4;
         int maxNew = 24;
+        boolean paged = true;
+        int pageSize = 16;
+        int numPages = 256;
         try {
             CliArgs a = new CliArgs(args);
             while (a.hasNext()) {
@@ -50,6 +53,19 @@ final class BatchCommand {
                         break;
                     case "--max-new-tokens":
                         maxNew = a.intValue(flag, 1);
+                        break;
+                    case "--store":
+                        String st = a.value(flag);
+                        if (!st.equals("paged") && !st.equals("contiguous")) {
+                            throw new IllegalArgumentException("--store must be paged or contiguous, got " + st);
+                        }
+                        paged = st.equals("paged");
+                        break;
+                    case "--page-size":
+                        pageSize = a.intValue(flag, 1);
+                        break;
+                    case "--pages":
+                        numPages = a.intValue(flag, 1);
                         break;
                     default:
                         throw new IllegalArgumentException("unknown option " + flag);
@@ -75,9 +91,14 @@ final class BatchCommand {
                 requests.add(new BatchRequest(single.promptIds(prompts.get(i), cfg), cfg, i < prompts.size() / 2
                         ? 0 : 3 * (i - prompts.size() / 2 + 1)));
             }
-            BatchGenerator batch = new BatchGenerator(lm.getModel(), lm.getTokenizer(), lm.getManager(), maxBatch);
-            out.printf(Locale.ROOT, "== FlashDJL: continuous batching, %d prompts, at most %d at a time ==%n",
-                    prompts.size(), maxBatch);
+            final boolean usePaged = paged;
+            final int pages = numPages;
+            final int size = pageSize;
+            BatchGenerator batch = new BatchGenerator(lm.getModel(), lm.getTokenizer(), lm.getManager(), maxBatch,
+                    (model, mgr) -> usePaged ? model.newPagedStore(pages, size) : model.newSequenceStore(mgr));
+            out.printf(Locale.ROOT, "== FlashDJL: continuous batching, %d prompts, at most %d at a time, %s ==%n",
+                    prompts.size(), maxBatch, paged ? "PagedKVCache (" + numPages + " pages x " + pageSize
+                            + " tokens)" : "contiguous store");
             List<GenerationResult> results = batch.generate(requests, null);
             for (int i = 0; i < results.size(); i++) {
                 GenerationResult r = results.get(i);
@@ -88,7 +109,7 @@ final class BatchCommand {
             BatchGenerator.Stats s = batch.getLastStats();
             out.printf(Locale.ROOT, "steps     : %d batched forward passes, up to %d sequences each%n", s.getSteps(),
                     s.getMaxRunning());
-            out.printf(Locale.ROOT, "throughput: %d tokens in %.1f ms (%.1f tokens/s), peak KV %s%n", s.getTokens(),
+            out.printf(Locale.ROOT, "throughput: %d tokens in %.1f ms (%.1f tokens/s), KV storage %s%n", s.getTokens(),
                     s.getNanos() / 1e6, s.getTokens() / (s.getNanos() / 1e9), CliArgs.bytes(s.getPeakKvBytes()));
             return 0;
         } catch (IOException | IllegalArgumentException | UnsupportedOperationException e) {

@@ -30,6 +30,7 @@ final class GenerateCommand {
             "                [--top-p P] [--seed S] [--cache streaming|contiguous] [--rope-positions original|in-cache]",
             "                [--threads N] [--no-bos] [--no-progress]",
             "       flashdjl batch [same model options] [--prompt TEXT]... [--max-batch N] [--max-new-tokens N]",
+            "                      [--store paged|contiguous] [--pages N] [--page-size N]",
             "       flashdjl report [--device cpu|gpu] [--seq N] ...   (or --report: capability report + sample)",
             "       flashdjl serving-dir --out DIR [--model DIR] [--max-prompt-tokens N] [--max-new-tokens N]",
             "",

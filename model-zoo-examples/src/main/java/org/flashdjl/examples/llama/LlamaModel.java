@@ -16,6 +16,7 @@ import ai.djl.util.PairList;
 import org.flashdjl.engine.cache.ContiguousKvCache;
 import org.flashdjl.engine.cache.ContiguousSequenceKvStore;
 import org.flashdjl.engine.cache.KvCache;
+import org.flashdjl.engine.cache.PagedSequenceKvStore;
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.engine.nn.DecoderAttentionBlock;
@@ -224,6 +225,20 @@ public final class LlamaModel extends AbstractBlock {
      */
     public SequenceKvStore newSequenceStore(NDManager manager) {
         return new ContiguousSequenceKvStore(manager, layers.size());
+    }
+
+    /**
+     * Creates a paged KV store for continuous batching ({@code PagedKVCache}: page pools allocated once, page
+     * tables per sequence, prefix sharing on fork; attention straight from the pages).
+     *
+     * @param numPages pages per pool (capacity: numPages x pageSize tokens over all sequences)
+     * @param pageSize tokens per page
+     * @return the store
+     */
+    public SequenceKvStore newPagedStore(int numPages, int pageSize) {
+        NDArray table = embedTokens.getArray();
+        return PagedSequenceKvStore.create(layers.size(), config.getNumKvHeads(), config.getHeadDim(),
+                table.getDataType(), table.getDevice(), numPages, pageSize, "auto");
     }
 
     /**

@@ -86,8 +86,9 @@ class GenerationTest {
                 .getTokenIds());
     }
 
-    @Test
-    void continuousBatchingEqualsSingleStreamGeneration() {
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"contiguous", "paged"})
+    void continuousBatchingEqualsSingleStreamGeneration(String store) {
         Generator single = new Generator(model, TOKENIZER, manager);
         String[] prompts = {"a", "hello world", "The quick brown fox", "zz", "0123456789", "q"};
         int[] maxNew = {5, 9, 3, 7, 4, 6};
@@ -103,7 +104,8 @@ class GenerationTest {
             requests.add(new BatchRequest(single.promptIds(prompts[i], cfg), cfg, arrival[i]));
             expected.add(single.generate(prompts[i], cfg, null).getTokenIds());
         }
-        BatchGenerator batch = new BatchGenerator(model, TOKENIZER, manager, 3);
+        BatchGenerator batch = new BatchGenerator(model, TOKENIZER, manager, 3, (mdl, m) -> store.equals("paged")
+                ? mdl.newPagedStore(32, 4) : mdl.newSequenceStore(m));
         List<long[]> order = new ArrayList<>();
         List<GenerationResult> results = batch.generate(requests, e -> order.add(new long[] {e.getSequenceId(),
             e.getIndex()}));

@@ -199,8 +199,9 @@ class LlamaModelTest {
         }
     }
 
-    @Test
-    void packedStepsOverTheSequenceStoreEqualFullRecomputation() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"contiguous", "paged"})
+    void packedStepsOverTheSequenceStoreEqualFullRecomputation(String kind) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
             LlamaModel model = LlamaLoader.load(f32, m, AttentionOptions.builder().optBackend("online").build(),
                     DataType.FLOAT32);
@@ -208,7 +209,8 @@ class LlamaModelTest {
             int[] a = java.util.Arrays.copyOfRange(tokens, 0, 11);
             int[] b = java.util.Arrays.copyOfRange(tokens, 5, 19);
             int[][] steps = {{6, 4}, {1, 3}, {2, 1}, {1, 5}, {1, 1}}; // tokens of a and b per step
-            try (org.flashdjl.engine.cache.SequenceKvStore store = model.newSequenceStore(m)) {
+            try (org.flashdjl.engine.cache.SequenceKvStore store = kind.equals("paged") ? model.newPagedStore(16, 4)
+                    : model.newSequenceStore(m)) {
                 store.addSequence(10);
                 store.addSequence(20);
                 int pa = 0;

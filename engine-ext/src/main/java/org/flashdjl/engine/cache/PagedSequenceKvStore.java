@@ -1,0 +1,188 @@
+package org.flashdjl.engine.cache;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+
+import org.flashdjl.kvcache.paged.PagedKVCache;
+import org.flashdjl.kvcache.paged.SlotMapping;
+import org.flashdjl.ops.paged.PageTable;
+import org.flashdjl.ops.paged.PagedAttention;
+import org.flashdjl.ops.paged.PagedAttentionBackends;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * A {@link SequenceKvStore} over {@link PagedKVCache} (page pools allocated once, per-sequence page tables, prefix
+ * sharing on {@link #fork} with copy-on-write): a step {@link #reserve reserves} slots once for all layers, each
+ * layer {@link #append writes} its keys and values into them and attends through {@link PagedAttention#prefill}
+ * straight from the pages, with no packed copy.
+ *
+ * <pre>{@code
+ * SequenceKvStore store = PagedSequenceKvStore.create(layers, kvHeads, headDim, DataType.FLOAT32, Device.cpu(),
+ *         1024, 16, "auto");
+ * new BatchGenerator(model, tokenizer, manager, 8, (m, mgr) -> store);
+ * }</pre>
+ */
+public final class PagedSequenceKvStore implements SequenceKvStore {
+
+    private final PagedKVCache cache;
+    private final String pagedBackend;
+    private final Map<Long, Long> ids = new HashMap<>(); // our sequence id -> the cache's
+    private SlotMapping step; // the reservation of the step in progress
+    private long[] stepIds; // the cache's ids of that step
+    private PageTable stepTable; // their pages, after the reservation
+
+    /**
+     * Wraps a paged cache (this store closes it).
+     *
+     * @param cache the cache, its layers the model's
+     * @param pagedBackend a paged attention backend name ({@code auto}, {@code gather}, {@code cuda})
+     */
+    public PagedSequenceKvStore(PagedKVCache cache, String pagedBackend) {
+        this.cache = cache;
+        this.pagedBackend = pagedBackend;
+    }
+
+    /**
+     * Creates a store with its own paged cache.
+     *
+     * @param numLayers decoder layers
+     * @param kvHeads Hkv
+     * @param headDim D
+     * @param dataType the pools' dtype
+     * @param device the pools' device
+     * @param numPages pages per pool
+     * @param pageSize tokens per page
+     * @param pagedBackend the paged attention backend ({@code auto} picks per call)
+     * @return the store
+     */
+    public static PagedSequenceKvStore create(int numLayers, int kvHeads, int headDim, DataType dataType,
+            Device device, int numPages, int pageSize, String pagedBackend) {
+        PagedKVCache cache = PagedKVCache.builder().setNumPages(numPages).setPageSize(pageSize).setKvHeads(kvHeads)
+                .setHeadDim(headDim).optNumLayers(numLayers).optDataType(dataType).optDevice(device).build();
+        return new PagedSequenceKvStore(cache, pagedBackend == null ? PagedAttentionBackends.AUTO : pagedBackend);
+    }
+
+    /** @return the paged cache */
+    public PagedKVCache getCache() {
+        return cache;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public int getNumLayers() {
+        return cache.getNumLayers();
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized void addSequence(long seqId) {
+        if (ids.containsKey(seqId)) {
+            throw new IllegalArgumentException("sequence " + seqId + " already exists");
+        }
+        ids.put(seqId, cache.addSequence());
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized void fork(long src, long dst) {
+        if (ids.containsKey(dst)) {
+            throw new IllegalArgumentException("sequence " + dst + " already exists");
+        }
+        ids.put(dst, cache.fork(id(src)));
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized void free(long seqId) {
+        cache.free(id(seqId));
+        ids.remove(seqId);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized boolean contains(long seqId) {
+        return ids.containsKey(seqId);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized long length(long seqId) {
+        return cache.getSequenceLength(id(seqId));
+    }
+
+    private long id(long seqId) {
+        Long id = ids.get(seqId);
+        if (id == null) {
+            throw new IllegalArgumentException("unknown sequence " + seqId + " (added: " + ids.keySet() + ")");
+        }
+        return id;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized long[] reserve(long[] seqIds, int[] counts) {
+        long[] pids = new long[seqIds.length];
+        for (int i = 0; i < seqIds.length; i++) {
+            pids[i] = id(seqIds[i]);
+        }
+        if (step != null) {
+            step.close();
+        }
+        step = cache.reserve(pids, counts);
+        stepIds = pids;
+        stepTable = cache.pageTable(pids);
+        int[] starts = step.getStartPositions();
+        long[] out = new long[starts.length];
+        for (int i = 0; i < starts.length; i++) {
+            out[i] = starts[i];
+        }
+        return out;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized BatchKvView append(int layer, long[] seqIds, int[] counts, NDArray keys, NDArray values) {
+        if (step == null || seqIds.length != stepIds.length) {
+            throw new IllegalStateException("append without a matching reserve for this step");
+        }
+        for (int i = 0; i < seqIds.length; i++) {
+            if (id(seqIds[i]) != stepIds[i]) {
+                throw new IllegalStateException("append's sequences differ from the step's reservation");
+            }
+        }
+        cache.write(layer, step, keys, values);
+        NDArray kPages = cache.getKeyPages(layer);
+        NDArray vPages = cache.getValuePages(layer);
+        PageTable table = stepTable;
+        return (q, queryCounts, spec, backend) -> {
+            int[] indptr = new int[queryCounts.length + 1];
+            for (int i = 0; i < queryCounts.length; i++) {
+                indptr[i + 1] = indptr[i] + queryCounts[i];
+            }
+            return PagedAttention.prefill(q, indptr, kPages, vPages, table, spec, pagedBackend);
+        };
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public long memoryBytes() {
+        long total = 0;
+        for (int l = 0; l < cache.getNumLayers(); l++) {
+            total += ContiguousKvCache.bytes(cache.getKeyPages(l)) + ContiguousKvCache.bytes(cache.getValuePages(l));
+        }
+        return total;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized void close() {
+        if (step != null) {
+            step.close();
+            step = null;
+        }
+        cache.close();
+    }
+}

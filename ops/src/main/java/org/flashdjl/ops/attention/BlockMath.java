@@ -3,6 +3,7 @@ package org.flashdjl.ops.attention;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 
 /**
  * The attention arithmetic on NDArrays, shared by the {@code math} and {@code online} backends: scores, softcap,
@@ -35,10 +36,69 @@ final class BlockMath {
     }
 
     /**
-     * Attention of one block of queries against one block of keys, in fp32.
+     * The scores of one block of queries against one block of keys: {@code (scale * q).k}, softcap, then the
+     * {@link MaskRule} bias (masked scores are {@code -inf}). The caller scales q once (qLen x D work, not
+     * qLen x kLen), so blockwise callers reuse it for every key block.
      *
      * <p>GQA without copying keys: query heads {@code g * G .. g * G + G - 1} share kv head {@code g}, so q is
      * viewed as [B, Hkv, G * qLen, D] and multiplied with k [B, Hkv, kLen, D] directly.
+     *
+     * @param spec the spec (mask, softcap, ALiBi)
+     * @param scaledQ fp32 {@code scale * q} [B, Hq, qLen, D]
+     * @param k fp32 [B, Hkv, kLen, D]
+     * @param queryStart position of query row 0 ({@link MaskRule})
+     * @param keyStart index of key 0
+     * @return fp32 scores [B, Hq, qLen, kLen], a fresh array the caller may modify in place
+     */
+    static NDArray scores(AttentionSpec spec, NDArray scaledQ, NDArray k, long queryStart, long keyStart) {
+        NDArray q = scaledQ;
+        long b = q.getShape().get(0);
+        long hq = q.getShape().get(1);
+        long qLen = q.getShape().get(2);
+        long d = q.getShape().get(3);
+        long hkv = k.getShape().get(1);
+        long kLen = k.getShape().get(2);
+        NDArray grouped = q.reshape(b, hkv, hq / hkv * qLen, d);
+        NDArray scores = grouped.matMul(k.transpose(0, 1, 3, 2)).reshape(b, hq, qLen, kLen);
+        if (spec.getSoftcap() > 0) {
+            float cap = spec.getSoftcap();
+            scores = scores.divi(cap).tanh().muli(cap);
+        }
+        NDArray bias = MaskRule.bias(q.getManager(), spec, queryStart, qLen, keyStart, kLen, 0, (int) hq);
+        if (bias != null) {
+            scores.addi(bias); // bias [1 or Hq, qLen, kLen] broadcasts over batch
+        }
+        return scores;
+    }
+
+    /**
+     * The row maxima of scores, with {@code -inf} (a row that sees no key) clipped to {@code -Float.MAX_VALUE} so
+     * that {@code exp(s - max)} stays 0 on such rows and their LSE {@code max + log(0)} stays {@code -inf}.
+     *
+     * @param rowValues values [..., n] or per-row maxima [..., 1]
+     * @return finite row maxima [..., 1]
+     */
+    static NDArray finiteRowMax(NDArray rowValues) {
+        int last = rowValues.getShape().dimension() - 1;
+        return rowValues.max(new int[] {last}, true).clip(-Float.MAX_VALUE, Float.POSITIVE_INFINITY);
+    }
+
+    /**
+     * The value product {@code p v} with GQA: p [B, Hq, qLen, kLen], v [B, Hkv, kLen, Dv].
+     *
+     * @param p fp32 weights [B, Hq, qLen, kLen]
+     * @param v fp32 values [B, Hkv, kLen, Dv]
+     * @return fp32 [B, Hq, qLen, Dv]
+     */
+    static NDArray weightedValues(NDArray p, NDArray v) {
+        Shape ps = p.getShape();
+        long hkv = v.getShape().get(1);
+        return p.reshape(ps.get(0), hkv, ps.get(1) / hkv * ps.get(2), ps.get(3)).matMul(v)
+                .reshape(ps.get(0), ps.get(1), ps.get(2), v.getShape().get(3));
+    }
+
+    /**
+     * Attention of one block of queries against one block of keys, normalised over that block, in fp32.
      *
      * @param spec the spec (mask, softcap, ALiBi)
      * @param scale the softmax scale
@@ -51,31 +111,11 @@ final class BlockMath {
      */
     static NDList attend(AttentionSpec spec, float scale, NDArray q, NDArray k, NDArray v, long queryStart,
             long keyStart) {
-        long b = q.getShape().get(0);
-        long hq = q.getShape().get(1);
-        long qLen = q.getShape().get(2);
-        long d = q.getShape().get(3);
-        long hkv = k.getShape().get(1);
-        long kLen = k.getShape().get(2);
-        long dv = v.getShape().get(3);
-        long group = hq / hkv;
-
-        NDArray grouped = q.reshape(b, hkv, group * qLen, d);
-        NDArray scores = grouped.matMul(k.transpose(0, 1, 3, 2)).reshape(b, hq, qLen, kLen).mul(scale);
-        if (spec.getSoftcap() > 0) {
-            float cap = spec.getSoftcap();
-            scores = scores.div(cap).tanh().mul(cap);
-        }
-        NDArray bias = MaskRule.bias(q.getManager(), spec, queryStart, qLen, keyStart, kLen, 0, (int) hq);
-        if (bias != null) {
-            scores = scores.add(bias); // bias [1 or Hq, qLen, kLen] broadcasts over batch
-        }
-        // A row of -inf has max -inf: clipping it to -MAX keeps exp() at 0 and the LSE at -inf.
-        NDArray max = scores.max(new int[] {3}, true).clip(-Float.MAX_VALUE, Float.POSITIVE_INFINITY);
-        NDArray p = scores.sub(max).exp();
+        NDArray scores = scores(spec, q.mul(scale), k, queryStart, keyStart);
+        NDArray max = finiteRowMax(scores);
+        NDArray p = scores.subi(max).exp();
         NDArray sum = p.sum(new int[] {3}, true); // >= 1 on rows that see a key, 0 on empty rows
-        NDArray out = p.reshape(b, hkv, group * qLen, kLen).matMul(v).reshape(b, hq, qLen, dv);
-        out = out.div(sum.maximum(1f));
+        NDArray out = weightedValues(p, v).divi(sum.maximum(1f));
         NDArray lse = max.add(sum.log()).squeeze(3);
         return new NDList(out, lse);
     }

@@ -1,7 +1,6 @@
 package org.flashdjl.ops.attention;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
@@ -9,16 +8,17 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
-import org.flashdjl.ops.cascade.MergeState;
 
 /**
  * The memory-efficient backend {@code online}: the flash-attention recurrence in NDArray ops.
  *
- * <p>Queries go in chunks of {@code queryChunk} rows; for each, key chunks of {@code keyChunk} columns are
- * attended one at a time ({@link BlockMath#attend}) and their (output, LSE) states folded together with
- * {@link MergeState#mergeStateInPlace}, the same running max / sum rescaling as flash attention. Chunks that the
- * mask hides entirely ({@link MaskRule#coverage}) are skipped, so causal and windowed calls do proportionally
- * less work. Peak extra memory is a few [batch, Hq, queryChunk, keyChunk] fp32 blocks, never [Lq, Lk].
+ * <p>Queries go in chunks of {@code queryChunk} rows; for each, key chunks of {@code keyChunk} columns are scored
+ * one at a time ({@link BlockMath#scores}) and folded into a running row max {@code m}, row sum {@code l} and
+ * unnormalised output {@code acc}: with {@code m' = max(m, rowmax(s))}, {@code l = l e^(m - m') + rowsum(e^(s -
+ * m'))} and {@code acc = acc e^(m - m') + e^(s - m') v}; at the end {@code out = acc / l} and
+ * {@code lse = m + log l}. Chunks that the mask hides entirely ({@link MaskRule#coverage}) are skipped, so causal
+ * and windowed calls do proportionally less work. Peak extra memory is a few [batch, Hq, queryChunk, keyChunk] fp32
+ * blocks, never [Lq, Lk].
  */
 public final class OnlineBackend extends NdArrayBackend {
 
@@ -30,6 +30,8 @@ public final class OnlineBackend extends NdArrayBackend {
 
     /** Default keys per chunk. */
     public static final int DEFAULT_KEY_CHUNK = 1024;
+
+    private static final NDIndex ALL = new NDIndex("...");
 
     private final int queryChunk;
     private final int keyChunk;
@@ -76,9 +78,13 @@ public final class OnlineBackend extends NdArrayBackend {
                 long queryStart = problem.getQueryStart() + qs;
                 try (NDScope chunkScope = new NDScope()) {
                     chunkScope.suppressNotUsedWarning();
-                    NDArray qc = BlockMath.fp32(q.get(new NDIndex(":, :, {}:{}", qs, qe)));
-                    NDArray accOut = null; // [B, Hq, qe - qs, Dv] fp32
-                    NDArray accLse = null; // [B, Hq, qe - qs] fp32
+                    NDIndex rows = new NDIndex(":, :, {}:{}", qs, qe);
+                    NDArray qc = BlockMath.fp32(q.get(rows)).mul(scale); // scale * q [B, Hq, qc, D]
+                    Shape rowShape = new Shape(problem.getBatch(), problem.getQueryHeads(), qe - qs, 1);
+                    NDArray m = manager.full(rowShape, Float.NEGATIVE_INFINITY, DataType.FLOAT32); // [B, Hq, qc, 1]
+                    NDArray l = manager.zeros(rowShape, DataType.FLOAT32); // [B, Hq, qc, 1]
+                    NDArray acc = manager.zeros(new Shape(problem.getBatch(), problem.getQueryHeads(), qe - qs,
+                            problem.getValueDim()), DataType.FLOAT32); // [B, Hq, qc, Dv]
                     for (long ks = 0; ks < lk; ks += keyChunk) {
                         long ke = Math.min(lk, ks + keyChunk);
                         long keyStart = problem.getKeyStart() + ks;
@@ -86,30 +92,22 @@ public final class OnlineBackend extends NdArrayBackend {
                                 == MaskRule.Coverage.NONE) {
                             continue;
                         }
-                        boolean first = accOut == null;
-                        NDList block;
                         try (NDScope blockScope = new NDScope()) {
                             blockScope.suppressNotUsedWarning();
                             NDIndex keys = new NDIndex(":, :, {}:{}", ks, ke);
-                            block = BlockMath.attend(spec, scale, qc, BlockMath.fp32(k.get(keys)),
-                                    BlockMath.fp32(v.get(keys)), queryStart, keyStart);
-                            if (first) {
-                                NDScope.unregister(block); // kept as the running state, owned by chunkScope
-                            } else {
-                                MergeState.mergeStateInPlace(accOut, accLse, block.get(0), block.get(1));
-                            }
-                        }
-                        if (first) {
-                            accOut = block.get(0);
-                            accLse = block.get(1);
-                            NDScope.register(accOut);
-                            NDScope.register(accLse);
+                            NDArray s = BlockMath.scores(spec, qc, BlockMath.fp32(k.get(keys)), queryStart, keyStart);
+                            // s: [B, Hq, qc, kc]
+                            NDArray mNew = m.maximum(BlockMath.finiteRowMax(s)); // finite: the block max is clipped
+                            NDArray alpha = m.sub(mNew).exp(); // 0 where m was -inf
+                            NDArray p = s.subi(mNew).exp();
+                            l.muli(alpha).addi(p.sum(new int[] {3}, true));
+                            acc.muli(alpha).addi(BlockMath.weightedValues(p, BlockMath.fp32(v.get(keys))));
+                            m.set(ALL, mNew);
                         }
                     }
-                    if (accOut != null) {
-                        out.set(new NDIndex(":, :, {}:{}", qs, qe), accOut);
-                        lse.set(new NDIndex(":, :, {}:{}", qs, qe), accLse);
-                    }
+                    // l >= 1 on rows that saw a key (the max contributes e^0), 0 on rows that saw none.
+                    out.set(rows, acc.divi(l.maximum(1f)));
+                    lse.set(rows, m.add(l.log()).squeeze(3));
                 }
             }
             NDArray result = BlockMath.fromBhsd(out.toType(problem.getDataType(), false), layout);

@@ -76,8 +76,8 @@ for py in sdpa_bench.py compare_bench.py; do
     echo "   note: tests/gpu/$py not found; run-gpu.sh will skip that step"
   fi
 done
-cp tests/gpu/run-gpu.sh "$STAGE/run-gpu.sh"
-chmod +x "$STAGE/run-gpu.sh"
+cp tests/gpu/run-gpu.sh tests/gpu/run-cp.sh "$STAGE/"
+chmod +x "$STAGE/run-gpu.sh" "$STAGE/run-cp.sh"
 
 echo "== 3/5 jlink JRE ($MODULES)"
 JDK="${BUNDLE_JDK:-}"

@@ -1,6 +1,9 @@
 package org.flashdjl.ops.parallel;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionBackends;
@@ -8,6 +11,8 @@ import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.FlashAttention;
 
 import java.util.Locale;
 import java.util.Objects;
@@ -27,6 +32,12 @@ import java.util.Objects;
  *       they are not.
  * </ul>
  *
+ * <p><b>On GPUs.</b> With an {@link NcclProcessGroup}, GPU NDArrays and the {@code flash} backend ({@code auto}
+ * too, for fp16 and specs the device path supports), the forward runs on device memory: {@link DeviceRingAttention}
+ * (flash kernels per block, NCCL transfers overlapping compute, merges by {@code MergeStateKernel}) or
+ * {@link DeviceUlyssesAttention}; {@link #forward(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor,
+ * DeviceTensor, AttentionSpec)} takes raw device views (JCuda memory, bf16). Scratch lives until {@link #close()}.
+ *
  * <p>Without a group (the default, or {@code setContextParallelGroup(null)}) or with a group of one rank,
  * {@link #forward} is exactly {@link Attention#forward(NDArray, NDArray, NDArray, AttentionSpec, String)}.
  *
@@ -38,7 +49,7 @@ import java.util.Objects;
  * NDArray out = attn.forward(q, k, v, AttentionSpec.builder().optCausal(true).build()).getOutput();
  * }</pre>
  */
-public final class ContextParallelAttention {
+public final class ContextParallelAttention implements AutoCloseable {
 
     /** How the ranks share the work. */
     public enum Method {
@@ -71,12 +82,17 @@ public final class ContextParallelAttention {
         }
     }
 
+    private static final String FLASH = "flash";
+
     private final QkvLayout layout;
     private final String backend;
     private final Method method;
     private final boolean convertToFp32;
     private final SequenceSharding sharding;
     private volatile ProcessGroup group;
+    private DeviceRingAttention deviceRing; // lazily, for the group it was made for
+    private DeviceUlyssesAttention deviceUlysses;
+    private NcclProcessGroup deviceGroup;
 
     private ContextParallelAttention(Builder b) {
         this.layout = b.layout;
@@ -185,11 +201,123 @@ public final class ContextParallelAttention {
         }
         // Every local check before the first collective, so a bad input fails here and not as a peer timeout.
         AttentionProblem problem = AttentionProblem.builder(q, k, v, s).build();
+        if (usesDeviceKernels(g, q, s)) {
+            return forwardNDArraysOnDevice((NcclProcessGroup) g, q, k, v, s, problem.getQueryHeads());
+        }
         if (method == Method.ULYSSES) {
             UlyssesAttention.checkHeads(problem.getQueryHeads(), g.size());
             return UlyssesAttention.forward(g, q, k, v, s, backend, sharding);
         }
         return RingAttention.forward(g, q, k, v, s, backend, convertToFp32, sharding);
+    }
+
+    /**
+     * Computes this rank's output on raw device memory with the flash kernels: the ring or Ulysses over an
+     * {@link NcclProcessGroup}, or plain flash attention without a group (or with one rank). Every rank calls it
+     * with the same spec and its own shards, cut with {@link #getSharding()}.
+     *
+     * @param q this rank's queries in this module's layout: bshd [B, Lq_r, Hq, D] or bhsd [B, Hq, Lq_r, D],
+     *     fp16/bf16, dense contiguous, on the group's GPU
+     * @param k this rank's keys [B, Lk_r, Hkv, D] / [B, Hkv, Lk_r, D]
+     * @param v this rank's values, the shape of k
+     * @param out the output, the shape and dtype of q
+     * @param lse fp32 [B, Hq, Lq_r] (natural log), or null
+     * @param spec what to compute over the full sequence; its layout is ignored, this module's applies
+     * @throws UnsupportedOperationException for ring specs with windows, sinks or ALiBi (see
+     *     {@link DeviceRingAttention#unsupportedReason})
+     * @throws IllegalArgumentException for bad inputs, or a group that is not NCCL
+     * @throws ProcessGroupException when a peer fails or a wait times out
+     */
+    public void forward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, DeviceTensor lse,
+            AttentionSpec spec) {
+        Objects.requireNonNull(spec, "spec");
+        AttentionSpec s = spec.getLayout() == layout ? spec : spec.toBuilder().optLayout(layout).build();
+        ProcessGroup g = group;
+        if (g == null || g.size() == 1) {
+            FlashAttention.builder().setQuery(q).setKey(k).setValue(v).setOutput(out).optLse(lse).setSpec(s).build()
+                    .run();
+            return;
+        }
+        if (!(g instanceof NcclProcessGroup)) {
+            throw new IllegalArgumentException("context-parallel attention on device memory needs an NcclProcessGroup"
+                    + ", got " + g.backendName() + " (" + g + "); use the NDArray forward with other groups");
+        }
+        NcclProcessGroup nccl = (NcclProcessGroup) g;
+        if (method == Method.ULYSSES) {
+            ulyssesFor(nccl).forward(q, k, v, out, lse, s);
+        } else {
+            ringFor(nccl).forward(q, k, v, out, lse, s);
+        }
+    }
+
+    // GPU NDArrays on an NCCL group with the flash (or auto) backend run the device kernels directly.
+    private boolean usesDeviceKernels(ProcessGroup g, NDArray q, AttentionSpec s) {
+        if (!(g instanceof NcclProcessGroup) || !q.getDevice().isGpu()) {
+            return false;
+        }
+        if (FLASH.equals(backend)) {
+            return true;
+        }
+        return AttentionBackends.AUTO.equals(backend) && q.getDataType() == DataType.FLOAT16
+                && (method == Method.ULYSSES || DeviceRingAttention.unsupportedReason(s) == null);
+    }
+
+    private AttentionOutput forwardNDArraysOnDevice(NcclProcessGroup g, NDArray q, NDArray k, NDArray v,
+            AttentionSpec s, int queryHeads) {
+        NDManager manager = q.getManager();
+        NDArray out = manager.create(q.getShape(), q.getDataType(), q.getDevice());
+        NDArray lse = s.isReturnLse()
+                ? manager.create(new Shape(q.getShape().get(0), queryHeads, q.getShape().get(layout.seqAxis())),
+                        DataType.FLOAT32, q.getDevice())
+                : null;
+        try {
+            forward(DeviceTensor.fromNDArray(q), DeviceTensor.fromNDArray(k), DeviceTensor.fromNDArray(v),
+                    DeviceTensor.fromNDArray(out), lse == null ? null : DeviceTensor.fromNDArray(lse), s);
+        } catch (RuntimeException e) {
+            out.close();
+            if (lse != null) {
+                lse.close();
+            }
+            throw e;
+        }
+        return new AttentionOutput(out, lse);
+    }
+
+    private synchronized DeviceRingAttention ringFor(NcclProcessGroup g) {
+        rebind(g);
+        if (deviceRing == null) {
+            deviceRing = new DeviceRingAttention(g, sharding, convertToFp32);
+        }
+        return deviceRing;
+    }
+
+    private synchronized DeviceUlyssesAttention ulyssesFor(NcclProcessGroup g) {
+        rebind(g);
+        if (deviceUlysses == null) {
+            deviceUlysses = new DeviceUlyssesAttention(g, sharding);
+        }
+        return deviceUlysses;
+    }
+
+    private void rebind(NcclProcessGroup g) {
+        if (deviceGroup != g) {
+            close();
+            deviceGroup = g;
+        }
+    }
+
+    /** Frees the device scratch of the GPU path (if any); the group is not closed. */
+    @Override
+    public synchronized void close() {
+        if (deviceRing != null) {
+            deviceRing.close();
+            deviceRing = null;
+        }
+        if (deviceUlysses != null) {
+            deviceUlysses.close();
+            deviceUlysses = null;
+        }
+        deviceGroup = null;
     }
 
     /** {@inheritDoc} */

@@ -44,6 +44,8 @@ interface CudaDriverLibrary extends Library {
 
     int cuStreamSynchronize(Pointer stream);
 
+    int cuStreamGetFlags(Pointer stream, IntByReference flags);
+
     int cuStreamWaitEvent(Pointer stream, Pointer event, int flags);
 
     int cuEventCreate(PointerByReference event, int flags);

@@ -7,8 +7,8 @@ import java.util.Objects;
  * element type. It owns nothing: whoever allocated the memory keeps it alive while an operation uses it.
  *
  * <p>This is the seam between {@link NcclProcessGroup} and tensors: JCuda allocations (raw addresses) plug in
- * directly; DJL NDArrays plug in through {@link NcclProcessGroup#setNDArrayAdapter} once the CUDA package's
- * device view of NDArrays ({@code org.flashdjl.ops.cuda.DeviceTensor}) is available (TODO: wire it there).
+ * directly; DJL NDArrays plug in through {@link NcclProcessGroup#setNDArrayAdapter}, by default the CUDA package's
+ * device view of NDArrays ({@code org.flashdjl.ops.cuda.DeviceTensor#fromNDArray}).
  *
  * @param pointer the device address of the first element ({@code CUdeviceptr}), non-zero unless count is 0
  * @param count the number of elements, {@code >= 0}

@@ -11,6 +11,7 @@ import com.sun.jna.ptr.LongByReference;
 import com.sun.jna.ptr.PointerByReference;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.cuda.DeviceTensor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -31,8 +32,8 @@ import java.util.function.Function;
  *
  * <p><b>Buffers.</b> NCCL moves device memory: the primary API takes {@link DeviceBuffer}s (raw CUDA addresses,
  * element count, type). The {@link ProcessGroup} NDArray methods convert NDArrays with the adapter set by
- * {@link #setNDArrayAdapter}; until the CUDA package's device view of NDArrays is wired there, they refuse with a
- * clear error.
+ * {@link #setNDArrayAdapter}, by default the CUDA package's device view of PyTorch-engine NDArrays
+ * ({@link DeviceTensor#fromNDArray}: dense, contiguous, float16/float32/int32, on this group's GPU).
  *
  * <p><b>Streams.</b> Communication runs on this group's own non-blocking stream, so it overlaps kernels on other
  * streams (ring attention posts the next transfer, then computes). Before each operation the communication stream
@@ -59,7 +60,7 @@ public final class NcclProcessGroup implements ProcessGroup {
     private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
     private static final long PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(20);
 
-    private static volatile Function<NDArray, DeviceBuffer> ndArrayAdapter = NcclProcessGroup::noAdapter;
+    private static volatile Function<NDArray, DeviceBuffer> ndArrayAdapter = NcclProcessGroup::deviceTensorView;
 
     private final NcclLibrary nccl;
     private final CudaDriverLibrary cuda;
@@ -216,18 +217,29 @@ public final class NcclProcessGroup implements ProcessGroup {
 
     /**
      * Sets how the NDArray methods find the device memory of an NDArray (dense, contiguous, on this group's GPU).
-     * The CUDA package's {@code DeviceTensor} view plugs in here.
+     * The default is {@link DeviceTensor#fromNDArray} (PyTorch-engine NDArrays).
      *
-     * @param adapter the conversion, or null to restore the default (which refuses)
+     * @param adapter the conversion, or null to restore the default
      */
     public static void setNDArrayAdapter(Function<NDArray, DeviceBuffer> adapter) {
-        ndArrayAdapter = adapter == null ? NcclProcessGroup::noAdapter : adapter;
+        ndArrayAdapter = adapter == null ? NcclProcessGroup::deviceTensorView : adapter;
     }
 
-    private static DeviceBuffer noAdapter(NDArray array) {
-        throw new UnsupportedOperationException("NcclProcessGroup moves device memory and has no NDArray adapter yet:"
-                + " the device view of NDArrays (org.flashdjl.ops.cuda.DeviceTensor) is not wired in. Call"
-                + " NcclProcessGroup.setNDArrayAdapter(...) or use the DeviceBuffer methods.");
+    /**
+     * The default adapter: the NDArray's memory through {@link DeviceTensor#fromNDArray}.
+     *
+     * @param array a dense contiguous GPU NDArray of the PyTorch engine
+     * @return its device buffer
+     * @throws IllegalArgumentException for host arrays, other engines, non-contiguous arrays, bf16
+     */
+    static DeviceBuffer deviceTensorView(NDArray array) {
+        if (!array.getDevice().isGpu()) {
+            throw new IllegalArgumentException("NcclProcessGroup moves GPU memory, but the NDArray "
+                    + array.getShape() + " is on " + array.getDevice() + ": move it to the group's GPU first"
+                    + " (array.toDevice(Device.gpu(group.device()), false)), or use LocalProcessGroup on the CPU");
+        }
+        DeviceTensor t = DeviceTensor.fromNDArray(array);
+        return DeviceChecks.buffer(t);
     }
 
     private static void checkArgs(int rank, int world, int device, Duration timeout) {
@@ -295,6 +307,20 @@ public final class NcclProcessGroup implements ProcessGroup {
      */
     public int device() {
         return device;
+    }
+
+    /**
+     * Returns whether the communication stream is non-blocking ({@code cuStreamGetFlags} reports
+     * {@code CU_STREAM_NON_BLOCKING}): only then do transfers overlap kernels on the legacy default stream, which
+     * synchronises with every blocking stream.
+     *
+     * @return true when the stream was created non-blocking
+     */
+    public boolean isCommunicationStreamNonBlocking() {
+        enter("isCommunicationStreamNonBlocking");
+        IntByReference flags = new IntByReference();
+        checkCuda("cuStreamGetFlags", cuda.cuStreamGetFlags(stream, flags));
+        return (flags.getValue() & CudaDriverLibrary.STREAM_NON_BLOCKING) != 0;
     }
 
     /**
@@ -574,7 +600,11 @@ public final class NcclProcessGroup implements ProcessGroup {
         allReduce(view(tensor), op);
     }
 
-    private static DeviceBuffer view(NDArray array) {
+    private DeviceBuffer view(NDArray array) {
+        if (array.getDevice().isGpu() && array.getDevice().getDeviceId() != device) {
+            throw new IllegalArgumentException("the NDArray " + array.getShape() + " is on " + array.getDevice()
+                    + " but rank " + rank + " of this NCCL group uses cuda:" + device);
+        }
         return ndArrayAdapter.apply(array);
     }
 

@@ -1,18 +1,18 @@
 package org.flashdjl.tests.gpu;
 
-import jcuda.driver.CUcontext;
-import jcuda.driver.CUdevice;
-import jcuda.driver.CUdeviceptr;
-import jcuda.driver.JCudaDriver;
-
 import org.flashdjl.ops.attention.AttentionSpec;
-import org.flashdjl.ops.parallel.DeviceBuffer;
-import org.flashdjl.ops.parallel.DeviceDataType;
+import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.CudaRuntime;
+import org.flashdjl.ops.cuda.DeviceBuffer;
+import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.FlashAttention;
 import org.flashdjl.ops.parallel.DeviceP2POp;
+import org.flashdjl.ops.parallel.DeviceRingAttention;
+import org.flashdjl.ops.parallel.DeviceUlyssesAttention;
 import org.flashdjl.ops.parallel.Distributed;
 import org.flashdjl.ops.parallel.NcclProcessGroup;
 import org.flashdjl.ops.parallel.ProcessGroup;
-import org.flashdjl.ops.parallel.RingSchedule;
 import org.flashdjl.ops.parallel.SequenceSharding;
 import org.flashdjl.ops.parallel.Work;
 
@@ -24,71 +24,27 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
-import java.util.ServiceLoader;
 
 /**
- * Context-parallel forward benchmark on 2/4 GPUs: ring (zigzag) and Ulysses for 32k-128k tokens, against one GPU.
+ * Context-parallel forward benchmark on several GPUs: the device ring ({@link DeviceRingAttention}, zigzag, causal)
+ * and Ulysses ({@link DeviceUlyssesAttention}) against one GPU running the full sequence with the same flash
+ * kernel, for 32k-128k total tokens.
  *
- * <p>Run {@code java -cp <jars> org.flashdjl.tests.gpu.ContextParallelBench --spawn 4} (the process starts one child
- * JVM per GPU with the torchrun environment and {@code NCCL_NVLS_ENABLE=0}), or start the ranks yourself with
+ * <p>Run {@code java -cp <jars> org.flashdjl.tests.gpu.ContextParallelBench --spawn 2} (one child JVM per GPU with
+ * the torchrun environment and {@code NCCL_NVLS_ENABLE=0}), or start the ranks yourself with
  * RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT set. Options: {@code --lengths 32768,65536,131072},
- * {@code --heads 32} {@code --kv-heads 8} {@code --dim 128} {@code --iters 10} {@code --batch 1}.
+ * {@code --heads 32}, {@code --kv-heads 8,32} (one table row set per value), {@code --dim 128}, {@code --iters 5},
+ * {@code --causal true}.
  *
- * <p>It measures, per sequence length, on fp16 device buffers:
- *
- * <ul>
- *   <li>ring: the key/value circulation of {@link RingSchedule} (world - 1 batched send/recv steps of one zigzag
- *       shard each, double-buffered), and, when a {@link BlockKernel} is installed, the blocks' attention on the
- *       compute stream while the transfer runs;
- *   <li>Ulysses: the four all-to-alls (q, k, v to head shards; the output back), KV heads replicated to
- *       {@code lcm(Hkv, world)}, plus the local full-sequence attention of Hq / world heads with a kernel;
- *   <li>one GPU: the full attention with a kernel (rank 0 alone).
- * </ul>
- *
- * <p>The attention kernel on raw device buffers comes from the CUDA package ({@code flash} backend), not on this
- * branch yet: implement {@link BlockKernel} there and list it in
- * {@code META-INF/services/org.flashdjl.tests.gpu.ContextParallelBench$BlockKernel}. Without one the compute columns
- * read {@code n/a} and the communication columns are still measured (they bound the overlap: ring attention hides
- * its transfers when each step's compute takes longer than its transfer).
+ * <p>Per length, fp16 bshd B = 1, times are wall clock per forward after a device synchronize and a barrier
+ * (median of the iterations, the slowest rank): one GPU (every rank runs the full sequence on its own GPU at the
+ * same time; rank 0's time), ring with overlap, ring with each transfer awaited before the compute (no overlap),
+ * the ring's key/value circulation alone, and Ulysses. {@code % ideal = t1 / (world * t_world)}.
  */
 public final class ContextParallelBench {
-
-    /** Attention of one block on raw device buffers (bshd fp16 q/k/v, causal by positions), on the legacy stream. */
-    public interface BlockKernel {
-        /**
-         * Returns the kernel's name for the report.
-         *
-         * @return the name
-         */
-        String name();
-
-        /**
-         * Attends a query block to a key/value block and merges into the running (out, lse) state.
-         *
-         * @param q queries [B, qLen, hq, d] fp16
-         * @param qLen query rows
-         * @param qPos position of query row 0 in the full sequence
-         * @param k keys [B, kLen, hkv, d] fp16
-         * @param v values [B, kLen, hkv, d] fp16
-         * @param kLen keys
-         * @param kPos index of key 0 in the full sequence
-         * @param batch B
-         * @param hq query heads
-         * @param hkv key/value heads
-         * @param d head dim
-         * @param out running output [B, qLen, hq, d] fp32
-         * @param lse running LSE [B, hq, qLen] fp32
-         * @param first true to overwrite the state instead of merging
-         */
-        void attend(DeviceBuffer q, long qLen, long qPos, DeviceBuffer k, DeviceBuffer v, long kLen, long kPos,
-                int batch, int hq, int hkv, int d, DeviceBuffer out, DeviceBuffer lse, boolean first);
-
-        /** Waits for the kernels launched so far. */
-        void synchronize();
-    }
 
     private ContextParallelBench() {}
 
@@ -103,242 +59,191 @@ public final class ContextParallelBench {
         if (opts.containsKey("spawn")) {
             System.exit(spawn(Integer.parseInt(opts.get("spawn")), args));
         }
+        Watchdog.start("ContextParallelBench");
         long[] lengths = Arrays.stream(opts.getOrDefault("lengths", "32768,65536,131072").split(","))
                 .mapToLong(Long::parseLong).toArray();
-        int batch = Integer.parseInt(opts.getOrDefault("batch", "1"));
         int hq = Integer.parseInt(opts.getOrDefault("heads", "32"));
-        int hkv = Integer.parseInt(opts.getOrDefault("kv-heads", "8"));
+        int[] kvHeads = Arrays.stream(opts.getOrDefault("kv-heads", "8").split(",")).mapToInt(Integer::parseInt)
+                .toArray();
         int d = Integer.parseInt(opts.getOrDefault("dim", "128"));
-        int iters = Integer.parseInt(opts.getOrDefault("iters", "10"));
-        ProcessGroup g = Distributed.builder().optTimeout(Duration.ofMinutes(5)).init();
+        int iters = Integer.parseInt(opts.getOrDefault("iters", "5"));
+        boolean causal = Boolean.parseBoolean(opts.getOrDefault("causal", "true"));
+        ProcessGroup g = Distributed.builder().optTimeout(Duration.ofMinutes(3)).init();
         if (!(g instanceof NcclProcessGroup)) {
             throw new IllegalStateException("run with WORLD_SIZE >= 2 (or --spawn N): got " + g);
         }
         NcclProcessGroup group = (NcclProcessGroup) g;
-        JCudaDriver.setExceptionsEnabled(true);
-        JCudaDriver.cuInit(0);
-        CUdevice dev = new CUdevice();
-        JCudaDriver.cuDeviceGet(dev, group.device());
-        CUcontext ctx = new CUcontext();
-        JCudaDriver.cuDevicePrimaryCtxRetain(ctx, dev);
-        JCudaDriver.cuCtxSetCurrent(ctx);
-        BlockKernel kernel = loadKernel();
-        if (kernel != null && batch != 1) {
-            throw new IllegalArgumentException("--batch must be 1 with a kernel: ring blocks are slices along the"
-                    + " sequence of [B, L, H, D] buffers, contiguous only for B = 1");
-        }
         int w = group.size();
+        CudaRuntime.bind(group.device());
         if (group.rank() == 0) {
-            System.out.println("# context-parallel forward, world " + w + ", B=" + batch + " Hq=" + hq + " Hkv=" + hkv
-                    + " d=" + d + " fp16 causal, kernel " + (kernel == null ? "none (comm only)" : kernel.name())
-                    + ", median of " + iters);
-            System.out.println("| method | world | tokens | comm ms | compute ms | forward ms |");
-            System.out.println("|---|---|---|---|---|---|");
+            System.out.println("# context-parallel forward on " + CudaRuntime.getDeviceInfo(group.device()).name()
+                    + ", world " + w + ", fp16 bshd B=1, Hq=" + hq + " d=" + d + (causal ? " causal" : " non-causal")
+                    + ", zigzag; median of " + iters + " (slowest rank); comm stream non-blocking: "
+                    + group.isCommunicationStreamNonBlocking());
+            System.out.println("| Hq/Hkv | tokens | 1 GPU ms | 1 GPU TFLOP/s | ring ms | ring % ideal | ring no-overlap"
+                    + " ms | ring kv comm ms | ulysses ms | ulysses % ideal |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|---|");
         }
-        for (long len : lengths) {
-            ring(group, kernel, len, batch, hq, hkv, d, iters);
-            ulysses(group, kernel, len, batch, hq, hkv, d, iters);
-            if (kernel != null && group.rank() == 0) {
-                single(kernel, len, batch, hq, hkv, d, iters);
+        try (DeviceRingAttention ring = new DeviceRingAttention(group, SequenceSharding.ZIGZAG, true);
+                DeviceUlyssesAttention ulysses = new DeviceUlyssesAttention(group, SequenceSharding.ZIGZAG)) {
+            for (int hkv : kvHeads) {
+                for (long len : lengths) {
+                    row(group, ring, ulysses, len, hq, hkv, d, iters, causal);
+                }
             }
-            group.barrier();
         }
         group.close();
+        System.out.flush();
         Runtime.getRuntime().halt(0);
     }
 
-    private static void ring(NcclProcessGroup g, BlockKernel kernel, long len, int batch, int hq, int hkv, int d,
-            int iters) {
+    private static void row(NcclProcessGroup g, DeviceRingAttention ring, DeviceUlyssesAttention ulysses, long len,
+            int hq, int hkv, int d, int iters, boolean causal) {
         int w = g.size();
         int rank = g.rank();
-        long[] lens = new long[w];
-        long max = 0;
-        for (int r = 0; r < w; r++) {
-            lens[r] = SequenceSharding.ZIGZAG.localLength(len, r, w);
-            max = Math.max(max, lens[r]);
+        int dev = g.device();
+        AttentionSpec spec = AttentionSpec.builder().optCausal(causal).optLayout(QkvLayout.BSHD).build();
+        List<DeviceBuffer> mem = new ArrayList<>();
+        double t1;
+        try {
+            // one GPU, full sequence
+            DeviceTensor q = tensor(mem, dev, len, hq, d);
+            DeviceTensor k = tensor(mem, dev, len, hkv, d);
+            DeviceTensor v = tensor(mem, dev, len, hkv, d);
+            DeviceTensor o = tensor(mem, dev, len, hq, d);
+            DeviceBuffer lb = DeviceBuffer.allocate(dev, 4L * len * hq);
+            mem.add(lb);
+            DeviceTensor lse = lb.view(DeviceDataType.FP32, 1, hq, len);
+            FlashAttention fa = FlashAttention.builder().setQuery(q).setKey(k).setValue(v).setOutput(o).optLse(lse)
+                    .setSpec(spec).build();
+            t1 = time(g, iters, fa::run);
+        } finally {
+            free(mem, dev);
         }
-        RingSchedule plan = RingSchedule.create(AttentionSpec.builder().optCausal(true).build(), lens, lens,
-                SequenceSharding.ZIGZAG);
-        long kvPerToken = (long) batch * hkv * d;
-        List<CUdeviceptr> mem = new ArrayList<>();
-        DeviceBuffer[] k = {alloc(mem, max * kvPerToken, DeviceDataType.FLOAT16),
-            alloc(mem, max * kvPerToken, DeviceDataType.FLOAT16)};
-        DeviceBuffer[] v = {alloc(mem, max * kvPerToken, DeviceDataType.FLOAT16),
-            alloc(mem, max * kvPerToken, DeviceDataType.FLOAT16)};
-        DeviceBuffer q = alloc(mem, lens[rank] * batch * hq * d, DeviceDataType.FLOAT16);
-        DeviceBuffer out = alloc(mem, lens[rank] * batch * hq * d, DeviceDataType.FLOAT32);
-        DeviceBuffer lse = alloc(mem, lens[rank] * batch * hq, DeviceDataType.FLOAT32);
-        double[] comm = new double[iters];
-        double[] total = new double[iters];
-        int next = (rank + 1) % w;
-        int prev = (rank - 1 + w) % w;
-        for (int it = -1; it < iters; it++) { // iteration -1 warms up
-            g.barrier();
-            long t0 = System.nanoTime();
-            long commNanos = 0;
-            int cur = 0;
-            boolean[] first = {true, true};
-            for (int step = 0; step < w; step++) {
-                Work transfer = null;
-                long tc = System.nanoTime();
-                if (step < w - 1) {
-                    long n = lens[plan.source(rank, step)] * kvPerToken;
-                    long nn = lens[plan.source(rank, step + 1)] * kvPerToken;
-                    transfer = g.batchIsendIrecv(DeviceP2POp.send(k[cur].slice(0, n), next),
-                            DeviceP2POp.send(v[cur].slice(0, n), next), DeviceP2POp.recv(k[1 - cur].slice(0, nn), prev),
-                            DeviceP2POp.recv(v[1 - cur].slice(0, nn), prev));
-                }
-                commNanos += System.nanoTime() - tc;
-                if (kernel != null) {
-                    for (RingSchedule.Block b : plan.blocks(rank, step)) {
-                        int piece = b.queryPiece();
-                        kernel.attend(q.slice(b.queryLocalStart() * batch * hq * d, b.queryLength() * batch * hq * d),
-                                b.queryLength(), b.queryPosition(),
-                                k[cur].slice(b.keyLocalStart() * kvPerToken, b.keyLength() * kvPerToken),
-                                v[cur].slice(b.keyLocalStart() * kvPerToken, b.keyLength() * kvPerToken),
-                                b.keyLength(), b.keyPosition(), batch, hq, hkv, d,
-                                out.slice(b.queryLocalStart() * batch * hq * d, b.queryLength() * batch * hq * d),
-                                lse.slice(b.queryLocalStart() * batch * hq, b.queryLength() * batch * hq),
-                                first[piece]);
-                        first[piece] = false;
-                    }
-                    kernel.synchronize();
-                }
-                if (transfer != null) {
-                    tc = System.nanoTime();
-                    transfer.await();
-                    commNanos += System.nanoTime() - tc;
-                    cur = 1 - cur;
-                }
-            }
-            if (it >= 0) {
-                comm[it] = commNanos / 1e6;
-                total[it] = (System.nanoTime() - t0) / 1e6;
+        long local = SequenceSharding.ZIGZAG.localLength(len, rank, w);
+        double tRing;
+        double tSerial;
+        double tComm;
+        try {
+            DeviceTensor q = tensor(mem, dev, local, hq, d);
+            DeviceTensor k = tensor(mem, dev, local, hkv, d);
+            DeviceTensor v = tensor(mem, dev, local, hkv, d);
+            DeviceTensor o = tensor(mem, dev, local, hq, d);
+            ring.setOverlap(true);
+            tRing = time(g, iters, () -> ring.forward(q, k, v, o, null, spec));
+            ring.setOverlap(false);
+            tSerial = time(g, iters, () -> ring.forward(q, k, v, o, null, spec));
+            ring.setOverlap(true);
+            DeviceTensor k1 = tensor(mem, dev, local + 1, hkv, d);
+            DeviceTensor v1 = tensor(mem, dev, local + 1, hkv, d);
+            DeviceTensor k2 = tensor(mem, dev, local + 1, hkv, d);
+            DeviceTensor v2 = tensor(mem, dev, local + 1, hkv, d);
+            tComm = time(g, iters, () -> circulate(g, len, k1, v1, k2, v2));
+        } finally {
+            free(mem, dev);
+        }
+        double tUly = Double.NaN;
+        if (hq % w == 0 && hkv % w == 0) {
+            try {
+                DeviceTensor q = tensor(mem, dev, local, hq, d);
+                DeviceTensor k = tensor(mem, dev, local, hkv, d);
+                DeviceTensor v = tensor(mem, dev, local, hkv, d);
+                DeviceTensor o = tensor(mem, dev, local, hq, d);
+                tUly = time(g, iters, () -> ulysses.forward(q, k, v, o, null, spec));
+            } finally {
+                free(mem, dev);
             }
         }
-        report(g, "ring zigzag", len, median(comm), kernel == null ? Double.NaN : median(total) - median(comm),
-                kernel == null ? Double.NaN : median(total));
-        free(mem);
+        double[] worst = worst(g, t1, tRing, tSerial, tComm, tUly);
+        if (rank == 0) {
+            double flops = 4.0 * len * len * hq * d * (causal ? 0.5 : 1.0);
+            System.out.printf(Locale.ROOT, "| %d/%d | %d | %.2f | %.0f | %.2f | %.0f%% | %.2f | %.2f | %s | %s |%n",
+                    hq, hkv, len, t1, flops / (t1 * 1e9), worst[1], 100 * t1 / (w * worst[1]), worst[2], worst[3],
+                    Double.isNaN(worst[4]) ? "n/a" : String.format(Locale.ROOT, "%.2f", worst[4]),
+                    Double.isNaN(worst[4]) ? "n/a" : String.format(Locale.ROOT, "%.0f%%", 100 * t1 / (w * worst[4])));
+        }
     }
 
-    private static void ulysses(NcclProcessGroup g, BlockKernel kernel, long len, int batch, int hq, int hkv, int d,
-            int iters) {
+    // The ring's key/value circulation alone: world - 1 double-buffered exchanges of one shard.
+    private static void circulate(NcclProcessGroup g, long len, DeviceTensor k, DeviceTensor v, DeviceTensor k2,
+            DeviceTensor v2) {
         int w = g.size();
-        if (hq % w != 0) {
-            if (g.rank() == 0) {
-                System.out.println("| ulysses | " + w + " | " + len + " | heads " + hq + " do not divide by " + w
-                        + " | | |");
-            }
-            return;
+        int rank = g.rank();
+        DeviceTensor[] ks = {k, k2};
+        DeviceTensor[] vs = {v, v2};
+        int cur = 0;
+        for (int step = 0; step < w - 1; step++) {
+            long n = SequenceSharding.ZIGZAG.localLength(len, Math.floorMod(rank - step, w), w);
+            long nn = SequenceSharding.ZIGZAG.localLength(len, Math.floorMod(rank - step - 1, w), w);
+            long per = k.size(2) * k.size(3);
+            Work t = g.batchIsendIrecv(DeviceP2POp.send(buffer(ks[cur], n * per), (rank + 1) % w),
+                    DeviceP2POp.send(buffer(vs[cur], n * per), (rank + 1) % w),
+                    DeviceP2POp.recv(buffer(ks[1 - cur], nn * per), (rank - 1 + w) % w),
+                    DeviceP2POp.recv(buffer(vs[1 - cur], nn * per), (rank - 1 + w) % w));
+            t.await();
+            cur = 1 - cur;
         }
-        long shard = len / w; // equal shards (lengths divisible by the world size)
-        int hkvRep = hkv * (w / gcd(hkv, w));
-        List<CUdeviceptr> mem = new ArrayList<>();
-        long qCount = shard * batch * hq * d;
-        long kvCount = shard * batch * hkvRep * d;
-        DeviceBuffer qs = alloc(mem, qCount, DeviceDataType.FLOAT16);
-        DeviceBuffer qr = alloc(mem, qCount, DeviceDataType.FLOAT16);
-        DeviceBuffer ks = alloc(mem, kvCount, DeviceDataType.FLOAT16);
-        DeviceBuffer kr = alloc(mem, kvCount, DeviceDataType.FLOAT16);
-        DeviceBuffer vs = alloc(mem, kvCount, DeviceDataType.FLOAT16);
-        DeviceBuffer vr = alloc(mem, kvCount, DeviceDataType.FLOAT16);
-        DeviceBuffer out = alloc(mem, len * batch * (hq / w) * d, DeviceDataType.FLOAT32);
-        DeviceBuffer lse = alloc(mem, len * batch * (hq / w), DeviceDataType.FLOAT32);
-        double[] comm = new double[iters];
-        double[] total = new double[iters];
-        for (int it = -1; it < iters; it++) {
-            g.barrier();
-            long t0 = System.nanoTime();
-            g.allToAll(qs, qr);
-            g.allToAll(ks, kr);
-            g.allToAll(vs, vr);
-            long t1 = System.nanoTime();
-            if (kernel != null) {
-                kernel.attend(qr, len, 0, kr, vr, len, 0, batch, hq / w, hkvRep / w, d, out, lse, true);
-                kernel.synchronize();
-            }
-            long t2 = System.nanoTime();
-            g.allToAll(qr, qs); // the output travels back with q's size (fp16)
-            long t3 = System.nanoTime();
-            if (it >= 0) {
-                comm[it] = ((t1 - t0) + (t3 - t2)) / 1e6;
-                total[it] = (t3 - t0) / 1e6;
-            }
-        }
-        report(g, "ulysses", len, median(comm), kernel == null ? Double.NaN : median(total) - median(comm),
-                kernel == null ? Double.NaN : median(total));
-        free(mem);
     }
 
-    private static void single(BlockKernel kernel, long len, int batch, int hq, int hkv, int d, int iters) {
-        List<CUdeviceptr> mem = new ArrayList<>();
-        DeviceBuffer q = alloc(mem, len * batch * hq * d, DeviceDataType.FLOAT16);
-        DeviceBuffer k = alloc(mem, len * batch * hkv * d, DeviceDataType.FLOAT16);
-        DeviceBuffer v = alloc(mem, len * batch * hkv * d, DeviceDataType.FLOAT16);
-        DeviceBuffer out = alloc(mem, len * batch * hq * d, DeviceDataType.FLOAT32);
-        DeviceBuffer lse = alloc(mem, len * batch * hq, DeviceDataType.FLOAT32);
+    private static org.flashdjl.ops.parallel.DeviceBuffer buffer(DeviceTensor t, long count) {
+        return new org.flashdjl.ops.parallel.DeviceBuffer(t.getAddress(), count,
+                org.flashdjl.ops.parallel.DeviceDataType.FLOAT16);
+    }
+
+    // Median wall time of a forward (after a barrier, until the device is idle), ms; one warm-up.
+    private static double time(NcclProcessGroup g, int iters, Runnable forward) {
         double[] t = new double[iters];
         for (int it = -1; it < iters; it++) {
+            CudaRuntime.bind(g.device());
+            CudaRuntime.synchronize("bench");
+            g.barrier();
+            CudaRuntime.bind(g.device());
             long t0 = System.nanoTime();
-            kernel.attend(q, len, 0, k, v, len, 0, batch, hq, hkv, d, out, lse, true);
-            kernel.synchronize();
+            forward.run();
+            CudaRuntime.bind(g.device());
+            CudaRuntime.synchronize("bench");
             if (it >= 0) {
                 t[it] = (System.nanoTime() - t0) / 1e6;
             }
         }
-        System.out.printf("| one GPU | 1 | %d | - | %.2f | %.2f |%n", len, median(t), median(t));
-        free(mem);
+        Arrays.sort(t);
+        return t[t.length / 2];
     }
 
-    // Rank 0 prints the slowest rank's numbers.
-    private static void report(NcclProcessGroup g, String method, long len, double comm, double compute,
-            double total) {
-        long[] all = g.allGatherLongs(Double.doubleToLongBits(comm), Double.doubleToLongBits(compute),
-                Double.doubleToLongBits(total));
-        if (g.rank() != 0) {
-            return;
+    // Per value, the maximum over the ranks.
+    private static double[] worst(NcclProcessGroup g, double... x) {
+        long[] bits = new long[x.length];
+        for (int i = 0; i < x.length; i++) {
+            bits[i] = Double.doubleToLongBits(x[i]);
         }
-        double[] worst = {0, 0, 0};
+        long[] all = g.allGatherLongs(bits);
+        double[] out = new double[x.length];
+        Arrays.fill(out, Double.NEGATIVE_INFINITY);
         for (int r = 0; r < g.size(); r++) {
-            for (int i = 0; i < 3; i++) {
-                worst[i] = Math.max(worst[i], Double.longBitsToDouble(all[3 * r + i]));
+            for (int i = 0; i < x.length; i++) {
+                double y = Double.longBitsToDouble(all[r * x.length + i]);
+                out[i] = Double.isNaN(y) || Double.isNaN(out[i]) ? Double.NaN : Math.max(out[i], y);
             }
         }
-        System.out.printf("| %s | %d | %d | %.2f | %s | %s |%n", method, g.size(), len, worst[0], fmt(worst[1]),
-                fmt(worst[2]));
+        return out;
     }
 
-    private static String fmt(double x) {
-        return Double.isNaN(x) ? "n/a" : String.format("%.2f", x);
+    // A [1, len, heads, d] fp16 tensor filled with small values (0.0999 = 0x2e66), not NaN and not zero.
+    private static DeviceTensor tensor(List<DeviceBuffer> mem, int dev, long len, int heads, int d) {
+        long bytes = 2L * len * heads * d;
+        DeviceBuffer b = DeviceBuffer.allocate(dev, bytes);
+        mem.add(b);
+        b.fill16((short) 0x2e66);
+        return b.view(DeviceDataType.FP16, 1, len, heads, d);
     }
 
-    private static double median(double[] x) {
-        double[] s = x.clone();
-        Arrays.sort(s);
-        return s.length == 0 ? Double.NaN : s[s.length / 2];
-    }
-
-    private static DeviceBuffer alloc(List<CUdeviceptr> mem, long count, DeviceDataType type) {
-        NcclWorker.DevicePointer p = new NcclWorker.DevicePointer();
-        JCudaDriver.cuMemAlloc(p, Math.max(1, count) * type.bytes());
-        JCudaDriver.cuMemsetD8(p, (byte) 0, Math.max(1, count) * type.bytes());
-        mem.add(p);
-        return new DeviceBuffer(p.address(), count, type);
-    }
-
-    private static void free(List<CUdeviceptr> mem) {
-        for (CUdeviceptr p : mem) {
-            JCudaDriver.cuMemFree(p);
+    private static void free(List<DeviceBuffer> mem, int dev) {
+        CudaRuntime.bind(dev);
+        CudaRuntime.synchronize("bench free");
+        for (DeviceBuffer b : mem) {
+            b.close();
         }
-    }
-
-    private static int gcd(int a, int b) {
-        return b == 0 ? a : gcd(b, a % b);
-    }
-
-    private static BlockKernel loadKernel() {
-        Iterator<BlockKernel> it = ServiceLoader.load(BlockKernel.class).iterator();
-        return it.hasNext() ? it.next() : null;
+        mem.clear();
     }
 
     private static Map<String, String> parse(String[] args) {
@@ -369,6 +274,7 @@ public final class ContextParallelBench {
         List<Process> procs = new ArrayList<>();
         for (int r = 0; r < world; r++) {
             List<String> cmd = new ArrayList<>(List.of(java, "-cp", System.getProperty("java.class.path"),
+                    "-Dflashdjl.watchdog.s=" + System.getProperty("flashdjl.watchdog.s", ""),
                     ContextParallelBench.class.getName()));
             cmd.addAll(childArgs);
             ProcessBuilder pb = new ProcessBuilder(cmd);

@@ -51,7 +51,7 @@ public final class NcclLauncher {
      */
     public static List<RankResult> collectives(int timeoutSeconds, int limitSeconds)
             throws IOException, InterruptedException {
-        List<Child> children = start("collectives", 2, timeoutSeconds);
+        List<Child> children = start("collectives", 2, timeoutSeconds, limitSeconds);
         List<RankResult> results = new ArrayList<>();
         for (Child c : children) {
             results.add(c.await(limitSeconds));
@@ -69,7 +69,7 @@ public final class NcclLauncher {
      * @throws InterruptedException if interrupted
      */
     public static RankResult killOne(int timeoutSeconds, int limitSeconds) throws IOException, InterruptedException {
-        List<Child> children = start("kill", 2, timeoutSeconds);
+        List<Child> children = start("kill", 2, timeoutSeconds, timeoutSeconds + limitSeconds);
         try {
             for (Child c : children) {
                 if (!c.ready.await(limitSeconds, TimeUnit.SECONDS)) {
@@ -91,9 +91,31 @@ public final class NcclLauncher {
     }
 
     /**
-     * Runs both checks and prints a verdict; exit 0 when they pass or are skipped (with the reason), 1 otherwise.
+     * Runs the context-parallel attention check ({@link DeviceAttentionCheck}) on two ranks.
      *
-     * @param args ignored
+     * @param quick only the small cases
+     * @param timeoutSeconds the process-group timeout of each rank
+     * @param limitSeconds how long to wait for the children
+     * @return both ranks' results
+     * @throws IOException if the children cannot start
+     * @throws InterruptedException if interrupted
+     */
+    public static List<RankResult> attention(boolean quick, int timeoutSeconds, int limitSeconds)
+            throws IOException, InterruptedException {
+        List<Child> children = start(quick ? "attention-quick" : "attention", 2, timeoutSeconds, limitSeconds);
+        List<RankResult> results = new ArrayList<>();
+        for (Child c : children) {
+            results.add(c.await(limitSeconds));
+        }
+        return results;
+    }
+
+    /**
+     * Runs the checks named in the arguments and prints a verdict; exit 0 when they pass or are skipped (with the
+     * reason), 1 otherwise.
+     *
+     * @param args any of {@code collectives}, {@code kill}, {@code attention}, {@code attention-quick}
+     *     (default: collectives and kill), optionally {@code --kill-timeout S} (default 20)
      * @throws Exception on launcher errors
      */
     public static void main(String[] args) throws Exception {
@@ -102,21 +124,55 @@ public final class NcclLauncher {
             System.out.println("SKIP NCCL two-process checks: " + skip);
             return;
         }
-        boolean ok = true;
-        for (RankResult r : collectives(60, 300)) {
-            System.out.println("--- rank " + r.rank() + " exit " + r.exitCode() + " (" + r.millis() + " ms)\n"
-                    + r.output());
-            ok &= r.exitCode() == 0 && r.output().contains("NCCL_WORKER_OK rank " + r.rank());
+        List<String> modes = new ArrayList<>();
+        int killTimeout = 20;
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--kill-timeout")) {
+                killTimeout = Integer.parseInt(args[++i]);
+            } else {
+                modes.add(args[i]);
+            }
         }
-        RankResult k = killOne(20, 120);
-        System.out.println("--- kill check: rank 0 exit " + k.exitCode() + " " + k.millis() + " ms after the kill\n"
-                + k.output());
-        ok &= k.exitCode() == NcclWorker.EXIT_GROUP_FAILED && k.output().contains("timed out");
+        if (modes.isEmpty()) {
+            modes = List.of("collectives", "kill");
+        }
+        boolean ok = true;
+        for (String mode : modes) {
+            long t0 = System.nanoTime();
+            boolean pass;
+            if (mode.equals("collectives") || mode.startsWith("attention")) {
+                List<RankResult> results = mode.equals("collectives") ? collectives(30, 45)
+                        : attention(mode.equals("attention-quick"), 30, 70);
+                pass = true;
+                for (RankResult r : results) {
+                    System.out.println("--- " + mode + " rank " + r.rank() + " exit " + r.exitCode() + " ("
+                            + r.millis() + " ms)\n" + r.output());
+                    pass &= r.exitCode() == 0;
+                    if (mode.equals("collectives")) {
+                        pass &= r.output().contains("NCCL_WORKER_OK rank " + r.rank());
+                    }
+                }
+            } else if (mode.equals("kill")) {
+                RankResult k = killOne(killTimeout, 30);
+                System.out.println("--- kill check: rank 0 exit " + k.exitCode() + " " + k.millis()
+                        + " ms after the kill (timeout " + killTimeout + " s)\n" + k.output());
+                pass = k.exitCode() == NcclWorker.EXIT_GROUP_FAILED
+                        && (k.output().contains("timed out") || k.output().contains("NCCL async error"))
+                        && k.millis() < (killTimeout + 60) * 1000L;
+            } else {
+                throw new IllegalArgumentException("unknown check '" + mode + "'; allowed: collectives, kill,"
+                        + " attention, attention-quick");
+            }
+            System.out.println("NCCL_CHECK " + mode + " " + (pass ? "PASSED" : "FAILED") + " in "
+                    + (System.nanoTime() - t0) / 1_000_000 + " ms");
+            ok &= pass;
+        }
         System.out.println(ok ? "NCCL two-process checks PASSED" : "NCCL two-process checks FAILED");
         System.exit(ok ? 0 : 1);
     }
 
-    private static List<Child> start(String mode, int world, int timeoutSeconds) throws IOException {
+    private static List<Child> start(String mode, int world, int timeoutSeconds, int watchdogSeconds)
+            throws IOException {
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
@@ -125,7 +181,8 @@ public final class NcclLauncher {
         List<Child> children = new ArrayList<>();
         for (int r = 0; r < world; r++) {
             ProcessBuilder pb = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
-                    "-Dorg.apache.logging.log4j.level=INFO", NcclWorker.class.getName(), mode,
+                    "-Dorg.apache.logging.log4j.level=INFO", "-Dflashdjl.watchdog.s=" + (watchdogSeconds + 5),
+                    NcclWorker.class.getName(), mode,
                     Integer.toString(timeoutSeconds));
             Map<String, String> env = pb.environment();
             env.put("RANK", Integer.toString(r));

@@ -30,7 +30,7 @@ import java.util.Map;
  * WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, NCCL_NVLS_ENABLE=0). Buffers are raw JCuda allocations on the
  * rank's GPU; every result is checked against host arithmetic.
  *
- * <p>Usage: {@code NcclWorker collectives|kill [timeoutSeconds]}.
+ * <p>Usage: {@code NcclWorker collectives|kill|attention|attention-quick [timeoutSeconds]}.
  *
  * <ul>
  *   <li>{@code collectives}: all-reduce (sum fp32, max fp64), all-gather (int64), ring exchange of key/value shards
@@ -38,11 +38,9 @@ import java.util.Map;
  *       barrier. Prints {@code NCCL_WORKER_OK rank r} and exits 0, or exits 1 naming the failed check.
  *   <li>{@code kill}: joins, passes a barrier, prints {@code READY rank r}; rank 0 then keeps all-reducing while
  *       the launcher kills rank 1, and must exit 3 with the timeout error ({@code NCCL_WORKER_ERROR ...}).
+ *   <li>{@code attention}: ring and Ulysses attention on the GPUs against single-GPU flash attention
+ *       ({@link DeviceAttentionCheck}); {@code attention-quick}: only its small cases.
  * </ul>
- *
- * <p>Next step (needs the CUDA package's flash kernel on raw buffers): run ring attention itself here, each rank
- * attending its zigzag query shard to the travelling key/value shards with positions from {@link RingSchedule},
- * merging (out, LSE) on the device, and compare with the single-GPU flash output.
  */
 public final class NcclWorker {
 
@@ -67,11 +65,12 @@ public final class NcclWorker {
     /**
      * Runs one rank.
      *
-     * @param args {@code collectives|kill [timeoutSeconds]}
+     * @param args {@code collectives|kill|attention|attention-quick [timeoutSeconds]}
      */
     public static void main(String[] args) {
         String mode = args.length > 0 ? args[0] : "collectives";
         Duration timeout = Duration.ofSeconds(args.length > 1 ? Long.parseLong(args[1]) : 60);
+        Watchdog.start("NcclWorker " + mode);
         int code;
         try {
             code = run(mode, timeout);
@@ -96,6 +95,11 @@ public final class NcclWorker {
             return EXIT_ERROR;
         }
         NcclProcessGroup group = (NcclProcessGroup) g;
+        if (mode.startsWith("attention")) {
+            int code = DeviceAttentionCheck.run(group, mode.equals("attention-quick"));
+            group.close();
+            return code;
+        }
         JCudaDriver.setExceptionsEnabled(true);
         JCudaDriver.cuInit(0);
         CUdevice dev = new CUdevice();
@@ -108,7 +112,8 @@ public final class NcclWorker {
             return w.killMode();
         }
         if (!"collectives".equals(mode)) {
-            System.out.println("NCCL_WORKER_ERROR unknown mode '" + mode + "'; allowed: collectives, kill");
+            System.out.println("NCCL_WORKER_ERROR unknown mode '" + mode + "'; allowed: collectives, kill, attention,"
+                    + " attention-quick");
             return EXIT_ERROR;
         }
         int code = w.collectives();

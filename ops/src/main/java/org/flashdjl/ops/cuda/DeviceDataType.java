@@ -12,8 +12,16 @@ public enum DeviceDataType {
     BF16("bf16", 2),
     /** IEEE single precision. */
     FP32("fp32", 4),
+    /** IEEE double precision. */
+    FP64("fp64", 8),
+    /** 8-bit signed integer. */
+    INT8("int8", 1),
+    /** 8-bit unsigned integer. */
+    UINT8("uint8", 1),
     /** 32-bit signed integer (offsets such as {@code cuSeqlens}). */
-    INT32("int32", 4);
+    INT32("int32", 4),
+    /** 64-bit signed integer. */
+    INT64("int64", 8);
 
     private final String shortName;
     private final int byteSize;
@@ -55,23 +63,31 @@ public enum DeviceDataType {
                 return FP16;
             case FLOAT32:
                 return FP32;
+            case FLOAT64:
+                return FP64;
+            case INT8:
+                return INT8;
+            case UINT8:
+                return UINT8;
             case INT32:
                 return INT32;
+            case INT64:
+                return INT64;
             case BFLOAT16:
             case UNKNOWN:
                 throw new IllegalArgumentException("dtype " + type + " NDArrays are not supported (bfloat16 crashes"
-                        + " DJL 0.35.1's PyTorch JNI); allowed: float16, float32, int32. bf16 kernels run on device"
+                        + " DJL 0.35.1's PyTorch JNI); allowed: float16, float32, float64, int8, uint8, int32, int64. bf16 kernels run on device"
                         + " memory via DeviceTensor.fromDevicePointer");
             default:
                 throw new IllegalArgumentException(
-                        "dtype " + type + " has no device view; allowed: float16, float32, int32");
+                        "dtype " + type + " has no device view; allowed: float16, float32, float64, int8, uint8, int32, int64");
         }
     }
 
     /**
      * Parses a short name.
      *
-     * @param name {@code fp16}, {@code bf16}, {@code fp32} or {@code int32} (any case)
+     * @param name a short name such as {@code fp16}, {@code bf16}, {@code fp32}, {@code int32} (any case)
      * @return the dtype
      * @throws IllegalArgumentException naming the allowed values
      */
@@ -81,7 +97,8 @@ public enum DeviceDataType {
                 return t;
             }
         }
-        throw new IllegalArgumentException("unknown device dtype '" + name + "'; allowed: fp16, bf16, fp32, int32");
+        throw new IllegalArgumentException("unknown device dtype '" + name + "'; allowed: "
+                + java.util.Arrays.stream(values()).map(t -> t.shortName).collect(java.util.stream.Collectors.joining(", ")));
     }
 
     /** {@inheritDoc} */

@@ -1,5 +1,6 @@
 package org.flashdjl.ops.parallel;
 
+import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cuda.DeviceTensor;
 
@@ -99,11 +100,11 @@ final class DeviceChecks {
      * @param t the view
      * @return its address, element count and NCCL type
      */
-    static DeviceBuffer buffer(DeviceTensor t) {
+    static NcclBuffer buffer(DeviceTensor t) {
         if (!t.isContiguous()) {
             throw new IllegalArgumentException("NCCL needs a contiguous buffer, got " + t);
         }
-        return new DeviceBuffer(t.numel() == 0 ? 0 : t.getAddress(), t.numel(), ncclType(t.getDataType()));
+        return new NcclBuffer(t.numel() == 0 ? 0 : t.getAddress(), t.numel(), ncclType(t.getDataType()));
     }
 
     /**
@@ -115,11 +116,11 @@ final class DeviceChecks {
     static DeviceDataType ncclType(org.flashdjl.ops.cuda.DeviceDataType type) {
         switch (type) {
             case FP16:
-                return DeviceDataType.FLOAT16;
+                return DeviceDataType.FP16;
             case BF16:
-                return DeviceDataType.BFLOAT16;
+                return DeviceDataType.BF16;
             case FP32:
-                return DeviceDataType.FLOAT32;
+                return DeviceDataType.FP32;
             case INT32:
                 return DeviceDataType.INT32;
             default:

@@ -9,7 +9,7 @@ import java.util.Objects;
  * @param buffer the data to send, or where to receive (the same count and type on both sides)
  * @param peer the other rank
  */
-public record DeviceP2POp(P2POp.Kind kind, DeviceBuffer buffer, int peer) {
+public record DeviceP2POp(P2POp.Kind kind, NcclBuffer buffer, int peer) {
 
     /**
      * Validates the fields.
@@ -30,7 +30,7 @@ public record DeviceP2POp(P2POp.Kind kind, DeviceBuffer buffer, int peer) {
      * @param dst the destination rank
      * @return the operation
      */
-    public static DeviceP2POp send(DeviceBuffer buffer, int dst) {
+    public static DeviceP2POp send(NcclBuffer buffer, int dst) {
         return new DeviceP2POp(P2POp.Kind.SEND, buffer, dst);
     }
 
@@ -41,7 +41,7 @@ public record DeviceP2POp(P2POp.Kind kind, DeviceBuffer buffer, int peer) {
      * @param src the source rank
      * @return the operation
      */
-    public static DeviceP2POp recv(DeviceBuffer buffer, int src) {
+    public static DeviceP2POp recv(NcclBuffer buffer, int src) {
         return new DeviceP2POp(P2POp.Kind.RECV, buffer, src);
     }
 }

@@ -1,5 +1,6 @@
 package org.flashdjl.ops.parallel;
 
+import org.flashdjl.ops.cuda.DeviceDataType;
 import com.sun.jna.Library;
 import com.sun.jna.Pointer;
 import com.sun.jna.Structure;
@@ -14,6 +15,37 @@ import java.util.List;
  * (x86-64 Linux, LP64); {@code ncclComm_t}, {@code cudaStream_t} and device buffers are {@link Pointer}s.
  */
 interface NcclLibrary extends Library {
+
+    /**
+     * Maps a device dtype to its {@code ncclDataType_t} value.
+     *
+     * @param type the dtype
+     * @return the NCCL code
+     * @throws IllegalArgumentException for a dtype NCCL has no type for
+     */
+    static int dataType(DeviceDataType type) {
+        switch (type) {
+            case INT8:
+                return 0; // ncclInt8
+            case UINT8:
+                return 1; // ncclUint8
+            case INT32:
+                return 2; // ncclInt32
+            case INT64:
+                return 4; // ncclInt64
+            case FP16:
+                return 6; // ncclFloat16
+            case FP32:
+                return 7; // ncclFloat32
+            case FP64:
+                return 8; // ncclFloat64
+            case BF16:
+                return 9; // ncclBfloat16
+            default:
+                throw new IllegalArgumentException("NCCL has no data type for " + type);
+        }
+    }
+
 
     /** {@code ncclSuccess}. */
     int SUCCESS = 0;

@@ -1,5 +1,6 @@
 package org.flashdjl.ops.parallel;
 
+import org.flashdjl.ops.cuda.DeviceDataType;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -30,7 +31,7 @@ import java.util.function.Function;
  * per GPU ({@link #create}, usually through {@link Distributed#init()}) or one process driving several GPUs from one
  * thread each ({@link #createAll}).
  *
- * <p><b>Buffers.</b> NCCL moves device memory: the primary API takes {@link DeviceBuffer}s (raw CUDA addresses,
+ * <p><b>Buffers.</b> NCCL moves device memory: the primary API takes {@link NcclBuffer}s (raw CUDA addresses,
  * element count, type). The {@link ProcessGroup} NDArray methods convert NDArrays with the adapter set by
  * {@link #setNDArrayAdapter}, by default the CUDA package's device view of PyTorch-engine NDArrays
  * ({@link DeviceTensor#fromNDArray}: dense, contiguous, float16/float32/int32, on this group's GPU).
@@ -60,7 +61,7 @@ public final class NcclProcessGroup implements ProcessGroup {
     private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
     private static final long PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(20);
 
-    private static volatile Function<NDArray, DeviceBuffer> ndArrayAdapter = NcclProcessGroup::deviceTensorView;
+    private static volatile Function<NDArray, NcclBuffer> ndArrayAdapter = NcclProcessGroup::deviceTensorView;
 
     private final NcclLibrary nccl;
     private final CudaDriverLibrary cuda;
@@ -221,7 +222,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      *
      * @param adapter the conversion, or null to restore the default
      */
-    public static void setNDArrayAdapter(Function<NDArray, DeviceBuffer> adapter) {
+    public static void setNDArrayAdapter(Function<NDArray, NcclBuffer> adapter) {
         ndArrayAdapter = adapter == null ? NcclProcessGroup::deviceTensorView : adapter;
     }
 
@@ -232,7 +233,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @return its device buffer
      * @throws IllegalArgumentException for host arrays, other engines, non-contiguous arrays, bf16
      */
-    static DeviceBuffer deviceTensorView(NDArray array) {
+    static NcclBuffer deviceTensorView(NDArray array) {
         if (!array.getDevice().isGpu()) {
             throw new IllegalArgumentException("NcclProcessGroup moves GPU memory, but the NDArray "
                     + array.getShape() + " is on " + array.getDevice() + ": move it to the group's GPU first"
@@ -357,13 +358,13 @@ public final class NcclProcessGroup implements ProcessGroup {
         waitForDataStream();
         launchGroup(op, peerText, deadline, () -> {
             for (DeviceP2POp o : ops) {
-                DeviceBuffer b = o.buffer();
+                NcclBuffer b = o.buffer();
                 if (b.count() == 0) {
                     continue; // both sides know the count: an empty message is no message
                 }
                 int rc = o.kind() == P2POp.Kind.SEND
-                        ? nccl.ncclSend(ptr(b), b.count(), b.type().ncclCode(), o.peer(), comm, stream)
-                        : nccl.ncclRecv(ptr(b), b.count(), b.type().ncclCode(), o.peer(), comm, stream);
+                        ? nccl.ncclSend(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, stream)
+                        : nccl.ncclRecv(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, stream);
                 checkCall(o.kind() == P2POp.Kind.SEND ? "ncclSend" : "ncclRecv", rc);
             }
         });
@@ -377,7 +378,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param dst the destination rank
      * @return the pending work
      */
-    public Work isend(DeviceBuffer buffer, int dst) {
+    public Work isend(NcclBuffer buffer, int dst) {
         return batchIsendIrecv(DeviceP2POp.send(buffer, dst));
     }
 
@@ -388,7 +389,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param src the source rank
      * @return the pending work
      */
-    public Work irecv(DeviceBuffer buffer, int src) {
+    public Work irecv(NcclBuffer buffer, int src) {
         return batchIsendIrecv(DeviceP2POp.recv(buffer, src));
     }
 
@@ -398,7 +399,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param buffer the data
      * @param dst the destination rank
      */
-    public void send(DeviceBuffer buffer, int dst) {
+    public void send(NcclBuffer buffer, int dst) {
         isend(buffer, dst).await();
     }
 
@@ -408,7 +409,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param buffer where the data goes
      * @param src the source rank
      */
-    public void recv(DeviceBuffer buffer, int src) {
+    public void recv(NcclBuffer buffer, int src) {
         irecv(buffer, src).await();
     }
 
@@ -418,13 +419,13 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param buffer the data, the same count and type on every rank
      * @param reduceOp the reduction
      */
-    public void allReduce(DeviceBuffer buffer, ReduceOp reduceOp) {
+    public void allReduce(NcclBuffer buffer, ReduceOp reduceOp) {
         String op = "allReduce(" + reduceOp + ")";
         enter(op);
         long deadline = deadline();
         waitForDataStream();
         launchGroup(op, "the other ranks", deadline, () -> checkCall("ncclAllReduce", nccl.ncclAllReduce(ptr(buffer),
-                ptr(buffer), buffer.count(), buffer.type().ncclCode(), reduceOp.ncclCode(), comm, stream)));
+                ptr(buffer), buffer.count(), NcclLibrary.dataType(buffer.type()), reduceOp.ncclCode(), comm, stream)));
         new StreamWork(op, "the other ranks").await();
     }
 
@@ -434,7 +435,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param send this rank's data; the same count on every rank
      * @param recv {@code size() * send.count()} elements of the same type; may contain send at rank's offset
      */
-    public void allGather(DeviceBuffer send, DeviceBuffer recv) {
+    public void allGather(NcclBuffer send, NcclBuffer recv) {
         String op = "allGather";
         enter(op);
         if (recv.count() != send.count() * world || recv.type() != send.type()) {
@@ -444,7 +445,7 @@ public final class NcclProcessGroup implements ProcessGroup {
         long deadline = deadline();
         waitForDataStream();
         launchGroup(op, "the other ranks", deadline, () -> checkCall("ncclAllGather", nccl.ncclAllGather(ptr(send),
-                ptr(recv), send.count(), send.type().ncclCode(), comm, stream)));
+                ptr(recv), send.count(), NcclLibrary.dataType(send.type()), comm, stream)));
         new StreamWork(op, "the other ranks").await();
     }
 
@@ -455,15 +456,15 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param send {@code size() * c} elements
      * @param recv {@code size() * c} elements of the same type, not overlapping send
      */
-    public void allToAll(DeviceBuffer send, DeviceBuffer recv) {
+    public void allToAll(NcclBuffer send, NcclBuffer recv) {
         if (send.count() != recv.count() || send.count() % world != 0 || send.type() != recv.type()) {
             throw new IllegalArgumentException("allToAll: send and recv must both hold " + world + " equal chunks of"
                     + " one type; got send " + send.count() + " " + send.type() + ", recv " + recv.count() + " "
                     + recv.type());
         }
         long c = send.count() / world;
-        DeviceBuffer[] sends = new DeviceBuffer[world];
-        DeviceBuffer[] recvs = new DeviceBuffer[world];
+        NcclBuffer[] sends = new NcclBuffer[world];
+        NcclBuffer[] recvs = new NcclBuffer[world];
         for (int j = 0; j < world; j++) {
             sends[j] = send.slice(j * c, c);
             recvs[j] = recv.slice(j * c, c);
@@ -478,7 +479,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @param sends one buffer per rank
      * @param recvs one buffer per rank
      */
-    public void allToAll(DeviceBuffer[] sends, DeviceBuffer[] recvs) {
+    public void allToAll(NcclBuffer[] sends, NcclBuffer[] recvs) {
         String op = "allToAll";
         enter(op);
         if (sends.length != world || recvs.length != world) {
@@ -490,11 +491,11 @@ public final class NcclProcessGroup implements ProcessGroup {
         launchGroup(op, "the other ranks", deadline, () -> {
             for (int j = 0; j < world; j++) {
                 if (sends[j].count() > 0) {
-                    checkCall("ncclSend", nccl.ncclSend(ptr(sends[j]), sends[j].count(), sends[j].type().ncclCode(), j,
+                    checkCall("ncclSend", nccl.ncclSend(ptr(sends[j]), sends[j].count(), NcclLibrary.dataType(sends[j].type()), j,
                             comm, stream));
                 }
                 if (recvs[j].count() > 0) {
-                    checkCall("ncclRecv", nccl.ncclRecv(ptr(recvs[j]), recvs[j].count(), recvs[j].type().ncclCode(), j,
+                    checkCall("ncclRecv", nccl.ncclRecv(ptr(recvs[j]), recvs[j].count(), NcclLibrary.dataType(recvs[j].type()), j,
                             comm, stream));
                 }
             }
@@ -517,7 +518,7 @@ public final class NcclProcessGroup implements ProcessGroup {
             checkCuda("cuMemcpyHtoD", cuda.cuMemcpyHtoD_v2(scratch + 8L * n * rank, host.share(8L * n * rank),
                     8L * n));
             waitForStream(null); // the copy ran on the legacy stream, whatever the data stream is
-            DeviceBuffer all = new DeviceBuffer(scratch, (long) n * world, DeviceDataType.INT64);
+            NcclBuffer all = new NcclBuffer(scratch, (long) n * world, DeviceDataType.INT64);
             allGather(all.slice((long) n * rank, n), all);
             checkCuda("cuMemcpyDtoH", cuda.cuMemcpyDtoH_v2(host, scratch, bytes));
             long[] out = new long[n * world];
@@ -531,7 +532,7 @@ public final class NcclProcessGroup implements ProcessGroup {
     public void barrier() {
         enter("barrier");
         ensureScratch(8);
-        allReduce(new DeviceBuffer(scratch, 1, DeviceDataType.INT32), ReduceOp.SUM);
+        allReduce(new NcclBuffer(scratch, 1, DeviceDataType.INT32), ReduceOp.SUM);
     }
 
     // ---------------------------------------------------------------- NDArray API (through the adapter)
@@ -550,7 +551,7 @@ public final class NcclProcessGroup implements ProcessGroup {
     /** {@inheritDoc} */
     @Override
     public NDArray[] allGather(NDArray tensor) {
-        DeviceBuffer send = view(tensor);
+        NcclBuffer send = view(tensor);
         long[] dims = tensor.getShape().getShape();
         long[] outDims = new long[dims.length + 1];
         outDims[0] = world;
@@ -582,8 +583,8 @@ public final class NcclProcessGroup implements ProcessGroup {
         }
         long[] dims = allGatherLongs(myDims); // [src][dst][ndim]: the receivers learn the shapes
         NDArray[] out = new NDArray[world];
-        DeviceBuffer[] sends = new DeviceBuffer[world];
-        DeviceBuffer[] recvs = new DeviceBuffer[world];
+        NcclBuffer[] sends = new NcclBuffer[world];
+        NcclBuffer[] recvs = new NcclBuffer[world];
         for (int i = 0; i < world; i++) {
             long[] shape = Arrays.copyOfRange(dims, (i * world + rank) * ndim, (i * world + rank + 1) * ndim);
             out[i] = chunks[0].getManager().create(new Shape(shape), chunks[0].getDataType(), chunks[0].getDevice());
@@ -600,7 +601,7 @@ public final class NcclProcessGroup implements ProcessGroup {
         allReduce(view(tensor), op);
     }
 
-    private DeviceBuffer view(NDArray array) {
+    private NcclBuffer view(NDArray array) {
         if (array.getDevice().isGpu() && array.getDevice().getDeviceId() != device) {
             throw new IllegalArgumentException("the NDArray " + array.getShape() + " is on " + array.getDevice()
                     + " but rank " + rank + " of this NCCL group uses cuda:" + device);
@@ -849,7 +850,7 @@ public final class NcclProcessGroup implements ProcessGroup {
         scratchBytes = size;
     }
 
-    private static Pointer ptr(DeviceBuffer b) {
+    private static Pointer ptr(NcclBuffer b) {
         return b.pointer() == 0 ? null : new Pointer(b.pointer());
     }
 

@@ -1,5 +1,6 @@
 package org.flashdjl.ops.parallel;
 
+import org.flashdjl.ops.cuda.DeviceDataType;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -78,15 +79,15 @@ class DistributedTest {
 
     @Test
     void deviceBuffersAreChecked() {
-        DeviceBuffer b = new DeviceBuffer(0x1000, 10, DeviceDataType.FLOAT16);
+        NcclBuffer b = new NcclBuffer(0x1000, 10, DeviceDataType.FP16);
         assertEquals(20, b.bytes());
-        assertEquals(new DeviceBuffer(0x1004, 3, DeviceDataType.FLOAT16), b.slice(2, 3));
+        assertEquals(new NcclBuffer(0x1004, 3, DeviceDataType.FP16), b.slice(2, 3));
         assertThrows(IllegalArgumentException.class, () -> b.slice(8, 3));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new DeviceBuffer(0, 4, DeviceDataType.FLOAT32));
+                () -> new NcclBuffer(0, 4, DeviceDataType.FP32));
         assertEquals("a device buffer of 4 elements needs a non-null pointer", e.getMessage());
-        assertNotNull(new DeviceBuffer(0, 0, DeviceDataType.INT64));
-        assertEquals(9, DeviceDataType.BFLOAT16.ncclCode());
+        assertNotNull(new NcclBuffer(0, 0, DeviceDataType.INT64));
+        assertEquals(9, NcclLibrary.dataType(DeviceDataType.BF16));
         // JNA layouts of the NCCL structs: ncclUniqueId is 128 bytes; the ncclConfig_t 2.17 prefix is 40
         assertEquals(128, new NcclLibrary.UniqueId.ByValue().size());
         NcclLibrary.Config config = new NcclLibrary.Config();

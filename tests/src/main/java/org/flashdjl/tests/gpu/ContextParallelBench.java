@@ -185,9 +185,9 @@ public final class ContextParallelBench {
         }
     }
 
-    private static org.flashdjl.ops.parallel.DeviceBuffer buffer(DeviceTensor t, long count) {
-        return new org.flashdjl.ops.parallel.DeviceBuffer(t.getAddress(), count,
-                org.flashdjl.ops.parallel.DeviceDataType.FLOAT16);
+    private static org.flashdjl.ops.parallel.NcclBuffer buffer(DeviceTensor t, long count) {
+        return new org.flashdjl.ops.parallel.NcclBuffer(t.getAddress(), count,
+                DeviceDataType.FP16);
     }
 
     // Median wall time of a forward (after a barrier, until the device is idle), ms; one warm-up.

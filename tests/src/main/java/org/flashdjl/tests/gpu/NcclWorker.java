@@ -7,8 +7,8 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.JCudaDriver;
 
 import org.flashdjl.ops.attention.AttentionSpec;
-import org.flashdjl.ops.parallel.DeviceBuffer;
-import org.flashdjl.ops.parallel.DeviceDataType;
+import org.flashdjl.ops.parallel.NcclBuffer;
+import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.parallel.DeviceP2POp;
 import org.flashdjl.ops.parallel.Distributed;
 import org.flashdjl.ops.parallel.NcclProcessGroup;
@@ -129,7 +129,7 @@ public final class NcclWorker {
         if (rank != 0) {
             Thread.sleep(Long.MAX_VALUE); // the launcher kills this rank
         }
-        DeviceBuffer x = alloc(1 << 16, DeviceDataType.FLOAT32);
+        NcclBuffer x = alloc(1 << 16, DeviceDataType.FP32);
         long start = System.nanoTime();
         for (int i = 0; i < 1_000_000; i++) {
             group.allReduce(x, ReduceOp.SUM); // hangs once rank 1 is gone: must time out
@@ -182,7 +182,7 @@ public final class NcclWorker {
         for (int i = 0; i < n; i++) {
             x[i] = (rank + 1) * (i % 97) * 0.25f;
         }
-        DeviceBuffer b = upload(x);
+        NcclBuffer b = upload(x);
         group.allReduce(b, ReduceOp.SUM);
         float[] got = downloadFloats(b);
         float ranks = world * (world + 1) / 2f;
@@ -200,7 +200,7 @@ public final class NcclWorker {
         for (int i = 0; i < n; i++) {
             x[i] = Math.sin(i + 13.0 * rank);
         }
-        DeviceBuffer b = upload(x);
+        NcclBuffer b = upload(x);
         group.allReduce(b, ReduceOp.MAX);
         double[] got = new double[n];
         JCudaDriver.cuMemcpyDtoH(Pointer.to(got), ptr(b), 8L * n);
@@ -222,8 +222,8 @@ public final class NcclWorker {
         for (int i = 0; i < n; i++) {
             mine[i] = rank * 1_000_000L + i;
         }
-        DeviceBuffer send = upload(mine);
-        DeviceBuffer recv = alloc((long) n * world, DeviceDataType.INT64);
+        NcclBuffer send = upload(mine);
+        NcclBuffer recv = alloc((long) n * world, DeviceDataType.INT64);
         group.allGather(send, recv);
         long[] got = new long[n * world];
         JCudaDriver.cuMemcpyDtoH(Pointer.to(got), ptr(recv), 8L * got.length);
@@ -253,8 +253,8 @@ public final class NcclWorker {
             maxLen = Math.max(maxLen, l);
         }
         long per = maxLen * heads * dim;
-        DeviceBuffer[] k = {alloc(per, DeviceDataType.FLOAT32), alloc(per, DeviceDataType.FLOAT32)};
-        DeviceBuffer[] v = {alloc(per, DeviceDataType.FLOAT32), alloc(per, DeviceDataType.FLOAT32)};
+        NcclBuffer[] k = {alloc(per, DeviceDataType.FP32), alloc(per, DeviceDataType.FP32)};
+        NcclBuffer[] v = {alloc(per, DeviceDataType.FP32), alloc(per, DeviceDataType.FP32)};
         float[] kv = shardValues(rank, lens[rank] * heads * dim, 0);
         JCudaDriver.cuMemcpyHtoD(ptr(k[0]), Pointer.to(kv), 4L * kv.length);
         kv = shardValues(rank, lens[rank] * heads * dim, 0.5f);
@@ -310,8 +310,8 @@ public final class NcclWorker {
                 send[j * c + i] = rank * 100 + j + i * 1e-3f;
             }
         }
-        DeviceBuffer s = upload(send);
-        DeviceBuffer r = alloc((long) c * world, DeviceDataType.FLOAT32);
+        NcclBuffer s = upload(send);
+        NcclBuffer r = alloc((long) c * world, DeviceDataType.FP32);
         group.allToAll(s, r);
         float[] got = downloadFloats(r);
         for (int i = 0; i < world; i++) {
@@ -326,13 +326,13 @@ public final class NcclWorker {
     }
 
     private String allToAllUneven() {
-        DeviceBuffer[] sends = new DeviceBuffer[world];
-        DeviceBuffer[] recvs = new DeviceBuffer[world];
+        NcclBuffer[] sends = new NcclBuffer[world];
+        NcclBuffer[] recvs = new NcclBuffer[world];
         for (int j = 0; j < world; j++) {
             float[] x = new float[rank + j + 1];
             java.util.Arrays.fill(x, rank * 10 + j);
             sends[j] = upload(x);
-            recvs[j] = alloc(j + rank + 1, DeviceDataType.FLOAT32); // rank j sends j + rank + 1 elements here
+            recvs[j] = alloc(j + rank + 1, DeviceDataType.FP32); // rank j sends j + rank + 1 elements here
         }
         group.allToAll(sends, recvs);
         for (int i = 0; i < world; i++) {
@@ -357,39 +357,39 @@ public final class NcclWorker {
         return null;
     }
 
-    private DeviceBuffer alloc(long count, DeviceDataType type) {
+    private NcclBuffer alloc(long count, DeviceDataType type) {
         DevicePointer p = new DevicePointer();
-        JCudaDriver.cuMemAlloc(p, Math.max(1, count) * type.bytes());
+        JCudaDriver.cuMemAlloc(p, Math.max(1, count) * type.byteSize());
         allocations.put(p.address(), p);
-        return new DeviceBuffer(p.address(), count, type);
+        return new NcclBuffer(p.address(), count, type);
     }
 
-    private DeviceBuffer upload(float[] x) {
-        DeviceBuffer b = alloc(x.length, DeviceDataType.FLOAT32);
+    private NcclBuffer upload(float[] x) {
+        NcclBuffer b = alloc(x.length, DeviceDataType.FP32);
         JCudaDriver.cuMemcpyHtoD(ptr(b), Pointer.to(x), 4L * x.length);
         return b;
     }
 
-    private DeviceBuffer upload(double[] x) {
-        DeviceBuffer b = alloc(x.length, DeviceDataType.FLOAT64);
+    private NcclBuffer upload(double[] x) {
+        NcclBuffer b = alloc(x.length, DeviceDataType.FP64);
         JCudaDriver.cuMemcpyHtoD(ptr(b), Pointer.to(x), 8L * x.length);
         return b;
     }
 
-    private DeviceBuffer upload(long[] x) {
-        DeviceBuffer b = alloc(x.length, DeviceDataType.INT64);
+    private NcclBuffer upload(long[] x) {
+        NcclBuffer b = alloc(x.length, DeviceDataType.INT64);
         JCudaDriver.cuMemcpyHtoD(ptr(b), Pointer.to(x), 8L * x.length);
         return b;
     }
 
-    private float[] downloadFloats(DeviceBuffer b) {
+    private float[] downloadFloats(NcclBuffer b) {
         float[] x = new float[(int) b.count()];
         JCudaDriver.cuMemcpyDtoH(Pointer.to(x), ptr(b), 4L * x.length);
         return x;
     }
 
     // The JCuda pointer of an allocation (JCuda copies take whole allocations here; NCCL takes any slice).
-    private CUdeviceptr ptr(DeviceBuffer b) {
+    private CUdeviceptr ptr(NcclBuffer b) {
         CUdeviceptr p = allocations.get(b.pointer());
         if (p == null) {
             throw new IllegalArgumentException("not the start of an allocation: 0x" + Long.toHexString(b.pointer()));
@@ -404,7 +404,7 @@ public final class NcclWorker {
         allocations.clear();
     }
 
-    /** A JCuda device pointer that reveals its raw address (the seam to {@link DeviceBuffer}). */
+    /** A JCuda device pointer that reveals its raw address (the seam to {@link NcclBuffer}). */
     static final class DevicePointer extends CUdeviceptr {
         long address() {
             return getNativePointer();

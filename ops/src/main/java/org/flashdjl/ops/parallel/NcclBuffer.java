@@ -1,5 +1,6 @@
 package org.flashdjl.ops.parallel;
 
+import org.flashdjl.ops.cuda.DeviceDataType;
 import java.util.Objects;
 
 /**
@@ -14,7 +15,7 @@ import java.util.Objects;
  * @param count the number of elements, {@code >= 0}
  * @param type the element type
  */
-public record DeviceBuffer(long pointer, long count, DeviceDataType type) {
+public record NcclBuffer(long pointer, long count, DeviceDataType type) {
 
     /**
      * Validates the fields.
@@ -23,7 +24,7 @@ public record DeviceBuffer(long pointer, long count, DeviceDataType type) {
      * @param count the element count
      * @param type the element type
      */
-    public DeviceBuffer {
+    public NcclBuffer {
         Objects.requireNonNull(type, "type");
         if (count < 0) {
             throw new IllegalArgumentException("count must be >= 0, got " + count);
@@ -36,10 +37,10 @@ public record DeviceBuffer(long pointer, long count, DeviceDataType type) {
     /**
      * Returns the size in bytes.
      *
-     * @return {@code count * type.bytes()}
+     * @return {@code count * type.byteSize()}
      */
     public long bytes() {
-        return count * type.bytes();
+        return count * type.byteSize();
     }
 
     /**
@@ -49,11 +50,11 @@ public record DeviceBuffer(long pointer, long count, DeviceDataType type) {
      * @param length the number of elements, {@code offset + length <= count}
      * @return the view
      */
-    public DeviceBuffer slice(long offset, long length) {
+    public NcclBuffer slice(long offset, long length) {
         if (offset < 0 || length < 0 || offset + length > count) {
             throw new IllegalArgumentException("slice [" + offset + ", " + (offset + length) + ") is outside the "
                     + count + " elements of this buffer");
         }
-        return new DeviceBuffer(length == 0 ? pointer : pointer + offset * type.bytes(), length, type);
+        return new NcclBuffer(length == 0 ? pointer : pointer + offset * type.byteSize(), length, type);
     }
 }

@@ -18,7 +18,9 @@ import org.flashdjl.ops.Checks;
  * m'))} and {@code acc = acc e^(m - m') + e^(s - m') v}; at the end {@code out = acc / l} and
  * {@code lse = m + log l}. Chunks that the mask hides entirely ({@link MaskRule#coverage}) are skipped, so causal
  * and windowed calls do proportionally less work. Peak extra memory is a few [batch, Hq, queryChunk, keyChunk] fp32
- * blocks, never [Lq, Lk].
+ * blocks, never [Lq, Lk]. With the default chunk sizes, a call without mask (nothing to skip) widens its key blocks
+ * up to {@link #BLOCK_ELEMENT_BUDGET} scores per block, so its products stay large; explicit chunk sizes are
+ * used as given.
  */
 public final class OnlineBackend extends NdArrayBackend {
 
@@ -31,24 +33,33 @@ public final class OnlineBackend extends NdArrayBackend {
     /** Default keys per chunk. */
     public static final int DEFAULT_KEY_CHUNK = 1024;
 
+    /** Scores per block ([batch, Hq, queryChunk, keys]) an unmasked call may widen its key blocks to: 128 MiB. */
+    public static final long BLOCK_ELEMENT_BUDGET = 1L << 25;
+
     private static final NDIndex ALL = new NDIndex("...");
 
     private final int queryChunk;
     private final int keyChunk;
+    private final boolean widenUnmasked;
 
     /** Creates the backend with the default chunk sizes. */
     public OnlineBackend() {
-        this(DEFAULT_QUERY_CHUNK, DEFAULT_KEY_CHUNK);
+        this(DEFAULT_QUERY_CHUNK, DEFAULT_KEY_CHUNK, true);
     }
 
     /**
-     * Creates the backend with explicit chunk sizes.
+     * Creates the backend with explicit chunk sizes, used as given (no widening of unmasked calls).
      *
      * @param queryChunk query rows per chunk, {@code >= 1}
      * @param keyChunk keys per chunk, {@code >= 1}
      */
     public OnlineBackend(int queryChunk, int keyChunk) {
+        this(queryChunk, keyChunk, false);
+    }
+
+    private OnlineBackend(int queryChunk, int keyChunk, boolean widenUnmasked) {
         super(NAME);
+        this.widenUnmasked = widenUnmasked;
         Checks.checkAtLeast("queryChunk", queryChunk, 1, "");
         Checks.checkAtLeast("keyChunk", keyChunk, 1, "");
         this.queryChunk = queryChunk;
@@ -64,6 +75,10 @@ public final class OnlineBackend extends NdArrayBackend {
         long lq = problem.getQueryLength();
         long lk = problem.getKeyLength();
         NDManager manager = problem.getQuery().getManager();
+        long rowsPerBlock = (long) problem.getBatch() * problem.getQueryHeads() * Math.min(lq, queryChunk);
+        long keyChunk = spec.hasMask() || !widenUnmasked
+                ? this.keyChunk
+                : Math.max(this.keyChunk, Math.min(lk, BLOCK_ELEMENT_BUDGET / Math.max(1, rowsPerBlock)));
         try (NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
             NDArray q = BlockMath.toBhsd(problem.getQuery(), layout); // [B, Hq, Lq, D]

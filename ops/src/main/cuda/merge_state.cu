@@ -119,10 +119,16 @@ __device__ __forceinline__ void merge_stacked(const MergeStateParams& p) {
   if (!m.active) return;
   const int64_t n = m.row / p.heads, h = m.row % p.heads;
   const float* s = p.s_a + n * p.s_a_row_stride + h * p.s_a_head_stride;
+  const int64_t ss = p.s_a_state_stride;
+  // Loads are batched kU states at a time so that their latencies overlap (split-KV merges have
+  // few rows and tens of states: a one-state-at-a-time loop would be latency bound).
+  constexpr int kU = 8;
   float mx = -FLT_MAX;
-  for (int i = 0; i < p.states; ++i) mx = fmaxf(mx, s[i * p.s_a_state_stride]);
+#pragma unroll kU
+  for (int i = 0; i < p.states; ++i) mx = fmaxf(mx, s[i * ss]);
   float sum = 0.f;
-  for (int i = 0; i < p.states; ++i) sum += expf(s[i * p.s_a_state_stride] - mx);
+#pragma unroll kU
+  for (int i = 0; i < p.states; ++i) sum += expf(s[i * ss] - mx);
   const float inv = 1.f / fmaxf(sum, 1.f);
   const Tin* v = static_cast<const Tin*>(p.v_a) + n * p.v_a_row_stride + h * p.v_a_head_stride;
   Tout* vo = static_cast<Tout*>(p.v_out) + n * p.v_out_row_stride + h * p.v_out_head_stride;
@@ -131,13 +137,27 @@ __device__ __forceinline__ void merge_stacked(const MergeStateParams& p) {
     float acc[W];
 #pragma unroll
     for (int e = 0; e < W; ++e) acc[e] = 0.f;
-    if (d < p.head_dim) {
-      for (int i = 0; i < p.states; ++i) {
-        const float w = expf(s[i * p.s_a_state_stride] - mx);
-        if (w != 0.f) load_acc<Tin, W>(acc, v + i * p.v_a_state_stride + d, w);
+    for (int i0 = 0; i0 < p.states; i0 += kU) {
+      float w[kU];
+      Pack<Tin, W> x[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int i = i0 + u;
+        w[u] = i < p.states ? expf(s[i * ss] - mx) : 0.f;
       }
-      store<Tout, W>(vo + d, acc, inv);
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        if (w[u] != 0.f) x[u] = *reinterpret_cast<const Pack<Tin, W>*>(v + (i0 + u) * p.v_a_state_stride + d);
+      }
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        if (w[u] != 0.f) {
+#pragma unroll
+          for (int e = 0; e < W; ++e) acc[e] = fmaf(w[u], to_f(x[u].x[e]), acc[e]);
+        }
+      }
     }
+    store<Tout, W>(vo + d, acc, inv);
   }
   if (m.lane == 0 && p.s_out != nullptr) {
     p.s_out[n * p.s_out_row_stride + h * p.s_out_head_stride] = mx + logf(sum);

@@ -238,6 +238,9 @@ public final class PagedDecodeKernel {
      */
     public void run() {
         workspace.checkOpen();
+        if (workspace.tableBuffer == null) {
+            throw new IllegalStateException("the workspace has no device memory (a validation-only workspace)");
+        }
         int device = workspace.device;
         KernelModule.Kernel kernel = KernelModule.get(MODULE, device).getKernel(kernelName);
         if (batch == 0) {
@@ -386,6 +389,14 @@ public final class PagedDecodeKernel {
         }
 
         /**
+         * A workspace with no device memory (addresses 0), for validation tests of the launcher without a GPU.
+         */
+        static Workspace unallocated(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+                Schedule schedule) {
+            return new Workspace(table, queryHeads, kvHeads, headDim, device, schedule, null, null, null);
+        }
+
+        /**
          * Returns the split plan.
          *
          * @return the schedule
@@ -419,11 +430,11 @@ public final class PagedDecodeKernel {
         }
 
         long indptrAddress() {
-            return tableBuffer.getAddress();
+            return tableBuffer == null ? 0 : tableBuffer.getAddress();
         }
 
         long indicesAddress() {
-            return tableBuffer.getAddress() + 4L * (table.getBatchSize() + 1);
+            return indptrAddress() + 4L * (table.getBatchSize() + 1);
         }
 
         long seqLensAddress() {
@@ -437,6 +448,9 @@ public final class PagedDecodeKernel {
                 return;
             }
             closed = true;
+            if (tableBuffer == null) {
+                return;
+            }
             CudaRuntime.bind(device);
             CudaRuntime.synchronize("paged decode workspace close");
             tableBuffer.close();
@@ -714,10 +728,14 @@ public final class PagedDecodeKernel {
             p.setFloat("scale", spec.scaleFor(d)).setFloat("softcap", spec.getSoftcap());
             MergeStateKernel merge = null;
             if (s.numSplits() > 1) {
-                p.set("partial_o", workspace.partialO.getAddress())
-                        .set("partial_lse", workspace.partialLse.getAddress());
-                DeviceTensor po = workspace.partialO.view(DeviceDataType.FP32, b, s.numSplits(), hq, d);
-                DeviceTensor pl = workspace.partialLse.view(DeviceDataType.FP32, b, s.numSplits(), hq);
+                // an unallocated (validation-test) workspace gets placeholder addresses; run() refuses it
+                long poAddress = workspace.partialO == null ? 1L << 40 : workspace.partialO.getAddress();
+                long plAddress = workspace.partialLse == null ? 1L << 41 : workspace.partialLse.getAddress();
+                p.set("partial_o", poAddress).set("partial_lse", plAddress);
+                DeviceTensor po = DeviceTensor.fromDevicePointer(poAddress, new long[] {b, s.numSplits(), hq, d},
+                        DeviceTensor.contiguousStrides(b, s.numSplits(), hq, d), DeviceDataType.FP32, device);
+                DeviceTensor pl = DeviceTensor.fromDevicePointer(plAddress, new long[] {b, s.numSplits(), hq},
+                        DeviceTensor.contiguousStrides(b, s.numSplits(), hq), DeviceDataType.FP32, device);
                 merge = MergeStateKernel.mergeStates(po, pl, o, lse);
             }
             return new PagedDecodeKernel(workspace, p, name, merge, (int) hkv, (int) b,

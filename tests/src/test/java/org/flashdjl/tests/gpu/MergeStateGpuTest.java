@@ -236,7 +236,7 @@ class MergeStateGpuTest {
         return type == DeviceDataType.FP32 ? x : HostFloats.roundInPlace(type, x);
     }
 
-    /** LSEs: mostly N(0, 3^2), some -inf, some far apart; row 0 of state 0 and 1 both -inf. */
+    /** LSEs: mostly N(0, 3^2), some -inf, some far apart; row 0 of both states -inf (when rows > 1). */
     private static float[] lses(Random rnd, int rows, int which) {
         float[] s = new float[rows];
         for (int i = 0; i < rows; i++) {
@@ -244,7 +244,9 @@ class MergeStateGpuTest {
             s[i] = mode == 0 ? Float.NEGATIVE_INFINITY : mode == 1 ? (which == 0 ? 60f : -60f)
                     : (float) rnd.nextGaussian() * 3;
         }
-        s[0] = Float.NEGATIVE_INFINITY;
+        if (rows > 1) {
+            s[0] = Float.NEGATIVE_INFINITY; // with the other state's row 0: both empty
+        }
         return s;
     }
 

@@ -106,7 +106,7 @@ class PagedDecodeKernelTest {
                 new PagedDecodeKernel.Schedule(2, 16));
         PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
         assertNotNull(s.getMerge());
-        assertEquals("merge_states_fp32_fp16_vec", s.getMerge().kernelName());
+        assertEquals("merge_states_fp32_fp16_vec", s.getMerge().kernelName()); // 2 splits: narrow
         assertEquals(2, s.getParams().get("num_splits"));
         IllegalStateException e = assertThrows(IllegalStateException.class, s::run);
         assertTrue(e.getMessage().contains("validation-only"), e.getMessage());

@@ -39,7 +39,12 @@ public final class PagedDecodeBench {
     private PagedDecodeBench() {}
 
     /** One shape. */
-    private record Shape(String dtype, int batch, int len, int hq, int hkv, int d, int page, boolean split) {}
+    private record Shape(String dtype, int batch, int len, int hq, int hkv, int d, int page, boolean split,
+            int chunk) {
+        Shape(String dtype, int batch, int len, int hq, int hkv, int d, int page, boolean split) {
+            this(dtype, batch, len, hq, hkv, d, page, split, 0);
+        }
+    }
 
     /**
      * Runs the benchmark.
@@ -88,6 +93,8 @@ public final class PagedDecodeBench {
             shapes.add(new Shape("fp16", 64, 4096, 32, 8, 128, 1, true));
             shapes.add(new Shape("fp16", 64, 4096, 32, 8, 128, 64, true));
             shapes.add(new Shape("fp16", 1, 65536, 32, 8, 128, 16, false));
+            shapes.add(new Shape("fp16", 1, 65536, 32, 8, 128, 16, true, 1024)); // other chunk sizes than the plan's
+            shapes.add(new Shape("fp16", 1, 65536, 32, 8, 128, 16, true, 4096));
             shapes.add(new Shape("fp16", 8, 16384, 32, 8, 128, 16, true));
             shapes.add(new Shape("fp16", 64, 4096, 8, 8, 64, 16, true));
         }
@@ -138,8 +145,9 @@ public final class PagedDecodeBench {
         long poolElems = (long) numPages * s.page() * s.hkv() * s.d();
         long qElems = (long) s.batch() * s.hq() * s.d();
         CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-        PagedDecodeKernel.Schedule schedule = s.split()
-                ? PagedDecodeKernel.schedule(table.getSeqLens(), s.hkv(), info.smCount(),
+        PagedDecodeKernel.Schedule schedule = s.chunk() > 0
+                ? new PagedDecodeKernel.Schedule((s.len() + s.chunk() - 1) / s.chunk(), s.chunk())
+                : s.split() ? PagedDecodeKernel.schedule(table.getSeqLens(), s.hkv(), info.smCount(),
                         PagedDecodeKernel.ctasPerSm(s.d()))
                 : new PagedDecodeKernel.Schedule(1, (s.len() + 15) / 16 * 16);
         try (DeviceBuffer k = random(device, type, poolElems, 1);
@@ -169,7 +177,7 @@ public final class PagedDecodeBench {
                     schedule.chunkSize(), ms, mergeMs, gbps, copy, 100 * gbps / copy, call.kernelName()));
             System.out.flush();
             return String.format(Locale.ROOT, "%-5s %5d %6d %3d/%-2d %4d %5d %5s %-22s %9.4f %9.1f %7.1f%%",
-                    s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(), s.split() ? "auto" : "off",
+                    s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(), s.chunk() > 0 ? "fixed" : s.split() ? "auto" : "off",
                     schedule.toString(), ms, gbps, 100 * gbps / copy);
         }
     }

@@ -30,7 +30,8 @@ import java.util.stream.Stream;
 /**
  * The merge-state kernels ({@link MergeStateKernel}) on a CUDA device against the float64 merge math of
  * {@link org.flashdjl.ops.cascade.MergeState}: fp16/bf16/fp32, in place and out of place, vectorized and scalar
- * paths (odd head dims, strided views), bhsd grouping, n stacked states (fp32 partials to fp16/bf16 too), LSEs
+ * paths (odd head dims, strided views), bhsd grouping, n stacked states (fp32 partials to fp16/bf16 too; the
+ * narrow, scalar and wide kernels), LSEs
  * with {@code -inf} (one or both states empty; empty states' values poisoned with NaN and never read) and far
  * apart. Skips with the reason without a GPU.
  */
@@ -134,7 +135,9 @@ class MergeStateGpuTest {
         return Stream.of(new Stacked(f16, f16, 17, 3, 4, 128, true), new Stacked(b16, b16, 5, 7, 8, 64, true),
                 new Stacked(f32, f32, 3, 1, 2, 128, true), new Stacked(f32, f16, 1, 16, 32, 128, true),
                 new Stacked(f32, b16, 64, 5, 32, 128, false), new Stacked(f32, f16, 2, 64, 4, 256, true),
-                new Stacked(f16, f16, 3, 4, 2, 72, true), new Stacked(f32, b16, 7, 3, 3, 30, true));
+                new Stacked(f16, f16, 3, 4, 2, 72, true), new Stacked(f32, b16, 7, 3, 3, 30, true),
+                new Stacked(f32, f16, 1, 300, 2, 128, true), new Stacked(f32, f32, 2, 33, 3, 1024, true),
+                new Stacked(f16, f16, 200, 6, 32, 64, true));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -7,6 +7,9 @@
 #   run-gpu.sh --tests-only  nvidia-smi and the GPU test suite
 #   run-gpu.sh --bench-only  nvidia-smi and the benchmarks
 #   run-gpu.sh --quick       a shorter sweep (no 1023-long sequences) and short benchmarks (hd 128, L 1k/4k)
+#   run-gpu.sh --paged       nvidia-smi and only the paged-attention GPU work: MergeStateGpuTest,
+#                            PagedDecodeGpuTest, PagedDecodeBench, decode_peer_bench.py (torch copy + SDPA peers);
+#                            with --tests-only / --bench-only just that half
 #
 # Env: OUT (results dir), FLASHDJL_DEVICE (CUDA ordinal, default 0), JAVA_OPTS (extra JVM options).
 # Exit status: 0 when every step that ran succeeded, else the first failing step's status.
@@ -16,15 +19,25 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUN_TESTS=1
 RUN_BENCH=1
 QUICK=0
+PAGED=0
 for arg in "$@"; do
   case "$arg" in
     --tests-only) RUN_BENCH=0 ;;
     --bench-only) RUN_TESTS=0 ;;
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "unknown option $arg; use --tests-only, --bench-only, --quick" >&2; exit 2 ;;
+    --paged) PAGED=1 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "unknown option $arg; use --tests-only, --bench-only, --quick, --paged" >&2; exit 2 ;;
   esac
 done
+PAGED_TESTS=0
+PAGED_BENCH=0
+if [ "$PAGED" = 1 ]; then  # only the paged steps, each half as --tests-only / --bench-only allow
+  PAGED_TESTS=$RUN_TESTS
+  PAGED_BENCH=$RUN_BENCH
+  RUN_TESTS=0
+  RUN_BENCH=0
+fi
 OUT="${OUT:-./out}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -116,6 +129,41 @@ if [ "$RUN_BENCH" = 1 ]; then
     else
       note "python/compare_bench.py not in the bundle: skipped"
     fi
+  fi
+fi
+
+if [ "$PAGED_TESTS" = 1 ]; then
+  note "paged GPU tests (MergeStateGpuTest, PagedDecodeGpuTest$( [ "$QUICK" = 1 ] && echo ', quick'))"
+  t0=$(date +%s)
+  "$JAVA" "${JVM[@]}" -Dflashdjl.gpu.quick="$( [ "$QUICK" = 1 ] && echo true || echo false)" \
+    -cp "$HERE/junit/junit-platform-console-standalone.jar:$CP" org.junit.platform.console.ConsoleLauncher \
+    execute --disable-banner --disable-ansi-colors --details=tree --details-theme=ascii --fail-if-no-tests \
+    --select-class=org.flashdjl.tests.gpu.MergeStateGpuTest --select-class=org.flashdjl.tests.gpu.PagedDecodeGpuTest \
+    --include-tag=gpu --reports-dir="$OUT/junit-paged" 2>&1 | tee "$OUT/gpu-tests-paged.log"
+  rc=${PIPESTATUS[0]}
+  note "paged GPU tests: exit $rc in $(( $(date +%s) - t0 )) s (per-case errors: grep '^.*paged ' in the log)"
+  record "paged GPU tests" "$rc"
+fi
+
+if [ "$PAGED_BENCH" = 1 ]; then
+  QUICK_ARG=()
+  [ "$QUICK" = 1 ] && QUICK_ARG=(--quick)
+  note "PagedDecodeBench"
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.gpu.PagedDecodeBench --device "$DEVICE" \
+    ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} > "$OUT/bench-paged.jsonl" 2> >(tee "$OUT/bench-paged.log" >&2)
+  rc=$?
+  cat "$OUT/bench-paged.jsonl"
+  record "PagedDecodeBench" "$rc"
+  if command -v python3 >/dev/null 2>&1 && [ -f "$HERE/python/decode_peer_bench.py" ]; then
+    note "decode_peer_bench.py (torch copy bandwidth, SDPA cuDNN/flash/efficient on contiguous KV)"
+    CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-$DEVICE}" python3 "$HERE/python/decode_peer_bench.py" \
+      --ours "$OUT/bench-paged.jsonl" ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} > "$OUT/bench-paged-peers.jsonl" \
+      2> >(tee "$OUT/bench-paged-peers.log" >&2)
+    rc=$?
+    cat "$OUT/bench-paged-peers.jsonl"
+    record "decode_peer_bench.py" "$rc"
+  else
+    note "python3 or python/decode_peer_bench.py missing: skipped the torch peers"
   fi
 fi
 

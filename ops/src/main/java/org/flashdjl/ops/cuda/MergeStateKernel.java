@@ -24,7 +24,8 @@ import java.util.Objects;
  * LSE [N, H]; any rank works where the axes before D can be grouped into (rows, heads) with one stride each (e.g.
  * a contiguous bhsd output [B, H, L, D] with its LSE [B, H, L], or [N, D] with [N]). Strides are free (head-dim
  * stride 1); 16-byte aligned tensors with D and strides multiples of 16 bytes get the vectorized kernel, the rest
- * a scalar one. v: fp16, bf16 or fp32; s: fp32 natural log.
+ * a scalar one; a stacked merge of few rows and 4..1024 states (the split-KV merge) gets the "wide" kernel, one
+ * block per row with the states spread over its threads. v: fp16, bf16 or fp32; s: fp32 natural log.
  */
 public final class MergeStateKernel {
 
@@ -49,6 +50,15 @@ public final class MergeStateKernel {
             "s_out_row_stride", FlashParams.Kind.INT64, "s_out_head_stride", FlashParams.Kind.INT64,
             "rows", FlashParams.Kind.INT32, "heads", FlashParams.Kind.INT32,
             "head_dim", FlashParams.Kind.INT32, "states", FlashParams.Kind.INT32);
+
+    /** The stacked merge spreads states over threads (one block per row) from this many states... */
+    static final int WIDE_MIN_STATES = 4;
+
+    /** ... up to this many (its shared-memory weight table)... */
+    static final int WIDE_MAX_STATES = 1024;
+
+    /** ... when there are at most this many (row, head) pairs (few rows: the split-KV merge). */
+    static final long WIDE_MAX_ROWS = 4096;
 
     private static final Logger logger = LoggerFactory.getLogger(MergeStateKernel.class);
 
@@ -226,8 +236,12 @@ public final class MergeStateKernel {
         p.set("rows", rows).set("heads", heads).set("head_dim", headDim).set("states", states);
         boolean vec = vectorizable(in, headDim, new DeviceTensor[] {v}, null)
                 && aligned16(vOut) && stridesMultipleOf(vOut, 16 / in.byteSize());
-        String name = "merge_states_" + in.shortName() + "_" + out.shortName() + (vec ? "_vec" : "_scalar");
-        return new MergeStateKernel(name, p, device, grid(in, vec, headDim, g));
+        long pairs = (long) rows * heads;
+        boolean wide = vec && headDim / (16 / in.byteSize()) <= THREADS && states >= WIDE_MIN_STATES
+                && states <= WIDE_MAX_STATES && pairs <= WIDE_MAX_ROWS;
+        String name = "merge_states_" + in.shortName() + "_" + out.shortName()
+                + (wide ? "_wide" : vec ? "_vec" : "_scalar");
+        return new MergeStateKernel(name, p, device, wide ? pairs : grid(in, vec, headDim, g));
     }
 
     /**

@@ -70,8 +70,12 @@ class MergeStateKernelTest {
         DeviceTensor o = t(BASE + (32 << 20), DeviceDataType.FP16, 4, 32, 128);
         DeviceTensor so = t(BASE + (48 << 20), DeviceDataType.FP32, 4, 32);
         MergeStateKernel k = MergeStateKernel.mergeStates(v, s, o, so);
-        assertEquals("merge_states_fp32_fp16_vec", k.kernelName());
+        assertEquals("merge_states_fp32_fp16_wide", k.kernelName()); // few rows, many states
+        assertEquals(4 * 32, k.getGridX());
         assertEquals(16, k.getParams().get("states"));
+        assertEquals("merge_states_fp32_fp32_vec", MergeStateKernel.mergeStates(
+                t(BASE, DeviceDataType.FP32, 4, 3, 32, 128), t(BASE + (16 << 20), DeviceDataType.FP32, 4, 3, 32),
+                t(BASE + (32 << 20), DeviceDataType.FP32, 4, 32, 128), null).kernelName());
         assertEquals(32L * 128, k.getParams().get("v_a_state_stride"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> MergeStateKernel.mergeStates(t(BASE, DeviceDataType.FP16, 4, 16, 32, 128), s,

@@ -30,7 +30,8 @@ import java.util.stream.Stream;
 /**
  * The merge-state kernels ({@link MergeStateKernel}) on a CUDA device against the float64 merge math of
  * {@link org.flashdjl.ops.cascade.MergeState}: fp16/bf16/fp32, in place and out of place, vectorized and scalar
- * paths (odd head dims, strided views), bhsd grouping, n stacked states (fp32 partials to fp16/bf16 too), LSEs
+ * paths (odd head dims, strided views), bhsd grouping, n stacked states (fp32 partials to fp16/bf16 too; the
+ * narrow, scalar and wide kernels), LSEs
  * with {@code -inf} (one or both states empty; empty states' values poisoned with NaN and never read) and far
  * apart. Skips with the reason without a GPU.
  */
@@ -134,7 +135,9 @@ class MergeStateGpuTest {
         return Stream.of(new Stacked(f16, f16, 17, 3, 4, 128, true), new Stacked(b16, b16, 5, 7, 8, 64, true),
                 new Stacked(f32, f32, 3, 1, 2, 128, true), new Stacked(f32, f16, 1, 16, 32, 128, true),
                 new Stacked(f32, b16, 64, 5, 32, 128, false), new Stacked(f32, f16, 2, 64, 4, 256, true),
-                new Stacked(f16, f16, 3, 4, 2, 72, true), new Stacked(f32, b16, 7, 3, 3, 30, true));
+                new Stacked(f16, f16, 3, 4, 2, 72, true), new Stacked(f32, b16, 7, 3, 3, 30, true),
+                new Stacked(f32, f16, 1, 300, 2, 128, true), new Stacked(f32, f32, 2, 33, 3, 1024, true),
+                new Stacked(f16, f16, 200, 6, 32, 64, true));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -236,7 +239,7 @@ class MergeStateGpuTest {
         return type == DeviceDataType.FP32 ? x : HostFloats.roundInPlace(type, x);
     }
 
-    /** LSEs: mostly N(0, 3^2), some -inf, some far apart; row 0 of state 0 and 1 both -inf. */
+    /** LSEs: mostly N(0, 3^2), some -inf, some far apart; row 0 of both states -inf (when rows > 1). */
     private static float[] lses(Random rnd, int rows, int which) {
         float[] s = new float[rows];
         for (int i = 0; i < rows; i++) {
@@ -244,7 +247,9 @@ class MergeStateGpuTest {
             s[i] = mode == 0 ? Float.NEGATIVE_INFINITY : mode == 1 ? (which == 0 ? 60f : -60f)
                     : (float) rnd.nextGaussian() * 3;
         }
-        s[0] = Float.NEGATIVE_INFINITY;
+        if (rows > 1) {
+            s[0] = Float.NEGATIVE_INFINITY; // with the other state's row 0: both empty
+        }
         return s;
     }
 

@@ -1,0 +1,422 @@
+// FlashDJL paged decode kernels: one query token per sequence against K/V pages (NHD pools),
+// GQA-grouped on tensor cores, with split-KV (flash-decoding).
+//
+// ---------------------------------------------------------------------------------------------
+// Launch convention (read by org.flashdjl.ops.cuda.PagedDecodeKernel):
+//   kernel  paged_decode_{fp16|bf16}_hd{64|128|256}_{plain|general}(PagedDecodeParams)
+//   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, 16 (max group),
+//           16 (tokens per tile)}
+//   grid  = (num_splits, hkv, batch). CTA (s, h, b) attends query heads [h*G, (h+1)*G) of
+//   sequence b (G = hq / hkv <= 16) over the tokens [s*chunk_size, (s+1)*chunk_size) of the
+//   sequence. num_splits == 1: writes o (q's dtype) and lse; else fp32 partial_o / partial_lse,
+//   merged afterwards by merge_states_fp32_{fp16|bf16} (merge_state.cu); a split without keys
+//   writes partial_lse = -inf (and o = 0).
+//   plain   : no window / sinks / ALiBi / softcap (causal and right windows are no-ops here);
+//   general : every option from params through flash_common.cuh's key_visible/transform_score.
+//
+// Semantics: the query of sequence b is its last token, global position
+//   pos = key_offset + len_b - 1; paged token t is global key key_offset + t; keys are masked by
+//   key_visible() and scored by transform_score() of flash_common.cuh (the library's one rule).
+//   LSE natural log fp32; a sequence with no visible key writes o = 0, lse = -inf.
+//
+// Design (per CTA: 4 warps, one kv head, G query heads):
+//   * The G query rows sit in a 16-row mma slab (rows >= G are zero): S = Q K^T and O += P V are
+//     m16n8k16 mma.sync with K / V tiles of 16 tokens in shared memory, so each K/V byte of the
+//     kv head is read from HBM exactly once for all G heads.
+//   * Warp w takes tiles w, w+4, w+8, ... of the CTA's visible token range and keeps its own
+//     online-softmax state; a kStages-deep cp.async ring per warp (only __syncwarp in the main
+//     loop) keeps (kStages - 1) * 8 KiB (hd128) of loads in flight per warp. Page ids for the
+//     tile after next are loaded one iteration early (one id per lane, shared by shuffles), so the
+//     page-table lookup never sits on the load path; any page size 1..256 works (a tile may
+//     straddle pages).
+//   * Invisible tokens (tail of the sequence, left window) are zero-filled by cp.async without a
+//     global read and masked to -inf; fully invisible tiles (outside [sinks) u [window, len)) are
+//     never visited. Unused pool pages are never read.
+//   * The 4 warp states are merged through shared memory at the end (same merge rule as
+//     merge_state.cu).
+// Requirements (checked by the Java launcher): 16-byte aligned q/o/pools, strides multiples of 8
+// elements, head-dim stride 1, hq % hkv == 0, hq / hkv <= 16, chunk_size % 16 == 0.
+// ---------------------------------------------------------------------------------------------
+
+#include "paged_params.h"
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <float.h>
+#include <stdint.h>
+
+namespace flashdjl {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16-byte async copy global -> shared; valid = false zero-fills without reading global memory.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+// D(16x8 f32) += A(16x16, row) * B(16x8, col). Lane l, g = l/4, t = l%4:
+//   A: a0 (g, 2t..2t+1) a1 (g+8, 2t..) a2 (g, 2t+8..) a3 (g+8, 2t+8..)
+//   B: b0 (k 2t..2t+1, n g) b1 (k 2t+8.., n g);  C: c0,c1 (g, 2t..2t+1) c2,c3 (g+8, 2t..)
+template <typename T> struct Mma;
+template <> struct Mma<__half> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+  static __device__ __forceinline__ __half from(float x) { return __float2half_rn(x); }
+};
+template <> struct Mma<__nv_bfloat16> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+  static __device__ __forceinline__ __nv_bfloat16 from(float x) { return __float2bfloat16_rn(x); }
+};
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// The semantics (mask / score rule) shared with the flash kernels.
+#include "flash_common.cuh"
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <int D_, int Stages_>
+struct DecodeTraits {
+  static constexpr int D = D_;
+  static constexpr int kStages = Stages_;
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kTile = 16;                    // tokens per tile
+  static constexpr int kStride = D + 8;               // smem row pitch (elements): conflict-free ldmatrix
+  static constexpr int kCPR = D / 8;                  // 16-byte chunks per row
+  static constexpr int kTileElems = kTile * kStride;  // one K or V tile
+  static constexpr int kStageElems = 2 * kTileElems;  // K + V
+  static constexpr int kSmemQ = 16 * kStride;
+  static constexpr int kSmemBytes = (kSmemQ + kWarps * kStages * kStageElems) * 2;
+  static constexpr int kMergeBytes = kWarps * 16 * (D + 2) * 4;  // O [w][16][D] + m, l [w][16]
+  static_assert(kMergeBytes <= kWarps * kStages * kStageElems * 2, "merge area must fit the ring");
+  static_assert((kTile * kCPR) % 32 == 0, "whole chunks per lane");
+};
+template <int D> struct DecodeTraitsFor;
+template <> struct DecodeTraitsFor<64> : DecodeTraits<64, 4> {};
+template <> struct DecodeTraitsFor<128> : DecodeTraits<128, 3> {};
+template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2> {};
+
+template <typename T, int D, bool kGeneral>
+__device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigned char* smem) {
+  using Tr = DecodeTraitsFor<D>;
+  constexpr int S = Tr::kStages;
+  constexpr int NW = Tr::kWarps;
+  constexpr int kChunksPerLane = Tr::kTile * Tr::kCPR / 32;
+  constexpr int kRowsPerPass = 32 / Tr::kCPR > 0 ? 32 / Tr::kCPR : 1;  // rows one load pass covers
+  if (p.head_dim != D) return;
+  const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int G = p.hq / p.hkv;
+  const int len = p.seq_lens[b];
+  const int pos = p.key_offset + len - 1;  // global position of the query (the last token)
+
+  T* sQ = reinterpret_cast<T*>(smem);
+  T* sRing = sQ + Tr::kSmemQ + warp * S * Tr::kStageElems;
+
+  // ---- query slab: rows [0, G) = heads kvh*G + r, rows >= G zero ----
+  {
+    const T* q = static_cast<const T*>(p.q) + static_cast<int64_t>(b) * p.q_batch_stride;
+    for (int c = tid; c < 16 * Tr::kCPR; c += Tr::kThreads) {
+      const int r = c / Tr::kCPR, ch = c % Tr::kCPR;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (r < G) {
+        v = *reinterpret_cast<const uint4*>(q + static_cast<int64_t>(kvh * G + r) * p.q_head_stride +
+                                            ch * 8);
+      }
+      *reinterpret_cast<uint4*>(sQ + r * Tr::kStride + ch * 8) = v;
+    }
+  }
+
+  // ---- the CTA's tiles: [t0, t1) of the sequence intersected with the visible keys ----
+  const int t0 = split * p.chunk_size;
+  const int t1 = min(len, t0 + p.chunk_size);
+  int lo = 0, sink_hi = 0;  // visible: [0, sink_hi) u [lo, len) (local token indices)
+  if (kGeneral && p.window_left >= 0) {
+    lo = max(0, pos - p.window_left - p.key_offset);
+    sink_hi = min(max(p.sink_tokens - p.key_offset, 0), lo);
+  }
+  // tile ranges (tile = 16 tokens, aligned since chunk_size % 16 == 0)
+  int a0 = t0 / 16, a1 = 0, b0 = 0, b1 = 0;
+  {
+    const int s_end = min(t1, sink_hi);
+    a1 = s_end > t0 ? (s_end + 15) / 16 : a0;
+    const int w0 = max(t0, lo);
+    b0 = max(w0 / 16, a1);
+    b1 = t1 > w0 ? (t1 + 15) / 16 : b0;
+    if (b1 < b0) b1 = b0;
+  }
+  const int n1 = a1 - a0, n_tiles = n1 + (b1 - b0);
+  auto tile_at = [&](int i) { return i < n1 ? a0 + i : b0 + (i - n1); };
+  const int my_tiles = warp < n_tiles ? (n_tiles - warp + NW - 1) / NW : 0;
+
+  const T* kbase = static_cast<const T*>(p.k_pages) + static_cast<int64_t>(kvh) * p.kv_head_stride;
+  const T* vbase = static_cast<const T*>(p.v_pages) + static_cast<int64_t>(kvh) * p.kv_head_stride;
+  const int* pages = p.page_indices + p.page_indptr[b];
+
+  // slot (page * page_size + row) of token tile*16 + lane for lanes < 16, -1 when past len
+  auto slot_of = [&](int my_index) -> int {
+    if (my_index >= my_tiles || lane >= 16) return -1;
+    const int t = tile_at(warp + my_index * NW) * 16 + lane;
+    if (t >= t1) return -1;
+    const int page = __ldg(pages + t / p.page_size);
+    return page * p.page_size + t % p.page_size;
+  };
+  auto issue = [&](int my_index, int slot) {
+    T* sK = sRing + (my_index % S) * Tr::kStageElems;
+    T* sV = sK + Tr::kTileElems;
+#pragma unroll
+    for (int i = 0; i < kChunksPerLane; ++i) {
+      const int c = lane + 32 * i;
+      const int r = c / Tr::kCPR, ch = c % Tr::kCPR;
+      const int sl = __shfl_sync(0xffffffffu, slot, r);
+      const bool ok = sl >= 0;
+      const int64_t off = static_cast<int64_t>(ok ? sl : 0) * p.kv_row_stride + ch * 8;
+      cp_async_16(smem_addr(sK + r * Tr::kStride + ch * 8), kbase + off, ok);
+      cp_async_16(smem_addr(sV + r * Tr::kStride + ch * 8), vbase + off, ok);
+    }
+  };
+  (void)kRowsPerPass;
+
+  // ---- per-warp online softmax state ----
+  constexpr int kDT = D / 8;
+  float o[kDT][4];
+#pragma unroll
+  for (int i = 0; i < kDT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY};  // log2 units, rows g and g+8
+  float l[2] = {0.f, 0.f};
+  const int g = lane / 4, tq = lane % 4;
+  float slope[2] = {0.f, 0.f};
+  if (kGeneral && p.alibi_slopes != nullptr) {
+    if (g < G) slope[0] = p.alibi_slopes[kvh * G + g];
+    if (g + 8 < G) slope[1] = p.alibi_slopes[kvh * G + g + 8];
+  }
+  MaskRule rule;
+  rule.lk = p.key_offset + len;
+  rule.off = 0;
+  rule.causal = p.causal != 0;
+  rule.left = p.window_left;
+  rule.right = p.window_right;
+  rule.sinks = p.sink_tokens;
+  const float scale_log2 = p.scale * kLog2e;
+
+  __syncthreads();  // sQ ready
+
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    const int sl = slot_of(s);
+    if (s < my_tiles) issue(s, sl);
+    cp_async_commit();
+  }
+  int next_slot = slot_of(S - 1);
+
+  for (int it = 0; it < my_tiles; ++it) {
+    if (it + S - 1 < my_tiles) issue(it + S - 1, next_slot);
+    cp_async_commit();
+    next_slot = slot_of(it + S);
+    cp_async_wait<S - 1>();
+    __syncwarp();
+    const T* sK = sRing + (it % S) * Tr::kStageElems;
+    const T* sV = sK + Tr::kTileElems;
+    const int tbase = tile_at(warp + it * NW) * 16;
+
+    // S = Q K^T  (16 rows x 16 tokens)
+    float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t a[4], kb[4];
+      ldsm_x4(a, smem_addr(sQ + ((lane & 7) + ((lane >> 3) & 1) * 8) * Tr::kStride + kk * 16 +
+                           (lane >> 4) * 8));
+      ldsm_x4(kb, smem_addr(sK + ((lane & 7) + (lane >> 4) * 8) * Tr::kStride + kk * 16 +
+                            ((lane >> 3) & 1) * 8));
+      Mma<T>::run(sc[0], a, kb[0], kb[1]);
+      Mma<T>::run(sc[1], a, kb[2], kb[3]);
+    }
+    // scores in log2 units, masked
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int t = tbase + nt * 8 + 2 * tq + (e & 1);
+        const int hh = e >> 1;
+        float x;
+        if (kGeneral) {
+          const int j = p.key_offset + t;
+          x = (t < t1 && key_visible(rule, pos, j))
+                  ? transform_score(sc[nt][e], p.scale, p.softcap, slope[hh], pos, j) * kLog2e
+                  : -INFINITY;
+        } else {
+          x = t < t1 ? sc[nt][e] * scale_log2 : -INFINITY;
+        }
+        sc[nt][e] = x;
+        tile_max[hh] = fmaxf(tile_max[hh], x);
+      }
+    }
+    float corr[2], m_use[2];
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float mx = fmaxf(m[hh], quad_max(tile_max[hh]));
+      m_use[hh] = mx == -INFINITY ? 0.f : mx;
+      corr[hh] = fast_exp2(m[hh] - m_use[hh]);
+      m[hh] = mx;
+      l[hh] *= corr[hh];
+    }
+    uint32_t pa[4];
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      const float p0 = fast_exp2(sc[nt][0] - m_use[0]), p1 = fast_exp2(sc[nt][1] - m_use[0]);
+      const float p2 = fast_exp2(sc[nt][2] - m_use[1]), p3 = fast_exp2(sc[nt][3] - m_use[1]);
+      l[0] += p0 + p1;
+      l[1] += p2 + p3;
+      pa[2 * nt] = Mma<T>::pack(p0, p1);
+      pa[2 * nt + 1] = Mma<T>::pack(p2, p3);
+    }
+#pragma unroll
+    for (int i = 0; i < kDT; ++i) {
+      o[i][0] *= corr[0];
+      o[i][1] *= corr[0];
+      o[i][2] *= corr[1];
+      o[i][3] *= corr[1];
+    }
+    // O += P V
+#pragma unroll
+    for (int nd = 0; nd < D / 16; ++nd) {
+      uint32_t vb[4];
+      ldsm_x4_trans(vb, smem_addr(sV + ((lane & 7) + ((lane >> 3) & 1) * 8) * Tr::kStride + nd * 16 +
+                                  (lane >> 4) * 8));
+      Mma<T>::run(o[2 * nd], pa, vb[0], vb[1]);
+      Mma<T>::run(o[2 * nd + 1], pa, vb[2], vb[3]);
+    }
+    __syncwarp();
+  }
+  cp_async_wait<0>();
+  l[0] = quad_sum(l[0]);
+  l[1] = quad_sum(l[1]);
+  __syncthreads();  // every warp is done with its ring: reuse it for the merge
+
+  // ---- merge the warps' states: sO [w][16][D] fp32, sM / sL [w][16] ----
+  float* sO = reinterpret_cast<float*>(smem + Tr::kSmemQ * 2);
+  float* sM = sO + NW * 16 * D;
+  float* sL = sM + NW * 16;
+#pragma unroll
+  for (int i = 0; i < kDT; ++i) {
+    const int d = i * 8 + 2 * tq;
+    *reinterpret_cast<float2*>(sO + (warp * 16 + g) * D + d) = make_float2(o[i][0], o[i][1]);
+    *reinterpret_cast<float2*>(sO + (warp * 16 + g + 8) * D + d) = make_float2(o[i][2], o[i][3]);
+  }
+  if (tq == 0) {
+    sM[warp * 16 + g] = m[0];
+    sM[warp * 16 + g + 8] = m[1];
+    sL[warp * 16 + g] = l[0];
+    sL[warp * 16 + g + 8] = l[1];
+  }
+  __syncthreads();
+  const bool partial = p.num_splits > 1;
+  for (int c = tid; c < G * (D / 4); c += Tr::kThreads) {
+    const int r = c / (D / 4), d = (c % (D / 4)) * 4;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, sM[w * 16 + r]);
+    const float mu = mx == -INFINITY ? 0.f : mx;
+    float sum = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int w = 0; w < NW; ++w) {
+      const float f = fast_exp2(sM[w * 16 + r] - mu);
+      sum += sL[w * 16 + r] * f;
+      if (f != 0.f) {
+        const float4 x = *reinterpret_cast<const float4*>(sO + (w * 16 + r) * D + d);
+        acc.x += f * x.x;
+        acc.y += f * x.y;
+        acc.z += f * x.z;
+        acc.w += f * x.w;
+      }
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    acc.x *= inv;
+    acc.y *= inv;
+    acc.z *= inv;
+    acc.w *= inv;
+    const float lse = sum > 0.f ? (mx + __log2f(sum)) * kLn2 : -INFINITY;
+    const int head = kvh * G + r;
+    if (partial) {
+      const int64_t row = (static_cast<int64_t>(b) * p.num_splits + split) * p.hq + head;
+      *reinterpret_cast<float4*>(p.partial_o + row * D + d) = acc;
+      if (d == 0) p.partial_lse[row] = lse;
+    } else {
+      T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
+               static_cast<int64_t>(head) * p.o_head_stride + d;
+      union { T h[4]; uint2 u; } pk;
+      pk.h[0] = Mma<T>::from(acc.x);
+      pk.h[1] = Mma<T>::from(acc.y);
+      pk.h[2] = Mma<T>::from(acc.z);
+      pk.h[3] = Mma<T>::from(acc.w);
+      *reinterpret_cast<uint2*>(out) = pk.u;
+      if (d == 0 && p.lse != nullptr) p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + head] = lse;
+    }
+  }
+}
+
+}  // namespace flashdjl
+
+#define FLASHDJL_PAGED_DECODE(DTNAME, T, D, VNAME, GENERAL)                                     \
+  extern "C" __global__ void __launch_bounds__(flashdjl::DecodeTraitsFor<D>::kThreads)          \
+      paged_decode_##DTNAME##_hd##D##_##VNAME(const PagedDecodeParams p) {                       \
+    extern __shared__ __align__(128) unsigned char smem[];                                      \
+    flashdjl::paged_decode<T, D, GENERAL>(p, smem);                                              \
+  }                                                                                              \
+  extern "C" __device__ int paged_decode_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {                \
+      flashdjl::DecodeTraitsFor<D>::kThreads, flashdjl::DecodeTraitsFor<D>::kSmemBytes, 16, 16};
+
+#define FLASHDJL_PAGED_DECODE_DT(D, VNAME, GENERAL)                  \
+  FLASHDJL_PAGED_DECODE(fp16, __half, D, VNAME, GENERAL)             \
+  FLASHDJL_PAGED_DECODE(bf16, __nv_bfloat16, D, VNAME, GENERAL)
+
+FLASHDJL_PAGED_DECODE_DT(64, plain, false)
+FLASHDJL_PAGED_DECODE_DT(64, general, true)
+FLASHDJL_PAGED_DECODE_DT(128, plain, false)
+FLASHDJL_PAGED_DECODE_DT(128, general, true)
+FLASHDJL_PAGED_DECODE_DT(256, plain, false)
+FLASHDJL_PAGED_DECODE_DT(256, general, true)

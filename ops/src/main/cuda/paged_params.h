@@ -1,0 +1,47 @@
+// FlashDJL: the one parameter block of the paged decode kernels (paged_decode.cu), passed by value.
+// The Java side (org.flashdjl.ops.cuda.PagedDecodeKernel.LAYOUT) packs exactly this layout,
+// little-endian, natural C alignment; the static_asserts pin it and a unit test reads them.
+#pragma once
+#include <stdint.h>
+#include <stddef.h>
+
+struct PagedDecodeParams {
+  // ---- device pointers ----
+  const void* q;              // [B, Hq, D] (strides below, head-dim stride 1)
+  const void* k_pages;        // [numPages, pageSize, Hkv, D]; page stride = page_size * row stride
+  const void* v_pages;        // like k_pages (same strides)
+  void* o;                    // [B, Hq, D], q's dtype; written when num_splits == 1
+  float* lse;                 // [B, Hq] fp32 natural log, nullptr = not wanted (num_splits == 1)
+  float* partial_o;           // [B, num_splits, Hq, D] fp32, written when num_splits > 1
+  float* partial_lse;         // [B, num_splits, Hq] fp32, written when num_splits > 1
+  const int32_t* page_indptr; // [B + 1] CSR page offsets
+  const int32_t* page_indices;// [page_indptr[B]] page ids
+  const int32_t* seq_lens;    // [B] tokens per sequence
+  const float* alibi_slopes;  // [Hq] or nullptr
+  // ---- strides in elements ----
+  int64_t q_batch_stride, q_head_stride;
+  int64_t o_batch_stride, o_head_stride;
+  int64_t lse_batch_stride;   // lse head stride is 1
+  int64_t kv_row_stride;      // elements between consecutive tokens of a page (Hkv * D when dense)
+  int64_t kv_head_stride;     // elements between kv heads of one token (D when dense)
+  // ---- sizes and options ----
+  int32_t batch;        // B
+  int32_t hq;           // query heads
+  int32_t hkv;          // kv heads, hq % hkv == 0, hq / hkv <= 16
+  int32_t head_dim;     // D (must equal the kernel's compiled D)
+  int32_t page_size;    // tokens per page, 1..256
+  int32_t num_splits;   // KV chunks per sequence (grid x)
+  int32_t chunk_size;   // tokens per chunk, a multiple of 16
+  int32_t key_offset;   // global index of each sequence's first paged key (cascade suffix)
+  int32_t causal;       // 1 = causal (a no-op for decode: the query is the last token)
+  int32_t window_left;  // -1 = unbounded
+  int32_t window_right; // -1 = unbounded (a no-op for decode)
+  int32_t sink_tokens;  // first global keys that ignore the left window bound
+  float scale;          // softmax scale applied to q.k
+  float softcap;        // 0 = off
+};
+
+static_assert(offsetof(PagedDecodeParams, q_batch_stride) == 88, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, batch) == 144, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, scale) == 192, "PagedDecodeParams layout");
+static_assert(sizeof(PagedDecodeParams) == 200, "PagedDecodeParams layout");

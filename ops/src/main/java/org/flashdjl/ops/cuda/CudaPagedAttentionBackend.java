@@ -1,0 +1,165 @@
+package org.flashdjl.ops.cuda;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+import org.flashdjl.ops.attention.AttentionOutput;
+import org.flashdjl.ops.paged.PagedAttentionBackend;
+import org.flashdjl.ops.paged.PagedAttentionBackends;
+import org.flashdjl.ops.paged.PagedAttentionProblem;
+import org.flashdjl.ops.paged.PagedPlan;
+
+/**
+ * The {@code cuda} paged attention backend: {@link PagedDecodeKernel} (GQA-grouped paged decode with split-KV) on
+ * PyTorch-engine GPU NDArrays, registered through {@code META-INF/services}; {@code auto} picks it for decode
+ * plans on a GPU. {@link #prepare} uploads the step's page table once and plans the split from the device's SM
+ * count; every layer's {@link #forward} reuses it (one launch, two with split-KV, on the legacy default stream).
+ *
+ * <p>It runs decode plans (one query token per sequence) with head dims {@link PagedDecodeKernel#HEAD_DIMS},
+ * {@code Hq / Hkv <= 16}, any page size 1..256, float16 NDArrays (bf16 NDArrays cannot exist safely in DJL
+ * 0.35.1; the bf16 kernels run on device memory through {@link PagedDecodeKernel}), equal key and value head dims
+ * and dense contiguous pools of at most 2 GiB each ({@link DeviceTensor#fromNDArray}). Chunked prefill / append
+ * (several query tokens per sequence) stays on the {@code gather} backend for now.
+ */
+public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
+
+    /** Creates the backend (the ServiceLoader does). */
+    public CudaPagedAttentionBackend() {}
+
+    /** {@inheritDoc} */
+    @Override
+    public String getName() {
+        return PagedAttentionBackends.CUDA;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String unavailableReason() {
+        String why = CudaRuntime.unavailableReason();
+        if (why != null) {
+            return "CUDA not available: " + why;
+        }
+        why = KernelModule.notBuiltReason(PagedDecodeKernel.MODULE);
+        return why != null ? why : KernelModule.notBuiltReason(MergeStateKernel.MODULE);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String unsupportedReason(PagedPlan plan) {
+        Device device = plan.getDevice();
+        if (!device.isGpu()) {
+            return "the plan is on " + device + "; the cuda backend runs on GPU plans only";
+        }
+        if (!plan.isDecode()) {
+            return "chunked prefill / append (several query tokens per sequence) is not implemented by the cuda"
+                    + " backend yet: it runs decode plans (one query token per sequence); use the gather backend";
+        }
+        String why = PagedDecodeKernel.unsupportedReason(DeviceDataType.FP16, plan.getHeadDim(),
+                plan.getQueryHeads(), plan.getKvHeads());
+        if (why != null) {
+            return why;
+        }
+        if (plan.getBatchSize() > FlashAttention.MAX_GRID_YZ) {
+            return "batch " + plan.getBatchSize() + " exceeds the CUDA grid z limit " + FlashAttention.MAX_GRID_YZ;
+        }
+        if (CudaRuntime.unavailableReason() == null && device.getDeviceId() >= CudaRuntime.getDeviceCount()) {
+            return "device " + device + " is not visible to the CUDA driver (" + CudaRuntime.getDeviceCount()
+                    + " device(s))";
+        }
+        return null;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String unsupportedReason(PagedAttentionProblem problem) {
+        if (problem.getDataType() != DataType.FLOAT16) {
+            return "dtype " + problem.getDataType() + " not supported by the cuda paged backend on NDArrays;"
+                    + " supported: float16 (bf16 kernels run on device memory through PagedDecodeKernel)";
+        }
+        if (problem.getValueDim() != problem.getPlan().getHeadDim()) {
+            return "value head dim " + problem.getValueDim() + " != key head dim " + problem.getPlan().getHeadDim()
+                    + "; the cuda paged backend needs them equal";
+        }
+        for (NDArray a : new NDArray[] {problem.getQuery(), problem.getKeyPages(), problem.getValuePages()}) {
+            try {
+                DeviceTensor.fromNDArray(a);
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                return e.getMessage();
+            }
+        }
+        return null;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public Workspace prepare(PagedPlan plan, NDManager manager) {
+        PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(plan.getPageTable(),
+                plan.getQueryHeads(), plan.getKvHeads(), plan.getHeadDim(), plan.getDevice().getDeviceId());
+        return new CudaWorkspace(ws);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public AttentionOutput forward(PagedAttentionProblem problem) {
+        if (!(problem.getWorkspace() instanceof CudaWorkspace)) {
+            throw new IllegalArgumentException("the plan was prepared by backend '"
+                    + problem.getPlan().getBackend().getName() + "', not '" + getName() + "'");
+        }
+        PagedDecodeKernel.Workspace ws = ((CudaWorkspace) problem.getWorkspace()).kernelWorkspace;
+        PagedPlan plan = problem.getPlan();
+        NDArray q = problem.getQuery(); // [B, Hq, D]
+        NDManager manager = q.getManager();
+        Shape outShape = new Shape(plan.getBatchSize(), plan.getQueryHeads(), plan.getHeadDim());
+        NDArray out = manager.create(outShape, DataType.FLOAT16, problem.getDevice());
+        NDArray lse = null;
+        try {
+            if (problem.getSpec().isReturnLse()) {
+                lse = manager.create(new Shape(plan.getBatchSize(), plan.getQueryHeads()), DataType.FLOAT32,
+                        problem.getDevice());
+            }
+            if (plan.getBatchSize() > 0) {
+                PagedDecodeKernel.builder()
+                        .setQuery(DeviceTensor.fromNDArray(q))
+                        .setKeyPages(DeviceTensor.fromNDArray(problem.getKeyPages()))
+                        .setValuePages(DeviceTensor.fromNDArray(problem.getValuePages()))
+                        .setOutput(DeviceTensor.fromNDArray(out))
+                        .optLse(lse == null ? null : DeviceTensor.fromNDArray(lse))
+                        .setSpec(problem.getSpec())
+                        .optKeyOffset(problem.getKeyOffset())
+                        .setWorkspace(ws)
+                        .build()
+                        .run();
+            }
+            return new AttentionOutput(out, lse);
+        } catch (RuntimeException e) {
+            out.close();
+            if (lse != null) {
+                lse.close();
+            }
+            throw e;
+        }
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return getName() + "(paged decode kernels)";
+    }
+
+    /** The step's device page table and split workspace. */
+    private static final class CudaWorkspace implements Workspace {
+        final PagedDecodeKernel.Workspace kernelWorkspace;
+
+        CudaWorkspace(PagedDecodeKernel.Workspace kernelWorkspace) {
+            this.kernelWorkspace = kernelWorkspace;
+        }
+
+        @Override
+        public void close() {
+            kernelWorkspace.close();
+        }
+    }
+}

@@ -1,0 +1,777 @@
+package org.flashdjl.ops.cuda;
+
+import jcuda.Pointer;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.paged.PageTable;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Paged decode over raw device memory: one query token per sequence against K/V page pools
+ * ({@code ops/src/main/cuda/paged_decode.cu}), GQA-grouped (each KV page is read once for the Hq / Hkv query
+ * heads that share it), with split-KV (flash-decoding) and one merge launch ({@link MergeStateKernel}) when the
+ * batch alone cannot fill the GPU.
+ *
+ * <pre>{@code
+ * try (PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(table, hq, hkv, d, device)) { // per step
+ *     PagedDecodeKernel.builder()
+ *             .setQuery(q)                   // [B, Hq, D] fp16/bf16
+ *             .setKeyPages(k).setValuePages(v) // [numPages, pageSize, Hkv, D]
+ *             .setOutput(o)                  // [B, Hq, D]
+ *             .optLse(lse)                   // [B, Hq] fp32
+ *             .setSpec(spec).setWorkspace(ws)
+ *             .build()                       // every check, no CUDA call
+ *             .run();                        // 1 launch (2 with split-KV) on stream 0
+ * }
+ * }</pre>
+ *
+ * <p>The semantics are {@link org.flashdjl.ops.paged.PagedPlan}'s for one query per sequence: the query is the
+ * sequence's last token ({@code pos = keyOffset + len - 1}); window, sinks, ALiBi and softcap follow the library's
+ * one mask/score rule ({@code flash_common.cuh}); causal and right windows are no-ops for decode. Supported: fp16
+ * and bf16, head dims {@link #HEAD_DIMS}, {@code Hq / Hkv <= } {@link #MAX_GROUP}, every page size 1..256. Memory:
+ * 16-byte aligned tensors, head-dim stride 1, other strides multiples of 8 elements, K and V pools with the same
+ * strides and pages dense in the pool (page stride = pageSize * token stride).
+ */
+public final class PagedDecodeKernel {
+
+    /** The decode fatbin resource. */
+    public static final String MODULE = "org/flashdjl/ops/cuda/paged_decode.fatbin";
+
+    /** The head dims with kernels. */
+    public static final int[] HEAD_DIMS = {64, 128, 256};
+
+    /** The largest GQA group (query heads per kv head) one CTA's 16-row mma slab holds. */
+    public static final int MAX_GROUP = 16;
+
+    /** Tokens per tile; chunk sizes are multiples of it. */
+    public static final int TILE = 16;
+
+    /** The smallest split chunk (tokens): below it a split costs more than it gains. */
+    public static final int MIN_CHUNK = 256;
+
+    /** {@code struct PagedDecodeParams} of {@code paged_params.h}. */
+    public static final KernelStruct.Layout LAYOUT = KernelStruct.Layout.of("PagedDecodeParams",
+            "q", FlashParams.Kind.POINTER, "k_pages", FlashParams.Kind.POINTER,
+            "v_pages", FlashParams.Kind.POINTER, "o", FlashParams.Kind.POINTER,
+            "lse", FlashParams.Kind.POINTER, "partial_o", FlashParams.Kind.POINTER,
+            "partial_lse", FlashParams.Kind.POINTER, "page_indptr", FlashParams.Kind.POINTER,
+            "page_indices", FlashParams.Kind.POINTER, "seq_lens", FlashParams.Kind.POINTER,
+            "alibi_slopes", FlashParams.Kind.POINTER,
+            "q_batch_stride", FlashParams.Kind.INT64, "q_head_stride", FlashParams.Kind.INT64,
+            "o_batch_stride", FlashParams.Kind.INT64, "o_head_stride", FlashParams.Kind.INT64,
+            "lse_batch_stride", FlashParams.Kind.INT64, "kv_row_stride", FlashParams.Kind.INT64,
+            "kv_head_stride", FlashParams.Kind.INT64,
+            "batch", FlashParams.Kind.INT32, "hq", FlashParams.Kind.INT32, "hkv", FlashParams.Kind.INT32,
+            "head_dim", FlashParams.Kind.INT32, "page_size", FlashParams.Kind.INT32,
+            "num_splits", FlashParams.Kind.INT32, "chunk_size", FlashParams.Kind.INT32,
+            "key_offset", FlashParams.Kind.INT32, "causal", FlashParams.Kind.INT32,
+            "window_left", FlashParams.Kind.INT32, "window_right", FlashParams.Kind.INT32,
+            "sink_tokens", FlashParams.Kind.INT32, "scale", FlashParams.Kind.FLOAT,
+            "softcap", FlashParams.Kind.FLOAT);
+
+    private static final Logger logger = LoggerFactory.getLogger(PagedDecodeKernel.class);
+
+    private final Workspace workspace;
+    private final KernelStruct params;
+    private final String kernelName;
+    private final MergeStateKernel merge; // null without split-KV
+    private final int hkv;
+    private final int batch;
+    private final float[] alibi;
+    private boolean synchronize;
+
+    private PagedDecodeKernel(Workspace workspace, KernelStruct params, String kernelName, MergeStateKernel merge,
+            int hkv, int batch, float[] alibi, boolean synchronize) {
+        this.workspace = workspace;
+        this.params = params;
+        this.kernelName = kernelName;
+        this.merge = merge;
+        this.hkv = hkv;
+        this.batch = batch;
+        this.alibi = alibi;
+        this.synchronize = synchronize;
+    }
+
+    /**
+     * Starts a call.
+     *
+     * @return a builder
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Returns why a (dtype, head dim, head counts) combination has no kernel, or null.
+     *
+     * @param type the dtype of q and the pools
+     * @param headDim D
+     * @param queryHeads Hq
+     * @param kvHeads Hkv
+     * @return the reason naming the supported values, or null
+     */
+    public static String unsupportedReason(DeviceDataType type, int headDim, int queryHeads, int kvHeads) {
+        if (type != DeviceDataType.FP16 && type != DeviceDataType.BF16) {
+            return "dtype " + type + " not supported by the paged decode kernels; supported: fp16, bf16";
+        }
+        if (Arrays.stream(HEAD_DIMS).noneMatch(d -> d == headDim)) {
+            return "head dim " + headDim + " not supported by the paged decode kernels; supported: "
+                    + Arrays.toString(HEAD_DIMS).replaceAll("[\\[\\]]", "");
+        }
+        if (kvHeads < 1 || queryHeads < 1 || queryHeads % kvHeads != 0) {
+            return "query heads (" + queryHeads + ") must be a positive multiple of kv heads (" + kvHeads + ")";
+        }
+        if (queryHeads / kvHeads > MAX_GROUP) {
+            return "GQA group Hq / Hkv = " + queryHeads / kvHeads + " exceeds the paged decode kernels' limit of "
+                    + MAX_GROUP + " query heads per kv head (one 16-row mma slab); supported groups: 1.." + MAX_GROUP;
+        }
+        if (kvHeads > FlashAttention.MAX_GRID_YZ) {
+            return "kv heads " + kvHeads + " exceed the CUDA grid y limit " + FlashAttention.MAX_GRID_YZ;
+        }
+        return null;
+    }
+
+    /**
+     * CTAs per SM a head dim's kernel fits (shared memory bound), used by the split planner.
+     *
+     * @param headDim D
+     * @return 2 for hd 64/128, 1 for hd 256
+     */
+    public static int ctasPerSm(int headDim) {
+        return headDim >= 256 ? 1 : 2;
+    }
+
+    /**
+     * The split-KV plan of one step.
+     *
+     * @param numSplits chunks per sequence (grid x); 1 = no split, no merge launch
+     * @param chunkSize tokens per chunk, a multiple of {@link #TILE}
+     */
+    public record Schedule(int numSplits, int chunkSize) {
+
+        /** {@inheritDoc} */
+        @Override
+        public String toString() {
+            return numSplits == 1 ? "no split" : numSplits + " splits of " + chunkSize + " tokens";
+        }
+    }
+
+    /**
+     * Plans split-KV: the chunk size that spreads the batch's keys (times the kv heads) over about one wave of
+     * {@code smCount * ctasPerSm} CTAs, never below {@link #MIN_CHUNK} tokens; no split when the longest sequence
+     * fits one chunk (a large batch fills the GPU by itself).
+     *
+     * @param seqLens tokens per sequence [B]
+     * @param kvHeads Hkv
+     * @param smCount streaming multiprocessors of the device
+     * @param ctasPerSm resident CTAs per SM ({@link #ctasPerSm})
+     * @return the schedule
+     */
+    public static Schedule schedule(int[] seqLens, int kvHeads, int smCount, int ctasPerSm) {
+        long total = 0;
+        int max = 0;
+        for (int len : seqLens) {
+            total += roundUp(len, TILE);
+            max = Math.max(max, len);
+        }
+        long target = Math.max(1L, (long) smCount * ctasPerSm);
+        long chunk = Math.max(MIN_CHUNK, roundUp((total * kvHeads + target - 1) / target, TILE));
+        if (chunk >= max) {
+            return new Schedule(1, (int) Math.max(TILE, roundUp(max, TILE)));
+        }
+        int splits = (int) ((max + chunk - 1) / chunk);
+        return new Schedule(splits, (int) chunk);
+    }
+
+    private static long roundUp(long x, int m) {
+        return (x + m - 1) / m * m;
+    }
+
+    /**
+     * Returns the decode kernel this call launches.
+     *
+     * @return e.g. {@code "paged_decode_fp16_hd128_plain"}
+     */
+    public String kernelName() {
+        return kernelName;
+    }
+
+    /**
+     * Returns the merge launch of split-KV, or null when the schedule has one split.
+     *
+     * @return the merge call or null
+     */
+    public MergeStateKernel getMerge() {
+        return merge;
+    }
+
+    /**
+     * Returns the decode parameter block (the ALiBi slopes' device address is filled by {@link #run()}).
+     *
+     * @return the struct
+     */
+    public KernelStruct getParams() {
+        return params;
+    }
+
+    /**
+     * Waits for the kernels in {@link #run()} and surfaces asynchronous errors there (tests).
+     *
+     * @param synchronize true to call {@code cuCtxSynchronize} after the launches
+     * @return this
+     */
+    public PagedDecodeKernel optSynchronize(boolean synchronize) {
+        this.synchronize = synchronize;
+        return this;
+    }
+
+    /**
+     * Launches the decode kernel (and the merge with split-KV) on the legacy default stream.
+     *
+     * @throws IllegalStateException if CUDA is unavailable, the kernels are not built or the workspace is closed
+     * @throws CudaException naming the driver call and kernel on a CUDA error
+     */
+    public void run() {
+        workspace.checkOpen();
+        if (workspace.tableBuffer == null) {
+            throw new IllegalStateException("the workspace has no device memory (a validation-only workspace)");
+        }
+        int device = workspace.device;
+        KernelModule.Kernel kernel = KernelModule.get(MODULE, device).getKernel(kernelName);
+        if (batch == 0) {
+            return;
+        }
+        synchronized (UploadCache.LOCK) {
+            if (alibi != null) {
+                params.set("alibi_slopes", UploadCache.upload(device, "alibi", alibi));
+            }
+            if (logger.isTraceEnabled()) {
+                logger.trace("launch {} grid ({}, {}, {}) {}", kernel, workspace.schedule.numSplits(), hkv, batch,
+                        params);
+            }
+            kernel.launch(workspace.schedule.numSplits(), hkv, batch, params.toBytes());
+        }
+        if (merge != null) {
+            merge.run();
+        }
+        if (synchronize) {
+            CudaRuntime.synchronize(kernelName);
+        }
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "PagedDecodeKernel{" + kernelName + ", " + workspace + (merge != null ? ", merge " + merge.kernelName()
+                : "") + "}";
+    }
+
+    /**
+     * One step's device data for a page table: the table uploaded once (CSR indptr, indices and the sequence
+     * lengths, int32) and, with split-KV, the fp32 partial outputs [B, numSplits, Hq, D] and LSEs [B, numSplits,
+     * Hq]. Every layer's {@link PagedDecodeKernel} of the step reuses it. Closing waits for the device (no kernel
+     * may still read it) and frees the memory.
+     */
+    public static final class Workspace implements AutoCloseable {
+        private final PageTable table;
+        private final int queryHeads;
+        private final int kvHeads;
+        private final int headDim;
+        private final int device;
+        private final Schedule schedule;
+        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B]
+        private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
+        private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
+        private volatile boolean closed;
+
+        private Workspace(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
+                DeviceBuffer tableBuffer, DeviceBuffer partialO, DeviceBuffer partialLse) {
+            this.table = table;
+            this.queryHeads = queryHeads;
+            this.kvHeads = kvHeads;
+            this.headDim = headDim;
+            this.device = device;
+            this.schedule = schedule;
+            this.tableBuffer = tableBuffer;
+            this.partialO = partialO;
+            this.partialLse = partialLse;
+        }
+
+        /**
+         * Uploads a page table and plans split-KV for the device's SM count.
+         *
+         * @param table the step's page table
+         * @param queryHeads Hq
+         * @param kvHeads Hkv
+         * @param headDim D
+         * @param device the CUDA device ordinal
+         * @return the workspace
+         * @throws IllegalArgumentException naming the unsupported value
+         */
+        public static Workspace create(PageTable table, int queryHeads, int kvHeads, int headDim, int device) {
+            Objects.requireNonNull(table, "table");
+            CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
+            Schedule s = schedule(table.getSeqLens(), kvHeads, info.smCount(), ctasPerSm(headDim));
+            return create(table, queryHeads, kvHeads, headDim, device, s);
+        }
+
+        /**
+         * Uploads a page table with a given split schedule (tests, benchmarks).
+         *
+         * @param table the step's page table
+         * @param queryHeads Hq
+         * @param kvHeads Hkv
+         * @param headDim D
+         * @param device the CUDA device ordinal
+         * @param schedule the split plan: {@code chunkSize} a positive multiple of {@link #TILE} and
+         *     {@code numSplits * chunkSize >=} the longest sequence
+         * @return the workspace
+         */
+        public static Workspace create(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+                Schedule schedule) {
+            Objects.requireNonNull(table, "table");
+            Objects.requireNonNull(schedule, "schedule");
+            String why = PagedDecodeKernel.unsupportedReason(DeviceDataType.FP16, headDim, queryHeads, kvHeads);
+            if (why != null) {
+                throw new IllegalArgumentException(why);
+            }
+            int max = 0;
+            for (int len : table.getSeqLens()) {
+                max = Math.max(max, len);
+            }
+            if (schedule.chunkSize() < TILE || schedule.chunkSize() % TILE != 0 || schedule.numSplits() < 1
+                    || (long) schedule.numSplits() * schedule.chunkSize() < max) {
+                throw new IllegalArgumentException("schedule " + schedule.numSplits() + " x " + schedule.chunkSize()
+                        + " must have a chunk size that is a positive multiple of " + TILE + " and cover the longest"
+                        + " sequence (" + max + " tokens)");
+            }
+            if (schedule.numSplits() > Integer.MAX_VALUE / 2) {
+                throw new IllegalArgumentException("numSplits " + schedule.numSplits() + " is too large");
+            }
+            int b = table.getBatchSize();
+            if (b > FlashAttention.MAX_GRID_YZ) {
+                throw new IllegalArgumentException("batch " + b + " exceeds the CUDA grid z limit "
+                        + FlashAttention.MAX_GRID_YZ);
+            }
+            int[] indptr = table.getIndptr();
+            int[] indices = table.getIndices();
+            int[] lens = table.getSeqLens();
+            int[] all = new int[indptr.length + indices.length + lens.length];
+            System.arraycopy(indptr, 0, all, 0, indptr.length);
+            System.arraycopy(indices, 0, all, indptr.length, indices.length);
+            System.arraycopy(lens, 0, all, indptr.length + indices.length, lens.length);
+            DeviceBuffer tb = DeviceBuffer.allocate(device, 4L * all.length);
+            DeviceBuffer po = null;
+            DeviceBuffer pl = null;
+            try {
+                tb.copyFromHost(Pointer.to(all), 0, 4L * all.length);
+                if (schedule.numSplits() > 1) {
+                    long rows = (long) b * schedule.numSplits() * queryHeads;
+                    po = DeviceBuffer.allocate(device, 4L * rows * headDim);
+                    pl = DeviceBuffer.allocate(device, 4L * rows);
+                }
+            } catch (RuntimeException e) {
+                tb.close();
+                if (po != null) {
+                    po.close();
+                }
+                throw e;
+            }
+            Workspace ws = new Workspace(table, queryHeads, kvHeads, headDim, device, schedule, tb, po, pl);
+            logger.debug("paged decode workspace: B={} Hq={} Hkv={} D={} page={} on cuda:{}: {}", b, queryHeads,
+                    kvHeads, headDim, table.getPageSize(), device, schedule);
+            return ws;
+        }
+
+        /**
+         * A workspace with no device memory (addresses 0), for validation tests of the launcher without a GPU.
+         */
+        static Workspace unallocated(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+                Schedule schedule) {
+            return new Workspace(table, queryHeads, kvHeads, headDim, device, schedule, null, null, null);
+        }
+
+        /**
+         * Returns the split plan.
+         *
+         * @return the schedule
+         */
+        public Schedule getSchedule() {
+            return schedule;
+        }
+
+        /**
+         * Returns the page table.
+         *
+         * @return the table
+         */
+        public PageTable getPageTable() {
+            return table;
+        }
+
+        /**
+         * Returns the device ordinal.
+         *
+         * @return the ordinal
+         */
+        public int getDevice() {
+            return device;
+        }
+
+        void checkOpen() {
+            if (closed) {
+                throw new IllegalStateException("paged decode workspace is closed (end of step)");
+            }
+        }
+
+        long indptrAddress() {
+            return tableBuffer == null ? 0 : tableBuffer.getAddress();
+        }
+
+        long indicesAddress() {
+            return indptrAddress() + 4L * (table.getBatchSize() + 1);
+        }
+
+        long seqLensAddress() {
+            return indicesAddress() + 4L * table.getIndices().length;
+        }
+
+        /** Waits for the device, then frees the uploaded table and partials. */
+        @Override
+        public void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            if (tableBuffer == null) {
+                return;
+            }
+            CudaRuntime.bind(device);
+            CudaRuntime.synchronize("paged decode workspace close");
+            tableBuffer.close();
+            if (partialO != null) {
+                partialO.close();
+                partialLse.close();
+            }
+        }
+
+        /** {@inheritDoc} */
+        @Override
+        public String toString() {
+            return "Workspace{B=" + table.getBatchSize() + " Hq=" + queryHeads + " Hkv=" + kvHeads + " D=" + headDim
+                    + " page=" + table.getPageSize() + " cuda:" + device + ", " + schedule + "}";
+        }
+    }
+
+    /** Collects and validates one call; {@code setX} are required. */
+    public static final class Builder {
+        private DeviceTensor q;
+        private DeviceTensor k;
+        private DeviceTensor v;
+        private DeviceTensor o;
+        private DeviceTensor lse;
+        private AttentionSpec spec;
+        private Workspace workspace;
+        private long keyOffset;
+        private boolean synchronize;
+
+        private Builder() {}
+
+        /**
+         * Sets the queries.
+         *
+         * @param q fp16/bf16 [B, Hq, D], one token per sequence
+         * @return this builder
+         */
+        public Builder setQuery(DeviceTensor q) {
+            this.q = q;
+            return this;
+        }
+
+        /**
+         * Sets the key pool.
+         *
+         * @param k [numPages, pageSize, Hkv, D], q's dtype
+         * @return this builder
+         */
+        public Builder setKeyPages(DeviceTensor k) {
+            this.k = k;
+            return this;
+        }
+
+        /**
+         * Sets the value pool.
+         *
+         * @param v the shape and strides of the key pool
+         * @return this builder
+         */
+        public Builder setValuePages(DeviceTensor v) {
+            this.v = v;
+            return this;
+        }
+
+        /**
+         * Sets the output.
+         *
+         * @param o [B, Hq, D], q's dtype
+         * @return this builder
+         */
+        public Builder setOutput(DeviceTensor o) {
+            this.o = o;
+            return this;
+        }
+
+        /**
+         * Asks for the LSE.
+         *
+         * @param lse fp32 [B, Hq] with head stride 1, or null
+         * @return this builder
+         */
+        public Builder optLse(DeviceTensor lse) {
+            this.lse = lse;
+            return this;
+        }
+
+        /**
+         * Sets the options (its layout and returnLse are ignored: {@link #optLse} decides).
+         *
+         * @param spec the spec
+         * @return this builder
+         */
+        public Builder setSpec(AttentionSpec spec) {
+            this.spec = spec;
+            return this;
+        }
+
+        /**
+         * Sets the step's workspace (page table upload and split plan).
+         *
+         * @param workspace from {@link Workspace#create}
+         * @return this builder
+         */
+        public Builder setWorkspace(Workspace workspace) {
+            this.workspace = workspace;
+            return this;
+        }
+
+        /**
+         * Places the paged keys after {@code keyOffset} earlier keys (a cascade's suffix; default 0).
+         *
+         * @param keyOffset the global index of each sequence's first paged key, {@code >= 0}
+         * @return this builder
+         */
+        public Builder optKeyOffset(long keyOffset) {
+            this.keyOffset = keyOffset;
+            return this;
+        }
+
+        /**
+         * Waits for the kernels in {@link PagedDecodeKernel#run()} (tests).
+         *
+         * @param synchronize true to synchronize after the launches
+         * @return this builder
+         */
+        public Builder optSynchronize(boolean synchronize) {
+            this.synchronize = synchronize;
+            return this;
+        }
+
+        /**
+         * Validates everything that can be checked without the GPU and builds the call.
+         *
+         * @return the call
+         * @throws IllegalArgumentException naming the bad argument and the allowed values
+         * @throws UnsupportedOperationException for a dtype, head dim or group without kernels
+         */
+        public PagedDecodeKernel build() {
+            Objects.requireNonNull(q, "query");
+            Objects.requireNonNull(k, "keyPages");
+            Objects.requireNonNull(v, "valuePages");
+            Objects.requireNonNull(o, "output");
+            Objects.requireNonNull(spec, "spec");
+            Objects.requireNonNull(workspace, "workspace");
+            workspace.checkOpen();
+            int device = q.getDevice();
+            if (device < 0) {
+                throw new IllegalArgumentException("query is host memory; paged decode needs CUDA device memory");
+            }
+            Object[][] named = {{"query", q}, {"keyPages", k}, {"valuePages", v}, {"output", o}, {"lse", lse}};
+            for (Object[] t : named) {
+                DeviceTensor x = (DeviceTensor) t[1];
+                if (x != null && x.getDevice() != device) {
+                    throw new IllegalArgumentException(t[0] + " is on " + where(x.getDevice()) + " but query is on "
+                            + where(device) + "; all tensors must be on one device");
+                }
+            }
+            if (workspace.device != device) {
+                throw new IllegalArgumentException("the workspace is on cuda:" + workspace.device + " but query is on "
+                        + where(device));
+            }
+            DeviceDataType type = q.getDataType();
+            for (Object[] t : named) {
+                DeviceTensor x = (DeviceTensor) t[1];
+                if (x != null && x != lse && x.getDataType() != type) {
+                    throw new IllegalArgumentException(t[0] + " has dtype " + x.getDataType() + " but query has "
+                            + type + "; q, the pools and the output share one dtype");
+                }
+            }
+            if (q.rank() != 3) {
+                throw new IllegalArgumentException("query must be [batch, Hq, D] (one token per sequence), got "
+                        + DeviceTensor.format(q.getShape()));
+            }
+            if (k.rank() != 4) {
+                throw new IllegalArgumentException("keyPages must be [numPages, pageSize, Hkv, D] (NHD), got "
+                        + DeviceTensor.format(k.getShape()));
+            }
+            if (!Arrays.equals(k.getShape(), v.getShape())) {
+                throw new IllegalArgumentException("valuePages " + DeviceTensor.format(v.getShape())
+                        + " must equal keyPages " + DeviceTensor.format(k.getShape())
+                        + " (the decode kernels need the value head dim to equal the key head dim)");
+            }
+            if (!Arrays.equals(o.getShape(), q.getShape())) {
+                throw new IllegalArgumentException("output " + DeviceTensor.format(o.getShape())
+                        + " must equal query " + DeviceTensor.format(q.getShape()));
+            }
+            PageTable table = workspace.table;
+            long b = q.size(0);
+            long hq = q.size(1);
+            long d = q.size(2);
+            long hkv = k.size(2);
+            if (b != table.getBatchSize()) {
+                throw new IllegalArgumentException("query has " + b + " rows but the page table has "
+                        + table.getBatchSize() + " sequences (decode: one query row per sequence)");
+            }
+            if (hq != workspace.queryHeads || hkv != workspace.kvHeads || d != workspace.headDim) {
+                throw new IllegalArgumentException("query " + DeviceTensor.format(q.getShape()) + " / keyPages "
+                        + DeviceTensor.format(k.getShape()) + " do not match the workspace's Hq=" + workspace.queryHeads
+                        + " Hkv=" + workspace.kvHeads + " D=" + workspace.headDim);
+            }
+            if (k.size(3) != d) {
+                throw new IllegalArgumentException("head dim mismatch: keyPages head dim " + k.size(3) + ", query " + d);
+            }
+            if (k.size(1) != table.getPageSize()) {
+                throw new IllegalArgumentException("keyPages page size " + k.size(1) + " differs from the page"
+                        + " table's " + table.getPageSize());
+            }
+            if (k.size(0) < 1) {
+                throw new IllegalArgumentException("empty cache: keyPages has 0 pages; a paged cache needs"
+                        + " numPages >= 1");
+            }
+            table.checkFits(k.size(0));
+            String why = unsupportedReason(type, (int) d, (int) hq, (int) hkv);
+            if (why != null) {
+                throw new UnsupportedOperationException(why);
+            }
+            if (lse != null) {
+                if (lse.getDataType() != DeviceDataType.FP32 || !Arrays.equals(lse.getShape(), new long[] {b, hq})) {
+                    throw new IllegalArgumentException("lse must be fp32 [" + b + ", " + hq + "] [batch, Hq], got "
+                            + lse.getDataType() + " " + DeviceTensor.format(lse.getShape()));
+                }
+                if (hq > 1 && lse.stride(1) != 1) {
+                    throw new IllegalArgumentException("lse must have head stride 1, got strides "
+                            + DeviceTensor.format(lse.getStrides()));
+                }
+                if (lse.stride(0) < 0) {
+                    throw new IllegalArgumentException("lse has a negative stride");
+                }
+            }
+            checkMemory("query", q);
+            checkMemory("output", o);
+            checkMemory("keyPages", k);
+            checkMemory("valuePages", v);
+            if (!Arrays.equals(k.getStrides(), v.getStrides())) {
+                throw new IllegalArgumentException("keyPages strides " + DeviceTensor.format(k.getStrides())
+                        + " and valuePages strides " + DeviceTensor.format(v.getStrides()) + " must be equal");
+            }
+            if (k.size(0) > 1 && k.stride(0) != k.size(1) * k.stride(1)) {
+                throw new IllegalArgumentException("pages must be dense in the pool: page stride " + k.stride(0)
+                        + " must equal pageSize * token stride = " + k.size(1) * k.stride(1) + " (strides "
+                        + DeviceTensor.format(k.getStrides()) + ")");
+            }
+            if (k.size(0) * k.size(1) > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("the pool holds " + k.size(0) * k.size(1) + " token slots; the"
+                        + " kernels index at most " + Integer.MAX_VALUE);
+            }
+            int maxLen = 0;
+            for (int len : table.getSeqLens()) {
+                maxLen = Math.max(maxLen, len);
+            }
+            if (keyOffset < 0 || keyOffset + maxLen > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("keyOffset " + keyOffset + " must be in 0.."
+                        + (Integer.MAX_VALUE - maxLen) + " (global key positions are int32)");
+            }
+            if (spec.hasAlibi() && spec.getAlibiSlopes().length != hq) {
+                throw new IllegalArgumentException("alibiSlopes has " + spec.getAlibiSlopes().length
+                        + " slopes; it needs one per query head (" + hq + ")");
+            }
+            boolean general = spec.hasAlibi() || spec.getSoftcap() > 0 || spec.getWindowLeft() >= 0;
+            String name = "paged_decode_" + type.shortName() + "_hd" + d + (general ? "_general" : "_plain");
+            Schedule s = workspace.schedule;
+            KernelStruct p = LAYOUT.newStruct();
+            p.set("q", q.getAddress()).set("k_pages", k.getAddress()).set("v_pages", v.getAddress())
+                    .set("o", o.getAddress()).set("lse", lse == null ? 0 : lse.getAddress())
+                    .set("page_indptr", workspace.indptrAddress()).set("page_indices", workspace.indicesAddress())
+                    .set("seq_lens", workspace.seqLensAddress());
+            p.set("q_batch_stride", q.stride(0)).set("q_head_stride", q.stride(1))
+                    .set("o_batch_stride", o.stride(0)).set("o_head_stride", o.stride(1))
+                    .set("lse_batch_stride", lse == null ? 0 : lse.stride(0))
+                    .set("kv_row_stride", k.stride(1)).set("kv_head_stride", k.stride(2));
+            p.set("batch", b).set("hq", hq).set("hkv", hkv).set("head_dim", d).set("page_size", table.getPageSize())
+                    .set("num_splits", s.numSplits()).set("chunk_size", s.chunkSize()).set("key_offset", keyOffset)
+                    .set("causal", spec.isCausal() ? 1 : 0).set("window_left", spec.getWindowLeft())
+                    .set("window_right", spec.getWindowRight()).set("sink_tokens", spec.getSinkTokens());
+            p.setFloat("scale", spec.scaleFor(d)).setFloat("softcap", spec.getSoftcap());
+            MergeStateKernel merge = null;
+            if (s.numSplits() > 1) {
+                // an unallocated (validation-test) workspace gets placeholder addresses; run() refuses it
+                long poAddress = workspace.partialO == null ? 1L << 40 : workspace.partialO.getAddress();
+                long plAddress = workspace.partialLse == null ? 1L << 41 : workspace.partialLse.getAddress();
+                p.set("partial_o", poAddress).set("partial_lse", plAddress);
+                DeviceTensor po = DeviceTensor.fromDevicePointer(poAddress, new long[] {b, s.numSplits(), hq, d},
+                        DeviceTensor.contiguousStrides(b, s.numSplits(), hq, d), DeviceDataType.FP32, device);
+                DeviceTensor pl = DeviceTensor.fromDevicePointer(plAddress, new long[] {b, s.numSplits(), hq},
+                        DeviceTensor.contiguousStrides(b, s.numSplits(), hq), DeviceDataType.FP32, device);
+                merge = MergeStateKernel.mergeStates(po, pl, o, lse);
+            }
+            return new PagedDecodeKernel(workspace, p, name, merge, (int) hkv, (int) b,
+                    spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);
+        }
+
+        private static String where(int device) {
+            return device < 0 ? "the host" : "cuda:" + device;
+        }
+
+        private static void checkMemory(String name, DeviceTensor t) {
+            long[] strides = t.getStrides();
+            for (int i = 0; i < strides.length; i++) {
+                if (strides[i] < 0) {
+                    throw new IllegalArgumentException(name + " has a negative stride " + strides[i] + " at axis " + i);
+                }
+            }
+            int last = t.rank() - 1;
+            if (t.size(last) > 1 && t.stride(last) != 1) {
+                throw new IllegalArgumentException(name + " must have head-dim (last axis) stride 1, got strides "
+                        + DeviceTensor.format(strides));
+            }
+            if (t.numel() == 0) {
+                return;
+            }
+            if (t.getAddress() % 16 != 0) {
+                throw new IllegalArgumentException(name + " address 0x" + Long.toHexString(t.getAddress())
+                        + " is not 16-byte aligned; the paged decode kernels load 16 bytes at a time");
+            }
+            for (int i = 0; i < last; i++) {
+                if (t.size(i) > 1 && strides[i] % 8 != 0) {
+                    throw new IllegalArgumentException(name + " stride " + strides[i] + " at axis " + i + " (strides "
+                            + DeviceTensor.format(strides) + ") is not a multiple of 8 elements; the paged decode"
+                            + " kernels load 16 bytes at a time");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+package org.flashdjl.ops.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.paged.PageTable;
+import org.flashdjl.ops.paged.PagedAttentionBackend;
+import org.flashdjl.ops.paged.PagedAttentionBackends;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * {@link PagedDecodeKernel} without a GPU: the parameter layout against {@code paged_params.h}, the split-KV
+ * schedule, dispatch (plain / general, merge launch with splits), every check before launch, and the {@code cuda}
+ * backend's registration and refusals.
+ */
+class PagedDecodeKernelTest {
+
+    private static final long BASE = 1L << 36;
+
+    @Test
+    void paramsMatchTheHeader() throws IOException {
+        assertEquals(4, KernelStructTest.checkAgainstHeader(PagedDecodeKernel.LAYOUT,
+                Path.of("src/main/cuda/paged_params.h")));
+        assertEquals(200, PagedDecodeKernel.LAYOUT.size());
+    }
+
+    @Test
+    void scheduleSplitsOnlyWhatTheBatchCannotFill() {
+        int[] big = new int[64];
+        Arrays.fill(big, 4096);
+        assertEquals(new PagedDecodeKernel.Schedule(1, 4096), PagedDecodeKernel.schedule(big, 8, 132, 2));
+        // batch 1 x 64k, 8 kv heads on 132 SMs x 2: one wave of 8 x 33 CTAs
+        PagedDecodeKernel.Schedule s = PagedDecodeKernel.schedule(new int[] {65536}, 8, 132, 2);
+        assertEquals(new PagedDecodeKernel.Schedule(33, 2000), s);
+        assertTrue(8L * s.numSplits() <= 264);
+        // short sequences never go below the minimum chunk
+        assertEquals(new PagedDecodeKernel.Schedule(1, 112), PagedDecodeKernel.schedule(new int[] {100, 3}, 1, 132, 2));
+        PagedDecodeKernel.Schedule odd = PagedDecodeKernel.schedule(new int[] {4099, 17, 0}, 2, 132, 2);
+        assertEquals(0, odd.chunkSize() % PagedDecodeKernel.TILE);
+        assertTrue(odd.chunkSize() >= PagedDecodeKernel.MIN_CHUNK);
+        assertTrue((long) odd.numSplits() * odd.chunkSize() >= 4099);
+        assertEquals(new PagedDecodeKernel.Schedule(1, 16), PagedDecodeKernel.schedule(new int[] {0}, 8, 132, 2));
+    }
+
+    @Test
+    void unsupportedCombinationsNameTheSupportedValues() {
+        assertEquals("head dim 80 not supported by the paged decode kernels; supported: 64, 128, 256",
+                PagedDecodeKernel.unsupportedReason(DeviceDataType.FP16, 80, 8, 8));
+        assertTrue(PagedDecodeKernel.unsupportedReason(DeviceDataType.FP16, 128, 64, 2).contains("1..16"));
+        assertTrue(PagedDecodeKernel.unsupportedReason(DeviceDataType.FP32, 128, 8, 8).contains("fp16, bf16"));
+        assertNull(PagedDecodeKernel.unsupportedReason(DeviceDataType.BF16, 256, 16, 1));
+    }
+
+    private static DeviceTensor t(long address, DeviceDataType type, long... shape) {
+        return DeviceTensor.fromDevicePointer(address, shape, DeviceTensor.contiguousStrides(shape), type, 0);
+    }
+
+    private static PagedDecodeKernel.Builder call(PagedDecodeKernel.Workspace ws, DeviceDataType type, int b, int hq,
+            int hkv, int d, int pages, int ps) {
+        return PagedDecodeKernel.builder()
+                .setQuery(t(BASE, type, b, hq, d))
+                .setKeyPages(t(BASE + (1L << 30), type, pages, ps, hkv, d))
+                .setValuePages(t(BASE + (2L << 30), type, pages, ps, hkv, d))
+                .setOutput(t(BASE + (3L << 30), type, b, hq, d))
+                .optLse(t(BASE + (4L << 30), DeviceDataType.FP32, b, hq))
+                .setSpec(AttentionSpec.builder().build())
+                .setWorkspace(ws);
+    }
+
+    private static PageTable table(int ps) {
+        return PageTable.fromCsr(ps, new int[] {0, 2, 3}, new int[] {4, 1, 0}, new int[] {ps, 3}, 6);
+    }
+
+    @Test
+    void packsParamsAndPicksTheKernel() {
+        PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.unallocated(table(16), 32, 8, 128, 0,
+                new PagedDecodeKernel.Schedule(1, 32));
+        PagedDecodeKernel k = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
+        assertEquals("paged_decode_fp16_hd128_plain", k.kernelName());
+        assertNull(k.getMerge());
+        KernelStruct p = k.getParams();
+        assertEquals(8L * 128, p.get("kv_row_stride"));
+        assertEquals(128L, p.get("kv_head_stride"));
+        assertEquals(32L * 128, p.get("q_batch_stride"));
+        assertEquals(32L, p.get("lse_batch_stride"));
+        assertEquals(16, p.get("page_size"));
+        assertEquals(4, p.get("hq").intValue() / p.get("hkv").intValue());
+        assertEquals((float) (1 / Math.sqrt(128)), p.get("scale").floatValue(), 1e-7);
+        PagedDecodeKernel general = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
+                .setSpec(AttentionSpec.builder().optWindow(64, -1).optSinkTokens(4).build()).optKeyOffset(7).build();
+        assertEquals("paged_decode_fp16_hd128_general", general.kernelName());
+        assertEquals(64, general.getParams().get("window_left"));
+        assertEquals(7, general.getParams().get("key_offset"));
+        // causal and right windows are no-ops for decode: still the plain kernel
+        assertEquals("paged_decode_bf16_hd128_plain", call(ws, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
+                .setSpec(AttentionSpec.builder().optCausal(true).optWindow(-1, 3).build()).build().kernelName());
+        PagedDecodeKernel.Workspace split = PagedDecodeKernel.Workspace.unallocated(table(16), 32, 8, 128, 0,
+                new PagedDecodeKernel.Schedule(2, 16));
+        PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
+        assertNotNull(s.getMerge());
+        assertEquals("merge_states_fp32_fp16_vec", s.getMerge().kernelName()); // 2 splits: narrow
+        assertEquals(2, s.getParams().get("num_splits"));
+        IllegalStateException e = assertThrows(IllegalStateException.class, s::run);
+        assertTrue(e.getMessage().contains("validation-only"), e.getMessage());
+    }
+
+    @Test
+    void rejectsBadInputsBeforeAnyLaunch() {
+        PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.unallocated(table(16), 32, 8, 128, 0,
+                new PagedDecodeKernel.Schedule(1, 32));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
+                        .setValuePages(t(BASE + (2L << 30), DeviceDataType.BF16, 6, 16, 8, 128)).build());
+        assertTrue(e.getMessage().contains("valuePages has dtype bf16 but query has fp16"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 8).build());
+        assertTrue(e.getMessage().contains("page size 8 differs from the page table's 16"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 4, 16).build());
+        assertTrue(e.getMessage().contains("references page 4 but the cache has 4 pages"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> call(ws, DeviceDataType.FP16, 3, 32, 8, 128, 6, 16).build());
+        assertTrue(e.getMessage().contains("query has 3 rows but the page table has 2 sequences"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
+                .setQuery(t(BASE + 2, DeviceDataType.FP16, 2, 32, 128)).build());
+        assertTrue(e.getMessage().contains("not 16-byte aligned"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
+                .optLse(t(BASE + (4L << 30), DeviceDataType.FP32, 2, 31)).build());
+        assertTrue(e.getMessage().contains("lse must be fp32 [2, 32]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
+                .setSpec(AttentionSpec.builder().optAlibiSlopes(new float[8]).build()).build());
+        assertTrue(e.getMessage().contains("needs one per query head (32)"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
+                .optKeyOffset(-1).build());
+        assertTrue(e.getMessage().contains("keyOffset -1"), e.getMessage());
+        DeviceTensor strided = DeviceTensor.fromDevicePointer(BASE + (1L << 30), new long[] {6, 16, 8, 128},
+                new long[] {2 * 16 * 8 * 128, 8 * 128, 128, 1}, DeviceDataType.FP16, 0);
+        e = assertThrows(IllegalArgumentException.class, () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
+                .setKeyPages(strided).setValuePages(strided).build());
+        assertTrue(e.getMessage().contains("pages must be dense in the pool"), e.getMessage());
+        PagedDecodeKernel.Workspace ws80 = PagedDecodeKernel.Workspace.unallocated(table(16), 8, 8, 80, 0,
+                new PagedDecodeKernel.Schedule(1, 32));
+        UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class,
+                () -> call(ws80, DeviceDataType.FP16, 2, 8, 8, 80, 6, 16).build());
+        assertEquals("head dim 80 not supported by the paged decode kernels; supported: 64, 128, 256",
+                u.getMessage());
+    }
+
+    @Test
+    void cudaBackendIsRegisteredAndExplainsItself() {
+        assertTrue(PagedAttentionBackends.names().contains("cuda"), PagedAttentionBackends.names().toString());
+        PagedAttentionBackend cuda = PagedAttentionBackends.get("cuda");
+        assertTrue(cuda instanceof CudaPagedAttentionBackend);
+        if (CudaRuntime.unavailableReason() != null) {
+            assertTrue(cuda.unavailableReason().startsWith("CUDA not available"), cuda.unavailableReason());
+        }
+    }
+}

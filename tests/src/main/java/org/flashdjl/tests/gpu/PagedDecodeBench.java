@@ -1,0 +1,245 @@
+package org.flashdjl.tests.gpu;
+
+import jcuda.Pointer;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+import jcuda.driver.CUstream;
+import jcuda.driver.JCudaDriver;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.cuda.CudaRuntime;
+import org.flashdjl.ops.cuda.DeviceBuffer;
+import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.cuda.PagedDecodeKernel;
+import org.flashdjl.ops.paged.PageTable;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * The GPU benchmark of paged decode ({@link PagedDecodeKernel}) against the device's copy bandwidth measured in the
+ * same run ({@code cuMemcpyDtoD} of 1 GiB, read + write bytes): GB/s of KV read, {@code bytes = B * L * Hkv * D * 2
+ * (K and V) * 2 (fp16)}, timed with CUDA events after warm-up, median of the repetitions (decode plus, with
+ * split-KV, the merge launch). Pages are scattered over the pool in a random order.
+ *
+ * <p>Shapes: batch 64 x 4k tokens, GQA 32/8, hd 128, page 16 (fp16 and bf16; page 1 and 64 too); batch 1 x 64k
+ * with split-KV (and without, to show what the split buys); batch 8 x 16k; bf16; hd 64 MHA. {@code merge_ms} is the
+ * merge launch alone (included in {@code ms}). Prints one JSON object per line on
+ * stdout, e.g. <pre>{"impl":"flashdjl-paged","dtype":"fp16","batch":64,"L":4096,"hq":32,"hkv":8,"hd":128,
+ * "page":16,"splits":1,"ms":0.41,"gbps":2620.1,"copy_gbps":2950.0,"pct_copy":88.8}</pre> and a table on stderr.
+ *
+ * <p>Options: {@code --reps N} (default 30), {@code --warmup N} (default 5), {@code --device N}, {@code --quick}.
+ */
+public final class PagedDecodeBench {
+
+    private PagedDecodeBench() {}
+
+    /** One shape. */
+    private record Shape(String dtype, int batch, int len, int hq, int hkv, int d, int page, boolean split,
+            int chunk) {
+        Shape(String dtype, int batch, int len, int hq, int hkv, int d, int page, boolean split) {
+            this(dtype, batch, len, hq, hkv, d, page, split, 0);
+        }
+    }
+
+    /**
+     * Runs the benchmark.
+     *
+     * @param args the options above
+     */
+    public static void main(String[] args) {
+        int reps = 30;
+        int warmup = 5;
+        int device = 0;
+        boolean quick = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--reps":
+                    reps = Integer.parseInt(args[++i]);
+                    break;
+                case "--warmup":
+                    warmup = Integer.parseInt(args[++i]);
+                    break;
+                case "--device":
+                    device = Integer.parseInt(args[++i]);
+                    break;
+                case "--quick":
+                    quick = true;
+                    break;
+                default:
+                    System.err.println("unknown option " + args[i] + "; options: --reps N --warmup N --device N --quick");
+                    System.exit(2);
+            }
+        }
+        if (!CudaRuntime.isAvailable()) {
+            System.err.println("no CUDA device: " + CudaRuntime.unavailableReason());
+            System.exit(3);
+        }
+        CudaRuntime.bind(device);
+        System.err.println("PagedDecodeBench on " + CudaRuntime.getDeviceInfo(device) + ", driver "
+                + CudaRuntime.getDriverVersion() + ", reps " + reps + ", warmup " + warmup);
+        double copy = copyBandwidth(device, reps);
+        System.out.println(String.format(Locale.ROOT, "{\"impl\":\"cuMemcpyDtoD\",\"bytes\":%d,\"copy_gbps\":%.1f}",
+                1L << 30, copy));
+        List<Shape> shapes = new ArrayList<>();
+        shapes.add(new Shape("fp16", 64, 4096, 32, 8, 128, 16, true));
+        shapes.add(new Shape("fp16", 1, 65536, 32, 8, 128, 16, true));
+        if (!quick) {
+            shapes.add(new Shape("bf16", 64, 4096, 32, 8, 128, 16, true));
+            shapes.add(new Shape("fp16", 64, 4096, 32, 8, 128, 1, true));
+            shapes.add(new Shape("fp16", 64, 4096, 32, 8, 128, 64, true));
+            shapes.add(new Shape("fp16", 1, 65536, 32, 8, 128, 16, false));
+            shapes.add(new Shape("fp16", 1, 65536, 32, 8, 128, 16, true, 1024)); // other chunk sizes than the plan's
+            shapes.add(new Shape("fp16", 1, 65536, 32, 8, 128, 16, true, 4096));
+            shapes.add(new Shape("fp16", 8, 16384, 32, 8, 128, 16, true));
+            shapes.add(new Shape("fp16", 64, 4096, 8, 8, 64, 16, true));
+        }
+        List<String> table = new ArrayList<>();
+        table.add(String.format(Locale.ROOT, "%-5s %5s %6s %6s %4s %5s %5s %-22s %9s %9s %8s", "dtype", "B", "L",
+                "Hq/Hkv", "hd", "page", "split", "schedule", "ms", "GB/s", "%copy"));
+        int failures = 0;
+        for (Shape s : shapes) {
+            try {
+                table.add(run(device, s, reps, warmup, copy));
+            } catch (RuntimeException e) {
+                failures++;
+                System.out.println("{\"impl\":\"flashdjl-paged\",\"error\":\"" + e.toString().replace("\"", "'")
+                        + "\",\"shape\":\"" + s + "\"}");
+                System.err.println(s + " FAILED: " + e);
+                if (!CudaRuntime.isAvailable()) {
+                    throw e;
+                }
+            }
+        }
+        table.add(String.format(Locale.ROOT, "copy bandwidth (cuMemcpyDtoD 1 GiB, read + write): %.1f GB/s", copy));
+        for (String line : table) {
+            System.err.println(line);
+        }
+        System.exit(failures == 0 ? 0 : 1);
+    }
+
+    private static String run(int device, Shape s, int reps, int warmup, double copy) {
+        DeviceDataType type = DeviceDataType.ofName(s.dtype());
+        int pagesPerSeq = (s.len() + s.page() - 1) / s.page();
+        int numPages = s.batch() * pagesPerSeq;
+        List<Integer> ids = new ArrayList<>(numPages);
+        for (int i = 0; i < numPages; i++) {
+            ids.add(i);
+        }
+        Collections.shuffle(ids, new Random(7));
+        int[] indptr = new int[s.batch() + 1];
+        int[] last = new int[s.batch()];
+        int[] indices = new int[numPages];
+        for (int b = 0; b < s.batch(); b++) {
+            indptr[b + 1] = indptr[b] + pagesPerSeq;
+            last[b] = s.len() - (pagesPerSeq - 1) * s.page();
+        }
+        for (int i = 0; i < numPages; i++) {
+            indices[i] = ids.get(i);
+        }
+        PageTable table = PageTable.fromCsr(s.page(), indptr, indices, last, numPages);
+        long poolElems = (long) numPages * s.page() * s.hkv() * s.d();
+        long qElems = (long) s.batch() * s.hq() * s.d();
+        CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
+        PagedDecodeKernel.Schedule schedule = s.chunk() > 0
+                ? new PagedDecodeKernel.Schedule((s.len() + s.chunk() - 1) / s.chunk(), s.chunk())
+                : s.split() ? PagedDecodeKernel.schedule(table.getSeqLens(), s.hkv(), info.smCount(),
+                        PagedDecodeKernel.ctasPerSm(s.d()))
+                : new PagedDecodeKernel.Schedule(1, (s.len() + 15) / 16 * 16);
+        try (DeviceBuffer k = random(device, type, poolElems, 1);
+                DeviceBuffer v = random(device, type, poolElems, 2);
+                DeviceBuffer q = random(device, type, qElems, 3);
+                DeviceBuffer o = DeviceBuffer.allocate(device, qElems * 2);
+                DeviceBuffer lse = DeviceBuffer.allocate(device, 4L * s.batch() * s.hq());
+                PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(table, s.hq(), s.hkv(), s.d(),
+                        device, schedule)) {
+            PagedDecodeKernel call = PagedDecodeKernel.builder()
+                    .setQuery(q.view(type, s.batch(), s.hq(), s.d()))
+                    .setKeyPages(k.view(type, numPages, s.page(), s.hkv(), s.d()))
+                    .setValuePages(v.view(type, numPages, s.page(), s.hkv(), s.d()))
+                    .setOutput(o.view(type, s.batch(), s.hq(), s.d()))
+                    .optLse(lse.view(DeviceDataType.FP32, s.batch(), s.hq()))
+                    .setSpec(AttentionSpec.builder().build())
+                    .setWorkspace(ws)
+                    .build();
+            double ms = time(call::run, reps, warmup, call.kernelName());
+            double mergeMs = call.getMerge() == null ? 0 : time(call.getMerge()::run, reps, warmup, "merge");
+            double bytes = (double) s.batch() * s.len() * s.hkv() * s.d() * 2 * 2;
+            double gbps = bytes / (ms * 1e-3) / 1e9;
+            System.out.println(String.format(Locale.ROOT, "{\"impl\":\"flashdjl-paged\",\"dtype\":\"%s\","
+                    + "\"batch\":%d,\"L\":%d,\"hq\":%d,\"hkv\":%d,\"hd\":%d,\"page\":%d,\"splits\":%d,\"chunk\":%d,"
+                    + "\"ms\":%.4f,\"merge_ms\":%.4f,\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"kernel\":\"%s\"}",
+                    s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(), schedule.numSplits(),
+                    schedule.chunkSize(), ms, mergeMs, gbps, copy, 100 * gbps / copy, call.kernelName()));
+            System.out.flush();
+            return String.format(Locale.ROOT, "%-5s %5d %6d %3d/%-2d %4d %5d %5s %-22s %9.4f %9.1f %7.1f%%",
+                    s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(), s.chunk() > 0 ? "fixed" : s.split() ? "auto" : "off",
+                    schedule.toString(), ms, gbps, 100 * gbps / copy);
+        }
+    }
+
+    /** Device-to-device copy bandwidth of 1 GiB, counting read + write bytes. */
+    private static double copyBandwidth(int device, int reps) {
+        long bytes = 1L << 30;
+        try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
+            a.fill32(0x3c003c00);
+            double ms = time(() -> CudaRuntime.check(JCudaDriver.cuMemcpyDtoDAsync(b.getPointer(), a.getPointer(),
+                    bytes, null), "cuMemcpyDtoDAsync"), reps, 3, "copy");
+            return 2.0 * bytes / (ms * 1e-3) / 1e9;
+        }
+    }
+
+    private static double time(Runnable r, int reps, int warmup, String what) {
+        for (int i = 0; i < warmup; i++) {
+            r.run();
+        }
+        CudaRuntime.synchronize("warm-up of " + what);
+        CUevent[] start = new CUevent[reps];
+        CUevent[] end = new CUevent[reps];
+        for (int i = 0; i < reps; i++) {
+            start[i] = event();
+            end[i] = event();
+        }
+        for (int i = 0; i < reps; i++) {
+            CudaRuntime.check(JCudaDriver.cuEventRecord(start[i], (CUstream) null), "cuEventRecord");
+            r.run();
+            CudaRuntime.check(JCudaDriver.cuEventRecord(end[i], (CUstream) null), "cuEventRecord");
+        }
+        CudaRuntime.check(JCudaDriver.cuEventSynchronize(end[reps - 1]), "cuEventSynchronize");
+        CudaRuntime.synchronize(what);
+        double[] ms = new double[reps];
+        float[] t = new float[1];
+        for (int i = 0; i < reps; i++) {
+            CudaRuntime.check(JCudaDriver.cuEventElapsedTime(t, start[i], end[i]), "cuEventElapsedTime");
+            ms[i] = t[0];
+            JCudaDriver.cuEventDestroy(start[i]);
+            JCudaDriver.cuEventDestroy(end[i]);
+        }
+        Arrays.sort(ms);
+        return reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
+    }
+
+    private static CUevent event() {
+        CUevent e = new CUevent();
+        CudaRuntime.check(JCudaDriver.cuEventCreate(e, CUevent_flags.CU_EVENT_DEFAULT), "cuEventCreate");
+        return e;
+    }
+
+    private static DeviceBuffer random(int device, DeviceDataType type, long elems, long seed) {
+        int block = 1 << 21;
+        Random rnd = new Random(seed);
+        short[] bits = new short[block];
+        for (int i = 0; i < block; i++) {
+            bits[i] = HostFloats.toBits(type, (float) rnd.nextGaussian());
+        }
+        DeviceBuffer b = DeviceBuffer.allocate(device, elems * 2);
+        for (long off = 0; off < elems * 2; off += 2L * block) {
+            b.copyFromHost(Pointer.to(bits), off, Math.min(2L * block, elems * 2 - off));
+        }
+        return b;
+    }
+}

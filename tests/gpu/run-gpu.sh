@@ -10,6 +10,8 @@
 #   run-gpu.sh --paged       nvidia-smi and only the paged-attention GPU work: MergeStateGpuTest,
 #                            PagedDecodeGpuTest, PagedDecodeBench, decode_peer_bench.py (torch copy + SDPA peers);
 #                            with --tests-only / --bench-only just that half
+#   run-gpu.sh --cascade     nvidia-smi and only the shared-prefix (cascade) GPU work: SharedPrefixGpuTest and
+#                            CascadeBench (cascade vs plain paged decode); --tests-only / --bench-only as above
 #
 # Env: OUT (results dir), FLASHDJL_DEVICE (CUDA ordinal, default 0), JAVA_OPTS (extra JVM options).
 # Exit status: 0 when every step that ran succeeded, else the first failing step's status.
@@ -20,18 +22,27 @@ RUN_TESTS=1
 RUN_BENCH=1
 QUICK=0
 PAGED=0
+CASCADE=0
 for arg in "$@"; do
   case "$arg" in
     --tests-only) RUN_BENCH=0 ;;
     --bench-only) RUN_TESTS=0 ;;
     --quick) QUICK=1 ;;
     --paged) PAGED=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "unknown option $arg; use --tests-only, --bench-only, --quick, --paged" >&2; exit 2 ;;
+    --cascade) CASCADE=1 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "unknown option $arg; use --tests-only, --bench-only, --quick, --paged, --cascade" >&2; exit 2 ;;
   esac
 done
 PAGED_TESTS=0
 PAGED_BENCH=0
+CASCADE_TESTS=0
+CASCADE_BENCH=0
+if [ "$CASCADE" = 1 ]; then  # only the cascade steps (with --paged too: both)
+  CASCADE_TESTS=$RUN_TESTS
+  CASCADE_BENCH=$RUN_BENCH
+  [ "$PAGED" = 1 ] || { RUN_TESTS=0; RUN_BENCH=0; }
+fi
 if [ "$PAGED" = 1 ]; then  # only the paged steps, each half as --tests-only / --bench-only allow
   PAGED_TESTS=$RUN_TESTS
   PAGED_BENCH=$RUN_BENCH
@@ -165,6 +176,30 @@ if [ "$PAGED_BENCH" = 1 ]; then
   else
     note "python3 or python/decode_peer_bench.py missing: skipped the torch peers"
   fi
+fi
+
+if [ "$CASCADE_TESTS" = 1 ]; then
+  note "cascade GPU tests (SharedPrefixGpuTest)"
+  t0=$(date +%s)
+  "$JAVA" "${JVM[@]}" -Dflashdjl.gpu.quick="$( [ "$QUICK" = 1 ] && echo true || echo false)" \
+    -cp "$HERE/junit/junit-platform-console-standalone.jar:$CP" org.junit.platform.console.ConsoleLauncher \
+    execute --disable-banner --disable-ansi-colors --details=tree --details-theme=ascii --fail-if-no-tests \
+    --select-class=org.flashdjl.tests.gpu.SharedPrefixGpuTest \
+    --include-tag=gpu --reports-dir="$OUT/junit-cascade" 2>&1 | tee "$OUT/gpu-tests-cascade.log"
+  rc=${PIPESTATUS[0]}
+  note "cascade GPU tests: exit $rc in $(( $(date +%s) - t0 )) s (per-case errors: grep 'cascade ' in the log)"
+  record "cascade GPU tests" "$rc"
+fi
+
+if [ "$CASCADE_BENCH" = 1 ]; then
+  QUICK_ARG=()
+  [ "$QUICK" = 1 ] && QUICK_ARG=(--quick)
+  note "CascadeBench"
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.gpu.CascadeBench --device "$DEVICE" \
+    ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} > "$OUT/bench-cascade.jsonl" 2> >(tee "$OUT/bench-cascade.log" >&2)
+  rc=$?
+  cat "$OUT/bench-cascade.jsonl"
+  record "CascadeBench" "$rc"
 fi
 
 note "summary:"

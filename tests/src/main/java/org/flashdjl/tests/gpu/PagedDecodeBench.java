@@ -183,7 +183,7 @@ public final class PagedDecodeBench {
     }
 
     /** Device-to-device copy bandwidth of 1 GiB, counting read + write bytes. */
-    private static double copyBandwidth(int device, int reps) {
+    static double copyBandwidth(int device, int reps) {
         long bytes = 1L << 30;
         try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
             a.fill32(0x3c003c00);
@@ -193,7 +193,7 @@ public final class PagedDecodeBench {
         }
     }
 
-    private static double time(Runnable r, int reps, int warmup, String what) {
+    static double time(Runnable r, int reps, int warmup, String what) {
         for (int i = 0; i < warmup; i++) {
             r.run();
         }
@@ -229,7 +229,7 @@ public final class PagedDecodeBench {
         return e;
     }
 
-    private static DeviceBuffer random(int device, DeviceDataType type, long elems, long seed) {
+    static DeviceBuffer random(int device, DeviceDataType type, long elems, long seed) {
         int block = 1 << 21;
         Random rnd = new Random(seed);
         short[] bits = new short[block];

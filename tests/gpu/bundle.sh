@@ -60,11 +60,8 @@ echo "== 2/5 staging $STAGE"
 rm -rf "$STAGE" "$TGZ"
 mkdir -p "$STAGE/lib" "$STAGE/junit" "$STAGE/python"
 cp tests/target/gpu-bundle/lib/*.jar "$STAGE/lib/"
-# The benchmark-only JMH jars are not needed on the GPU machine.
-rm -f "$STAGE"/lib/jmh-core-*.jar "$STAGE"/lib/jopt-simple-*.jar "$STAGE"/lib/commons-math3-*.jar
-# The tokenizers jar (18 MB of libtokenizers, via model-zoo-examples) serves the examples, not the GPU suite, and
-# alone pushes the bundle over its size limit.
-rm -f "$STAGE"/lib/tokenizers-*.jar
+# (Jars the GPU machine does not need -- PyTorch natives, JMH, the 18 MB tokenizers jar -- are excluded by the
+# gpu-bundle profile in tests/pom.xml.)
 cp "tests/target/flashdjl-tests-$VERSION.jar" "tests/target/flashdjl-tests-$VERSION-tests.jar" "$STAGE/lib/"
 cp tests/target/gpu-bundle/junit/junit-platform-console-standalone.jar "$STAGE/junit/"
 # JCuda's natives jar carries NVRTC, nvPTXCompiler and runtime bindings too (25 MB); only the driver API is used.

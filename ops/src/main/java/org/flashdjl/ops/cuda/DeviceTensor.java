@@ -146,6 +146,52 @@ public final class DeviceTensor {
     }
 
     /**
+     * Checks the layout every kernel of this package needs to read a tensor with 16-byte vector loads: no negative
+     * stride, last (head-dim) axis stride 1, a 16-byte aligned address and the other strides multiples of 8
+     * elements. Empty tensors pass (nothing is read).
+     *
+     * @param name the argument name for messages
+     * @param kernels what reads the tensor, for messages (e.g. {@code "the flash kernels"})
+     * @throws IllegalArgumentException naming the argument, the offending stride or address and the rule
+     */
+    public void checkVectorLoads(String name, String kernels) {
+        checkNonNegativeStrides(name);
+        int last = rank() - 1;
+        if (numel() == 0) {
+            return;
+        }
+        if (size(last) > 1 && stride(last) != 1) {
+            throw new IllegalArgumentException(name + " must have head-dim (last axis) stride 1, got strides "
+                    + format(strides));
+        }
+        if (address % 16 != 0) {
+            throw new IllegalArgumentException(name + " address 0x" + Long.toHexString(address)
+                    + " is not 16-byte aligned; " + kernels + " load 16 bytes at a time");
+        }
+        for (int i = 0; i < last; i++) {
+            if (size(i) > 1 && strides[i] % 8 != 0) {
+                throw new IllegalArgumentException(name + " stride " + strides[i] + " at axis " + i + " (strides "
+                        + format(strides) + ") is not a multiple of 8 elements; " + kernels
+                        + " load 16 bytes at a time");
+            }
+        }
+    }
+
+    /**
+     * Checks that no stride is negative.
+     *
+     * @param name the argument name for messages
+     * @throws IllegalArgumentException naming the axis
+     */
+    public void checkNonNegativeStrides(String name) {
+        for (int i = 0; i < strides.length; i++) {
+            if (strides[i] < 0) {
+                throw new IllegalArgumentException(name + " has a negative stride " + strides[i] + " at axis " + i);
+            }
+        }
+    }
+
+    /**
      * Returns the address of element [0, ..., 0].
      *
      * @return the address

@@ -384,7 +384,11 @@ public final class FlashAttention {
             for (Object[] t : named()) {
                 DeviceTensor x = (DeviceTensor) t[1];
                 if (x != null) {
-                    checkMemory((String) t[0], x, x != lse, dimAxis);
+                    if (x == lse) {
+                        x.checkNonNegativeStrides((String) t[0]);
+                    } else {
+                        x.checkVectorLoads((String) t[0], "the flash kernels");
+                    }
                 }
             }
 
@@ -432,37 +436,6 @@ public final class FlashAttention {
             p.setLong(f[i], varlen ? 0 : t.stride(0));
             p.setLong(f[i + 1], t.stride(headAxis));
             p.setLong(f[i + 2], t.stride(seqAxis));
-        }
-
-        /** Head-dim stride 1, non-negative strides, 16-byte alignment and 8-element strides for the kernels. */
-        private static void checkMemory(String name, DeviceTensor t, boolean vectorized, int dimAxis) {
-            if (t.numel() == 0) {
-                return;
-            }
-            long[] strides = t.getStrides();
-            for (int i = 0; i < strides.length; i++) {
-                if (strides[i] < 0) {
-                    throw new IllegalArgumentException(name + " has a negative stride " + strides[i] + " at axis " + i);
-                }
-            }
-            if (!vectorized) {
-                return;
-            }
-            if (t.stride(dimAxis) != 1 && t.size(dimAxis) > 1) {
-                throw new IllegalArgumentException(name + " must have head-dim (last axis) stride 1, got strides "
-                        + DeviceTensor.format(strides));
-            }
-            if (t.getAddress() % 16 != 0) {
-                throw new IllegalArgumentException(name + " address 0x" + Long.toHexString(t.getAddress())
-                        + " is not 16-byte aligned; the flash kernels load 16 bytes at a time");
-            }
-            for (int i = 0; i < dimAxis; i++) {
-                if (t.size(i) > 1 && strides[i] % 8 != 0) {
-                    throw new IllegalArgumentException(name + " stride " + strides[i] + " at axis " + i + " (strides "
-                            + DeviceTensor.format(strides) + ") is not a multiple of 8 elements; the flash kernels"
-                            + " load 16 bytes at a time");
-                }
-            }
         }
 
         private static void checkOffsets(String name, int[] offsets, long total, String of, int expectedLength) {

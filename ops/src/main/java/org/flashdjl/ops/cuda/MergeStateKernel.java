@@ -376,11 +376,7 @@ public final class MergeStateKernel {
     }
 
     private static void checkStrides(String name, DeviceTensor t, boolean value) {
-        for (int i = 0; i < t.rank(); i++) {
-            if (t.stride(i) < 0) {
-                throw new IllegalArgumentException(name + " has a negative stride " + t.stride(i) + " at axis " + i);
-            }
-        }
+        t.checkNonNegativeStrides(name);
         int last = t.rank() - 1;
         if (value && t.size(last) > 1 && t.stride(last) != 1) {
             throw new IllegalArgumentException(name + " must have head-dim (last axis) stride 1, got strides "

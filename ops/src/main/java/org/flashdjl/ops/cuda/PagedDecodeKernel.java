@@ -680,10 +680,10 @@ public final class PagedDecodeKernel {
                     throw new IllegalArgumentException("lse has a negative stride");
                 }
             }
-            checkMemory("query", q);
-            checkMemory("output", o);
-            checkMemory("keyPages", k);
-            checkMemory("valuePages", v);
+            q.checkVectorLoads("query", "the paged decode kernels");
+            o.checkVectorLoads("output", "the paged decode kernels");
+            k.checkVectorLoads("keyPages", "the paged decode kernels");
+            v.checkVectorLoads("valuePages", "the paged decode kernels");
             if (!Arrays.equals(k.getStrides(), v.getStrides())) {
                 throw new IllegalArgumentException("keyPages strides " + DeviceTensor.format(k.getStrides())
                         + " and valuePages strides " + DeviceTensor.format(v.getStrides()) + " must be equal");
@@ -744,34 +744,6 @@ public final class PagedDecodeKernel {
 
         private static String where(int device) {
             return device < 0 ? "the host" : "cuda:" + device;
-        }
-
-        private static void checkMemory(String name, DeviceTensor t) {
-            long[] strides = t.getStrides();
-            for (int i = 0; i < strides.length; i++) {
-                if (strides[i] < 0) {
-                    throw new IllegalArgumentException(name + " has a negative stride " + strides[i] + " at axis " + i);
-                }
-            }
-            int last = t.rank() - 1;
-            if (t.size(last) > 1 && t.stride(last) != 1) {
-                throw new IllegalArgumentException(name + " must have head-dim (last axis) stride 1, got strides "
-                        + DeviceTensor.format(strides));
-            }
-            if (t.numel() == 0) {
-                return;
-            }
-            if (t.getAddress() % 16 != 0) {
-                throw new IllegalArgumentException(name + " address 0x" + Long.toHexString(t.getAddress())
-                        + " is not 16-byte aligned; the paged decode kernels load 16 bytes at a time");
-            }
-            for (int i = 0; i < last; i++) {
-                if (t.size(i) > 1 && strides[i] % 8 != 0) {
-                    throw new IllegalArgumentException(name + " stride " + strides[i] + " at axis " + i + " (strides "
-                            + DeviceTensor.format(strides) + ") is not a multiple of 8 elements; the paged decode"
-                            + " kernels load 16 bytes at a time");
-                }
-            }
         }
     }
 }

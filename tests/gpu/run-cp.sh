@@ -7,9 +7,10 @@
 #     topo   nvidia-smi topo -m                                  -> topo.txt
 #     nccl   NcclLauncher collectives kill (2 processes)         -> nccl.log
 #     check  NcclLauncher attention: ring/Ulysses vs 1-GPU flash -> cp-check.log
-#     bench  ContextParallelBench --spawn 2                      -> cp-bench.log
+#     bench  ContextParallelBench --spawn $CP_WORLD (default 2)   -> cp-bench.log
 #
-# Env: OUT, CP_CHECK (attention | attention-quick), CP_BENCH_ARGS (extra bench options, e.g. "--iters 3"),
+# Env: OUT, CP_CHECK (attention | attention-quick), CP_WORLD (GPUs for the bench, default 2),
+#      CP_BENCH_ARGS (extra bench options, e.g. "--iters 3"),
 #      T_NCCL, T_CHECK, T_BENCH (per-step limits in seconds), JAVA_OPTS.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0   # NVLink multicast off (every child inherits it)
@@ -45,7 +46,7 @@ for s in "${STEPS[@]}"; do
     check) step check cp-check.log "${T_CHECK:-80}" "$JAVA" "${JVM[@]}" -cp "$CP" \
             org.flashdjl.tests.gpu.NcclLauncher "${CP_CHECK:-attention}" ;;
     bench) step bench cp-bench.log "${T_BENCH:-80}" "$JAVA" "${JVM[@]}" -Dflashdjl.watchdog.s="${T_BENCH:-80}" \
-            -cp "$CP" org.flashdjl.tests.gpu.ContextParallelBench --spawn 2 ${CP_BENCH_ARGS:-} ;;
+            -cp "$CP" org.flashdjl.tests.gpu.ContextParallelBench --spawn "${CP_WORLD:-2}" ${CP_BENCH_ARGS:-} ;;
     *) note "unknown step $s (topo nccl check bench)"; STATUS=2 ;;
   esac
 done

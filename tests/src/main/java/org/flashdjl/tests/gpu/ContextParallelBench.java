@@ -17,7 +17,6 @@ import org.flashdjl.ops.parallel.SequenceSharding;
 import org.flashdjl.ops.parallel.Work;
 
 import java.io.BufferedReader;
-import java.io.File;
 import java.io.InputStreamReader;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
@@ -270,21 +269,11 @@ public final class ContextParallelBench {
                 childArgs.add(args[i + 1]);
             }
         }
-        String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
         List<Process> procs = new ArrayList<>();
         for (int r = 0; r < world; r++) {
-            List<String> cmd = new ArrayList<>(List.of(java, "-cp", System.getProperty("java.class.path"),
-                    "-Dflashdjl.watchdog.s=" + System.getProperty("flashdjl.watchdog.s", ""),
-                    ContextParallelBench.class.getName()));
-            cmd.addAll(childArgs);
-            ProcessBuilder pb = new ProcessBuilder(cmd);
-            Map<String, String> env = pb.environment();
-            env.put("RANK", Integer.toString(r));
-            env.put("WORLD_SIZE", Integer.toString(world));
-            env.put("LOCAL_RANK", Integer.toString(r));
-            env.put("MASTER_ADDR", "127.0.0.1");
-            env.put("MASTER_PORT", Integer.toString(port));
-            env.put("NCCL_NVLS_ENABLE", "0");
+            ProcessBuilder pb = RankProcess.builder(r, world, port,
+                    List.of("-Dflashdjl.watchdog.s=" + System.getProperty("flashdjl.watchdog.s", "")),
+                    ContextParallelBench.class, childArgs);
             pb.redirectErrorStream(true);
             if (r != 0) {
                 pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);

@@ -3,7 +3,6 @@ package org.flashdjl.tests.gpu;
 import org.flashdjl.ops.parallel.NcclProcessGroup;
 
 import java.io.BufferedReader;
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.net.ServerSocket;
@@ -177,20 +176,12 @@ public final class NcclLauncher {
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
-        String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
         List<Child> children = new ArrayList<>();
         for (int r = 0; r < world; r++) {
-            ProcessBuilder pb = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
-                    "-Dorg.apache.logging.log4j.level=INFO", "-Dflashdjl.watchdog.s=" + (watchdogSeconds + 5),
-                    NcclWorker.class.getName(), mode,
-                    Integer.toString(timeoutSeconds));
+            ProcessBuilder pb = RankProcess.builder(r, world, port,
+                    List.of("-Dorg.apache.logging.log4j.level=INFO", "-Dflashdjl.watchdog.s=" + (watchdogSeconds + 5)),
+                    NcclWorker.class, List.of(mode, Integer.toString(timeoutSeconds)));
             Map<String, String> env = pb.environment();
-            env.put("RANK", Integer.toString(r));
-            env.put("WORLD_SIZE", Integer.toString(world));
-            env.put("LOCAL_RANK", Integer.toString(r));
-            env.put("MASTER_ADDR", "127.0.0.1");
-            env.put("MASTER_PORT", Integer.toString(port));
-            env.put("NCCL_NVLS_ENABLE", "0");
             env.putIfAbsent("NCCL_DEBUG", "WARN");
             pb.redirectErrorStream(true);
             children.add(new Child(r, pb.start()));

@@ -4,11 +4,9 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 
 import org.flashdjl.ops.attention.AttentionBackends;
-import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.paged.PageTable;
 import org.flashdjl.ops.paged.PagedAttentionBackends;
-import org.flashdjl.ops.paged.PagedPlan;
 
 /**
  * Shared-prefix batch decode (seed 001's {@code BatchDecodeWithSharedPrefixPagedKVCacheWrapper}): each of B
@@ -34,9 +32,7 @@ import org.flashdjl.ops.paged.PagedPlan;
  * {@code forward} outside {@code beginForward .. endForward} throws {@link IllegalStateException}. Not thread-safe:
  * one wrapper per scheduler thread.
  */
-public final class SharedPrefixBatchDecode implements AutoCloseable {
-
-    private final SharedPrefixCascade cascade;
+public final class SharedPrefixBatchDecode extends SharedPrefixWrapper {
 
     /** Creates a wrapper with the {@code auto} paged and dense attention backends. */
     public SharedPrefixBatchDecode() {
@@ -50,7 +46,7 @@ public final class SharedPrefixBatchDecode implements AutoCloseable {
      * @param denseBackend the prefix backend, a name from {@link AttentionBackends#names()}
      */
     public SharedPrefixBatchDecode(String pagedBackend, String denseBackend) {
-        this.cascade = new SharedPrefixCascade(pagedBackend, denseBackend);
+        super(pagedBackend, denseBackend);
     }
 
     /**
@@ -81,52 +77,5 @@ public final class SharedPrefixBatchDecode implements AutoCloseable {
      */
     public void beginForward(PageTable table, int numQoHeads, int numKvHeads, int headDim, Device device) {
         cascade.begin(table, null, numQoHeads, numKvHeads, headDim, device);
-    }
-
-    /**
-     * Computes one layer.
-     *
-     * @param q queries [B, Hq, D]
-     * @param kShared shared prefix keys [P, Hkv, D]
-     * @param vShared shared prefix values [P, Hkv, Dv]
-     * @param kPages suffix key pages [numPages, pageSize, Hkv, D]
-     * @param vPages suffix value pages [numPages, pageSize, Hkv, Dv]
-     * @param spec what to compute (positions global over prefix + suffix; layout ignored)
-     * @return output [B, Hq, Dv] and, when the spec asks, LSE [B, Hq] fp32 natural log
-     * @throws IllegalStateException before {@link #beginForward} or after {@link #endForward}
-     */
-    public AttentionOutput forward(NDArray q, NDArray kShared, NDArray vShared, NDArray kPages, NDArray vPages,
-            AttentionSpec spec) {
-        return cascade.forward(q, kShared, vShared, kPages, vPages, spec);
-    }
-
-    /** Frees the plan (seed 001's {@code end_forward}); a no-op when none is active. */
-    public void endForward() {
-        cascade.end();
-    }
-
-    /**
-     * Returns the active plan, the same object for every {@link #forward} of a step.
-     *
-     * @return the plan
-     * @throws IllegalStateException when no plan is active
-     */
-    public PagedPlan getPlan() {
-        return cascade.plan();
-    }
-
-    /**
-     * Returns whether a plan is active.
-     *
-     * @return true between {@link #beginForward} and {@link #endForward}
-     */
-    public boolean isActive() {
-        return cascade.isActive();
-    }
-
-    /** Same as {@link #endForward()}. */
-    @Override
-    public void close() {
-        endForward();
     }
 }

@@ -5,11 +5,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
 
 import org.flashdjl.ops.attention.AttentionBackends;
-import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.paged.PageTable;
 import org.flashdjl.ops.paged.PagedAttentionBackends;
-import org.flashdjl.ops.paged.PagedPlan;
 
 /**
  * Shared-prefix batch prefill / append (seed 001's {@code BatchPrefillWithSharedPrefixPagedKVCacheWrapper}): each
@@ -38,9 +36,7 @@ import org.flashdjl.ops.paged.PagedPlan;
  * {@code forward} outside {@code beginForward .. endForward} throws {@link IllegalStateException}. Not thread-safe:
  * one wrapper per scheduler thread.
  */
-public final class SharedPrefixBatchPrefill implements AutoCloseable {
-
-    private final SharedPrefixCascade cascade;
+public final class SharedPrefixBatchPrefill extends SharedPrefixWrapper {
 
     /** Creates a wrapper with the {@code auto} paged and dense attention backends. */
     public SharedPrefixBatchPrefill() {
@@ -54,7 +50,7 @@ public final class SharedPrefixBatchPrefill implements AutoCloseable {
      * @param denseBackend the prefix backend, a name from {@link AttentionBackends#names()}
      */
     public SharedPrefixBatchPrefill(String pagedBackend, String denseBackend) {
-        this.cascade = new SharedPrefixCascade(pagedBackend, denseBackend);
+        super(pagedBackend, denseBackend);
     }
 
     /**
@@ -91,52 +87,5 @@ public final class SharedPrefixBatchPrefill implements AutoCloseable {
     public void beginForward(int[] qoIndptr, PageTable table, int numQoHeads, int numKvHeads, int headDim,
             Device device) {
         cascade.begin(table, qoIndptr, numQoHeads, numKvHeads, headDim, device);
-    }
-
-    /**
-     * Computes one layer.
-     *
-     * @param q packed queries [totalQ, Hq, D]
-     * @param kShared shared prefix keys [P, Hkv, D]
-     * @param vShared shared prefix values [P, Hkv, Dv]
-     * @param kPages suffix key pages [numPages, pageSize, Hkv, D]
-     * @param vPages suffix value pages [numPages, pageSize, Hkv, Dv]
-     * @param spec what to compute (positions global over prefix + suffix; layout ignored)
-     * @return output [totalQ, Hq, Dv] and, when the spec asks, LSE [totalQ, Hq] fp32 natural log
-     * @throws IllegalStateException before {@link #beginForward} or after {@link #endForward}
-     */
-    public AttentionOutput forward(NDArray q, NDArray kShared, NDArray vShared, NDArray kPages, NDArray vPages,
-            AttentionSpec spec) {
-        return cascade.forward(q, kShared, vShared, kPages, vPages, spec);
-    }
-
-    /** Frees the plan (seed 001's {@code end_forward}); a no-op when none is active. */
-    public void endForward() {
-        cascade.end();
-    }
-
-    /**
-     * Returns the active plan, the same object for every {@link #forward} of a step.
-     *
-     * @return the plan
-     * @throws IllegalStateException when no plan is active
-     */
-    public PagedPlan getPlan() {
-        return cascade.plan();
-    }
-
-    /**
-     * Returns whether a plan is active.
-     *
-     * @return true between {@link #beginForward} and {@link #endForward}
-     */
-    public boolean isActive() {
-        return cascade.isActive();
-    }
-
-    /** Same as {@link #endForward()}. */
-    @Override
-    public void close() {
-        endForward();
     }
 }

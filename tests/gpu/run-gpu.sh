@@ -144,12 +144,13 @@ if [ "$RUN_BENCH" = 1 ]; then
 fi
 
 if [ "$PAGED_TESTS" = 1 ]; then
-  note "paged GPU tests (MergeStateGpuTest, PagedDecodeGpuTest$( [ "$QUICK" = 1 ] && echo ', quick'))"
+  note "paged GPU tests (MergeStateGpuTest, PagedDecodeGpuTest, PagedPrefillGpuTest$( [ "$QUICK" = 1 ] && echo ', quick'))"
   t0=$(date +%s)
   "$JAVA" "${JVM[@]}" -Dflashdjl.gpu.quick="$( [ "$QUICK" = 1 ] && echo true || echo false)" \
     -cp "$HERE/junit/junit-platform-console-standalone.jar:$CP" org.junit.platform.console.ConsoleLauncher \
     execute --disable-banner --disable-ansi-colors --details=tree --details-theme=ascii --fail-if-no-tests \
     --select-class=org.flashdjl.tests.gpu.MergeStateGpuTest --select-class=org.flashdjl.tests.gpu.PagedDecodeGpuTest \
+    --select-class=org.flashdjl.tests.gpu.PagedPrefillGpuTest \
     --include-tag=gpu --reports-dir="$OUT/junit-paged" 2>&1 | tee "$OUT/gpu-tests-paged.log"
   rc=${PIPESTATUS[0]}
   note "paged GPU tests: exit $rc in $(( $(date +%s) - t0 )) s (per-case errors: grep '^.*paged ' in the log)"

@@ -42,6 +42,7 @@
 // ---------------------------------------------------------------------------------------------
 
 #include "flash_params.h"
+#include "paged_prefill_params.h"
 #ifndef FLASHDJL_HOST_EMULATION
 #include "ptx.cuh"  // the real PTX helpers (the emulation test brings its own, below)
 #endif
@@ -121,9 +122,44 @@ __device__ __forceinline__ void load_tile(T* s, const T* g, int64_t stride, int 
   }
 }
 
+// The same tile from a K/V page pool (paged_prefill.cu): local token t = row0 + r of the sequence
+// lives at slot pages[t / page_size] * page_size + t % page_size of the pool (row pitch `stride`,
+// `pool` already offset to the kv head); rows >= row_limit are zero-filled and never read, so
+// unused pages are never touched. Any page size >= 1 works (a tile may straddle pages).
+template <class Tr, int kRows, typename T>
+__device__ __forceinline__ void load_paged_tile(T* s, const T* pool, const int32_t* pages,
+                                                int page_size, int64_t stride, int row0,
+                                                int row_limit, int tid) {
+  constexpr int kTPR = Tr::kCPR <= 4 ? 4 : Tr::kCPR <= 8 ? 8 : Tr::kCPR <= 16 ? 16 : 32;
+  constexpr int kRPI = Tr::kThreads / kTPR;
+  static_assert(kRows % kRPI == 0, "tile rows must be a multiple of rows per pass");
+  const int ch = tid % kTPR, r0 = tid / kTPR;
+  if (kTPR != Tr::kCPR && ch >= Tr::kCPR) return;
+  const T* base = pool + ch * 8;
+  const uint32_t dst = smem_addr(s + r0 * Tr::kStride + ch * 8);
+#pragma unroll
+  for (int it = 0; it < kRows / kRPI; ++it) {
+    const int t = row0 + r0 + it * kRPI;
+    const bool ok = t < row_limit;
+    int64_t slot = 0;
+    if (ok) slot = static_cast<int64_t>(__ldg(pages + t / page_size)) * page_size + t % page_size;
+    cp_async_16(dst + it * kRPI * Tr::kStride * 2, base + slot * stride, ok);
+  }
+}
+
+// Which parameter block a kernel body reads: FlashFwdParams (dense / varlen K/V) or
+// PagedPrefillParams (K/V from page pools, queries packed by qo_indptr).
+template <class P> struct IsPaged { static constexpr bool value = false; };
+template <> struct IsPaged<PagedPrefillParams> { static constexpr bool value = true; };
+
 // ----------------------------------------- kernel body ---------------------------------------
-template <class Tr, typename T, int kVariant>
-__device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
+// Paged (P = PagedPrefillParams): the sequence's keys are its seq_lens[b] paged tokens in local
+// coordinates 0..Lk-1 (global key key_offset + t); query i sits at local position Lk - Lq + i
+// (bottom-right), so the one rule applies unchanged with the sink bound shifted by key_offset
+// (causal, windows and ALiBi depend only on pos - j).
+template <class Tr, typename T, int kVariant, class P = FlashFwdParams>
+__device__ __forceinline__ void flash_fwd_body(const P& p) {
+  constexpr bool kPaged = IsPaged<P>::value;
   using M = Mma<T>;
   constexpr int kMT = Tr::kMT, kNT = Tr::kNT, kDT = Tr::kDT, Br = Tr::Br, Bc = Tr::Bc;
   constexpr float kLog2e = 1.4426950408889634f;
@@ -142,16 +178,33 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
   const int h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (p.hq / p.hkv);
 
-  // ---- sequence geometry (dense or varlen, each side independently) ----
-  const bool varlen_q = p.cu_seqlens_q != nullptr, varlen_k = p.cu_seqlens_k != nullptr;
-  int lq = p.lq, lk = p.lk, q0 = 0, k0 = 0;  // q0/k0: first packed row of this sequence
-  if (varlen_q) {
-    q0 = p.cu_seqlens_q[b];
-    lq = p.cu_seqlens_q[b + 1] - q0;
-  }
-  if (varlen_k) {
-    k0 = p.cu_seqlens_k[b];
-    lk = p.cu_seqlens_k[b + 1] - k0;
+  // ---- sequence geometry (dense or varlen, each side independently; paged: packed q) ----
+  bool varlen_q, varlen_k;
+  int lq = p.lq, lk, q0 = 0, k0 = 0;  // q0/k0: first packed row of this sequence
+  const T *gQ, *gK, *gV;
+  const int32_t* pages = nullptr;  // paged: this sequence's page ids
+  if constexpr (kPaged) {
+    varlen_q = true;
+    varlen_k = false;
+    q0 = p.qo_indptr[b];
+    lq = p.qo_indptr[b + 1] - q0;
+    lk = p.seq_lens[b];
+    gQ = static_cast<const T*>(p.q) + q0 * p.q_row_stride + h * p.q_head_stride;
+    gK = static_cast<const T*>(p.k_pages) + hk * p.kv_head_stride;
+    gV = static_cast<const T*>(p.v_pages) + hk * p.kv_head_stride;
+    pages = p.page_indices + p.page_indptr[b];
+  } else {
+    varlen_q = p.cu_seqlens_q != nullptr;
+    varlen_k = p.cu_seqlens_k != nullptr;
+    lk = p.lk;
+    if (varlen_q) {
+      q0 = p.cu_seqlens_q[b];
+      lq = p.cu_seqlens_q[b + 1] - q0;
+    }
+    if (varlen_k) {
+      k0 = p.cu_seqlens_k[b];
+      lk = p.cu_seqlens_k[b + 1] - k0;
+    }
   }
   // element offset of (sequence b, row 0, head) in a tensor with these strides
   auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
@@ -161,12 +214,29 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
   if (m0 >= lq) return;
   const int m_end = min(m0 + Br, lq);
 
-  const T* gQ = static_cast<const T*>(p.q) +
-                seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
-  const T* gK = static_cast<const T*>(p.k) +
-                seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
-  const T* gV = static_cast<const T*>(p.v) +
-                seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+  if constexpr (!kPaged) {
+    gQ = static_cast<const T*>(p.q) +
+         seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+    gK = static_cast<const T*>(p.k) +
+         seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+    gV = static_cast<const T*>(p.v) +
+         seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+  }
+  // K / V tile n (rows n*Bc.. of this sequence's keys) into smem
+  auto load_k = [&](int n) {
+    if constexpr (kPaged) {
+      load_paged_tile<Tr, Bc>(sK, gK, pages, p.page_size, p.kv_row_stride, n * Bc, lk, tid);
+    } else {
+      load_tile<Tr, Bc>(sK, gK, p.k_row_stride, n * Bc, lk, tid);
+    }
+  };
+  auto load_v = [&](int n) {
+    if constexpr (kPaged) {
+      load_paged_tile<Tr, Bc>(sV, gV, pages, p.page_size, p.kv_row_stride, n * Bc, lk, tid);
+    } else {
+      load_tile<Tr, Bc>(sV, gV, p.v_row_stride, n * Bc, lk, tid);
+    }
+  };
 
   MaskRule rule;
   rule.lk = lk;
@@ -176,6 +246,7 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
     rule.left = p.window_left < 0 ? -1 : p.window_left;
     rule.right = p.window_right < 0 ? -1 : p.window_right;
     rule.sinks = p.sink_tokens;
+    if constexpr (kPaged) rule.sinks = p.sink_tokens - p.key_offset;  // local key coordinates
   } else {
     rule.causal = kVariant == kCausal;
     rule.left = -1;
@@ -216,7 +287,7 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
   int n = range.first();
   if (n >= 0) {
     load_tile<Tr, Br>(sQ, gQ, p.q_row_stride, m0, lq, tid);
-    load_tile<Tr, Bc>(sK, gK, p.k_row_stride, n * Bc, lk, tid);
+    load_k(n);
     cp_async_commit();
   }
 
@@ -225,7 +296,7 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
 
     cp_async_wait_all();
     __syncthreads();  // K(n) (and Q) landed; every warp finished reading V(previous)
-    load_tile<Tr, Bc>(sV, gV, p.v_row_stride, n * Bc, lk, tid);
+    load_v(n);
     cp_async_commit();
 
     // ---- S[kMT][kNT] (16x8 fp32 tiles) = Q_slab K(n)^T ----
@@ -283,7 +354,7 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
     cp_async_wait_all();
     __syncthreads();  // V(n) landed; every warp finished reading K(n)
     if (n_next >= 0) {
-      load_tile<Tr, Bc>(sK, gK, p.k_row_stride, n_next * Bc, lk, tid);
+      load_k(n_next);
       cp_async_commit();
     }
 
@@ -346,8 +417,13 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
   cp_async_wait_all();
   __syncthreads();
   // (output offsets are computed only here so that they hold no registers during the loop)
-  const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0
-                                   : b * p.lse_batch_stride + h * p.lse_head_stride;
+  int64_t lse_off, lse_rs = 1;  // lse element of row r: lse_off + r * lse_rs
+  if constexpr (kPaged) {
+    lse_rs = p.lse_row_stride;
+    lse_off = q0 * lse_rs + h;
+  } else {
+    lse_off = varlen_q ? h * p.lse_head_stride + q0 : b * p.lse_batch_stride + h * p.lse_head_stride;
+  }
   T* sO = sQ;
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt)
@@ -357,7 +433,7 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
       const float inv = l > 0.f ? 1.f / l : 0.f;
       const int r = warp_row0 + mt * 16 + g + hh * 8;
       if (p.lse != nullptr && t4 == 0 && m0 + r < lq) {
-        p.lse[lse_off + m0 + r] =
+        p.lse[lse_off + (m0 + r) * lse_rs] =
             l > 0.f ? (row_m[mt][hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
       }
 #pragma unroll
@@ -367,8 +443,13 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
       }
     }
   __syncwarp();
-  T* gO = static_cast<T*>(p.o) +
-          seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
+  T* gO;
+  if constexpr (kPaged) {
+    gO = static_cast<T*>(p.o) + q0 * p.o_row_stride + h * p.o_head_stride;
+  } else {
+    gO = static_cast<T*>(p.o) +
+         seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
+  }
   constexpr int kChunks = Tr::kWarpRows * Tr::kCPR;
 #pragma unroll
   for (int c = lane; c < kChunks; c += 32) {
@@ -399,6 +480,7 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
   FLASHDJL_KERNEL(DTNAME, T, D, causal, kCausal) \
   FLASHDJL_KERNEL(DTNAME, T, D, general, kGeneral)
 
+#ifndef FLASHDJL_FLASH_FWD_BODY_ONLY  // paged_prefill.cu includes this file for the body only
 #ifndef FLASHDJL_HEAD_DIMS_ONLY_128
 #define FLASHDJL_DIMS(DTNAME, T)   \
   FLASHDJL_VARIANTS(DTNAME, T, 32)  \
@@ -413,3 +495,4 @@ __device__ __forceinline__ void flash_fwd_body(const FlashFwdParams& p) {
 
 FLASHDJL_DIMS(fp16, __half)
 FLASHDJL_DIMS(bf16, __nv_bfloat16)
+#endif  // FLASHDJL_FLASH_FWD_BODY_ONLY

@@ -22,7 +22,8 @@ import org.flashdjl.ops.paged.PagedPlan;
  * {@code Hq / Hkv <= 16}, any page size 1..256, float16 NDArrays (bf16 NDArrays cannot exist safely in DJL
  * 0.35.1; the bf16 kernels run on device memory through {@link PagedDecodeKernel}), equal key and value head dims
  * and dense contiguous pools of at most 2 GiB each ({@link DeviceTensor#fromNDArray}). Chunked prefill / append
- * (several query tokens per sequence) stays on the {@code gather} backend for now.
+ * plans (several query tokens per sequence) run {@link PagedPrefillKernel} (head dims
+ * {@link PagedPrefillKernel#HEAD_DIMS}, any GQA group): {@link #prepare} uploads the page table and qoIndptr once.
  */
 public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
 
@@ -43,6 +44,9 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
             return "CUDA not available: " + why;
         }
         why = KernelModule.notBuiltReason(PagedDecodeKernel.MODULE);
+        if (why == null) {
+            why = KernelModule.notBuiltReason(PagedPrefillKernel.MODULE);
+        }
         return why != null ? why : KernelModule.notBuiltReason(MergeStateKernel.MODULE);
     }
 
@@ -53,12 +57,11 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
         if (!device.isGpu()) {
             return "the plan is on " + device + "; the cuda backend runs on GPU plans only";
         }
-        if (!plan.isDecode()) {
-            return "chunked prefill / append (several query tokens per sequence) is not implemented by the cuda"
-                    + " backend yet: it runs decode plans (one query token per sequence); use the gather backend";
-        }
-        String why = PagedDecodeKernel.unsupportedReason(DeviceDataType.FP16, plan.getHeadDim(),
-                plan.getQueryHeads(), plan.getKvHeads());
+        String why = plan.isDecode()
+                ? PagedDecodeKernel.unsupportedReason(DeviceDataType.FP16, plan.getHeadDim(), plan.getQueryHeads(),
+                        plan.getKvHeads())
+                : PagedPrefillKernel.unsupportedReason(DeviceDataType.FP16, plan.getHeadDim(),
+                        plan.getQueryHeads(), plan.getKvHeads());
         if (why != null) {
             return why;
         }
@@ -96,9 +99,14 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
     /** {@inheritDoc} */
     @Override
     public Workspace prepare(PagedPlan plan, NDManager manager) {
+        int device = plan.getDevice().getDeviceId();
+        if (!plan.isDecode()) {
+            return new CudaWorkspace(null,
+                    PagedPrefillKernel.Workspace.create(plan.getPageTable(), plan.getQoIndptr(), device));
+        }
         PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(plan.getPageTable(),
-                plan.getQueryHeads(), plan.getKvHeads(), plan.getHeadDim(), plan.getDevice().getDeviceId());
-        return new CudaWorkspace(ws);
+                plan.getQueryHeads(), plan.getKvHeads(), plan.getHeadDim(), device);
+        return new CudaWorkspace(ws, null);
     }
 
     /** {@inheritDoc} */
@@ -108,19 +116,33 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
             throw new IllegalArgumentException("the plan was prepared by backend '"
                     + problem.getPlan().getBackend().getName() + "', not '" + getName() + "'");
         }
-        PagedDecodeKernel.Workspace ws = ((CudaWorkspace) problem.getWorkspace()).kernelWorkspace;
+        CudaWorkspace cws = (CudaWorkspace) problem.getWorkspace();
         PagedPlan plan = problem.getPlan();
-        NDArray q = problem.getQuery(); // [B, Hq, D]
+        NDArray q = problem.getQuery(); // [totalQ, Hq, D] (decode: [B, Hq, D])
         NDManager manager = q.getManager();
-        Shape outShape = new Shape(plan.getBatchSize(), plan.getQueryHeads(), plan.getHeadDim());
+        Shape outShape = new Shape(plan.getTotalQueries(), plan.getQueryHeads(), plan.getHeadDim());
         NDArray out = manager.create(outShape, DataType.FLOAT16, problem.getDevice());
         NDArray lse = null;
         try {
             if (problem.getSpec().isReturnLse()) {
-                lse = manager.create(new Shape(plan.getBatchSize(), plan.getQueryHeads()), DataType.FLOAT32,
+                lse = manager.create(new Shape(plan.getTotalQueries(), plan.getQueryHeads()), DataType.FLOAT32,
                         problem.getDevice());
             }
-            if (plan.getBatchSize() > 0) {
+            if (cws.prefill != null) {
+                if (plan.getTotalQueries() > 0) {
+                    PagedPrefillKernel.builder()
+                            .setQuery(DeviceTensor.fromNDArray(q))
+                            .setKeyPages(DeviceTensor.fromNDArray(problem.getKeyPages()))
+                            .setValuePages(DeviceTensor.fromNDArray(problem.getValuePages()))
+                            .setOutput(DeviceTensor.fromNDArray(out))
+                            .optLse(lse == null ? null : DeviceTensor.fromNDArray(lse))
+                            .setSpec(problem.getSpec())
+                            .optKeyOffset(problem.getKeyOffset())
+                            .setWorkspace(cws.prefill)
+                            .build()
+                            .run();
+                }
+            } else if (plan.getBatchSize() > 0) {
                 PagedDecodeKernel.builder()
                         .setQuery(DeviceTensor.fromNDArray(q))
                         .setKeyPages(DeviceTensor.fromNDArray(problem.getKeyPages()))
@@ -129,7 +151,7 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
                         .optLse(lse == null ? null : DeviceTensor.fromNDArray(lse))
                         .setSpec(problem.getSpec())
                         .optKeyOffset(problem.getKeyOffset())
-                        .setWorkspace(ws)
+                        .setWorkspace(cws.decode)
                         .build()
                         .run();
             }
@@ -146,20 +168,26 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
     /** {@inheritDoc} */
     @Override
     public String toString() {
-        return getName() + "(paged decode kernels)";
+        return getName() + "(paged decode and prefill kernels)";
     }
 
-    /** The step's device page table and split workspace. */
+    /** The step's device page table (and split workspace for decode, qoIndptr for prefill): one is non-null. */
     private static final class CudaWorkspace implements Workspace {
-        final PagedDecodeKernel.Workspace kernelWorkspace;
+        final PagedDecodeKernel.Workspace decode;
+        final PagedPrefillKernel.Workspace prefill;
 
-        CudaWorkspace(PagedDecodeKernel.Workspace kernelWorkspace) {
-            this.kernelWorkspace = kernelWorkspace;
+        CudaWorkspace(PagedDecodeKernel.Workspace decode, PagedPrefillKernel.Workspace prefill) {
+            this.decode = decode;
+            this.prefill = prefill;
         }
 
         @Override
         public void close() {
-            kernelWorkspace.close();
+            if (decode != null) {
+                decode.close();
+            } else {
+                prefill.close();
+            }
         }
     }
 }

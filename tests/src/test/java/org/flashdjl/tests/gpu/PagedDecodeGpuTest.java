@@ -217,7 +217,7 @@ class PagedDecodeGpuTest {
         }
     }
 
-    private static Reference.Options copy(Reference.Options o) {
+    static Reference.Options copy(Reference.Options o) {
         Reference.Options one = new Reference.Options();
         one.scale = o.scale;
         one.causal = o.causal;
@@ -229,7 +229,7 @@ class PagedDecodeGpuTest {
         return one;
     }
 
-    private static void compare(String name, long seed, DeviceDataType type, double[] want, float[] low,
+    static void compare(String name, long seed, DeviceDataType type, double[] want, float[] low,
             double[] lseWant, float[] out, float[] lse, long refMs, long gpuMs) {
         long nan = IntStream.range(0, out.length).filter(i -> Float.isNaN(out[i])).count();
         assertEquals(0, nan, name + ": " + nan + " of " + out.length + " output elements are NaN (unwritten, or a"

@@ -1,0 +1,45 @@
+// FlashDJL: the one parameter block of the paged prefill / append kernels (paged_prefill.cu), passed by
+// value. The Java side (org.flashdjl.ops.cuda.PagedPrefillKernel.LAYOUT) packs exactly this layout,
+// little-endian, natural C alignment; the static_asserts pin it and a unit test reads them.
+#pragma once
+#include <stdint.h>
+#include <stddef.h>
+
+struct PagedPrefillParams {
+  // ---- device pointers ----
+  const void* q;               // [totalQ, Hq, D] packed by qo_indptr (strides below, head-dim stride 1)
+  const void* k_pages;         // [numPages, pageSize, Hkv, D]; page stride = page_size * kv_row_stride
+  const void* v_pages;         // like k_pages (same strides)
+  void* o;                     // [totalQ, Hq, D], q's dtype
+  float* lse;                  // [totalQ, Hq] fp32 natural log (head stride 1), nullptr = not wanted
+  const int32_t* qo_indptr;    // [B + 1] first query row of each sequence
+  const int32_t* page_indptr;  // [B + 1] CSR page offsets
+  const int32_t* page_indices; // [page_indptr[B]] page ids
+  const int32_t* seq_lens;     // [B] paged tokens per sequence (Lk_b)
+  const float* alibi_slopes;   // [Hq] or nullptr
+  // ---- strides in elements ----
+  int64_t q_row_stride, q_head_stride;
+  int64_t o_row_stride, o_head_stride;
+  int64_t lse_row_stride;      // lse head stride is 1
+  int64_t kv_row_stride;       // elements between consecutive tokens of a page (Hkv * D when dense)
+  int64_t kv_head_stride;      // elements between kv heads of one token (D when dense)
+  // ---- sizes and options ----
+  int32_t batch;        // B (grid z)
+  int32_t hq;           // query heads (grid y)
+  int32_t hkv;          // kv heads, hq % hkv == 0
+  int32_t lq;           // the longest query run over the batch (grid x = ceil(lq / Br))
+  int32_t head_dim;     // D (must equal the kernel's compiled D)
+  int32_t page_size;    // tokens per page, 1..256 (any value >= 1 is handled)
+  int32_t key_offset;   // global index of each sequence's first paged key (cascade suffix)
+  int32_t causal;       // 1 = bottom-right causal (general variant; the causal variant ignores it)
+  int32_t window_left;  // -1 = unbounded
+  int32_t window_right; // -1 = unbounded
+  int32_t sink_tokens;  // first global keys that ignore the left window bound
+  float scale;          // softmax scale applied to q.k
+  float softcap;        // 0 = off
+};
+
+static_assert(offsetof(PagedPrefillParams, q_row_stride) == 80, "PagedPrefillParams layout");
+static_assert(offsetof(PagedPrefillParams, batch) == 136, "PagedPrefillParams layout");
+static_assert(offsetof(PagedPrefillParams, scale) == 180, "PagedPrefillParams layout");
+static_assert(sizeof(PagedPrefillParams) == 192, "PagedPrefillParams layout");

@@ -1,0 +1,556 @@
+package org.flashdjl.ops.cuda;
+
+import jcuda.Pointer;
+
+import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.paged.PageTable;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Paged prefill / append over raw device memory: several query tokens per sequence (chunked prefill), packed by
+ * {@code qoIndptr}, against K/V page pools ({@code ops/src/main/cuda/paged_prefill.cu}: the FA2 body of
+ * {@code flash_fwd.cu} with K/V tiles read from pages).
+ *
+ * <p>Semantics ({@link org.flashdjl.ops.paged.PagedPlan}'s): query i of sequence b sits at global position
+ * {@code keyOffset + Lk_b - Lq_b + i} (bottom-right), paged token t is global key {@code keyOffset + t}; causal,
+ * window, sinks, ALiBi and softcap follow the library's one rule ({@code flash_common.cuh}). Supported: fp16 and
+ * bf16, head dims {@link #HEAD_DIMS}, any GQA group, every page size 1..256. Memory: 16-byte aligned tensors,
+ * head-dim stride 1, other strides multiples of 8 elements, K and V pools with equal strides, pages dense in the
+ * pool. One launch on the legacy default stream; grid (ceil(maxLq / Br), Hq, B).
+ */
+public final class PagedPrefillKernel {
+
+    /** The prefill fatbin resource. */
+    public static final String MODULE = "org/flashdjl/ops/cuda/paged_prefill.fatbin";
+
+    /** The head dims with kernels. */
+    public static final int[] HEAD_DIMS = {64, 128};
+
+    /** {@code struct PagedPrefillParams} of {@code paged_prefill_params.h}. */
+    public static final KernelStruct.Layout LAYOUT = KernelStruct.Layout.of("PagedPrefillParams",
+            "q", FlashParams.Kind.POINTER, "k_pages", FlashParams.Kind.POINTER,
+            "v_pages", FlashParams.Kind.POINTER, "o", FlashParams.Kind.POINTER,
+            "lse", FlashParams.Kind.POINTER, "qo_indptr", FlashParams.Kind.POINTER,
+            "page_indptr", FlashParams.Kind.POINTER, "page_indices", FlashParams.Kind.POINTER,
+            "seq_lens", FlashParams.Kind.POINTER, "alibi_slopes", FlashParams.Kind.POINTER,
+            "q_row_stride", FlashParams.Kind.INT64, "q_head_stride", FlashParams.Kind.INT64,
+            "o_row_stride", FlashParams.Kind.INT64, "o_head_stride", FlashParams.Kind.INT64,
+            "lse_row_stride", FlashParams.Kind.INT64, "kv_row_stride", FlashParams.Kind.INT64,
+            "kv_head_stride", FlashParams.Kind.INT64,
+            "batch", FlashParams.Kind.INT32, "hq", FlashParams.Kind.INT32, "hkv", FlashParams.Kind.INT32,
+            "lq", FlashParams.Kind.INT32, "head_dim", FlashParams.Kind.INT32, "page_size", FlashParams.Kind.INT32,
+            "key_offset", FlashParams.Kind.INT32, "causal", FlashParams.Kind.INT32,
+            "window_left", FlashParams.Kind.INT32, "window_right", FlashParams.Kind.INT32,
+            "sink_tokens", FlashParams.Kind.INT32, "scale", FlashParams.Kind.FLOAT,
+            "softcap", FlashParams.Kind.FLOAT);
+
+    /** Query rows per CTA of each head dim's kernel ({@code TraitsFor<D>::Br}, also in the cfg array). */
+    static int blockRows(int headDim) {
+        return 128;
+    }
+
+    private final Workspace workspace;
+    private final KernelStruct params;
+    private final String kernelName;
+    private final int gridX;
+    private final int hq;
+    private final float[] alibi;
+    private final boolean synchronize;
+
+    private PagedPrefillKernel(Workspace workspace, KernelStruct params, String kernelName, int gridX, int hq,
+            float[] alibi, boolean synchronize) {
+        this.workspace = workspace;
+        this.params = params;
+        this.kernelName = kernelName;
+        this.gridX = gridX;
+        this.hq = hq;
+        this.alibi = alibi;
+        this.synchronize = synchronize;
+    }
+
+    /**
+     * Starts a call.
+     *
+     * @return a builder
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Returns why a (dtype, head dim, head counts) combination has no prefill kernel, or null.
+     *
+     * @param type the dtype of q and the pools
+     * @param headDim D
+     * @param queryHeads Hq
+     * @param kvHeads Hkv
+     * @return the reason naming the supported values, or null
+     */
+    public static String unsupportedReason(DeviceDataType type, int headDim, int queryHeads, int kvHeads) {
+        if (type != DeviceDataType.FP16 && type != DeviceDataType.BF16) {
+            return "dtype " + type + " not supported by the paged prefill kernels; supported: fp16, bf16";
+        }
+        if (Arrays.stream(HEAD_DIMS).noneMatch(d -> d == headDim)) {
+            return "head dim " + headDim + " not supported by the paged prefill kernels; supported: "
+                    + Arrays.toString(HEAD_DIMS).replaceAll("[\\[\\]]", "");
+        }
+        if (kvHeads < 1 || queryHeads < 1 || queryHeads % kvHeads != 0) {
+            return "query heads (" + queryHeads + ") must be a positive multiple of kv heads (" + kvHeads + ")";
+        }
+        if (queryHeads > FlashAttention.MAX_GRID_YZ) {
+            return "query heads " + queryHeads + " exceed the CUDA grid y limit " + FlashAttention.MAX_GRID_YZ;
+        }
+        return null;
+    }
+
+    /**
+     * Returns the kernel this call launches.
+     *
+     * @return e.g. {@code "paged_prefill_fp16_hd128_causal"}
+     */
+    public String kernelName() {
+        return kernelName;
+    }
+
+    /**
+     * Returns the parameter block (the ALiBi slopes' device address is filled by {@link #run()}).
+     *
+     * @return the struct
+     */
+    public KernelStruct getParams() {
+        return params;
+    }
+
+    /**
+     * Launches the kernel on the legacy default stream.
+     *
+     * @throws IllegalStateException if CUDA is unavailable, the kernels are not built or the workspace is closed
+     * @throws CudaException naming the driver call and kernel on a CUDA error
+     */
+    public void run() {
+        workspace.checkOpen();
+        if (workspace.tableBuffer == null) {
+            throw new IllegalStateException("the workspace has no device memory (a validation-only workspace)");
+        }
+        int device = workspace.device;
+        KernelModule.Kernel kernel = KernelModule.get(MODULE, device).getKernel(kernelName);
+        if (gridX == 0 || workspace.table.getBatchSize() == 0) {
+            return;
+        }
+        synchronized (UploadCache.LOCK) {
+            if (alibi != null) {
+                params.set("alibi_slopes", UploadCache.upload(device, "alibi", alibi));
+            }
+            kernel.launch(gridX, hq, workspace.table.getBatchSize(), params.toBytes());
+        }
+        if (synchronize) {
+            CudaRuntime.synchronize(kernelName);
+        }
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "PagedPrefillKernel{" + kernelName + ", " + workspace + "}";
+    }
+
+    /**
+     * One step's device data: the page table and the query offsets uploaded once (int32 page indptr, indices,
+     * sequence lengths and qoIndptr); every layer's {@link PagedPrefillKernel} of the step reuses it. Closing
+     * waits for the device and frees it.
+     */
+    public static final class Workspace implements AutoCloseable {
+        private final PageTable table;
+        private final int[] qoIndptr;
+        private final int maxQueryLength;
+        private final int device;
+        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | B + 1]
+        private volatile boolean closed;
+
+        private Workspace(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
+            this.table = table;
+            this.qoIndptr = qoIndptr;
+            this.device = device;
+            this.tableBuffer = tableBuffer;
+            int max = 0;
+            for (int b = 0; b + 1 < qoIndptr.length; b++) {
+                max = Math.max(max, qoIndptr[b + 1] - qoIndptr[b]);
+            }
+            this.maxQueryLength = max;
+        }
+
+        private static int[] checkQo(PageTable table, int[] qoIndptr) {
+            Objects.requireNonNull(table, "table");
+            Objects.requireNonNull(qoIndptr, "qoIndptr");
+            int b = table.getBatchSize();
+            if (qoIndptr.length != b + 1 || qoIndptr[0] != 0) {
+                throw new IllegalArgumentException("qoIndptr must have batch + 1 = " + (b + 1)
+                        + " entries starting at 0, got " + Arrays.toString(qoIndptr));
+            }
+            for (int i = 0; i < b; i++) {
+                if (qoIndptr[i + 1] < qoIndptr[i]) {
+                    throw new IllegalArgumentException("qoIndptr must be non-decreasing, got "
+                            + Arrays.toString(qoIndptr));
+                }
+            }
+            if (b > FlashAttention.MAX_GRID_YZ) {
+                throw new IllegalArgumentException("batch " + b + " exceeds the CUDA grid z limit "
+                        + FlashAttention.MAX_GRID_YZ);
+            }
+            return qoIndptr.clone();
+        }
+
+        /**
+         * Uploads the table and the query offsets.
+         *
+         * @param table the step's page table
+         * @param qoIndptr [B + 1] first query row of each sequence
+         * @param device the CUDA ordinal
+         * @return the workspace
+         */
+        public static Workspace create(PageTable table, int[] qoIndptr, int device) {
+            int[] qo = checkQo(table, qoIndptr);
+            int[] indptr = table.getIndptr();
+            int[] indices = table.getIndices();
+            int[] lens = table.getSeqLens();
+            int[] all = new int[indptr.length + indices.length + lens.length + qo.length];
+            System.arraycopy(indptr, 0, all, 0, indptr.length);
+            System.arraycopy(indices, 0, all, indptr.length, indices.length);
+            System.arraycopy(lens, 0, all, indptr.length + indices.length, lens.length);
+            System.arraycopy(qo, 0, all, indptr.length + indices.length + lens.length, qo.length);
+            DeviceBuffer tb = DeviceBuffer.allocate(device, 4L * all.length);
+            try {
+                tb.copyFromHost(Pointer.to(all), 0, 4L * all.length);
+            } catch (RuntimeException e) {
+                tb.close();
+                throw e;
+            }
+            return new Workspace(table, qo, device, tb);
+        }
+
+        /** A workspace with no device memory (addresses 0), for validation tests without a GPU. */
+        static Workspace unallocated(PageTable table, int[] qoIndptr, int device) {
+            return new Workspace(table, checkQo(table, qoIndptr), device, null);
+        }
+
+        /**
+         * Returns the page table.
+         *
+         * @return the table
+         */
+        public PageTable getPageTable() {
+            return table;
+        }
+
+        void checkOpen() {
+            if (closed) {
+                throw new IllegalStateException("paged prefill workspace is closed (end of step)");
+            }
+        }
+
+        long indptrAddress() {
+            return tableBuffer == null ? 0 : tableBuffer.getAddress();
+        }
+
+        long indicesAddress() {
+            return indptrAddress() + 4L * (table.getBatchSize() + 1);
+        }
+
+        long seqLensAddress() {
+            return indicesAddress() + 4L * table.getIndices().length;
+        }
+
+        long qoIndptrAddress() {
+            return seqLensAddress() + 4L * table.getBatchSize();
+        }
+
+        /** Waits for the device, then frees the uploaded table. */
+        @Override
+        public void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            if (tableBuffer == null) {
+                return;
+            }
+            CudaRuntime.bind(device);
+            CudaRuntime.synchronize("paged prefill workspace close");
+            tableBuffer.close();
+        }
+
+        /** {@inheritDoc} */
+        @Override
+        public String toString() {
+            return "Workspace{B=" + table.getBatchSize() + " totalQ=" + qoIndptr[qoIndptr.length - 1] + " maxLq="
+                    + maxQueryLength + " page=" + table.getPageSize() + " cuda:" + device + "}";
+        }
+    }
+
+    /** Collects and validates one call; {@code setX} are required. */
+    public static final class Builder {
+        private DeviceTensor q;
+        private DeviceTensor k;
+        private DeviceTensor v;
+        private DeviceTensor o;
+        private DeviceTensor lse;
+        private AttentionSpec spec;
+        private Workspace workspace;
+        private long keyOffset;
+        private boolean synchronize;
+
+        private Builder() {}
+
+        /**
+         * Sets the queries.
+         *
+         * @param q fp16/bf16 [totalQ, Hq, D] packed by the workspace's qoIndptr
+         * @return this builder
+         */
+        public Builder setQuery(DeviceTensor q) {
+            this.q = q;
+            return this;
+        }
+
+        /**
+         * Sets the key pool.
+         *
+         * @param k [numPages, pageSize, Hkv, D], q's dtype
+         * @return this builder
+         */
+        public Builder setKeyPages(DeviceTensor k) {
+            this.k = k;
+            return this;
+        }
+
+        /**
+         * Sets the value pool.
+         *
+         * @param v the shape and strides of the key pool
+         * @return this builder
+         */
+        public Builder setValuePages(DeviceTensor v) {
+            this.v = v;
+            return this;
+        }
+
+        /**
+         * Sets the output.
+         *
+         * @param o [totalQ, Hq, D], q's dtype
+         * @return this builder
+         */
+        public Builder setOutput(DeviceTensor o) {
+            this.o = o;
+            return this;
+        }
+
+        /**
+         * Asks for the LSE.
+         *
+         * @param lse fp32 [totalQ, Hq] with head stride 1, or null
+         * @return this builder
+         */
+        public Builder optLse(DeviceTensor lse) {
+            this.lse = lse;
+            return this;
+        }
+
+        /**
+         * Sets the options (layout and returnLse are ignored: {@link #optLse} decides).
+         *
+         * @param spec the spec
+         * @return this builder
+         */
+        public Builder setSpec(AttentionSpec spec) {
+            this.spec = spec;
+            return this;
+        }
+
+        /**
+         * Sets the step's workspace.
+         *
+         * @param workspace from {@link Workspace#create}
+         * @return this builder
+         */
+        public Builder setWorkspace(Workspace workspace) {
+            this.workspace = workspace;
+            return this;
+        }
+
+        /**
+         * Places the paged keys after {@code keyOffset} earlier keys (a cascade's suffix; default 0).
+         *
+         * @param keyOffset the global index of each sequence's first paged key, {@code >= 0}
+         * @return this builder
+         */
+        public Builder optKeyOffset(long keyOffset) {
+            this.keyOffset = keyOffset;
+            return this;
+        }
+
+        /**
+         * Waits for the kernel in {@link PagedPrefillKernel#run()} (tests).
+         *
+         * @param synchronize true to synchronize after the launch
+         * @return this builder
+         */
+        public Builder optSynchronize(boolean synchronize) {
+            this.synchronize = synchronize;
+            return this;
+        }
+
+        /**
+         * Validates everything that can be checked without the GPU and builds the call.
+         *
+         * @return the call
+         * @throws IllegalArgumentException naming the bad argument and the allowed values
+         * @throws UnsupportedOperationException for a dtype or head dim without kernels
+         */
+        public PagedPrefillKernel build() {
+            Objects.requireNonNull(q, "query");
+            Objects.requireNonNull(k, "keyPages");
+            Objects.requireNonNull(v, "valuePages");
+            Objects.requireNonNull(o, "output");
+            Objects.requireNonNull(spec, "spec");
+            Objects.requireNonNull(workspace, "workspace");
+            workspace.checkOpen();
+            int device = q.getDevice();
+            if (device < 0) {
+                throw new IllegalArgumentException("query is host memory; paged prefill needs CUDA device memory");
+            }
+            Object[][] named = {{"query", q}, {"keyPages", k}, {"valuePages", v}, {"output", o}, {"lse", lse}};
+            DeviceDataType type = q.getDataType();
+            for (Object[] t : named) {
+                DeviceTensor x = (DeviceTensor) t[1];
+                if (x != null && x.getDevice() != device) {
+                    throw new IllegalArgumentException(t[0] + " is on device " + x.getDevice() + " but query is on "
+                            + "cuda:" + device + "; all tensors must be on one device");
+                }
+                if (x != null && x != lse && x.getDataType() != type) {
+                    throw new IllegalArgumentException(t[0] + " has dtype " + x.getDataType() + " but query has "
+                            + type + "; q, the pools and the output share one dtype");
+                }
+            }
+            if (workspace.device != device) {
+                throw new IllegalArgumentException("the workspace is on cuda:" + workspace.device
+                        + " but query is on cuda:" + device);
+            }
+            if (q.rank() != 3) {
+                throw new IllegalArgumentException("query must be [totalQ, Hq, D], got "
+                        + DeviceTensor.format(q.getShape()));
+            }
+            if (k.rank() != 4) {
+                throw new IllegalArgumentException("keyPages must be [numPages, pageSize, Hkv, D] (NHD), got "
+                        + DeviceTensor.format(k.getShape()));
+            }
+            if (!Arrays.equals(k.getShape(), v.getShape())) {
+                throw new IllegalArgumentException("valuePages " + DeviceTensor.format(v.getShape())
+                        + " must equal keyPages " + DeviceTensor.format(k.getShape())
+                        + " (the prefill kernels need the value head dim to equal the key head dim)");
+            }
+            if (!Arrays.equals(o.getShape(), q.getShape())) {
+                throw new IllegalArgumentException("output " + DeviceTensor.format(o.getShape())
+                        + " must equal query " + DeviceTensor.format(q.getShape()));
+            }
+            PageTable table = workspace.table;
+            long totalQ = q.size(0);
+            long hq = q.size(1);
+            long d = q.size(2);
+            long hkv = k.size(2);
+            int[] qo = workspace.qoIndptr;
+            if (totalQ != qo[qo.length - 1]) {
+                throw new IllegalArgumentException("query has " + totalQ + " rows but qoIndptr[B] = "
+                        + qo[qo.length - 1]);
+            }
+            if (k.size(3) != d) {
+                throw new IllegalArgumentException("head dim mismatch: keyPages head dim " + k.size(3) + ", query " + d);
+            }
+            if (k.size(1) != table.getPageSize()) {
+                throw new IllegalArgumentException("keyPages page size " + k.size(1) + " differs from the page"
+                        + " table's " + table.getPageSize());
+            }
+            if (k.size(0) < 1) {
+                throw new IllegalArgumentException("empty cache: keyPages has 0 pages; a paged cache needs"
+                        + " numPages >= 1");
+            }
+            table.checkFits(k.size(0));
+            String why = unsupportedReason(type, (int) d, (int) hq, (int) hkv);
+            if (why != null) {
+                throw new UnsupportedOperationException(why);
+            }
+            if (lse != null) {
+                if (lse.getDataType() != DeviceDataType.FP32
+                        || !Arrays.equals(lse.getShape(), new long[] {totalQ, hq})) {
+                    throw new IllegalArgumentException("lse must be fp32 [" + totalQ + ", " + hq + "] [totalQ, Hq],"
+                            + " got " + lse.getDataType() + " " + DeviceTensor.format(lse.getShape()));
+                }
+                if (hq > 1 && lse.stride(1) != 1 || lse.stride(0) < 0) {
+                    throw new IllegalArgumentException("lse must have head stride 1 and a non-negative row stride,"
+                            + " got strides " + DeviceTensor.format(lse.getStrides()));
+                }
+            }
+            q.checkVectorLoads("query", "the paged prefill kernels");
+            o.checkVectorLoads("output", "the paged prefill kernels");
+            k.checkVectorLoads("keyPages", "the paged prefill kernels");
+            v.checkVectorLoads("valuePages", "the paged prefill kernels");
+            if (!Arrays.equals(k.getStrides(), v.getStrides())) {
+                throw new IllegalArgumentException("keyPages strides " + DeviceTensor.format(k.getStrides())
+                        + " and valuePages strides " + DeviceTensor.format(v.getStrides()) + " must be equal");
+            }
+            if (k.size(0) > 1 && k.stride(0) != k.size(1) * k.stride(1)) {
+                throw new IllegalArgumentException("pages must be dense in the pool: page stride " + k.stride(0)
+                        + " must equal pageSize * token stride = " + k.size(1) * k.stride(1) + " (strides "
+                        + DeviceTensor.format(k.getStrides()) + ")");
+            }
+            if (k.size(0) * k.size(1) > Integer.MAX_VALUE || totalQ > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("the pool (" + k.size(0) * k.size(1) + " token slots) or the"
+                        + " queries (" + totalQ + " rows) exceed the kernels' int32 indexing");
+            }
+            int maxLen = 0;
+            for (int len : table.getSeqLens()) {
+                maxLen = Math.max(maxLen, len);
+            }
+            if (keyOffset < 0 || keyOffset + maxLen > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("keyOffset " + keyOffset + " must be in 0.."
+                        + (Integer.MAX_VALUE - maxLen) + " (global key positions are int32)");
+            }
+            for (int b = 0; b < table.getBatchSize(); b++) {
+                int lq = qo[b + 1] - qo[b];
+                if (lq > table.getSeqLen(b) + keyOffset) {
+                    throw new IllegalArgumentException("sequence " + b + " has " + lq + " query tokens but only "
+                            + table.getSeqLen(b) + " cached keys (+ keyOffset " + keyOffset + "): append the"
+                            + " queries' keys to the cache before attention");
+                }
+            }
+            if (spec.hasAlibi() && spec.getAlibiSlopes().length != hq) {
+                throw new IllegalArgumentException("alibiSlopes has " + spec.getAlibiSlopes().length
+                        + " slopes; it needs one per query head (" + hq + ")");
+            }
+            boolean general = !spec.isCausal() || spec.hasAlibi() || spec.getSoftcap() > 0
+                    || spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0;
+            String name = "paged_prefill_" + type.shortName() + "_hd" + d + (general ? "_general" : "_causal");
+            KernelStruct p = LAYOUT.newStruct();
+            p.set("q", q.getAddress()).set("k_pages", k.getAddress()).set("v_pages", v.getAddress())
+                    .set("o", o.getAddress()).set("lse", lse == null ? 0 : lse.getAddress())
+                    .set("qo_indptr", workspace.qoIndptrAddress())
+                    .set("page_indptr", workspace.indptrAddress()).set("page_indices", workspace.indicesAddress())
+                    .set("seq_lens", workspace.seqLensAddress());
+            p.set("q_row_stride", q.stride(0)).set("q_head_stride", q.stride(1))
+                    .set("o_row_stride", o.stride(0)).set("o_head_stride", o.stride(1))
+                    .set("lse_row_stride", lse == null ? 0 : lse.stride(0))
+                    .set("kv_row_stride", k.stride(1)).set("kv_head_stride", k.stride(2));
+            p.set("batch", table.getBatchSize()).set("hq", hq).set("hkv", hkv).set("lq", workspace.maxQueryLength)
+                    .set("head_dim", d).set("page_size", table.getPageSize()).set("key_offset", keyOffset)
+                    .set("causal", spec.isCausal() ? 1 : 0).set("window_left", spec.getWindowLeft())
+                    .set("window_right", spec.getWindowRight()).set("sink_tokens", spec.getSinkTokens());
+            p.setFloat("scale", spec.scaleFor(d)).setFloat("softcap", spec.getSoftcap());
+            int br = blockRows((int) d);
+            int gridX = (workspace.maxQueryLength + br - 1) / br;
+            return new PagedPrefillKernel(workspace, p, name, gridX, (int) hq,
+                    spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);
+        }
+    }
+}

@@ -81,6 +81,11 @@ inline void cp_async_16(uint32_t dst, const void* src, bool valid) {
   emu_pending.push_back({dst, src, valid});
 }
 inline void cp_async_commit() {}
+// Read-only cached load (the paged tile loader reads page ids with it).
+template <typename T>
+inline T __ldg(const T* p) {
+  return *p;
+}
 inline void cp_async_wait_all() {
   for (const EmuCopy& c : emu_pending) {
     if (c.valid) memcpy(&emu_block->smem[c.dst], c.src, 16);

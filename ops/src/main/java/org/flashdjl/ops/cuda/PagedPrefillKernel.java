@@ -417,44 +417,9 @@ public final class PagedPrefillKernel {
             Objects.requireNonNull(spec, "spec");
             Objects.requireNonNull(workspace, "workspace");
             workspace.checkOpen();
-            int device = q.getDevice();
-            if (device < 0) {
-                throw new IllegalArgumentException("query is host memory; paged prefill needs CUDA device memory");
-            }
-            Object[][] named = {{"query", q}, {"keyPages", k}, {"valuePages", v}, {"output", o}, {"lse", lse}};
+            PagedOperands.check("the paged prefill kernels", "[totalQ, Hq, D]", q, k, v, o, lse, workspace.device,
+                    workspace.table, keyOffset, spec);
             DeviceDataType type = q.getDataType();
-            for (Object[] t : named) {
-                DeviceTensor x = (DeviceTensor) t[1];
-                if (x != null && x.getDevice() != device) {
-                    throw new IllegalArgumentException(t[0] + " is on device " + x.getDevice() + " but query is on "
-                            + "cuda:" + device + "; all tensors must be on one device");
-                }
-                if (x != null && x != lse && x.getDataType() != type) {
-                    throw new IllegalArgumentException(t[0] + " has dtype " + x.getDataType() + " but query has "
-                            + type + "; q, the pools and the output share one dtype");
-                }
-            }
-            if (workspace.device != device) {
-                throw new IllegalArgumentException("the workspace is on cuda:" + workspace.device
-                        + " but query is on cuda:" + device);
-            }
-            if (q.rank() != 3) {
-                throw new IllegalArgumentException("query must be [totalQ, Hq, D], got "
-                        + DeviceTensor.format(q.getShape()));
-            }
-            if (k.rank() != 4) {
-                throw new IllegalArgumentException("keyPages must be [numPages, pageSize, Hkv, D] (NHD), got "
-                        + DeviceTensor.format(k.getShape()));
-            }
-            if (!Arrays.equals(k.getShape(), v.getShape())) {
-                throw new IllegalArgumentException("valuePages " + DeviceTensor.format(v.getShape())
-                        + " must equal keyPages " + DeviceTensor.format(k.getShape())
-                        + " (the prefill kernels need the value head dim to equal the key head dim)");
-            }
-            if (!Arrays.equals(o.getShape(), q.getShape())) {
-                throw new IllegalArgumentException("output " + DeviceTensor.format(o.getShape())
-                        + " must equal query " + DeviceTensor.format(q.getShape()));
-            }
             PageTable table = workspace.table;
             long totalQ = q.size(0);
             long hq = q.size(1);
@@ -465,57 +430,9 @@ public final class PagedPrefillKernel {
                 throw new IllegalArgumentException("query has " + totalQ + " rows but qoIndptr[B] = "
                         + qo[qo.length - 1]);
             }
-            if (k.size(3) != d) {
-                throw new IllegalArgumentException("head dim mismatch: keyPages head dim " + k.size(3) + ", query " + d);
-            }
-            if (k.size(1) != table.getPageSize()) {
-                throw new IllegalArgumentException("keyPages page size " + k.size(1) + " differs from the page"
-                        + " table's " + table.getPageSize());
-            }
-            if (k.size(0) < 1) {
-                throw new IllegalArgumentException("empty cache: keyPages has 0 pages; a paged cache needs"
-                        + " numPages >= 1");
-            }
-            table.checkFits(k.size(0));
             String why = unsupportedReason(type, (int) d, (int) hq, (int) hkv);
             if (why != null) {
                 throw new UnsupportedOperationException(why);
-            }
-            if (lse != null) {
-                if (lse.getDataType() != DeviceDataType.FP32
-                        || !Arrays.equals(lse.getShape(), new long[] {totalQ, hq})) {
-                    throw new IllegalArgumentException("lse must be fp32 [" + totalQ + ", " + hq + "] [totalQ, Hq],"
-                            + " got " + lse.getDataType() + " " + DeviceTensor.format(lse.getShape()));
-                }
-                if (hq > 1 && lse.stride(1) != 1 || lse.stride(0) < 0) {
-                    throw new IllegalArgumentException("lse must have head stride 1 and a non-negative row stride,"
-                            + " got strides " + DeviceTensor.format(lse.getStrides()));
-                }
-            }
-            q.checkVectorLoads("query", "the paged prefill kernels");
-            o.checkVectorLoads("output", "the paged prefill kernels");
-            k.checkVectorLoads("keyPages", "the paged prefill kernels");
-            v.checkVectorLoads("valuePages", "the paged prefill kernels");
-            if (!Arrays.equals(k.getStrides(), v.getStrides())) {
-                throw new IllegalArgumentException("keyPages strides " + DeviceTensor.format(k.getStrides())
-                        + " and valuePages strides " + DeviceTensor.format(v.getStrides()) + " must be equal");
-            }
-            if (k.size(0) > 1 && k.stride(0) != k.size(1) * k.stride(1)) {
-                throw new IllegalArgumentException("pages must be dense in the pool: page stride " + k.stride(0)
-                        + " must equal pageSize * token stride = " + k.size(1) * k.stride(1) + " (strides "
-                        + DeviceTensor.format(k.getStrides()) + ")");
-            }
-            if (k.size(0) * k.size(1) > Integer.MAX_VALUE || totalQ > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException("the pool (" + k.size(0) * k.size(1) + " token slots) or the"
-                        + " queries (" + totalQ + " rows) exceed the kernels' int32 indexing");
-            }
-            int maxLen = 0;
-            for (int len : table.getSeqLens()) {
-                maxLen = Math.max(maxLen, len);
-            }
-            if (keyOffset < 0 || keyOffset + maxLen > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException("keyOffset " + keyOffset + " must be in 0.."
-                        + (Integer.MAX_VALUE - maxLen) + " (global key positions are int32)");
             }
             for (int b = 0; b < table.getBatchSize(); b++) {
                 int lq = qo[b + 1] - qo[b];
@@ -524,10 +441,6 @@ public final class PagedPrefillKernel {
                             + table.getSeqLen(b) + " cached keys (+ keyOffset " + keyOffset + "): append the"
                             + " queries' keys to the cache before attention");
                 }
-            }
-            if (spec.hasAlibi() && spec.getAlibiSlopes().length != hq) {
-                throw new IllegalArgumentException("alibiSlopes has " + spec.getAlibiSlopes().length
-                        + " slopes; it needs one per query head (" + hq + ")");
             }
             boolean general = !spec.isCausal() || spec.hasAlibi() || spec.getSoftcap() > 0
                     || spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0;

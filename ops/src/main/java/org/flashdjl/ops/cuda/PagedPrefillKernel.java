@@ -290,84 +290,10 @@ public final class PagedPrefillKernel {
     }
 
     /** Collects and validates one call; {@code setX} are required. */
-    public static final class Builder {
-        private DeviceTensor q;
-        private DeviceTensor k;
-        private DeviceTensor v;
-        private DeviceTensor o;
-        private DeviceTensor lse;
-        private AttentionSpec spec;
+    public static final class Builder extends PagedCallBuilder<Builder> {
         private Workspace workspace;
-        private long keyOffset;
-        private boolean synchronize;
 
         private Builder() {}
-
-        /**
-         * Sets the queries.
-         *
-         * @param q fp16/bf16 [totalQ, Hq, D] packed by the workspace's qoIndptr
-         * @return this builder
-         */
-        public Builder setQuery(DeviceTensor q) {
-            this.q = q;
-            return this;
-        }
-
-        /**
-         * Sets the key pool.
-         *
-         * @param k [numPages, pageSize, Hkv, D], q's dtype
-         * @return this builder
-         */
-        public Builder setKeyPages(DeviceTensor k) {
-            this.k = k;
-            return this;
-        }
-
-        /**
-         * Sets the value pool.
-         *
-         * @param v the shape and strides of the key pool
-         * @return this builder
-         */
-        public Builder setValuePages(DeviceTensor v) {
-            this.v = v;
-            return this;
-        }
-
-        /**
-         * Sets the output.
-         *
-         * @param o [totalQ, Hq, D], q's dtype
-         * @return this builder
-         */
-        public Builder setOutput(DeviceTensor o) {
-            this.o = o;
-            return this;
-        }
-
-        /**
-         * Asks for the LSE.
-         *
-         * @param lse fp32 [totalQ, Hq] with head stride 1, or null
-         * @return this builder
-         */
-        public Builder optLse(DeviceTensor lse) {
-            this.lse = lse;
-            return this;
-        }
-
-        /**
-         * Sets the options (layout and returnLse are ignored: {@link #optLse} decides).
-         *
-         * @param spec the spec
-         * @return this builder
-         */
-        public Builder setSpec(AttentionSpec spec) {
-            this.spec = spec;
-            return this;
-        }
 
         /**
          * Sets the step's workspace.
@@ -381,28 +307,6 @@ public final class PagedPrefillKernel {
         }
 
         /**
-         * Places the paged keys after {@code keyOffset} earlier keys (a cascade's suffix; default 0).
-         *
-         * @param keyOffset the global index of each sequence's first paged key, {@code >= 0}
-         * @return this builder
-         */
-        public Builder optKeyOffset(long keyOffset) {
-            this.keyOffset = keyOffset;
-            return this;
-        }
-
-        /**
-         * Waits for the kernel in {@link PagedPrefillKernel#run()} (tests).
-         *
-         * @param synchronize true to synchronize after the launch
-         * @return this builder
-         */
-        public Builder optSynchronize(boolean synchronize) {
-            this.synchronize = synchronize;
-            return this;
-        }
-
-        /**
          * Validates everything that can be checked without the GPU and builds the call.
          *
          * @return the call
@@ -410,12 +314,7 @@ public final class PagedPrefillKernel {
          * @throws UnsupportedOperationException for a dtype or head dim without kernels
          */
         public PagedPrefillKernel build() {
-            Objects.requireNonNull(q, "query");
-            Objects.requireNonNull(k, "keyPages");
-            Objects.requireNonNull(v, "valuePages");
-            Objects.requireNonNull(o, "output");
-            Objects.requireNonNull(spec, "spec");
-            Objects.requireNonNull(workspace, "workspace");
+            requireOperands(workspace);
             workspace.checkOpen();
             PagedOperands.check("the paged prefill kernels", "[totalQ, Hq, D]", q, k, v, o, lse, workspace.device,
                     workspace.table, keyOffset, spec);

@@ -8,7 +8,6 @@ import org.flashdjl.ops.paged.PageTable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.util.Arrays;
 import java.util.Objects;
 
 /**
@@ -116,15 +115,10 @@ public final class PagedDecodeKernel {
      * @return the reason naming the supported values, or null
      */
     public static String unsupportedReason(DeviceDataType type, int headDim, int queryHeads, int kvHeads) {
-        if (type != DeviceDataType.FP16 && type != DeviceDataType.BF16) {
-            return "dtype " + type + " not supported by the paged decode kernels; supported: fp16, bf16";
-        }
-        if (Arrays.stream(HEAD_DIMS).noneMatch(d -> d == headDim)) {
-            return "head dim " + headDim + " not supported by the paged decode kernels; supported: "
-                    + Arrays.toString(HEAD_DIMS).replaceAll("[\\[\\]]", "");
-        }
-        if (kvHeads < 1 || queryHeads < 1 || queryHeads % kvHeads != 0) {
-            return "query heads (" + queryHeads + ") must be a positive multiple of kv heads (" + kvHeads + ")";
+        String why = PagedOperands.unsupportedReason("the paged decode kernels", HEAD_DIMS, type, headDim, queryHeads,
+                kvHeads);
+        if (why != null) {
+            return why;
         }
         if (queryHeads / kvHeads > MAX_GROUP) {
             return "GQA group Hq / Hkv = " + queryHeads / kvHeads + " exceeds the paged decode kernels' limit of "

@@ -126,6 +126,32 @@ final class PagedOperands {
         }
     }
 
+    /**
+     * Returns why the paged kernels have no kernel for a dtype, head dim and head ratio, or null.
+     *
+     * @param kernels what runs, for messages (e.g. {@code "the paged decode kernels"})
+     * @param headDims the head dims with kernels, ascending
+     * @param type the dtype of q and the pools
+     * @param headDim D
+     * @param queryHeads Hq
+     * @param kvHeads Hkv
+     * @return the reason naming the supported values, or null
+     */
+    static String unsupportedReason(String kernels, int[] headDims, DeviceDataType type, int headDim, int queryHeads,
+            int kvHeads) {
+        if (type != DeviceDataType.FP16 && type != DeviceDataType.BF16) {
+            return "dtype " + type + " not supported by " + kernels + "; supported: fp16, bf16";
+        }
+        if (Arrays.stream(headDims).noneMatch(d -> d == headDim)) {
+            return "head dim " + headDim + " not supported by " + kernels + "; supported: "
+                    + Arrays.toString(headDims).replaceAll("[\\[\\]]", "");
+        }
+        if (kvHeads < 1 || queryHeads < 1 || queryHeads % kvHeads != 0) {
+            return "query heads (" + queryHeads + ") must be a positive multiple of kv heads (" + kvHeads + ")";
+        }
+        return null;
+    }
+
     private static String where(int device) {
         return device < 0 ? "the host" : "cuda:" + device;
     }

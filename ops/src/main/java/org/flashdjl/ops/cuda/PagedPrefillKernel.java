@@ -89,15 +89,10 @@ public final class PagedPrefillKernel {
      * @return the reason naming the supported values, or null
      */
     public static String unsupportedReason(DeviceDataType type, int headDim, int queryHeads, int kvHeads) {
-        if (type != DeviceDataType.FP16 && type != DeviceDataType.BF16) {
-            return "dtype " + type + " not supported by the paged prefill kernels; supported: fp16, bf16";
-        }
-        if (Arrays.stream(HEAD_DIMS).noneMatch(d -> d == headDim)) {
-            return "head dim " + headDim + " not supported by the paged prefill kernels; supported: "
-                    + Arrays.toString(HEAD_DIMS).replaceAll("[\\[\\]]", "");
-        }
-        if (kvHeads < 1 || queryHeads < 1 || queryHeads % kvHeads != 0) {
-            return "query heads (" + queryHeads + ") must be a positive multiple of kv heads (" + kvHeads + ")";
+        String why = PagedOperands.unsupportedReason("the paged prefill kernels", HEAD_DIMS, type, headDim, queryHeads,
+                kvHeads);
+        if (why != null) {
+            return why;
         }
         if (queryHeads > FlashAttention.MAX_GRID_YZ) {
             return "query heads " + queryHeads + " exceed the CUDA grid y limit " + FlashAttention.MAX_GRID_YZ;

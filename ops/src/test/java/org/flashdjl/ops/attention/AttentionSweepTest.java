@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
+import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Reference;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -46,10 +47,7 @@ class AttentionSweepTest {
         }
     }
 
-    static final String[] OPTIONS = {
-        "none", "causal", "window", "causal+window+sinks", "alibi", "softcap+causal", "all", "scale+lse-only",
-        "window-right-only", "sinks-no-window"
-    };
+    static final String[] OPTIONS = OptionSets.OPTIONS;
 
     static Stream<Arguments> cases() {
         int[][] lengths = {{1, 1}, {17, 17}, {113, 113}, {17, 113}, {113, 17}, {1, 113}};
@@ -74,57 +72,6 @@ class AttentionSweepTest {
         return cases.stream();
     }
 
-    /**
-     * Builds the spec and the equivalent reference options for an option set.
-     */
-    static AttentionSpec spec(String option, int hq, Reference.Options ref, Random rnd) {
-        AttentionSpec.Builder b = AttentionSpec.builder().optReturnLse(true);
-        float[] slopes = new float[hq];
-        for (int h = 0; h < hq; h++) {
-            slopes[h] = (float) Math.pow(2, -8.0 * (h + 1) / hq);
-        }
-        boolean all = option.equals("all");
-        if (option.contains("causal") || all) {
-            b.optCausal(true);
-            ref.causal = true;
-        }
-        if (option.equals("window") || all) {
-            b.optWindow(5, 3);
-            ref.windowLeft = 5;
-            ref.windowRight = 3;
-        }
-        if (option.equals("causal+window+sinks") || option.equals("sinks-no-window")) {
-            if (option.startsWith("causal")) {
-                b.optWindow(7, -1);
-                ref.windowLeft = 7;
-            }
-            b.optSinkTokens(3);
-            ref.sinkTokens = 3;
-        }
-        if (all) {
-            b.optSinkTokens(2);
-            ref.sinkTokens = 2;
-        }
-        if (option.equals("window-right-only")) {
-            b.optWindow(-1, 4);
-            ref.windowRight = 4;
-        }
-        if (option.equals("alibi") || all) {
-            b.optAlibiSlopes(slopes);
-            ref.alibi = slopes;
-        }
-        if (option.startsWith("softcap") || all) {
-            b.optSoftcap(2.5f);
-            ref.softcap = 2.5;
-        }
-        if (option.startsWith("scale")) {
-            float scale = 0.3f + rnd.nextFloat();
-            b.optScale(scale);
-            ref.scale = scale;
-        }
-        return b.build();
-    }
-
     @ParameterizedTest(name = "{0}: {1}")
     @MethodSource("cases")
     void matchesFloat64Reference(String backend, Case c) {
@@ -140,7 +87,7 @@ class AttentionSweepTest {
         }
         Reference.Options ro = new Reference.Options();
         ro.scale = 1.0 / Math.sqrt(c.d());
-        AttentionSpec spec = spec(c.options(), c.hq(), ro, rnd).toBuilder().optLayout(c.layout()).build();
+        AttentionSpec spec = OptionSets.spec(c.options(), c.hq(), ro, rnd).toBuilder().optLayout(c.layout()).build();
         Reference.Result ref = Reference.attention(q, k, v, b, c.hq(), c.hkv(), c.lq(), c.lk(), c.d(), c.d(), ro);
 
         try (NDManager m = manager.newSubManager()) {

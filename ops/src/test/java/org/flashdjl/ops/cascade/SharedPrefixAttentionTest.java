@@ -19,6 +19,7 @@ import org.flashdjl.ops.paged.GatherPagedAttentionBackend;
 import org.flashdjl.ops.paged.PagedAttention;
 import org.flashdjl.ops.paged.PagedFixture;
 import org.flashdjl.ops.paged.PagedPlan;
+import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Reference;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -107,7 +108,7 @@ class SharedPrefixAttentionTest {
             }
             Reference.Options ro = new Reference.Options();
             ro.scale = 1.0 / Math.sqrt(d);
-            AttentionSpec spec = PagedFixture.spec(c.option(), c.hq(), ro, rnd);
+            AttentionSpec spec = OptionSets.spec(c.option(), c.hq(), ro, rnd);
             NDArray ks = Reference.create(m, kShared, c.type(), c.prefix(), c.hkv(), d);
             NDArray vs = Reference.create(m, vShared, c.type(), c.prefix(), c.hkv(), d);
             NDArray q = Reference.create(m, PagedFixture.randn(m, rnd, qo[suffix.length] * c.hq() * d, c.type()),

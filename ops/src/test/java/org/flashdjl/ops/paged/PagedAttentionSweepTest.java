@@ -13,6 +13,7 @@ import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Reference;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -96,7 +97,7 @@ class PagedAttentionSweepTest {
             float[] q = PagedFixture.randn(m, rnd, qo[b] * row, c.type());
             Reference.Options ro = new Reference.Options();
             ro.scale = 1.0 / Math.sqrt(c.d());
-            AttentionSpec spec = PagedFixture.spec(c.option(), c.hq(), ro, rnd);
+            AttentionSpec spec = OptionSets.spec(c.option(), c.hq(), ro, rnd);
             NDArray qa = Reference.create(m, q, c.type(), qo[b], c.hq(), c.d());
             AttentionOutput out = c.decode()
                     ? PagedAttention.decode(qa, f.kPages, f.vPages, f.table, spec)

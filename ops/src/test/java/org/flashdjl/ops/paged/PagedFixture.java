@@ -5,7 +5,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
-import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.testing.Reference;
 
 import java.util.ArrayList;
@@ -190,59 +189,5 @@ public final class PagedFixture {
             }
         }
         return new double[][] {out, lse};
-    }
-
-    /**
-     * Builds a spec with LSE and the equivalent reference options for an option set.
-     *
-     * @param option one of {@link #OPTIONS}
-     * @param hq query heads
-     * @param ref reference options to fill
-     * @param rnd random source (scale)
-     * @return the spec
-     */
-    public static AttentionSpec spec(String option, int hq, Reference.Options ref, Random rnd) {
-        AttentionSpec.Builder b = AttentionSpec.builder().optReturnLse(true);
-        float[] slopes = new float[hq];
-        for (int h = 0; h < hq; h++) {
-            slopes[h] = (float) Math.pow(2, -8.0 * (h + 1) / hq);
-        }
-        boolean all = option.equals("all");
-        if (option.contains("causal") || all) {
-            b.optCausal(true);
-            ref.causal = true;
-        }
-        if (option.equals("window") || all) {
-            b.optWindow(5, 3);
-            ref.windowLeft = 5;
-            ref.windowRight = 3;
-        }
-        if (option.equals("causal+window+sinks")) {
-            b.optWindow(7, -1).optSinkTokens(3);
-            ref.windowLeft = 7;
-            ref.sinkTokens = 3;
-        }
-        if (all) {
-            b.optSinkTokens(2);
-            ref.sinkTokens = 2;
-        }
-        if (option.equals("window-right-only")) {
-            b.optWindow(-1, 4);
-            ref.windowRight = 4;
-        }
-        if (option.equals("alibi") || all) {
-            b.optAlibiSlopes(slopes);
-            ref.alibi = slopes;
-        }
-        if (option.startsWith("softcap") || all) {
-            b.optSoftcap(2.5f);
-            ref.softcap = 2.5;
-        }
-        if (option.equals("scale")) {
-            float scale = 0.3f + rnd.nextFloat();
-            b.optScale(scale);
-            ref.scale = scale;
-        }
-        return b.build();
     }
 }

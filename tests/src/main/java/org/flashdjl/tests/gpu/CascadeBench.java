@@ -45,36 +45,12 @@ public final class CascadeBench {
      * @param args the options above
      */
     public static void main(String[] args) {
-        int reps = 30;
-        int warmup = 5;
-        int device = 0;
-        boolean quick = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--reps":
-                    reps = Integer.parseInt(args[++i]);
-                    break;
-                case "--warmup":
-                    warmup = Integer.parseInt(args[++i]);
-                    break;
-                case "--device":
-                    device = Integer.parseInt(args[++i]);
-                    break;
-                case "--quick":
-                    quick = true;
-                    break;
-                default:
-                    System.err.println("unknown option " + args[i] + "; options: --reps N --warmup N --device N --quick");
-                    System.exit(2);
-            }
-        }
-        if (!CudaRuntime.isAvailable()) {
-            System.err.println("no CUDA device: " + CudaRuntime.unavailableReason());
-            System.exit(3);
-        }
-        CudaRuntime.bind(device);
-        System.err.println("CascadeBench on " + CudaRuntime.getDeviceInfo(device) + ", driver "
-                + CudaRuntime.getDriverVersion() + ", reps " + reps + ", warmup " + warmup);
+        GpuTiming.Options opts = GpuTiming.Options.parse(args);
+        opts.start("CascadeBench");
+        int reps = opts.reps;
+        int warmup = opts.warmup;
+        int device = opts.device;
+        boolean quick = opts.quick;
         List<Shape> shapes = new ArrayList<>();
         shapes.add(new Shape(128, 32768, 256, 32, 8, 128, 16, 0));
         shapes.add(new Shape(32, 32768, 256, 32, 8, 128, 16, 0));
@@ -176,17 +152,17 @@ public final class CascadeBench {
             CudaSharedPrefixDecode.Layer cascade = plan.prepare(qv, k.view(type, s.prefix(), s.hkv(), s.d()),
                     v.view(type, s.prefix(), s.hkv(), s.d()), kPool, vPool, spec, oc.view(type, b, s.hq(), s.d()),
                     lc.view(DeviceDataType.FP32, b, s.hq()));
-            double plainMs = PagedDecodeBench.time(plain::run, reps, warmup, plain.kernelName());
-            double cascadeMs = PagedDecodeBench.time(cascade::run, reps, warmup, "cascade");
+            double plainMs = GpuTiming.medianMs(plain::run, reps, warmup, plain.kernelName());
+            double cascadeMs = GpuTiming.medianMs(cascade::run, reps, warmup, "cascade");
             FlashAttention[] flash = cascade.getPrefixCalls();
-            double flashMs = PagedDecodeBench.time(() -> {
+            double flashMs = GpuTiming.medianMs(() -> {
                 for (FlashAttention f : flash) {
                     f.run();
                 }
             }, reps, warmup, "prefix flash");
-            double pMergeMs = PagedDecodeBench.time(cascade.getPrefixMerge()::run, reps, warmup, "prefix merge");
-            double suffixMs = PagedDecodeBench.time(cascade.getSuffixDecode()::run, reps, warmup, "suffix decode");
-            double fMergeMs = PagedDecodeBench.time(cascade.getFinalMerge()::run, reps, warmup, "final merge");
+            double pMergeMs = GpuTiming.medianMs(cascade.getPrefixMerge()::run, reps, warmup, "prefix merge");
+            double suffixMs = GpuTiming.medianMs(cascade.getSuffixDecode()::run, reps, warmup, "suffix decode");
+            double fMergeMs = GpuTiming.medianMs(cascade.getFinalMerge()::run, reps, warmup, "final merge");
             // correctness cross-check: one more run of each, then compare
             plain.run();
             cascade.run();

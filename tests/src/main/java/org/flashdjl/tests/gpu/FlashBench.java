@@ -1,17 +1,12 @@
 package org.flashdjl.tests.gpu;
 
 import jcuda.Pointer;
-import jcuda.driver.CUevent;
-import jcuda.driver.CUevent_flags;
-import jcuda.driver.CUstream;
-import jcuda.driver.JCudaDriver;
 
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cuda.CudaRuntime;
 import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
-import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.FlashAttention;
 
 import java.util.Arrays;
@@ -151,33 +146,9 @@ public final class FlashBench {
                 b.optLse(lse.view(DeviceDataType.FP32, batch, heads, len));
             }
             FlashAttention call = b.build();
-            for (int i = 0; i < warmup; i++) {
-                call.run();
-            }
-            CudaRuntime.synchronize("warm-up");
-            CUevent[] start = new CUevent[reps];
-            CUevent[] end = new CUevent[reps];
-            for (int i = 0; i < reps; i++) {
-                start[i] = event();
-                end[i] = event();
-            }
-            for (int i = 0; i < reps; i++) {
-                CudaRuntime.check(JCudaDriver.cuEventRecord(start[i], (CUstream) null), "cuEventRecord");
-                call.run();
-                CudaRuntime.check(JCudaDriver.cuEventRecord(end[i], (CUstream) null), "cuEventRecord");
-            }
-            CudaRuntime.check(JCudaDriver.cuEventSynchronize(end[reps - 1]), "cuEventSynchronize");
-            CudaRuntime.synchronize(call.kernelName(CudaRuntime.getDeviceInfo(device).computeCapability()));
-            double[] ms = new double[reps];
-            float[] t = new float[1];
-            for (int i = 0; i < reps; i++) {
-                CudaRuntime.check(JCudaDriver.cuEventElapsedTime(t, start[i], end[i]), "cuEventElapsedTime");
-                ms[i] = t[0];
-                JCudaDriver.cuEventDestroy(start[i]);
-                JCudaDriver.cuEventDestroy(end[i]);
-            }
-            Arrays.sort(ms);
-            double median = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
+            double[] ms = GpuTiming.sortedMs(call::run, reps, warmup,
+                    call.kernelName(CudaRuntime.getDeviceInfo(device).computeCapability()));
+            double median = GpuTiming.median(ms);
             double flops = 4.0 * batch * heads * (double) len * len * hd / (causal ? 2 : 1);
             double tflops = flops / (median * 1e-3) / 1e12;
             System.out.println(head + String.format(Locale.ROOT, ",\"ms\":%.4f,\"tflops\":%.2f,\"layout\":\"bshd\","
@@ -196,11 +167,5 @@ public final class FlashBench {
             }
             return false;
         }
-    }
-
-    private static CUevent event() {
-        CUevent e = new CUevent();
-        CudaRuntime.check(JCudaDriver.cuEventCreate(e, CUevent_flags.CU_EVENT_DEFAULT), "cuEventCreate");
-        return e;
     }
 }

@@ -1,9 +1,6 @@
 package org.flashdjl.tests.gpu;
 
 import jcuda.Pointer;
-import jcuda.driver.CUevent;
-import jcuda.driver.CUevent_flags;
-import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
 import org.flashdjl.ops.attention.AttentionSpec;
@@ -14,7 +11,6 @@ import org.flashdjl.ops.cuda.PagedDecodeKernel;
 import org.flashdjl.ops.paged.PageTable;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
@@ -52,36 +48,12 @@ public final class PagedDecodeBench {
      * @param args the options above
      */
     public static void main(String[] args) {
-        int reps = 30;
-        int warmup = 5;
-        int device = 0;
-        boolean quick = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--reps":
-                    reps = Integer.parseInt(args[++i]);
-                    break;
-                case "--warmup":
-                    warmup = Integer.parseInt(args[++i]);
-                    break;
-                case "--device":
-                    device = Integer.parseInt(args[++i]);
-                    break;
-                case "--quick":
-                    quick = true;
-                    break;
-                default:
-                    System.err.println("unknown option " + args[i] + "; options: --reps N --warmup N --device N --quick");
-                    System.exit(2);
-            }
-        }
-        if (!CudaRuntime.isAvailable()) {
-            System.err.println("no CUDA device: " + CudaRuntime.unavailableReason());
-            System.exit(3);
-        }
-        CudaRuntime.bind(device);
-        System.err.println("PagedDecodeBench on " + CudaRuntime.getDeviceInfo(device) + ", driver "
-                + CudaRuntime.getDriverVersion() + ", reps " + reps + ", warmup " + warmup);
+        GpuTiming.Options opts = GpuTiming.Options.parse(args);
+        opts.start("PagedDecodeBench");
+        int reps = opts.reps;
+        int warmup = opts.warmup;
+        int device = opts.device;
+        boolean quick = opts.quick;
         double copy = copyBandwidth(device, reps);
         System.out.println(String.format(Locale.ROOT, "{\"impl\":\"cuMemcpyDtoD\",\"bytes\":%d,\"copy_gbps\":%.1f}",
                 1L << 30, copy));
@@ -166,18 +138,21 @@ public final class PagedDecodeBench {
                     .setSpec(AttentionSpec.builder().build())
                     .setWorkspace(ws)
                     .build();
-            double ms = time(call::run, reps, warmup, call.kernelName());
-            double mergeMs = call.getMerge() == null ? 0 : time(call.getMerge()::run, reps, warmup, "merge");
+            double ms = GpuTiming.medianMs(call::run, reps, warmup, call.kernelName());
+            double mergeMs = call.getMerge() == null ? 0
+                    : GpuTiming.medianMs(call.getMerge()::run, reps, warmup, "merge");
             double bytes = (double) s.batch() * s.len() * s.hkv() * s.d() * 2 * 2;
             double gbps = bytes / (ms * 1e-3) / 1e9;
             System.out.println(String.format(Locale.ROOT, "{\"impl\":\"flashdjl-paged\",\"dtype\":\"%s\","
                     + "\"batch\":%d,\"L\":%d,\"hq\":%d,\"hkv\":%d,\"hd\":%d,\"page\":%d,\"splits\":%d,\"chunk\":%d,"
-                    + "\"ms\":%.4f,\"merge_ms\":%.4f,\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"kernel\":\"%s\"}",
+                    + "\"ms\":%.4f,\"merge_ms\":%.4f,\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,"
+                    + "\"kernel\":\"%s\"}",
                     s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(), schedule.numSplits(),
                     schedule.chunkSize(), ms, mergeMs, gbps, copy, 100 * gbps / copy, call.kernelName()));
             System.out.flush();
             return String.format(Locale.ROOT, "%-5s %5d %6d %3d/%-2d %4d %5d %5s %-22s %9.4f %9.1f %7.1f%%",
-                    s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(), s.chunk() > 0 ? "fixed" : s.split() ? "auto" : "off",
+                    s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(),
+                    s.chunk() > 0 ? "fixed" : s.split() ? "auto" : "off",
                     schedule.toString(), ms, gbps, 100 * gbps / copy);
         }
     }
@@ -185,48 +160,14 @@ public final class PagedDecodeBench {
     /** Device-to-device copy bandwidth of 1 GiB, counting read + write bytes. */
     static double copyBandwidth(int device, int reps) {
         long bytes = 1L << 30;
-        try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
+        try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes);
+                DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
             a.fill32(0x3c003c00);
-            double ms = time(() -> CudaRuntime.check(JCudaDriver.cuMemcpyDtoDAsync(b.getPointer(), a.getPointer(),
-                    bytes, null), "cuMemcpyDtoDAsync"), reps, 3, "copy");
+            double ms = GpuTiming.medianMs(() -> CudaRuntime.check(
+                    JCudaDriver.cuMemcpyDtoDAsync(b.getPointer(), a.getPointer(), bytes, null), "cuMemcpyDtoDAsync"),
+                    reps, 3, "copy");
             return 2.0 * bytes / (ms * 1e-3) / 1e9;
         }
-    }
-
-    static double time(Runnable r, int reps, int warmup, String what) {
-        for (int i = 0; i < warmup; i++) {
-            r.run();
-        }
-        CudaRuntime.synchronize("warm-up of " + what);
-        CUevent[] start = new CUevent[reps];
-        CUevent[] end = new CUevent[reps];
-        for (int i = 0; i < reps; i++) {
-            start[i] = event();
-            end[i] = event();
-        }
-        for (int i = 0; i < reps; i++) {
-            CudaRuntime.check(JCudaDriver.cuEventRecord(start[i], (CUstream) null), "cuEventRecord");
-            r.run();
-            CudaRuntime.check(JCudaDriver.cuEventRecord(end[i], (CUstream) null), "cuEventRecord");
-        }
-        CudaRuntime.check(JCudaDriver.cuEventSynchronize(end[reps - 1]), "cuEventSynchronize");
-        CudaRuntime.synchronize(what);
-        double[] ms = new double[reps];
-        float[] t = new float[1];
-        for (int i = 0; i < reps; i++) {
-            CudaRuntime.check(JCudaDriver.cuEventElapsedTime(t, start[i], end[i]), "cuEventElapsedTime");
-            ms[i] = t[0];
-            JCudaDriver.cuEventDestroy(start[i]);
-            JCudaDriver.cuEventDestroy(end[i]);
-        }
-        Arrays.sort(ms);
-        return reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
-    }
-
-    private static CUevent event() {
-        CUevent e = new CUevent();
-        CudaRuntime.check(JCudaDriver.cuEventCreate(e, CUevent_flags.CU_EVENT_DEFAULT), "cuEventCreate");
-        return e;
     }
 
     static DeviceBuffer random(int device, DeviceDataType type, long elems, long seed) {

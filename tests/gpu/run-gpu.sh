@@ -12,8 +12,21 @@
 #                            with --tests-only / --bench-only just that half
 #   run-gpu.sh --cascade     nvidia-smi and only the shared-prefix (cascade) GPU work: SharedPrefixGpuTest and
 #                            CascadeBench (cascade vs plain paged decode); --tests-only / --bench-only as above
+#   run-gpu.sh --djl         nvidia-smi and only the GPU tests that run through DJL's PyTorch engine on CUDA NDArrays
+#                            (JUnit tag djl: operators, blocks, caches, model, generators, serving)
+#   run-gpu.sh --model       nvidia-smi and only the model benchmark: hf_model_bench.py writes a Llama-3.2-1B-shaped
+#                            fp16 checkpoint (MODEL_DIR, default /tmp/flashdjl-llama1b) and times Hugging Face
+#                            transformers on it; ModelBench times FlashDJL on the same file (with --djl: the djl tests
+#                            too, the HF logits test included)
+#   run-gpu.sh --fixtures    nvidia-smi and only make_hf_fixtures.py: the model tests' reference checkpoints and
+#                            logits, written by transformers into $OUT/hf-fixtures.tgz
 #
-# Env: OUT (results dir), FLASHDJL_DEVICE (CUDA ordinal, default 0), JAVA_OPTS (extra JVM options).
+# DJL on the GPU: the steps that use DJL's PyTorch engine need its JNI built for this machine's torch. Set
+# FLASHDJL_DJL_JNI=/path/libdjl_torch.so: it is copied into torch's lib dir and PYTORCH_LIBRARY_PATH/_FLAVOR/_VERSION
+# are set for every JVM. Without it those steps skip (the DJL tests report "DJL sees no GPU").
+#
+# Env: OUT (results dir), FLASHDJL_DEVICE (CUDA ordinal, default 0), JAVA_OPTS (extra JVM options), MODEL_DIR,
+#      FLASHDJL_DJL_JNI.
 # Exit status: 0 when every step that ran succeeded, else the first failing step's status.
 set -uo pipefail
 
@@ -23,6 +36,9 @@ RUN_BENCH=1
 QUICK=0
 PAGED=0
 CASCADE=0
+DJL=0
+MODEL=0
+FIXTURES=0
 for arg in "$@"; do
   case "$arg" in
     --tests-only) RUN_BENCH=0 ;;
@@ -30,8 +46,12 @@ for arg in "$@"; do
     --quick) QUICK=1 ;;
     --paged) PAGED=1 ;;
     --cascade) CASCADE=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "unknown option $arg; use --tests-only, --bench-only, --quick, --paged, --cascade" >&2; exit 2 ;;
+    --djl) DJL=1 ;;
+    --model) MODEL=1 ;;
+    --fixtures) FIXTURES=1 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    *) echo "unknown option $arg; use --tests-only, --bench-only, --quick, --paged, --cascade, --djl, --model," \
+         "--fixtures" >&2; exit 2 ;;
   esac
 done
 PAGED_TESTS=0
@@ -42,6 +62,9 @@ if [ "$CASCADE" = 1 ]; then  # only the cascade steps (with --paged too: both)
   CASCADE_TESTS=$RUN_TESTS
   CASCADE_BENCH=$RUN_BENCH
   [ "$PAGED" = 1 ] || { RUN_TESTS=0; RUN_BENCH=0; }
+fi
+if [ "$DJL" = 1 ] || [ "$MODEL" = 1 ] || [ "$FIXTURES" = 1 ]; then  # only the steps named
+  [ "$PAGED" = 1 ] || [ "$CASCADE" = 1 ] || { RUN_TESTS=0; RUN_BENCH=0; }
 fi
 if [ "$PAGED" = 1 ]; then  # only the paged steps, each half as --tests-only / --bench-only allow
   PAGED_TESTS=$RUN_TESTS
@@ -75,7 +98,21 @@ else
   note "nvidia-smi not found" | tee "$OUT/nvidia-smi.txt"
 fi
 
-JVM=(-Xmx16g -Dai.djl.offline=true -Dflashdjl.gpu.device="$DEVICE")
+MODEL_DIR="${MODEL_DIR:-/tmp/flashdjl-llama1b}"
+JVM=(-Xmx16g -Dai.djl.offline=true -Dflashdjl.gpu.device="$DEVICE" -Dflashdjl.hf1b.dir="$MODEL_DIR")
+if [ -n "${FLASHDJL_DJL_JNI:-}" ]; then
+  # DJL's JNI for this machine's torch, where DJL looks first: torch's own lib dir.
+  TORCH_LIB="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")' 2>/dev/null)"
+  TORCH_VERSION="$(python3 -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)"
+  if [ -n "$TORCH_LIB" ] && cp "$FLASHDJL_DJL_JNI" "$TORCH_LIB/"; then
+    export PYTORCH_LIBRARY_PATH="$TORCH_LIB" PYTORCH_FLAVOR=cu128 PYTORCH_VERSION="$TORCH_VERSION"
+    note "DJL's JNI $FLASHDJL_DJL_JNI -> $TORCH_LIB (torch $TORCH_VERSION)"
+  else
+    note "cannot install FLASHDJL_DJL_JNI=$FLASHDJL_DJL_JNI into torch's lib dir: DJL GPU steps will skip"
+  fi
+else
+  note "FLASHDJL_DJL_JNI not set: the tests through DJL's PyTorch engine skip (no GPU seen by DJL)"
+fi
 JAVA_MAJOR="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$HERE/jre/release" 2>/dev/null)"
 if [ "${JAVA_MAJOR:-17}" -ge 22 ]; then
   # JCuda and JNA load native libraries: allow it without warnings on newer runtimes.
@@ -201,6 +238,49 @@ if [ "$CASCADE_BENCH" = 1 ]; then
   rc=$?
   cat "$OUT/bench-cascade.jsonl"
   record "CascadeBench" "$rc"
+fi
+
+if [ "$FIXTURES" = 1 ]; then
+  note "make_hf_fixtures.py (transformers reference checkpoints and logits)"
+  rm -rf "$OUT/hf-fixtures"
+  python3 "$HERE/python/make_hf_fixtures.py" "$OUT/hf-fixtures" 2>&1 | tee "$OUT/hf-fixtures.log"
+  rc=${PIPESTATUS[0]}
+  tar -C "$OUT" -czf "$OUT/hf-fixtures.tgz" hf-fixtures && rm -rf "$OUT/hf-fixtures"
+  record "make_hf_fixtures.py" "$rc"
+fi
+
+if [ "$MODEL" = 1 ] && [ ! -f "$MODEL_DIR/reference.json" ]; then
+  note "hf_model_bench.py write $MODEL_DIR"
+  python3 "$HERE/python/hf_model_bench.py" write "$MODEL_DIR" 2>&1 | tee "$OUT/hf-model-write.log"
+  record "hf_model_bench.py write" "${PIPESTATUS[0]}"
+fi
+
+if [ "$DJL" = 1 ]; then
+  note "DJL GPU tests (JUnit tag djl)"
+  t0=$(date +%s)
+  "$JAVA" "${JVM[@]}" -Dflashdjl.gpu.quick="$( [ "$QUICK" = 1 ] && echo true || echo false)" \
+    -cp "$HERE/junit/junit-platform-console-standalone.jar:$CP" org.junit.platform.console.ConsoleLauncher \
+    execute --disable-banner --disable-ansi-colors --details=tree --details-theme=ascii --fail-if-no-tests \
+    --select-package=org.flashdjl.tests.gpu --include-tag=djl --reports-dir="$OUT/junit-djl" \
+    2>&1 | tee "$OUT/gpu-tests-djl.log"
+  rc=${PIPESTATUS[0]}
+  note "DJL GPU tests: exit $rc in $(( $(date +%s) - t0 )) s"
+  record "DJL GPU tests" "$rc"
+fi
+
+if [ "$MODEL" = 1 ]; then
+  note "hf_model_bench.py bench (Hugging Face transformers peer)"
+  python3 "$HERE/python/hf_model_bench.py" bench "$MODEL_DIR" > "$OUT/bench-model-hf.jsonl" \
+    2> >(tee "$OUT/bench-model-hf.log" >&2)
+  rc=$?
+  cat "$OUT/bench-model-hf.jsonl"
+  record "hf_model_bench.py bench" "$rc"
+  note "ModelBench (FlashDJL)"
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.gpu.ModelBench --model "$MODEL_DIR" ${MODEL_BENCH_ARGS:-} \
+    > "$OUT/bench-model.jsonl" 2> >(tee "$OUT/bench-model.log" >&2)
+  rc=$?
+  cat "$OUT/bench-model.jsonl"
+  record "ModelBench" "$rc"
 fi
 
 note "summary:"

@@ -69,7 +69,7 @@ for j in "$STAGE"/lib/jcuda-natives-*.jar; do
   zip -q -d "$j" 'lib/libJNvPTXCompiler-*' 'lib/libJNvrtc-*' 'lib/libJCudaRuntime-*' || true
   unzip -l "$j" | grep 'libJCudaDriver-' > /dev/null || { echo "ERROR: $j lost libJCudaDriver" >&2; exit 1; }
 done
-for py in sdpa_bench.py compare_bench.py decode_peer_bench.py hf_model_bench.py make_hf_fixtures.py; do
+for py in sdpa_bench.py compare_bench.py decode_peer_bench.py hf_model_bench.py make_hf_fixtures.py bench_charts.py; do
   if [ -f "tests/gpu/$py" ]; then
     cp "tests/gpu/$py" "$STAGE/python/"
   else

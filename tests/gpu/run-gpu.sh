@@ -283,6 +283,19 @@ if [ "$MODEL" = 1 ]; then
   record "ModelBench" "$rc"
 fi
 
+if command -v python3 >/dev/null 2>&1 && [ -f "$HERE/python/bench_charts.py" ]; then
+  charts=()
+  for f in bench-flashdjl.jsonl bench-sdpa.jsonl bench-paged.jsonl bench-paged-peers.jsonl bench-cascade.jsonl \
+           bench-model.jsonl bench-model-hf.jsonl; do
+    [ -s "$OUT/$f" ] && charts+=("$OUT/$f")
+  done
+  if [ ${#charts[@]} -gt 0 ]; then
+    note "bench_charts.py -> $OUT/charts"
+    python3 "$HERE/python/bench_charts.py" "$OUT/charts" "${charts[@]}" 2>&1 | tee "$OUT/charts.log"
+    record "bench_charts.py" "${PIPESTATUS[0]}"
+  fi
+fi
+
 note "summary:"
 for line in ${SUMMARY[@]+"${SUMMARY[@]}"}; do note "  $line"; done
 note "results: $(cd "$OUT" && ls | tr '\n' ' ')"

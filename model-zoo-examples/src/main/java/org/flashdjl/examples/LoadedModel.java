@@ -113,7 +113,7 @@ public final class LoadedModel implements AutoCloseable {
      */
     public static TextTokenizer tokenizerFor(Path dir, LlamaConfig config) throws IOException {
         Path json = dir.resolve("tokenizer.json");
-        if (Files.isRegularFile(json)) {
+        if (Files.exists(json)) {
             return HfTextTokenizer.load(json, config.getBosTokenId(), config.getEosTokenIds());
         }
         if (config.getVocabSize() == ByteTokenizer.VOCAB_SIZE) {

@@ -528,13 +528,10 @@ public final class LlamaConfig {
         double factor = d.requiredPositive("factor");
         long original = original(d, topOriginal, maxPositions);
         double implicit = (double) maxPositions / original;
-        if (implicit != factor) {
-            // transformers 4.5x derived the factor from these two lengths whenever original_max_position_embeddings
-            // was set; 5.x uses the explicit factor. Only a consistent config means the same model in both.
-            throw d.error("factor", "yarn factor " + factor + " differs from max_position_embeddings / "
-                    + "original_max_position_embeddings = " + maxPositions + " / " + original + " = " + implicit
-                    + "; transformers versions disagree on which one YaRN uses, so this config is refused (make"
-                    + " them consistent)");
+        if (implicit != factor && implicit != 1) {
+            // as transformers 5.x: the explicit factor is used, with a warning (4.5x used the ratio instead)
+            logger.warn("{}: yarn factor {} differs from max_position_embeddings / original_max_position_embeddings"
+                    + " = {}; using the explicit factor, as transformers 5.x does", d.file(), factor, implicit);
         }
         double attention = d.has("attention_factor") ? d.positive("attention_factor", 1)
                 : RopeScaling.yarnAttentionFactor(factor, d.finite("mscale", 0), d.finite("mscale_all_dim", 0));

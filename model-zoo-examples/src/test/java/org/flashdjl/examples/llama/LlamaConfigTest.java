@@ -129,9 +129,11 @@ class LlamaConfigTest {
                 + " \"mscale_all_dim\": 1.0}"));
         assertEquals((0.05 * Math.log(4) + 1) / (0.1 * Math.log(4) + 1), m.getRopeScaling().getAttentionScaling(),
                 1e-15);
-        // transformers 4.5x derived the factor from the two lengths; 5.x uses the explicit one: refused
-        error(cfg("qwen2", "\"max_position_embeddings\": 32768, \"rope_scaling\": {\"type\": \"yarn\", \"factor\":"
-                + " 4.0, \"original_max_position_embeddings\": 32768}"), "rope_scaling.factor", "differs from");
+        // an explicit factor that disagrees with the two lengths: transformers 5.x uses the explicit one
+        LlamaConfig explicit = read(cfg("qwen2", "\"max_position_embeddings\": 256, \"rope_scaling\": {\"type\":"
+                + " \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 16}"));
+        assertEquals(4.0, explicit.getRopeScaling().getFactor());
+        assertEquals(16, explicit.getRopeScaling().getOriginalMaxPositions());
     }
 
     @Test

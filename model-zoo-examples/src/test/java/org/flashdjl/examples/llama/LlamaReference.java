@@ -18,13 +18,20 @@ import java.util.Map;
  * <p>What the family does is taken from the config's plain values (sizes, softcaps, activation, biases); which
  * layers slide and the RoPE frequencies are given by the test, so the config's rules are checked, not reused.
  */
-final class LlamaReference {
+public final class LlamaReference {
 
     private final LlamaConfig c;
     private final Map<String, double[]> w = new HashMap<>();
     private final double ropeDivisor;
 
-    LlamaReference(Path dir, LlamaConfig config) throws IOException {
+    /**
+     * Reads a checkpoint.
+     *
+     * @param dir the checkpoint directory
+     * @param config its config
+     * @throws IOException if it cannot be read
+     */
+    public LlamaReference(Path dir, LlamaConfig config) throws IOException {
         this(dir, config, 1);
     }
 
@@ -45,8 +52,15 @@ final class LlamaReference {
         }
     }
 
-    /** {@code theta^(-2i/d) / divisor}: plain (divisor 1) or linear-scaled RoPE frequencies. */
-    static double[] plainInvFreq(double theta, int d, double divisor) {
+    /**
+     * Returns {@code theta^(-2i/d) / divisor}: plain (divisor 1) or linear-scaled RoPE frequencies.
+     *
+     * @param theta the base
+     * @param d the head dim
+     * @param divisor the linear factor (1: none)
+     * @return the frequencies [d / 2]
+     */
+    public static double[] plainInvFreq(double theta, int d, double divisor) {
         double[] inv = new double[d / 2];
         for (int i = 0; i < inv.length; i++) {
             inv[i] = 1 / Math.pow(theta, 2.0 * i / d) / divisor;
@@ -71,7 +85,7 @@ final class LlamaReference {
      * @param ropeAmplitude the factor on cos and sin (YaRN's attention factor; 1 otherwise)
      * @return the logits
      */
-    double[][] logits(int[] tokens, int[] windows, int sinks, double[] invFreq, double ropeAmplitude) {
+    public double[][] logits(int[] tokens, int[] windows, int sinks, double[] invFreq, double ropeAmplitude) {
         boolean gemma = c.getFamily() == LlamaConfig.Family.GEMMA2;
         int t = tokens.length;
         int h = c.getHiddenSize();

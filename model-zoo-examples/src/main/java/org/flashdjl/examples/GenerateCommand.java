@@ -67,7 +67,7 @@ final class GenerateCommand {
         String device = "cpu";
         String backend = "auto";
         DataType dtype;
-        int window = -1;
+        int window; // 0: the checkpoint's windows
         int sinks;
         boolean streamingCache = true;
         boolean inCache;
@@ -113,10 +113,10 @@ final class GenerateCommand {
         }
 
         void check() {
-            if (sinks > 0 && window < 0) {
+            if (sinks > 0 && window <= 0) {
                 throw new CliArgs.UsageException("--sinks needs --window (sinks stay visible outside the window)");
             }
-            if (inCache && (window < 0 || !streamingCache)) {
+            if (inCache && (window <= 0 || !streamingCache)) {
                 throw new CliArgs.UsageException("--rope-positions in-cache needs --window and the streaming cache");
             }
             try {

@@ -99,6 +99,19 @@ class FlashDjlCliTest {
     }
 
     @Test
+    void theCheckpointsOwnWindowsApplyUnlessAWindowIsGiven() throws Exception {
+        Path gemma = TinyModels.write(tmp.resolve("gemma"), LlamaConfig.builder().optFamily(LlamaConfig.Family.GEMMA2)
+                .setSizes(64, 96, 4, 4, 2, ByteTokenizer.VOCAB_SIZE).optSlidingWindow(6, 0)
+                .optSpecialTokens(ByteTokenizer.BOS, ByteTokenizer.EOS).build(), SafeDType.F32, 34);
+        String[] r = run(0, "--model", gemma.toString(), "--max-new-tokens", "12", "--no-progress");
+        assertTrue(r[0].contains("the checkpoint's sliding window 6 on 2 of 4 layers (streaming caches there)"),
+                r[0]);
+        assertTrue(r[0].contains("window=checkpoint"), r[0]);
+        String[] w = run(0, "--model", gemma.toString(), "--max-new-tokens", "3", "--window", "3", "--no-progress");
+        assertTrue(w[0].contains("sliding window 3 (streaming cache"), w[0]);
+    }
+
+    @Test
     void float16ComputeOnTheCpuWhenAskedFor() {
         String[] r = run(0, "--model", tiny.toString(), "--max-new-tokens", "4", "--dtype", "float16",
                 "--no-progress", "--ignore-eos");

@@ -1,6 +1,10 @@
 package org.flashdjl.examples;
 
 import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.types.DataType;
+
+import org.flashdjl.engine.Backends;
 
 import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.examples.generate.GenerationConfig;
@@ -15,6 +19,7 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -26,36 +31,48 @@ final class GenerateCommand {
 
     static final String USAGE = String.join("\n",
             "usage: flashdjl [generate] [--model DIR] [--prompt TEXT] [--max-new-tokens N] [--backend NAME]",
-            "                [--device cpu|gpu] [--window N] [--sinks N] [--temperature T] [--top-k K]",
-            "                [--top-p P] [--seed S] [--cache streaming|contiguous] [--rope-positions original|in-cache]",
-            "                [--threads N] [--no-bos] [--no-progress]",
+            "                [--device cpu|gpu] [--dtype float16|float32] [--window N] [--sinks N]",
+            "                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--cache streaming|contiguous]",
+            "                [--rope-positions original|in-cache] [--truncate-prompt left|right] [--ignore-eos]",
+            "                [--threads N] [--no-bos] [--no-progress] [--verbose]",
             "       flashdjl batch [same model options] [--prompt TEXT]... [--max-batch N] [--max-new-tokens N]",
             "                      [--store paged|contiguous] [--pages N] [--page-size N]",
             "       flashdjl report [--device cpu|gpu] [--seq N] ...   (or --report: capability report + sample)",
             "       flashdjl serving-dir --out DIR [--model DIR] [--max-prompt-tokens N] [--max-new-tokens N]",
             "",
-            "  --model DIR        Hugging Face checkpoint dir (config.json, *.safetensors, tokenizer.json);",
-            "                     default: the offline demo model, written to target/demo-model on first run",
+            "  --model DIR        Hugging Face checkpoint dir (config.json, *.safetensors, tokenizer.json) of a llama,",
+            "                     mistral, qwen2 or gemma2 model; default: the offline demo model (target/demo-model)",
             "  --backend NAME     attention backend: auto (default), math, online, flash (CUDA)",
-            "  --window N         sliding window: each token attends to the N most recent tokens (itself included)",
+            "  --dtype T          compute dtype: float16 (default on a GPU) or float32 (default on the CPU); weights",
+            "                     are converted on load (bf16 checkpoints too); logits are always fp32",
+            "  --window N         sliding window on every layer: each token attends to the N most recent tokens",
+            "                     (itself included); default: the checkpoint's own windows",
             "  --sinks N          with --window: the first N tokens stay visible (StreamingLLM attention sinks)",
-            "  --cache KIND       with --window: streaming (default; fixed size sinks + window, BlockKVCache) or",
+            "  --cache KIND       with a window: streaming (default; fixed size sinks + window, BlockKVCache) or",
             "                     contiguous (keeps every token, masks)",
             "  --rope-positions P original (default; exact vs the masked full computation) or in-cache (StreamingLLM)",
+            "  --truncate-prompt S  a prompt longer than the model's positions is an error, unless S is left (keep",
+            "                     the last tokens) or right (keep the first ones)",
+            "  --ignore-eos       generate --max-new-tokens tokens even past an end-of-sequence token",
             "  --temperature T    0 = greedy (default); > 0 samples, with --top-k / --top-p and --seed",
             "  --threads N        PyTorch intra-op threads (default 1: fastest for small-model decode; 0 = PyTorch's",
-            "                     default)");
+            "                     default)",
+            "  --verbose          on an error, also print the stack trace",
+            "",
+            "Exit codes: 0 success, 1 failure (e.g. an unusable checkpoint), 2 command-line mistake.");
 
-    /** Model options shared by generate, batch and serving-dir. */
+    /** Model options shared by generate and batch. */
     static final class ModelArgs {
         Path model;
         String device = "cpu";
         String backend = "auto";
-        int window = -1;
+        DataType dtype;
+        int window; // 0: the checkpoint's windows
         int sinks;
         boolean streamingCache = true;
         boolean inCache;
         int threads = 1;
+        String truncate;
 
         boolean accept(String flag, CliArgs a) {
             switch (flag) {
@@ -63,13 +80,14 @@ final class GenerateCommand {
                     model = Paths.get(a.value(flag));
                     return true;
                 case "--device":
-                    device = a.value(flag);
-                    if (!device.equals("cpu") && !device.equals("gpu")) {
-                        throw new IllegalArgumentException("--device must be cpu or gpu, got " + device);
-                    }
+                    device = a.choice(flag, "cpu", "gpu");
                     return true;
                 case "--backend":
                     backend = a.value(flag);
+                    return true;
+                case "--dtype":
+                    dtype = a.choice(flag, "float16", "float32").equals("float16") ? DataType.FLOAT16
+                            : DataType.FLOAT32;
                     return true;
                 case "--window":
                     window = a.intValue(flag, 1);
@@ -81,18 +99,13 @@ final class GenerateCommand {
                     threads = a.intValue(flag, 0);
                     return true;
                 case "--cache":
-                    String c = a.value(flag);
-                    if (!c.equals("streaming") && !c.equals("contiguous")) {
-                        throw new IllegalArgumentException("--cache must be streaming or contiguous, got " + c);
-                    }
-                    streamingCache = c.equals("streaming");
+                    streamingCache = a.choice(flag, "streaming", "contiguous").equals("streaming");
                     return true;
                 case "--rope-positions":
-                    String r = a.value(flag);
-                    if (!r.equals("original") && !r.equals("in-cache")) {
-                        throw new IllegalArgumentException("--rope-positions must be original or in-cache, got " + r);
-                    }
-                    inCache = r.equals("in-cache");
+                    inCache = a.choice(flag, "original", "in-cache").equals("in-cache");
+                    return true;
+                case "--truncate-prompt":
+                    truncate = a.choice(flag, "left", "right");
                     return true;
                 default:
                     return false;
@@ -100,11 +113,16 @@ final class GenerateCommand {
         }
 
         void check() {
-            if (sinks > 0 && window < 0) {
-                throw new IllegalArgumentException("--sinks needs --window (sinks stay visible outside the window)");
+            if (sinks > 0 && window <= 0) {
+                throw new CliArgs.UsageException("--sinks needs --window (sinks stay visible outside the window)");
             }
-            if (inCache && (window < 0 || !streamingCache)) {
-                throw new IllegalArgumentException("--rope-positions in-cache needs --window and the streaming cache");
+            if (inCache && (window <= 0 || !streamingCache)) {
+                throw new CliArgs.UsageException("--rope-positions in-cache needs --window and the streaming cache");
+            }
+            try {
+                Backends.checkDense(backend);
+            } catch (IllegalArgumentException e) {
+                throw new CliArgs.UsageException("--backend: " + e.getMessage());
             }
         }
 
@@ -125,90 +143,195 @@ final class GenerateCommand {
                 System.setProperty("ai.djl.pytorch.num_threads", String.valueOf(threads));
                 System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
             }
-            return LoadedModel.load(model, deviceObject(), options());
+            Device d = deviceObject();
+            if (d.isGpu() && Engine.getInstance().getGpuCount() == 0) {
+                throw new CliArgs.UsageException("--device gpu asked for, but the engine sees no GPU");
+            }
+            return LoadedModel.load(model, d, options(), dtype);
+        }
+
+        /** Whether every layer slides over a fixed-size streaming cache (a stream of any length fits). */
+        boolean streams(LlamaModel model) {
+            if (!streamingCache) {
+                return false;
+            }
+            for (int i = 0; i < model.getLayers().size(); i++) {
+                if (model.getSlidingWindow(i) <= 0) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /**
+         * Fits a prompt to the model's positions: refused when longer than {@code max_position_embeddings} (or
+         * than what leaves room for the new tokens, unless the run streams), or truncated as
+         * {@code --truncate-prompt} says.
+         *
+         * @param ids the prompt ids
+         * @param maxNew the new tokens to leave room for
+         * @param model the model
+         * @param what how the prompt is named in messages
+         * @param streams whether the run streams through fixed-size caches (any length fits)
+         * @return the ids, possibly truncated
+         */
+        int[] fitPrompt(int[] ids, int maxNew, LlamaModel model, String what, boolean streams) {
+            int maxPos = model.getConfig().getMaxPositions();
+            long room = streams ? maxPos : (long) maxPos - maxNew;
+            if (!streams && room < 1) {
+                throw new CliArgs.UsageException("--max-new-tokens " + maxNew + " leaves no room for a prompt within"
+                        + " the model's " + maxPos + " positions (max_position_embeddings); lower it, or stream with"
+                        + " --window N");
+            }
+            if (ids.length <= room) {
+                return ids;
+            }
+            if (truncate == null) {
+                throw new CliArgs.UsageException(what + " is " + ids.length + " tokens; " + (ids.length > maxPos
+                        ? "the model's positions end at " + maxPos + " (max_position_embeddings)"
+                        : "with --max-new-tokens " + maxNew + " it runs past the model's " + maxPos
+                                + " positions (max_position_embeddings)")
+                        + "; --truncate-prompt left|right keeps the last|first " + room + " tokens"
+                        + (streams ? "" : ", or lower --max-new-tokens, or stream with --window N"));
+            }
+            int keep = (int) room;
+            return truncate.equals("left") ? Arrays.copyOfRange(ids, ids.length - keep, ids.length)
+                    : Arrays.copyOf(ids, keep);
+        }
+
+        /** Refuses caches that cannot fit the device before they are allocated. */
+        void checkCacheFits(LoadedModel lm, long tokens, String what) {
+            LlamaModel model = lm.getModel();
+            Device device = lm.getManager().getDevice();
+            double perToken = model.kvBytesPerToken();
+            if (streams(model)) {
+                long slots = 0;
+                for (int i = 0; i < model.getLayers().size(); i++) {
+                    slots = Math.max(slots, (long) model.getSlidingWindow(i)
+                            + model.getLayers().get(i).getSelfAttn().getSinkTokens());
+                }
+                CliArgs.checkFits(slots * perToken, device, (window > 0 ? "--window " + window
+                        + (sinks > 0 ? " --sinks " + sinks : "") : "the checkpoint's sliding window")
+                        + " (a streaming cache of " + slots + " slots per layer)");
+            } else {
+                // contiguous caches grow by doubling: up to twice the tokens they hold
+                CliArgs.checkFits(2.0 * tokens * perToken, device, what + " (contiguous KV caches of " + tokens
+                        + " tokens)");
+            }
         }
     }
 
     private GenerateCommand() {}
 
-    static int run(String[] args, PrintStream out, PrintStream err) {
+    static int run(String[] args, PrintStream out, PrintStream err) throws IOException {
         ModelArgs m = new ModelArgs();
         GenerationConfig.Builder g = GenerationConfig.builder();
         List<String> prompts = new ArrayList<>();
         boolean progress = true;
-        try {
-            CliArgs a = new CliArgs(args);
-            while (a.hasNext()) {
-                String flag = a.next();
-                if (m.accept(flag, a)) {
+        int maxNew = 64;
+        CliArgs a = new CliArgs(args);
+        while (a.hasNext()) {
+            String flag = a.next();
+            if (m.accept(flag, a)) {
+                continue;
+            }
+            try {
+                if (option(flag, a, g, prompts)) {
                     continue;
                 }
-                switch (flag) {
-                    case "--help":
-                    case "-h":
-                        out.println(USAGE);
-                        return 0;
-                    case "--prompt":
-                        prompts.add(a.value(flag));
-                        break;
-                    case "--max-new-tokens":
-                        g.optMaxNewTokens(a.intValue(flag, 1));
-                        break;
-                    case "--temperature":
-                        g.optTemperature(a.floatValue(flag));
-                        break;
-                    case "--top-k":
-                        g.optTopK(a.intValue(flag, 0));
-                        break;
-                    case "--top-p":
-                        g.optTopP(a.floatValue(flag));
-                        break;
-                    case "--seed":
-                        g.optSeed(a.longValue(flag));
-                        break;
-                    case "--no-bos":
-                        g.optAddBos(false);
-                        break;
-                    case "--no-progress":
-                        progress = false;
-                        break;
-                    default:
-                        throw new IllegalArgumentException("unknown option " + flag);
-                }
+            } catch (CliArgs.UsageException e) {
+                throw e;
+            } catch (IllegalArgumentException e) { // GenerationConfig's range checks
+                throw new CliArgs.UsageException(flag + ": " + e.getMessage());
             }
-            m.check();
+            switch (flag) {
+                case "--help":
+                case "-h":
+                    out.println(USAGE);
+                    return 0;
+                case "--max-new-tokens":
+                    maxNew = a.intValue(flag, 1);
+                    break;
+                case "--no-progress":
+                    progress = false;
+                    break;
+                default:
+                    throw new CliArgs.UsageException("unknown option " + flag);
+            }
+        }
+        m.check();
+        GenerationConfig config;
+        try {
+            config = g.optMaxNewTokens(maxNew).build();
         } catch (IllegalArgumentException e) {
-            out.println("error: " + e.getMessage());
-            out.println(USAGE);
-            return 2;
+            throw new CliArgs.UsageException(e.getMessage());
         }
         String prompt = prompts.isEmpty() ? "The quick brown fox" : String.join(" ", prompts);
-        GenerationConfig config = g.build();
         try (LoadedModel lm = m.load()) {
-            return generate(lm, prompt, config, m, progress, out, err);
-        } catch (IOException | IllegalArgumentException | UnsupportedOperationException e) {
-            out.println("error: " + e.getMessage());
-            return 2;
+            Generator gen = new Generator(lm.getModel(), lm.getTokenizer(), lm.getManager());
+            int[] ids = m.fitPrompt(gen.promptIds(prompt, config), maxNew, lm.getModel(), "the prompt",
+                    m.streams(lm.getModel()));
+            // the generated ids are kept (4 bytes each): a count the heap cannot hold is refused up front
+            long heap = Runtime.getRuntime().maxMemory();
+            if (4L * maxNew > heap / 4) {
+                throw new CliArgs.UsageException("--max-new-tokens " + maxNew + " keeps " + CliArgs.bytes(4.0
+                        * maxNew) + " of token ids, more than a quarter of the JVM heap (" + CliArgs.bytes(heap)
+                        + ", -Xmx)");
+            }
+            m.checkCacheFits(lm, (long) ids.length + maxNew, "the prompt + --max-new-tokens " + maxNew);
+            return generate(lm, gen, ids, prompt, config, m, progress, out, err);
         }
     }
 
-    private static int generate(LoadedModel lm, String prompt, GenerationConfig config, ModelArgs m,
-            boolean progress, PrintStream out, PrintStream err) {
+    // Sampling options shared with batch; false when the flag is not one of them.
+    static boolean option(String flag, CliArgs a, GenerationConfig.Builder g, List<String> prompts) {
+        switch (flag) {
+            case "--prompt":
+                prompts.add(a.value(flag));
+                return true;
+            case "--temperature":
+                g.optTemperature(a.floatValue(flag));
+                return true;
+            case "--top-k":
+                g.optTopK(a.intValue(flag, 0));
+                return true;
+            case "--top-p":
+                g.optTopP(a.floatValue(flag));
+                return true;
+            case "--seed":
+                g.optSeed(a.longValue(flag));
+                return true;
+            case "--no-bos":
+                g.optAddBos(false);
+                return true;
+            case "--ignore-eos":
+                g.optStopAtEos(false);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private static int generate(LoadedModel lm, Generator gen, int[] ids, String prompt, GenerationConfig config,
+            ModelArgs m, boolean progress, PrintStream out, PrintStream err) {
         LlamaModel model = lm.getModel();
-        Generator gen = new Generator(model, lm.getTokenizer(), lm.getManager());
-        int[] ids = gen.promptIds(prompt, config);
         out.println("== FlashDJL: streaming generation ==");
         out.printf(Locale.ROOT, "model     : %s%s%n", lm.getDir(), lm.isDemo()
                 ? " (offline demo: seeded random weights, byte-level tokenizer; the text is meaningless)" : "");
         out.printf(Locale.ROOT, "            %s%n", model.getConfig());
-        out.printf(Locale.ROOT, "attention : %s on %s, %s%n", model.getOptions(), lm.getManager().getDevice(),
-                describeCache(m));
-        out.printf(Locale.ROOT, "sampling  : %s, max %d new tokens%n", config, config.getMaxNewTokens());
-        out.printf(Locale.ROOT, "prompt    : %d tokens%n", ids.length);
+        out.printf(Locale.ROOT, "attention : %s on %s, %s, %s%n", model.getOptions(), lm.getManager().getDevice(),
+                dtypeName(lm.getDataType()), describeCache(m, model));
+        out.printf(Locale.ROOT, "sampling  : %s, max %d new tokens%s%n", config, config.getMaxNewTokens(),
+                config.isStopAtEos() ? "" : ", ignoring EOS");
+        out.printf(Locale.ROOT, "prompt    : %d tokens%s%n", ids.length, ids.length < gen.promptIds(prompt, config)
+                .length ? " (truncated by --truncate-prompt " + m.truncate + ")" : "");
         out.println("---");
         boolean tty = System.console() != null && out == System.out && err == System.err;
         StreamView view = new StreamView(out, err, progress, tty);
-        view.text(CliArgs.printable(prompt));
+        boolean truncated = ids.length < gen.promptIds(prompt, config).length;
+        String shown = !truncated ? prompt : m.truncate.equals("left") ? "\u2026" + lm.getTokenizer().decode(ids)
+                : lm.getTokenizer().decode(ids) + "\u2026";
+        view.text(CliArgs.printable(shown));
         GenerationResult r = gen.generate(ids, config, view::onToken);
         view.done();
         out.println("---");
@@ -217,21 +340,34 @@ final class GenerateCommand {
                 ids.length / (prefillMs / 1e3));
         out.printf(Locale.ROOT, "decode    : %d tokens in %.1f ms (%.1f tokens/s)%n", r.getTokenIds().length - 1,
                 r.getDecodeNanos() / 1e6, r.getDecodeTokensPerSecond());
-        out.printf(Locale.ROOT, "KV cache  : %s peak (%d layers, %d tokens streamed, fp32 K+V; %s)%n",
+        out.printf(Locale.ROOT, "KV cache  : %s peak (%d layers, %d tokens streamed, %s K+V; %s)%n",
                 CliArgs.bytes(r.getKvBytes()), model.getConfig().getNumLayers(), ids.length + r.getTokenIds().length,
-                m.window > 0 && m.streamingCache ? "fixed size" : "buffers grow by doubling");
+                dtypeName(lm.getDataType()), m.streams(model) ? "fixed size" : "buffers grow by doubling");
         out.printf(Locale.ROOT, "finished  : %s%n", r.getFinishReason() == GenerationResult.FinishReason.EOS
                 ? "end of sequence" : "max new tokens");
         return 0;
     }
 
-    private static String describeCache(ModelArgs m) {
+    private static String dtypeName(DataType t) {
+        return t == DataType.FLOAT16 ? "fp16" : "fp32";
+    }
+
+    private static String describeCache(ModelArgs m, LlamaModel model) {
         if (m.window > 0) {
             String w = "sliding window " + m.window + (m.sinks > 0 ? " + " + m.sinks + " sinks" : "");
             return m.streamingCache
-                    ? w + " (streaming cache: BlockKVCache of " + (m.window + m.sinks) + " slots, "
+                    ? w + " (streaming cache: BlockKVCache of " + ((long) m.window + m.sinks) + " slots, "
                             + (m.inCache ? "in-cache" : "original") + " RoPE positions)"
                     : w + " (contiguous cache, windowed mask)";
+        }
+        int windowed = 0;
+        for (int i = 0; i < model.getLayers().size(); i++) {
+            windowed += model.getSlidingWindow(i) > 0 ? 1 : 0;
+        }
+        if (windowed > 0) {
+            return "the checkpoint's sliding window " + model.getConfig().getSlidingWindow() + " on " + windowed
+                    + " of " + model.getLayers().size() + " layers (" + (m.streamingCache ? "streaming" : "contiguous")
+                    + " caches there)";
         }
         return "full causal (contiguous cache)";
     }

@@ -11,6 +11,7 @@ import org.flashdjl.examples.llama.AttentionOptions;
 import org.flashdjl.examples.llama.LlamaConfig;
 import org.flashdjl.examples.llama.LlamaLoader;
 import org.flashdjl.examples.llama.LlamaModel;
+import org.flashdjl.examples.safetensors.CheckpointException;
 import org.flashdjl.examples.tokenizer.ByteTokenizer;
 import org.flashdjl.examples.tokenizer.HfTextTokenizer;
 import org.flashdjl.examples.tokenizer.TextTokenizer;
@@ -42,7 +43,8 @@ public final class LoadedModel implements AutoCloseable {
     }
 
     /**
-     * Loads a model directory, or the demo checkpoint (written on first use) when {@code dir} is null.
+     * Loads a model directory, or the demo checkpoint (written on first use) when {@code dir} is null, in the
+     * device's default compute dtype ({@link #defaultDataType}).
      *
      * @param dir the checkpoint directory, or null for the demo
      * @param device the device
@@ -51,6 +53,27 @@ public final class LoadedModel implements AutoCloseable {
      * @throws IOException naming the file and tensor when the checkpoint is unusable
      */
     public static LoadedModel load(Path dir, Device device, AttentionOptions options) throws IOException {
+        return load(dir, device, options, null);
+    }
+
+    /**
+     * Loads a model directory, or the demo checkpoint (written on first use) when {@code dir} is null.
+     *
+     * @param dir the checkpoint directory, or null for the demo
+     * @param device the device
+     * @param options attention backend, window, sinks
+     * @param dataType the compute dtype: {@link DataType#FLOAT16} or {@link DataType#FLOAT32}; null for the
+     *     device's default ({@link #defaultDataType}). Weights are converted on load (bf16 and fp32 checkpoints
+     *     to fp16, fp16 data kept as is); activations, weights and KV caches use it; logits are fp32.
+     * @return the loaded model; close it to free the weights
+     * @throws IOException naming the file and tensor when the checkpoint is unusable
+     * @throws IllegalArgumentException for an unknown backend, a GPU the engine does not see, or a dtype other
+     *     than float16 / float32
+     */
+    public static LoadedModel load(Path dir, Device device, AttentionOptions options, DataType dataType)
+            throws IOException {
+        DataType type = dataType == null ? defaultDataType(device) : dataType;
+        LlamaLoader.checkDataType(type);
         Backends.checkDense(options.getBackend());
         if (device.isGpu() && Engine.getInstance().getGpuCount() == 0) {
             throw new IllegalArgumentException("device " + device + " asked for, but the engine sees no GPU");
@@ -59,7 +82,7 @@ public final class LoadedModel implements AutoCloseable {
         Path d = demo ? DemoCheckpoint.ensure(defaultDemoDir()) : dir;
         NDManager manager = NDManager.newBaseManager(device);
         try {
-            LlamaModel model = LlamaLoader.load(d, manager, options, DataType.FLOAT32);
+            LlamaModel model = LlamaLoader.load(d, manager, options, type);
             TextTokenizer tokenizer = tokenizerFor(d, model.getConfig());
             return new LoadedModel(d, demo, manager, model, tokenizer);
         } catch (IOException | RuntimeException e) {
@@ -69,23 +92,35 @@ public final class LoadedModel implements AutoCloseable {
     }
 
     /**
+     * Returns the default compute dtype of a device: float16 on a GPU (the flash kernels' dtype), float32 on the
+     * CPU.
+     *
+     * @param device the device
+     * @return the dtype
+     */
+    public static DataType defaultDataType(Device device) {
+        return device.isGpu() ? DataType.FLOAT16 : DataType.FLOAT32;
+    }
+
+    /**
      * Returns the tokenizer of a model directory.
      *
      * @param dir the directory
      * @param config its config
      * @return {@code tokenizer.json} through DJL's tokenizers, or the byte tokenizer for a byte vocabulary
-     * @throws IOException when there is no usable tokenizer
+     * @throws CheckpointException naming the file when there is no usable tokenizer
+     * @throws IOException when the tokenizer cannot be read
      */
     public static TextTokenizer tokenizerFor(Path dir, LlamaConfig config) throws IOException {
         Path json = dir.resolve("tokenizer.json");
-        if (Files.isRegularFile(json)) {
+        if (Files.exists(json)) {
             return HfTextTokenizer.load(json, config.getBosTokenId(), config.getEosTokenIds());
         }
         if (config.getVocabSize() == ByteTokenizer.VOCAB_SIZE) {
             return new ByteTokenizer();
         }
-        throw new IOException(dir + ": no tokenizer.json, and vocab_size " + config.getVocabSize()
-                + " is not the byte vocabulary (" + ByteTokenizer.VOCAB_SIZE + ")");
+        throw new CheckpointException(json, null, "not found, and vocab_size " + config.getVocabSize()
+                + " is not the byte vocabulary (" + ByteTokenizer.VOCAB_SIZE + "); add the checkpoint's tokenizer.json");
     }
 
     /**
@@ -119,6 +154,11 @@ public final class LoadedModel implements AutoCloseable {
     /** @return the manager holding the weights (parent of generation sub-managers) */
     public NDManager getManager() {
         return manager;
+    }
+
+    /** @return the compute dtype of weights, activations and KV caches (logits are fp32) */
+    public DataType getDataType() {
+        return model.getDataType();
     }
 
     /** @return the model */

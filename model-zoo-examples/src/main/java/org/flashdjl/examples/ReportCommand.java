@@ -27,18 +27,13 @@ final class ReportCommand {
     private ReportCommand() {}
 
     static int run(String[] args, PrintStream out) {
-        ReportOptions o;
-        try {
-            o = ReportOptions.parse(args);
-        } catch (IllegalArgumentException e) {
-            out.println("error: " + e.getMessage());
-            out.println(ReportOptions.USAGE);
-            return 2;
-        }
+        ReportOptions o = ReportOptions.parse(args);
         if (o.help) {
             out.println(ReportOptions.USAGE);
             return 0;
         }
+        Device device = o.device.equals("gpu") ? Device.gpu() : Device.cpu();
+        o.checkFits(device);
         CapabilityReport report = CapabilityReport.probe();
         out.println("== FlashDJL capability report ==");
         out.print(report.format());
@@ -49,8 +44,7 @@ final class ReportCommand {
     private static int sample(ReportOptions o, CapabilityReport report, PrintStream out) {
         Device device = o.device.equals("gpu") ? Device.gpu() : Device.cpu();
         if (device.isGpu() && report.getGpuCount() == 0) {
-            out.println("error: --device gpu asked for, but the engine sees no GPU");
-            return 2;
+            throw new CliArgs.UsageException("--device gpu asked for, but the engine sees no GPU");
         }
         AttentionSpec spec = AttentionSpec.builder().optCausal(o.causal).optReturnLse(true).build();
         out.printf(Locale.ROOT, "== sample: q [%d, %d, %d, %d], k/v [%d, %d, %d, %d], fp32, %s, %s ==%n", o.batch,
@@ -109,9 +103,10 @@ final class ReportCommand {
 
         static ReportOptions parse(String[] args) {
             ReportOptions o = new ReportOptions();
-            for (int i = 0; i < args.length; i++) {
-                String a = args[i];
-                switch (a) {
+            CliArgs a = new CliArgs(args);
+            while (a.hasNext()) {
+                String flag = a.next();
+                switch (flag) {
                     case "--help":
                     case "-h":
                         o.help = true;
@@ -120,51 +115,44 @@ final class ReportCommand {
                         o.causal = false;
                         break;
                     case "--device":
-                        o.device = value(args, ++i, a);
-                        if (!o.device.equals("cpu") && !o.device.equals("gpu")) {
-                            throw new IllegalArgumentException("--device must be cpu or gpu, got " + o.device);
-                        }
+                        o.device = a.choice(flag, "cpu", "gpu");
                         break;
                     case "--batch":
-                        o.batch = positive(args, ++i, a);
+                        o.batch = a.intValue(flag, 1);
                         break;
                     case "--heads":
-                        o.heads = positive(args, ++i, a);
+                        o.heads = a.intValue(flag, 1);
                         break;
                     case "--kv-heads":
-                        o.kvHeads = positive(args, ++i, a);
+                        o.kvHeads = a.intValue(flag, 1);
                         break;
                     case "--seq":
-                        o.seq = positive(args, ++i, a);
+                        o.seq = a.intValue(flag, 1);
                         break;
                     case "--dim":
-                        o.dim = positive(args, ++i, a);
+                        o.dim = a.intValue(flag, 1);
                         break;
                     default:
-                        throw new IllegalArgumentException("unknown option " + a);
+                        throw new CliArgs.UsageException("unknown option " + flag);
                 }
+            }
+            if (o.heads % o.kvHeads != 0) {
+                throw new CliArgs.UsageException("--heads (" + o.heads + ") must be a multiple of --kv-heads ("
+                        + o.kvHeads + ") (grouped-query attention)");
             }
             return o;
         }
 
-        private static String value(String[] args, int i, String flag) {
-            if (i >= args.length) {
-                throw new IllegalArgumentException(flag + " needs a value");
-            }
-            return args[i];
-        }
-
-        private static int positive(String[] args, int i, String flag) {
-            String v = value(args, i, flag);
-            try {
-                int n = Integer.parseInt(v);
-                if (n <= 0) {
-                    throw new NumberFormatException();
-                }
-                return n;
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(flag + " must be a positive integer, got " + v);
-            }
+        /**
+         * Refuses a sample the machine cannot hold: the float64 reference builds the whole [B, H, L, L] score
+         * matrix (plus its softmax), the fp32 math backend another one.
+         */
+        void checkFits(Device device) {
+            double scores = (double) batch * heads * seq * seq;
+            double inputs = (double) batch * (heads + 2L * kvHeads) * seq * dim;
+            CliArgs.checkFits(scores * (8 * 2 + 4 * 2) + inputs * (4 + 8) * 2, device, "report --batch " + batch
+                    + " --heads " + heads + " --seq " + seq + " --dim " + dim
+                    + " (the reference's [B, H, L, L] score matrices)");
         }
     }
 }

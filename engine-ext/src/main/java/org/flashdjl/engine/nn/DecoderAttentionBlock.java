@@ -31,8 +31,8 @@ import java.util.Objects;
  * The self-attention of a LLaMA-family decoder layer: projections {@code q_proj}, {@code k_proj}, {@code v_proj},
  * {@code o_proj} (Hugging Face names and {@code [out, in]} weight layout), GQA ({@code Hq} query heads over
  * {@code Hkv} key/value heads, resolved by the attention operator, never by repeating KV heads), RoPE applied here
- * (theta, linear or llama3 scaling), causal attention with an optional sliding window and sink tokens, through a
- * named attention backend.
+ * (theta, linear, llama3 or yarn scaling), causal attention with an optional sliding window and sink tokens, an
+ * optional softmax scale and logit softcap (Gemma 2), through a named attention backend.
  *
  * <p>Three ways in:
  * <ul>
@@ -76,7 +76,10 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         this.slidingWindow = b.slidingWindow;
         this.sinkTokens = b.sinkTokens;
         this.backend = Backends.checkDense(b.backend);
-        AttentionSpec.Builder s = AttentionSpec.builder().optCausal(true);
+        AttentionSpec.Builder s = AttentionSpec.builder().optCausal(true).optSoftcap(b.softcap);
+        if (b.scale != null) {
+            s.optScale(b.scale);
+        }
         if (slidingWindow > 0) {
             s.optWindow(slidingWindow - 1, -1).optSinkTokens(sinkTokens);
         }
@@ -304,7 +307,8 @@ public final class DecoderAttentionBlock extends AbstractBlock {
     public String toString() {
         return "DecoderAttention(Hq=" + numHeads + ", Hkv=" + numKvHeads + ", D=" + headDim + ", rope(theta="
                 + rope.getTheta() + ", " + rope.getScaling() + "), window=" + slidingWindow + ", sinks=" + sinkTokens
-                + ", backend=" + backend + ")";
+                + (spec.getScale() == null ? "" : ", scale=" + spec.getScale())
+                + (spec.getSoftcap() > 0 ? ", softcap=" + spec.getSoftcap() : "") + ", backend=" + backend + ")";
     }
 
     /** Builds a {@link DecoderAttentionBlock}. */
@@ -321,6 +325,8 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         private String backend = "auto";
         private boolean qkvBias;
         private boolean outputBias;
+        private Float scale;
+        private float softcap;
 
         private Builder() {}
 
@@ -459,6 +465,35 @@ public final class DecoderAttentionBlock extends AbstractBlock {
          */
         public Builder optOutputBias(boolean bias) {
             this.outputBias = bias;
+            return this;
+        }
+
+        /**
+         * Sets the softmax scale (default {@code 1/sqrt(headDim)}; Gemma 2: {@code query_pre_attn_scalar^-0.5}).
+         *
+         * @param scale the scale, finite and {@code > 0}
+         * @return this builder
+         */
+        public Builder optScale(float scale) {
+            if (!(scale > 0) || Float.isInfinite(scale)) {
+                throw new IllegalArgumentException("attention scale must be finite and > 0, got " + scale);
+            }
+            this.scale = scale;
+            return this;
+        }
+
+        /**
+         * Sets the attention logit softcap: {@code s = cap * tanh(s / cap)} (Gemma 2's
+         * {@code attn_logit_softcapping}; default 0 = off).
+         *
+         * @param softcap 0 or a finite positive cap
+         * @return this builder
+         */
+        public Builder optSoftcap(float softcap) {
+            if (!(softcap >= 0) || Float.isInfinite(softcap)) {
+                throw new IllegalArgumentException("softcap must be 0 (off) or finite and > 0, got " + softcap);
+            }
+            this.softcap = softcap;
             return this;
         }
 

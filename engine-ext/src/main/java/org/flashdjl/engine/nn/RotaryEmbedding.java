@@ -11,8 +11,8 @@ import ai.djl.ndarray.types.Shape;
 /**
  * Rotary position embedding in Hugging Face's "rotate half" form: for a head vector {@code x = [x1, x2]}
  * (halves of {@code d/2}), {@code rope(x, p) = [x1 cos - x2 sin, x2 cos + x1 sin]} with angles
- * {@code p * invFreq[i]}. Angles are computed in float64 on the host, so positions far into a stream keep their
- * precision.
+ * {@code p * invFreq[i]}, cos and sin multiplied by the scaling's attention factor (YaRN; 1 otherwise). Angles
+ * are computed in float64 on the host, so positions far into a stream keep their precision.
  */
 public final class RotaryEmbedding {
 
@@ -20,6 +20,7 @@ public final class RotaryEmbedding {
     private final double theta;
     private final RopeScaling scaling;
     private final double[] invFreq; // [headDim / 2]
+    private final double attentionScaling;
 
     /**
      * Creates the embedding.
@@ -33,6 +34,7 @@ public final class RotaryEmbedding {
         this.theta = theta;
         this.scaling = scaling;
         this.invFreq = scaling.inverseFrequencies(headDim, theta);
+        this.attentionScaling = scaling.getAttentionScaling();
     }
 
     /** @return the head dim */
@@ -48,6 +50,11 @@ public final class RotaryEmbedding {
     /** @return the scaling */
     public RopeScaling getScaling() {
         return scaling;
+    }
+
+    /** @return the factor multiplying cos and sin (YaRN's attention factor, else 1) */
+    public double getAttentionScaling() {
+        return attentionScaling;
     }
 
     /** @return a copy of the inverse frequencies [headDim / 2] */
@@ -96,8 +103,8 @@ public final class RotaryEmbedding {
         for (int p = 0; p < positions.length; p++) {
             for (int i = 0; i < half; i++) {
                 double angle = positions[p] * invFreq[i];
-                cos[p * half + i] = (float) Math.cos(angle);
-                sin[p * half + i] = (float) Math.sin(angle);
+                cos[p * half + i] = (float) (Math.cos(angle) * attentionScaling);
+                sin[p * half + i] = (float) (Math.sin(angle) * attentionScaling);
             }
         }
         Shape shape = new Shape(positions.length, half);

@@ -2,7 +2,6 @@ package org.flashdjl.examples.demo;
 
 import ai.djl.ndarray.types.Shape;
 
-import org.flashdjl.examples.llama.AttentionOptions;
 import org.flashdjl.examples.llama.LlamaConfig;
 import org.flashdjl.examples.llama.LlamaModel;
 import org.flashdjl.examples.safetensors.SafeDType;
@@ -36,7 +35,7 @@ public final class DemoCheckpoint {
     public static final long SEED = 20240607L;
 
     private static final Logger logger = LoggerFactory.getLogger(DemoCheckpoint.class);
-    private static final String STAMP = "flashdjl-demo-v2";
+    private static final String STAMP = "flashdjl-demo-v3";
 
     private DemoCheckpoint() {}
 
@@ -78,18 +77,18 @@ public final class DemoCheckpoint {
      */
     public static void write(Path dir, LlamaConfig config, long seed, SafeDType dtype) throws IOException {
         Files.createDirectories(dir);
-        LlamaModel shapes = new LlamaModel(config, AttentionOptions.defaults());
         Random rnd = new Random(seed);
         SafetensorsWriter w = new SafetensorsWriter().addMetadata("format", "pt")
                 .addMetadata("generator", "FlashDJL DemoCheckpoint seed=" + seed);
-        for (Map.Entry<String, Shape> e : shapes.expectedShapes().entrySet()) {
+        for (Map.Entry<String, Shape> e : LlamaModel.expectedShapes(config).entrySet()) {
             String name = e.getKey();
             long[] shape = e.getValue().getShape();
             int n = (int) e.getValue().size();
             float[] data = new float[n];
             if (name.endsWith("norm.weight")) {
+                double centre = config.isGemmaStyle() ? 0 : 1; // Gemma stores (scale - 1)
                 for (int i = 0; i < n; i++) {
-                    data[i] = (float) (1 + 0.1 * rnd.nextGaussian());
+                    data[i] = (float) (centre + 0.1 * rnd.nextGaussian());
                 }
             } else if (name.endsWith(".bias")) {
                 for (int i = 0; i < n; i++) {

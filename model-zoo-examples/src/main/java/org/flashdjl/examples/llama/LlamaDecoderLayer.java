@@ -14,17 +14,27 @@ import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.engine.nn.DecoderAttentionBlock;
 
 /**
- * One pre-norm decoder layer: {@code h = x + attn(norm1(x)); out = h + mlp(norm2(h))}. Children, by Hugging Face
- * name: {@code input_layernorm}, {@code self_attn}, {@code post_attention_layernorm}, {@code mlp}.
+ * One pre-norm decoder layer, in one data flow for every family:
+ *
+ * <pre>
+ * h   = x + attnOutNorm?(attn(attnNorm(x)))        // attnOutNorm: Gemma 2 only
+ * out = h + mlpOutNorm?(mlp(mlpNorm(h)))           // mlpOutNorm: Gemma 2 only
+ * </pre>
+ *
+ * Children, by Hugging Face name: {@code input_layernorm} (attnNorm), {@code self_attn}, {@code mlp}; Llama,
+ * Mistral, Qwen2: {@code post_attention_layernorm} (mlpNorm); Gemma 2: {@code post_attention_layernorm}
+ * (attnOutNorm), {@code pre_feedforward_layernorm} (mlpNorm), {@code post_feedforward_layernorm} (mlpOutNorm).
  */
 public final class LlamaDecoderLayer extends AbstractBlock {
 
-    private static final byte VERSION = 1;
+    private static final byte VERSION = 2;
 
-    private final RmsNorm inputLayernorm;
+    private final RmsNorm attnNorm;
     private final DecoderAttentionBlock selfAttn;
-    private final RmsNorm postAttentionLayernorm;
-    private final SwiGluMlp mlp;
+    private final RmsNorm attnOutNorm; // null but for Gemma 2
+    private final RmsNorm mlpNorm;
+    private final GatedMlp mlp;
+    private final RmsNorm mlpOutNorm; // null but for Gemma 2
 
     /**
      * Creates a layer.
@@ -34,17 +44,26 @@ public final class LlamaDecoderLayer extends AbstractBlock {
      */
     public LlamaDecoderLayer(LlamaConfig config, DecoderAttentionBlock attention) {
         super(VERSION);
-        this.inputLayernorm = addChildBlock("input_layernorm", new RmsNorm(config.getHiddenSize(),
-                config.getRmsNormEps()));
+        int h = config.getHiddenSize();
+        double eps = config.getRmsNormEps();
+        boolean gemma = config.isGemmaStyle();
+        this.attnNorm = addChildBlock("input_layernorm", new RmsNorm(h, eps, gemma));
         this.selfAttn = addChildBlock("self_attn", attention);
-        this.postAttentionLayernorm = addChildBlock("post_attention_layernorm", new RmsNorm(config.getHiddenSize(),
-                config.getRmsNormEps()));
-        this.mlp = addChildBlock("mlp", new SwiGluMlp(config.getHiddenSize(), config.getIntermediateSize()));
+        if (gemma) {
+            this.attnOutNorm = addChildBlock("post_attention_layernorm", new RmsNorm(h, eps, true));
+            this.mlpNorm = addChildBlock("pre_feedforward_layernorm", new RmsNorm(h, eps, true));
+        } else {
+            this.attnOutNorm = null;
+            this.mlpNorm = addChildBlock("post_attention_layernorm", new RmsNorm(h, eps, false));
+        }
+        this.mlp = addChildBlock("mlp", new GatedMlp(h, config.getIntermediateSize(), config.getActivation(),
+                config.isMlpBias()));
+        this.mlpOutNorm = gemma ? addChildBlock("post_feedforward_layernorm", new RmsNorm(h, eps, true)) : null;
     }
 
-    /** @return input_layernorm */
+    /** @return {@code input_layernorm}, the norm before attention */
     public RmsNorm getInputLayernorm() {
-        return inputLayernorm;
+        return attnNorm;
     }
 
     /** @return self_attn */
@@ -52,13 +71,28 @@ public final class LlamaDecoderLayer extends AbstractBlock {
         return selfAttn;
     }
 
-    /** @return post_attention_layernorm */
-    public RmsNorm getPostAttentionLayernorm() {
-        return postAttentionLayernorm;
+    /** @return the norm of the attention output (Gemma 2's {@code post_attention_layernorm}), or null */
+    public RmsNorm getAttentionOutputNorm() {
+        return attnOutNorm;
+    }
+
+    /**
+     * Returns the norm before the MLP: {@code post_attention_layernorm} (Llama, Mistral, Qwen2) or
+     * {@code pre_feedforward_layernorm} (Gemma 2).
+     *
+     * @return the norm
+     */
+    public RmsNorm getMlpNorm() {
+        return mlpNorm;
+    }
+
+    /** @return the norm of the MLP output (Gemma 2's {@code post_feedforward_layernorm}), or null */
+    public RmsNorm getMlpOutputNorm() {
+        return mlpOutNorm;
     }
 
     /** @return mlp */
-    public SwiGluMlp getMlp() {
+    public GatedMlp getMlp() {
         return mlp;
     }
 
@@ -71,8 +105,8 @@ public final class LlamaDecoderLayer extends AbstractBlock {
      * @return [B, T, hidden]
      */
     public NDArray forward(ParameterStore ps, NDArray x, KvCache cache) {
-        NDArray h = x.add(selfAttn.forward(ps, inputLayernorm.forward(ps, x), cache)); // [B, T, hidden]
-        return h.add(mlp.forward(ps, postAttentionLayernorm.forward(ps, h))); // [B, T, hidden]
+        NDArray attn = selfAttn.forward(ps, attnNorm.forward(ps, x), cache); // [B, T, hidden]
+        return residuals(ps, x, attn);
     }
 
     /**
@@ -89,9 +123,16 @@ public final class LlamaDecoderLayer extends AbstractBlock {
      */
     public NDArray forwardPacked(ParameterStore ps, NDArray x, long[] positions, int layer, long[] seqIds,
             int[] counts, SequenceKvStore store) {
-        NDArray h = x.add(selfAttn.forwardPacked(ps, inputLayernorm.forward(ps, x), positions, layer, seqIds, counts,
-                store)); // [N, hidden]
-        return h.add(mlp.forward(ps, postAttentionLayernorm.forward(ps, h))); // [N, hidden]
+        NDArray attn = selfAttn.forwardPacked(ps, attnNorm.forward(ps, x), positions, layer, seqIds, counts,
+                store); // [N, hidden]
+        return residuals(ps, x, attn);
+    }
+
+    // The two residual branches after attention: x [..., hidden], attn [..., hidden] -> [..., hidden]
+    private NDArray residuals(ParameterStore ps, NDArray x, NDArray attn) {
+        NDArray h = x.add(attnOutNorm == null ? attn : attnOutNorm.forward(ps, attn)); // [..., hidden]
+        NDArray m = mlp.forward(ps, mlpNorm.forward(ps, h)); // [..., hidden]
+        return h.add(mlpOutNorm == null ? m : mlpOutNorm.forward(ps, m)); // [..., hidden]
     }
 
     /** {@inheritDoc} */

@@ -21,34 +21,39 @@ import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.engine.nn.DecoderAttentionBlock;
 import org.flashdjl.engine.nn.RotaryEmbedding;
+import org.flashdjl.examples.safetensors.HalfFloats;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * A LLaMA-family causal LM as a DJL {@code Block}, one data flow in the manner of llama3.java:
+ * A LLaMA-family causal LM (Llama, Mistral, Qwen2, Gemma 2) as a DJL {@code Block}, one data flow in the manner of
+ * llama3.java:
  *
  * <pre>
- * x      = embed_tokens[tokens]                          // [B, T, hidden]
- * for each layer:
- *   x    = x + o_proj(attention(rope(q_proj(norm(x))), rope(k_proj(..)), v_proj(..)))  // GQA, causal (+window, sinks)
- *   x    = x + down_proj(silu(gate_proj(norm(x))) * up_proj(norm(x)))
- * logits = lm_head(norm(x))                              // [B, T, vocab] fp32 (lm_head = embed_tokens if tied)
+ * x      = embed_tokens[tokens] (* sqrt(hidden) for Gemma 2)            // [B, T, hidden]
+ * for each layer (its own window, RoPE, scale and softcap in its attention spec):
+ *   x    = x + outNorm?(o_proj(attention(rope(q_proj(norm(x))), rope(k_proj(..)), v_proj(..))))
+ *   x    = x + outNorm?(down_proj(act(gate_proj(norm(x))) * up_proj(norm(x))))
+ * logits = softcap?(lm_head(norm(x)))                                  // [B, T, vocab] fp32
  * </pre>
  *
+ * (lm_head = embed_tokens when tied; the optional output norms and the softcap are Gemma 2's.)
+ *
  * <p>Children carry Hugging Face's names ({@code embed_tokens}, {@code layers_i}, {@code norm}, {@code lm_head});
- * {@link #parametersByCheckpointName()} maps every checkpoint tensor name ({@code model.layers.0.mlp.up_proj.weight},
- * ...) to its parameter and {@link #expectedShapes()} to its shape.
+ * {@link #expectedShapes(LlamaConfig)} lists every checkpoint tensor ({@code model.layers.0.mlp.up_proj.weight},
+ * ...) with its shape, and {@link #parametersByCheckpointName()} maps each to its parameter.
  */
 public final class LlamaModel extends AbstractBlock {
 
     /** The forward parameter carrying a {@code KvCache[]} (one per layer) through the {@code Block} interface. */
     public static final String KV_CACHES_PARAM = "kv_caches";
 
-    private static final byte VERSION = 1;
+    private static final byte VERSION = 2;
 
     private final LlamaConfig config;
     private final AttentionOptions options;
@@ -58,7 +63,8 @@ public final class LlamaModel extends AbstractBlock {
     private final Linear lmHead; // weight [vocab, hidden]; null when tied
 
     /**
-     * Builds the (uninitialised) model.
+     * Builds the (uninitialised) model: each layer's attention gets its window (the options' window, else the
+     * checkpoint's window of that layer), its RoPE, and the family's scale and softcap.
      *
      * @param config the architecture
      * @param options attention backend, window and sinks
@@ -69,20 +75,27 @@ public final class LlamaModel extends AbstractBlock {
         this.options = options;
         this.embedTokens = addParameter(Parameter.builder().setName("embed_tokens").setType(Parameter.Type.WEIGHT)
                 .optInitializer(new NormalInitializer(0.02f)).build());
-        int window = options.getSlidingWindow() == 0 ? config.getSlidingWindow() : options.getSlidingWindow();
-        RotaryEmbedding rope = new RotaryEmbedding(config.getHeadDim(), config.getRopeTheta(),
-                config.getRopeScaling());
+        Map<LlamaConfig.Rope, RotaryEmbedding> ropes = new HashMap<>(); // one table per distinct RoPE
         List<LlamaDecoderLayer> list = new ArrayList<>();
         for (int i = 0; i < config.getNumLayers(); i++) {
-            DecoderAttentionBlock attn = DecoderAttentionBlock.builder().setHiddenSize(config.getHiddenSize())
+            int window = options.getSlidingWindow() == 0 ? config.getSlidingWindow(i) : options.getSlidingWindow();
+            LlamaConfig.Rope r = config.getRope(i);
+            RotaryEmbedding rope = ropes.computeIfAbsent(r, k -> new RotaryEmbedding(config.getHeadDim(),
+                    k.getTheta(), k.getScaling()));
+            DecoderAttentionBlock.Builder attn = DecoderAttentionBlock.builder().setHiddenSize(config.getHiddenSize())
                     .setNumHeads(config.getNumHeads()).optNumKvHeads(config.getNumKvHeads())
                     .optHeadDim(config.getHeadDim()).optRope(rope).optSlidingWindow(window > 0 ? window : -1)
                     .optSinkTokens(window > 0 ? options.getSinkTokens() : 0).optBackend(options.getBackend())
-                    .optQkvBias(config.isQkvBias()).optOutputBias(config.isAttentionBias()).build();
-            list.add(addChildBlock("layers_" + i, new LlamaDecoderLayer(config, attn)));
+                    .optQkvBias(config.isQkvBias()).optOutputBias(config.isOutputBias())
+                    .optSoftcap((float) config.getAttnLogitSoftcap());
+            if (config.getQueryPreAttnScalar() > 0) {
+                attn.optScale((float) Math.pow(config.getQueryPreAttnScalar(), -0.5));
+            }
+            list.add(addChildBlock("layers_" + i, new LlamaDecoderLayer(config, attn.build())));
         }
         this.layers = Collections.unmodifiableList(list);
-        this.norm = addChildBlock("norm", new RmsNorm(config.getHiddenSize(), config.getRmsNormEps()));
+        this.norm = addChildBlock("norm", new RmsNorm(config.getHiddenSize(), config.getRmsNormEps(),
+                config.isGemmaStyle()));
         this.lmHead = config.isTieWordEmbeddings() ? null
                 : addChildBlock("lm_head", Linear.builder().setUnits(config.getVocabSize()).optBias(false).build());
     }
@@ -103,84 +116,146 @@ public final class LlamaModel extends AbstractBlock {
     }
 
     /**
-     * Returns every parameter under its checkpoint (Hugging Face) name.
+     * Returns every parameter under its checkpoint (Hugging Face) name, the names of
+     * {@link #expectedShapes(LlamaConfig)}.
      *
      * @return name to parameter, in checkpoint order
      */
     public Map<String, Parameter> parametersByCheckpointName() {
         Map<String, Parameter> m = new LinkedHashMap<>();
-        m.put("model.embed_tokens.weight", embedTokens);
-        for (int i = 0; i < layers.size(); i++) {
-            LlamaDecoderLayer l = layers.get(i);
-            String p = "model.layers." + i + ".";
-            DecoderAttentionBlock a = l.getSelfAttn();
-            m.put(p + "input_layernorm.weight", l.getInputLayernorm().getWeight());
-            putLinear(m, p + "self_attn.q_proj", a.getQProj());
-            putLinear(m, p + "self_attn.k_proj", a.getKProj());
-            putLinear(m, p + "self_attn.v_proj", a.getVProj());
-            putLinear(m, p + "self_attn.o_proj", a.getOProj());
-            m.put(p + "post_attention_layernorm.weight", l.getPostAttentionLayernorm().getWeight());
-            putLinear(m, p + "mlp.gate_proj", l.getMlp().getGateProj());
-            putLinear(m, p + "mlp.up_proj", l.getMlp().getUpProj());
-            putLinear(m, p + "mlp.down_proj", l.getMlp().getDownProj());
-        }
-        m.put("model.norm.weight", norm.getWeight());
-        if (lmHead != null) {
-            putLinear(m, "lm_head", lmHead);
+        for (String name : expectedShapes(config).keySet()) {
+            m.put(name, parameter(name));
         }
         return m;
     }
 
-    private static void putLinear(Map<String, Parameter> m, String prefix, Linear linear) {
-        m.put(prefix + ".weight", linear.getParameters().get("weight"));
-        if (linear.getParameters().contains("bias")) {
-            m.put(prefix + ".bias", linear.getParameters().get("bias"));
+    // A checkpoint name to its parameter: model.embed_tokens.weight, model.norm.weight, lm_head.weight or
+    // model.layers.<i>.<module path>.<weight|bias>.
+    private Parameter parameter(String name) {
+        switch (name) {
+            case "model.embed_tokens.weight":
+                return embedTokens;
+            case "model.norm.weight":
+                return norm.getWeight();
+            case "lm_head.weight":
+                return lmHead.getParameters().get("weight");
+            default:
+                break;
         }
+        String rest = name.substring("model.layers.".length());
+        LlamaDecoderLayer l = layers.get(Integer.parseInt(rest.substring(0, rest.indexOf('.'))));
+        String module = rest.substring(rest.indexOf('.') + 1, rest.lastIndexOf('.'));
+        String param = rest.substring(rest.lastIndexOf('.') + 1);
+        AbstractBlock block;
+        switch (module) {
+            case "input_layernorm":
+                return l.getInputLayernorm().getWeight();
+            case "post_attention_layernorm":
+                return config.isGemmaStyle() ? l.getAttentionOutputNorm().getWeight() : l.getMlpNorm().getWeight();
+            case "pre_feedforward_layernorm":
+                return l.getMlpNorm().getWeight();
+            case "post_feedforward_layernorm":
+                return l.getMlpOutputNorm().getWeight();
+            case "self_attn.q_proj":
+                block = l.getSelfAttn().getQProj();
+                break;
+            case "self_attn.k_proj":
+                block = l.getSelfAttn().getKProj();
+                break;
+            case "self_attn.v_proj":
+                block = l.getSelfAttn().getVProj();
+                break;
+            case "self_attn.o_proj":
+                block = l.getSelfAttn().getOProj();
+                break;
+            case "mlp.gate_proj":
+                block = l.getMlp().getGateProj();
+                break;
+            case "mlp.up_proj":
+                block = l.getMlp().getUpProj();
+                break;
+            case "mlp.down_proj":
+                block = l.getMlp().getDownProj();
+                break;
+            default:
+                throw new IllegalStateException("no parameter for " + name);
+        }
+        return block.getParameters().get(param);
+    }
+
+    /** @return the shape every checkpoint tensor of this model must have (see {@link #expectedShapes(LlamaConfig)}) */
+    public Map<String, Shape> expectedShapes() {
+        return expectedShapes(config);
     }
 
     /**
-     * Returns the shape every checkpoint tensor must have.
+     * Returns every tensor a checkpoint of this architecture holds, with its shape, from the config alone (the
+     * loader checks a checkpoint against it before any block or array exists).
      *
+     * @param c the architecture
      * @return name to shape, in checkpoint order
      */
-    public Map<String, Shape> expectedShapes() {
-        long h = config.getHiddenSize();
-        long q = (long) config.getNumHeads() * config.getHeadDim();
-        long kv = (long) config.getNumKvHeads() * config.getHeadDim();
-        long im = config.getIntermediateSize();
-        long v = config.getVocabSize();
+    public static Map<String, Shape> expectedShapes(LlamaConfig c) {
+        long h = c.getHiddenSize();
+        long q = (long) c.getNumHeads() * c.getHeadDim();
+        long kv = (long) c.getNumKvHeads() * c.getHeadDim();
+        long im = c.getIntermediateSize();
         Map<String, Shape> m = new LinkedHashMap<>();
-        for (String name : parametersByCheckpointName().keySet()) {
-            Shape s;
-            if (name.equals("model.embed_tokens.weight") || name.equals("lm_head.weight")) {
-                s = new Shape(v, h);
-            } else if (name.endsWith("layernorm.weight") || name.equals("model.norm.weight")) {
-                s = new Shape(h);
-            } else if (name.contains("q_proj")) {
-                s = name.endsWith("bias") ? new Shape(q) : new Shape(q, h);
-            } else if (name.contains("k_proj") || name.contains("v_proj")) {
-                s = name.endsWith("bias") ? new Shape(kv) : new Shape(kv, h);
-            } else if (name.contains("o_proj")) {
-                s = name.endsWith("bias") ? new Shape(h) : new Shape(h, q);
-            } else if (name.contains("gate_proj") || name.contains("up_proj")) {
-                s = new Shape(im, h);
-            } else if (name.contains("down_proj")) {
-                s = new Shape(h, im);
-            } else {
-                throw new IllegalStateException("no shape rule for " + name);
+        m.put("model.embed_tokens.weight", new Shape(c.getVocabSize(), h));
+        for (int i = 0; i < c.getNumLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            m.put(p + "input_layernorm.weight", new Shape(h));
+            linear(m, p + "self_attn.q_proj", q, h, c.isQkvBias());
+            linear(m, p + "self_attn.k_proj", kv, h, c.isQkvBias());
+            linear(m, p + "self_attn.v_proj", kv, h, c.isQkvBias());
+            linear(m, p + "self_attn.o_proj", h, q, c.isOutputBias());
+            m.put(p + "post_attention_layernorm.weight", new Shape(h));
+            if (c.isGemmaStyle()) {
+                m.put(p + "pre_feedforward_layernorm.weight", new Shape(h));
+                m.put(p + "post_feedforward_layernorm.weight", new Shape(h));
             }
-            m.put(name, s);
+            linear(m, p + "mlp.gate_proj", im, h, c.isMlpBias());
+            linear(m, p + "mlp.up_proj", im, h, c.isMlpBias());
+            linear(m, p + "mlp.down_proj", h, im, c.isMlpBias());
+        }
+        m.put("model.norm.weight", new Shape(h));
+        if (!c.isTieWordEmbeddings()) {
+            m.put("lm_head.weight", new Shape(c.getVocabSize(), h));
         }
         return m;
     }
 
-    /** @return keys each query sees (itself included), or -1 when the model attends to everything before */
-    public int getSlidingWindow() {
-        return layers.get(0).getSelfAttn().getSlidingWindow();
+    // weight [out, in] (+ bias [out])
+    private static void linear(Map<String, Shape> m, String prefix, long out, long in, boolean bias) {
+        m.put(prefix + ".weight", new Shape(out, in));
+        if (bias) {
+            m.put(prefix + ".bias", new Shape(out));
+        }
     }
 
     /**
-     * Creates one KV cache per layer for a single stream: with a sliding window and {@link
+     * Returns a layer's sliding window.
+     *
+     * @param layer the layer index
+     * @return keys each query sees (itself included), or -1 when the layer attends to everything before
+     */
+    public int getSlidingWindow(int layer) {
+        return layers.get(layer).getSelfAttn().getSlidingWindow();
+    }
+
+    /** @return the compute dtype (the embedding's; float32 or float16) */
+    public DataType getDataType() {
+        NDArray table = embedTokens.getArray();
+        return table.getDataType();
+    }
+
+    /** @return bytes of keys plus values one token takes over all layers in the compute dtype */
+    public long kvBytesPerToken() {
+        return 2L * layers.size() * config.getNumKvHeads() * config.getHeadDim() * getDataType().getNumOfBytes();
+    }
+
+    /**
+     * Creates one KV cache per layer for a single stream: for a layer with a sliding window and {@link
      * AttentionOptions#isStreamingCache()}, a fixed-size {@link StreamingKvCache} (sinks + window over {@code
      * BlockKVCache}); otherwise a {@link ContiguousKvCache}.
      *
@@ -199,17 +274,23 @@ public final class LlamaModel extends AbstractBlock {
      * @param batch the number of streams
      * @param maxLength the most tokens per stream, or -1 (contiguous caches only)
      * @return the caches
+     * @throws IllegalStateException when in-cache RoPE positions are asked for but a layer has no streaming cache
      */
     public KvCache[] newCaches(NDManager manager, int batch, long maxLength) {
         KvCache[] caches = new KvCache[layers.size()];
-        int window = getSlidingWindow();
-        boolean streaming = window > 0 && options.isStreamingCache();
-        if (!streaming && options.getRopePositions() == StreamingKvCache.Positions.IN_CACHE) {
-            throw new IllegalStateException("in-cache RoPE positions need a sliding window and the streaming cache");
-        }
-        DataType type = embedTokens.getArray().getDataType();
+        DataType type = getDataType();
         for (int i = 0; i < caches.length; i++) {
-            caches[i] = streaming
+            int window = getSlidingWindow(i);
+            boolean streaming = window > 0 && options.isStreamingCache();
+            if (!streaming && options.getRopePositions() == StreamingKvCache.Positions.IN_CACHE) {
+                throw new IllegalStateException("in-cache RoPE positions need a sliding window and the streaming"
+                        + " cache on every layer; layer " + i + " has " + (window > 0 ? "a contiguous cache"
+                                : "no window"));
+            }
+        }
+        for (int i = 0; i < caches.length; i++) {
+            int window = getSlidingWindow(i);
+            caches[i] = window > 0 && options.isStreamingCache()
                     ? new StreamingKvCache(manager, batch, config.getNumKvHeads(), config.getHeadDim(), type, window,
                             layers.get(i).getSelfAttn().getSinkTokens(), options.getRopePositions())
                     : new ContiguousKvCache(manager, maxLength);
@@ -307,18 +388,29 @@ public final class LlamaModel extends AbstractBlock {
     private NDArray embed(ParameterStore ps, NDArray tokens) {
         NDArray table = ps.getValue(embedTokens, tokens.getDevice(), false); // [vocab, hidden]
         NDArray ids = tokens.getDataType() == DataType.INT64 ? tokens : tokens.toType(DataType.INT64, false);
-        return table.get(ids); // [..., hidden]
+        NDArray x = table.get(ids); // [..., hidden]
+        if (config.isGemmaStyle()) {
+            // Gemma: x * sqrt(hidden), the normalizer rounded to the activation dtype first (as transformers)
+            float normalizer = (float) Math.sqrt(config.getHiddenSize());
+            if (x.getDataType() == DataType.FLOAT16) {
+                normalizer = HalfFloats.f16ToFloat(HalfFloats.floatToF16(normalizer));
+            }
+            x = x.mul(normalizer);
+        }
+        return x;
     }
 
     private NDArray logits(ParameterStore ps, NDArray x) {
-        NDArray out;
+        NDArray out; // [..., vocab]
         if (lmHead == null) {
             NDArray table = ps.getValue(embedTokens, x.getDevice(), false); // [vocab, hidden]
             out = x.matMul(table.transpose());
         } else {
             out = lmHead.forward(ps, new NDList(x), false).head();
         }
-        return out.getDataType() == DataType.FLOAT32 ? out : out.toType(DataType.FLOAT32, false);
+        out = out.getDataType() == DataType.FLOAT32 ? out : out.toType(DataType.FLOAT32, false);
+        float cap = (float) config.getFinalLogitSoftcap();
+        return cap > 0 ? out.div(cap).tanh().mul(cap) : out; // Gemma 2: cap * tanh(logits / cap)
     }
 
     /** {@inheritDoc} */

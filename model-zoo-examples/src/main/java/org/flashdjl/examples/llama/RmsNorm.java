@@ -11,8 +11,9 @@ import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.util.PairList;
 
 /**
- * Root-mean-square layer norm: {@code weight * x / sqrt(mean(x^2, -1) + eps)}, computed in fp32 and cast back to
- * x's dtype. Parameter {@code weight} [hidden].
+ * Root-mean-square layer norm, as transformers computes it: {@code n = x / sqrt(mean(x^2, -1) + eps)} in fp32, then
+ * Llama's {@code weight * n.to(x.dtype)}, or Gemma's {@code (n * (1 + weight)).to(x.dtype)} (all in fp32; the
+ * checkpoint stores {@code weight} centred on 0). Parameter {@code weight} [hidden].
  */
 public final class RmsNorm extends AbstractBlock {
 
@@ -20,25 +21,43 @@ public final class RmsNorm extends AbstractBlock {
 
     private final int size;
     private final float eps;
+    private final boolean unitOffset;
     private final Parameter weight; // [hidden]
+
+    /**
+     * Creates a Llama-style norm ({@code weight * n}).
+     *
+     * @param size the normalised (last) dim
+     * @param eps epsilon
+     */
+    public RmsNorm(int size, double eps) {
+        this(size, eps, false);
+    }
 
     /**
      * Creates the norm.
      *
      * @param size the normalised (last) dim
      * @param eps epsilon
+     * @param unitOffset true for Gemma's {@code (1 + weight)} in fp32, false for Llama's {@code weight}
      */
-    public RmsNorm(int size, double eps) {
+    public RmsNorm(int size, double eps, boolean unitOffset) {
         super(VERSION);
         this.size = size;
         this.eps = (float) eps;
+        this.unitOffset = unitOffset;
         this.weight = addParameter(Parameter.builder().setName("weight").setType(Parameter.Type.GAMMA)
-                .optInitializer(new ConstantInitializer(1f)).build());
+                .optInitializer(new ConstantInitializer(unitOffset ? 0f : 1f)).build());
     }
 
     /** @return the weight parameter [hidden] */
     public Parameter getWeight() {
         return weight;
+    }
+
+    /** @return whether the scale is Gemma's {@code (1 + weight)} */
+    public boolean isUnitOffset() {
+        return unitOffset;
     }
 
     /**
@@ -52,11 +71,16 @@ public final class RmsNorm extends AbstractBlock {
         NDArray w = ps.getValue(weight, x.getDevice(), false); // [hidden]
         NDArray x32 = x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
         NDArray rms = x32.square().mean(new int[] {-1}, true).add(eps).sqrt(); // [..., 1]
-        NDArray normed = x32.div(rms);
+        NDArray normed = x32.div(rms); // [..., hidden] fp32
+        if (unitOffset) {
+            NDArray w32 = w.getDataType() == DataType.FLOAT32 ? w : w.toType(DataType.FLOAT32, false);
+            NDArray y = normed.mul(w32.add(1f)); // (1 + w) in fp32, as Gemma
+            return x.getDataType() == DataType.FLOAT32 ? y : y.toType(x.getDataType(), false);
+        }
         if (x.getDataType() != DataType.FLOAT32) {
             normed = normed.toType(x.getDataType(), false);
         }
-        return normed.mul(w);
+        return normed.mul(w); // Llama: cast first, then the weight in x's dtype
     }
 
     /** {@inheritDoc} */

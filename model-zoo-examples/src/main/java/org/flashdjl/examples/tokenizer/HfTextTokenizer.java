@@ -3,6 +3,8 @@ package org.flashdjl.examples.tokenizer;
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 
+import org.flashdjl.examples.safetensors.CheckpointException;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,14 +35,25 @@ public final class HfTextTokenizer implements TextTokenizer {
      * @param bosId the BOS id from the model config, or -1
      * @param eosIds the EOS ids from the model config
      * @return the tokenizer
-     * @throws IOException if the file is missing or unreadable
+     * @throws CheckpointException naming the file when it is missing, a directory, or not a tokenizer the
+     *     {@code tokenizers} library accepts
+     * @throws IOException if the file cannot be read
      */
     public static HfTextTokenizer load(Path file, int bosId, List<Integer> eosIds) throws IOException {
-        if (!Files.isRegularFile(file)) {
-            throw new IOException(file + ": tokenizer file not found");
+        if (Files.isDirectory(file)) {
+            throw new CheckpointException(file, null, "is a directory, not a tokenizer file");
         }
-        HuggingFaceTokenizer t = HuggingFaceTokenizer.builder().optTokenizerPath(file)
-                .optAddSpecialTokens(false).optTruncation(false).optPadding(false).build();
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(file, null, "tokenizer file not found");
+        }
+        HuggingFaceTokenizer t;
+        try {
+            t = HuggingFaceTokenizer.builder().optTokenizerPath(file).optAddSpecialTokens(false)
+                    .optTruncation(false).optPadding(false).build();
+        } catch (RuntimeException e) { // the native library's parse error, e.g. "expected value at line 1 column 1"
+            throw new CheckpointException(file, null, "not a valid tokenizer.json (the tokenizers library says: "
+                    + e.getMessage() + ")", e);
+        }
         return new HfTextTokenizer(t, bosId, eosIds);
     }
 

@@ -3,6 +3,7 @@ package org.flashdjl.engine.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
@@ -28,8 +29,9 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * The self-attention of a LLaMA-family decoder layer: projections {@code q_proj}, {@code k_proj}, {@code v_proj},
- * {@code o_proj} (Hugging Face names and {@code [out, in]} weight layout), GQA ({@code Hq} query heads over
+ * The self-attention of a LLaMA-family decoder layer: a packed projection {@code qkv_proj} (Hugging Face's
+ * {@code q_proj}, {@code k_proj}, {@code v_proj} stacked by rows: one matrix product), {@code o_proj} ({@code [out,
+ * in]} weight layout), GQA ({@code Hq} query heads over
  * {@code Hkv} key/value heads, resolved by the attention operator, never by repeating KV heads), RoPE applied here
  * (theta, linear, llama3 or yarn scaling), causal attention with an optional sliding window and sink tokens, an
  * optional softmax scale and logit softcap (Gemma 2), through a named attention backend.
@@ -50,7 +52,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
     /** The forward parameter that carries a {@link KvCache} through the {@code Block} interface. */
     public static final String KV_CACHE_PARAM = "kv_cache";
 
-    private static final byte VERSION = 1;
+    private static final byte VERSION = 2;
 
     private final int hiddenSize;
     private final int numHeads;
@@ -61,9 +63,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
     private final int sinkTokens;
     private final String backend;
     private final AttentionSpec spec;
-    private final Linear qProj; // weight [Hq * D, hidden]
-    private final Linear kProj; // weight [Hkv * D, hidden]
-    private final Linear vProj; // weight [Hkv * D, hidden]
+    private final Linear qkvProj; // weight [(Hq + 2 Hkv) * D, hidden]: q rows, then k rows, then v rows
     private final Linear oProj; // weight [hidden, Hq * D]
 
     private DecoderAttentionBlock(Builder b) {
@@ -84,9 +84,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
             s.optWindow(slidingWindow - 1, -1).optSinkTokens(sinkTokens);
         }
         this.spec = s.build();
-        this.qProj = addChildBlock("q_proj", linear(numHeads * headDim, b.qkvBias));
-        this.kProj = addChildBlock("k_proj", linear(numKvHeads * headDim, b.qkvBias));
-        this.vProj = addChildBlock("v_proj", linear(numKvHeads * headDim, b.qkvBias));
+        this.qkvProj = addChildBlock("qkv_proj", linear((numHeads + 2 * numKvHeads) * headDim, b.qkvBias));
         this.oProj = addChildBlock("o_proj", linear(hiddenSize, b.outputBias));
     }
 
@@ -103,19 +101,14 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         return new Builder();
     }
 
-    /** @return the query projection */
-    public Linear getQProj() {
-        return qProj;
-    }
-
-    /** @return the key projection */
-    public Linear getKProj() {
-        return kProj;
-    }
-
-    /** @return the value projection */
-    public Linear getVProj() {
-        return vProj;
+    /**
+     * Returns the packed query/key/value projection: weight [(Hq + 2 Hkv) * D, hidden], Hugging Face's {@code
+     * q_proj} rows, then {@code k_proj}'s, then {@code v_proj}'s (and the biases in the same order).
+     *
+     * @return the packed projection
+     */
+    public Linear getQkvProj() {
+        return qkvProj;
     }
 
     /** @return the output projection */
@@ -179,9 +172,12 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         long b = s.get(0);
         long t = s.get(1);
         long start = cache == null ? 0 : cache.nextPosition();
-        NDArray q = project(ps, qProj, x).reshape(b, t, numHeads, headDim).transpose(0, 2, 1, 3); // [B, Hq, T, D]
-        NDArray k = project(ps, kProj, x).reshape(b, t, numKvHeads, headDim).transpose(0, 2, 1, 3); // [B, Hkv, T, D]
-        NDArray v = project(ps, vProj, x).reshape(b, t, numKvHeads, headDim).transpose(0, 2, 1, 3); // [B, Hkv, T, D]
+        NDArray qkv = project(ps, qkvProj, x); // [B, T, (Hq + 2 Hkv) * D]
+        NDArray q = heads(qkv, 0, numHeads).reshape(b, t, numHeads, headDim).transpose(0, 2, 1, 3); // [B, Hq, T, D]
+        NDArray k = heads(qkv, numHeads, numKvHeads).reshape(b, t, numKvHeads, headDim)
+                .transpose(0, 2, 1, 3); // [B, Hkv, T, D]
+        NDArray v = heads(qkv, numHeads + numKvHeads, numKvHeads).reshape(b, t, numKvHeads, headDim)
+                .transpose(0, 2, 1, 3); // [B, Hkv, T, D]
         NDArray out; // [B, Hq, T, D]
         if (cache != null && cache.isInCachePositions()) {
             // StreamingLLM: keys cached un-rotated, rotated at their slot indices on every step
@@ -224,9 +220,10 @@ public final class DecoderAttentionBlock extends AbstractBlock {
     public NDArray forwardPacked(ParameterStore ps, NDArray x, long[] positions, int layer, long[] seqIds,
             int[] counts, SequenceKvStore store) {
         long n = x.getShape().get(0);
-        NDArray q = project(ps, qProj, x).reshape(n, numHeads, headDim); // [N, Hq, D]
-        NDArray k = project(ps, kProj, x).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
-        NDArray v = project(ps, vProj, x).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
+        NDArray qkv = project(ps, qkvProj, x); // [N, (Hq + 2 Hkv) * D]
+        NDArray q = heads(qkv, 0, numHeads).reshape(n, numHeads, headDim); // [N, Hq, D]
+        NDArray k = heads(qkv, numHeads, numKvHeads).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
+        NDArray v = heads(qkv, numHeads + numKvHeads, numKvHeads).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
         q = rope.applyPacked(q, positions);
         k = rope.applyPacked(k, positions);
         BatchKvView kv = store.append(layer, seqIds, counts, k, v);
@@ -271,6 +268,11 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         return acc;
     }
 
+    // Heads [first, first + count) of a packed projection [..., (Hq + 2 Hkv) * D] -> [..., count * D]
+    private NDArray heads(NDArray qkv, int first, int count) {
+        return qkv.get(new NDIndex("..., {}:{}", (long) first * headDim, (long) (first + count) * headDim));
+    }
+
     private static NDArray project(ParameterStore ps, Linear linear, NDArray x) {
         return linear.forward(ps, new NDList(x), false).head();
     }
@@ -296,9 +298,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
     @Override
     public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
         Shape in = new Shape(1, hiddenSize);
-        qProj.initialize(manager, dataType, in);
-        kProj.initialize(manager, dataType, in);
-        vProj.initialize(manager, dataType, in);
+        qkvProj.initialize(manager, dataType, in);
         oProj.initialize(manager, dataType, new Shape(1, (long) numHeads * headDim));
     }
 

@@ -10,17 +10,23 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
+import org.flashdjl.ops.transformer.TransformerOps;
+
 import java.util.Arrays;
 import java.util.stream.Collectors;
 
 /**
  * The gated feed-forward block of the LLaMA family: {@code down_proj(act(gate_proj(x)) * up_proj(x))}, with SiLU
  * (SwiGLU: Llama, Mistral, Qwen2) or tanh-approximated GELU (GeGLU: Gemma 2), biases only with Llama's
- * {@code mlp_bias}. Children, by Hugging Face name: {@code gate_proj}, {@code up_proj}, {@code down_proj}.
+ * {@code mlp_bias}.
+ *
+ * <p>The gate and up projections are one packed projection {@code gate_up_proj} (weight [2 intermediate, hidden]:
+ * Hugging Face's {@code gate_proj} rows, then {@code up_proj}'s), so the block is three launches: the packed
+ * product, the fused activation ({@link TransformerOps#gatedActivation}) and {@code down_proj}.
  */
 public final class GatedMlp extends AbstractBlock {
 
-    private static final byte VERSION = 1;
+    private static final byte VERSION = 2;
 
     /** The gate activations, by transformers' {@code hidden_act} / {@code hidden_activation} names. */
     public enum Activation {
@@ -63,28 +69,16 @@ public final class GatedMlp extends AbstractBlock {
             return Arrays.stream(values()).flatMap(a -> Arrays.stream(a.hfNames)).collect(Collectors.joining(", "));
         }
 
-        /**
-         * Applies the activation.
-         *
-         * @param x [..., intermediate]
-         * @return act(x) [..., intermediate], x's dtype
-         */
-        public NDArray apply(NDArray x) {
-            if (this == SILU) {
-                return x.mul(ai.djl.nn.Activation.sigmoid(x));
-            }
-            NDArray x32 = x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
-            NDArray inner = x32.add(x32.mul(x32).mul(x32).mul(0.044715f)).mul((float) Math.sqrt(2 / Math.PI));
-            NDArray y = x32.mul(inner.tanh().add(1f)).mul(0.5f);
-            return x.getDataType() == DataType.FLOAT32 ? y : y.toType(x.getDataType(), false);
+        /** @return the fused operator's activation */
+        public TransformerOps.GatedActivation toOp() {
+            return this == SILU ? TransformerOps.GatedActivation.SILU : TransformerOps.GatedActivation.GELU_TANH;
         }
     }
 
     private final int hiddenSize;
     private final int intermediateSize;
     private final Activation activation;
-    private final Linear gateProj; // weight [intermediate, hidden]
-    private final Linear upProj; // weight [intermediate, hidden]
+    private final Linear gateUpProj; // weight [2 intermediate, hidden]: gate rows, then up rows
     private final Linear downProj; // weight [hidden, intermediate]
 
     /**
@@ -100,19 +94,14 @@ public final class GatedMlp extends AbstractBlock {
         this.hiddenSize = hiddenSize;
         this.intermediateSize = intermediateSize;
         this.activation = activation;
-        this.gateProj = addChildBlock("gate_proj", Linear.builder().setUnits(intermediateSize).optBias(bias).build());
-        this.upProj = addChildBlock("up_proj", Linear.builder().setUnits(intermediateSize).optBias(bias).build());
+        this.gateUpProj = addChildBlock("gate_up_proj", Linear.builder().setUnits(2L * intermediateSize).optBias(bias)
+                .build());
         this.downProj = addChildBlock("down_proj", Linear.builder().setUnits(hiddenSize).optBias(bias).build());
     }
 
-    /** @return gate_proj */
-    public Linear getGateProj() {
-        return gateProj;
-    }
-
-    /** @return up_proj */
-    public Linear getUpProj() {
-        return upProj;
+    /** @return the packed gate and up projection (weight [2 intermediate, hidden], gate rows first) */
+    public Linear getGateUpProj() {
+        return gateUpProj;
     }
 
     /** @return down_proj */
@@ -133,9 +122,8 @@ public final class GatedMlp extends AbstractBlock {
      * @return [..., hidden]
      */
     public NDArray forward(ParameterStore ps, NDArray x) {
-        NDArray gate = gateProj.forward(ps, new NDList(x), false).head(); // [..., intermediate]
-        NDArray up = upProj.forward(ps, new NDList(x), false).head(); // [..., intermediate]
-        NDArray act = activation.apply(gate).mul(up); // act(gate) * up
+        NDArray gateUp = gateUpProj.forward(ps, new NDList(x), false).head(); // [..., 2 intermediate]
+        NDArray act = TransformerOps.gatedActivation(gateUp, activation.toOp()); // [..., intermediate]
         return downProj.forward(ps, new NDList(act), false).head(); // [..., hidden]
     }
 
@@ -149,8 +137,7 @@ public final class GatedMlp extends AbstractBlock {
     /** {@inheritDoc} */
     @Override
     public void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
-        gateProj.initialize(manager, dataType, new Shape(1, hiddenSize));
-        upProj.initialize(manager, dataType, new Shape(1, hiddenSize));
+        gateUpProj.initialize(manager, dataType, new Shape(1, hiddenSize));
         downProj.initialize(manager, dataType, new Shape(1, intermediateSize));
     }
 

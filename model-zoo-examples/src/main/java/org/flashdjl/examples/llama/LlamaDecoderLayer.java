@@ -128,11 +128,17 @@ public final class LlamaDecoderLayer extends AbstractBlock {
         return residuals(ps, x, attn);
     }
 
-    // The two residual branches after attention: x [..., hidden], attn [..., hidden] -> [..., hidden]
+    // The two residual branches after attention: x [..., hidden], attn [..., hidden] -> [..., hidden]. The fresh
+    // arrays of this layer carry the sums in place (x, the caller's, is never changed): 4 launches on CUDA
+    // besides the projections.
     private NDArray residuals(ParameterStore ps, NDArray x, NDArray attn) {
-        NDArray h = x.add(attnOutNorm == null ? attn : attnOutNorm.forward(ps, attn)); // [..., hidden]
-        NDArray m = mlp.forward(ps, mlpNorm.forward(ps, h)); // [..., hidden]
-        return h.add(mlpOutNorm == null ? m : mlpOutNorm.forward(ps, m)); // [..., hidden]
+        NDArray h = attnOutNorm == null ? attn : attnOutNorm.forward(ps, attn); // [..., hidden], ours
+        NDArray n = mlpNorm.addForward(ps, h, x); // h <- x + h; n = mlpNorm(h)
+        NDArray m = mlp.forward(ps, n); // [..., hidden], ours
+        if (mlpOutNorm != null) {
+            m = mlpOutNorm.forward(ps, m);
+        }
+        return m.addi(h); // h + m
     }
 
     /** {@inheritDoc} */

@@ -1,6 +1,8 @@
 package org.flashdjl.examples.llama;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -215,23 +217,32 @@ public final class LlamaLoader {
     private static LlamaModel read(LlamaConfig config, AttentionOptions options, Map<String, SafetensorsFile> where,
             NDManager manager, DataType dataType, Path dir, int fileCount) throws IOException {
         LlamaModel model = new LlamaModel(config, options);
-        Map<String, Parameter> params = model.parametersByCheckpointName();
+        List<LlamaModel.CheckpointParameter> params = model.checkpointParameters();
         List<NDArray> arrays = new ArrayList<>();
         try (NDManager staging = manager.newSubManager()) {
-            for (Map.Entry<String, Parameter> e : params.entrySet()) {
-                NDArray array = where.get(e.getKey()).load(staging, e.getKey(), dataType);
-                array.setName(e.getKey());
+            for (LlamaModel.CheckpointParameter cp : params) {
+                NDList parts = new NDList();
+                for (String name : cp.tensors()) {
+                    parts.add(where.get(name).load(staging, name, dataType));
+                }
+                // packed projections (qkv, gate/up): the checkpoint's tensors stacked by rows, pieces freed at once
+                NDArray array = parts.size() == 1 ? parts.head() : NDArrays.concat(parts, 0);
+                if (parts.size() > 1) {
+                    parts.close();
+                }
+                array.setName(String.join("+", cp.tensors()));
                 arrays.add(array);
             }
             // every tensor read: hand them to the caller's manager (a failure above leaves it untouched)
             int i = 0;
-            for (Parameter p : params.values()) {
+            for (LlamaModel.CheckpointParameter cp : params) {
                 NDArray array = arrays.get(i++);
                 array.attach(manager);
-                p.setArray(array);
+                cp.parameter().setArray(array);
             }
         }
-        logger.info("loaded {} from {} ({} tensors in {} file(s), {})", config, dir, params.size(), fileCount,
+        int tensors = params.stream().mapToInt(cp -> cp.tensors().size()).sum();
+        logger.info("loaded {} from {} ({} tensors in {} file(s), {})", config, dir, tensors, fileCount,
                 dataType);
         return model;
     }

@@ -46,7 +46,8 @@ import java.util.Map;
  *
  * <p>Children carry Hugging Face's names ({@code embed_tokens}, {@code layers_i}, {@code norm}, {@code lm_head});
  * {@link #expectedShapes(LlamaConfig)} lists every checkpoint tensor ({@code model.layers.0.mlp.up_proj.weight},
- * ...) with its shape, and {@link #parametersByCheckpointName()} maps each to its parameter.
+ * ...) with its shape, and {@link #checkpointParameters()} says which parameter holds each (q/k/v and gate/up
+ * are packed into one projection each).
  */
 public final class LlamaModel extends AbstractBlock {
 
@@ -116,17 +117,29 @@ public final class LlamaModel extends AbstractBlock {
     }
 
     /**
-     * Returns every parameter under its checkpoint (Hugging Face) name, the names of
-     * {@link #expectedShapes(LlamaConfig)}.
+     * A parameter and the checkpoint tensors it holds, stacked along axis 0 in order: one tensor for most, {@code
+     * q_proj}, {@code k_proj}, {@code v_proj} for the packed {@code qkv_proj} and {@code gate_proj}, {@code
+     * up_proj} for the packed {@code gate_up_proj} (weights and, where present, biases).
      *
-     * @return name to parameter, in checkpoint order
+     * @param parameter the parameter
+     * @param tensors the checkpoint names of {@link #expectedShapes(LlamaConfig)}, in stacking order
      */
-    public Map<String, Parameter> parametersByCheckpointName() {
-        Map<String, Parameter> m = new LinkedHashMap<>();
+    public record CheckpointParameter(Parameter parameter, List<String> tensors) {}
+
+    /**
+     * Returns every parameter with the checkpoint (Hugging Face) tensors it is loaded from, covering each name of
+     * {@link #expectedShapes(LlamaConfig)} exactly once.
+     *
+     * @return the parameters, in checkpoint order
+     */
+    public List<CheckpointParameter> checkpointParameters() {
+        Map<Parameter, List<String>> byParam = new LinkedHashMap<>();
         for (String name : expectedShapes(config).keySet()) {
-            m.put(name, parameter(name));
+            byParam.computeIfAbsent(parameter(name), k -> new ArrayList<>()).add(name);
         }
-        return m;
+        List<CheckpointParameter> out = new ArrayList<>();
+        byParam.forEach((p, names) -> out.add(new CheckpointParameter(p, Collections.unmodifiableList(names))));
+        return out;
     }
 
     // A checkpoint name to its parameter: model.embed_tokens.weight, model.norm.weight, lm_head.weight or
@@ -157,22 +170,16 @@ public final class LlamaModel extends AbstractBlock {
             case "post_feedforward_layernorm":
                 return l.getMlpOutputNorm().getWeight();
             case "self_attn.q_proj":
-                block = l.getSelfAttn().getQProj();
-                break;
             case "self_attn.k_proj":
-                block = l.getSelfAttn().getKProj();
-                break;
             case "self_attn.v_proj":
-                block = l.getSelfAttn().getVProj();
+                block = l.getSelfAttn().getQkvProj();
                 break;
             case "self_attn.o_proj":
                 block = l.getSelfAttn().getOProj();
                 break;
             case "mlp.gate_proj":
-                block = l.getMlp().getGateProj();
-                break;
             case "mlp.up_proj":
-                block = l.getMlp().getUpProj();
+                block = l.getMlp().getGateUpProj();
                 break;
             case "mlp.down_proj":
                 block = l.getMlp().getDownProj();

@@ -2,13 +2,14 @@ package org.flashdjl.examples.llama;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.util.PairList;
+
+import org.flashdjl.ops.transformer.TransformerOps;
 
 /**
  * Root-mean-square layer norm, as transformers computes it: {@code n = x / sqrt(mean(x^2, -1) + eps)} in fp32, then
@@ -61,7 +62,7 @@ public final class RmsNorm extends AbstractBlock {
     }
 
     /**
-     * Normalises x.
+     * Normalises x ({@link TransformerOps#rmsNorm}: one kernel on CUDA).
      *
      * @param ps the parameter store
      * @param x [..., hidden]
@@ -69,18 +70,25 @@ public final class RmsNorm extends AbstractBlock {
      */
     public NDArray forward(ParameterStore ps, NDArray x) {
         NDArray w = ps.getValue(weight, x.getDevice(), false); // [hidden]
-        NDArray x32 = x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
-        NDArray rms = x32.square().mean(new int[] {-1}, true).add(eps).sqrt(); // [..., 1]
-        NDArray normed = x32.div(rms); // [..., hidden] fp32
-        if (unitOffset) {
-            NDArray w32 = w.getDataType() == DataType.FLOAT32 ? w : w.toType(DataType.FLOAT32, false);
-            NDArray y = normed.mul(w32.add(1f)); // (1 + w) in fp32, as Gemma
-            return x.getDataType() == DataType.FLOAT32 ? y : y.toType(x.getDataType(), false);
-        }
-        if (x.getDataType() != DataType.FLOAT32) {
-            normed = normed.toType(x.getDataType(), false);
-        }
-        return normed.mul(w); // Llama: cast first, then the weight in x's dtype
+        return TransformerOps.rmsNorm(x, w, eps, style());
+    }
+
+    /**
+     * Adds {@code delta} to {@code residual} in place and normalises the sum ({@link TransformerOps#addRmsNorm}): a
+     * residual connection fused with the norm after it.
+     *
+     * @param ps the parameter store
+     * @param residual [..., hidden], becomes {@code residual + delta} (an array the caller owns and may change)
+     * @param delta [..., hidden]
+     * @return the normalised sum [..., hidden]
+     */
+    public NDArray addForward(ParameterStore ps, NDArray residual, NDArray delta) {
+        NDArray w = ps.getValue(weight, residual.getDevice(), false); // [hidden]
+        return TransformerOps.addRmsNorm(residual, delta, w, eps, style());
+    }
+
+    private TransformerOps.NormStyle style() {
+        return unitOffset ? TransformerOps.NormStyle.GEMMA : TransformerOps.NormStyle.LLAMA;
     }
 
     /** {@inheritDoc} */

@@ -336,7 +336,8 @@ class LoadingErrorsTest {
         try (NDManager m = NDManager.newBaseManager()) {
             LlamaModel model = LlamaLoader.load(bf16, m, AttentionOptions.defaults(), DataType.FLOAT16);
             assertEquals(DataType.FLOAT16, model.getDataType());
-            for (Parameter p : model.parametersByCheckpointName().values()) {
+            for (LlamaModel.CheckpointParameter cp : model.checkpointParameters()) {
+                Parameter p = cp.parameter();
                 assertEquals(DataType.FLOAT16, p.getArray().getDataType(), p.getName());
             }
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -11,8 +11,9 @@ import ai.djl.ndarray.types.Shape;
 /**
  * Rotary position embedding in Hugging Face's "rotate half" form: for a head vector {@code x = [x1, x2]}
  * (halves of {@code d/2}), {@code rope(x, p) = [x1 cos - x2 sin, x2 cos + x1 sin]} with angles
- * {@code p * invFreq[i]}, cos and sin multiplied by the scaling's attention factor (YaRN; 1 otherwise). Angles
- * are computed in float64 on the host, so positions far into a stream keep their precision.
+ * {@code p * invFreq[i]}, cos and sin multiplied by the scaling's attention factor (YaRN; 1 otherwise). The angle
+ * is rounded to fp32 ({@code fp32(p * fp32(invFreq[i]))}) as transformers computes it and as the fused kernel of
+ * {@link org.flashdjl.ops.transformer.TransformerOps#ropeStore} does, so every path rotates alike.
  */
 public final class RotaryEmbedding {
 
@@ -20,6 +21,7 @@ public final class RotaryEmbedding {
     private final double theta;
     private final RopeScaling scaling;
     private final double[] invFreq; // [headDim / 2]
+    private final float[] invFreq32; // [headDim / 2], what the angles use
     private final double attentionScaling;
 
     /**
@@ -34,6 +36,10 @@ public final class RotaryEmbedding {
         this.theta = theta;
         this.scaling = scaling;
         this.invFreq = scaling.inverseFrequencies(headDim, theta);
+        this.invFreq32 = new float[invFreq.length];
+        for (int i = 0; i < invFreq.length; i++) {
+            invFreq32[i] = (float) invFreq[i];
+        }
         this.attentionScaling = scaling.getAttentionScaling();
     }
 
@@ -60,6 +66,17 @@ public final class RotaryEmbedding {
     /** @return a copy of the inverse frequencies [headDim / 2] */
     public double[] getInverseFrequencies() {
         return invFreq.clone();
+    }
+
+    /**
+     * Returns the inverse frequencies as the angles use them: fp32 [headDim / 2], the {@code invFreq} of {@link
+     * org.flashdjl.ops.transformer.TransformerOps#ropeStore}.
+     *
+     * @param manager the manager (and device) of the array
+     * @return fp32 [headDim / 2]
+     */
+    public NDArray inverseFrequencies(NDManager manager) {
+        return manager.create(invFreq32);
     }
 
     /**
@@ -102,7 +119,7 @@ public final class RotaryEmbedding {
         float[] sin = new float[positions.length * half];
         for (int p = 0; p < positions.length; p++) {
             for (int i = 0; i < half; i++) {
-                double angle = positions[p] * invFreq[i];
+                double angle = (float) (positions[p] * (double) invFreq32[i]); // fp32 angle
                 cos[p * half + i] = (float) (Math.cos(angle) * attentionScaling);
                 sin[p * half + i] = (float) (Math.sin(angle) * attentionScaling);
             }

@@ -196,9 +196,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         q = rope.apply(q, start);
         k = rope.apply(k, start);
         if (cache == null) {
-            try (AttentionOutput o = Attention.forward(q, k, v, spec, backend)) {
-                out = o.getOutput().duplicate();
-            }
+            out = Attention.forward(q, k, v, spec, backend).getOutput();
         } else {
             out = attend(q, cache.append(k, v));
         }
@@ -227,10 +225,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         q = rope.applyPacked(q, positions);
         k = rope.applyPacked(k, positions);
         BatchKvView kv = store.append(layer, seqIds, counts, k, v);
-        NDArray out; // [N, Hq, D]
-        try (AttentionOutput o = kv.attend(q, counts, spec, backend)) {
-            out = o.getOutput().duplicate();
-        }
+        NDArray out = kv.attend(q, counts, spec, backend).getOutput(); // [N, Hq, D]
         return project(ps, oProj, out.reshape(n, (long) numHeads * headDim)); // [N, hidden]
     }
 

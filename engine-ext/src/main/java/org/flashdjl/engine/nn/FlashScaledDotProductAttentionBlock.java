@@ -14,7 +14,6 @@ import ai.djl.util.PairList;
 
 import org.flashdjl.engine.Backends;
 import org.flashdjl.ops.attention.Attention;
-import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 
 /**
@@ -164,9 +163,7 @@ public final class FlashScaledDotProductAttentionBlock extends AbstractBlock {
         boolean dropout = training && dropoutProb > 0;
         if (mask == null && !dropout) {
             AttentionSpec spec = AttentionSpec.builder().optCausal(causal).build();
-            try (AttentionOutput out = Attention.forward(queries, keys, values, spec, backend)) {
-                result = out.getOutput().duplicate();
-            }
+            result = Attention.forward(queries, keys, values, spec, backend).getOutput(); // the caller's, like any op
         } else {
             result = explicitAttention(ps, queries, keys, values, mask, b, t, f, h, training);
         }

@@ -44,6 +44,9 @@ public interface AttentionBackend {
     /**
      * Computes the attention of a problem with at least one query and one key.
      *
+     * <p>The results belong to the caller like a DJL op's ({@link org.flashdjl.ops.OpScope}): on the query's
+     * manager, in the caller's {@code NDScope}; every temporary is closed before returning.
+     *
      * @param problem a validated problem that {@link #unsupportedReason} accepted
      * @return the output, with the LSE when the spec asks for it
      */

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 
 /**
  * The memory-efficient backend {@code online}: the flash-attention recurrence in NDArray ops.
@@ -79,8 +80,7 @@ public final class OnlineBackend extends NdArrayBackend {
         long keyChunk = spec.hasMask() || !widenUnmasked
                 ? this.keyChunk
                 : Math.max(this.keyChunk, Math.min(lk, BLOCK_ELEMENT_BUDGET / Math.max(1, rowsPerBlock)));
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray q = BlockMath.toBhsd(problem.getQuery(), layout); // [B, Hq, Lq, D]
             NDArray k = BlockMath.toBhsd(problem.getKey(), layout); // [B, Hkv, Lk, D]
             NDArray v = BlockMath.toBhsd(problem.getValue(), layout); // [B, Hkv, Lk, Dv]
@@ -126,12 +126,7 @@ public final class OnlineBackend extends NdArrayBackend {
                 }
             }
             NDArray result = BlockMath.fromBhsd(out.toType(problem.getDataType(), false), layout);
-            NDScope.unregister(result);
-            if (spec.isReturnLse()) {
-                NDScope.unregister(lse);
-                return new AttentionOutput(result, lse);
-            }
-            return new AttentionOutput(result, null);
+            return new AttentionOutput(scope.ret(result), spec.isReturnLse() ? scope.ret(lse) : null);
         }
     }
 }

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 
 /**
  * Merging of attention states: an output {@code v} over one segment of keys with its log-sum-exp {@code s}
@@ -36,11 +37,8 @@ public final class MergeState {
         checkPair("vA", vA, "sA", sA);
         checkPair("vB", vB, "sB", sB);
         checkSame("vA", vA, "vB", vB);
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
-            NDList merged = merge(vA, sA, vB, sB);
-            NDScope.unregister(merged);
-            return merged;
+        try (OpScope scope = new OpScope()) {
+            return scope.ret(merge(vA, sA, vB, sB));
         }
     }
 
@@ -86,8 +84,7 @@ public final class MergeState {
             throw new IllegalArgumentException("mergeStates needs at least one state along axis " + axis
                     + ", got v " + v.getShape());
         }
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray lse = s.toType(DataType.FLOAT32, false);
             NDArray max = lse.max(new int[] {axis}, true).clip(-Float.MAX_VALUE, Float.POSITIVE_INFINITY);
             NDArray w = lse.sub(max).exp(); // [..., n, ...]
@@ -95,9 +92,7 @@ public final class MergeState {
             NDArray out = v.toType(DataType.FLOAT32, false).mul(w.expandDims(-1)).sum(new int[] {axis})
                     .div(sum.maximum(1f).expandDims(-1).squeeze(axis));
             NDArray outLse = max.add(sum.log()).squeeze(axis);
-            NDList merged = new NDList(out.toType(v.getDataType(), false), outLse);
-            NDScope.unregister(merged);
-            return merged;
+            return scope.ret(new NDList(out.toType(v.getDataType(), false), outLse));
         }
     }
 

@@ -4,11 +4,11 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
+import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
@@ -189,8 +189,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
             NDArray lse = returnLse ? manager.zeros(new Shape(0, hq), DataType.FLOAT32) : null;
             return new AttentionOutput(out, lse);
         }
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray kFlat = problem.getKeyPages().reshape(slotsTotal, hkv, d); // [numPages * pageSize, Hkv, D]
             NDArray vFlat = problem.getValuePages().reshape(slotsTotal, hkv, dv); // [numPages * pageSize, Hkv, Dv]
             NDList outs = new NDList(ws.groups.size());
@@ -221,12 +220,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
                 out = out.get(ws.inverse);
                 lse = lse.get(ws.inverse);
             }
-            NDScope.unregister(out);
-            if (returnLse) {
-                NDScope.unregister(lse);
-                return new AttentionOutput(out, lse);
-            }
-            return new AttentionOutput(out, null);
+            return new AttentionOutput(scope.ret(out), returnLse ? scope.ret(lse) : null);
         }
     }
 

@@ -67,7 +67,7 @@ public interface PagedAttentionBackend {
      * [totalQ, Hq] fp32 natural log (query rows that see no key: output 0, LSE {@code -inf}).
      *
      * @param problem a validated call whose {@link PagedAttentionProblem#getWorkspace()} this backend prepared
-     * @return the output and optional LSE, owned by the query's manager
+     * @return the output and optional LSE, the caller's like a DJL op's result ({@link org.flashdjl.ops.OpScope})
      */
     AttentionOutput forward(PagedAttentionProblem problem);
 

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -305,6 +306,7 @@ public final class BlockKVCache implements AutoCloseable {
                 kScratch = null;
                 vScratch = null;
             }
+            OpScope.keepAll(manager); // the buffers outlive any step scope open now
         } catch (RuntimeException e) {
             manager.close();
             throw e;

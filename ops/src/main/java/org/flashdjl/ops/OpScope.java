@@ -2,6 +2,7 @@ package org.flashdjl.ops;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 
 import java.util.ArrayList;
@@ -69,6 +70,19 @@ public final class OpScope implements AutoCloseable {
             ret(a);
         }
         return list;
+    }
+
+    /**
+     * Takes every array of a long-lived owner's manager (a cache's buffers, a plan's workspace) out of the
+     * caller's innermost {@link NDScope}: storage built while a step scope is open must outlive the step. Call it
+     * right after allocating, in the scope the arrays were created in.
+     *
+     * @param owner the manager that owns the arrays and frees them when it closes
+     */
+    public static void keepAll(NDManager owner) {
+        for (NDArray a : owner.getManagedArrays()) {
+            NDScope.unregister(a);
+        }
     }
 
     /** Closes every temporary and hands the results to the caller's innermost {@link NDScope}, if any. */

@@ -44,7 +44,8 @@ public final class StreamingKvCache implements KvCache {
     private long length;
 
     /**
-     * Creates the cache and its block cache (buffers allocated once, here: build it outside any {@code NDScope}).
+     * Creates the cache and its block cache (buffers allocated once, here, and kept out of any open
+     * {@code NDScope}).
      *
      * @param manager the parent manager
      * @param batch the batch size B

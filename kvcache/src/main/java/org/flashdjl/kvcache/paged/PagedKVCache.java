@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.paged.PageTable;
 
 import org.slf4j.Logger;
@@ -95,6 +96,7 @@ public final class PagedKVCache implements AutoCloseable {
                 keySlots[l] = keyPages[l].reshape(flat);
                 valueSlots[l] = valuePages[l].reshape(flat);
             }
+            OpScope.keepAll(manager); // the pools outlive any step scope open now
         } catch (RuntimeException e) {
             manager.close();
             throw e;

@@ -4,6 +4,8 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 
+import org.flashdjl.ops.OpScope;
+
 import java.util.Arrays;
 
 /**
@@ -43,6 +45,7 @@ public final class SlotMapping implements AutoCloseable {
         if (slotArray == null) {
             manager = parent.newSubManager();
             slotArray = manager.create(slots, new Shape(slots.length));
+            OpScope.keepAll(manager); // lives until close(), whatever scope the first write runs in
         }
         return slotArray;
     }

@@ -10,7 +10,6 @@ import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.attention.Attention;
-import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
@@ -23,7 +22,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The NDArray paged backend {@code gather}: gathers each sequence's keys and values out of the page pools with one
@@ -35,8 +33,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * workspace holds the pool slots of all its keys (int64 [G * Lk]) and, unless the group's query rows are one
  * contiguous range, their row indices (int64 [G * Lq]); when the groups do not come out in packed order, one
  * inverse permutation (int64 [totalQ]) puts the rows back. A uniform decode batch is one group: one gather and one
- * batched {@code Attention} call per layer. Forward builds no index array: {@link #getIndexArraysBuilt()} counts
- * every index array this backend ever created, so a test can prove the plan is reused.
+ * batched {@code Attention} call per layer, with the plan's {@link PagedPlan#getDenseBackend() dense backend}.
+ * Forward builds no index array: they all live in the plan's workspace.
  *
  * <p>Only slots inside each sequence's length are gathered: the unfilled tail of a last page and every page not in
  * the table are never read.
@@ -47,37 +45,9 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
     public static final String NAME = "gather";
 
     private static final Logger logger = LoggerFactory.getLogger(GatherPagedAttentionBackend.class);
-    private static final AtomicLong INDEX_ARRAYS_BUILT = new AtomicLong();
 
-    private final String denseBackend;
-
-    /** Creates the backend running the dense attention with the {@code auto} backend. */
-    public GatherPagedAttentionBackend() {
-        this(AttentionBackends.AUTO);
-    }
-
-    /**
-     * Creates the backend running the dense attention with a named backend.
-     *
-     * @param denseBackend a name from {@link AttentionBackends#names()}, e.g. {@code "math"} or {@code "online"}
-     */
-    public GatherPagedAttentionBackend(String denseBackend) {
-        if (!AttentionBackends.names().contains(denseBackend)) {
-            throw new IllegalArgumentException("unknown attention backend '" + denseBackend + "'; known: "
-                    + AttentionBackends.names());
-        }
-        this.denseBackend = denseBackend;
-    }
-
-    /**
-     * Returns how many index arrays every instance of this backend has built so far (diagnostics: the count grows
-     * in {@link #prepare}, never in {@link #forward}).
-     *
-     * @return the count
-     */
-    public static long getIndexArraysBuilt() {
-        return INDEX_ARRAYS_BUILT.get();
-    }
+    /** Creates the backend (the registry does); each plan names the dense backend it runs. */
+    public GatherPagedAttentionBackend() {}
 
     /** {@inheritDoc} */
     @Override
@@ -162,7 +132,6 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
     }
 
     private static NDArray indexArray(NDManager manager, long[] values) {
-        INDEX_ARRAYS_BUILT.incrementAndGet();
         return manager.create(values, new Shape(values.length));
     }
 
@@ -210,7 +179,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
                 AttentionProblem dense = AttentionProblem.builder(qg.reshape(g.count, g.lq, hq, d), kg, vg, spec)
                         .optPositions(queryStart, problem.getKeyOffset())
                         .build();
-                AttentionOutput o = Attention.forward(dense, denseBackend);
+                AttentionOutput o = Attention.forward(dense, plan.getDenseBackend());
                 outs.add(o.getOutput().reshape(rows, hq, dv)); // [G * Lq, Hq, Dv]
                 lses.add(o.getLse().transpose(0, 2, 1).reshape(rows, hq)); // [G * Lq, Hq]
             }
@@ -269,9 +238,4 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
         }
     }
 
-    /** {@inheritDoc} */
-    @Override
-    public String toString() {
-        return NAME + "(dense=" + denseBackend + ")";
-    }
 }

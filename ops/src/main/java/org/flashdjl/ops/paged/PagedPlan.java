@@ -7,6 +7,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 
@@ -47,6 +49,7 @@ public final class PagedPlan implements AutoCloseable {
     private final int kvHeads;
     private final int headDim;
     private final Device device;
+    private final String denseBackend; // what the gather backend runs on each sequence's gathered keys
     private final int minKeyOffset; // max_b (Lq_b - Lk_b), at least 0
     private final NDManager manager; // owns the workspace's arrays
     private final PagedAttentionBackend backend;
@@ -60,6 +63,7 @@ public final class PagedPlan implements AutoCloseable {
         this.kvHeads = b.kvHeads;
         this.headDim = b.headDim;
         this.device = b.device;
+        this.denseBackend = b.denseBackend;
         int min = 0;
         for (int i = 0; i < table.getBatchSize(); i++) {
             min = Math.max(min, getQueryLength(i) - table.getSeqLen(i));
@@ -70,6 +74,7 @@ public final class PagedPlan implements AutoCloseable {
         PagedAttentionBackend.Workspace ws;
         try {
             ws = backend.prepare(this, manager);
+            OpScope.keepAll(manager); // the workspace lives until close(), whatever scope the plan is built in
         } catch (RuntimeException e) {
             manager.close();
             throw e;
@@ -217,6 +222,16 @@ public final class PagedPlan implements AutoCloseable {
     }
 
     /**
+     * Returns the dense attention backend that backends computing paged attention through the contiguous operator
+     * (the {@code gather} backend) run.
+     *
+     * @return a name from {@link org.flashdjl.ops.attention.AttentionBackends#names()}
+     */
+    public String getDenseBackend() {
+        return denseBackend;
+    }
+
+    /**
      * Returns the smallest {@code keyOffset} the plan accepts: a sequence with more queries than cached keys needs
      * the missing keys before its pages (a cascade's shared prefix).
      *
@@ -284,6 +299,7 @@ public final class PagedPlan implements AutoCloseable {
         private int headDim;
         private Device device;
         private String backend = PagedAttentionBackends.AUTO;
+        private String denseBackend = AttentionBackends.AUTO;
 
         private Builder(PageTable table) {
             this.table = Objects.requireNonNull(table, "table");
@@ -371,6 +387,18 @@ public final class PagedPlan implements AutoCloseable {
         }
 
         /**
+         * Sets the dense attention backend that the {@code gather} backend runs on the gathered keys (default
+         * {@code auto}); kernels that read the pages in place ignore it.
+         *
+         * @param denseBackend a name from {@link AttentionBackends#names()}
+         * @return this builder
+         */
+        public Builder optDenseBackend(String denseBackend) {
+            this.denseBackend = Objects.requireNonNull(denseBackend, "denseBackend");
+            return this;
+        }
+
+        /**
          * Validates and prepares the plan (the backend builds its auxiliary data here, once).
          *
          * @return the plan
@@ -407,6 +435,10 @@ public final class PagedPlan implements AutoCloseable {
             }
             if (device == null) {
                 device = Engine.getInstance().defaultDevice();
+            }
+            if (!AttentionBackends.names().contains(denseBackend)) {
+                throw new IllegalArgumentException("unknown dense attention backend '" + denseBackend + "' for the"
+                        + " plan; known: " + AttentionBackends.names());
             }
             return new PagedPlan(this);
         }

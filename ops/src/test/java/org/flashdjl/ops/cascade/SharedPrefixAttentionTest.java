@@ -15,10 +15,10 @@ import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
-import org.flashdjl.ops.paged.GatherPagedAttentionBackend;
 import org.flashdjl.ops.paged.PagedAttention;
 import org.flashdjl.ops.paged.PagedFixture;
 import org.flashdjl.ops.paged.PagedPlan;
+import org.flashdjl.ops.testing.CountingPagedBackend;
 import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Reference;
 import org.junit.jupiter.api.AfterAll;
@@ -168,7 +168,7 @@ class SharedPrefixAttentionTest {
         Random rnd = new Random();
         int d = 32;
         try (NDManager m = manager.newSubManager();
-                SharedPrefixBatchDecode wrapper = new SharedPrefixBatchDecode()) {
+                SharedPrefixBatchDecode wrapper = new SharedPrefixBatchDecode(CountingPagedBackend.NAME, "auto")) {
             assertThrows(IllegalStateException.class, () -> wrapper.forward(m.zeros(new Shape(3, 8, d)),
                     m.zeros(new Shape(4, 2, d)), m.zeros(new Shape(4, 2, d)), m.zeros(new Shape(4, 16, 2, d)),
                     m.zeros(new Shape(4, 16, 2, d)), AttentionSpec.builder().build()), "forward before begin");
@@ -179,11 +179,11 @@ class SharedPrefixAttentionTest {
                 suffixes[l] = PagedFixture.create(m, new Random(7), 16, 2, d, new int[] {5, 30, 17}, 2,
                         DataType.FLOAT32);
             }
-            long before = GatherPagedAttentionBackend.getIndexArraysBuilt();
+            long prepares = CountingPagedBackend.prepares();
+            long forwards = CountingPagedBackend.forwards();
             wrapper.beginForward(suffixes[0].table, 8, 2, d, m.getDevice());
             PagedPlan plan = wrapper.getPlan();
-            long afterBegin = GatherPagedAttentionBackend.getIndexArraysBuilt();
-            assertTrue(afterBegin > before, "beginForward builds the index arrays");
+            assertEquals(prepares + 1, CountingPagedBackend.prepares(), "beginForward prepares the plan");
             AttentionSpec spec = AttentionSpec.builder().optCausal(true).build();
             for (int l = 0; l < layers; l++) {
                 NDArray q = m.randomNormal(new Shape(3, 8, d));
@@ -194,8 +194,8 @@ class SharedPrefixAttentionTest {
                 assertNull(o.getLse(), "LSE only when the spec asks");
                 assertSame(plan, wrapper.getPlan(), "one plan per step");
             }
-            assertEquals(afterBegin, GatherPagedAttentionBackend.getIndexArraysBuilt(),
-                    "forward builds no index array");
+            assertEquals(prepares + 1, CountingPagedBackend.prepares(), "forward prepares nothing");
+            assertEquals(forwards + layers, CountingPagedBackend.forwards(), "one suffix run per layer");
             wrapper.endForward();
             assertTrue(plan.isClosed());
             assertFalse(wrapper.isActive());

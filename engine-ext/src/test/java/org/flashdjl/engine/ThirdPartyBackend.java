@@ -9,9 +9,14 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A "dropped-in jar" dense backend, registered only by this module's test
- * {@code META-INF/services/org.flashdjl.ops.attention.AttentionBackend}: it delegates to {@code math}.
+ * {@code META-INF/services/org.flashdjl.ops.attention.AttentionBackend}: it delegates to {@code math}. Its rank
+ * (50) is above {@code online}'s, and it supports head dim {@value #HEAD_DIM} only, so {@code auto} picks it for
+ * exactly those calls.
  */
 public final class ThirdPartyBackend implements AttentionBackend {
+
+    /** The only head dim this backend supports. */
+    public static final int HEAD_DIM = 3;
 
     private static final AtomicLong CALLS = new AtomicLong();
 
@@ -28,6 +33,18 @@ public final class ThirdPartyBackend implements AttentionBackend {
 
     /** {@inheritDoc} */
     @Override
+    public String getDescription() {
+        return "test: a dropped-in dense backend (math underneath)";
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public int getRank() {
+        return 50;
+    }
+
+    /** {@inheritDoc} */
+    @Override
     public String unavailableReason() {
         return null;
     }
@@ -35,7 +52,8 @@ public final class ThirdPartyBackend implements AttentionBackend {
     /** {@inheritDoc} */
     @Override
     public String unsupportedReason(AttentionProblem problem) {
-        return null;
+        return problem.getHeadDim() == HEAD_DIM ? null : "head dim " + problem.getHeadDim() + "; supported: "
+                + HEAD_DIM;
     }
 
     /** {@inheritDoc} */

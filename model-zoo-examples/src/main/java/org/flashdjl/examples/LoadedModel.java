@@ -5,7 +5,6 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.examples.demo.DemoCheckpoint;
 import org.flashdjl.examples.llama.AttentionOptions;
 import org.flashdjl.examples.llama.LlamaConfig;
@@ -14,6 +13,7 @@ import org.flashdjl.examples.llama.LlamaModel;
 import org.flashdjl.examples.tokenizer.ByteTokenizer;
 import org.flashdjl.examples.tokenizer.HfTextTokenizer;
 import org.flashdjl.examples.tokenizer.TextTokenizer;
+import org.flashdjl.ops.attention.AttentionBackends;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -51,7 +51,7 @@ public final class LoadedModel implements AutoCloseable {
      * @throws IOException naming the file and tensor when the checkpoint is unusable
      */
     public static LoadedModel load(Path dir, Device device, AttentionOptions options) throws IOException {
-        Backends.checkDense(options.getBackend());
+        AttentionBackends.check(options.getBackend());
         if (device.isGpu() && Engine.getInstance().getGpuCount() == 0) {
             throw new IllegalArgumentException("device " + device + " asked for, but the engine sees no GPU");
         }

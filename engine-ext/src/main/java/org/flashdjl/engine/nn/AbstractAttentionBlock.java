@@ -7,8 +7,8 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
@@ -47,7 +47,7 @@ public abstract class AbstractAttentionBlock extends AbstractBlock {
     protected AbstractAttentionBlock(BaseBuilder<?> builder) {
         super(VERSION);
         this.spec = builder.spec.toBuilder().optLayout(builder.layout).optCausal(builder.causal).build();
-        this.backend = Backends.checkDense(builder.backend);
+        this.backend = AttentionBackends.check(builder.backend);
     }
 
     /**

@@ -10,13 +10,13 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.engine.cache.KvCache;
 import org.flashdjl.engine.cache.KvSegment;
 import org.flashdjl.engine.cache.KvView;
 import org.flashdjl.engine.cache.BatchKvView;
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
@@ -75,7 +75,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         this.rope = b.rope;
         this.slidingWindow = b.slidingWindow;
         this.sinkTokens = b.sinkTokens;
-        this.backend = Backends.checkDense(b.backend);
+        this.backend = AttentionBackends.check(b.backend);
         AttentionSpec.Builder s = AttentionSpec.builder().optCausal(true);
         if (slidingWindow > 0) {
             s.optWindow(slidingWindow - 1, -1).optSinkTokens(sinkTokens);

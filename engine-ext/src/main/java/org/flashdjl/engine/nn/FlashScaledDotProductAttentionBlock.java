@@ -12,8 +12,8 @@ import ai.djl.nn.norm.Dropout;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionSpec;
 
 /**
@@ -52,7 +52,7 @@ public final class FlashScaledDotProductAttentionBlock extends AbstractBlock {
         this.embeddingSize = builder.embeddingSize;
         this.headCount = builder.headCount;
         this.dropoutProb = builder.attentionProbsDropoutProb;
-        this.backend = Backends.checkDense(builder.backend);
+        this.backend = AttentionBackends.check(builder.backend);
         this.causal = builder.causal;
         this.keyProjection = addChildBlock("keyProjection", buildProjection());
         this.queryProjection = addChildBlock("queryProjection", buildProjection());

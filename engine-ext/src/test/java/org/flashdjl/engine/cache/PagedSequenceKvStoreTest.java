@@ -44,7 +44,7 @@ class PagedSequenceKvStoreTest {
         int layers = 3;
         int hq = 4;
         int hkv = 2;
-        int d = 8;
+        int d = ThirdPartyBackend.HEAD_DIM; // the dropped-in dense backend runs this head dim only
         long[] ids = {10, 11, 12};
         AttentionSpec spec = AttentionSpec.builder().optCausal(true).build();
         try (NDManager m = manager.newSubManager();

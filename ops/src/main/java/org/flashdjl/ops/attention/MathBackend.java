@@ -16,7 +16,7 @@ public final class MathBackend extends NdArrayBackend {
 
     /** Creates the backend. */
     public MathBackend() {
-        super(NAME);
+        super(NAME, "reference: the whole [Lq, Lk] score matrix in fp32", 0);
     }
 
     /** {@inheritDoc} */

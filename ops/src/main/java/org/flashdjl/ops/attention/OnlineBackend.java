@@ -59,7 +59,7 @@ public final class OnlineBackend extends NdArrayBackend {
     }
 
     private OnlineBackend(int queryChunk, int keyChunk, boolean widenUnmasked) {
-        super(NAME);
+        super(NAME, "flash-attention recurrence in NDArray ops (chunks merged by LSE)", 10);
         this.widenUnmasked = widenUnmasked;
         Checks.checkAtLeast("queryChunk", queryChunk, 1, "");
         Checks.checkAtLeast("keyChunk", keyChunk, 1, "");

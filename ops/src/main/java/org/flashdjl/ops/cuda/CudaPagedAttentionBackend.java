@@ -38,6 +38,18 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
 
     /** {@inheritDoc} */
     @Override
+    public String getDescription() {
+        return "CUDA paged decode / prefill kernels reading the pages in place";
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public int getRank() {
+        return 100;
+    }
+
+    /** {@inheritDoc} */
+    @Override
     public String unavailableReason() {
         String why = CudaRuntime.unavailableReason();
         if (why != null) {

@@ -57,6 +57,18 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
 
     /** {@inheritDoc} */
     @Override
+    public String getDescription() {
+        return "gathers each sequence's keys, then the dense operator (any device DJL runs on)";
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public int getRank() {
+        return 10;
+    }
+
+    /** {@inheritDoc} */
+    @Override
     public String unavailableReason() {
         return null;
     }

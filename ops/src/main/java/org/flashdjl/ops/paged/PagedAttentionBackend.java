@@ -2,6 +2,8 @@ package org.flashdjl.ops.paged;
 
 import ai.djl.ndarray.NDManager;
 
+import org.flashdjl.ops.Backend;
+
 import org.flashdjl.ops.attention.AttentionOutput;
 
 /**
@@ -15,25 +17,11 @@ import org.flashdjl.ops.attention.AttentionOutput;
  *
  * <p>Backends are found by name through {@link PagedAttentionBackends}; a CUDA backend registers itself by
  * listing its class in {@code META-INF/services/org.flashdjl.ops.paged.PagedAttentionBackend} under the name
- * {@code cuda}, and {@code auto} then picks it for GPU plans. A backend must give the results of the
+ * {@code cuda} with a rank above {@code gather}'s, and {@code auto} then picks it for the plans it supports. A backend must give the results of the
  * {@code gather} backend within fp32 rounding (the contiguous {@link org.flashdjl.ops.attention.Attention} on each
  * sequence's gathered keys, bottom-right aligned).
  */
-public interface PagedAttentionBackend {
-
-    /**
-     * Returns the backend's name, e.g. {@code "gather"}.
-     *
-     * @return the name used to select it
-     */
-    String getName();
-
-    /**
-     * Returns why this backend cannot run in this process (no GPU, kernels not built), or null if it can.
-     *
-     * @return the reason or null
-     */
-    String unavailableReason();
+public interface PagedAttentionBackend extends Backend<PagedPlan> {
 
     /**
      * Returns why this backend cannot run a plan (device, page size, head dim, head ratio), or null if it can.
@@ -43,6 +31,7 @@ public interface PagedAttentionBackend {
      * @param plan a validated plan
      * @return the reason or null
      */
+    @Override
     String unsupportedReason(PagedPlan plan);
 
     /**

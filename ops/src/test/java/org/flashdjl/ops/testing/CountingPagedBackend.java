@@ -43,6 +43,12 @@ public final class CountingPagedBackend implements PagedAttentionBackend {
 
     /** {@inheritDoc} */
     @Override
+    public String getDescription() {
+        return "test: gather, counting prepare and forward calls";
+    }
+
+    /** {@inheritDoc} */
+    @Override
     public String unavailableReason() {
         return null;
     }

@@ -25,7 +25,9 @@ public interface SequenceKvStore extends AutoCloseable {
     void addSequence(long seqId);
 
     /**
-     * Adds {@code dst} as a copy of {@code src} (a paged store shares the pages instead of copying).
+     * Adds {@code dst} as a copy of {@code src}'s written tokens (a paged store shares the pages instead of
+     * copying). Tokens {@code src} has reserved but not yet written to every layer stay {@code src}'s: a fork in
+     * the middle of a step copies the history before that step.
      *
      * @param src an existing sequence
      * @param dst a new id

@@ -22,20 +22,47 @@ public final class SlotMapping implements AutoCloseable {
     private final int[] counts; // [S] tokens reserved per sequence
     private final int[] startPositions; // [S] sequence length before the reservation
     private final long[] slots; // [sum(counts)]
+    private final long[] epochs; // [S] each sequence's truncation epoch at the reservation
+    private final boolean[] layersWritten; // [numLayers]
+    private int layersDone;
     private NDManager manager; // owns slotArray, created on first use
     private NDArray slotArray; // int64 [sum(counts)]
     private boolean closed;
 
-    SlotMapping(PagedKVCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots) {
+    SlotMapping(PagedKVCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots, long[] epochs,
+            int numLayers) {
         this.cache = cache;
         this.seqIds = seqIds;
         this.counts = counts;
         this.startPositions = startPositions;
         this.slots = slots;
+        this.epochs = epochs;
+        this.layersWritten = new boolean[numLayers];
     }
 
     PagedKVCache getCache() {
         return cache;
+    }
+
+    long epoch(int i) {
+        return epochs[i];
+    }
+
+    int count(int i) {
+        return counts[i];
+    }
+
+    int start(int i) {
+        return startPositions[i];
+    }
+
+    // Records a layer's write; true exactly once, when the last layer not yet written is.
+    boolean markWritten(int layer) {
+        if (layersWritten[layer]) {
+            return false;
+        }
+        layersWritten[layer] = true;
+        return ++layersDone == layersWritten.length;
     }
 
     synchronized NDArray slotArray(NDManager parent) {

@@ -314,6 +314,76 @@ class PagedKVCacheTest {
         }
     }
 
+    @Test
+    void aReservationMadeBeforeATruncateIsRefused() {
+        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(4, 4, 1)) {
+            long s1 = c.addSequence();
+            SlotMapping stale = c.reserve(s1, 4); // page 0
+            c.truncate(s1, 0); // page 0 back in the pool
+            long s2 = c.addSequence();
+            NDArray k2 = kv(m, 4);
+            try (SlotMapping fresh = c.reserve(s2, 4)) { // gets page 0
+                c.write(0, fresh, k2, k2);
+            }
+            assertRejected(IllegalStateException.class, c, () -> c.write(0, stale, kv(m, 4), kv(m, 4)),
+                    "sequence " + s1 + " was truncated after this slot mapping was reserved", "reserve again");
+            int page = c.getSequencePages(s2)[0];
+            assertEquals(k2, c.getKeyPages(0).get(new NDIndex("{}", page)), "s2's keys are untouched");
+            // a truncate that keeps every token leaves reservations valid
+            long s3 = c.addSequence();
+            try (SlotMapping ok = c.reserve(s3, 2)) {
+                c.truncate(s3, 2);
+                c.write(0, ok, kv(m, 2), kv(m, 2));
+            }
+            stale.close();
+        }
+    }
+
+    @Test
+    void forkBetweenReserveAndWriteGivesTheChildTheWrittenTokensOnly() {
+        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(8, 4, 2)) {
+            long parent = c.addSequence();
+            NDArray[] first = {kv(m, 5), kv(m, 5)}; // per layer; K and V alike
+            c.append(parent, new NDList(first), new NDList(first)); // 5 tokens: page 0 full, page 1 1/4
+            SlotMapping step = c.reserve(parent, 3); // tokens 5..7 reserved, not yet written (NaN-poisoned rows)
+            long early = c.fork(parent);
+            assertEquals(5, c.getSequenceLength(early), "tokens reserved but not written stay the parent's");
+            c.write(0, step, kv(m, 3), kv(m, 3));
+            long half = c.fork(parent);
+            assertEquals(5, c.getSequenceLength(half), "written to one of two layers: still pending");
+            NDArray[] second = {kv(m, 3), kv(m, 3)};
+            c.write(1, step, second[1], second[1]);
+            step.close();
+            long late = c.fork(parent);
+            assertEquals(8, c.getSequenceLength(late), "written to every layer: the child gets them");
+            assertEquals(8, c.getSequenceLength(parent));
+            // the early child reads exactly the parent's first 5 tokens: no NaN row
+            for (int l = 0; l < 2; l++) {
+                float[] got = gather(c, early, l);
+                assertArrayEquals(first[l].toFloatArray(), got, "layer " + l + ": the early child's keys");
+            }
+            // and extends from there with its own tokens; the parent's rows stay the parent's
+            NDArray[] own = {kv(m, 2), kv(m, 2)};
+            c.append(early, new NDList(own), new NDList(own));
+            assertEquals(7, c.getSequenceLength(early));
+            float[] parentKeys = gather(c, parent, 1);
+            assertArrayEquals(second[1].toFloatArray(), Arrays.copyOfRange(parentKeys, 5 * 8, 8 * 8),
+                    "the parent's tokens 5..7");
+        }
+    }
+
+    // One sequence's keys of one layer, in token order [length, Hkv, D], read through its page list.
+    private static float[] gather(PagedKVCache c, long seq, int layer) {
+        int len = c.getSequenceLength(seq);
+        int[] pages = c.getSequencePages(seq);
+        float[] out = new float[len * 8];
+        for (int t = 0; t < len; t++) {
+            float[] row = c.getKeyPages(layer).get(new NDIndex("{}, {}", pages[t / 4], t % 4)).toFloatArray();
+            System.arraycopy(row, 0, out, t * 8, 8);
+        }
+        return out;
+    }
+
     private static List<float[]> contents(PagedKVCache c, int[] pages) {
         List<float[]> out = new ArrayList<>();
         for (int l = 0; l < c.getNumLayers(); l++) {

@@ -110,13 +110,15 @@ public final class OnlineBackend extends NdArrayBackend {
                         try (NDScope blockScope = new NDScope()) {
                             blockScope.suppressNotUsedWarning();
                             NDIndex keys = new NDIndex(":, :, {}:{}", ks, ke);
-                            NDArray s = BlockMath.scores(spec, qc, BlockMath.fp32(k.get(keys)), queryStart, keyStart);
-                            // s: [B, Hq, qc, kc]
+                            NDArray visible = BlockMath.visible(manager, spec, queryStart, qe - qs, keyStart,
+                                    ke - ks); // [qc, kc] or null
+                            NDArray s = BlockMath.scores(spec, qc, BlockMath.fp32(k.get(keys)), visible, queryStart,
+                                    keyStart); // [B, Hq, qc, kc]
                             NDArray mNew = m.maximum(BlockMath.finiteRowMax(s)); // finite: the block max is clipped
                             NDArray alpha = m.sub(mNew).exp(); // 0 where m was -inf
                             NDArray p = s.subi(mNew).exp();
                             l.muli(alpha).addi(p.sum(new int[] {3}, true));
-                            acc.muli(alpha).addi(BlockMath.weightedValues(p, BlockMath.fp32(v.get(keys))));
+                            acc.muli(alpha).addi(BlockMath.weightedValues(p, BlockMath.fp32(v.get(keys)), visible));
                             m.set(ALL, mNew);
                         }
                     }

@@ -16,9 +16,11 @@ import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.paged.PagedAttention;
 import org.flashdjl.ops.paged.PagedPlan;
 import org.flashdjl.ops.testing.Reference;
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -37,6 +39,7 @@ import java.util.stream.Stream;
  * {@link Attention} over the tokens appended so far. Fork, copy-on-write and free leave the other sequences'
  * outputs bit-identical.
  */
+@ExtendWith(Seeds.class)
 class PagedKVCacheAttentionTest {
 
     private static final int HQ = 8;
@@ -166,7 +169,7 @@ class PagedKVCacheAttentionTest {
     @ParameterizedTest(name = "page size {0}, {1}")
     @MethodSource("cases")
     void prefillChunksDecodeForkAndFreeMatchContiguousAttention(int pageSize, String option) {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         AttentionSpec spec = spec(option);
         try (NDManager m = manager.newSubManager();
                 PagedKVCache cache = PagedKVCache.builder().setNumPages(160 / pageSize + 12).setPageSize(pageSize)
@@ -209,7 +212,7 @@ class PagedKVCacheAttentionTest {
 
     @Test
     void forkCopyOnWriteAndFreeKeepOtherSequencesBitIdentical() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         AttentionSpec spec = spec("all");
         try (NDManager m = manager.newSubManager();
                 PagedKVCache cache = PagedKVCache.builder().setNumPages(24).setPageSize(8).setKvHeads(HKV)
@@ -258,7 +261,7 @@ class PagedKVCacheAttentionTest {
 
     @Test
     void halfPrecisionPoolsWork() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager();
                 PagedKVCache cache = PagedKVCache.builder().setNumPages(8).setPageSize(16).setKvHeads(HKV)
                         .setHeadDim(D).optDataType(DataType.FLOAT16).optPoisonFreedPages(true).build()) {

@@ -12,7 +12,7 @@ import java.util.Map;
  * DJL, no FlashDJL block). Written from the architecture's definition: RMSNorm, rotate-half RoPE, GQA causal
  * attention with an optional sliding window and sinks, SwiGLU, optional tied head. Plain and linear RoPE.
  */
-final class LlamaReference {
+public final class LlamaReference {
 
     private final LlamaConfig c;
     private final Map<String, double[]> w = new HashMap<>();
@@ -35,8 +35,26 @@ final class LlamaReference {
         }
     }
 
-    /** Logits [T][vocab] of a token sequence, each position seeing what the mask allows. */
-    double[][] logits(int[] tokens, int window, int sinks) {
+    /**
+     * Loads a checkpoint directory with its own config (plain RoPE), for tests outside this package.
+     *
+     * @param dir the checkpoint directory
+     * @return the reference model
+     * @throws IOException if the checkpoint cannot be read
+     */
+    public static LlamaReference forTests(Path dir) throws IOException {
+        return new LlamaReference(dir, LlamaConfig.read(dir.resolve("config.json")), 1);
+    }
+
+    /**
+     * Returns the logits of a token sequence, each position seeing what the mask allows.
+     *
+     * @param tokens the sequence
+     * @param window keys each query sees (itself included), or -1
+     * @param sinks sink tokens with a window
+     * @return logits [T][vocab]
+     */
+    public double[][] logits(int[] tokens, int window, int sinks) {
         int t = tokens.length;
         int h = c.getHiddenSize();
         int hq = c.getNumHeads();

@@ -21,9 +21,11 @@ import org.flashdjl.ops.paged.PagedPlan;
 import org.flashdjl.ops.testing.CountingPagedBackend;
 import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Reference;
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -39,6 +41,7 @@ import java.util.stream.Stream;
  * every option set (masks that cut the prefix, ALiBi and sinks included), empty suffixes, page sizes 1/16, GQA;
  * the plan is built once per step and reused by every layer.
  */
+@ExtendWith(Seeds.class)
 class SharedPrefixAttentionTest {
 
     private static NDManager manager;
@@ -82,7 +85,7 @@ class SharedPrefixAttentionTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void cascadeEqualsPlainPagedAttentionOverPrefixPlusSuffix(Case c) {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         int d = 32;
         int row = c.hkv() * d;
         // suffix lengths: an empty one, a one-token one, odd lengths; queries: last tokens of each sequence
@@ -165,7 +168,7 @@ class SharedPrefixAttentionTest {
 
     @Test
     void planIsBuiltOncePerStepAndReusedByEveryLayer() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         int d = 32;
         try (NDManager m = manager.newSubManager();
                 SharedPrefixBatchDecode wrapper = new SharedPrefixBatchDecode(CountingPagedBackend.NAME, "auto")) {
@@ -208,7 +211,7 @@ class SharedPrefixAttentionTest {
 
     @Test
     void badSharedPrefixIsRejected() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager();
                 SharedPrefixBatchPrefill wrapper = new SharedPrefixBatchPrefill()) {
             PagedFixture sfx = PagedFixture.create(m, rnd, 16, 2, 64, new int[] {5, 9}, 0, DataType.FLOAT32);

@@ -20,6 +20,7 @@ import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -35,6 +36,7 @@ import java.util.stream.Stream;
  * 1/4/8, odd lengths with partly filled last pages, every option set, fp32 and fp16. The pools are NaN outside
  * the sequences' slots (unused pages and the tail of each last page), so any read outside the page table shows.
  */
+@ExtendWith(Seeds.class)
 class PagedAttentionSweepTest {
 
     private static NDManager manager;
@@ -87,7 +89,7 @@ class PagedAttentionSweepTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void matchesContiguousAttentionAndReference(Case c) {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager()) {
             PagedFixture f = PagedFixture.create(m, rnd, c.pageSize(), c.hkv(), c.d(), c.seqLens(), 3, c.type());
             int b = c.seqLens().length;
@@ -143,7 +145,7 @@ class PagedAttentionSweepTest {
 
     @Test
     void blockTableFormGivesTheSameResultAsCsr() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager()) {
             PagedFixture f = PagedFixture.create(m, rnd, 16, 2, 32, new int[] {40, 1, 16, 77}, 2, DataType.FLOAT32);
             int width = f.table.getMaxPagesPerSequence() + 2; // extra padding columns

@@ -52,7 +52,7 @@ public final class VendorPagedBackend implements PagedAttentionBackend {
 
     /** {@inheritDoc} */
     @Override
-    public Workspace prepare(PagedPlan plan, NDManager manager) {
+    public PlanData prepare(PagedPlan plan, NDManager manager) {
         throw new UnsupportedOperationException("needs the vendor's driver");
     }
 

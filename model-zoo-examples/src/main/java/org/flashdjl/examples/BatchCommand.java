@@ -97,7 +97,7 @@ final class BatchCommand {
             BatchGenerator batch = new BatchGenerator(lm.getModel(), lm.getTokenizer(), lm.getManager(), maxBatch,
                     (model, mgr) -> usePaged ? model.newPagedStore(pages, size) : model.newSequenceStore(mgr));
             out.printf(Locale.ROOT, "== FlashDJL: continuous batching, %d prompts, at most %d at a time, %s ==%n",
-                    prompts.size(), maxBatch, paged ? "PagedKVCache (" + numPages + " pages x " + pageSize
+                    prompts.size(), maxBatch, paged ? "PagedKvCache (" + numPages + " pages x " + pageSize
                             + " tokens)" : "contiguous store");
             List<GenerationResult> results = batch.generate(requests, null);
             for (int i = 0; i < results.size(); i++) {

@@ -39,7 +39,7 @@ final class GenerateCommand {
             "  --backend NAME     attention backend: auto (default), math, online, flash (CUDA)",
             "  --window N         sliding window: each token attends to the N most recent tokens (itself included)",
             "  --sinks N          with --window: the first N tokens stay visible (StreamingLLM attention sinks)",
-            "  --cache KIND       with --window: streaming (default; fixed size sinks + window, BlockKVCache) or",
+            "  --cache KIND       with --window: streaming (default; fixed size sinks + window, BlockKvCache) or",
             "                     contiguous (keeps every token, masks)",
             "  --rope-positions P original (default; exact vs the masked full computation) or in-cache (StreamingLLM)",
             "  --temperature T    0 = greedy (default); > 0 samples, with --top-k / --top-p and --seed",
@@ -229,7 +229,7 @@ final class GenerateCommand {
         if (m.window > 0) {
             String w = "sliding window " + m.window + (m.sinks > 0 ? " + " + m.sinks + " sinks" : "");
             return m.streamingCache
-                    ? w + " (streaming cache: BlockKVCache of " + (m.window + m.sinks) + " slots, "
+                    ? w + " (streaming cache: BlockKvCache of " + (m.window + m.sinks) + " slots, "
                             + (m.inCache ? "in-cache" : "original") + " RoPE positions)"
                     : w + " (contiguous cache, windowed mask)";
         }

@@ -4,7 +4,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
 
-import org.flashdjl.kvcache.paged.PagedKVCache;
+import org.flashdjl.kvcache.paged.PagedKvCache;
 import org.flashdjl.kvcache.paged.SlotMapping;
 import org.flashdjl.ops.paged.PageTable;
 import org.flashdjl.ops.paged.PagedPlan;
@@ -15,7 +15,7 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * A {@link SequenceKvStore} over {@link PagedKVCache} (page pools allocated once, per-sequence page tables, prefix
+ * A {@link SequenceKvStore} over {@link PagedKvCache} (page pools allocated once, per-sequence page tables, prefix
  * sharing on {@link #fork} with copy-on-write): a step {@link #reserve reserves} slots once for all layers, each
  * layer {@link #append writes} its keys and values into them and attends straight from the pages, with no packed
  * copy.
@@ -34,7 +34,7 @@ import java.util.Map;
  */
 public final class PagedSequenceKvStore implements SequenceKvStore {
 
-    private final PagedKVCache cache;
+    private final PagedKvCache cache;
     private final String pagedBackend;
     private final Map<Long, Long> ids = new HashMap<>(); // our sequence id -> the cache's
     private SlotMapping step; // the reservation of the step in progress
@@ -49,7 +49,7 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
      * @param cache the cache, its layers the model's
      * @param pagedBackend a paged attention backend name ({@code auto}, {@code gather}, {@code cuda})
      */
-    public PagedSequenceKvStore(PagedKVCache cache, String pagedBackend) {
+    public PagedSequenceKvStore(PagedKvCache cache, String pagedBackend) {
         this.cache = cache;
         this.pagedBackend = pagedBackend;
     }
@@ -69,13 +69,13 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
      */
     public static PagedSequenceKvStore create(int numLayers, int kvHeads, int headDim, DataType dataType,
             Device device, int numPages, int pageSize, String pagedBackend) {
-        PagedKVCache cache = PagedKVCache.builder().setNumPages(numPages).setPageSize(pageSize).setKvHeads(kvHeads)
+        PagedKvCache cache = PagedKvCache.builder().setNumPages(numPages).setPageSize(pageSize).setKvHeads(kvHeads)
                 .setHeadDim(headDim).optNumLayers(numLayers).optDataType(dataType).optDevice(device).build();
         return new PagedSequenceKvStore(cache, pagedBackend == null ? PagedAttentionBackends.AUTO : pagedBackend);
     }
 
     /** @return the paged cache */
-    public PagedKVCache getCache() {
+    public PagedKvCache getCache() {
         return cache;
     }
 

@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 
 /**
  * The KV storage of many sequences of different lengths for all decoder layers: what continuous batching needs
- * (sequences join, grow and finish independently). A paged cache ({@code PagedKVCache}: page pool and page
+ * (sequences join, grow and finish independently). A paged cache ({@code PagedKvCache}: page pool and page
  * tables, prefix sharing on fork) and {@link ContiguousSequenceKvStore} implement it.
  *
  * <p>One model step over a batch of sequences: {@link #reserve} once (returns each sequence's first new

@@ -51,7 +51,7 @@ public abstract class AbstractAttentionBlock extends AbstractBlock {
     }
 
     /**
-     * Enables or disables context parallelism over a process group (seed 000's {@code
+     * Enables or disables context parallelism over a process group ({@code
      * set_context_parallel_group}): the inputs become this rank's zigzag sequence shards ({@code
      * ContextParallel.shard(x, seqAxis, rank, world, SequenceSharding.ZIGZAG)}) and the output is this rank's shard.
      *

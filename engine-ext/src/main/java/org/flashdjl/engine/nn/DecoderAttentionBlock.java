@@ -78,7 +78,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         this.backend = AttentionBackends.check(b.backend);
         AttentionSpec.Builder s = AttentionSpec.builder().optCausal(true);
         if (slidingWindow > 0) {
-            s.optWindow(slidingWindow - 1, -1).optSinkTokens(sinkTokens);
+            s.optSlidingWindow(slidingWindow).optSinkTokens(sinkTokens);
         }
         this.spec = s.build();
         this.qProj = addChildBlock("q_proj", linear(numHeads * headDim, b.qkvBias));

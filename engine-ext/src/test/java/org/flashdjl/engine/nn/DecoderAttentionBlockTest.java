@@ -34,7 +34,7 @@ class DecoderAttentionBlockTest {
 
     /**
      * A sink + window test double: keeps only the sinks and the last {@code window - 1} keys before each chunk
-     * (dropping the rest), and returns them as two segments, the shape of a {@code BlockKVCache} view.
+     * (dropping the rest), and returns them as two segments, the shape of a {@code BlockKvCache} view.
      */
     static final class SinkWindowCache implements KvCache {
         private final int sinks;

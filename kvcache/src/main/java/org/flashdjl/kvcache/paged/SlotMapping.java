@@ -9,15 +9,15 @@ import org.flashdjl.ops.OpScope;
 import java.util.Arrays;
 
 /**
- * The pool slots reserved for one step's new tokens by {@link PagedKVCache#reserve}: vLLM's {@code slot_mapping}.
+ * The pool slots reserved for one step's new tokens by {@link PagedKvCache#reserve}: vLLM's {@code slot_mapping}.
  * Token {@code t} of the step (sequences in the order given, each sequence's tokens in order) goes to slot
  * {@code getSlots()[t] = page * pageSize + row} of every layer's pools viewed as [numPages * pageSize, Hkv, D].
- * Reserve once per step, then {@link PagedKVCache#write write} each layer's K/V with this mapping; close it after
+ * Reserve once per step, then {@link PagedKvCache#write write} each layer's K/V with this mapping; close it after
  * the step (it owns the int64 slot array handed to the pools' {@code set}).
  */
 public final class SlotMapping implements AutoCloseable {
 
-    private final PagedKVCache cache;
+    private final PagedKvCache cache;
     private final long[] seqIds; // [S]
     private final int[] counts; // [S] tokens reserved per sequence
     private final int[] startPositions; // [S] sequence length before the reservation
@@ -29,7 +29,7 @@ public final class SlotMapping implements AutoCloseable {
     private NDArray slotArray; // int64 [sum(counts)]
     private boolean closed;
 
-    SlotMapping(PagedKVCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots, long[] epochs,
+    SlotMapping(PagedKvCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots, long[] epochs,
             int numLayers) {
         this.cache = cache;
         this.seqIds = seqIds;
@@ -40,7 +40,7 @@ public final class SlotMapping implements AutoCloseable {
         this.layersWritten = new boolean[numLayers];
     }
 
-    PagedKVCache getCache() {
+    PagedKvCache getCache() {
         return cache;
     }
 
@@ -116,7 +116,7 @@ public final class SlotMapping implements AutoCloseable {
     /**
      * Returns the number of reserved tokens.
      *
-     * @return n, the rows of the K/V that {@link PagedKVCache#write} takes
+     * @return n, the rows of the K/V that {@link PagedKvCache#write} takes
      */
     public int size() {
         return slots.length;

@@ -12,7 +12,8 @@ import org.flashdjl.ops.OpScope;
 
 /**
  * Merging of attention states: an output {@code v} over one segment of keys with its log-sum-exp {@code s}
- * (natural log, fp32). Seed 001 (FlashInfer cascade) semantics, with natural-log LSE (FlashInfer's is base 2).
+ * (natural log, fp32). FlashInfer's cascade semantics (docs/SEMANTICS.md), with a natural-log LSE (FlashInfer's is
+ * base 2).
  *
  * <p>The merge of {@code (v_a, s_a)} and {@code (v_b, s_b)} is {@code s = logaddexp(s_a, s_b)},
  * {@code v = v_a e^(s_a - s) + v_b e^(s_b - s)}: the attention over the union of both key segments. Two

@@ -148,7 +148,7 @@ final class SharedPrefixCascade {
         }
         if (shared) {
             // Every query sees the whole prefix with position-free scores: one call, the prefix read once for all.
-            AttentionSpec open = bshd.toBuilder().optCausal(false).optWindow(-1, -1).optSinkTokens(0).build();
+            AttentionSpec open = bshd.toBuilder().optCausal(false).optWindowBounds(-1, -1).optSinkTokens(0).build();
             AttentionOutput o = Attention.forward(q.expandDims(0), k, v, open, denseBackend);
             return new NDList(o.getOutput().squeeze(0), o.getLse().squeeze(0).transpose(1, 0));
         }

@@ -30,11 +30,11 @@ import java.util.Map;
  * path of this project; correct but not fast on a GPU, where a {@code cuda} backend reads the pages in place).
  *
  * <p>Plan ({@link #prepare}): sequences with the same (query count, key count) form a group; per group the
- * workspace holds the pool slots of all its keys (int64 [G * Lk]) and, unless the group's query rows are one
+ * plan data holds the pool slots of all its keys (int64 [G * Lk]) and, unless the group's query rows are one
  * contiguous range, their row indices (int64 [G * Lq]); when the groups do not come out in packed order, one
  * inverse permutation (int64 [totalQ]) puts the rows back. A uniform decode batch is one group: one gather and one
  * batched {@code Attention} call per layer, with the plan's {@link PagedPlan#getDenseBackend() dense backend}.
- * Forward builds no index array: they all live in the plan's workspace.
+ * Forward builds no index array: they all live in the plan data.
  *
  * <p>Only slots inside each sequence's length are gathered: the unfilled tail of a last page and every page not in
  * the table are never read.
@@ -87,7 +87,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
 
     /** {@inheritDoc} */
     @Override
-    public Workspace prepare(PagedPlan plan, NDManager manager) {
+    public PlanData prepare(PagedPlan plan, NDManager manager) {
         PageTable table = plan.getPageTable();
         Map<Long, List<Integer>> byShape = new LinkedHashMap<>();
         for (int b = 0; b < plan.getBatchSize(); b++) {
@@ -140,7 +140,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
         }
         logger.debug("gather plan: {} sequences, {} query rows, {} groups, permuted={}", plan.getBatchSize(),
                 plan.getTotalQueries(), groups.size(), inverse != null);
-        return new GatherWorkspace(groups, inverse);
+        return new GatherIndices(groups, inverse);
     }
 
     private static NDArray indexArray(NDManager manager, long[] values) {
@@ -150,11 +150,11 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
     /** {@inheritDoc} */
     @Override
     public AttentionOutput forward(PagedAttentionProblem problem) {
-        if (!(problem.getWorkspace() instanceof GatherWorkspace)) {
+        if (!(problem.getPlanData() instanceof GatherIndices)) {
             throw new IllegalArgumentException("the plan was prepared by backend '"
                     + problem.getPlan().getBackend().getName() + "', not '" + NAME + "'");
         }
-        GatherWorkspace ws = (GatherWorkspace) problem.getWorkspace();
+        GatherIndices ws = (GatherIndices) problem.getPlanData();
         PagedPlan plan = problem.getPlan();
         NDArray q = problem.getQuery(); // [totalQ, Hq, D]
         int hq = plan.getQueryHeads();
@@ -225,11 +225,11 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
     }
 
     /** The gather indices of one plan. */
-    private static final class GatherWorkspace implements Workspace {
+    private static final class GatherIndices implements PlanData {
         final List<Group> groups;
         final NDArray inverse; // int64 [totalQ], null when the groups come out in packed order
 
-        GatherWorkspace(List<Group> groups, NDArray inverse) {
+        GatherIndices(List<Group> groups, NDArray inverse) {
             this.groups = groups;
             this.inverse = inverse;
         }

@@ -11,9 +11,9 @@ import org.flashdjl.ops.attention.AttentionOutput;
  * {@link PagedAttention}, the paged counterpart of {@link org.flashdjl.ops.attention.AttentionBackend}.
  *
  * <p>The protocol is FlashInfer's plan / run: once per step {@link #prepare} turns a {@link PagedPlan} (page table,
- * query offsets, head counts) into the backend's auxiliary data (a {@link Workspace}: gather indices on the CPU;
+ * query offsets, head counts) into the backend's auxiliary data (a {@link PlanData}: gather indices on the CPU;
  * device page tables and a split-k work partition for a CUDA kernel); then {@link #forward} runs once per layer
- * with that layer's queries and page pools, reusing the workspace without building new index data.
+ * with that layer's queries and page pools, reusing the plan data without building new index data.
  *
  * <p>Backends are found by name through {@link PagedAttentionBackends}; a CUDA backend registers itself by
  * listing its class in {@code META-INF/services/org.flashdjl.ops.paged.PagedAttentionBackend} under the name
@@ -46,22 +46,22 @@ public interface PagedAttentionBackend extends Backend<PagedPlan> {
      * Builds the auxiliary data of a plan, once per step.
      *
      * @param plan a validated plan that {@link #unsupportedReason(PagedPlan)} accepted
-     * @param manager the manager that owns the workspace's arrays until the plan closes
-     * @return the workspace that every {@link #forward} of the plan receives
+     * @param manager the manager that owns the plan data's arrays until the plan closes
+     * @return the plan data that every {@link #forward} of the plan receives
      */
-    Workspace prepare(PagedPlan plan, NDManager manager);
+    PlanData prepare(PagedPlan plan, NDManager manager);
 
     /**
      * Computes one call: output [totalQ, Hq, Dv] in the query's dtype and, when the spec asks, the LSE
      * [totalQ, Hq] fp32 natural log (query rows that see no key: output 0, LSE {@code -inf}).
      *
-     * @param problem a validated call whose {@link PagedAttentionProblem#getWorkspace()} this backend prepared
+     * @param problem a validated call whose {@link PagedAttentionProblem#getPlanData()} this backend prepared
      * @return the output and optional LSE, the caller's like a DJL op's result ({@link org.flashdjl.ops.OpScope})
      */
     AttentionOutput forward(PagedAttentionProblem problem);
 
     /** A backend's per-plan auxiliary data; closed with the plan. */
-    interface Workspace extends AutoCloseable {
+    interface PlanData extends AutoCloseable {
 
         /** Releases the auxiliary data. */
         @Override

@@ -17,10 +17,10 @@ import java.util.Objects;
 /**
  * One step's paged attention over a batch of sequences: the page table, how many new query tokens each sequence
  * has, the head counts, and the backend's auxiliary data built once ({@link PagedAttentionBackend#prepare}) and
- * reused by every layer's {@link #forward}. FlashInfer's {@code plan} / {@code run} (seed 001's
+ * reused by every layer's {@link #forward}. FlashInfer's {@code plan} / {@code run} (its cascade wrappers'
  * {@code begin_forward} / {@code forward} / {@code end_forward}); {@link #close()} is {@code end_forward}.
  *
- * <p>Semantics (DESIGN.md, one definition): sequence {@code b} has {@code Lk_b} cached tokens and
+ * <p>Semantics (docs/SEMANTICS.md, one definition): sequence {@code b} has {@code Lk_b} cached tokens and
  * {@code Lq_b = qoIndptr[b+1] - qoIndptr[b]} queries, the <em>last</em> {@code Lq_b} tokens of the sequence
  * (already appended to the cache). Its output rows equal {@link org.flashdjl.ops.attention.Attention} of those
  * queries over the sequence's gathered keys with the same {@link AttentionSpec}, bottom-right aligned: query
@@ -51,9 +51,9 @@ public final class PagedPlan implements AutoCloseable {
     private final Device device;
     private final String denseBackend; // what the gather backend runs on each sequence's gathered keys
     private final int minKeyOffset; // max_b (Lq_b - Lk_b), at least 0
-    private final NDManager manager; // owns the workspace's arrays
+    private final NDManager manager; // owns the plan data's arrays
     private final PagedAttentionBackend backend;
-    private final PagedAttentionBackend.Workspace workspace;
+    private final PagedAttentionBackend.PlanData planData;
     private volatile boolean closed;
 
     private PagedPlan(Builder b) {
@@ -71,15 +71,15 @@ public final class PagedPlan implements AutoCloseable {
         this.minKeyOffset = min;
         this.backend = PagedAttentionBackends.select(b.backend, this);
         this.manager = NDManager.newBaseManager(device);
-        PagedAttentionBackend.Workspace ws;
+        PagedAttentionBackend.PlanData ws;
         try {
             ws = backend.prepare(this, manager);
-            OpScope.keepAll(manager); // the workspace lives until close(), whatever scope the plan is built in
+            OpScope.keepAll(manager); // the plan data lives until close(), whatever scope the plan is built in
         } catch (RuntimeException e) {
             manager.close();
             throw e;
         }
-        this.workspace = ws;
+        this.planData = ws;
     }
 
     /**
@@ -253,12 +253,12 @@ public final class PagedPlan implements AutoCloseable {
     /**
      * Returns the backend's auxiliary data, the same object for every {@link #forward}.
      *
-     * @return the workspace
+     * @return the plan data
      * @throws IllegalStateException once the plan is closed
      */
-    public PagedAttentionBackend.Workspace getWorkspace() {
+    public PagedAttentionBackend.PlanData getPlanData() {
         checkOpen();
-        return workspace;
+        return planData;
     }
 
     /**
@@ -283,7 +283,7 @@ public final class PagedPlan implements AutoCloseable {
         if (!closed) {
             closed = true;
             try {
-                workspace.close();
+                planData.close();
             } finally {
                 manager.close();
             }

@@ -18,7 +18,7 @@ import java.util.Locale;
 import java.util.Objects;
 
 /**
- * Context-parallel attention (seed 000's {@code ContextParallelAttention} / {@code NativeAttention}): q, k and v
+ * Context-parallel attention: q, k and v
  * are sharded along the sequence over the ranks of a {@link ProcessGroup}, and each rank computes the output of
  * its own query shard as if the whole sequence were on one device.
  *

@@ -104,7 +104,7 @@ class AttentionSweepTest {
             NDArray o = c.layout() == QkvLayout.BSHD ? out.getOutput().transpose(0, 2, 1, 3) : out.getOutput();
             double[] got = Reference.toDoubles(o.duplicate());
             double err = Reference.maxAbsDiff(got, ref.out);
-            // DESIGN.md's budget: twice the error of a float32 run of the same math, plus 1e-5; fp16 outputs
+            // docs/SEMANTICS.md's budget: twice the error of a float32 run of the same math, plus 1e-5; fp16 outputs
             // also carry the output rounding (half an ulp: 2^-11 relative).
             double tol = Reference.budget(Reference.attentionFloat32(q, k, v, b, c.hq(), c.hkv(), c.lq(), c.lk(),
                     c.d(), c.d(), ro).out, ref.out);

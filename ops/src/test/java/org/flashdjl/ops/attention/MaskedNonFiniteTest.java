@@ -59,7 +59,7 @@ class MaskedNonFiniteTest {
 
     static Stream<Arguments> cases() {
         AttentionSpec causal = AttentionSpec.builder().optCausal(true).optReturnLse(true).build();
-        AttentionSpec window = AttentionSpec.builder().optCausal(true).optWindow(1, -1).optReturnLse(true).build();
+        AttentionSpec window = AttentionSpec.builder().optCausal(true).optWindowBounds(1, -1).optReturnLse(true).build();
         AttentionSpec softcap = causal.toBuilder().optSoftcap(5f).optAlibiSlopes(new float[] {0.5f, 0.25f})
                 .build();
         boolean[] onlyLast = {false, false, false, false, false, true}; // causal, key 5

@@ -54,7 +54,7 @@ class VarlenAndOnlineTest {
         float[] q = Reference.randn(rnd, cuQ[lq.length] * hq * d); // packed [totalQ, Hq, D]
         float[] k = Reference.randn(rnd, cuK[lk.length] * hkv * d);
         float[] v = Reference.randn(rnd, cuK[lk.length] * hkv * d);
-        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindow(20, -1).optSinkTokens(2)
+        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindowBounds(20, -1).optSinkTokens(2)
                 .optReturnLse(true).build();
         try (NDManager m = manager.newSubManager()) {
             NDArray qa = m.create(q, new Shape(cuQ[lq.length], hq, d));
@@ -110,7 +110,7 @@ class VarlenAndOnlineTest {
                 sb.optCausal(true);
                 break;
             case "window+sinks":
-                sb.optCausal(true).optWindow(300, -1).optSinkTokens(4);
+                sb.optCausal(true).optWindowBounds(300, -1).optSinkTokens(4);
                 break;
             case "alibi+softcap":
                 float[] slopes = new float[hq];

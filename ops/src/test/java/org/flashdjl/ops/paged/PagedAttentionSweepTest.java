@@ -181,7 +181,7 @@ class PagedAttentionSweepTest {
             long forwards = CountingPagedBackend.forwards();
             try (PagedPlan plan = PagedPlan.builder(f.table).optQoIndptr(qo).setQueryHeads(hq).setKvHeads(2)
                     .setHeadDim(d).optDevice(m.getDevice()).optBackend(CountingPagedBackend.NAME).build()) {
-                PagedAttentionBackend.Workspace ws = plan.getWorkspace();
+                PagedAttentionBackend.PlanData ws = plan.getPlanData();
                 for (int layer = 0; layer < 4; layer++) {
                     float[] q = PagedFixture.randn(m, rnd, qo[4] * hq * d, DataType.FLOAT32);
                     AttentionOutput out = plan.forward(Reference.create(m, q, DataType.FLOAT32, qo[4], hq, d),
@@ -197,7 +197,7 @@ class PagedAttentionSweepTest {
                         assertTrue(err <= 2e-5, "layer " + layer + ", sequence " + i + ": error vs float64 " + err
                                 + " (seed " + seed + ")");
                     }
-                    assertTrue(plan.getWorkspace() == ws, "same workspace every layer");
+                    assertTrue(plan.getPlanData() == ws, "the same plan data every layer");
                 }
             }
             assertEquals(prepares + 1, CountingPagedBackend.prepares(), "one prepare per plan (seed " + seed + ")");

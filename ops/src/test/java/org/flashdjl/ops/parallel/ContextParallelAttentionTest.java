@@ -31,7 +31,7 @@ import java.util.stream.Stream;
 
 /**
  * Context-parallel attention on a {@link LocalProcessGroup} of 2, 3 and 4 ranks against single-rank attention and
- * the float64 reference, within DESIGN.md's budget: {@code max|cp - ref| <= 2 max|math - ref| + 1e-5}, where math
+ * the float64 reference, within docs/SEMANTICS.md's budget: {@code max|cp - ref| <= 2 max|math - ref| + 1e-5}, where math
  * is the single-rank math backend in the same dtype. The shards' outputs are gathered back and compared with the
  * unsharded output, and so are the LSEs.
  */
@@ -99,13 +99,13 @@ class ContextParallelAttentionTest {
             ref.causal = true;
         }
         if (option.contains("window")) {
-            b.optWindow(6, -1);
+            b.optWindowBounds(6, -1);
             ref.windowLeft = 6;
             b.optSinkTokens(2);
             ref.sinkTokens = 2;
         }
         if (all) {
-            b.optWindow(7, 2).optSinkTokens(3).optSoftcap(2.5f).optScale(0.3f);
+            b.optWindowBounds(7, 2).optSinkTokens(3).optSoftcap(2.5f).optScale(0.3f);
             ref.windowLeft = 7;
             ref.windowRight = 2;
             ref.sinkTokens = 3;

@@ -67,7 +67,7 @@ public final class CountingPagedBackend implements PagedAttentionBackend {
 
     /** {@inheritDoc} */
     @Override
-    public Workspace prepare(PagedPlan plan, NDManager manager) {
+    public PlanData prepare(PagedPlan plan, NDManager manager) {
         PREPARES.incrementAndGet();
         return gather.prepare(plan, manager);
     }

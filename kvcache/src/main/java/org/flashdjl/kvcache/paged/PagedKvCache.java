@@ -51,9 +51,9 @@ import java.util.Set;
  * <p>Methods are synchronized; the pools are plain NDArrays that attention reads in place
  * ({@link #getKeyPages}, {@link #pageTable}).
  */
-public final class PagedKVCache implements AutoCloseable {
+public final class PagedKvCache implements AutoCloseable {
 
-    private static final Logger logger = LoggerFactory.getLogger(PagedKVCache.class);
+    private static final Logger logger = LoggerFactory.getLogger(PagedKvCache.class);
 
     private final int numPages;
     private final int pageSize;
@@ -74,7 +74,7 @@ public final class PagedKVCache implements AutoCloseable {
     private long nextId;
     private volatile boolean closed;
 
-    private PagedKVCache(Builder b) {
+    private PagedKvCache(Builder b) {
         this.numPages = b.numPages;
         this.pageSize = b.pageSize;
         this.kvHeads = b.kvHeads;
@@ -658,7 +658,7 @@ public final class PagedKVCache implements AutoCloseable {
     /** {@inheritDoc} */
     @Override
     public synchronized String toString() {
-        return "PagedKVCache{layers=" + numLayers + ", pages=" + numPages + " x " + pageSize + ", Hkv=" + kvHeads
+        return "PagedKvCache{layers=" + numLayers + ", pages=" + numPages + " x " + pageSize + ", Hkv=" + kvHeads
                 + ", D=" + headDim + ", " + dataType + ", used=" + (numPages - allocator.freeCount())
                 + ", sequences=" + sequences.size() + "}";
     }
@@ -759,7 +759,7 @@ public final class PagedKVCache implements AutoCloseable {
         }
     }
 
-    /** Builds a {@link PagedKVCache}: {@code setX} are required, {@code optX} optional. */
+    /** Builds a {@link PagedKvCache}: {@code setX} are required, {@code optX} optional. */
     public static final class Builder {
         private int numPages;
         private int pageSize;
@@ -879,7 +879,7 @@ public final class PagedKVCache implements AutoCloseable {
          * @return the cache
          * @throws IllegalArgumentException naming the bad argument and the allowed values
          */
-        public PagedKVCache build() {
+        public PagedKvCache build() {
             if (numPages == 0) {
                 throw new IllegalArgumentException("numPages must be >= 1: an empty cache (0 pages) cannot hold a"
                         + " token; set it with setNumPages");
@@ -895,7 +895,7 @@ public final class PagedKVCache implements AutoCloseable {
                 throw new IllegalArgumentException("numPages * pageSize = " + (long) numPages * pageSize
                         + " slots exceeds " + Integer.MAX_VALUE);
             }
-            return new PagedKVCache(this);
+            return new PagedKvCache(this);
         }
     }
 }

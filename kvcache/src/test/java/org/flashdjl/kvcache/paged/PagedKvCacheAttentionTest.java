@@ -40,7 +40,7 @@ import java.util.stream.Stream;
  * outputs bit-identical.
  */
 @ExtendWith(Seeds.class)
-class PagedKVCacheAttentionTest {
+class PagedKvCacheAttentionTest {
 
     private static final int HQ = 8;
     private static final int HKV = 2;
@@ -82,7 +82,7 @@ class PagedKVCacheAttentionTest {
     }
 
     /** One step: reserve for all sequences, write every layer, attend every layer, check against contiguous. */
-    static void step(NDManager m, Random rnd, PagedKVCache cache, Mirror mirror, long[] ids, int[] counts,
+    static void step(NDManager m, Random rnd, PagedKvCache cache, Mirror mirror, long[] ids, int[] counts,
             AttentionSpec spec) {
         int row = HKV * D;
         int total = Arrays.stream(counts).sum();
@@ -156,9 +156,9 @@ class PagedKVCacheAttentionTest {
         }
         switch (option) {
             case "all":
-                return b.optWindow(9, 0).optSinkTokens(2).optAlibiSlopes(slopes).optSoftcap(3f).build();
+                return b.optWindowBounds(9, 0).optSinkTokens(2).optAlibiSlopes(slopes).optSoftcap(3f).build();
             case "causal+window+sinks":
-                return b.optWindow(7, -1).optSinkTokens(3).build();
+                return b.optWindowBounds(7, -1).optSinkTokens(3).build();
             case "alibi":
                 return b.optAlibiSlopes(slopes).build();
             default:
@@ -172,7 +172,7 @@ class PagedKVCacheAttentionTest {
         Random rnd = new Random(Seeds.next());
         AttentionSpec spec = spec(option);
         try (NDManager m = manager.newSubManager();
-                PagedKVCache cache = PagedKVCache.builder().setNumPages(160 / pageSize + 12).setPageSize(pageSize)
+                PagedKvCache cache = PagedKvCache.builder().setNumPages(160 / pageSize + 12).setPageSize(pageSize)
                         .setKvHeads(HKV).setHeadDim(D).optNumLayers(LAYERS).optPoisonFreedPages(true).build()) {
             Mirror mirror = new Mirror();
             long a = cache.addSequence();
@@ -197,7 +197,7 @@ class PagedKVCacheAttentionTest {
     }
 
     /** Per-sequence decode output for fixed queries, as raw floats. */
-    static float[][] decodeEach(PagedKVCache cache, long[] ids, NDArray[] queries, AttentionSpec spec) {
+    static float[][] decodeEach(PagedKvCache cache, long[] ids, NDArray[] queries, AttentionSpec spec) {
         float[][] out = new float[ids.length * LAYERS][];
         for (int i = 0; i < ids.length; i++) {
             for (int l = 0; l < LAYERS; l++) {
@@ -215,7 +215,7 @@ class PagedKVCacheAttentionTest {
         Random rnd = new Random(Seeds.next());
         AttentionSpec spec = spec("all");
         try (NDManager m = manager.newSubManager();
-                PagedKVCache cache = PagedKVCache.builder().setNumPages(24).setPageSize(8).setKvHeads(HKV)
+                PagedKvCache cache = PagedKvCache.builder().setNumPages(24).setPageSize(8).setKvHeads(HKV)
                         .setHeadDim(D).optNumLayers(LAYERS).optPoisonFreedPages(true).build()) {
             Mirror mirror = new Mirror();
             long a = cache.addSequence();
@@ -263,7 +263,7 @@ class PagedKVCacheAttentionTest {
     void halfPrecisionPoolsWork() {
         Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager();
-                PagedKVCache cache = PagedKVCache.builder().setNumPages(8).setPageSize(16).setKvHeads(HKV)
+                PagedKvCache cache = PagedKvCache.builder().setNumPages(8).setPageSize(16).setKvHeads(HKV)
                         .setHeadDim(D).optDataType(DataType.FLOAT16).optPoisonFreedPages(true).build()) {
             long a = cache.addSequence();
             float[] k = Reference.randn(rnd, 19 * HKV * D);

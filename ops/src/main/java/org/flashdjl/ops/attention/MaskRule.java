@@ -15,15 +15,15 @@ import ai.djl.ndarray.types.Shape;
  *
  * <ul>
  *   <li>causal: visible iff {@code rel <= 0};
- *   <li>window (left, right), -1 = unbounded: {@code -left <= rel <= right};
+ *   <li>window bounds (left, right), -1 = unbounded: {@code -left <= rel <= right};
  *   <li>sinks: keys {@code < sinkTokens} ignore the window's left bound (never the causal or right bound);
  *   <li>ALiBi: score {@code += -slope[h] * |rel|}, added after softcap.
  * </ul>
  *
  * <p>A key the rule hides contributes exactly nothing, whatever its bits: its score is replaced by {@code -inf}
  * (never added to, so a NaN or infinite key cannot leak through), and its value is never multiplied into an output
- * (an uninitialised cache slot or a poisoned page may hold NaN or Inf). A non-finite key or value that a query
- * does see makes that query's output non-finite. docs/SEMANTICS.md states the whole contract.
+ * (an uninitialised cache slot or a poisoned page may hold NaN or Inf). A NaN key or a non-finite value that a
+ * query does see makes that query's output non-finite. docs/SEMANTICS.md states the whole contract.
  */
 public final class MaskRule {
 

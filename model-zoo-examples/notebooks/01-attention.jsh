@@ -18,14 +18,14 @@ manager.getEngine().setRandomSeed(1);
 var q = manager.randomNormal(new Shape(1, 8, 64, 32));   // [batch, heads, seq, dim]
 var k = manager.randomNormal(new Shape(1, 2, 64, 32));   // [batch, kvHeads, seq, dim]
 var v = manager.randomNormal(new Shape(1, 2, 64, 32));
-var spec = AttentionSpec.builder().optCausal(true).optWindow(16, 0).optSinkTokens(4).optReturnLse(true).build();
+var spec = AttentionSpec.builder().optCausal(true).optWindowBounds(16, 0).optSinkTokens(4).optReturnLse(true).build();
 var online = Attention.forward(q, k, v, spec, "online");
 var math = Attention.forward(q, k, v, spec, "math");
 float err = online.getOutput().sub(math.getOutput()).abs().max().getFloat();
 System.out.printf("online vs math, out %s, lse %s: max |diff| = %.2e%n", online.getOutput().getShape(), online.getLse().getShape(), err);
 check(err < 1e-4, "online vs math " + err);
 
-// The same through a DJL Block (seed 000's NativeAttention), in bshd layout.
+// The same through a DJL Block (NativeAttentionBlock), in bshd layout.
 var block = NativeAttentionBlock.builder().optQkvFormat("bshd").optBackend("online").optCausal(true).build();
 var ps = new ParameterStore(manager, false);
 var out = block.forward(ps, new NDList(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)), false).head();

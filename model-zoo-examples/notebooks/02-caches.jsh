@@ -1,4 +1,4 @@
-// FlashDJL notebook 2: KV caches. The streaming sink + window cache (BlockKVCache) directly and through the
+// FlashDJL notebook 2: KV caches. The streaming sink + window cache (BlockKvCache) directly and through the
 // decoder attention block, which must equal the masked full computation.
 // Run: bin/jshell model-zoo-examples/notebooks/02-caches.jsh
 import ai.djl.ndarray.*;
@@ -7,13 +7,13 @@ import ai.djl.ndarray.types.*;
 import ai.djl.training.ParameterStore;
 import org.flashdjl.engine.cache.*;
 import org.flashdjl.engine.nn.*;
-import org.flashdjl.kvcache.BlockKVCache;
+import org.flashdjl.kvcache.BlockKvCache;
 
 void check(boolean ok, String what) { if (!ok) throw new AssertionError(what); }
 
 var manager = NDManager.newBaseManager();
-// BlockKVCache: 2 sinks + a window of 4, one token per chunk. Watch the positions it holds.
-var cache = BlockKVCache.builder().setKeyShape(new Shape(1, 2, -1, 8)).setValueShape(new Shape(1, 2, -1, 8)).
+// BlockKvCache: 2 sinks + a window of 4, one token per chunk. Watch the positions it holds.
+var cache = BlockKvCache.builder().setKeyShape(new Shape(1, 2, -1, 8)).setValueShape(new Shape(1, 2, -1, 8)).
         setSeqDim(2).setChunkSize(1).setWindowSize(4).optSinkSize(2).build(manager);
 for (int i = 0; i < 9; i++) {
     var kv = manager.full(new Shape(1, 2, 1, 8), (float) i);

@@ -141,7 +141,10 @@ def fixture(out, name):
     if dtype != torch.float32:
         model = model.to(dtype)
     model.save_pretrained(d, safe_serialization=True)
-    model = model.float()
+    # the reference is the saved checkpoint as a user loads it in fp32 (a bf16 file: weights widened, the RoPE
+    # buffers computed afresh in fp32, not the bf16-rounded ones of the model that wrote it)
+    model = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32,
+                                                              attn_implementation="eager").eval()
     for f in os.listdir(d):
         if f not in ("config.json", "model.safetensors", "tokenizer.json"):
             os.remove(os.path.join(d, f))

@@ -1,13 +1,11 @@
 package org.flashdjl.engine;
 
-/** What kind of attention a registered backend computes, and therefore what it needs from its caller. */
+/** What kind of attention a line of the {@link CapabilityReport} computes, and so what it needs from its caller. */
 public enum BackendKind {
-    /** Dense or varlen attention over contiguous q, k, v ({@code math}, {@code online}, {@code flash}). */
+    /** Dense or varlen attention over contiguous q, k, v ({@code AttentionBackends}: math, online, flash). */
     DENSE,
-    /** Attention over a paged KV cache: pages plus per-sequence page tables ({@code paged}). */
+    /** Attention over a paged KV cache: pages plus per-sequence page tables ({@code PagedAttentionBackends}). */
     PAGED,
-    /** Attention with the sequence sharded over a process group ({@code ring}, {@code ulysses}). */
-    CONTEXT_PARALLEL,
-    /** A name that resolves to another backend per call ({@code auto}). */
-    SELECTOR
+    /** A context-parallel method: the sequence sharded over a process group, a dense backend per block. */
+    CONTEXT_PARALLEL
 }

@@ -3,36 +3,47 @@ package org.flashdjl.engine;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 
+import org.flashdjl.ops.Backend;
+import org.flashdjl.ops.BackendRegistry;
+import org.flashdjl.ops.attention.AttentionBackends;
+import org.flashdjl.ops.paged.PagedAttentionBackends;
+import org.flashdjl.ops.parallel.ContextParallelAttention;
 
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 
 /**
- * What this process can run: the DJL engine and its devices, and each attention backend with the reason it is
- * unavailable, if it is.
+ * What this process can run: the DJL engine and its devices, every attention backend of the ops registries
+ * ({@link AttentionBackends dense}, {@link PagedAttentionBackends paged}; built-in or dropped in as a jar) with
+ * its description and the reason it is unavailable, if it is, and the context-parallel methods. Built from the
+ * registries themselves, so what it lists is exactly what a call can select.
  */
 public final class CapabilityReport {
 
-    /** One backend's line of the report. */
+    /** The requirement of every context-parallel method. */
+    static final String NEEDS_GROUP = "needs a process group (ContextParallelAttentionBlock.setContextParallelGroup)";
+
+    /** One line of the report. */
     public static final class BackendStatus {
         private final String name;
-        private final String unavailableReason;
         private final BackendKind kind;
         private final String description;
+        private final String unavailableReason;
 
-        BackendStatus(String name, String unavailableReason) {
-            this(name, unavailableReason, BackendKind.DENSE, "");
-        }
-
-        BackendStatus(String name, String unavailableReason, BackendKind kind, String description) {
+        BackendStatus(String name, BackendKind kind, String description, String unavailableReason) {
             this.name = name;
-            this.unavailableReason = unavailableReason;
             this.kind = kind;
             this.description = description;
+            this.unavailableReason = unavailableReason;
         }
 
-        /** @return what kind of attention the backend computes */
+        /** @return the name that selects it */
+        public String getName() {
+            return name;
+        }
+
+        /** @return what kind of attention it computes */
         public BackendKind getKind() {
             return kind;
         }
@@ -42,12 +53,7 @@ public final class CapabilityReport {
             return description;
         }
 
-        /** @return the backend name */
-        public String getName() {
-            return name;
-        }
-
-        /** @return whether the backend can run in this process */
+        /** @return whether it can run in this process (context-parallel methods: given a process group) */
         public boolean isAvailable() {
             return unavailableReason == null;
         }
@@ -63,35 +69,44 @@ public final class CapabilityReport {
     private final Device defaultDevice;
     private final int gpuCount;
     private final List<BackendStatus> backends;
+    private final String denseAuto;
+    private final String pagedAuto;
 
-    private CapabilityReport(String engineName, String engineVersion, Device defaultDevice, int gpuCount,
-            List<BackendStatus> backends) {
-        this.engineName = engineName;
-        this.engineVersion = engineVersion;
-        this.defaultDevice = defaultDevice;
-        this.gpuCount = gpuCount;
+    private CapabilityReport(Engine engine, List<BackendStatus> backends) {
+        this.engineName = engine.getEngineName();
+        this.engineVersion = engine.getVersion();
+        this.defaultDevice = engine.defaultDevice();
+        this.gpuCount = engine.getGpuCount();
         this.backends = Collections.unmodifiableList(backends);
+        this.denseAuto = AttentionBackends.registry().describeAuto();
+        this.pagedAuto = PagedAttentionBackends.registry().describeAuto();
     }
 
     /**
-     * Probes the default DJL engine and every registered attention backend.
+     * Probes the default DJL engine and every registered backend.
      *
      * @return the report
      */
     public static CapabilityReport probe() {
-        Engine engine = Engine.getInstance();
         List<BackendStatus> list = new ArrayList<>();
-        for (BackendProvider backend : Backends.all()) {
+        add(list, AttentionBackends.registry(), BackendKind.DENSE);
+        add(list, PagedAttentionBackends.registry(), BackendKind.PAGED);
+        for (ContextParallelAttention.Method m : ContextParallelAttention.Method.values()) {
+            list.add(new BackendStatus(m.toString(), BackendKind.CONTEXT_PARALLEL, m.getDescription(), NEEDS_GROUP));
+        }
+        return new CapabilityReport(Engine.getInstance(), list);
+    }
+
+    private static void add(List<BackendStatus> out, BackendRegistry<?, ?> registry, BackendKind kind) {
+        for (Backend<?> b : registry.all()) {
             String reason;
             try {
-                reason = backend.unavailableReason();
+                reason = b.unavailableReason();
             } catch (RuntimeException | LinkageError e) {
                 reason = "probe failed: " + e;
             }
-            list.add(new BackendStatus(backend.getName(), reason, backend.getKind(), backend.getDescription()));
+            out.add(new BackendStatus(b.getName(), kind, b.getDescription(), reason));
         }
-        return new CapabilityReport(engine.getEngineName(), engine.getVersion(), engine.defaultDevice(),
-                engine.getGpuCount(), list);
     }
 
     /** @return the DJL engine name */
@@ -114,20 +129,30 @@ public final class CapabilityReport {
         return gpuCount;
     }
 
-    /** @return each registered backend's status, {@code auto} included (kind {@link BackendKind#SELECTOR}) */
+    /** @return every line: the dense and paged backends, then the context-parallel methods */
     public List<BackendStatus> getAllBackends() {
         return backends;
     }
 
-    /** @return the status of each registered backend that computes dense attention (what a sample can run) */
+    /** @return the dense attention backends (what a dense sample can run by name) */
     public List<BackendStatus> getBackends() {
-        List<BackendStatus> dense = new ArrayList<>();
+        return getBackends(BackendKind.DENSE);
+    }
+
+    /**
+     * Returns the lines of one kind.
+     *
+     * @param kind the kind
+     * @return its lines, in registration order
+     */
+    public List<BackendStatus> getBackends(BackendKind kind) {
+        List<BackendStatus> out = new ArrayList<>();
         for (BackendStatus b : backends) {
-            if (b.getKind() == BackendKind.DENSE) {
-                dense.add(b);
+            if (b.getKind() == kind) {
+                out.add(b);
             }
         }
-        return dense;
+        return out;
     }
 
     /**
@@ -141,18 +166,23 @@ public final class CapabilityReport {
         sb.append("device   : ").append(defaultDevice).append(" (GPUs visible to the engine: ").append(gpuCount)
                 .append(")\n");
         sb.append("backends :\n");
-        for (BackendStatus b : backends) {
-            if (b.getKind() == BackendKind.SELECTOR) {
-                sb.append(String.format("  %-8s %s%n", b.getName(), b.getDescription()));
-                continue;
+        for (BackendKind kind : BackendKind.values()) {
+            for (BackendStatus b : getBackends(kind)) {
+                sb.append(String.format("  %-8s %-18s %-13s %s%n", b.getName(), label(kind),
+                        b.isAvailable() ? "available" : "not available", b.getDescription()));
+                if (!b.isAvailable()) {
+                    sb.append(String.format("  %-8s %-18s   (%s)%n", "", "", b.getUnavailableReason()));
+                }
             }
-            sb.append(String.format("  %-8s %-18s %s%n", b.getName(), kindLabel(b.getKind()),
-                    b.isAvailable() ? "available" : "not available: " + b.getUnavailableReason()));
+            if (kind != BackendKind.CONTEXT_PARALLEL) {
+                sb.append(String.format("  %-8s %-18s %-13s %s%n", BackendRegistry.AUTO, label(kind), "",
+                        kind == BackendKind.DENSE ? denseAuto : pagedAuto));
+            }
         }
         return sb.toString();
     }
 
-    private static String kindLabel(BackendKind kind) {
+    private static String label(BackendKind kind) {
         switch (kind) {
             case PAGED:
                 return "[paged]";

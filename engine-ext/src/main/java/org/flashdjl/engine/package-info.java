@@ -1,5 +1,5 @@
 /**
- * DJL integration: attention {@code Block}s that drop into DJL models, the backend registry and its
- * capability report, and distributed initialisation.
+ * DJL integration: attention {@code Block}s that drop into DJL models, the capability report (built from the
+ * ops backend registries), and distributed initialisation.
  */
 package org.flashdjl.engine;

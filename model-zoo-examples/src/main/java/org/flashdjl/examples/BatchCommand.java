@@ -94,7 +94,7 @@ final class BatchCommand {
             BatchGenerator batch = new BatchGenerator(model, lm.getTokenizer(), lm.getManager(), maxBatch,
                     (mdl, mgr) -> usePaged ? mdl.newPagedStore(pages, size) : mdl.newSequenceStore(mgr));
             out.printf(Locale.ROOT, "== FlashDJL: continuous batching, %d prompts, at most %d at a time, %s ==%n",
-                    prompts.size(), maxBatch, paged ? "PagedKVCache (" + numPages + " pages x " + pageSize
+                    prompts.size(), maxBatch, paged ? "PagedKvCache (" + numPages + " pages x " + pageSize
                             + " tokens)" : "contiguous store");
             List<GenerationResult> results = batch.generate(requests, null);
             for (int i = 0; i < results.size(); i++) {

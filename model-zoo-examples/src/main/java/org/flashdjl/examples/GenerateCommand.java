@@ -4,7 +4,7 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.types.DataType;
 
-import org.flashdjl.engine.Backends;
+import org.flashdjl.ops.attention.AttentionBackends;
 
 import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.examples.generate.GenerationConfig;
@@ -48,7 +48,7 @@ final class GenerateCommand {
             "  --window N         sliding window on every layer: each token attends to the N most recent tokens",
             "                     (itself included); default: the checkpoint's own windows",
             "  --sinks N          with --window: the first N tokens stay visible (StreamingLLM attention sinks)",
-            "  --cache KIND       with a window: streaming (default; fixed size sinks + window, BlockKVCache) or",
+            "  --cache KIND       with a window: streaming (default; fixed size sinks + window, BlockKvCache) or",
             "                     contiguous (keeps every token, masks)",
             "  --rope-positions P original (default; exact vs the masked full computation) or in-cache (StreamingLLM)",
             "  --truncate-prompt S  a prompt longer than the model's positions is an error, unless S is left (keep",
@@ -120,7 +120,7 @@ final class GenerateCommand {
                 throw new CliArgs.UsageException("--rope-positions in-cache needs --window and the streaming cache");
             }
             try {
-                Backends.checkDense(backend);
+                AttentionBackends.check(backend);
             } catch (IllegalArgumentException e) {
                 throw new CliArgs.UsageException("--backend: " + e.getMessage());
             }
@@ -356,7 +356,7 @@ final class GenerateCommand {
         if (m.window > 0) {
             String w = "sliding window " + m.window + (m.sinks > 0 ? " + " + m.sinks + " sinks" : "");
             return m.streamingCache
-                    ? w + " (streaming cache: BlockKVCache of " + ((long) m.window + m.sinks) + " slots, "
+                    ? w + " (streaming cache: BlockKvCache of " + ((long) m.window + m.sinks) + " slots, "
                             + (m.inCache ? "in-cache" : "original") + " RoPE positions)"
                     : w + " (contiguous cache, windowed mask)";
         }

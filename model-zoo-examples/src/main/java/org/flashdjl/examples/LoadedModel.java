@@ -5,7 +5,6 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.examples.demo.DemoCheckpoint;
 import org.flashdjl.examples.llama.AttentionOptions;
 import org.flashdjl.examples.llama.LlamaConfig;
@@ -15,6 +14,7 @@ import org.flashdjl.examples.safetensors.CheckpointException;
 import org.flashdjl.examples.tokenizer.ByteTokenizer;
 import org.flashdjl.examples.tokenizer.HfTextTokenizer;
 import org.flashdjl.examples.tokenizer.TextTokenizer;
+import org.flashdjl.ops.attention.AttentionBackends;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -74,7 +74,7 @@ public final class LoadedModel implements AutoCloseable {
             throws IOException {
         DataType type = dataType == null ? defaultDataType(device) : dataType;
         LlamaLoader.checkDataType(type);
-        Backends.checkDense(options.getBackend());
+        AttentionBackends.check(options.getBackend());
         if (device.isGpu() && Engine.getInstance().getGpuCount() == 0) {
             throw new IllegalArgumentException("device " + device + " asked for, but the engine sees no GPU");
         }

@@ -64,15 +64,19 @@ public final class ContiguousSequenceKvStore implements SequenceKvStore {
     @Override
     public synchronized void fork(long src, long dst) {
         Seq s = seq(src);
+        long written = s.length; // tokens written to every layer
+        for (int l = 0; l < numLayers; l++) {
+            written = Math.min(written, s.written[l]);
+        }
         addSequence(dst);
         Seq d = sequences.get(dst);
-        d.length = s.length;
+        d.length = written;
         for (int l = 0; l < numLayers; l++) {
             if (s.keys[l] != null) {
                 d.keys[l] = keep(s.keys[l].duplicate());
                 d.values[l] = keep(s.values[l].duplicate());
             }
-            d.written[l] = s.written[l];
+            d.written[l] = written;
         }
     }
 

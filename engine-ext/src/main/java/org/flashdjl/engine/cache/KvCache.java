@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDArray;
  *
  * <p>Per step the attention block rotates the new keys to their positions ({@link #nextPosition()} onward),
  * calls {@link #append}, and attends its queries over the returned {@link KvView}. The cache decides which keys
- * stay: everything ({@link ContiguousKvCache}), sinks plus a window (a {@code BlockKVCache} adapter), or pages.
+ * stay: everything ({@link ContiguousKvCache}), sinks plus a window (a {@code BlockKvCache} adapter), or pages.
  * By default keys are cached after RoPE, at their original stream positions, so attention over a view equals
  * attention of the full recomputation under the same mask; a cache may instead ask for {@link
  * #isInCachePositions() in-cache positions} (StreamingLLM).

@@ -4,20 +4,27 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
 
-import org.flashdjl.kvcache.paged.PagedKVCache;
+import org.flashdjl.kvcache.paged.PagedKvCache;
 import org.flashdjl.kvcache.paged.SlotMapping;
 import org.flashdjl.ops.paged.PageTable;
-import org.flashdjl.ops.paged.PagedAttention;
+import org.flashdjl.ops.paged.PagedPlan;
 import org.flashdjl.ops.paged.PagedAttentionBackends;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
 /**
- * A {@link SequenceKvStore} over {@link PagedKVCache} (page pools allocated once, per-sequence page tables, prefix
+ * A {@link SequenceKvStore} over {@link PagedKvCache} (page pools allocated once, per-sequence page tables, prefix
  * sharing on {@link #fork} with copy-on-write): a step {@link #reserve reserves} slots once for all layers, each
- * layer {@link #append writes} its keys and values into them and attends through {@link PagedAttention#prefill}
- * straight from the pages, with no packed copy.
+ * layer {@link #append writes} its keys and values into them and attends straight from the pages, with no packed
+ * copy.
+ *
+ * <p>One {@link PagedPlan} per step (FlashInfer's plan / run): the step's page table and query counts are fixed by
+ * {@link #reserve}; the first layer's attention builds the plan from them (with the queries' head count and the
+ * call's dense backend, which the {@code gather} backend runs) and every later layer of the step reuses it, so
+ * the backend's index arrays or device page tables are built once per step. The next {@link #reserve} (or
+ * {@link #close}) closes it.
  *
  * <pre>{@code
  * SequenceKvStore store = PagedSequenceKvStore.create(layers, kvHeads, headDim, DataType.FLOAT32, Device.cpu(),
@@ -27,12 +34,14 @@ import java.util.Map;
  */
 public final class PagedSequenceKvStore implements SequenceKvStore {
 
-    private final PagedKVCache cache;
+    private final PagedKvCache cache;
     private final String pagedBackend;
     private final Map<Long, Long> ids = new HashMap<>(); // our sequence id -> the cache's
     private SlotMapping step; // the reservation of the step in progress
     private long[] stepIds; // the cache's ids of that step
     private PageTable stepTable; // their pages, after the reservation
+    private int[] stepCounts; // new tokens per sequence of that step
+    private PagedPlan plan; // the step's plan, built by its first attention; null before
 
     /**
      * Wraps a paged cache (this store closes it).
@@ -40,7 +49,7 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
      * @param cache the cache, its layers the model's
      * @param pagedBackend a paged attention backend name ({@code auto}, {@code gather}, {@code cuda})
      */
-    public PagedSequenceKvStore(PagedKVCache cache, String pagedBackend) {
+    public PagedSequenceKvStore(PagedKvCache cache, String pagedBackend) {
         this.cache = cache;
         this.pagedBackend = pagedBackend;
     }
@@ -60,13 +69,13 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
      */
     public static PagedSequenceKvStore create(int numLayers, int kvHeads, int headDim, DataType dataType,
             Device device, int numPages, int pageSize, String pagedBackend) {
-        PagedKVCache cache = PagedKVCache.builder().setNumPages(numPages).setPageSize(pageSize).setKvHeads(kvHeads)
+        PagedKvCache cache = PagedKvCache.builder().setNumPages(numPages).setPageSize(pageSize).setKvHeads(kvHeads)
                 .setHeadDim(headDim).optNumLayers(numLayers).optDataType(dataType).optDevice(device).build();
         return new PagedSequenceKvStore(cache, pagedBackend == null ? PagedAttentionBackends.AUTO : pagedBackend);
     }
 
     /** @return the paged cache */
-    public PagedKVCache getCache() {
+    public PagedKvCache getCache() {
         return cache;
     }
 
@@ -128,11 +137,11 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
         for (int i = 0; i < seqIds.length; i++) {
             pids[i] = id(seqIds[i]);
         }
-        if (step != null) {
-            step.close();
-        }
-        step = cache.reserve(pids, counts);
+        SlotMapping next = cache.reserve(pids, counts); // validates: on a rejection the open step stays as it is
+        endStep();
+        step = next;
         stepIds = pids;
+        stepCounts = counts.clone();
         stepTable = cache.pageTable(pids);
         int[] starts = step.getStartPositions();
         long[] out = new long[starts.length];
@@ -156,14 +165,45 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
         cache.write(layer, step, keys, values);
         NDArray kPages = cache.getKeyPages(layer);
         NDArray vPages = cache.getValuePages(layer);
-        PageTable table = stepTable;
-        return (q, queryCounts, spec, backend) -> {
-            int[] indptr = new int[queryCounts.length + 1];
-            for (int i = 0; i < queryCounts.length; i++) {
-                indptr[i + 1] = indptr[i] + queryCounts[i];
+        return (q, queryCounts, spec, backend) -> stepPlan(q, queryCounts, backend).forward(q, kPages, vPages, spec);
+    }
+
+    // The step's plan: built by the step's first attention, reused by every later layer.
+    private synchronized PagedPlan stepPlan(NDArray q, int[] queryCounts, String denseBackend) {
+        if (!Arrays.equals(queryCounts, stepCounts)) {
+            throw new IllegalArgumentException("query counts " + Arrays.toString(queryCounts)
+                    + " differ from the step's reservation " + Arrays.toString(stepCounts)
+                    + ": a paged step attends exactly the tokens it reserved");
+        }
+        int queryHeads = (int) q.getShape().get(1);
+        if (plan != null) {
+            if (plan.getQueryHeads() != queryHeads || !plan.getDenseBackend().equals(denseBackend)) {
+                throw new IllegalArgumentException("this step's plan was built for " + plan.getQueryHeads()
+                        + " query heads and dense backend '" + plan.getDenseBackend() + "'; a layer asked for "
+                        + queryHeads + " and '" + denseBackend + "' (one plan serves every layer of a step)");
             }
-            return PagedAttention.prefill(q, indptr, kPages, vPages, table, spec, pagedBackend);
-        };
+            return plan;
+        }
+        int[] indptr = new int[queryCounts.length + 1];
+        for (int i = 0; i < queryCounts.length; i++) {
+            indptr[i + 1] = indptr[i] + queryCounts[i];
+        }
+        plan = PagedPlan.builder(stepTable).optQoIndptr(indptr).setQueryHeads(queryHeads)
+                .setKvHeads(cache.getKvHeads()).setHeadDim(cache.getHeadDim()).optDevice(q.getDevice())
+                .optBackend(pagedBackend).optDenseBackend(denseBackend).build();
+        return plan;
+    }
+
+    // Closes the step in progress: its plan and its slot array.
+    private void endStep() {
+        if (plan != null) {
+            plan.close();
+            plan = null;
+        }
+        if (step != null) {
+            step.close();
+            step = null;
+        }
     }
 
     /** {@inheritDoc} */
@@ -179,10 +219,7 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
     /** {@inheritDoc} */
     @Override
     public synchronized void close() {
-        if (step != null) {
-            step.close();
-            step = null;
-        }
+        endStep();
         cache.close();
     }
 }

@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 
 /**
  * The KV storage of many sequences of different lengths for all decoder layers: what continuous batching needs
- * (sequences join, grow and finish independently). A paged cache ({@code PagedKVCache}: page pool and page
+ * (sequences join, grow and finish independently). A paged cache ({@code PagedKvCache}: page pool and page
  * tables, prefix sharing on fork) and {@link ContiguousSequenceKvStore} implement it.
  *
  * <p>One model step over a batch of sequences: {@link #reserve} once (returns each sequence's first new
@@ -25,7 +25,9 @@ public interface SequenceKvStore extends AutoCloseable {
     void addSequence(long seqId);
 
     /**
-     * Adds {@code dst} as a copy of {@code src} (a paged store shares the pages instead of copying).
+     * Adds {@code dst} as a copy of {@code src}'s written tokens (a paged store shares the pages instead of
+     * copying). Tokens {@code src} has reserved but not yet written to every layer stay {@code src}'s: a fork in
+     * the middle of a step copies the history before that step.
      *
      * @param src an existing sequence
      * @param dst a new id

@@ -6,19 +6,19 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
-import org.flashdjl.kvcache.BlockKVCache;
+import org.flashdjl.kvcache.BlockKvCache;
 import org.flashdjl.ops.Checks;
 
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A {@link KvCache} over {@link BlockKVCache} (StreamingLLM: {@code sinks} first tokens kept forever plus the
+ * A {@link KvCache} over {@link BlockKvCache} (StreamingLLM: {@code sinks} first tokens kept forever plus the
  * {@code window} most recent ones; fixed memory however long the stream). Tokens go into the block cache one
  * per chunk ({@code chunkSize = 1}), so decode steps and prompts of any length fit.
  *
  * <p>Decode steps (one token) attend over the block cache's contents after the update: sinks and window, as
- * segments of consecutive {@link BlockKVCache#tokenPositions() positions}. A chunk of several tokens (the
+ * segments of consecutive {@link BlockKvCache#tokenPositions() positions}. A chunk of several tokens (the
  * prompt) attends over a copy of the contents before the update plus the chunk itself, so its first query
  * still sees the {@code window - 1} keys before it; then its tokens are pushed.
  *
@@ -40,11 +40,12 @@ public final class StreamingKvCache implements KvCache {
     private final int window;
     private final int sinks;
     private final Positions positions;
-    private BlockKVCache cache;
+    private BlockKvCache cache;
     private long length;
 
     /**
-     * Creates the cache and its block cache (buffers allocated once, here: build it outside any {@code NDScope}).
+     * Creates the cache and its block cache (buffers allocated once, here, and kept out of any open
+     * {@code NDScope}).
      *
      * @param manager the parent manager
      * @param batch the batch size B
@@ -63,7 +64,7 @@ public final class StreamingKvCache implements KvCache {
         this.sinks = sinks;
         this.positions = positions;
         Shape shape = new Shape(batch, kvHeads, -1, headDim);
-        this.cache = BlockKVCache.builder().setKeyShape(shape).setValueShape(shape).setSeqDim(2).setChunkSize(1)
+        this.cache = BlockKvCache.builder().setKeyShape(shape).setValueShape(shape).setSeqDim(2).setChunkSize(1)
                 .setWindowSize(window).optSinkSize(sinks).optDataType(dataType).build(manager);
     }
 
@@ -83,7 +84,7 @@ public final class StreamingKvCache implements KvCache {
     }
 
     /** @return the underlying block cache (null once closed) */
-    public BlockKVCache getBlockCache() {
+    public BlockKvCache getBlockCache() {
         return cache;
     }
 

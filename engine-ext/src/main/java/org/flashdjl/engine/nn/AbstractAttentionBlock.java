@@ -7,8 +7,8 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
@@ -47,11 +47,11 @@ public abstract class AbstractAttentionBlock extends AbstractBlock {
     protected AbstractAttentionBlock(BaseBuilder<?> builder) {
         super(VERSION);
         this.spec = builder.spec.toBuilder().optLayout(builder.layout).optCausal(builder.causal).build();
-        this.backend = Backends.checkDense(builder.backend);
+        this.backend = AttentionBackends.check(builder.backend);
     }
 
     /**
-     * Enables or disables context parallelism over a process group (seed 000's {@code
+     * Enables or disables context parallelism over a process group ({@code
      * set_context_parallel_group}): the inputs become this rank's zigzag sequence shards ({@code
      * ContextParallel.shard(x, seqAxis, rank, world, SequenceSharding.ZIGZAG)}) and the output is this rank's shard.
      *

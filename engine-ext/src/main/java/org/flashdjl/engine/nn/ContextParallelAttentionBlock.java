@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
 
 /**
- * Context-parallel attention (seed 000's {@code ContextParallelAttention}): an attention block whose
+ * Context-parallel attention: an attention block whose
  * inputs are this rank's shard of the sequence, computed over the whole sequence by the {@link
  * ContextParallelism} with the {@code ring} or {@code ulysses} method; optionally in fp32 (inputs upcast,
  * output cast back). Without a group (or a group of one rank) it is single-rank attention.

@@ -11,13 +11,13 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.engine.cache.KvCache;
 import org.flashdjl.engine.cache.KvSegment;
 import org.flashdjl.engine.cache.KvView;
 import org.flashdjl.engine.cache.BatchKvView;
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.ops.attention.Attention;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
@@ -75,13 +75,13 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         this.rope = b.rope;
         this.slidingWindow = b.slidingWindow;
         this.sinkTokens = b.sinkTokens;
-        this.backend = Backends.checkDense(b.backend);
+        this.backend = AttentionBackends.check(b.backend);
         AttentionSpec.Builder s = AttentionSpec.builder().optCausal(true).optSoftcap(b.softcap);
         if (b.scale != null) {
             s.optScale(b.scale);
         }
         if (slidingWindow > 0) {
-            s.optWindow(slidingWindow - 1, -1).optSinkTokens(sinkTokens);
+            s.optSlidingWindow(slidingWindow).optSinkTokens(sinkTokens);
         }
         this.spec = s.build();
         this.qkvProj = addChildBlock("qkv_proj", linear((numHeads + 2 * numKvHeads) * headDim, b.qkvBias));
@@ -195,9 +195,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         q = rope.apply(q, start);
         k = rope.apply(k, start);
         if (cache == null) {
-            try (AttentionOutput o = Attention.forward(q, k, v, spec, backend)) {
-                out = o.getOutput().duplicate();
-            }
+            out = Attention.forward(q, k, v, spec, backend).getOutput();
         } else {
             out = attend(q, cache.append(k, v));
         }
@@ -227,10 +225,7 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         q = rope.applyPacked(q, positions);
         k = rope.applyPacked(k, positions);
         BatchKvView kv = store.append(layer, seqIds, counts, k, v);
-        NDArray out; // [N, Hq, D]
-        try (AttentionOutput o = kv.attend(q, counts, spec, backend)) {
-            out = o.getOutput().duplicate();
-        }
+        NDArray out = kv.attend(q, counts, spec, backend).getOutput(); // [N, Hq, D]
         return project(ps, oProj, out.reshape(n, (long) numHeads * headDim)); // [N, hidden]
     }
 

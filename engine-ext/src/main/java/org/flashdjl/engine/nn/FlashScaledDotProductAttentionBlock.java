@@ -12,9 +12,8 @@ import ai.djl.nn.norm.Dropout;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-import org.flashdjl.engine.Backends;
 import org.flashdjl.ops.attention.Attention;
-import org.flashdjl.ops.attention.AttentionOutput;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionSpec;
 
 /**
@@ -53,7 +52,7 @@ public final class FlashScaledDotProductAttentionBlock extends AbstractBlock {
         this.embeddingSize = builder.embeddingSize;
         this.headCount = builder.headCount;
         this.dropoutProb = builder.attentionProbsDropoutProb;
-        this.backend = Backends.checkDense(builder.backend);
+        this.backend = AttentionBackends.check(builder.backend);
         this.causal = builder.causal;
         this.keyProjection = addChildBlock("keyProjection", buildProjection());
         this.queryProjection = addChildBlock("queryProjection", buildProjection());
@@ -164,9 +163,7 @@ public final class FlashScaledDotProductAttentionBlock extends AbstractBlock {
         boolean dropout = training && dropoutProb > 0;
         if (mask == null && !dropout) {
             AttentionSpec spec = AttentionSpec.builder().optCausal(causal).build();
-            try (AttentionOutput out = Attention.forward(queries, keys, values, spec, backend)) {
-                result = out.getOutput().duplicate();
-            }
+            result = Attention.forward(queries, keys, values, spec, backend).getOutput(); // the caller's, like any op
         } else {
             result = explicitAttention(ps, queries, keys, values, mask, b, t, f, h, training);
         }

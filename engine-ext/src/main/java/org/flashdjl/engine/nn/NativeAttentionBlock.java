@@ -1,9 +1,9 @@
 package org.flashdjl.engine.nn;
 
 /**
- * Attention with a configurable q/k/v layout and backend, as a parameter-free DJL {@code Block} (seed 000's
- * {@code NativeAttention}): input {@code NDList(query, key, value)} in the block's {@link #getQkvFormat() format},
- * output {@code NDList(out)} in the same format. GQA/MQA by head ratio.
+ * Attention with a configurable q/k/v layout and backend, as a parameter-free DJL {@code Block}: input
+ * {@code NDList(query, key, value)} in the block's {@link #getQkvFormat() format}, output {@code NDList(out)} in the
+ * same format. GQA/MQA by head ratio.
  *
  * <p>With a {@link #setContextParallelGroup context-parallel group} the inputs are this rank's sequence shards
  * and the group computes the full-sequence attention (ring); with none (the default) attention is single-rank.

@@ -34,7 +34,7 @@ class DecoderAttentionBlockTest {
 
     /**
      * A sink + window test double: keeps only the sinks and the last {@code window - 1} keys before each chunk
-     * (dropping the rest), and returns them as two segments, the shape of a {@code BlockKVCache} view.
+     * (dropping the rest), and returns them as two segments, the shape of a {@code BlockKvCache} view.
      */
     static final class SinkWindowCache implements KvCache {
         private final int sinks;
@@ -296,7 +296,8 @@ class DecoderAttentionBlockTest {
         assertTrue(e.getMessage().contains("multiple of key/value heads"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> DecoderAttentionBlock.builder().setHiddenSize(64).setNumHeads(4).optBackend("paged").build());
-        assertTrue(e.getMessage().contains("PAGED"), e.getMessage());
+        assertTrue(e.getMessage().contains("unknown attention backend 'paged'; known: [math, online"),
+                e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> ContextParallelAttentionBlock.builder().optMethod("tree"));
         assertTrue(e.getMessage().contains("ring or ulysses"), e.getMessage());

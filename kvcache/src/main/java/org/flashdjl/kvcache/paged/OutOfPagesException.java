@@ -1,7 +1,7 @@
 package org.flashdjl.kvcache.paged;
 
 /**
- * Thrown when a {@link PagedKVCache} reservation needs more free pages than the pool has. The cache is unchanged
+ * Thrown when a {@link PagedKvCache} reservation needs more free pages than the pool has. The cache is unchanged
  * (no page allocated, no sequence grown), so a scheduler can catch it, preempt or free a sequence and retry.
  */
 public class OutOfPagesException extends IllegalStateException {

@@ -3,7 +3,7 @@ package org.flashdjl.kvcache.paged;
 import java.util.ArrayDeque;
 
 /**
- * The page allocator of a {@link PagedKVCache}: a FIFO free list and a reference count per page. A page is free
+ * The page allocator of a {@link PagedKvCache}: a FIFO free list and a reference count per page. A page is free
  * iff its count is 0. Not thread-safe on its own (the cache synchronizes).
  */
 final class PageAllocator {

@@ -4,36 +4,65 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 
+import org.flashdjl.ops.OpScope;
+
 import java.util.Arrays;
 
 /**
- * The pool slots reserved for one step's new tokens by {@link PagedKVCache#reserve}: vLLM's {@code slot_mapping}.
+ * The pool slots reserved for one step's new tokens by {@link PagedKvCache#reserve}: vLLM's {@code slot_mapping}.
  * Token {@code t} of the step (sequences in the order given, each sequence's tokens in order) goes to slot
  * {@code getSlots()[t] = page * pageSize + row} of every layer's pools viewed as [numPages * pageSize, Hkv, D].
- * Reserve once per step, then {@link PagedKVCache#write write} each layer's K/V with this mapping; close it after
+ * Reserve once per step, then {@link PagedKvCache#write write} each layer's K/V with this mapping; close it after
  * the step (it owns the int64 slot array handed to the pools' {@code set}).
  */
 public final class SlotMapping implements AutoCloseable {
 
-    private final PagedKVCache cache;
+    private final PagedKvCache cache;
     private final long[] seqIds; // [S]
     private final int[] counts; // [S] tokens reserved per sequence
     private final int[] startPositions; // [S] sequence length before the reservation
     private final long[] slots; // [sum(counts)]
+    private final long[] epochs; // [S] each sequence's truncation epoch at the reservation
+    private final boolean[] layersWritten; // [numLayers]
+    private int layersDone;
     private NDManager manager; // owns slotArray, created on first use
     private NDArray slotArray; // int64 [sum(counts)]
     private boolean closed;
 
-    SlotMapping(PagedKVCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots) {
+    SlotMapping(PagedKvCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots, long[] epochs,
+            int numLayers) {
         this.cache = cache;
         this.seqIds = seqIds;
         this.counts = counts;
         this.startPositions = startPositions;
         this.slots = slots;
+        this.epochs = epochs;
+        this.layersWritten = new boolean[numLayers];
     }
 
-    PagedKVCache getCache() {
+    PagedKvCache getCache() {
         return cache;
+    }
+
+    long epoch(int i) {
+        return epochs[i];
+    }
+
+    int count(int i) {
+        return counts[i];
+    }
+
+    int start(int i) {
+        return startPositions[i];
+    }
+
+    // Records a layer's write; true exactly once, when the last layer not yet written is.
+    boolean markWritten(int layer) {
+        if (layersWritten[layer]) {
+            return false;
+        }
+        layersWritten[layer] = true;
+        return ++layersDone == layersWritten.length;
     }
 
     synchronized NDArray slotArray(NDManager parent) {
@@ -43,6 +72,7 @@ public final class SlotMapping implements AutoCloseable {
         if (slotArray == null) {
             manager = parent.newSubManager();
             slotArray = manager.create(slots, new Shape(slots.length));
+            OpScope.keepAll(manager); // lives until close(), whatever scope the first write runs in
         }
         return slotArray;
     }
@@ -86,7 +116,7 @@ public final class SlotMapping implements AutoCloseable {
     /**
      * Returns the number of reserved tokens.
      *
-     * @return n, the rows of the K/V that {@link PagedKVCache#write} takes
+     * @return n, the rows of the K/V that {@link PagedKvCache#write} takes
      */
     public int size() {
         return slots.length;

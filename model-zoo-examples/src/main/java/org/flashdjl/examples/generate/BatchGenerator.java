@@ -19,7 +19,7 @@ import java.util.function.BiFunction;
 
 /**
  * Continuous batching: many prompts decoded together over one {@link SequenceKvStore} (contiguous by default;
- * {@code (m, mgr) -> m.newPagedStore(pages, pageSize)} for {@code PagedKVCache}). Each step packs, for
+ * {@code (m, mgr) -> m.newPagedStore(pages, pageSize)} for {@code PagedKvCache}). Each step packs, for
  * every running sequence, its pending tokens (a newly admitted sequence's whole prompt, otherwise its last
  * token) and runs one varlen forward pass; sequences join when they arrive and a slot is free
  * ({@code maxBatch}) and leave as soon as they finish (EOS or their own max new tokens), their storage freed.

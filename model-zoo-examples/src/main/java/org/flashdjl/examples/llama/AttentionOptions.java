@@ -56,7 +56,7 @@ public final class AttentionOptions {
 
     /**
      * Returns whether a windowed model streams through fixed-size {@link StreamingKvCache}s (sinks + window,
-     * backed by {@code BlockKVCache}) rather than keeping every token in a contiguous cache.
+     * backed by {@code BlockKvCache}) rather than keeping every token in a contiguous cache.
      *
      * @return true for the streaming cache (the default)
      */

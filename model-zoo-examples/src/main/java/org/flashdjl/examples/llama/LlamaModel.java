@@ -264,7 +264,7 @@ public final class LlamaModel extends AbstractBlock {
     /**
      * Creates one KV cache per layer for a single stream: for a layer with a sliding window and {@link
      * AttentionOptions#isStreamingCache()}, a fixed-size {@link StreamingKvCache} (sinks + window over {@code
-     * BlockKVCache}); otherwise a {@link ContiguousKvCache}.
+     * BlockKvCache}); otherwise a {@link ContiguousKvCache}.
      *
      * @param manager the parent manager of the caches
      * @param maxLength the most tokens per stream, or -1 (contiguous caches only)
@@ -316,7 +316,7 @@ public final class LlamaModel extends AbstractBlock {
     }
 
     /**
-     * Creates a paged KV store for continuous batching ({@code PagedKVCache}: page pools allocated once, page
+     * Creates a paged KV store for continuous batching ({@code PagedKvCache}: page pools allocated once, page
      * tables per sequence, prefix sharing on fork; attention straight from the pages).
      *
      * @param numPages pages per pool (capacity: numPages x pageSize tokens over all sequences)

@@ -13,6 +13,7 @@ import org.flashdjl.examples.TinyModels;
 import org.flashdjl.examples.llama.AttentionOptions;
 import org.flashdjl.examples.llama.LlamaLoader;
 import org.flashdjl.examples.llama.LlamaModel;
+import org.flashdjl.examples.llama.LlamaReference;
 import org.flashdjl.examples.safetensors.SafeDType;
 import org.flashdjl.examples.tokenizer.ByteTokenizer;
 
@@ -34,11 +35,12 @@ class GenerationTest {
 
     static NDManager manager;
     static LlamaModel model;
+    static Path dir;
     static final ByteTokenizer TOKENIZER = new ByteTokenizer();
 
     @BeforeAll
     static void load() throws Exception {
-        Path dir = TinyModels.write(tmp.resolve("m"), TinyModels.config(ByteTokenizer.VOCAB_SIZE, false,
+        dir = TinyModels.write(tmp.resolve("m"), TinyModels.config(ByteTokenizer.VOCAB_SIZE, false,
                 RopeScaling.none()), SafeDType.F32, 17);
         manager = NDManager.newBaseManager();
         model = LlamaLoader.load(dir, manager, AttentionOptions.builder().optBackend("online").build(),
@@ -51,7 +53,7 @@ class GenerationTest {
     }
 
     @Test
-    void streamingReportsEveryTokenAndGreedyRepeats() {
+    void streamingReportsEveryTokenAndGreedyMatchesTheReference() throws Exception {
         Generator gen = new Generator(model, TOKENIZER, manager);
         GenerationConfig cfg = GenerationConfig.builder().optMaxNewTokens(6).optStopAtEos(false).build();
         List<TokenEvent> events = new ArrayList<>();
@@ -66,7 +68,33 @@ class GenerationTest {
             assertTrue(events.get(i).getKvBytes() > 0);
         }
         assertEquals(GenerationResult.FinishReason.LENGTH, a.getFinishReason());
-        assertArrayEquals(a.getTokenIds(), gen.generate("abc", cfg, null).getTokenIds());
+        assertArrayEquals(greedyReference(a.getPromptIds(), 6), a.getTokenIds(),
+                "greedy tokens vs the float64 reference forward pass");
+    }
+
+    // Greedy decoding with the float64 reference model (full recomputation each step, no cache, no DJL).
+    static int[] greedyReference(int[] prompt, int n) throws java.io.IOException {
+        LlamaReference ref = LlamaReference.forTests(dir);
+        int[] seq = Arrays.copyOf(prompt, prompt.length + n);
+        for (int step = 0; step < n; step++) {
+            int len = prompt.length + step;
+            double[][] logits = ref.logits(Arrays.copyOf(seq, len), -1, 0);
+            double[] last = logits[len - 1];
+            int best = 0;
+            int second = -1;
+            for (int v = 1; v < last.length; v++) {
+                if (last[v] > last[best]) {
+                    second = best;
+                    best = v;
+                } else if (second < 0 || last[v] > last[second]) {
+                    second = v;
+                }
+            }
+            assertTrue(last[best] - last[second] > 1e-4, "step " + step + ": the reference's top two logits are"
+                    + " too close to compare greedy tokens (" + last[best] + ", " + last[second] + ")");
+            seq[len] = best;
+        }
+        return Arrays.copyOfRange(seq, prompt.length, prompt.length + n);
     }
 
     @Test

@@ -136,7 +136,7 @@ class LlamaModelTest {
             ParameterStore ps = new ParameterStore(m, false);
             float[] full = model.forward(ps, tokenArray(m, tokens), null, false).toFloatArray();
             assertMatchesReference(ref, full, 256, "window " + window + " sinks " + sinks);
-            // the streaming cache (sinks + window in a BlockKVCache) holds sinks + window tokens only
+            // the streaming cache (sinks + window in a BlockKvCache) holds sinks + window tokens only
             KvCache[] caches = model.newCaches(m, -1);
             assertTrue(caches[0] instanceof StreamingKvCache);
             for (KvCache c : caches) {

@@ -68,8 +68,27 @@ public final class LlamaReference {
         return inv;
     }
 
-    /** Logits [T][vocab], every layer with the same window (or none), plain / linear RoPE of the config's theta. */
-    double[][] logits(int[] tokens, int window, int sinks) {
+    /**
+     * Loads a checkpoint directory with its own config (plain RoPE), for tests outside this package.
+     *
+     * @param dir the checkpoint directory
+     * @return the reference model
+     * @throws IOException if the checkpoint cannot be read
+     */
+    public static LlamaReference forTests(Path dir) throws IOException {
+        return new LlamaReference(dir, LlamaConfig.read(dir.resolve("config.json")), 1);
+    }
+
+    /**
+     * Returns the logits [T][vocab] of a token sequence, every layer with the same window (or none), plain /
+     * linear RoPE of the config's theta.
+     *
+     * @param tokens the sequence
+     * @param window keys each query sees (itself included), or -1
+     * @param sinks sink tokens with a window
+     * @return logits [T][vocab]
+     */
+    public double[][] logits(int[] tokens, int window, int sinks) {
         int[] windows = new int[c.getNumLayers()];
         Arrays.fill(windows, window);
         return logits(tokens, windows, sinks, plainInvFreq(c.getRopeTheta(), c.getHeadDim(), ropeDivisor), 1);

@@ -4,9 +4,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
+
+import org.flashdjl.ops.OpScope;
 
 /**
  * The attention operator over DJL NDArrays: {@code softmax(scale * q k^T + bias) v} as {@link AttentionSpec}
@@ -14,11 +15,15 @@ import ai.djl.ndarray.types.DataType;
  *
  * <pre>{@code
  * AttentionSpec spec = AttentionSpec.builder().optCausal(true).optReturnLse(true).build();
- * try (AttentionOutput out = Attention.forward(q, k, v, spec)) { // q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D]
+ * try (NDScope step = new NDScope()) {
+ *     AttentionOutput out = Attention.forward(q, k, v, spec);     // q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D]
  *     NDArray o = out.getOutput();                                // [B, Hq, Lq, D]
  *     NDArray lse = out.getLse();                                 // [B, Hq, Lq] fp32
- * }
+ * }                                                               // both freed with the step
  * }</pre>
+ *
+ * <p>Results are the caller's like those of any DJL op: on the query's manager, in the caller's {@code NDScope}
+ * ({@link org.flashdjl.ops.OpScope}); the operator's temporaries are freed before it returns.
  */
 public final class Attention {
 
@@ -101,8 +106,7 @@ public final class Attention {
         int[] cuQ = problem.getCuSeqlensQ();
         int[] cuK = problem.getCuSeqlensK();
         AttentionSpec spec = problem.getSpec().toBuilder().optLayout(QkvLayout.BSHD).build();
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDList outs = new NDList();
             NDList lses = new NDList();
             for (int b = 0; b < cuQ.length - 1; b++) {
@@ -121,15 +125,12 @@ public final class Attention {
                 }
             }
             if (outs.isEmpty()) {
-                return empty(problem);
+                AttentionOutput none = empty(problem);
+                return new AttentionOutput(scope.ret(none.getOutput()), scope.ret(none.getLse()));
             }
-            NDArray out = NDArrays.concat(outs, 0);
-            NDArray lse = lses.isEmpty() ? null : NDArrays.concat(lses, 1);
-            NDScope.unregister(out);
-            if (lse != null) {
-                NDScope.unregister(lse);
-            }
-            return new AttentionOutput(out, lse);
+            NDArray out = NDArrays.concat(outs, 0); // [totalQ, Hq, Dv]
+            NDArray lse = lses.isEmpty() ? null : NDArrays.concat(lses, 1); // [Hq, totalQ]
+            return new AttentionOutput(scope.ret(out), scope.ret(lse));
         }
     }
 }

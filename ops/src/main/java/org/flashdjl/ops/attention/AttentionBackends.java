@@ -1,38 +1,32 @@
 package org.flashdjl.ops.attention;
 
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.LinkedHashMap;
+import org.flashdjl.ops.BackendRegistry;
+
 import java.util.List;
-import java.util.Map;
-import java.util.ServiceLoader;
 
 /**
- * The registry of attention backends: the built-in {@code math} and {@code online}, plus every
- * {@link AttentionBackend} found through {@link ServiceLoader} (the CUDA {@code flash} backend registers itself
- * that way). {@code auto} picks {@code flash} for GPU tensors when it can run the problem, else {@code online}.
+ * The registry of dense attention backends ({@link BackendRegistry}): the built-in {@code math} and
+ * {@code online}, plus every {@link AttentionBackend} listed in a {@code META-INF/services} file (the CUDA
+ * {@code flash} backend registers itself that way, and so can a third-party jar). {@code auto} picks the
+ * highest-ranked backend that can run the call: {@code flash} for GPU tensors it supports, else {@code online}.
  */
 public final class AttentionBackends {
 
     /** The name that selects a backend per call. */
-    public static final String AUTO = "auto";
+    public static final String AUTO = BackendRegistry.AUTO;
 
-    private static final Map<String, AttentionBackend> BACKENDS = load();
+    private static final BackendRegistry<AttentionProblem, AttentionBackend> REGISTRY = new BackendRegistry<>(
+            "attention", AttentionBackend.class, List.of(new MathBackend(), new OnlineBackend()));
 
     private AttentionBackends() {}
 
-    private static Map<String, AttentionBackend> load() {
-        Map<String, AttentionBackend> map = new LinkedHashMap<>();
-        register(map, new MathBackend());
-        register(map, new OnlineBackend());
-        for (AttentionBackend backend : ServiceLoader.load(AttentionBackend.class)) {
-            register(map, backend);
-        }
-        return Collections.unmodifiableMap(map);
-    }
-
-    private static void register(Map<String, AttentionBackend> map, AttentionBackend backend) {
-        map.putIfAbsent(backend.getName(), backend);
+    /**
+     * Returns the registry itself.
+     *
+     * @return the dense attention registry
+     */
+    public static BackendRegistry<AttentionProblem, AttentionBackend> registry() {
+        return REGISTRY;
     }
 
     /**
@@ -41,18 +35,16 @@ public final class AttentionBackends {
      * @return the backends in registration order
      */
     public static List<AttentionBackend> all() {
-        return new ArrayList<>(BACKENDS.values());
+        return REGISTRY.all();
     }
 
     /**
-     * Returns the names that {@link #get} accepts, {@code auto} included.
+     * Returns the names that {@link #select} accepts, {@code auto} included.
      *
      * @return the backend names
      */
     public static List<String> names() {
-        List<String> names = new ArrayList<>(BACKENDS.keySet());
-        names.add(AUTO);
-        return names;
+        return REGISTRY.names();
     }
 
     /**
@@ -63,40 +55,31 @@ public final class AttentionBackends {
      * @throws IllegalArgumentException naming the known backends
      */
     public static AttentionBackend get(String name) {
-        AttentionBackend backend = BACKENDS.get(name);
-        if (backend == null) {
-            throw new IllegalArgumentException("unknown attention backend '" + name + "'; known: " + names());
-        }
-        return backend;
+        return REGISTRY.get(name);
     }
 
     /**
-     * Resolves a name for a problem: {@code auto} picks {@code flash} for GPU inputs when it is available and
-     * supports the problem, else {@code online}; any other name must be available and support the problem.
+     * Checks a name before any call ({@link BackendRegistry#check}): {@code auto} or an available backend.
+     *
+     * @param name the backend name
+     * @return the name
+     * @throws IllegalArgumentException for an unknown name, naming the known ones
+     * @throws UnsupportedOperationException when the backend cannot run here, saying why
+     */
+    public static String check(String name) {
+        return REGISTRY.check(name);
+    }
+
+    /**
+     * Resolves a name for a problem ({@link BackendRegistry#select}).
      *
      * @param name the backend name or {@code auto}
      * @param problem the problem
      * @return the backend to run
-     * @throws IllegalArgumentException or {@link UnsupportedOperationException} saying why the named backend cannot run
+     * @throws IllegalArgumentException for an unknown name
+     * @throws UnsupportedOperationException saying why the named backend cannot run the call
      */
     public static AttentionBackend select(String name, AttentionProblem problem) {
-        if (AUTO.equals(name)) {
-            AttentionBackend flash = BACKENDS.get("flash");
-            if (problem.getDevice().isGpu() && flash != null && flash.unavailableReason() == null
-                    && flash.unsupportedReason(problem) == null) {
-                return flash;
-            }
-            return BACKENDS.get("online");
-        }
-        AttentionBackend backend = get(name);
-        String why = backend.unavailableReason();
-        if (why != null) {
-            throw new UnsupportedOperationException("attention backend '" + name + "' is not available: " + why);
-        }
-        why = backend.unsupportedReason(problem);
-        if (why != null) {
-            throw new UnsupportedOperationException("attention backend '" + name + "' cannot run this call: " + why);
-        }
-        return backend;
+        return REGISTRY.select(name, problem);
     }
 }

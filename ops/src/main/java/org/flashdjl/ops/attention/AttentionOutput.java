@@ -5,6 +5,11 @@ import ai.djl.ndarray.NDArray;
 /**
  * The result of an attention call: the output (shape and dtype of the query, value head dim) and, when asked
  * for, the log-sum-exp (fp32, natural log, [batch, Hq, Lq]; varlen [Hq, totalQ]).
+ *
+ * <p>Ownership (every FlashDJL operator, see {@link org.flashdjl.ops.OpScope}): both arrays belong to the caller
+ * exactly as the result of a plain DJL op does: they live on the query's manager and, when the call runs inside
+ * an {@link ai.djl.ndarray.NDScope}, they are that scope's, freed with it. Keep them past the scope the DJL way
+ * ({@code NDScope.unregister} or {@code attach}); {@link #close()} frees both early and is never required.
  */
 public final class AttentionOutput implements AutoCloseable {
 
@@ -40,7 +45,7 @@ public final class AttentionOutput implements AutoCloseable {
         return lse;
     }
 
-    /** Closes the output and the LSE. */
+    /** Frees the output and the LSE now, instead of with their scope or manager. */
     @Override
     public void close() {
         output.close();

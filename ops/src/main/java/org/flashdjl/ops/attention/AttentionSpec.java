@@ -13,11 +13,17 @@ import java.util.Objects;
  * <ul>
  *   <li>score {@code s = scale * q.k}, scale defaulting to {@code 1/sqrt(headDim)};
  *   <li>softcap (if {@code > 0}): {@code s = cap * tanh(s / cap)}; then ALiBi: {@code s += -slope[h] * |pos(i) - j|};
- *   <li>causal (bottom-right aligned), window {@code (left, right)} inclusive with {@code -1} = unbounded, and
- *       {@code sinkTokens} first keys that ignore the window's left bound; masked scores are {@code -inf};
+ *   <li>causal (bottom-right aligned), window bounds {@code (left, right)} inclusive with {@code -1} = unbounded,
+ *       and {@code sinkTokens} first keys that ignore the left bound; a hidden key contributes nothing, whatever
+ *       its bits;
  *   <li>softmax accumulated in fp32 (float64 for float64 inputs), output in the input dtype; optional
  *       log-sum-exp (natural log, fp32, [batch, Hq, Lq]); a query row that sees no key gets output 0 and LSE {@code -inf}.
  * </ul>
+ *
+ * <p>Words (docs/SEMANTICS.md): a <em>window</em> is the number of most recent keys a query sees, itself included
+ * (Hugging Face's {@code sliding_window}); {@link Builder#optSlidingWindow} turns it into the bounds
+ * {@code (window - 1, -1)}, the only place that conversion happens. The <em>bounds</em> are offsets from the query's
+ * position, as FlashAttention's {@code window_size}.
  *
  * <p>Build with {@link #builder()}; instances are immutable.
  */
@@ -251,13 +257,26 @@ public final class AttentionSpec {
         }
 
         /**
-         * Sets the sliding window, inclusive on both sides; -1 means unbounded on that side.
+         * Sets a sliding window: each query sees the {@code window} most recent keys, itself included (Hugging
+         * Face's {@code sliding_window}; with {@link #optCausal causal} nothing after it). The same as
+         * {@code optWindowBounds(window - 1, -1)}.
+         *
+         * @param window the keys a query sees, {@code >= 1}
+         * @return this builder
+         */
+        public Builder optSlidingWindow(int window) {
+            Checks.checkAtLeast("window", window, 1, "the keys a query sees, itself included");
+            return optWindowBounds(window - 1, -1);
+        }
+
+        /**
+         * Sets the window bounds, inclusive on both sides; -1 means unbounded on that side.
          *
          * @param left keys before the query's position that stay visible, or -1
          * @param right keys after the query's position that stay visible, or -1
          * @return this builder
          */
-        public Builder optWindow(int left, int right) {
+        public Builder optWindowBounds(int left, int right) {
             Checks.checkAtLeast("windowLeft", left, -1, "-1 = unbounded");
             Checks.checkAtLeast("windowRight", right, -1, "-1 = unbounded");
             this.windowLeft = left;

@@ -1,13 +1,16 @@
 package org.flashdjl.ops.attention;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 /**
  * The attention arithmetic on NDArrays, shared by the {@code math} and {@code online} backends: scores, softcap,
- * the {@link MaskRule} bias, a softmax that keeps empty rows at 0 / {@code -inf}, and the value product.
+ * ALiBi, the {@link MaskRule} mask (hidden keys contribute nothing, whatever their bits), a softmax that keeps
+ * empty rows at 0 / {@code -inf}, and the value product.
  */
 final class BlockMath {
 
@@ -36,21 +39,39 @@ final class BlockMath {
     }
 
     /**
-     * The scores of one block of queries against one block of keys: {@code (scale * q).k}, softcap, then the
-     * {@link MaskRule} bias (masked scores are {@code -inf}). The caller scales q once (qLen x D work, not
-     * qLen x kLen), so blockwise callers reuse it for every key block.
+     * Which keys of a block each query sees ({@link MaskRule#visible}).
+     *
+     * @param manager the manager of the result
+     * @param spec the spec
+     * @param queryStart position of query row 0
+     * @param qLen number of queries
+     * @param keyStart index of key 0
+     * @param kLen number of keys
+     * @return boolean [qLen, kLen], or null when every key is visible to every query
+     */
+    static NDArray visible(NDManager manager, AttentionSpec spec, long queryStart, long qLen, long keyStart,
+            long kLen) {
+        return MaskRule.visible(manager, spec, queryStart, qLen, keyStart, kLen);
+    }
+
+    /**
+     * The scores of one block of queries against one block of keys: {@code (scale * q).k}, softcap, ALiBi, then
+     * the mask: hidden scores are replaced by {@code -inf}, so a NaN or infinite hidden key leaves no trace. The
+     * caller scales q once (qLen x D work, not qLen x kLen), so blockwise callers reuse it for every key block.
      *
      * <p>GQA without copying keys: query heads {@code g * G .. g * G + G - 1} share kv head {@code g}, so q is
      * viewed as [B, Hkv, G * qLen, D] and multiplied with k [B, Hkv, kLen, D] directly.
      *
-     * @param spec the spec (mask, softcap, ALiBi)
+     * @param spec the spec (softcap, ALiBi)
      * @param scaledQ fp32 {@code scale * q} [B, Hq, qLen, D]
      * @param k fp32 [B, Hkv, kLen, D]
+     * @param visible the block's visibility [qLen, kLen] ({@link #visible}), or null when all visible
      * @param queryStart position of query row 0 ({@link MaskRule})
      * @param keyStart index of key 0
      * @return fp32 scores [B, Hq, qLen, kLen], a fresh array the caller may modify in place
      */
-    static NDArray scores(AttentionSpec spec, NDArray scaledQ, NDArray k, long queryStart, long keyStart) {
+    static NDArray scores(AttentionSpec spec, NDArray scaledQ, NDArray k, NDArray visible, long queryStart,
+            long keyStart) {
         NDArray q = scaledQ;
         long b = q.getShape().get(0);
         long hq = q.getShape().get(1);
@@ -64,11 +85,16 @@ final class BlockMath {
             float cap = spec.getSoftcap();
             scores = scores.divi(cap).tanh().muli(cap);
         }
-        NDArray bias = MaskRule.bias(q.getManager(), spec, queryStart, qLen, keyStart, kLen, 0, (int) hq);
-        if (bias != null) {
-            scores.addi(bias); // bias [1 or Hq, qLen, kLen] broadcasts over batch
+        NDArray alibi = MaskRule.alibi(q.getManager(), spec, queryStart, qLen, keyStart, kLen, 0, (int) hq);
+        if (alibi != null) {
+            scores.addi(alibi); // [Hq, qLen, kLen] broadcasts over batch
         }
-        return scores;
+        if (visible == null) {
+            return scores;
+        }
+        Shape shape = scores.getShape();
+        return NDArrays.where(visible.broadcast(shape), scores,
+                q.getManager().full(shape, Float.NEGATIVE_INFINITY, scores.getDataType())); // where: no broadcasting
     }
 
     /**
@@ -84,13 +110,35 @@ final class BlockMath {
     }
 
     /**
-     * The value product {@code p v} with GQA: p [B, Hq, qLen, kLen], v [B, Hkv, kLen, Dv].
+     * The value product {@code p v} with GQA, in which a hidden key's value contributes exactly nothing.
      *
-     * @param p fp32 weights [B, Hq, qLen, kLen]
+     * <p>{@code 0 * NaN} is NaN, so a plain product lets a NaN or infinite value that some rows of the block
+     * hide poison those rows too. When the block hides keys and its values hold a non-finite entry, the product
+     * runs on the values with those entries zeroed, and the output entries whose visible keys hold a non-finite
+     * value become NaN (a visible non-finite value still poisons the rows that see it).
+     *
+     * @param p fp32 weights [B, Hq, qLen, kLen], 0 where hidden
      * @param v fp32 values [B, Hkv, kLen, Dv]
+     * @param visible the block's visibility [qLen, kLen], or null when all visible
      * @return fp32 [B, Hq, qLen, Dv]
      */
-    static NDArray weightedValues(NDArray p, NDArray v) {
+    static NDArray weightedValues(NDArray p, NDArray v, NDArray visible) {
+        if (visible != null) {
+            NDArray bad = v.isNaN().logicalOr(v.isInfinite()); // [B, Hkv, kLen, Dv]
+            if (bad.any().getBoolean()) {
+                NDManager m = v.getManager();
+                NDArray clean = NDArrays.where(bad, m.zeros(v.getShape(), v.getDataType()), v);
+                NDArray seen = product(visible.broadcast(p.getShape()).toType(p.getDataType(), false),
+                        bad.toType(p.getDataType(), false)); // [B, Hq, qLen, Dv]: visible non-finite entries
+                NDArray out = product(p, clean);
+                return NDArrays.where(seen.gt(0), m.full(out.getShape(), Float.NaN, out.getDataType()), out);
+            }
+        }
+        return product(p, v);
+    }
+
+    // p [B, Hq, qLen, kLen] times v [B, Hkv, kLen, Dv], query heads grouped over their kv head.
+    private static NDArray product(NDArray p, NDArray v) {
         Shape ps = p.getShape();
         long hkv = v.getShape().get(1);
         return p.reshape(ps.get(0), hkv, ps.get(1) / hkv * ps.get(2), ps.get(3)).matMul(v)
@@ -111,11 +159,13 @@ final class BlockMath {
      */
     static NDList attend(AttentionSpec spec, float scale, NDArray q, NDArray k, NDArray v, long queryStart,
             long keyStart) {
-        NDArray scores = scores(spec, q.mul(scale), k, queryStart, keyStart);
+        NDArray visible = visible(q.getManager(), spec, queryStart, q.getShape().get(2), keyStart,
+                k.getShape().get(2));
+        NDArray scores = scores(spec, q.mul(scale), k, visible, queryStart, keyStart);
         NDArray max = finiteRowMax(scores);
         NDArray p = scores.subi(max).exp();
         NDArray sum = p.sum(new int[] {3}, true); // >= 1 on rows that see a key, 0 on empty rows
-        NDArray out = weightedValues(p, v).divi(sum.maximum(1f));
+        NDArray out = weightedValues(p, v, visible).divi(sum.maximum(1f));
         NDArray lse = max.add(sum.log()).squeeze(3);
         return new NDList(out, lse);
     }

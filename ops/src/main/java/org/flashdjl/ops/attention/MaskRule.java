@@ -1,7 +1,6 @@
 package org.flashdjl.ops.attention;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -16,10 +15,15 @@ import ai.djl.ndarray.types.Shape;
  *
  * <ul>
  *   <li>causal: visible iff {@code rel <= 0};
- *   <li>window (left, right), -1 = unbounded: {@code -left <= rel <= right};
+ *   <li>window bounds (left, right), -1 = unbounded: {@code -left <= rel <= right};
  *   <li>sinks: keys {@code < sinkTokens} ignore the window's left bound (never the causal or right bound);
- *   <li>ALiBi: score {@code += -slope[h] * |rel|}, added after softcap; masked scores are {@code -inf}.
+ *   <li>ALiBi: score {@code += -slope[h] * |rel|}, added after softcap.
  * </ul>
+ *
+ * <p>A key the rule hides contributes exactly nothing, whatever its bits: its score is replaced by {@code -inf}
+ * (never added to, so a NaN or infinite key cannot leak through), and its value is never multiplied into an output
+ * (an uninitialised cache slot or a poisoned page may hold NaN or Inf). A NaN key or a non-finite value that a
+ * query does see makes that query's output non-finite. docs/SEMANTICS.md states the whole contract.
  */
 public final class MaskRule {
 
@@ -94,7 +98,7 @@ public final class MaskRule {
     }
 
     /**
-     * Builds the additive score bias of a block: 0 or {@code -inf} from the mask, plus ALiBi.
+     * Builds the visibility of a block: which keys each query sees.
      *
      * @param manager the manager that owns the result
      * @param spec the attention spec
@@ -102,50 +106,58 @@ public final class MaskRule {
      * @param qLen number of queries
      * @param keyStart index of the block's first key
      * @param kLen number of keys
-     * @param firstHead the first query head of the block (for ALiBi slopes)
-     * @param heads the number of query heads in the block (for ALiBi slopes)
-     * @return fp32 bias [heads, qLen, kLen] with ALiBi, else [1, qLen, kLen]; null when the block is
-     *     {@link Coverage#FULL} and ALiBi is off
+     * @return boolean [qLen, kLen], true where visible; null when the block is {@link Coverage#FULL} (every key
+     *     visible to every query)
      */
-    public static NDArray bias(NDManager manager, AttentionSpec spec, long queryStart, long qLen, long keyStart,
-            long kLen, int firstHead, int heads) {
-        Coverage coverage = coverage(spec, queryStart, qLen, keyStart, kLen);
-        if (coverage == Coverage.FULL && !spec.hasAlibi()) {
+    public static NDArray visible(NDManager manager, AttentionSpec spec, long queryStart, long qLen, long keyStart,
+            long kLen) {
+        if (coverage(spec, queryStart, qLen, keyStart, kLen) == Coverage.FULL) {
             return null;
         }
         NDArray pos = manager.arange(queryStart, queryStart + qLen, 1L, DataType.INT64).reshape(qLen, 1);
         NDArray key = manager.arange(keyStart, keyStart + kLen, 1L, DataType.INT64).reshape(1, kLen);
         NDArray rel = key.sub(pos); // [qLen, kLen]
-        NDArray bias;
-        if (coverage == Coverage.FULL) {
-            bias = manager.zeros(new Shape(qLen, kLen), DataType.FLOAT32);
-        } else {
-            NDArray visible = manager.ones(new Shape(qLen, kLen), DataType.BOOLEAN);
-            long right = spec.getWindowRight();
-            if (spec.isCausal()) {
-                right = right >= 0 ? Math.min(right, 0) : 0;
-            }
-            if (right >= 0) {
-                visible = visible.logicalAnd(rel.lte(right));
-            }
-            if (spec.getWindowLeft() >= 0) {
-                NDArray leftOk = rel.gte(-spec.getWindowLeft());
-                if (spec.getSinkTokens() > 0) {
-                    leftOk = leftOk.logicalOr(key.lt(spec.getSinkTokens()).broadcast(qLen, kLen));
-                }
-                visible = visible.logicalAnd(leftOk);
-            }
-            bias = NDArrays.where(visible, manager.zeros(new Shape(qLen, kLen), DataType.FLOAT32),
-                    manager.full(new Shape(qLen, kLen), Float.NEGATIVE_INFINITY, DataType.FLOAT32));
+        NDArray visible = manager.ones(new Shape(qLen, kLen), DataType.BOOLEAN);
+        long right = spec.getWindowRight();
+        if (spec.isCausal()) {
+            right = right >= 0 ? Math.min(right, 0) : 0;
         }
+        if (right >= 0) {
+            visible = visible.logicalAnd(rel.lte(right));
+        }
+        if (spec.getWindowLeft() >= 0) {
+            NDArray leftOk = rel.gte(-spec.getWindowLeft());
+            if (spec.getSinkTokens() > 0) {
+                leftOk = leftOk.logicalOr(key.lt(spec.getSinkTokens()).broadcast(qLen, kLen));
+            }
+            visible = visible.logicalAnd(leftOk);
+        }
+        return visible;
+    }
+
+    /**
+     * Builds the ALiBi bias of a block, {@code -slope[h] * |rel|}.
+     *
+     * @param manager the manager that owns the result
+     * @param spec the attention spec
+     * @param queryStart position of the block's first query
+     * @param qLen number of queries
+     * @param keyStart index of the block's first key
+     * @param kLen number of keys
+     * @param firstHead the first query head of the block
+     * @param heads the number of query heads in the block
+     * @return fp32 [heads, qLen, kLen], or null when ALiBi is off
+     */
+    public static NDArray alibi(NDManager manager, AttentionSpec spec, long queryStart, long qLen, long keyStart,
+            long kLen, int firstHead, int heads) {
         if (!spec.hasAlibi()) {
-            return bias.expandDims(0);
+            return null;
         }
-        float[] slopes = spec.getAlibiSlopes();
+        NDArray pos = manager.arange(queryStart, queryStart + qLen, 1L, DataType.INT64).reshape(qLen, 1);
+        NDArray key = manager.arange(keyStart, keyStart + kLen, 1L, DataType.INT64).reshape(1, kLen);
+        NDArray distance = key.sub(pos).abs().toType(DataType.FLOAT32, false).expandDims(0); // [1, qLen, kLen]
         float[] blockSlopes = new float[heads];
-        System.arraycopy(slopes, firstHead, blockSlopes, 0, heads);
-        NDArray distance = rel.abs().toType(DataType.FLOAT32, false).expandDims(0); // [1, qLen, kLen]
-        NDArray slope = manager.create(blockSlopes).reshape(heads, 1, 1);
-        return bias.expandDims(0).sub(slope.mul(distance)); // [heads, qLen, kLen]
+        System.arraycopy(spec.getAlibiSlopes(), firstHead, blockSlopes, 0, heads);
+        return manager.create(blockSlopes).reshape(heads, 1, 1).mul(distance).neg(); // [heads, qLen, kLen]
     }
 }

@@ -2,7 +2,8 @@ package org.flashdjl.ops.attention;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDScope;
+
+import org.flashdjl.ops.OpScope;
 
 /**
  * The readable reference backend {@code math}: composite NDArray ops (scores, mask, softmax, value product) over
@@ -15,7 +16,7 @@ public final class MathBackend extends NdArrayBackend {
 
     /** Creates the backend. */
     public MathBackend() {
-        super(NAME);
+        super(NAME, "reference: the whole [Lq, Lk] score matrix in fp32", 0);
     }
 
     /** {@inheritDoc} */
@@ -23,8 +24,7 @@ public final class MathBackend extends NdArrayBackend {
     public AttentionOutput forward(AttentionProblem problem) {
         AttentionSpec spec = problem.getSpec();
         QkvLayout layout = spec.getLayout();
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray q = BlockMath.fp32(BlockMath.toBhsd(problem.getQuery(), layout)); // [B, Hq, Lq, D]
             NDArray k = BlockMath.fp32(BlockMath.toBhsd(problem.getKey(), layout)); // [B, Hkv, Lk, D]
             NDArray v = BlockMath.fp32(BlockMath.toBhsd(problem.getValue(), layout)); // [B, Hkv, Lk, Dv]
@@ -32,11 +32,7 @@ public final class MathBackend extends NdArrayBackend {
                     problem.getKeyStart());
             NDArray out = BlockMath.fromBhsd(r.get(0).toType(problem.getDataType(), false), layout);
             NDArray lse = spec.isReturnLse() ? r.get(1) : null;
-            NDScope.unregister(out);
-            if (lse != null) {
-                NDScope.unregister(lse);
-            }
-            return new AttentionOutput(out, lse);
+            return new AttentionOutput(scope.ret(out), scope.ret(lse));
         }
     }
 }

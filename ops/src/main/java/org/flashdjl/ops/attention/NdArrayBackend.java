@@ -7,20 +7,38 @@ package org.flashdjl.ops.attention;
 public abstract class NdArrayBackend implements AttentionBackend {
 
     private final String name;
+    private final String description;
+    private final int rank;
 
     /**
-     * Creates a backend with a name.
+     * Creates a backend.
      *
      * @param name the registry name
+     * @param description the capability report's line
+     * @param rank the registry rank ({@link org.flashdjl.ops.Backend#getRank()})
      */
-    protected NdArrayBackend(String name) {
+    protected NdArrayBackend(String name, String description, int rank) {
         this.name = name;
+        this.description = description;
+        this.rank = rank;
     }
 
     /** {@inheritDoc} */
     @Override
     public final String getName() {
         return name;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public final String getDescription() {
+        return description;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public final int getRank() {
+        return rank;
     }
 
     /** {@inheritDoc} */

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 
 /**
  * The memory-efficient backend {@code online}: the flash-attention recurrence in NDArray ops.
@@ -58,7 +59,7 @@ public final class OnlineBackend extends NdArrayBackend {
     }
 
     private OnlineBackend(int queryChunk, int keyChunk, boolean widenUnmasked) {
-        super(NAME);
+        super(NAME, "flash-attention recurrence in NDArray ops (chunks merged by LSE)", 10);
         this.widenUnmasked = widenUnmasked;
         Checks.checkAtLeast("queryChunk", queryChunk, 1, "");
         Checks.checkAtLeast("keyChunk", keyChunk, 1, "");
@@ -79,8 +80,7 @@ public final class OnlineBackend extends NdArrayBackend {
         long keyChunk = spec.hasMask() || !widenUnmasked
                 ? this.keyChunk
                 : Math.max(this.keyChunk, Math.min(lk, BLOCK_ELEMENT_BUDGET / Math.max(1, rowsPerBlock)));
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray q = BlockMath.toBhsd(problem.getQuery(), layout); // [B, Hq, Lq, D]
             NDArray k = BlockMath.toBhsd(problem.getKey(), layout); // [B, Hkv, Lk, D]
             NDArray v = BlockMath.toBhsd(problem.getValue(), layout); // [B, Hkv, Lk, Dv]
@@ -110,13 +110,15 @@ public final class OnlineBackend extends NdArrayBackend {
                         try (NDScope blockScope = new NDScope()) {
                             blockScope.suppressNotUsedWarning();
                             NDIndex keys = new NDIndex(":, :, {}:{}", ks, ke);
-                            NDArray s = BlockMath.scores(spec, qc, BlockMath.fp32(k.get(keys)), queryStart, keyStart);
-                            // s: [B, Hq, qc, kc]
+                            NDArray visible = BlockMath.visible(manager, spec, queryStart, qe - qs, keyStart,
+                                    ke - ks); // [qc, kc] or null
+                            NDArray s = BlockMath.scores(spec, qc, BlockMath.fp32(k.get(keys)), visible, queryStart,
+                                    keyStart); // [B, Hq, qc, kc]
                             NDArray mNew = m.maximum(BlockMath.finiteRowMax(s)); // finite: the block max is clipped
                             NDArray alpha = m.sub(mNew).exp(); // 0 where m was -inf
                             NDArray p = s.subi(mNew).exp();
                             l.muli(alpha).addi(p.sum(new int[] {3}, true));
-                            acc.muli(alpha).addi(BlockMath.weightedValues(p, BlockMath.fp32(v.get(keys))));
+                            acc.muli(alpha).addi(BlockMath.weightedValues(p, BlockMath.fp32(v.get(keys)), visible));
                             m.set(ALL, mNew);
                         }
                     }
@@ -126,12 +128,7 @@ public final class OnlineBackend extends NdArrayBackend {
                 }
             }
             NDArray result = BlockMath.fromBhsd(out.toType(problem.getDataType(), false), layout);
-            NDScope.unregister(result);
-            if (spec.isReturnLse()) {
-                NDScope.unregister(lse);
-                return new AttentionOutput(result, lse);
-            }
-            return new AttentionOutput(result, null);
+            return new AttentionOutput(scope.ret(result), spec.isReturnLse() ? scope.ret(lse) : null);
         }
     }
 }

@@ -8,10 +8,12 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 
 /**
  * Merging of attention states: an output {@code v} over one segment of keys with its log-sum-exp {@code s}
- * (natural log, fp32). Seed 001 (FlashInfer cascade) semantics, with natural-log LSE (FlashInfer's is base 2).
+ * (natural log, fp32). FlashInfer's cascade semantics (docs/SEMANTICS.md), with a natural-log LSE (FlashInfer's is
+ * base 2).
  *
  * <p>The merge of {@code (v_a, s_a)} and {@code (v_b, s_b)} is {@code s = logaddexp(s_a, s_b)},
  * {@code v = v_a e^(s_a - s) + v_b e^(s_b - s)}: the attention over the union of both key segments. Two
@@ -36,11 +38,8 @@ public final class MergeState {
         checkPair("vA", vA, "sA", sA);
         checkPair("vB", vB, "sB", sB);
         checkSame("vA", vA, "vB", vB);
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
-            NDList merged = merge(vA, sA, vB, sB);
-            NDScope.unregister(merged);
-            return merged;
+        try (OpScope scope = new OpScope()) {
+            return scope.ret(merge(vA, sA, vB, sB));
         }
     }
 
@@ -86,8 +85,7 @@ public final class MergeState {
             throw new IllegalArgumentException("mergeStates needs at least one state along axis " + axis
                     + ", got v " + v.getShape());
         }
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray lse = s.toType(DataType.FLOAT32, false);
             NDArray max = lse.max(new int[] {axis}, true).clip(-Float.MAX_VALUE, Float.POSITIVE_INFINITY);
             NDArray w = lse.sub(max).exp(); // [..., n, ...]
@@ -95,9 +93,7 @@ public final class MergeState {
             NDArray out = v.toType(DataType.FLOAT32, false).mul(w.expandDims(-1)).sum(new int[] {axis})
                     .div(sum.maximum(1f).expandDims(-1).squeeze(axis));
             NDArray outLse = max.add(sum.log()).squeeze(axis);
-            NDList merged = new NDList(out.toType(v.getDataType(), false), outLse);
-            NDScope.unregister(merged);
-            return merged;
+            return scope.ret(new NDList(out.toType(v.getDataType(), false), outLse));
         }
     }
 

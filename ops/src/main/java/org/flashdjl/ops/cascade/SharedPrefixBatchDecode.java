@@ -9,7 +9,7 @@ import org.flashdjl.ops.paged.PageTable;
 import org.flashdjl.ops.paged.PagedAttentionBackends;
 
 /**
- * Shared-prefix batch decode (seed 001's {@code BatchDecodeWithSharedPrefixPagedKVCacheWrapper}): each of B
+ * Shared-prefix batch decode (FlashInfer's {@code BatchDecodeWithSharedPrefixPagedKvCacheWrapper}): each of B
  * requests has one query token and a key sequence made of one contiguous prefix shared by all requests
  * ({@code kShared} [P, Hkv, D]) followed by its own paged suffix. The result equals paged decode over the
  * concatenated prefix + suffix with the same {@link AttentionSpec} (positions global: the query of request b sits
@@ -50,7 +50,7 @@ public final class SharedPrefixBatchDecode extends SharedPrefixWrapper {
     }
 
     /**
-     * Builds the step's plan from the suffixes' CSR page table (seed 001's {@code begin_forward}).
+     * Builds the step's plan from the suffixes' CSR page table (FlashInfer's {@code begin_forward}).
      *
      * @param indptr int32 [B + 1] suffix page offsets
      * @param indices int32 [indptr[B]] suffix pages

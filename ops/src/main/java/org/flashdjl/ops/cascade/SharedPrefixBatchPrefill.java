@@ -10,7 +10,7 @@ import org.flashdjl.ops.paged.PageTable;
 import org.flashdjl.ops.paged.PagedAttentionBackends;
 
 /**
- * Shared-prefix batch prefill / append (seed 001's {@code BatchPrefillWithSharedPrefixPagedKVCacheWrapper}): each
+ * Shared-prefix batch prefill / append (FlashInfer's {@code BatchPrefillWithSharedPrefixPagedKvCacheWrapper}): each
  * of B requests has {@code Lq_b} new query tokens (packed by {@code qoIndptr}; the last tokens of its sequence,
  * already appended to its suffix) and a key sequence made of one contiguous prefix shared by all requests
  * ({@code kShared} [P, Hkv, D]) followed by its own paged suffix of {@code S_b} tokens. The result equals paged
@@ -54,7 +54,7 @@ public final class SharedPrefixBatchPrefill extends SharedPrefixWrapper {
     }
 
     /**
-     * Builds the step's plan from the suffixes' CSR page table (seed 001's {@code begin_forward}).
+     * Builds the step's plan from the suffixes' CSR page table (FlashInfer's {@code begin_forward}).
      *
      * @param qoIndptr int32 [B + 1] query row offsets
      * @param indptr int32 [B + 1] suffix page offsets

@@ -4,11 +4,11 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
@@ -116,8 +116,7 @@ final class SharedPrefixCascade {
         }
         long prefixLen = ks.get(0);
         AttentionSpec withLse = spec.toBuilder().optReturnLse(true).build();
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             AttentionOutput suffix = p.forward(q, kPages, vPages, withLse, prefixLen); // [totalQ, Hq, Dv]
             NDArray out;
             NDArray lse;
@@ -131,12 +130,7 @@ final class SharedPrefixCascade {
                 out = merged.get(0);
                 lse = merged.get(1);
             }
-            NDScope.unregister(out);
-            if (spec.isReturnLse()) {
-                NDScope.unregister(lse);
-                return new AttentionOutput(out, lse);
-            }
-            return new AttentionOutput(out, null);
+            return new AttentionOutput(scope.ret(out), spec.isReturnLse() ? scope.ret(lse) : null);
         }
     }
 
@@ -154,7 +148,7 @@ final class SharedPrefixCascade {
         }
         if (shared) {
             // Every query sees the whole prefix with position-free scores: one call, the prefix read once for all.
-            AttentionSpec open = bshd.toBuilder().optCausal(false).optWindow(-1, -1).optSinkTokens(0).build();
+            AttentionSpec open = bshd.toBuilder().optCausal(false).optWindowBounds(-1, -1).optSinkTokens(0).build();
             AttentionOutput o = Attention.forward(q.expandDims(0), k, v, open, denseBackend);
             return new NDList(o.getOutput().squeeze(0), o.getLse().squeeze(0).transpose(1, 0));
         }

@@ -9,7 +9,7 @@ import org.flashdjl.ops.paged.PagedPlan;
 /**
  * What the shared-prefix wrappers ({@link SharedPrefixBatchDecode}, {@link SharedPrefixBatchPrefill}) have in
  * common: the per-layer {@link #forward}, the step's plan and its end. Subclasses add their {@code beginForward}
- * (seed 001's {@code begin_forward}) for decode (one query per request) or prefill (query rows by
+ * (FlashInfer's {@code begin_forward}) for decode (one query per request) or prefill (query rows by
  * {@code qoIndptr}).
  */
 public abstract class SharedPrefixWrapper implements AutoCloseable {
@@ -38,7 +38,7 @@ public abstract class SharedPrefixWrapper implements AutoCloseable {
         return cascade.forward(q, kShared, vShared, kPages, vPages, spec);
     }
 
-    /** Frees the plan (seed 001's {@code end_forward}); a no-op when none is active. */
+    /** Frees the plan (FlashInfer's {@code end_forward}); a no-op when none is active. */
     public void endForward() {
         cascade.end();
     }

@@ -38,6 +38,18 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
 
     /** {@inheritDoc} */
     @Override
+    public String getDescription() {
+        return "CUDA paged decode / prefill kernels reading the pages in place";
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public int getRank() {
+        return 100;
+    }
+
+    /** {@inheritDoc} */
+    @Override
     public String unavailableReason() {
         String why = CudaRuntime.unavailableReason();
         if (why != null) {
@@ -98,25 +110,25 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
 
     /** {@inheritDoc} */
     @Override
-    public Workspace prepare(PagedPlan plan, NDManager manager) {
+    public PlanData prepare(PagedPlan plan, NDManager manager) {
         int device = plan.getDevice().getDeviceId();
         if (!plan.isDecode()) {
-            return new CudaWorkspace(null,
+            return new CudaPlanData(null,
                     PagedPrefillKernel.Workspace.create(plan.getPageTable(), plan.getQoIndptr(), device));
         }
         PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(plan.getPageTable(),
                 plan.getQueryHeads(), plan.getKvHeads(), plan.getHeadDim(), device);
-        return new CudaWorkspace(ws, null);
+        return new CudaPlanData(ws, null);
     }
 
     /** {@inheritDoc} */
     @Override
     public AttentionOutput forward(PagedAttentionProblem problem) {
-        if (!(problem.getWorkspace() instanceof CudaWorkspace)) {
+        if (!(problem.getPlanData() instanceof CudaPlanData)) {
             throw new IllegalArgumentException("the plan was prepared by backend '"
                     + problem.getPlan().getBackend().getName() + "', not '" + getName() + "'");
         }
-        CudaWorkspace cws = (CudaWorkspace) problem.getWorkspace();
+        CudaPlanData cws = (CudaPlanData) problem.getPlanData();
         PagedPlan plan = problem.getPlan();
         NDArray q = problem.getQuery(); // [totalQ, Hq, D] (decode: [B, Hq, D])
         NDManager manager = q.getManager();
@@ -172,11 +184,11 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
     }
 
     /** The step's device page table (and split workspace for decode, qoIndptr for prefill): one is non-null. */
-    private static final class CudaWorkspace implements Workspace {
+    private static final class CudaPlanData implements PlanData {
         final PagedDecodeKernel.Workspace decode;
         final PagedPrefillKernel.Workspace prefill;
 
-        CudaWorkspace(PagedDecodeKernel.Workspace decode, PagedPrefillKernel.Workspace prefill) {
+        CudaPlanData(PagedDecodeKernel.Workspace decode, PagedPrefillKernel.Workspace prefill) {
             this.decode = decode;
             this.prefill = prefill;
         }

@@ -12,8 +12,8 @@ import java.util.Objects;
 
 /**
  * Shared-prefix (cascade) batch decode on raw device memory: the GPU counterpart of
- * {@link org.flashdjl.ops.cascade.SharedPrefixBatchDecode} (seed 001's
- * {@code BatchDecodeWithSharedPrefixPagedKVCacheWrapper}). Each of B requests has one query token; its keys are
+ * {@link org.flashdjl.ops.cascade.SharedPrefixBatchDecode} (FlashInfer's
+ * {@code BatchDecodeWithSharedPrefixPagedKvCacheWrapper}). Each of B requests has one query token; its keys are
  * one contiguous prefix shared by all requests ({@code kShared} [P, Hkv, D]) followed by its own paged suffix. The
  * result equals paged decode over prefix + suffix (query of request b at global position {@code P + S_b - 1}).
  *

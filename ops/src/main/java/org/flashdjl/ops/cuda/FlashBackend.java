@@ -35,6 +35,18 @@ public final class FlashBackend implements AttentionBackend {
 
     /** {@inheritDoc} */
     @Override
+    public String getDescription() {
+        return "CUDA flash-attention kernels on GPU NDArrays";
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public int getRank() {
+        return 100;
+    }
+
+    /** {@inheritDoc} */
+    @Override
     public String unavailableReason() {
         String why = CudaRuntime.unavailableReason();
         if (why != null) {

@@ -4,13 +4,12 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
+import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.attention.Attention;
-import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
@@ -23,7 +22,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The NDArray paged backend {@code gather}: gathers each sequence's keys and values out of the page pools with one
@@ -32,11 +30,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * path of this project; correct but not fast on a GPU, where a {@code cuda} backend reads the pages in place).
  *
  * <p>Plan ({@link #prepare}): sequences with the same (query count, key count) form a group; per group the
- * workspace holds the pool slots of all its keys (int64 [G * Lk]) and, unless the group's query rows are one
+ * plan data holds the pool slots of all its keys (int64 [G * Lk]) and, unless the group's query rows are one
  * contiguous range, their row indices (int64 [G * Lq]); when the groups do not come out in packed order, one
  * inverse permutation (int64 [totalQ]) puts the rows back. A uniform decode batch is one group: one gather and one
- * batched {@code Attention} call per layer. Forward builds no index array: {@link #getIndexArraysBuilt()} counts
- * every index array this backend ever created, so a test can prove the plan is reused.
+ * batched {@code Attention} call per layer, with the plan's {@link PagedPlan#getDenseBackend() dense backend}.
+ * Forward builds no index array: they all live in the plan data.
  *
  * <p>Only slots inside each sequence's length are gathered: the unfilled tail of a last page and every page not in
  * the table are never read.
@@ -47,42 +45,26 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
     public static final String NAME = "gather";
 
     private static final Logger logger = LoggerFactory.getLogger(GatherPagedAttentionBackend.class);
-    private static final AtomicLong INDEX_ARRAYS_BUILT = new AtomicLong();
 
-    private final String denseBackend;
-
-    /** Creates the backend running the dense attention with the {@code auto} backend. */
-    public GatherPagedAttentionBackend() {
-        this(AttentionBackends.AUTO);
-    }
-
-    /**
-     * Creates the backend running the dense attention with a named backend.
-     *
-     * @param denseBackend a name from {@link AttentionBackends#names()}, e.g. {@code "math"} or {@code "online"}
-     */
-    public GatherPagedAttentionBackend(String denseBackend) {
-        if (!AttentionBackends.names().contains(denseBackend)) {
-            throw new IllegalArgumentException("unknown attention backend '" + denseBackend + "'; known: "
-                    + AttentionBackends.names());
-        }
-        this.denseBackend = denseBackend;
-    }
-
-    /**
-     * Returns how many index arrays every instance of this backend has built so far (diagnostics: the count grows
-     * in {@link #prepare}, never in {@link #forward}).
-     *
-     * @return the count
-     */
-    public static long getIndexArraysBuilt() {
-        return INDEX_ARRAYS_BUILT.get();
-    }
+    /** Creates the backend (the registry does); each plan names the dense backend it runs. */
+    public GatherPagedAttentionBackend() {}
 
     /** {@inheritDoc} */
     @Override
     public String getName() {
         return NAME;
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public String getDescription() {
+        return "gathers each sequence's keys, then the dense operator (any device DJL runs on)";
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public int getRank() {
+        return 10;
     }
 
     /** {@inheritDoc} */
@@ -105,7 +87,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
 
     /** {@inheritDoc} */
     @Override
-    public Workspace prepare(PagedPlan plan, NDManager manager) {
+    public PlanData prepare(PagedPlan plan, NDManager manager) {
         PageTable table = plan.getPageTable();
         Map<Long, List<Integer>> byShape = new LinkedHashMap<>();
         for (int b = 0; b < plan.getBatchSize(); b++) {
@@ -158,22 +140,21 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
         }
         logger.debug("gather plan: {} sequences, {} query rows, {} groups, permuted={}", plan.getBatchSize(),
                 plan.getTotalQueries(), groups.size(), inverse != null);
-        return new GatherWorkspace(groups, inverse);
+        return new GatherIndices(groups, inverse);
     }
 
     private static NDArray indexArray(NDManager manager, long[] values) {
-        INDEX_ARRAYS_BUILT.incrementAndGet();
         return manager.create(values, new Shape(values.length));
     }
 
     /** {@inheritDoc} */
     @Override
     public AttentionOutput forward(PagedAttentionProblem problem) {
-        if (!(problem.getWorkspace() instanceof GatherWorkspace)) {
+        if (!(problem.getPlanData() instanceof GatherIndices)) {
             throw new IllegalArgumentException("the plan was prepared by backend '"
                     + problem.getPlan().getBackend().getName() + "', not '" + NAME + "'");
         }
-        GatherWorkspace ws = (GatherWorkspace) problem.getWorkspace();
+        GatherIndices ws = (GatherIndices) problem.getPlanData();
         PagedPlan plan = problem.getPlan();
         NDArray q = problem.getQuery(); // [totalQ, Hq, D]
         int hq = plan.getQueryHeads();
@@ -189,8 +170,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
             NDArray lse = returnLse ? manager.zeros(new Shape(0, hq), DataType.FLOAT32) : null;
             return new AttentionOutput(out, lse);
         }
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray kFlat = problem.getKeyPages().reshape(slotsTotal, hkv, d); // [numPages * pageSize, Hkv, D]
             NDArray vFlat = problem.getValuePages().reshape(slotsTotal, hkv, dv); // [numPages * pageSize, Hkv, Dv]
             NDList outs = new NDList(ws.groups.size());
@@ -211,7 +191,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
                 AttentionProblem dense = AttentionProblem.builder(qg.reshape(g.count, g.lq, hq, d), kg, vg, spec)
                         .optPositions(queryStart, problem.getKeyOffset())
                         .build();
-                AttentionOutput o = Attention.forward(dense, denseBackend);
+                AttentionOutput o = Attention.forward(dense, plan.getDenseBackend());
                 outs.add(o.getOutput().reshape(rows, hq, dv)); // [G * Lq, Hq, Dv]
                 lses.add(o.getLse().transpose(0, 2, 1).reshape(rows, hq)); // [G * Lq, Hq]
             }
@@ -221,12 +201,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
                 out = out.get(ws.inverse);
                 lse = lse.get(ws.inverse);
             }
-            NDScope.unregister(out);
-            if (returnLse) {
-                NDScope.unregister(lse);
-                return new AttentionOutput(out, lse);
-            }
-            return new AttentionOutput(out, null);
+            return new AttentionOutput(scope.ret(out), returnLse ? scope.ret(lse) : null);
         }
     }
 
@@ -250,11 +225,11 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
     }
 
     /** The gather indices of one plan. */
-    private static final class GatherWorkspace implements Workspace {
+    private static final class GatherIndices implements PlanData {
         final List<Group> groups;
         final NDArray inverse; // int64 [totalQ], null when the groups come out in packed order
 
-        GatherWorkspace(List<Group> groups, NDArray inverse) {
+        GatherIndices(List<Group> groups, NDArray inverse) {
             this.groups = groups;
             this.inverse = inverse;
         }
@@ -275,9 +250,4 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
         }
     }
 
-    /** {@inheritDoc} */
-    @Override
-    public String toString() {
-        return NAME + "(dense=" + denseBackend + ")";
-    }
 }

@@ -11,7 +11,7 @@ import org.flashdjl.ops.Checks;
 import java.util.Arrays;
 
 /**
- * Which pages of a paged K/V pool hold each sequence of a batch, in the two interchangeable forms of DESIGN.md:
+ * Which pages of a paged K/V pool hold each sequence of a batch, in the two interchangeable forms of docs/SEMANTICS.md:
  *
  * <ul>
  *   <li><b>CSR</b> (FlashInfer): {@code indptr} [B + 1], {@code indices} [indptr[B]] and {@code lastPageLen} [B];

@@ -122,10 +122,10 @@ public final class PagedAttentionProblem {
     /**
      * Returns the backend's auxiliary data for this plan.
      *
-     * @return the workspace
+     * @return the plan data
      */
-    public PagedAttentionBackend.Workspace getWorkspace() {
-        return plan.getWorkspace();
+    public PagedAttentionBackend.PlanData getPlanData() {
+        return plan.getPlanData();
     }
 
     /**

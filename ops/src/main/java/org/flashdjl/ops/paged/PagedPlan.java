@@ -7,6 +7,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
+import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 
@@ -15,10 +17,10 @@ import java.util.Objects;
 /**
  * One step's paged attention over a batch of sequences: the page table, how many new query tokens each sequence
  * has, the head counts, and the backend's auxiliary data built once ({@link PagedAttentionBackend#prepare}) and
- * reused by every layer's {@link #forward}. FlashInfer's {@code plan} / {@code run} (seed 001's
+ * reused by every layer's {@link #forward}. FlashInfer's {@code plan} / {@code run} (its cascade wrappers'
  * {@code begin_forward} / {@code forward} / {@code end_forward}); {@link #close()} is {@code end_forward}.
  *
- * <p>Semantics (DESIGN.md, one definition): sequence {@code b} has {@code Lk_b} cached tokens and
+ * <p>Semantics (docs/SEMANTICS.md, one definition): sequence {@code b} has {@code Lk_b} cached tokens and
  * {@code Lq_b = qoIndptr[b+1] - qoIndptr[b]} queries, the <em>last</em> {@code Lq_b} tokens of the sequence
  * (already appended to the cache). Its output rows equal {@link org.flashdjl.ops.attention.Attention} of those
  * queries over the sequence's gathered keys with the same {@link AttentionSpec}, bottom-right aligned: query
@@ -47,10 +49,11 @@ public final class PagedPlan implements AutoCloseable {
     private final int kvHeads;
     private final int headDim;
     private final Device device;
+    private final String denseBackend; // what the gather backend runs on each sequence's gathered keys
     private final int minKeyOffset; // max_b (Lq_b - Lk_b), at least 0
-    private final NDManager manager; // owns the workspace's arrays
+    private final NDManager manager; // owns the plan data's arrays
     private final PagedAttentionBackend backend;
-    private final PagedAttentionBackend.Workspace workspace;
+    private final PagedAttentionBackend.PlanData planData;
     private volatile boolean closed;
 
     private PagedPlan(Builder b) {
@@ -60,6 +63,7 @@ public final class PagedPlan implements AutoCloseable {
         this.kvHeads = b.kvHeads;
         this.headDim = b.headDim;
         this.device = b.device;
+        this.denseBackend = b.denseBackend;
         int min = 0;
         for (int i = 0; i < table.getBatchSize(); i++) {
             min = Math.max(min, getQueryLength(i) - table.getSeqLen(i));
@@ -67,14 +71,15 @@ public final class PagedPlan implements AutoCloseable {
         this.minKeyOffset = min;
         this.backend = PagedAttentionBackends.select(b.backend, this);
         this.manager = NDManager.newBaseManager(device);
-        PagedAttentionBackend.Workspace ws;
+        PagedAttentionBackend.PlanData ws;
         try {
             ws = backend.prepare(this, manager);
+            OpScope.keepAll(manager); // the plan data lives until close(), whatever scope the plan is built in
         } catch (RuntimeException e) {
             manager.close();
             throw e;
         }
-        this.workspace = ws;
+        this.planData = ws;
     }
 
     /**
@@ -217,6 +222,16 @@ public final class PagedPlan implements AutoCloseable {
     }
 
     /**
+     * Returns the dense attention backend that backends computing paged attention through the contiguous operator
+     * (the {@code gather} backend) run.
+     *
+     * @return a name from {@link org.flashdjl.ops.attention.AttentionBackends#names()}
+     */
+    public String getDenseBackend() {
+        return denseBackend;
+    }
+
+    /**
      * Returns the smallest {@code keyOffset} the plan accepts: a sequence with more queries than cached keys needs
      * the missing keys before its pages (a cascade's shared prefix).
      *
@@ -238,12 +253,12 @@ public final class PagedPlan implements AutoCloseable {
     /**
      * Returns the backend's auxiliary data, the same object for every {@link #forward}.
      *
-     * @return the workspace
+     * @return the plan data
      * @throws IllegalStateException once the plan is closed
      */
-    public PagedAttentionBackend.Workspace getWorkspace() {
+    public PagedAttentionBackend.PlanData getPlanData() {
         checkOpen();
-        return workspace;
+        return planData;
     }
 
     /**
@@ -268,7 +283,7 @@ public final class PagedPlan implements AutoCloseable {
         if (!closed) {
             closed = true;
             try {
-                workspace.close();
+                planData.close();
             } finally {
                 manager.close();
             }
@@ -284,6 +299,7 @@ public final class PagedPlan implements AutoCloseable {
         private int headDim;
         private Device device;
         private String backend = PagedAttentionBackends.AUTO;
+        private String denseBackend = AttentionBackends.AUTO;
 
         private Builder(PageTable table) {
             this.table = Objects.requireNonNull(table, "table");
@@ -371,6 +387,18 @@ public final class PagedPlan implements AutoCloseable {
         }
 
         /**
+         * Sets the dense attention backend that the {@code gather} backend runs on the gathered keys (default
+         * {@code auto}); kernels that read the pages in place ignore it.
+         *
+         * @param denseBackend a name from {@link AttentionBackends#names()}
+         * @return this builder
+         */
+        public Builder optDenseBackend(String denseBackend) {
+            this.denseBackend = Objects.requireNonNull(denseBackend, "denseBackend");
+            return this;
+        }
+
+        /**
          * Validates and prepares the plan (the backend builds its auxiliary data here, once).
          *
          * @return the plan
@@ -407,6 +435,10 @@ public final class PagedPlan implements AutoCloseable {
             }
             if (device == null) {
                 device = Engine.getInstance().defaultDevice();
+            }
+            if (!AttentionBackends.names().contains(denseBackend)) {
+                throw new IllegalArgumentException("unknown dense attention backend '" + denseBackend + "' for the"
+                        + " plan; known: " + AttentionBackends.names());
             }
             return new PagedPlan(this);
         }

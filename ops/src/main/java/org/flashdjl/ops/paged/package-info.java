@@ -5,6 +5,6 @@
  * named {@link org.flashdjl.ops.paged.PagedAttentionBackend}: {@code gather} on NDArrays, and {@code cuda}
  * ({@code org.flashdjl.ops.cuda.CudaPagedAttentionBackend}, decode plans on a GPU) registered through
  * {@link java.util.ServiceLoader}. The page pools are usually those of
- * {@code org.flashdjl.kvcache.paged.PagedKVCache}.
+ * {@code org.flashdjl.kvcache.paged.PagedKvCache}.
  */
 package org.flashdjl.ops.paged;

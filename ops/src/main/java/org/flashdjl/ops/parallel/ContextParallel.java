@@ -3,8 +3,9 @@ package org.flashdjl.ops.parallel;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
+
+import org.flashdjl.ops.OpScope;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -39,8 +40,7 @@ public final class ContextParallel {
         Objects.requireNonNull(sharding, "sharding");
         int axis = axis(x, seqAxis);
         long total = x.getShape().get(axis);
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDList parts = new NDList();
             for (SequenceSharding.Piece p : sharding.pieces(total, rank, world)) {
                 if (p.length() > 0) {
@@ -48,8 +48,7 @@ public final class ContextParallel {
                 }
             }
             NDArray out = parts.isEmpty() ? slice(x, axis, 0, 0).duplicate() : cat(parts, axis);
-            NDScope.unregister(out);
-            return out;
+            return scope.ret(out);
         }
     }
 
@@ -86,11 +85,9 @@ public final class ContextParallel {
             lengths[r] = shards[r].getShape().get(axis);
         }
         List<List<SequenceSharding.Piece>> layout = sharding.layout("gathered", lengths);
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray out = cat(naturalOrder(shards, axis, layout), axis);
-            NDScope.unregister(out);
-            return out;
+            return scope.ret(out);
         }
     }
 

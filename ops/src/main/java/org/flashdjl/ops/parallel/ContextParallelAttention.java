@@ -18,7 +18,7 @@ import java.util.Locale;
 import java.util.Objects;
 
 /**
- * Context-parallel attention (seed 000's {@code ContextParallelAttention} / {@code NativeAttention}): q, k and v
+ * Context-parallel attention: q, k and v
  * are sharded along the sequence over the ranks of a {@link ProcessGroup}, and each rank computes the output of
  * its own query shard as if the whole sequence were on one device.
  *
@@ -54,9 +54,24 @@ public final class ContextParallelAttention implements AutoCloseable {
     /** How the ranks share the work. */
     public enum Method {
         /** Ring attention: key/value shards circulate, outputs merge by LSE. */
-        RING,
+        RING("key/value shards passed around the ring, states merged by LSE"),
         /** DeepSpeed-Ulysses: all-to-all to head shards, local attention, all-to-all back. */
-        ULYSSES;
+        ULYSSES("all-to-all from sequence shards to head shards and back");
+
+        private final String description;
+
+        Method(String description) {
+            this.description = description;
+        }
+
+        /**
+         * Returns a one-line description for the capability report.
+         *
+         * @return the description
+         */
+        public String getDescription() {
+            return description;
+        }
 
         /**
          * Parses {@code "ring"} or {@code "ulysses"} (any case).

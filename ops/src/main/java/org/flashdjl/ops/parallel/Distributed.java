@@ -9,7 +9,7 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * Distributed init (seed 000's {@code init}): boots this process's {@link ProcessGroup} from the launcher's
+ * Distributed init: boots this process's {@link ProcessGroup} from the launcher's
  * environment in one call, with sensible defaults.
  *
  * <pre>{@code
@@ -29,7 +29,7 @@ import java.util.Objects;
  *       backend is asked for explicitly.
  *   <li>{@code WORLD_SIZE > 1}: NCCL. The unique id goes from rank 0 to every rank through {@link NcclRendezvous}
  *       at MASTER_ADDR:MASTER_PORT; the communicator is non-blocking so every wait is bounded; the maximum L2 fetch
- *       granularity is raised to 128 bytes on the rank's device (as the seed's init does).
+ *       granularity is raised to 128 bytes on the rank's device (as flashdreams' distributed init does).
  * </ul>
  *
  * <p>NVLink multicast (NVLS) must be off: NCCL reads {@code NCCL_NVLS_ENABLE} from the environment, which a JVM

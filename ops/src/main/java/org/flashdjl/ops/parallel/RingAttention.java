@@ -3,10 +3,10 @@ package org.flashdjl.ops.parallel;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
+import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
@@ -14,7 +14,6 @@ import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cascade.MergeState;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -57,12 +56,10 @@ final class RingAttention {
         List<SequenceSharding.Piece> pieces = schedule.queryPieces(rank);
         NDArray[] acc = new NDArray[pieces.size()]; // per query piece: layout [B, Hq|len, len|Hq, Dv]
         NDArray[] accLse = new NDArray[pieces.size()]; // bhsd [B, Hq, len], bshd [B, len, Hq]; fp32
-        List<NDArray> owned = new ArrayList<>();
         NDManager manager = q.getManager();
         int next = (rank + 1) % world;
         int prev = (rank - 1 + world) % world;
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray curK = k; // [B, Hkv|Lk_src, Lk_src|Hkv, D]
             NDArray curV = v; // [B, Hkv|Lk_src, Lk_src|Hkv, Dv]
             for (int step = 0; step < world; step++) {
@@ -78,7 +75,7 @@ final class RingAttention {
                             P2POp.recv(nextK, prev), P2POp.recv(nextV, prev)));
                 }
                 attendStep(schedule.blocks(rank, step), q, curK, curV, blockSpec, backend, convertToFp32, acc,
-                        accLse, owned);
+                        accLse);
                 if (transfer != null) {
                     transfer.await();
                     if (curK != k) {
@@ -89,30 +86,23 @@ final class RingAttention {
                     curV = nextV;
                 }
             }
-            return finish(q, v, spec, pieces, acc, accLse);
-        } finally {
-            for (NDArray a : owned) {
-                a.close();
-            }
+            AttentionOutput result = finish(q, v, spec, pieces, acc, accLse);
+            return new AttentionOutput(scope.ret(result.getOutput()), scope.ret(result.getLse()));
         }
     }
 
     private static void attendStep(List<RingSchedule.Block> blocks, NDArray q, NDArray k, NDArray v,
-            AttentionSpec blockSpec, String backend, boolean convertToFp32, NDArray[] acc, NDArray[] accLse,
-            List<NDArray> owned) {
+            AttentionSpec blockSpec, String backend, boolean convertToFp32, NDArray[] acc, NDArray[] accLse) {
         QkvLayout layout = blockSpec.getLayout();
         int seqAxis = layout.seqAxis();
         for (RingSchedule.Block b : blocks) {
-            try (NDScope scope = new NDScope()) {
-                scope.suppressNotUsedWarning();
+            try (OpScope scope = new OpScope()) { // the first state of a piece lives on in the caller's scope
                 NDArray qb = ContextParallel.slice(q, seqAxis, b.queryLocalStart(), b.queryLength());
                 NDArray kb = ContextParallel.slice(k, seqAxis, b.keyLocalStart(), b.keyLength());
                 NDArray vb = ContextParallel.slice(v, seqAxis, b.keyLocalStart(), b.keyLength());
                 AttentionProblem problem = AttentionProblem.builder(qb, kb, vb, blockSpec)
                         .optPositions(b.queryPosition(), b.keyPosition()).build();
-                AttentionOutput o = Attention.forward(problem, backend); // not tracked by this scope
-                NDScope.register(o.getOutput());
-                NDScope.register(o.getLse());
+                AttentionOutput o = Attention.forward(problem, backend);
                 NDArray out = o.getOutput();
                 if (convertToFp32 && out.getDataType() != DataType.FLOAT32) {
                     out = out.toType(DataType.FLOAT32, false);
@@ -120,11 +110,8 @@ final class RingAttention {
                 NDArray lse = layout == QkvLayout.BSHD ? o.getLse().transpose(0, 2, 1) : o.getLse(); // [B, len, Hq]
                 int i = b.queryPiece();
                 if (acc[i] == null) {
-                    acc[i] = out;
-                    accLse[i] = lse;
-                    NDScope.unregister(out, lse);
-                    owned.add(out);
-                    owned.add(lse);
+                    acc[i] = scope.ret(out);
+                    accLse[i] = scope.ret(lse);
                 } else {
                     MergeState.mergeStateInPlace(acc[i], accLse[i], out, lse);
                 }
@@ -172,12 +159,7 @@ final class RingAttention {
                 lse = lse.transpose(0, 2, 1).duplicate(); // [B, Hq, Lq_local]
             }
         }
-        NDScope.unregister(out);
-        if (!spec.isReturnLse()) {
-            return new AttentionOutput(out, null);
-        }
-        NDScope.unregister(lse);
-        return new AttentionOutput(out, lse);
+        return new AttentionOutput(out, spec.isReturnLse() ? lse : null);
     }
 
     static Shape withAxis(Shape shape, int axis, long size) {

@@ -3,8 +3,8 @@ package org.flashdjl.ops.parallel;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDScope;
 
+import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
@@ -106,24 +106,19 @@ final class UlyssesAttention {
             local.optAlibiSlopes(Arrays.copyOfRange(slopes, rank * headsPerRank, (rank + 1) * headsPerRank));
         }
         AttentionSpec localSpec = local.build();
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (OpScope scope = new OpScope()) {
             NDArray kr = rep > 1 ? k.repeat(headAxis, rep) : k; // [.., Hkv * rep, ..]
             NDArray vr = rep > 1 ? v.repeat(headAxis, rep) : v;
             NDArray qFull = toHeadShards(group, q, seqAxis, headAxis, qLayout); // [B, Hq/w | Lq, Lq | Hq/w, D]
             NDArray kFull = toHeadShards(group, kr, seqAxis, headAxis, kLayout);
             NDArray vFull = toHeadShards(group, vr, seqAxis, headAxis, kLayout);
             AttentionOutput o = Attention.forward(qFull, kFull, vFull, localSpec, backend);
-            NDScope.register(o.getOutput());
             NDArray out = toSeqShards(group, o.getOutput(), seqAxis, headAxis, qLayout, rank);
-            NDScope.unregister(out);
             if (!spec.isReturnLse()) {
-                return new AttentionOutput(out, null);
+                return new AttentionOutput(scope.ret(out), null);
             }
-            NDScope.register(o.getLse());
             NDArray lse = toSeqShards(group, o.getLse(), 2, 1, qLayout, rank); // [B, Hq, Lq_local]
-            NDScope.unregister(lse);
-            return new AttentionOutput(out, lse);
+            return new AttentionOutput(scope.ret(out), scope.ret(lse));
         }
     }
 

@@ -106,8 +106,8 @@ class BadInputTest {
 
     @Test
     void windowSinksScaleSoftcapAlibi() {
-        rejects(() -> AttentionSpec.builder().optWindow(-2, 0), "windowLeft must be >= -1", "-1 = unbounded");
-        rejects(() -> AttentionSpec.builder().optWindow(0, -5), "windowRight must be >= -1");
+        rejects(() -> AttentionSpec.builder().optWindowBounds(-2, 0), "windowLeft must be >= -1", "-1 = unbounded");
+        rejects(() -> AttentionSpec.builder().optWindowBounds(0, -5), "windowRight must be >= -1");
         rejects(() -> AttentionSpec.builder().optSinkTokens(-1), "sinkTokens must be >= 0");
         rejects(() -> AttentionSpec.builder().optScale(0f), "scale must be finite and > 0");
         rejects(() -> AttentionSpec.builder().optSoftcap(-1f), "softcap must be 0 (off)");

@@ -15,15 +15,17 @@ import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
-import org.flashdjl.ops.paged.GatherPagedAttentionBackend;
 import org.flashdjl.ops.paged.PagedAttention;
 import org.flashdjl.ops.paged.PagedFixture;
 import org.flashdjl.ops.paged.PagedPlan;
+import org.flashdjl.ops.testing.CountingPagedBackend;
 import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Reference;
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -39,6 +41,7 @@ import java.util.stream.Stream;
  * every option set (masks that cut the prefix, ALiBi and sinks included), empty suffixes, page sizes 1/16, GQA;
  * the plan is built once per step and reused by every layer.
  */
+@ExtendWith(Seeds.class)
 class SharedPrefixAttentionTest {
 
     private static NDManager manager;
@@ -82,7 +85,7 @@ class SharedPrefixAttentionTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void cascadeEqualsPlainPagedAttentionOverPrefixPlusSuffix(Case c) {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         int d = 32;
         int row = c.hkv() * d;
         // suffix lengths: an empty one, a one-token one, odd lengths; queries: last tokens of each sequence
@@ -165,10 +168,10 @@ class SharedPrefixAttentionTest {
 
     @Test
     void planIsBuiltOncePerStepAndReusedByEveryLayer() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         int d = 32;
         try (NDManager m = manager.newSubManager();
-                SharedPrefixBatchDecode wrapper = new SharedPrefixBatchDecode()) {
+                SharedPrefixBatchDecode wrapper = new SharedPrefixBatchDecode(CountingPagedBackend.NAME, "auto")) {
             assertThrows(IllegalStateException.class, () -> wrapper.forward(m.zeros(new Shape(3, 8, d)),
                     m.zeros(new Shape(4, 2, d)), m.zeros(new Shape(4, 2, d)), m.zeros(new Shape(4, 16, 2, d)),
                     m.zeros(new Shape(4, 16, 2, d)), AttentionSpec.builder().build()), "forward before begin");
@@ -179,11 +182,11 @@ class SharedPrefixAttentionTest {
                 suffixes[l] = PagedFixture.create(m, new Random(7), 16, 2, d, new int[] {5, 30, 17}, 2,
                         DataType.FLOAT32);
             }
-            long before = GatherPagedAttentionBackend.getIndexArraysBuilt();
+            long prepares = CountingPagedBackend.prepares();
+            long forwards = CountingPagedBackend.forwards();
             wrapper.beginForward(suffixes[0].table, 8, 2, d, m.getDevice());
             PagedPlan plan = wrapper.getPlan();
-            long afterBegin = GatherPagedAttentionBackend.getIndexArraysBuilt();
-            assertTrue(afterBegin > before, "beginForward builds the index arrays");
+            assertEquals(prepares + 1, CountingPagedBackend.prepares(), "beginForward prepares the plan");
             AttentionSpec spec = AttentionSpec.builder().optCausal(true).build();
             for (int l = 0; l < layers; l++) {
                 NDArray q = m.randomNormal(new Shape(3, 8, d));
@@ -194,8 +197,8 @@ class SharedPrefixAttentionTest {
                 assertNull(o.getLse(), "LSE only when the spec asks");
                 assertSame(plan, wrapper.getPlan(), "one plan per step");
             }
-            assertEquals(afterBegin, GatherPagedAttentionBackend.getIndexArraysBuilt(),
-                    "forward builds no index array");
+            assertEquals(prepares + 1, CountingPagedBackend.prepares(), "forward prepares nothing");
+            assertEquals(forwards + layers, CountingPagedBackend.forwards(), "one suffix run per layer");
             wrapper.endForward();
             assertTrue(plan.isClosed());
             assertFalse(wrapper.isActive());
@@ -208,7 +211,7 @@ class SharedPrefixAttentionTest {
 
     @Test
     void badSharedPrefixIsRejected() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager();
                 SharedPrefixBatchPrefill wrapper = new SharedPrefixBatchPrefill()) {
             PagedFixture sfx = PagedFixture.create(m, rnd, 16, 2, 64, new int[] {5, 9}, 0, DataType.FLOAT32);

@@ -50,8 +50,8 @@ class CudaSharedPrefixDecodeTest {
     void refusesPositionDependentOptionsNamingTheSupportedOnes() {
         assertNull(CudaSharedPrefixDecode.unsupportedReason(AttentionSpec.builder().optCausal(true).optSoftcap(20f)
                 .optScale(0.1f).build()));
-        for (AttentionSpec s : new AttentionSpec[] {AttentionSpec.builder().optWindow(64, -1).build(),
-            AttentionSpec.builder().optWindow(-1, 0).build(), AttentionSpec.builder().optSinkTokens(4).build(),
+        for (AttentionSpec s : new AttentionSpec[] {AttentionSpec.builder().optWindowBounds(64, -1).build(),
+            AttentionSpec.builder().optWindowBounds(-1, 0).build(), AttentionSpec.builder().optSinkTokens(4).build(),
             AttentionSpec.builder().optAlibiSlopes(new float[] {0.5f, 0.25f}).build()}) {
             String why = CudaSharedPrefixDecode.unsupportedReason(s);
             assertNotNull(why, s.toString());
@@ -134,7 +134,7 @@ class CudaSharedPrefixDecodeTest {
                     plain, null));
             assertTrue(e.getMessage().contains("kShared must be [P, Hkv, D] = [1000, 2, 128]"), e.getMessage());
             UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class, () -> prepare(plan,
-                    1000, AttentionSpec.builder().optWindow(8, -1).build(), null));
+                    1000, AttentionSpec.builder().optWindowBounds(8, -1).build(), null));
             assertTrue(u.getMessage().contains("sliding window"), u.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> prepare(plan, 1000, plain,
                     t(BASE + (6L << 30), DeviceDataType.FP32, 8, 3)));

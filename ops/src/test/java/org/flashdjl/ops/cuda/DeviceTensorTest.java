@@ -13,9 +13,11 @@ import ai.djl.ndarray.types.Shape;
 
 import com.sun.jna.Pointer;
 
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.util.Random;
 
@@ -23,6 +25,7 @@ import java.util.Random;
  * The NDArray to device-view path on CPU tensors (the GPU machines cannot run DJL's JNI): the address is the
  * tensor's data, a slice is base + offset, non-contiguous and unsupported inputs are refused with clear messages.
  */
+@ExtendWith(Seeds.class)
 class DeviceTensorTest {
 
     private static NDManager manager;
@@ -38,7 +41,7 @@ class DeviceTensorTest {
     }
 
     private static float[] random(int n) {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         float[] x = new float[n];
         for (int i = 0; i < n; i++) {
             x[i] = (float) rnd.nextGaussian();

@@ -32,7 +32,7 @@ class FlashAttentionValidationTest {
 
     @Test
     void packsDenseBhsd() {
-        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindow(8, 0).optSinkTokens(2)
+        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindowBounds(8, 0).optSinkTokens(2)
                 .optSoftcap(20).build();
         FlashAttention call = dense(DeviceDataType.FP16, 64, spec)
                 .optLse(tensor(DeviceDataType.FP32, 4 << 24, 2, 8, 33)).build();

@@ -19,9 +19,9 @@ class FlashDispatchTest {
         assertEquals(FlashDispatch.Variant.CAUSAL,
                 FlashDispatch.Variant.of(AttentionSpec.builder().optCausal(true).optReturnLse(true).build()));
         assertEquals(FlashDispatch.Variant.GENERAL,
-                FlashDispatch.Variant.of(AttentionSpec.builder().optCausal(true).optWindow(16, -1).build()));
+                FlashDispatch.Variant.of(AttentionSpec.builder().optCausal(true).optWindowBounds(16, -1).build()));
         assertEquals(FlashDispatch.Variant.GENERAL,
-                FlashDispatch.Variant.of(AttentionSpec.builder().optWindow(-1, 0).build()));
+                FlashDispatch.Variant.of(AttentionSpec.builder().optWindowBounds(-1, 0).build()));
         assertEquals(FlashDispatch.Variant.GENERAL,
                 FlashDispatch.Variant.of(AttentionSpec.builder().optSoftcap(30).build()));
         assertEquals(FlashDispatch.Variant.GENERAL,
@@ -40,7 +40,7 @@ class FlashDispatchTest {
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.BF16, 64, AttentionSpec.builder().build())));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd96_causal"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 96, causal)));
-        AttentionSpec windowed = AttentionSpec.builder().optCausal(true).optWindow(8, 0).build();
+        AttentionSpec windowed = AttentionSpec.builder().optCausal(true).optWindowBounds(8, 0).build();
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, windowed)));
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(86));

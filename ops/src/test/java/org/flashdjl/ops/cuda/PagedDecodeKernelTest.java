@@ -95,13 +95,13 @@ class PagedDecodeKernelTest {
         assertEquals(4, p.get("hq").intValue() / p.get("hkv").intValue());
         assertEquals((float) (1 / Math.sqrt(128)), p.get("scale").floatValue(), 1e-7);
         PagedDecodeKernel general = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
-                .setSpec(AttentionSpec.builder().optWindow(64, -1).optSinkTokens(4).build()).optKeyOffset(7).build();
+                .setSpec(AttentionSpec.builder().optWindowBounds(64, -1).optSinkTokens(4).build()).optKeyOffset(7).build();
         assertEquals("paged_decode_fp16_hd128_general", general.kernelName());
         assertEquals(64, general.getParams().get("window_left"));
         assertEquals(7, general.getParams().get("key_offset"));
         // causal and right windows are no-ops for decode: still the plain kernel
         assertEquals("paged_decode_bf16_hd128_plain", call(ws, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
-                .setSpec(AttentionSpec.builder().optCausal(true).optWindow(-1, 3).build()).build().kernelName());
+                .setSpec(AttentionSpec.builder().optCausal(true).optWindowBounds(-1, 3).build()).build().kernelName());
         PagedDecodeKernel.Workspace split = PagedDecodeKernel.Workspace.unallocated(table(16), 32, 8, 128, 0,
                 new PagedDecodeKernel.Schedule(2, 16));
         PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();

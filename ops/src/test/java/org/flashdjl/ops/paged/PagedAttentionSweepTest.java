@@ -13,11 +13,14 @@ import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.testing.CountingPagedBackend;
 import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Reference;
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -33,6 +36,7 @@ import java.util.stream.Stream;
  * 1/4/8, odd lengths with partly filled last pages, every option set, fp32 and fp16. The pools are NaN outside
  * the sequences' slots (unused pages and the tail of each last page), so any read outside the page table shows.
  */
+@ExtendWith(Seeds.class)
 class PagedAttentionSweepTest {
 
     private static NDManager manager;
@@ -85,7 +89,7 @@ class PagedAttentionSweepTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void matchesContiguousAttentionAndReference(Case c) {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager()) {
             PagedFixture f = PagedFixture.create(m, rnd, c.pageSize(), c.hkv(), c.d(), c.seqLens(), 3, c.type());
             int b = c.seqLens().length;
@@ -141,7 +145,7 @@ class PagedAttentionSweepTest {
 
     @Test
     void blockTableFormGivesTheSameResultAsCsr() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager()) {
             PagedFixture f = PagedFixture.create(m, rnd, 16, 2, 32, new int[] {40, 1, 16, 77}, 2, DataType.FLOAT32);
             int width = f.table.getMaxPagesPerSequence() + 2; // extra padding columns
@@ -160,33 +164,44 @@ class PagedAttentionSweepTest {
     }
 
     @Test
-    void planIsReusedAcrossLayersWithoutNewIndexArrays() {
-        Random rnd = new Random();
+    void planIsPreparedOnceAndReusedByEveryLayer() {
+        long seed = Seeds.next();
+        Random rnd = new Random(seed);
         try (NDManager m = manager.newSubManager()) {
             // different lengths and query counts: several groups, a permutation
-            PagedFixture f = PagedFixture.create(m, rnd, 16, 2, 32, new int[] {40, 9, 40, 77}, 1, DataType.FLOAT32);
+            int hq = 8;
+            int d = 32;
+            PagedFixture f = PagedFixture.create(m, rnd, 16, 2, d, new int[] {40, 9, 40, 77}, 1, DataType.FLOAT32);
             int[] qo = {0, 2, 3, 5, 9};
             AttentionSpec spec = AttentionSpec.builder().optCausal(true).optReturnLse(true).build();
-            try (PagedPlan plan = PagedPlan.builder(f.table).optQoIndptr(qo).setQueryHeads(8).setKvHeads(2)
-                    .setHeadDim(32).optDevice(m.getDevice()).build()) {
-                PagedAttentionBackend.Workspace ws = plan.getWorkspace();
-                long built = GatherPagedAttentionBackend.getIndexArraysBuilt();
+            Reference.Options ro = new Reference.Options();
+            ro.scale = 1.0 / Math.sqrt(d);
+            ro.causal = true;
+            long prepares = CountingPagedBackend.prepares();
+            long forwards = CountingPagedBackend.forwards();
+            try (PagedPlan plan = PagedPlan.builder(f.table).optQoIndptr(qo).setQueryHeads(hq).setKvHeads(2)
+                    .setHeadDim(d).optDevice(m.getDevice()).optBackend(CountingPagedBackend.NAME).build()) {
+                PagedAttentionBackend.PlanData ws = plan.getPlanData();
                 for (int layer = 0; layer < 4; layer++) {
-                    NDArray q = m.randomNormal(new ai.djl.ndarray.types.Shape(9, 8, 32));
-                    AttentionOutput planned = plan.forward(q, f.kPages, f.vPages, spec);
-                    AttentionOutput oneShot = PagedAttention.prefill(q, qo, f.kPages, f.vPages, f.table, spec);
-                    assertEquals(oneShot.getOutput(), planned.getOutput());
-                    assertTrue(plan.getWorkspace() == ws, "same workspace every layer");
+                    float[] q = PagedFixture.randn(m, rnd, qo[4] * hq * d, DataType.FLOAT32);
+                    AttentionOutput out = plan.forward(Reference.create(m, q, DataType.FLOAT32, qo[4], hq, d),
+                            f.kPages, f.vPages, spec);
+                    double[] got = Reference.toDoubles(out.getOutput());
+                    for (int i = 0; i < 4; i++) {
+                        int lq = qo[i + 1] - qo[i];
+                        double[][] ref = PagedFixture.reference(
+                                java.util.Arrays.copyOfRange(q, qo[i] * hq * d, qo[i + 1] * hq * d), f.keys[i],
+                                f.values[i], lq, f.seqLens[i], hq, 2, d, ro, 0);
+                        double err = Reference.maxAbsDiff(
+                                java.util.Arrays.copyOfRange(got, qo[i] * hq * d, qo[i + 1] * hq * d), ref[0]);
+                        assertTrue(err <= 2e-5, "layer " + layer + ", sequence " + i + ": error vs float64 " + err
+                                + " (seed " + seed + ")");
+                    }
+                    assertTrue(plan.getPlanData() == ws, "the same plan data every layer");
                 }
-                // the one-shot calls above built their own plans; count only what forward() on the plan builds
-                long before = GatherPagedAttentionBackend.getIndexArraysBuilt();
-                for (int layer = 0; layer < 4; layer++) {
-                    plan.forward(m.randomNormal(new ai.djl.ndarray.types.Shape(9, 8, 32)), f.kPages, f.vPages,
-                            spec);
-                }
-                assertEquals(before, GatherPagedAttentionBackend.getIndexArraysBuilt(),
-                        "forward builds no index array (plan built " + (before - built) + " in the one-shot calls)");
             }
+            assertEquals(prepares + 1, CountingPagedBackend.prepares(), "one prepare per plan (seed " + seed + ")");
+            assertEquals(forwards + 4, CountingPagedBackend.forwards(), "one run per layer (seed " + seed + ")");
         }
     }
 }

@@ -12,13 +12,16 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.attention.AttentionSpec;
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.util.Random;
 
 /** Seed 003's clear errors and the page-table forms: every bad input names the argument and the allowed values. */
+@ExtendWith(Seeds.class)
 class PagedValidationTest {
 
     private static NDManager manager;
@@ -124,7 +127,7 @@ class PagedValidationTest {
 
     @Test
     void badCallsNameTheProblem() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager()) {
             PagedFixture f = PagedFixture.create(m, rnd, 16, 2, 64, new int[] {20, 5}, 1, DataType.FLOAT32);
             AttentionSpec spec = AttentionSpec.builder().build();
@@ -179,7 +182,7 @@ class PagedValidationTest {
 
     @Test
     void emptySequencesAndQueryFreeSequencesAreHandled() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager()) {
             // sequence 1 has no token and no query; sequence 2 has tokens but no query
             PagedFixture f = PagedFixture.create(m, rnd, 4, 1, 16, new int[] {6, 0, 9}, 0, DataType.FLOAT32);

@@ -87,7 +87,7 @@ class DeviceRingPlanTest {
     void positionDependentSpecsAreRefusedByName() {
         assertNull(DeviceRingAttention.unsupportedReason(AttentionSpec.builder().optCausal(true).optSoftcap(30f)
                 .build()));
-        String why = DeviceRingAttention.unsupportedReason(AttentionSpec.builder().optCausal(true).optWindow(64, 0)
+        String why = DeviceRingAttention.unsupportedReason(AttentionSpec.builder().optCausal(true).optWindowBounds(64, 0)
                 .optSinkTokens(4).optAlibiSlopes(new float[] {0.5f}).build());
         assertNotNull(why);
         assertTrue(why.contains("sliding window") && why.contains("attention sinks") && why.contains("ALiBi")

@@ -39,13 +39,13 @@ public final class OptionSets {
             ref.causal = true;
         }
         if (option.equals("window") || all) {
-            b.optWindow(5, 3);
+            b.optWindowBounds(5, 3);
             ref.windowLeft = 5;
             ref.windowRight = 3;
         }
         if (option.equals("causal+window+sinks") || option.equals("sinks-no-window")) {
             if (option.startsWith("causal")) {
-                b.optWindow(7, -1);
+                b.optWindowBounds(7, -1);
                 ref.windowLeft = 7;
             }
             b.optSinkTokens(3);
@@ -56,7 +56,7 @@ public final class OptionSets {
             ref.sinkTokens = 2;
         }
         if (option.equals("window-right-only")) {
-            b.optWindow(-1, 4);
+            b.optWindowBounds(-1, 4);
             ref.windowRight = 4;
         }
         if (option.equals("alibi") || all) {

@@ -8,7 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import java.util.Random;
 
 /**
- * A float64 attention reference in plain Java loops, written from DESIGN.md's semantics and independent of DJL
+ * A float64 attention reference in plain Java loops, written from docs/SEMANTICS.md and independent of DJL
  * math and of the library's mask code. Tensors are flat bhsd arrays.
  */
 public final class Reference {
@@ -159,7 +159,7 @@ public final class Reference {
     }
 
     /**
-     * The error budget of DESIGN.md: {@code 2 * max|lowprec - ref| + 1e-5}.
+     * The error budget of docs/SEMANTICS.md: {@code 2 * max|lowprec - ref| + 1e-5}.
      *
      * @param lowPrecision the low-precision run's values
      * @param reference the float64 reference

@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
 
-import org.flashdjl.kvcache.paged.PagedKVCache;
+import org.flashdjl.kvcache.paged.PagedKvCache;
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
@@ -76,7 +76,7 @@ public final class PagedAttentionBench {
             lens[b] = mixed ? length / 2 + (b * length) / batch : length;
         }
         int pages = Arrays.stream(lens).map(l -> (l + PAGE - 1) / PAGE).sum() + 4;
-        try (PagedKVCache cache = PagedKVCache.builder().setNumPages(pages).setPageSize(PAGE).setKvHeads(HKV)
+        try (PagedKvCache cache = PagedKvCache.builder().setNumPages(pages).setPageSize(PAGE).setKvHeads(HKV)
                 .setHeadDim(D).build()) {
             long[] ids = new long[batch];
             NDArray[] ks = new NDArray[batch];
@@ -120,9 +120,9 @@ public final class PagedAttentionBench {
     private static void cascade(NDManager m, AttentionSpec spec, int iterations, int batch, int prefix,
             int suffix) {
         int pages = (prefix + PAGE - 1) / PAGE + batch * ((suffix + PAGE - 1) / PAGE + 1) + 4;
-        try (PagedKVCache full = PagedKVCache.builder().setNumPages(pages).setPageSize(PAGE).setKvHeads(HKV)
+        try (PagedKvCache full = PagedKvCache.builder().setNumPages(pages).setPageSize(PAGE).setKvHeads(HKV)
                 .setHeadDim(D).build();
-                PagedKVCache unique = PagedKVCache.builder().setNumPages(pages).setPageSize(PAGE).setKvHeads(HKV)
+                PagedKvCache unique = PagedKvCache.builder().setNumPages(pages).setPageSize(PAGE).setKvHeads(HKV)
                         .setHeadDim(D).build()) {
             NDArray kShared = m.randomNormal(new Shape(prefix, HKV, D));
             NDArray vShared = m.randomNormal(new Shape(prefix, HKV, D));

@@ -92,12 +92,12 @@ final class GpuCheck {
                 ref.causal = true;
                 break;
             case "window":
-                b.optWindow(32, 8);
+                b.optWindowBounds(32, 8);
                 ref.windowLeft = 32;
                 ref.windowRight = 8;
                 break;
             case "causal+window+sinks":
-                b.optCausal(true).optWindow(24, -1).optSinkTokens(4);
+                b.optCausal(true).optWindowBounds(24, -1).optSinkTokens(4);
                 ref.causal = true;
                 ref.windowLeft = 24;
                 ref.sinkTokens = 4;
@@ -116,7 +116,7 @@ final class GpuCheck {
                 ref.softcap = 10f;
                 break;
             case "all":
-                b.optCausal(true).optWindow(64, 0).optSinkTokens(3).optAlibiSlopes(slopes).optSoftcap(10f);
+                b.optCausal(true).optWindowBounds(64, 0).optSinkTokens(3).optAlibiSlopes(slopes).optSoftcap(10f);
                 ref.causal = true;
                 ref.windowLeft = 64;
                 ref.windowRight = 0;
@@ -125,7 +125,7 @@ final class GpuCheck {
                 ref.softcap = 10f;
                 break;
             case "window-right":
-                b.optWindow(-1, 5);
+                b.optWindowBounds(-1, 5);
                 ref.windowRight = 5;
                 break;
             case "scale":

@@ -7,11 +7,14 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
 import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.util.Random;
 
 /** The host fp16/bf16 conversions (CPU; the GPU suite relies on them). */
+@ExtendWith(Seeds.class)
 class HostFloatsTest {
 
     @Test
@@ -34,7 +37,7 @@ class HostFloatsTest {
 
     @Test
     void halfRoundingMatchesPyTorch() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         float[] x = new float[100_000];
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) (rnd.nextGaussian() * Math.pow(2, rnd.nextInt(40) - 28));

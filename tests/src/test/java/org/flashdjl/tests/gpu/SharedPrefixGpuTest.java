@@ -248,7 +248,7 @@ class SharedPrefixGpuTest {
             DeviceTensor k = x.view(h, 64, 2, 64);
             DeviceTensor pages = x.view(h, 1, 16, 2, 64);
             UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, () -> plan.prepare(
-                    q, k, k, pages, pages, AttentionSpec.builder().optWindow(16, -1).build(), q, null));
+                    q, k, k, pages, pages, AttentionSpec.builder().optWindowBounds(16, -1).build(), q, null));
             assertTrue(e.getMessage().contains("supported here: plain or causal"), e.getMessage());
         }
     }

@@ -22,7 +22,7 @@ import java.util.Random;
  * GPU.
  */
 @Tag("gpu")
-class BlockKVCacheGpuTest {
+class BlockKvCacheGpuTest {
 
     @Test
     void streamOnGpuMatchesListModel() throws ReflectiveOperationException {
@@ -37,8 +37,8 @@ class BlockKVCacheGpuTest {
             StreamModel model = new StreamModel(dims, dims, 2, chunk, window, sink);
             Random rnd = new Random(5);
             try (NDManager base = NDManager.newBaseManager(gpu);
-                    BlockKVCache cache =
-                            BlockKVCache.builder()
+                    BlockKvCache cache =
+                            BlockKvCache.builder()
                                     .setKeyShape(new Shape(dims))
                                     .setValueShape(new Shape(dims))
                                     .setSeqDim(2)
@@ -50,7 +50,7 @@ class BlockKVCacheGpuTest {
                                     .build(base)) {
                 assertEquals(gpu, cache.keyBuffer().getDevice());
                 NDArray kBuf = cache.keyBuffer();
-                long ptr = BlockKVCacheBufferTest.dataPtr(kBuf);
+                long ptr = BlockKvCacheBufferTest.dataPtr(kBuf);
                 long chunkIdx = -1;
                 for (int step = 0; step < 40; step++) {
                     if (chunkIdx < 0 || step % 5 != 2) {
@@ -62,12 +62,12 @@ class BlockKVCacheGpuTest {
                         model.put(chunkIdx, StreamModel.read(k), StreamModel.read(v));
                         cache.beforeUpdate(chunkIdx);
                         cache.update(k, v);
-                        BlockKVCachePropertyTest.check(cache, model, dt + " step " + step);
+                        BlockKvCachePropertyTest.check(cache, model, dt + " step " + step);
                         cache.afterUpdate(chunkIdx);
                     }
                     assertSame(kBuf, cache.keyBuffer());
                 }
-                assertEquals(ptr, BlockKVCacheBufferTest.dataPtr(kBuf), "device storage moved");
+                assertEquals(ptr, BlockKvCacheBufferTest.dataPtr(kBuf), "device storage moved");
             }
         }
     }

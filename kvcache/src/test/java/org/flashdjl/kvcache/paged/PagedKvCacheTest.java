@@ -28,7 +28,7 @@ import java.util.List;
  * The cache's bookkeeping: builder errors, append / reserve / write, page tables in both forms, fork with
  * copy-on-write, free, poisoning, and that every rejected call leaves allocator, sequences and pools unchanged.
  */
-class PagedKVCacheTest {
+class PagedKvCacheTest {
 
     private static NDManager manager;
 
@@ -44,7 +44,7 @@ class PagedKVCacheTest {
 
     /** Everything observable about a cache, pool contents included. */
     record Snapshot(long[] ids, int[] lengths, List<int[]> pages, int[] refCounts, int free, List<float[]> pools) {
-        static Snapshot of(PagedKVCache c) {
+        static Snapshot of(PagedKvCache c) {
             long[] ids = c.getSequenceIds();
             int[] lengths = new int[ids.length];
             List<int[]> pages = new ArrayList<>();
@@ -78,8 +78,8 @@ class PagedKVCacheTest {
         }
     }
 
-    static PagedKVCache cache(int numPages, int pageSize, int layers) {
-        return PagedKVCache.builder().setNumPages(numPages).setPageSize(pageSize).setKvHeads(2).setHeadDim(4)
+    static PagedKvCache cache(int numPages, int pageSize, int layers) {
+        return PagedKvCache.builder().setNumPages(numPages).setPageSize(pageSize).setKvHeads(2).setHeadDim(4)
                 .optNumLayers(layers).optPoisonFreedPages(true).build();
     }
 
@@ -87,7 +87,7 @@ class PagedKVCacheTest {
         return m.randomNormal(new Shape(n, 2, 4));
     }
 
-    static void assertRejected(Class<? extends Throwable> type, PagedKVCache c, Executable call, String... parts) {
+    static void assertRejected(Class<? extends Throwable> type, PagedKvCache c, Executable call, String... parts) {
         Snapshot before = Snapshot.of(c);
         Throwable e = assertThrows(type, call);
         for (String part : parts) {
@@ -101,24 +101,24 @@ class PagedKVCacheTest {
     void builderErrorsNameTheArgument() {
         for (int size : new int[] {0, 257}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> PagedKVCache.builder().setNumPages(4).setPageSize(size).setKvHeads(1).setHeadDim(8).build());
+                    () -> PagedKvCache.builder().setNumPages(4).setPageSize(size).setKvHeads(1).setHeadDim(8).build());
             assertTrue(e.getMessage().contains("pageSize must be in 1..256"), e.getMessage());
         }
         IllegalArgumentException empty = assertThrows(IllegalArgumentException.class,
-                () -> PagedKVCache.builder().setNumPages(0).setPageSize(16).setKvHeads(1).setHeadDim(8).build());
+                () -> PagedKvCache.builder().setNumPages(0).setPageSize(16).setKvHeads(1).setHeadDim(8).build());
         assertTrue(empty.getMessage().contains("empty cache"), empty.getMessage());
         IllegalArgumentException bf16 = assertThrows(IllegalArgumentException.class,
-                () -> PagedKVCache.builder().setNumPages(4).setPageSize(16).setKvHeads(1).setHeadDim(8)
+                () -> PagedKvCache.builder().setNumPages(4).setPageSize(16).setKvHeads(1).setHeadDim(8)
                         .optDataType(DataType.BFLOAT16).build());
         assertTrue(bf16.getMessage().contains("bfloat16"), bf16.getMessage());
         assertThrows(IllegalArgumentException.class,
-                () -> PagedKVCache.builder().setNumPages(4).setPageSize(16).setKvHeads(1).setHeadDim(8)
+                () -> PagedKvCache.builder().setNumPages(4).setPageSize(16).setKvHeads(1).setHeadDim(8)
                         .optDataType(DataType.INT32).build());
         IllegalArgumentException dim = assertThrows(IllegalArgumentException.class,
-                () -> PagedKVCache.builder().setNumPages(4).setPageSize(16).setKvHeads(1).build());
+                () -> PagedKvCache.builder().setNumPages(4).setPageSize(16).setKvHeads(1).build());
         assertTrue(dim.getMessage().contains("headDim"), dim.getMessage());
         for (int size : new int[] {1, 3, 7, 100, 256}) {
-            try (PagedKVCache c = cache(2, size, 1)) {
+            try (PagedKvCache c = cache(2, size, 1)) {
                 assertEquals(new Shape(2, size, 2, 4), c.getKeyPages(0).getShape());
                 assertTrue(Float.isNaN(c.getKeyPages(0).sum().getFloat()), "poisoned pools start as NaN");
             }
@@ -127,7 +127,7 @@ class PagedKVCacheTest {
 
     @Test
     void appendGrowsSequencesAndExportsBothTableForms() {
-        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(8, 4, 1)) {
+        try (NDManager m = manager.newSubManager(); PagedKvCache c = cache(8, 4, 1)) {
             long a = c.addSequence();
             long b = c.addSequence();
             NDArray ka = kv(m, 6);
@@ -171,7 +171,7 @@ class PagedKVCacheTest {
 
     @Test
     void multiLayerProtocolReservesOnceAndWritesPerLayer() {
-        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(16, 4, 3)) {
+        try (NDManager m = manager.newSubManager(); PagedKvCache c = cache(16, 4, 3)) {
             long a = c.addSequence();
             long b = c.addSequence();
             c.append(a, new NDList(kv(m, 2), kv(m, 2), kv(m, 2)), new NDList(kv(m, 2), kv(m, 2), kv(m, 2)));
@@ -219,7 +219,7 @@ class PagedKVCacheTest {
     @Test
     void rejectedCallsLeaveTheCacheUnchanged() {
         try (NDManager m = manager.newSubManager();
-                PagedKVCache c = PagedKVCache.builder().setNumPages(4).setPageSize(4).setKvHeads(2).setHeadDim(4)
+                PagedKvCache c = PagedKvCache.builder().setNumPages(4).setPageSize(4).setKvHeads(2).setHeadDim(4)
                         .optMaxSequenceLength(14).optPoisonFreedPages(true).build()) {
             long a = c.addSequence();
             c.append(a, kv(m, 10), kv(m, 10)); // 3 pages, 1 free
@@ -260,7 +260,7 @@ class PagedKVCacheTest {
 
     @Test
     void forkSharesPagesAndCopiesThePartialPageOnWrite() {
-        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(16, 4, 2)) {
+        try (NDManager m = manager.newSubManager(); PagedKvCache c = cache(16, 4, 2)) {
             long a = c.addSequence();
             c.append(a, new NDList(kv(m, 6), kv(m, 6)), new NDList(kv(m, 6), kv(m, 6))); // pages p0 full, p1 2/4
             int[] pa = c.getSequencePages(a);
@@ -314,7 +314,77 @@ class PagedKVCacheTest {
         }
     }
 
-    private static List<float[]> contents(PagedKVCache c, int[] pages) {
+    @Test
+    void aReservationMadeBeforeATruncateIsRefused() {
+        try (NDManager m = manager.newSubManager(); PagedKvCache c = cache(4, 4, 1)) {
+            long s1 = c.addSequence();
+            SlotMapping stale = c.reserve(s1, 4); // page 0
+            c.truncate(s1, 0); // page 0 back in the pool
+            long s2 = c.addSequence();
+            NDArray k2 = kv(m, 4);
+            try (SlotMapping fresh = c.reserve(s2, 4)) { // gets page 0
+                c.write(0, fresh, k2, k2);
+            }
+            assertRejected(IllegalStateException.class, c, () -> c.write(0, stale, kv(m, 4), kv(m, 4)),
+                    "sequence " + s1 + " was truncated after this slot mapping was reserved", "reserve again");
+            int page = c.getSequencePages(s2)[0];
+            assertEquals(k2, c.getKeyPages(0).get(new NDIndex("{}", page)), "s2's keys are untouched");
+            // a truncate that keeps every token leaves reservations valid
+            long s3 = c.addSequence();
+            try (SlotMapping ok = c.reserve(s3, 2)) {
+                c.truncate(s3, 2);
+                c.write(0, ok, kv(m, 2), kv(m, 2));
+            }
+            stale.close();
+        }
+    }
+
+    @Test
+    void forkBetweenReserveAndWriteGivesTheChildTheWrittenTokensOnly() {
+        try (NDManager m = manager.newSubManager(); PagedKvCache c = cache(8, 4, 2)) {
+            long parent = c.addSequence();
+            NDArray[] first = {kv(m, 5), kv(m, 5)}; // per layer; K and V alike
+            c.append(parent, new NDList(first), new NDList(first)); // 5 tokens: page 0 full, page 1 1/4
+            SlotMapping step = c.reserve(parent, 3); // tokens 5..7 reserved, not yet written (NaN-poisoned rows)
+            long early = c.fork(parent);
+            assertEquals(5, c.getSequenceLength(early), "tokens reserved but not written stay the parent's");
+            c.write(0, step, kv(m, 3), kv(m, 3));
+            long half = c.fork(parent);
+            assertEquals(5, c.getSequenceLength(half), "written to one of two layers: still pending");
+            NDArray[] second = {kv(m, 3), kv(m, 3)};
+            c.write(1, step, second[1], second[1]);
+            step.close();
+            long late = c.fork(parent);
+            assertEquals(8, c.getSequenceLength(late), "written to every layer: the child gets them");
+            assertEquals(8, c.getSequenceLength(parent));
+            // the early child reads exactly the parent's first 5 tokens: no NaN row
+            for (int l = 0; l < 2; l++) {
+                float[] got = gather(c, early, l);
+                assertArrayEquals(first[l].toFloatArray(), got, "layer " + l + ": the early child's keys");
+            }
+            // and extends from there with its own tokens; the parent's rows stay the parent's
+            NDArray[] own = {kv(m, 2), kv(m, 2)};
+            c.append(early, new NDList(own), new NDList(own));
+            assertEquals(7, c.getSequenceLength(early));
+            float[] parentKeys = gather(c, parent, 1);
+            assertArrayEquals(second[1].toFloatArray(), Arrays.copyOfRange(parentKeys, 5 * 8, 8 * 8),
+                    "the parent's tokens 5..7");
+        }
+    }
+
+    // One sequence's keys of one layer, in token order [length, Hkv, D], read through its page list.
+    private static float[] gather(PagedKvCache c, long seq, int layer) {
+        int len = c.getSequenceLength(seq);
+        int[] pages = c.getSequencePages(seq);
+        float[] out = new float[len * 8];
+        for (int t = 0; t < len; t++) {
+            float[] row = c.getKeyPages(layer).get(new NDIndex("{}, {}", pages[t / 4], t % 4)).toFloatArray();
+            System.arraycopy(row, 0, out, t * 8, 8);
+        }
+        return out;
+    }
+
+    private static List<float[]> contents(PagedKvCache c, int[] pages) {
         List<float[]> out = new ArrayList<>();
         for (int l = 0; l < c.getNumLayers(); l++) {
             for (int p : pages) {
@@ -327,7 +397,7 @@ class PagedKVCacheTest {
 
     @Test
     void freeReturnsPagesAndPoisonsThem() {
-        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(8, 4, 2)) {
+        try (NDManager m = manager.newSubManager(); PagedKvCache c = cache(8, 4, 2)) {
             long a = c.addSequence();
             c.append(a, new NDList(kv(m, 6), kv(m, 6)), new NDList(kv(m, 6), kv(m, 6)));
             long child = c.fork(a);
@@ -367,7 +437,7 @@ class PagedKVCacheTest {
 
     @Test
     void truncateReleasesTrailingPages() {
-        try (NDManager m = manager.newSubManager(); PagedKVCache c = cache(8, 4, 1)) {
+        try (NDManager m = manager.newSubManager(); PagedKvCache c = cache(8, 4, 1)) {
             long a = c.addSequence();
             c.append(a, kv(m, 10), kv(m, 10)); // 3 pages
             long b = c.fork(a);
@@ -393,7 +463,7 @@ class PagedKVCacheTest {
 
     @Test
     void closedCacheRefusesCalls() {
-        PagedKVCache c = cache(2, 4, 1);
+        PagedKvCache c = cache(2, 4, 1);
         long a = c.addSequence();
         c.close();
         assertThrows(IllegalStateException.class, () -> c.reserve(a, 1));

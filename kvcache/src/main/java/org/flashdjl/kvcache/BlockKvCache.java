@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -16,7 +17,7 @@ import java.util.Objects;
 
 /**
  * A streaming key/value cache of fixed size for causal attention: sink tokens plus a local window,
- * fed one chunk of {@code chunkSize} tokens at a time (seed 000, {@code BlockKVCache}).
+ * fed one chunk of {@code chunkSize} tokens at a time (docs/SEMANTICS.md, "BlockKvCache").
  *
  * <h2>Layout</h2>
  *
@@ -111,18 +112,18 @@ import java.util.Objects;
  * the cache is closed; a filling-phase prefix view stays valid until the cached length changes. The
  * cache is not thread-safe.
  */
-public final class BlockKVCache implements AutoCloseable {
+public final class BlockKvCache implements AutoCloseable {
 
-    private static final Logger logger = LoggerFactory.getLogger(BlockKVCache.class);
+    private static final Logger logger = LoggerFactory.getLogger(BlockKvCache.class);
 
 
-    /** The call a {@link BlockKVCache} accepts next. */
+    /** The call a {@link BlockKvCache} accepts next. */
     public enum Step {
-        /** {@link BlockKVCache#beforeUpdate(long)}: between two steps. */
+        /** {@link BlockKvCache#beforeUpdate(long)}: between two steps. */
         BEFORE_UPDATE("beforeUpdate(chunkIdx)"),
-        /** {@link BlockKVCache#update(NDArray, NDArray)}: after {@code beforeUpdate}. */
+        /** {@link BlockKvCache#update(NDArray, NDArray)}: after {@code beforeUpdate}. */
         UPDATE("update(k, v)"),
-        /** {@link BlockKVCache#afterUpdate(long)}: after {@code update}. */
+        /** {@link BlockKvCache#afterUpdate(long)}: after {@code update}. */
         AFTER_UPDATE("afterUpdate(chunkIdx)");
 
         private final String call;
@@ -180,35 +181,35 @@ public final class BlockKVCache implements AutoCloseable {
     private RuntimeException broken; // a native failure in the middle of a write, until reset()
     private boolean closed;
 
-    private BlockKVCache(Builder b, NDManager parent) {
+    private BlockKvCache(Builder b, NDManager parent) {
         Objects.requireNonNull(parent, "manager");
         if (b.keyShape == null) {
-            throw new IllegalArgumentException("BlockKVCache: setKeyShape(..) is required");
+            throw new IllegalArgumentException("BlockKvCache: setKeyShape(..) is required");
         }
         if (b.valueShape == null) {
-            throw new IllegalArgumentException("BlockKVCache: setValueShape(..) is required");
+            throw new IllegalArgumentException("BlockKvCache: setValueShape(..) is required");
         }
         if (b.seqDim == null) {
-            throw new IllegalArgumentException("BlockKVCache: setSeqDim(..) is required");
+            throw new IllegalArgumentException("BlockKvCache: setSeqDim(..) is required");
         }
         if (b.chunkSize == null) {
-            throw new IllegalArgumentException("BlockKVCache: setChunkSize(..) is required");
+            throw new IllegalArgumentException("BlockKvCache: setChunkSize(..) is required");
         }
         if (b.windowSize == null) {
-            throw new IllegalArgumentException("BlockKVCache: setWindowSize(..) is required");
+            throw new IllegalArgumentException("BlockKvCache: setWindowSize(..) is required");
         }
         chunkSize = b.chunkSize;
         windowSize = b.windowSize;
         sinkSize = b.sinkSize;
         if (chunkSize < 1) {
-            throw new IllegalArgumentException("BlockKVCache: chunkSize must be >= 1, got " + chunkSize);
+            throw new IllegalArgumentException("BlockKvCache: chunkSize must be >= 1, got " + chunkSize);
         }
         if (sinkSize < 0) {
-            throw new IllegalArgumentException("BlockKVCache: sinkSize must be >= 0, got " + sinkSize);
+            throw new IllegalArgumentException("BlockKvCache: sinkSize must be >= 0, got " + sinkSize);
         }
         if (windowSize < chunkSize) {
             throw new IllegalArgumentException(
-                    "BlockKVCache: windowSize ("
+                    "BlockKvCache: windowSize ("
                             + windowSize
                             + ") must be >= chunkSize ("
                             + chunkSize
@@ -217,12 +218,12 @@ public final class BlockKVCache implements AutoCloseable {
         long total = (long) sinkSize + windowSize;
         if (total > Integer.MAX_VALUE) {
             throw new IllegalArgumentException(
-                    "BlockKVCache: sinkSize + windowSize = " + total + " is too large");
+                    "BlockKvCache: sinkSize + windowSize = " + total + " is too large");
         }
         totalSize = (int) total;
         if (totalSize % chunkSize != 0) {
             throw new IllegalArgumentException(
-                    "BlockKVCache: (sinkSize + windowSize) % chunkSize must be 0, got ("
+                    "BlockKvCache: (sinkSize + windowSize) % chunkSize must be 0, got ("
                             + sinkSize
                             + " + "
                             + windowSize
@@ -235,11 +236,11 @@ public final class BlockKVCache implements AutoCloseable {
 
         int rank = b.keyShape.dimension();
         if (rank < 1) {
-            throw new IllegalArgumentException("BlockKVCache: key shape must have rank >= 1");
+            throw new IllegalArgumentException("BlockKvCache: key shape must have rank >= 1");
         }
         if (b.valueShape.dimension() != rank) {
             throw new IllegalArgumentException(
-                    "BlockKVCache: key shape "
+                    "BlockKvCache: key shape "
                             + b.keyShape
                             + " and value shape "
                             + b.valueShape
@@ -247,7 +248,7 @@ public final class BlockKVCache implements AutoCloseable {
         }
         if (b.seqDim < -rank || b.seqDim >= rank) {
             throw new IllegalArgumentException(
-                    "BlockKVCache: seqDim "
+                    "BlockKvCache: seqDim "
                             + b.seqDim
                             + " is out of range for rank "
                             + rank
@@ -264,7 +265,7 @@ public final class BlockKVCache implements AutoCloseable {
             boolean lastDim = d == rank - 1 && d != seqDim;
             if (!lastDim && keyShape.get(d) != valueShape.get(d)) {
                 throw new IllegalArgumentException(
-                        "BlockKVCache: key shape "
+                        "BlockKvCache: key shape "
                                 + b.keyShape
                                 + " and value shape "
                                 + b.valueShape
@@ -279,11 +280,11 @@ public final class BlockKVCache implements AutoCloseable {
         valueChunkDims[seqDim] = chunkSize;
 
         dataType = b.dataType == null ? DataType.FLOAT32 : b.dataType;
-        Checks.checkDataType("BlockKVCache dataType", dataType, Checks.FLOAT_TYPES);
+        Checks.checkDataType("BlockKvCache dataType", dataType, Checks.FLOAT_TYPES);
         device = b.device == null ? parent.getDevice() : b.device;
 
         manager = parent.newSubManager(device);
-        manager.setName("BlockKVCache");
+        manager.setName("BlockKvCache");
         try {
             kBuf = manager.zeros(keyShape, dataType);
             vBuf = manager.zeros(valueShape, dataType);
@@ -305,6 +306,7 @@ public final class BlockKVCache implements AutoCloseable {
                 kScratch = null;
                 vScratch = null;
             }
+            OpScope.keepAll(manager); // the buffers outlive any step scope open now
         } catch (RuntimeException e) {
             manager.close();
             throw e;
@@ -312,7 +314,7 @@ public final class BlockKVCache implements AutoCloseable {
         if (logger.isDebugEnabled()) {
             long slots = 2L * totalSize + (kScratch == null ? 0 : 2L * moveLen);
             logger.debug(
-                    "BlockKVCache: key {} value {} seqDim {} chunk {} window {} sink {} on {} {};"
+                    "BlockKvCache: key {} value {} seqDim {} chunk {} window {} sink {} on {} {};"
                             + " {} slots allocated (roll {})",
                     keyShape,
                     valueShape,
@@ -333,7 +335,7 @@ public final class BlockKVCache implements AutoCloseable {
             if (d == seqDim) {
                 if (dims[d] != -1 && dims[d] != totalSize) {
                     throw new IllegalArgumentException(
-                            "BlockKVCache: "
+                            "BlockKvCache: "
                                     + what
                                     + " shape "
                                     + given
@@ -348,7 +350,7 @@ public final class BlockKVCache implements AutoCloseable {
                 dims[d] = totalSize;
             } else if (dims[d] < 1) {
                 throw new IllegalArgumentException(
-                        "BlockKVCache: "
+                        "BlockKvCache: "
                                 + what
                                 + " shape "
                                 + given
@@ -360,7 +362,7 @@ public final class BlockKVCache implements AutoCloseable {
     }
 
     /**
-     * Creates a builder for a {@link BlockKVCache}.
+     * Creates a builder for a {@link BlockKvCache}.
      *
      * @return a new builder
      */
@@ -379,7 +381,7 @@ public final class BlockKVCache implements AutoCloseable {
      * @param seqDim the sequence dimension (negative counts from the end)
      * @return the pre-filled cache
      */
-    public static BlockKVCache fromTensor(NDArray k, NDArray v, int seqDim) {
+    public static BlockKvCache fromTensor(NDArray k, NDArray v, int seqDim) {
         Objects.requireNonNull(k, "k");
         return fromTensor(k.getManager(), k, v, seqDim);
     }
@@ -394,20 +396,20 @@ public final class BlockKVCache implements AutoCloseable {
      * @param seqDim the sequence dimension (negative counts from the end)
      * @return the pre-filled cache
      */
-    public static BlockKVCache fromTensor(NDManager manager, NDArray k, NDArray v, int seqDim) {
+    public static BlockKvCache fromTensor(NDManager manager, NDArray k, NDArray v, int seqDim) {
         Objects.requireNonNull(k, "k");
         Objects.requireNonNull(v, "v");
         int rank = k.getShape().dimension();
         if (seqDim < -rank || seqDim >= rank) {
             throw new IllegalArgumentException(
-                    "BlockKVCache.fromTensor: seqDim " + seqDim + " is out of range for " + k.getShape());
+                    "BlockKvCache.fromTensor: seqDim " + seqDim + " is out of range for " + k.getShape());
         }
         long len = k.getShape().get(seqDim < 0 ? seqDim + rank : seqDim);
         if (len < 1 || len > Integer.MAX_VALUE) {
             throw new IllegalArgumentException(
-                    "BlockKVCache.fromTensor: k has length " + len + " along seqDim " + seqDim);
+                    "BlockKvCache.fromTensor: k has length " + len + " along seqDim " + seqDim);
         }
-        BlockKVCache cache =
+        BlockKvCache cache =
                 builder()
                         .setKeyShape(k.getShape())
                         .setValueShape(v.getShape())
@@ -455,7 +457,7 @@ public final class BlockKVCache implements AutoCloseable {
                                     + lastChunkIdx
                                     + " (overwrite the last chunk)";
             throw new IllegalArgumentException(
-                    "BlockKVCache.beforeUpdate: chunkIdx "
+                    "BlockKvCache.beforeUpdate: chunkIdx "
                             + chunkIdx
                             + (chunkIdx < lastChunkIdx ? " goes back" : " skips ahead")
                             + "; expected "
@@ -486,7 +488,7 @@ public final class BlockKVCache implements AutoCloseable {
         } catch (RuntimeException e) {
             broken = e;
             throw new IllegalStateException(
-                    "BlockKVCache: native failure while rolling the window; the cache contents are"
+                    "BlockKvCache: native failure while rolling the window; the cache contents are"
                             + " undefined until reset()",
                     e);
         }
@@ -523,7 +525,7 @@ public final class BlockKVCache implements AutoCloseable {
         } catch (RuntimeException e) {
             broken = e;
             throw new IllegalStateException(
-                    "BlockKVCache: native failure while writing the chunk; the cache contents are"
+                    "BlockKvCache: native failure while writing the chunk; the cache contents are"
                             + " undefined until reset()",
                     e);
         }
@@ -532,14 +534,14 @@ public final class BlockKVCache implements AutoCloseable {
 
     private void checkChunk(String name, NDArray x, long[] dims) {
         if (x == null) {
-            throw new IllegalArgumentException("BlockKVCache.update: " + name + " is null");
+            throw new IllegalArgumentException("BlockKvCache.update: " + name + " is null");
         }
         if (x.isReleased()) {
-            throw new IllegalArgumentException("BlockKVCache.update: " + name + " is closed");
+            throw new IllegalArgumentException("BlockKvCache.update: " + name + " is closed");
         }
         if (!Arrays.equals(x.getShape().getShape(), dims)) {
             throw new IllegalArgumentException(
-                    "BlockKVCache.update: "
+                    "BlockKvCache.update: "
                             + name
                             + " has shape "
                             + x.getShape()
@@ -553,9 +555,9 @@ public final class BlockKVCache implements AutoCloseable {
         }
         DataType dt = x.getDataType();
         if (dt != dataType) {
-            Checks.checkDataType("BlockKVCache.update: " + name, dt, Checks.FLOAT_TYPES);
+            Checks.checkDataType("BlockKvCache.update: " + name, dt, Checks.FLOAT_TYPES);
             throw new IllegalArgumentException(
-                    "BlockKVCache.update: "
+                    "BlockKvCache.update: "
                             + name
                             + " has dtype "
                             + dt
@@ -564,7 +566,7 @@ public final class BlockKVCache implements AutoCloseable {
         }
         if (!device.equals(x.getDevice())) {
             throw new IllegalArgumentException(
-                    "BlockKVCache.update: "
+                    "BlockKvCache.update: "
                             + name
                             + " is on "
                             + x.getDevice()
@@ -586,7 +588,7 @@ public final class BlockKVCache implements AutoCloseable {
         checkStep(Step.AFTER_UPDATE, "afterUpdate(" + chunkIdx + ")");
         if (chunkIdx != pendingChunkIdx) {
             throw new IllegalArgumentException(
-                    "BlockKVCache.afterUpdate: chunkIdx "
+                    "BlockKvCache.afterUpdate: chunkIdx "
                             + chunkIdx
                             + " differs from the step's chunkIdx "
                             + pendingChunkIdx
@@ -876,7 +878,7 @@ public final class BlockKVCache implements AutoCloseable {
     /** {@inheritDoc} */
     @Override
     public String toString() {
-        return "BlockKVCache{key="
+        return "BlockKvCache{key="
                 + keyShape
                 + ", value="
                 + valueShape
@@ -917,7 +919,7 @@ public final class BlockKVCache implements AutoCloseable {
 
     private void checkOpen() {
         if (closed) {
-            throw new IllegalStateException("BlockKVCache is closed");
+            throw new IllegalStateException("BlockKvCache is closed");
         }
     }
 
@@ -925,7 +927,7 @@ public final class BlockKVCache implements AutoCloseable {
         checkOpen();
         if (broken != null) {
             throw new IllegalStateException(
-                    "BlockKVCache: contents undefined after a native failure (" + broken + "); call reset()",
+                    "BlockKvCache: contents undefined after a native failure (" + broken + "); call reset()",
                     broken);
         }
     }
@@ -933,7 +935,7 @@ public final class BlockKVCache implements AutoCloseable {
     private void checkStep(Step step, String call) {
         if (expected != step) {
             throw new IllegalStateException(
-                    "BlockKVCache: "
+                    "BlockKvCache: "
                             + call
                             + " called out of order; expected "
                             + expected.call()
@@ -945,14 +947,14 @@ public final class BlockKVCache implements AutoCloseable {
         checkUsable();
         if (expected == Step.UPDATE) {
             throw new IllegalStateException(
-                    "BlockKVCache: "
+                    "BlockKvCache: "
                             + call
                             + " called between beforeUpdate and update, while the contents are in"
                             + " transition; expected update(k, v) next");
         }
     }
 
-    /** A builder for {@link BlockKVCache}: {@code setX} are required, {@code optX} optional. */
+    /** A builder for {@link BlockKvCache}: {@code setX} are required, {@code optX} optional. */
     public static final class Builder {
 
         private Shape keyShape;
@@ -1069,8 +1071,8 @@ public final class BlockKVCache implements AutoCloseable {
          * @throws IllegalArgumentException if a required setting is missing or the settings are
          *     inconsistent
          */
-        public BlockKVCache build(NDManager manager) {
-            return new BlockKVCache(this, manager);
+        public BlockKvCache build(NDManager manager) {
+            return new BlockKvCache(this, manager);
         }
     }
 }

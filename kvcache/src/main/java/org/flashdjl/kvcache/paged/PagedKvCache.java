@@ -9,15 +9,18 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.OpScope;
 import org.flashdjl.ops.paged.PageTable;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -48,9 +51,9 @@ import java.util.Set;
  * <p>Methods are synchronized; the pools are plain NDArrays that attention reads in place
  * ({@link #getKeyPages}, {@link #pageTable}).
  */
-public final class PagedKVCache implements AutoCloseable {
+public final class PagedKvCache implements AutoCloseable {
 
-    private static final Logger logger = LoggerFactory.getLogger(PagedKVCache.class);
+    private static final Logger logger = LoggerFactory.getLogger(PagedKvCache.class);
 
     private final int numPages;
     private final int pageSize;
@@ -71,7 +74,7 @@ public final class PagedKVCache implements AutoCloseable {
     private long nextId;
     private volatile boolean closed;
 
-    private PagedKVCache(Builder b) {
+    private PagedKvCache(Builder b) {
         this.numPages = b.numPages;
         this.pageSize = b.pageSize;
         this.kvHeads = b.kvHeads;
@@ -95,6 +98,7 @@ public final class PagedKVCache implements AutoCloseable {
                 keySlots[l] = keyPages[l].reshape(flat);
                 valueSlots[l] = valuePages[l].reshape(flat);
             }
+            OpScope.keepAll(manager); // the pools outlive any step scope open now
         } catch (RuntimeException e) {
             manager.close();
             throw e;
@@ -128,8 +132,14 @@ public final class PagedKVCache implements AutoCloseable {
     }
 
     /**
-     * Forks a sequence: the child shares every page of the parent (reference count + 1; a partially filled last
-     * page is copied on the next write into it, by whichever sequence writes first). Allocates nothing.
+     * Forks a sequence: the child shares the parent's pages (reference count + 1; a partially filled last page is
+     * copied on the next write into it, by whichever sequence writes first). Allocates nothing.
+     *
+     * <p>The child gets the tokens the parent has <em>written</em>: every token before the parent's first
+     * reserved token that is not yet written to every layer ({@link #write}). Tokens reserved but not yet written
+     * stay the parent's step alone, so a fork between {@link #reserve} and the writes never hands the child rows
+     * that hold nothing yet; the parent's pending writes land in its own rows, past the child's length (a shared
+     * page is copied before either sequence appends into it).
      *
      * @param seqId the parent
      * @return the child's id
@@ -140,9 +150,9 @@ public final class PagedKVCache implements AutoCloseable {
         Sequence parent = sequence(seqId);
         long id = nextId++;
         Sequence child = new Sequence(id);
+        child.length = parent.written();
+        child.numPages = pagesFor(child.length);
         child.pages = Arrays.copyOf(parent.pages, Math.max(4, parent.pages.length));
-        child.numPages = parent.numPages;
-        child.length = parent.length;
         for (int i = 0; i < child.numPages; i++) {
             allocator.retain(child.pages[i]);
         }
@@ -173,7 +183,8 @@ public final class PagedKVCache implements AutoCloseable {
      * Shortens a sequence (rejected speculative tokens, beam pruning): pages past the new length lose this
      * sequence's reference and return to the pool when no other sequence holds them. Rows past the new length in
      * the kept last page are never read again and are overwritten by later appends (after a copy if that page is
-     * shared).
+     * shared). A truncate that drops tokens makes every earlier reservation of the sequence stale: {@link #write}
+     * refuses it, since its slots may belong to another sequence by then.
      *
      * @param seqId the sequence
      * @param newLength the new length, {@code 0..getSequenceLength(seqId)}
@@ -193,6 +204,13 @@ public final class PagedKVCache implements AutoCloseable {
             }
         }
         s.numPages = keep;
+        if (newLength < s.length) {
+            s.epoch++;
+            s.pending.removeIf(r -> r[0] >= newLength);
+            for (int[] r : s.pending) {
+                r[1] = Math.min(r[1], newLength);
+            }
+        }
         s.length = newLength;
     }
 
@@ -275,10 +293,12 @@ public final class PagedKVCache implements AutoCloseable {
         // 2. Mutate: nothing below can fail on a validated request.
         long[] slots = new long[total];
         int[] starts = new int[seqIds.length];
+        long[] epochs = new long[seqIds.length];
         int t = 0;
         for (int i = 0; i < seqIds.length; i++) {
             Sequence s = seqs[i];
             starts[i] = s.length;
+            epochs[i] = s.epoch;
             int n = counts[i];
             if (n == 0) {
                 continue;
@@ -298,9 +318,10 @@ public final class PagedKVCache implements AutoCloseable {
             for (int j = s.length; j < newLength; j++) {
                 slots[t++] = (long) s.pages[j / pageSize] * pageSize + j % pageSize;
             }
+            s.pending.add(new int[] {s.length, newLength});
             s.length = newLength;
         }
-        return new SlotMapping(this, seqIds.clone(), counts.clone(), starts, slots);
+        return new SlotMapping(this, seqIds.clone(), counts.clone(), starts, slots, epochs, numLayers);
     }
 
     /**
@@ -311,7 +332,8 @@ public final class PagedKVCache implements AutoCloseable {
      * @param k keys [n, Hkv, D], n = {@code mapping.size()}, the cache's dtype and device
      * @param v values [n, Hkv, D]
      * @throws IllegalArgumentException for a bad layer, shape, dtype or device (nothing written)
-     * @throws IllegalStateException when a sequence of the mapping was freed since the reservation
+     * @throws IllegalStateException when a sequence of the mapping was freed or truncated since the reservation
+     *     (nothing written: its slots may belong to another sequence now)
      */
     public synchronized void write(int layer, SlotMapping mapping, NDArray k, NDArray v) {
         checkOpen();
@@ -319,20 +341,32 @@ public final class PagedKVCache implements AutoCloseable {
         if (mapping.getCache() != this) {
             throw new IllegalArgumentException("the slot mapping belongs to another cache");
         }
-        for (long id : mapping.getSequenceIds()) {
-            if (!sequences.containsKey(id)) {
-                throw new IllegalStateException("sequence " + id + " of this slot mapping was freed after the"
+        long[] ids = mapping.getSequenceIds();
+        for (int i = 0; i < ids.length; i++) {
+            Sequence s = sequences.get(ids[i]);
+            if (s == null) {
+                throw new IllegalStateException("sequence " + ids[i] + " of this slot mapping was freed after the"
                         + " reservation; its slots may belong to another sequence now");
+            }
+            if (s.epoch != mapping.epoch(i)) {
+                throw new IllegalStateException("sequence " + ids[i] + " was truncated after this slot mapping was"
+                        + " reserved; its slots may belong to another sequence now: reserve again");
             }
         }
         checkKv("k", k, mapping.size());
         checkKv("v", v, mapping.size());
-        if (mapping.size() == 0) {
-            return;
+        if (mapping.size() > 0) {
+            NDIndex index = new NDIndex("{}", mapping.slotArray(manager));
+            keySlots[layer].set(index, k);
+            valueSlots[layer].set(index, v);
         }
-        NDIndex index = new NDIndex("{}", mapping.slotArray(manager));
-        keySlots[layer].set(index, k);
-        valueSlots[layer].set(index, v);
+        if (mapping.markWritten(layer)) { // every layer written: the tokens are the sequences' for good
+            for (int i = 0; i < ids.length; i++) {
+                int start = mapping.start(i);
+                int end = start + mapping.count(i);
+                sequences.get(ids[i]).pending.removeIf(r -> r[0] == start && r[1] <= end);
+            }
+        }
     }
 
     /**
@@ -624,7 +658,7 @@ public final class PagedKVCache implements AutoCloseable {
     /** {@inheritDoc} */
     @Override
     public synchronized String toString() {
-        return "PagedKVCache{layers=" + numLayers + ", pages=" + numPages + " x " + pageSize + ", Hkv=" + kvHeads
+        return "PagedKvCache{layers=" + numLayers + ", pages=" + numPages + " x " + pageSize + ", Hkv=" + kvHeads
                 + ", D=" + headDim + ", " + dataType + ", used=" + (numPages - allocator.freeCount())
                 + ", sequences=" + sequences.size() + "}";
     }
@@ -695,15 +729,26 @@ public final class PagedKVCache implements AutoCloseable {
         }
     }
 
-    /** One sequence: its pages in order and its token count. */
+    /** One sequence: its pages in order, its token count and the reserved tokens not yet written everywhere. */
     private static final class Sequence {
         final long id;
         int[] pages = new int[4];
         int numPages;
-        int length;
+        int length; // tokens reserved, written or not
+        long epoch; // advanced by each truncate that drops tokens: older reservations are stale
+        final List<int[]> pending = new ArrayList<>(); // [start, end) reserved, not yet written to every layer
 
         Sequence(long id) {
             this.id = id;
+        }
+
+        // Tokens 0 .. written() - 1 are written to every layer.
+        int written() {
+            int w = length;
+            for (int[] r : pending) {
+                w = Math.min(w, r[0]);
+            }
+            return w;
         }
 
         void addPage(int page) {
@@ -714,7 +759,7 @@ public final class PagedKVCache implements AutoCloseable {
         }
     }
 
-    /** Builds a {@link PagedKVCache}: {@code setX} are required, {@code optX} optional. */
+    /** Builds a {@link PagedKvCache}: {@code setX} are required, {@code optX} optional. */
     public static final class Builder {
         private int numPages;
         private int pageSize;
@@ -834,7 +879,7 @@ public final class PagedKVCache implements AutoCloseable {
          * @return the cache
          * @throws IllegalArgumentException naming the bad argument and the allowed values
          */
-        public PagedKVCache build() {
+        public PagedKvCache build() {
             if (numPages == 0) {
                 throw new IllegalArgumentException("numPages must be >= 1: an empty cache (0 pages) cannot hold a"
                         + " token; set it with setNumPages");
@@ -850,7 +895,7 @@ public final class PagedKVCache implements AutoCloseable {
                 throw new IllegalArgumentException("numPages * pageSize = " + (long) numPages * pageSize
                         + " slots exceeds " + Integer.MAX_VALUE);
             }
-            return new PagedKVCache(this);
+            return new PagedKvCache(this);
         }
     }
 }

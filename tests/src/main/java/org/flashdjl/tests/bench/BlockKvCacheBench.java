@@ -6,7 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
-import org.flashdjl.kvcache.BlockKVCache;
+import org.flashdjl.kvcache.BlockKvCache;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -30,7 +30,7 @@ import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Per-step cost of {@link BlockKVCache} (beforeUpdate + update + cachedK/cachedV + afterUpdate) as
+ * Per-step cost of {@link BlockKvCache} (beforeUpdate + update + cachedK/cachedV + afterUpdate) as
  * the stream grows: it depends on the window (the roll copies {@code window - chunk} slots), not on
  * how many tokens were streamed. Keys and values {@code [1, 8, seq, 64]} fp32, chunk 16, window
  * 1020, sink 4 (sink + window = 1024 must be a multiple of the chunk).
@@ -38,7 +38,7 @@ import java.util.concurrent.TimeUnit;
  * <p>Two ways to run it:
  *
  * <ul>
- *   <li>JMH ({@code org.openjdk.jmh.Main BlockKVCacheBench}): the trial setup streams {@code
+ *   <li>JMH ({@code org.openjdk.jmh.Main BlockKvCacheBench}): the trial setup streams {@code
  *       streamTokens} tokens for real, then each benchmark invocation is one more step (so the
  *       stream keeps growing past {@code streamTokens} during the measurement).
  *   <li>{@link #main(String[])} without JMH: one stream of 1M tokens; at the marks 1k, 16k, 128k
@@ -52,7 +52,7 @@ import java.util.concurrent.TimeUnit;
 @Warmup(iterations = 2, time = 1)
 @Measurement(iterations = 3, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"-Dai.djl.offline=true", "-Xmx2g"})
-public class BlockKVCacheBench {
+public class BlockKvCacheBench {
 
     static final int HEADS = 8;
     static final int HEAD_DIM = 64;
@@ -67,7 +67,7 @@ public class BlockKVCacheBench {
     public long streamTokens;
 
     private NDManager manager;
-    private BlockKVCache cache;
+    private BlockKvCache cache;
     private NDArray[] ks; // CHUNK_VARIANTS x [1, 8, chunk, 64]
     private NDArray[] vs; // CHUNK_VARIANTS x [1, 8, chunk, 64]
     private long chunkIdx = -1;
@@ -128,8 +128,8 @@ public class BlockKVCacheBench {
         return dt;
     }
 
-    static BlockKVCache newCache(NDManager manager) {
-        return BlockKVCache.builder()
+    static BlockKvCache newCache(NDManager manager) {
+        return BlockKvCache.builder()
                 .setKeyShape(new Shape(1, HEADS, -1, HEAD_DIM))
                 .setValueShape(new Shape(1, HEADS, -1, HEAD_DIM))
                 .setSeqDim(2)
@@ -150,13 +150,13 @@ public class BlockKVCacheBench {
         if (args.length > 0) {
             marks = Arrays.stream(args).mapToLong(Long::parseLong).sorted().toArray();
         }
-        BlockKVCacheBench b = new BlockKVCacheBench();
+        BlockKvCacheBench b = new BlockKvCacheBench();
         b.streamTokens = 0;
         b.setUp();
         try {
             System.out.printf(
                     Locale.ROOT,
-                    "BlockKVCache step (before+update+cachedK/V+after), [1, %d, seq, %d] fp32, chunk %d,"
+                    "BlockKvCache step (before+update+cachedK/V+after), [1, %d, seq, %d] fp32, chunk %d,"
                             + " window %d, sink %d, %s, %d cores, %d steps timed per mark%n",
                     HEADS,
                     HEAD_DIM,
@@ -187,7 +187,7 @@ public class BlockKVCacheBench {
         }
     }
 
-    private static void report(String label, long[] ns, BlockKVCacheBench b) {
+    private static void report(String label, long[] ns, BlockKvCacheBench b) {
         long[] s = ns.clone();
         Arrays.sort(s);
         double mean = Arrays.stream(s).average().orElse(0);

@@ -32,7 +32,7 @@ import java.util.stream.Stream;
  * = windowSize - 1} and the sinks.
  *
  * <p>The RoPE variant stores un-rotated keys, rotates the cached keys with {@link
- * BlockKVCache#tokenPositions()} (original positions) and the queries with their stream positions,
+ * BlockKvCache#tokenPositions()} (original positions) and the queries with their stream positions,
  * and compares with the full sequence rotated by position: it checks that the positions the cache
  * reports are the ones its slots hold.
  *
@@ -40,7 +40,7 @@ import java.util.stream.Stream;
  * alternating the math and online backends) on float64 tensors; the full-sequence side is the float64 loop
  * {@link #attention}, independent of the library.
  */
-class BlockKVCacheAttentionTest {
+class BlockKvCacheAttentionTest {
 
     private static final int B = 2;
     private static final int H = 2;
@@ -76,8 +76,8 @@ class BlockKVCacheAttentionTest {
         double[][][][] k = randn(rnd, n, D);
         double[][][][] v = randn(rnd, n, DV);
         try (NDManager base = NDManager.newBaseManager();
-                BlockKVCache cache =
-                        BlockKVCache.builder()
+                BlockKvCache cache =
+                        BlockKvCache.builder()
                                 .setKeyShape(bhsd ? new Shape(B, H, -1, D) : new Shape(B, -1, H, D))
                                 .setValueShape(bhsd ? new Shape(B, H, -1, DV) : new Shape(B, -1, H, DV))
                                 .setSeqDim(seqDim)
@@ -140,7 +140,7 @@ class BlockKVCacheAttentionTest {
     /** The library's attention operator on one head: q [Lq, D], k [Lk, D], v [Lk, Dv] as float64 [1, 1, L, D]. */
     static double[][] operator(NDManager m, double[][] q, double[][] k, double[][] v, int left, int sinkTokens,
             String backend) {
-        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindow(left, -1).optSinkTokens(sinkTokens)
+        AttentionSpec spec = AttentionSpec.builder().optCausal(true).optWindowBounds(left, -1).optSinkTokens(sinkTokens)
                 .build();
         try (AttentionOutput out = Attention.forward(head(m, q), head(m, k), head(m, v), spec, backend)) {
             double[] flat = out.getOutput().toDoubleArray();

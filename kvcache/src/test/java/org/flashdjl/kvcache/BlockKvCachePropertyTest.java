@@ -22,7 +22,7 @@ import java.util.stream.Stream;
  * positions must equal the model's after {@code update} and after {@code afterUpdate} of every
  * step, in the filling phase and in steady state.
  */
-class BlockKVCachePropertyTest {
+class BlockKvCachePropertyTest {
 
     static Stream<Arguments> configs() {
         return Stream.of(
@@ -60,8 +60,8 @@ class BlockKVCachePropertyTest {
         Random rnd = new Random(seed);
         String ctx = "seed " + seed + ": ";
         try (NDManager base = NDManager.newBaseManager();
-                BlockKVCache cache =
-                        BlockKVCache.builder()
+                BlockKvCache cache =
+                        BlockKvCache.builder()
                                 .setKeyShape(new Shape(keyDims))
                                 .setValueShape(new Shape(valueDims))
                                 .setSeqDim(seqDimArg)
@@ -112,7 +112,7 @@ class BlockKVCachePropertyTest {
         }
     }
 
-    static void check(BlockKVCache cache, StreamModel model, String at) {
+    static void check(BlockKvCache cache, StreamModel model, String at) {
         long[] pos = model.positions();
         assertEquals(pos.length, cache.cachedLength(), at + ": cachedLength");
         assertArrayEquals(pos, cache.tokenPositions(), at + ": tokenPositions");

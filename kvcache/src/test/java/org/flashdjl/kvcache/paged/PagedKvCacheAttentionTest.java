@@ -16,9 +16,11 @@ import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.paged.PagedAttention;
 import org.flashdjl.ops.paged.PagedPlan;
 import org.flashdjl.ops.testing.Reference;
+import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -37,7 +39,8 @@ import java.util.stream.Stream;
  * {@link Attention} over the tokens appended so far. Fork, copy-on-write and free leave the other sequences'
  * outputs bit-identical.
  */
-class PagedKVCacheAttentionTest {
+@ExtendWith(Seeds.class)
+class PagedKvCacheAttentionTest {
 
     private static final int HQ = 8;
     private static final int HKV = 2;
@@ -79,7 +82,7 @@ class PagedKVCacheAttentionTest {
     }
 
     /** One step: reserve for all sequences, write every layer, attend every layer, check against contiguous. */
-    static void step(NDManager m, Random rnd, PagedKVCache cache, Mirror mirror, long[] ids, int[] counts,
+    static void step(NDManager m, Random rnd, PagedKvCache cache, Mirror mirror, long[] ids, int[] counts,
             AttentionSpec spec) {
         int row = HKV * D;
         int total = Arrays.stream(counts).sum();
@@ -153,9 +156,9 @@ class PagedKVCacheAttentionTest {
         }
         switch (option) {
             case "all":
-                return b.optWindow(9, 0).optSinkTokens(2).optAlibiSlopes(slopes).optSoftcap(3f).build();
+                return b.optWindowBounds(9, 0).optSinkTokens(2).optAlibiSlopes(slopes).optSoftcap(3f).build();
             case "causal+window+sinks":
-                return b.optWindow(7, -1).optSinkTokens(3).build();
+                return b.optWindowBounds(7, -1).optSinkTokens(3).build();
             case "alibi":
                 return b.optAlibiSlopes(slopes).build();
             default:
@@ -166,10 +169,10 @@ class PagedKVCacheAttentionTest {
     @ParameterizedTest(name = "page size {0}, {1}")
     @MethodSource("cases")
     void prefillChunksDecodeForkAndFreeMatchContiguousAttention(int pageSize, String option) {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         AttentionSpec spec = spec(option);
         try (NDManager m = manager.newSubManager();
-                PagedKVCache cache = PagedKVCache.builder().setNumPages(160 / pageSize + 12).setPageSize(pageSize)
+                PagedKvCache cache = PagedKvCache.builder().setNumPages(160 / pageSize + 12).setPageSize(pageSize)
                         .setKvHeads(HKV).setHeadDim(D).optNumLayers(LAYERS).optPoisonFreedPages(true).build()) {
             Mirror mirror = new Mirror();
             long a = cache.addSequence();
@@ -194,7 +197,7 @@ class PagedKVCacheAttentionTest {
     }
 
     /** Per-sequence decode output for fixed queries, as raw floats. */
-    static float[][] decodeEach(PagedKVCache cache, long[] ids, NDArray[] queries, AttentionSpec spec) {
+    static float[][] decodeEach(PagedKvCache cache, long[] ids, NDArray[] queries, AttentionSpec spec) {
         float[][] out = new float[ids.length * LAYERS][];
         for (int i = 0; i < ids.length; i++) {
             for (int l = 0; l < LAYERS; l++) {
@@ -209,10 +212,10 @@ class PagedKVCacheAttentionTest {
 
     @Test
     void forkCopyOnWriteAndFreeKeepOtherSequencesBitIdentical() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         AttentionSpec spec = spec("all");
         try (NDManager m = manager.newSubManager();
-                PagedKVCache cache = PagedKVCache.builder().setNumPages(24).setPageSize(8).setKvHeads(HKV)
+                PagedKvCache cache = PagedKvCache.builder().setNumPages(24).setPageSize(8).setKvHeads(HKV)
                         .setHeadDim(D).optNumLayers(LAYERS).optPoisonFreedPages(true).build()) {
             Mirror mirror = new Mirror();
             long a = cache.addSequence();
@@ -258,9 +261,9 @@ class PagedKVCacheAttentionTest {
 
     @Test
     void halfPrecisionPoolsWork() {
-        Random rnd = new Random();
+        Random rnd = new Random(Seeds.next());
         try (NDManager m = manager.newSubManager();
-                PagedKVCache cache = PagedKVCache.builder().setNumPages(8).setPageSize(16).setKvHeads(HKV)
+                PagedKvCache cache = PagedKvCache.builder().setNumPages(8).setPageSize(16).setKvHeads(HKV)
                         .setHeadDim(D).optDataType(DataType.FLOAT16).optPoisonFreedPages(true).build()) {
             long a = cache.addSequence();
             float[] k = Reference.randn(rnd, 19 * HKV * D);

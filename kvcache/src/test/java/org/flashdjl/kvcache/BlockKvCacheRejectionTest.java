@@ -25,7 +25,7 @@ import java.util.Random;
  * beforeUpdate}, after {@code update}); afterwards the cache still streams correctly. Also the
  * constructor's validation.
  */
-class BlockKVCacheRejectionTest {
+class BlockKvCacheRejectionTest {
 
     private static final long[] K_DIMS = {1, 2, -1, 4};
     private static final long[] V_DIMS = {1, 2, -1, 3};
@@ -35,7 +35,7 @@ class BlockKVCacheRejectionTest {
     private static final int SINK = 4;
 
     private NDManager base;
-    private BlockKVCache cache;
+    private BlockKvCache cache;
     private StreamModel model;
     private Random rnd;
 
@@ -53,8 +53,8 @@ class BlockKVCacheRejectionTest {
         base.close();
     }
 
-    private static BlockKVCache newCache(NDManager m, int chunk, int window, int sink, DataType dt) {
-        return BlockKVCache.builder()
+    private static BlockKvCache newCache(NDManager m, int chunk, int window, int sink, DataType dt) {
+        return BlockKvCache.builder()
                 .setKeyShape(new Shape(K_DIMS))
                 .setValueShape(new Shape(V_DIMS))
                 .setSeqDim(SEQ_DIM)
@@ -154,9 +154,9 @@ class BlockKVCacheRejectionTest {
         rejected(IllegalStateException.class, "expected afterUpdate(chunkIdx)", () -> cache.beforeUpdate(chunkIdx));
         rejected(IllegalArgumentException.class, "differs from the step's chunkIdx", () -> cache.afterUpdate(chunkIdx + 1));
         rejected(IllegalArgumentException.class, "differs from the step's chunkIdx", () -> cache.afterUpdate(chunkIdx - 1));
-        BlockKVCachePropertyTest.check(cache, model, "mid-step after rejections");
+        BlockKvCachePropertyTest.check(cache, model, "mid-step after rejections");
         cache.afterUpdate(chunkIdx);
-        BlockKVCachePropertyTest.check(cache, model, "after rejections");
+        BlockKvCachePropertyTest.check(cache, model, "after rejections");
     }
 
     @Test
@@ -190,7 +190,7 @@ class BlockKVCacheRejectionTest {
             rejectMidStepCalls(m, next);
             for (long c = next + 1; c < next + totalChunks; c++) {
                 step(m, c);
-                BlockKVCachePropertyTest.check(cache, model, "streaming on, chunk " + c);
+                BlockKvCachePropertyTest.check(cache, model, "streaming on, chunk " + c);
             }
         }
     }
@@ -230,15 +230,15 @@ class BlockKVCacheRejectionTest {
         e = assertThrows(IllegalArgumentException.class, () -> newCache(base, 2, 4, -2, DataType.FLOAT32));
         assertTrue(e.getMessage().contains("sinkSize must be >= 0"), e.getMessage());
 
-        BlockKVCache.Builder ok =
-                BlockKVCache.builder()
+        BlockKvCache.Builder ok =
+                BlockKvCache.builder()
                         .setKeyShape(new Shape(1, 2, 8, 4))
                         .setValueShape(new Shape(1, 2, 8, 3))
                         .setSeqDim(-2)
                         .setChunkSize(2)
                         .setWindowSize(6)
                         .optSinkSize(2);
-        try (BlockKVCache c = ok.build(base)) {
+        try (BlockKvCache c = ok.build(base)) {
             assertEquals(2, c.getSeqDim());
             assertEquals(new Shape(1, 2, 8, 4), c.getKeyShape());
             assertEquals(DataType.FLOAT32, c.getDataType());
@@ -256,16 +256,16 @@ class BlockKVCacheRejectionTest {
         e = assertThrows(IllegalArgumentException.class, () -> ok.setKeyShape(new Shape(2, -1, 4)).build(base));
         assertTrue(e.getMessage().contains("same rank"), e.getMessage());
         Shape given = new Shape(1, 2, -1, 4);
-        try (BlockKVCache c = ok.setKeyShape(given).build(base)) {
+        try (BlockKvCache c = ok.setKeyShape(given).build(base)) {
             assertEquals(new Shape(1, 2, 8, 4), c.getKeyShape());
             assertEquals(new Shape(1, 2, -1, 4), given, "the caller's Shape is not modified");
         }
-        e = assertThrows(IllegalArgumentException.class, () -> BlockKVCache.builder().build(base));
+        e = assertThrows(IllegalArgumentException.class, () -> BlockKvCache.builder().build(base));
         assertTrue(e.getMessage().contains("setKeyShape(..) is required"), e.getMessage());
         e =
                 assertThrows(
                         IllegalArgumentException.class,
-                        () -> BlockKVCache.builder().setKeyShape(given).setValueShape(given).setSeqDim(2).setChunkSize(2).build(base));
+                        () -> BlockKvCache.builder().setKeyShape(given).setValueShape(given).setSeqDim(2).setChunkSize(2).build(base));
         assertTrue(e.getMessage().contains("setWindowSize(..) is required"), e.getMessage());
         // failed constructions leak nothing, closed caches free everything
         assertEquals(arraysBefore, managedArrays());
@@ -281,12 +281,12 @@ class BlockKVCacheRejectionTest {
             NDArray k = m.randomNormal(new Shape(1, 2, 5, 4));
             NDArray v = m.randomNormal(new Shape(1, 2, 4, 4));
             IllegalArgumentException e =
-                    assertThrows(IllegalArgumentException.class, () -> BlockKVCache.fromTensor(k, v, 2));
+                    assertThrows(IllegalArgumentException.class, () -> BlockKvCache.fromTensor(k, v, 2));
             assertTrue(e.getMessage().contains("must be the cache length"), e.getMessage());
             NDArray vh = m.randomNormal(new Shape(1, 2, 5, 4)).toType(DataType.FLOAT16, false);
-            e = assertThrows(IllegalArgumentException.class, () -> BlockKVCache.fromTensor(k, vh, 2));
+            e = assertThrows(IllegalArgumentException.class, () -> BlockKvCache.fromTensor(k, vh, 2));
             assertTrue(e.getMessage().contains("expected the cache dtype float32"), e.getMessage());
-            e = assertThrows(IllegalArgumentException.class, () -> BlockKVCache.fromTensor(k, v, 4));
+            e = assertThrows(IllegalArgumentException.class, () -> BlockKvCache.fromTensor(k, v, 4));
             assertTrue(e.getMessage().contains("out of range"), e.getMessage());
         }
     }

@@ -30,9 +30,9 @@ import java.util.Random;
  * {@code data_ptr}), steady-state reads return them, and the number of live NDArrays does not grow.
  * Also {@code fromTensor}, {@code reset} and the filling-phase prefix views.
  */
-class BlockKVCacheBufferTest {
+class BlockKvCacheBufferTest {
 
-    /** {@code data_ptr()} of a dense PyTorch-engine array (DESIGN.md, "DJL facts"). */
+    /** {@code data_ptr()} of a dense PyTorch-engine array (docs/GPU.md: the data_ptr path). */
     static long dataPtr(NDArray a) throws ReflectiveOperationException {
         Class<?> lib = Class.forName("ai.djl.pytorch.jni.PyTorchLibrary");
         Field f = lib.getDeclaredField("LIB");
@@ -57,8 +57,8 @@ class BlockKVCacheBufferTest {
         int steps = 10_000;
         Random rnd = new Random(11);
         try (NDManager base = NDManager.newBaseManager();
-                BlockKVCache cache =
-                        BlockKVCache.builder()
+                BlockKvCache cache =
+                        BlockKvCache.builder()
                                 .setKeyShape(new Shape(1, 2, -1, 8))
                                 .setValueShape(new Shape(1, 2, -1, 8))
                                 .setSeqDim(2)
@@ -120,15 +120,15 @@ class BlockKVCacheBufferTest {
                 }
             }
             assertTrue(model.length() > 5000);
-            BlockKVCachePropertyTest.check(cache, model, "after " + steps + " steps");
+            BlockKvCachePropertyTest.check(cache, model, "after " + steps + " steps");
         }
     }
 
     @Test
     void fillingPrefixViewsAreReleasedAsTheyGrow() {
         try (NDManager base = NDManager.newBaseManager();
-                BlockKVCache cache =
-                        BlockKVCache.builder()
+                BlockKvCache cache =
+                        BlockKvCache.builder()
                                 .setKeyShape(new Shape(-1, 3))
                                 .setValueShape(new Shape(-1, 2))
                                 .setSeqDim(0)
@@ -167,14 +167,14 @@ class BlockKVCacheBufferTest {
             NDArray k = base.randomNormal(new Shape(2, 5, 3, 4));
             NDArray v = base.randomNormal(new Shape(2, 5, 3, 6));
             double[] kData = StreamModel.read(k);
-            try (BlockKVCache cache = BlockKVCache.fromTensor(k, v, -3)) {
+            try (BlockKvCache cache = BlockKvCache.fromTensor(k, v, -3)) {
                 assertEquals(5, cache.getChunkSize());
                 assertEquals(5, cache.getWindowSize());
                 assertEquals(0, cache.getSinkSize());
                 assertEquals(1, cache.getSeqDim());
                 assertTrue(cache.isSteadyState());
                 assertEquals(0, cache.lastChunkIdx());
-                assertEquals(BlockKVCache.Step.BEFORE_UPDATE, cache.expectedStep());
+                assertEquals(BlockKvCache.Step.BEFORE_UPDATE, cache.expectedStep());
                 assertArrayEquals(new long[] {0, 1, 2, 3, 4}, cache.tokenPositions());
                 assertArrayEquals(kData, StreamModel.read(cache.cachedK()), 0.0);
                 assertArrayEquals(StreamModel.read(v), StreamModel.read(cache.cachedV()), 0.0);
@@ -200,8 +200,8 @@ class BlockKVCacheBufferTest {
     @Test
     void resetStartsANewStreamInTheSameBuffers() throws ReflectiveOperationException {
         try (NDManager base = NDManager.newBaseManager();
-                BlockKVCache cache =
-                        BlockKVCache.builder()
+                BlockKvCache cache =
+                        BlockKvCache.builder()
                                 .setKeyShape(new Shape(1, -1, 2))
                                 .setValueShape(new Shape(1, -1, 2))
                                 .setSeqDim(1)
@@ -222,7 +222,7 @@ class BlockKVCacheBufferTest {
                         cache.beforeUpdate(c);
                         cache.update(k, v);
                         cache.afterUpdate(c);
-                        BlockKVCachePropertyTest.check(cache, model, "round " + round + " chunk " + c);
+                        BlockKvCachePropertyTest.check(cache, model, "round " + round + " chunk " + c);
                     }
                 }
                 // abandon a step half-way, then reset
@@ -230,7 +230,7 @@ class BlockKVCacheBufferTest {
                 cache.reset();
                 assertEquals(-1, cache.lastChunkIdx());
                 assertEquals(0, cache.cachedLength());
-                assertEquals(BlockKVCache.Step.BEFORE_UPDATE, cache.expectedStep());
+                assertEquals(BlockKvCache.Step.BEFORE_UPDATE, cache.expectedStep());
             }
             assertEquals(ptr, dataPtr(cache.keyBuffer()));
         }

@@ -116,6 +116,10 @@ final class GenerateCommand {
             if (sinks > 0 && window <= 0) {
                 throw new CliArgs.UsageException("--sinks needs --window (sinks stay visible outside the window)");
             }
+            if ((long) window + sinks > Integer.MAX_VALUE) {
+                throw new CliArgs.UsageException("--window " + window + " + --sinks " + sinks + " exceed "
+                        + Integer.MAX_VALUE + " cache slots");
+            }
             if (inCache && (window <= 0 || !streamingCache)) {
                 throw new CliArgs.UsageException("--rope-positions in-cache needs --window and the streaming cache");
             }

@@ -149,7 +149,8 @@ class FlashDjlCliTest {
         // values that cannot fit are refused before anything is allocated for them
         "leaves no room for a prompt within the model's 4096 positions|--max-new-tokens 2000000000",
         "(a streaming cache of 2000000000 slots per layer) needs|--window 2000000000",
-        "(a streaming cache of 4000000000 slots per layer) needs|--window 2000000000 --sinks 2000000000",
+        "--window 2000000000 + --sinks 2000000000 exceed 2147483647 cache slots|--window 2000000000 --sinks 2000000000",
+        "(a streaming cache of 2000000100 slots per layer) needs|--window 2000000000 --sinks 100",
         "of token ids, more than a quarter of the JVM heap|--window 8 --max-new-tokens 2000000000",
         "cannot hold the batch: the longest request alone needs|batch --pages 1 --page-size 1",
         "up to 4 requests at once need|batch --pages 8 --page-size 16 --max-new-tokens 30",

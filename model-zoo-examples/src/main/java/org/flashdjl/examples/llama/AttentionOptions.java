@@ -153,8 +153,13 @@ public final class AttentionOptions {
          * Builds the options.
          *
          * @return the options
+         * @throws IllegalArgumentException when window + sinks overflow an int (no cache could hold them)
          */
         public AttentionOptions build() {
+            if ((long) slidingWindow + sinkTokens > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("window (" + slidingWindow + ") + sinks (" + sinkTokens
+                        + ") exceed " + Integer.MAX_VALUE + " cache slots");
+            }
             return new AttentionOptions(this);
         }
     }

@@ -63,6 +63,9 @@ public final class LlamaConfig {
 
     private static final int MAX_INT = Integer.MAX_VALUE;
 
+    /** The largest config file read (16 MiB; real ones are a few KiB). */
+    private static final long MAX_CONFIG_BYTES = 16L << 20;
+
     /** The supported model families, by Hugging Face {@code model_type}. */
     public enum Family {
         /** Llama 2 / 3 / 3.1 / 3.2. */
@@ -263,6 +266,11 @@ public final class LlamaConfig {
         if (!Files.isRegularFile(file)) {
             throw new CheckpointException(file, null, Files.isDirectory(file) ? "is a directory, not a config file"
                     : "config file not found");
+        }
+        long size = Files.size(file);
+        if (size > MAX_CONFIG_BYTES) {
+            throw new CheckpointException(file, null, "is " + size + " bytes; a config.json is a few KiB (at most "
+                    + MAX_CONFIG_BYTES + " read)");
         }
         JsonObject o;
         try {

@@ -257,6 +257,9 @@ class LlamaConfigTest {
         Files.writeString(f, "[1, 2]");
         assertTrue(assertThrows(CheckpointException.class, () -> LlamaConfig.read(f)).getMessage()
                 .contains("not a JSON object"));
+        Files.write(f, new byte[17 << 20]); // not read into memory whole: refused by its size
+        assertTrue(assertThrows(CheckpointException.class, () -> LlamaConfig.read(f)).getMessage()
+                .contains("a config.json is a few KiB"));
         Path dir = Files.createDirectories(tmp.resolve("config.json"));
         assertTrue(assertThrows(CheckpointException.class, () -> LlamaConfig.read(dir)).getMessage()
                 .contains("is a directory"));

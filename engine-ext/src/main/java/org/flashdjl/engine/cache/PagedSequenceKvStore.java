@@ -154,6 +154,20 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
     /** {@inheritDoc} */
     @Override
     public synchronized BatchKvView append(int layer, long[] seqIds, int[] counts, NDArray keys, NDArray values) {
+        checkStep(seqIds);
+        cache.write(layer, step, keys, values);
+        return view(layer);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public synchronized BatchKvView append(int layer, long[] seqIds, int[] counts, PagedKvCache.SlotWriter writer) {
+        checkStep(seqIds);
+        cache.write(layer, step, writer);
+        return view(layer);
+    }
+
+    private void checkStep(long[] seqIds) {
         if (step == null || seqIds.length != stepIds.length) {
             throw new IllegalStateException("append without a matching reserve for this step");
         }
@@ -162,7 +176,9 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
                 throw new IllegalStateException("append's sequences differ from the step's reservation");
             }
         }
-        cache.write(layer, step, keys, values);
+    }
+
+    private BatchKvView view(int layer) {
         NDArray kPages = cache.getKeyPages(layer);
         NDArray vPages = cache.getValuePages(layer);
         return (q, queryCounts, spec, backend) -> stepPlan(q, queryCounts, backend).forward(q, kPages, vPages, spec);

@@ -2,6 +2,8 @@ package org.flashdjl.engine.cache;
 
 import ai.djl.ndarray.NDArray;
 
+import org.flashdjl.kvcache.paged.PagedKvCache;
+
 /**
  * The KV storage of many sequences of different lengths for all decoder layers: what continuous batching needs
  * (sequences join, grow and finish independently). A paged cache ({@code PagedKvCache}: page pool and page
@@ -78,6 +80,22 @@ public interface SequenceKvStore extends AutoCloseable {
      * @return the sequences' history, which runs the attention (valid until the next append)
      */
     BatchKvView append(int layer, long[] seqIds, int[] counts, NDArray keys, NDArray values);
+
+    /**
+     * Writes one layer's keys and values of the reserved tokens through an operator that stores them itself (the
+     * fused RoPE + store kernel, {@code TransformerOps.ropeStore}: rotated keys go straight into the pages), and
+     * returns what the step's queries attend to, as {@link #append} does. A store that only takes packed keys and
+     * values returns null without calling the writer; the caller then uses {@link #append}.
+     *
+     * @param layer the layer index
+     * @param seqIds the step's sequences, as given to {@link #reserve}
+     * @param counts new tokens per sequence, as given to {@link #reserve}
+     * @param writer stores every reserved token's key and value at its slot
+     * @return the sequences' history (valid until the next append), or null when the store takes no writer
+     */
+    default BatchKvView append(int layer, long[] seqIds, int[] counts, PagedKvCache.SlotWriter writer) {
+        return null;
+    }
 
     /** @return the bytes of KV storage held */
     long memoryBytes();

@@ -23,6 +23,7 @@ import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.MaskRule;
 import org.flashdjl.ops.cascade.MergeState;
+import org.flashdjl.ops.transformer.TransformerOps;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -219,13 +220,19 @@ public final class DecoderAttentionBlock extends AbstractBlock {
             int[] counts, SequenceKvStore store) {
         long n = x.getShape().get(0);
         NDArray qkv = project(ps, qkvProj, x); // [N, (Hq + 2 Hkv) * D]
-        NDArray q = heads(qkv, 0, numHeads).reshape(n, numHeads, headDim); // [N, Hq, D]
-        NDArray k = heads(qkv, numHeads, numKvHeads).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
-        NDArray v = heads(qkv, numHeads + numKvHeads, numKvHeads).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
-        q = rope.applyPacked(q, positions);
-        k = rope.applyPacked(k, positions);
-        BatchKvView kv = store.append(layer, seqIds, counts, k, v);
-        NDArray out = kv.attend(q, counts, spec, backend).getOutput(); // [N, Hq, D]
+        NDArray[] q = new NDArray[1]; // [N, Hq, D], rotated
+        // One fused kernel on CUDA: queries and keys rotated at their positions, keys and values stored at their slots
+        BatchKvView kv = store.append(layer, seqIds, counts, (kSlots, vSlots, slots, pos) -> q[0] =
+                TransformerOps.ropeStore(qkv, numHeads, numKvHeads, pos, rope.inverseFrequencies(qkv.getDevice()),
+                        (float) rope.getAttentionScaling(), slots, kSlots, vSlots));
+        if (kv == null) { // a store that takes packed keys and values
+            q[0] = rope.applyPacked(heads(qkv, 0, numHeads).reshape(n, numHeads, headDim), positions);
+            NDArray k = rope.applyPacked(heads(qkv, numHeads, numKvHeads).reshape(n, numKvHeads, headDim),
+                    positions); // [N, Hkv, D]
+            NDArray v = heads(qkv, numHeads + numKvHeads, numKvHeads).reshape(n, numKvHeads, headDim); // [N, Hkv, D]
+            kv = store.append(layer, seqIds, counts, k, v);
+        }
+        NDArray out = kv.attend(q[0], counts, spec, backend).getOutput(); // [N, Hq, D]
         return project(ps, oProj, out.reshape(n, (long) numHeads * headDim)); // [N, hidden]
     }
 

@@ -1,12 +1,17 @@
 package org.flashdjl.engine.nn;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Rotary position embedding in Hugging Face's "rotate half" form: for a head vector {@code x = [x1, x2]}
@@ -22,6 +27,7 @@ public final class RotaryEmbedding {
     private final RopeScaling scaling;
     private final double[] invFreq; // [headDim / 2]
     private final float[] invFreq32; // [headDim / 2], what the angles use
+    private final Map<Device, NDArray> invFreqByDevice = new ConcurrentHashMap<>(); // invFreq32 per device
     private final double attentionScaling;
 
     /**
@@ -69,14 +75,20 @@ public final class RotaryEmbedding {
     }
 
     /**
-     * Returns the inverse frequencies as the angles use them: fp32 [headDim / 2], the {@code invFreq} of {@link
-     * org.flashdjl.ops.transformer.TransformerOps#ropeStore}.
+     * Returns the inverse frequencies as the angles use them, on a device: fp32 [headDim / 2], the {@code invFreq} of
+     * {@link org.flashdjl.ops.transformer.TransformerOps#ropeStore}. Made once per device and kept with this
+     * embedding (a model's lifetime: 4 bytes per frequency), so a step never uploads them.
      *
-     * @param manager the manager (and device) of the array
-     * @return fp32 [headDim / 2]
+     * @param device the device
+     * @return fp32 [headDim / 2] on the device; do not close it
      */
-    public NDArray inverseFrequencies(NDManager manager) {
-        return manager.create(invFreq32);
+    public NDArray inverseFrequencies(Device device) {
+        return invFreqByDevice.computeIfAbsent(device, d -> {
+            NDManager m = NDManager.newBaseManager(d);
+            NDArray a = m.create(invFreq32);
+            NDScope.unregister(a); // lives with this embedding, whatever step scope first asks for it
+            return a;
+        });
     }
 
     /**

@@ -336,6 +336,53 @@ public final class PagedKvCache implements AutoCloseable {
      *     (nothing written: its slots may belong to another sequence now)
      */
     public synchronized void write(int layer, SlotMapping mapping, NDArray k, NDArray v) {
+        checkWrite(layer, mapping);
+        checkKv("k", k, mapping.size());
+        checkKv("v", v, mapping.size());
+        if (mapping.size() > 0) {
+            NDIndex index = new NDIndex("{}", mapping.slotArray(manager));
+            keySlots[layer].set(index, k);
+            valueSlots[layer].set(index, v);
+        }
+        written(layer, mapping);
+    }
+
+    /**
+     * Writes one layer's K and V of a reservation through an operator that stores them itself (e.g. the fused
+     * RoPE + store kernel of {@code TransformerOps.ropeStore}): the writer gets the layer's pools viewed as slots
+     * and the reservation's slot and position of every token, and must store every token's key and value at its
+     * slot. The tokens count as written afterwards, as with {@link #write(int, SlotMapping, NDArray, NDArray)}.
+     *
+     * @param layer the layer, {@code 0..numLayers-1}
+     * @param mapping a reservation of this cache
+     * @param writer stores the K/V
+     * @throws IllegalArgumentException for a bad layer or a mapping of another cache (nothing written)
+     * @throws IllegalStateException when a sequence of the mapping was freed or truncated since the reservation
+     */
+    public synchronized void write(int layer, SlotMapping mapping, SlotWriter writer) {
+        checkWrite(layer, mapping);
+        if (mapping.size() > 0) {
+            writer.write(keySlots[layer], valueSlots[layer], mapping.slotArray32(manager),
+                    mapping.positionArray32(manager));
+        }
+        written(layer, mapping);
+    }
+
+    /** Stores the keys and values of a reservation's tokens itself (see {@link #write(int, SlotMapping, SlotWriter)}). */
+    @FunctionalInterface
+    public interface SlotWriter {
+        /**
+         * Stores every token's key and value.
+         *
+         * @param keySlots the layer's key pool viewed as slots [numPages * pageSize, Hkv, D]
+         * @param valueSlots the layer's value pool, the same view
+         * @param slots int32 [n] each token's slot, on the pools' device
+         * @param positions int32 [n] each token's position in its sequence, on the pools' device
+         */
+        void write(NDArray keySlots, NDArray valueSlots, NDArray slots, NDArray positions);
+    }
+
+    private void checkWrite(int layer, SlotMapping mapping) {
         checkOpen();
         checkLayer(layer);
         if (mapping.getCache() != this) {
@@ -353,14 +400,11 @@ public final class PagedKvCache implements AutoCloseable {
                         + " reserved; its slots may belong to another sequence now: reserve again");
             }
         }
-        checkKv("k", k, mapping.size());
-        checkKv("v", v, mapping.size());
-        if (mapping.size() > 0) {
-            NDIndex index = new NDIndex("{}", mapping.slotArray(manager));
-            keySlots[layer].set(index, k);
-            valueSlots[layer].set(index, v);
-        }
+    }
+
+    private void written(int layer, SlotMapping mapping) {
         if (mapping.markWritten(layer)) { // every layer written: the tokens are the sequences' for good
+            long[] ids = mapping.getSequenceIds();
             for (int i = 0; i < ids.length; i++) {
                 int start = mapping.start(i);
                 int end = start + mapping.count(i);

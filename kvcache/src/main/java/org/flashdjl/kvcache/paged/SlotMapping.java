@@ -27,6 +27,8 @@ public final class SlotMapping implements AutoCloseable {
     private int layersDone;
     private NDManager manager; // owns slotArray, created on first use
     private NDArray slotArray; // int64 [sum(counts)]
+    private NDArray slotArray32; // int32 [sum(counts)], for kernels that store K/V themselves
+    private NDArray positionArray32; // int32 [sum(counts)] each token's position in its sequence
     private boolean closed;
 
     SlotMapping(PagedKvCache cache, long[] seqIds, int[] counts, int[] startPositions, long[] slots, long[] epochs,
@@ -66,15 +68,49 @@ public final class SlotMapping implements AutoCloseable {
     }
 
     synchronized NDArray slotArray(NDManager parent) {
-        if (closed) {
-            throw new IllegalStateException("slot mapping is closed");
-        }
         if (slotArray == null) {
-            manager = parent.newSubManager();
-            slotArray = manager.create(slots, new Shape(slots.length));
+            slotArray = manager(parent).create(slots, new Shape(slots.length));
             OpScope.keepAll(manager); // lives until close(), whatever scope the first write runs in
         }
         return slotArray;
+    }
+
+    // The int32 slots and positions on the pools' device, made once per reservation (one upload each per step).
+    synchronized NDArray slotArray32(NDManager parent) {
+        if (slotArray32 == null) {
+            int[] s = new int[slots.length];
+            for (int i = 0; i < s.length; i++) {
+                s[i] = Math.toIntExact(slots[i]);
+            }
+            slotArray32 = manager(parent).create(s);
+            OpScope.keepAll(manager);
+        }
+        return slotArray32;
+    }
+
+    synchronized NDArray positionArray32(NDManager parent) {
+        if (positionArray32 == null) {
+            int[] p = new int[slots.length];
+            int row = 0;
+            for (int i = 0; i < counts.length; i++) {
+                for (int j = 0; j < counts[i]; j++) {
+                    p[row++] = startPositions[i] + j;
+                }
+            }
+            positionArray32 = manager(parent).create(p);
+            OpScope.keepAll(manager);
+        }
+        return positionArray32;
+    }
+
+    private NDManager manager(NDManager parent) {
+        if (closed) {
+            throw new IllegalStateException("slot mapping is closed");
+        }
+        if (manager == null) {
+            manager = parent.newSubManager();
+        }
+        return manager;
     }
 
     /**
@@ -130,6 +166,8 @@ public final class SlotMapping implements AutoCloseable {
             manager.close();
             manager = null;
             slotArray = null;
+            slotArray32 = null;
+            positionArray32 = null;
         }
     }
 

@@ -7,18 +7,27 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 
 import org.flashdjl.engine.cache.KvCache;
+import org.flashdjl.engine.cache.SequenceKvStore;
+import org.flashdjl.examples.llama.AttentionOptions;
 import org.flashdjl.examples.llama.LlamaModel;
 import org.flashdjl.examples.tokenizer.StreamingDecoder;
 import org.flashdjl.examples.tokenizer.TextTokenizer;
 
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.function.BiFunction;
 
 /**
- * Streaming generation of one prompt: one prefill pass over the prompt, then one decode step per token, each
- * layer's keys and values kept in a {@link KvCache} (contiguous by default; any cache factory, e.g. a
- * sink + window streaming cache). Every step runs in its own {@link NDScope}, so memory stays flat apart from the
- * caches. Thread-safe: concurrent calls use separate caches and sub-managers.
+ * Streaming generation of one prompt: one prefill pass over the prompt, then one decode step per token.
+ *
+ * <p>Where the keys and values live: by default a paged store ({@link LlamaModel#newPagedStore}) sized once for
+ * the prompt and the new tokens, run through the model's packed step ({@link LlamaModel#forwardPacked}: on CUDA the
+ * fused kernels and paged attention straight from the pages); a model whose options ask for fixed-size streaming
+ * caches (sliding window + sinks, {@link AttentionOptions#isStreamingCache()}) uses those instead, as does a
+ * generator made with a cache factory (any {@link KvCache}, through {@link LlamaModel#forward}). Greedy tokens are
+ * picked on the model's device ({@link Sampler#next(NDArray)}: one small copy per step). Every step runs in its own
+ * {@link NDScope}, so memory stays flat apart from the caches. Thread-safe: concurrent calls use separate caches
+ * and sub-managers.
  *
  * <pre>{@code
  * Generator gen = new Generator(model, tokenizer, manager);
@@ -31,17 +40,23 @@ public final class Generator {
     private final LlamaModel model;
     private final TextTokenizer tokenizer;
     private final NDManager manager;
-    private final BiFunction<NDManager, Long, KvCache[]> cacheFactory;
+    private final BiFunction<NDManager, Long, KvCache[]> cacheFactory; // null: the model's default
+
+    /** Tokens per page of the default paged store. */
+    static final int PAGE_SIZE = 16;
 
     /**
-     * Creates a generator with contiguous caches.
+     * Creates a generator with the model's default storage (see the class doc).
      *
      * @param model the model
      * @param tokenizer its tokenizer
      * @param manager a manager on the model's device (parent of each call's sub-manager)
      */
     public Generator(LlamaModel model, TextTokenizer tokenizer, NDManager manager) {
-        this(model, tokenizer, manager, model::newCaches);
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.manager = manager;
+        this.cacheFactory = null;
     }
 
     /**
@@ -57,7 +72,7 @@ public final class Generator {
         this.model = model;
         this.tokenizer = tokenizer;
         this.manager = manager;
-        this.cacheFactory = cacheFactory;
+        this.cacheFactory = Objects.requireNonNull(cacheFactory, "cacheFactory");
     }
 
     /** @return the model */
@@ -128,39 +143,31 @@ public final class Generator {
         long t0 = System.nanoTime();
         long prefillNanos = 0;
         long kvPeak = 0;
-        try (NDManager m = manager.newSubManager()) {
-            KvCache[] caches = cacheFactory.apply(m, (long) promptIds.length + config.getMaxNewTokens());
-            try {
-                ParameterStore ps = new ParameterStore(m, false);
-                float[] logits = step(ps, m, promptIds, caches);
-                while (true) {
-                    int next = sampler.next(logits);
-                    out[n++] = next;
-                    long now = System.nanoTime();
-                    if (n == 1) {
-                        prefillNanos = now - t0;
-                    }
-                    kvPeak = Math.max(kvPeak, kvBytes(caches));
-                    boolean eos = config.isStopAtEos() && tokenizer.getEosIds().contains(next);
-                    String delta = eos ? "" : decoder.next(next);
-                    text.append(delta);
-                    if (listener != null) {
-                        listener.onToken(new TokenEvent(0, next, delta, n, config.getMaxNewTokens(), now - t0,
-                                kvPeak));
-                    }
-                    if (eos) {
-                        reason = GenerationResult.FinishReason.EOS;
-                        break;
-                    }
-                    if (n == config.getMaxNewTokens()) {
-                        break;
-                    }
-                    logits = step(ps, m, new int[] {next}, caches);
+        try (NDManager m = manager.newSubManager();
+                Stream stream = openStream(m, promptIds.length + config.getMaxNewTokens())) {
+            ParameterStore ps = new ParameterStore(m, false);
+            int next = stream.step(ps, m, promptIds, sampler);
+            while (true) {
+                out[n++] = next;
+                long now = System.nanoTime();
+                if (n == 1) {
+                    prefillNanos = now - t0;
                 }
-            } finally {
-                for (KvCache c : caches) {
-                    c.close();
+                kvPeak = Math.max(kvPeak, stream.kvBytes());
+                boolean eos = config.isStopAtEos() && tokenizer.getEosIds().contains(next);
+                String delta = eos ? "" : decoder.next(next);
+                text.append(delta);
+                if (listener != null) {
+                    listener.onToken(new TokenEvent(0, next, delta, n, config.getMaxNewTokens(), now - t0, kvPeak));
                 }
+                if (eos) {
+                    reason = GenerationResult.FinishReason.EOS;
+                    break;
+                }
+                if (n == config.getMaxNewTokens()) {
+                    break;
+                }
+                next = stream.step(ps, m, new int[] {next}, sampler);
             }
         }
         text.append(decoder.flush());
@@ -169,25 +176,91 @@ public final class Generator {
                 decodeNanos, kvPeak);
     }
 
-    // One forward pass of new tokens; returns the last position's logits.
-    private float[] step(ParameterStore ps, NDManager m, int[] ids, KvCache[] caches) {
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
-            long[] l = new long[ids.length];
-            for (int i = 0; i < ids.length; i++) {
-                l[i] = ids[i];
+    // The KV storage of one generate call.
+    private Stream openStream(NDManager m, long maxTokens) {
+        if (cacheFactory != null || model.usesStreamingCaches()) {
+            BiFunction<NDManager, Long, KvCache[]> f = cacheFactory != null ? cacheFactory : model::newCaches;
+            return new CacheStream(f.apply(m, maxTokens));
+        }
+        int pages = Math.toIntExact((maxTokens + PAGE_SIZE - 1) / PAGE_SIZE);
+        return new StoreStream(model.newPagedStore(pages, PAGE_SIZE));
+    }
+
+    /** One stream's KV storage and its step: new tokens in, the next token out. */
+    private interface Stream extends AutoCloseable {
+        int step(ParameterStore ps, NDManager m, int[] ids, Sampler sampler);
+
+        long kvBytes();
+
+        @Override
+        void close();
+    }
+
+    /** Per-layer {@link KvCache}s through {@link LlamaModel#forward}. */
+    private final class CacheStream implements Stream {
+        private final KvCache[] caches;
+
+        CacheStream(KvCache[] caches) {
+            this.caches = caches;
+        }
+
+        @Override
+        public int step(ParameterStore ps, NDManager m, int[] ids, Sampler sampler) {
+            try (NDScope scope = new NDScope()) {
+                scope.suppressNotUsedWarning();
+                long[] l = Arrays.stream(ids).asLongStream().toArray();
+                NDArray tokens = m.create(l, new Shape(1, ids.length)); // [1, T]
+                NDArray logits = model.forward(ps, tokens, caches, true); // [1, 1, vocab]
+                return sampler.next(logits.reshape(-1)); // [vocab]
             }
-            NDArray tokens = m.create(l, new Shape(1, ids.length)); // [1, T]
-            NDArray logits = model.forward(ps, tokens, caches, true); // [1, 1, vocab]
-            return logits.toFloatArray();
+        }
+
+        @Override
+        public long kvBytes() {
+            long total = 0;
+            for (KvCache c : caches) {
+                total += c.memoryBytes();
+            }
+            return total;
+        }
+
+        @Override
+        public void close() {
+            for (KvCache c : caches) {
+                c.close();
+            }
         }
     }
 
-    private static long kvBytes(KvCache[] caches) {
-        long total = 0;
-        for (KvCache c : caches) {
-            total += c.memoryBytes();
+    /** One sequence of a paged store through {@link LlamaModel#forwardPacked}. */
+    private final class StoreStream implements Stream {
+        private static final long SEQ = 0;
+        private final SequenceKvStore store;
+
+        StoreStream(SequenceKvStore store) {
+            this.store = store;
+            store.addSequence(SEQ);
         }
-        return total;
+
+        @Override
+        public int step(ParameterStore ps, NDManager m, int[] ids, Sampler sampler) {
+            try (NDScope scope = new NDScope()) {
+                scope.suppressNotUsedWarning();
+                NDArray tokens = m.create(Arrays.stream(ids).asLongStream().toArray()); // [T]
+                NDArray logits = model.forwardPacked(ps, tokens, new long[] {SEQ}, new int[] {ids.length},
+                        store); // [1, vocab]
+                return sampler.next(logits.reshape(-1)); // [vocab]
+            }
+        }
+
+        @Override
+        public long kvBytes() {
+            return store.memoryBytes();
+        }
+
+        @Override
+        public void close() {
+            store.close();
+        }
     }
 }

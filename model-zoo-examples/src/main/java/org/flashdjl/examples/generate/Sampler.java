@@ -1,5 +1,7 @@
 package org.flashdjl.examples.generate;
 
+import ai.djl.ndarray.NDArray;
+
 import java.util.Arrays;
 import java.util.Random;
 
@@ -65,6 +67,20 @@ public final class Sampler {
             }
         }
         return order[cut - 1];
+    }
+
+    /**
+     * Picks a token from a logits row on any device: greedy picks on the row's device and copies one index back;
+     * sampling copies the row to the host.
+     *
+     * @param logits one row of logits [vocab]
+     * @return the token id
+     */
+    public int next(NDArray logits) {
+        if (config.isGreedy()) {
+            return (int) logits.argMax().getLong(); // the first of equal maxima, as argmax(float[])
+        }
+        return next(logits.toFloatArray());
     }
 
     /**

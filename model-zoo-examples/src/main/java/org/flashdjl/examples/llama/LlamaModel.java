@@ -262,6 +262,25 @@ public final class LlamaModel extends AbstractBlock {
     }
 
     /**
+     * Returns whether this model's options ask for fixed-size streaming caches (a sliding window and {@link
+     * AttentionOptions#isStreamingCache()}) on some layer: then {@link #newCaches} holds them, and a stream must
+     * go through {@link #forward} rather than a sequence store.
+     *
+     * @return true when some layer has a window and the options want streaming caches
+     */
+    public boolean usesStreamingCaches() {
+        if (!options.isStreamingCache()) {
+            return false;
+        }
+        for (int i = 0; i < layers.size(); i++) {
+            if (getSlidingWindow(i) > 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
      * Creates one KV cache per layer for a single stream: for a layer with a sliding window and {@link
      * AttentionOptions#isStreamingCache()}, a fixed-size {@link StreamingKvCache} (sinks + window over {@code
      * BlockKvCache}); otherwise a {@link ContiguousKvCache}.

@@ -41,18 +41,19 @@ class GenerationMemoryTest {
     static final int TOKENS = Integer.getInteger("flashdjl.memoryTest.tokens", 10_000);
 
     /** Where the counts are compared with the end: after warm-up (allocator pools, JIT, first cache growth). */
-    static final int WARM = Math.min(1_000, TOKENS / 2);
+    static final int WARM = TOKENS / 10;
 
     /** Tokens between two samples of the array count and the RSS. */
-    static final int SAMPLE = Math.min(1_000, TOKENS / 4);
+    static final int SAMPLE = TOKENS / 10;
 
     /**
      * RSS growth allowed between token {@link #WARM} and the end, measured after a {@code System.gc()} (the Java
      * heap's garbage counts in the RSS). Leaking ~24 arrays per token (the bug this test was written for) grew the
-     * RSS by ~50 KiB per token: 9,000 tokens add ~440 MiB; measured without it: within +-20 MiB. The contiguous cache itself grows by 4 layers x
+     * RSS by ~50 KiB per token: 9,000 tokens add ~440 MiB. Without it, under a loaded 2-core machine: samples
+     * within +-40 MiB of each other (allocator noise, the contiguous cache's doublings), no trend. The contiguous cache itself grows by 4 layers x
      * 2 x 10k tokens x 2 heads x 16 dims x 4 bytes = 10 MiB (buffer doubling: up to 2x that while copying).
      */
-    static final long RSS_TOLERANCE = 48L << 20;
+    static final long RSS_TOLERANCE = 96L << 20;
 
     @TempDir
     static Path tmp;
@@ -104,9 +105,12 @@ class GenerationMemoryTest {
             }
             assertEquals(before, modelManager.getManagedArrays().size(), cache + ": NDArrays under the model's"
                     + " manager before vs after the generation");
-            long growth = last[2] - first[2];
-            assertTrue(growth < RSS_TOLERANCE, cache + ": RSS grew by " + (growth >> 20) + " MiB from token "
-                    + first[0] + " to token " + last[0] + "; allowed " + (RSS_TOLERANCE >> 20) + " MiB" + trace);
+            // the allocator's transient peaks (a contiguous buffer doubling) pass; a trend does not: compare the
+            // lowest of the first three samples with the lowest of the last three
+            long growth = lowest(samples.subList(samples.size() - 3, samples.size()))
+                    - lowest(samples.subList(0, 3));
+            assertTrue(growth < RSS_TOLERANCE, cache + ": RSS grew by " + (growth >> 20) + " MiB from tokens "
+                    + first[0] + ".. to tokens .." + last[0] + "; allowed " + (RSS_TOLERANCE >> 20) + " MiB" + trace);
         }
     }
 
@@ -148,6 +152,14 @@ class GenerationMemoryTest {
     @Test
     void rssIsReadable() {
         assertTrue(rssBytes() > 0);
+    }
+
+    private static long lowest(List<long[]> samples) {
+        long min = Long.MAX_VALUE;
+        for (long[] x : samples) {
+            min = Math.min(min, x[2]);
+        }
+        return min;
     }
 
     /** The resident set size of this process, from /proc/self/status (Linux). */

@@ -5,6 +5,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.BiConsumer;
 
 /**
  * A request submitted to a {@link RollingBatchScheduler}: wait for its result, or cancel it (its KV pages return
@@ -20,6 +21,7 @@ public final class GenerationHandle {
     private final long deadlineNanos; // 0 = none
     private final int pagesNeeded;
     private final CompletableFuture<GenerationResult> future = new CompletableFuture<>();
+    private final CompletableFuture<Void> started = new CompletableFuture<>();
     private volatile boolean cancelRequested;
 
     GenerationHandle(long id, int[] promptIds, GenerationConfig config, GenerationListener listener,
@@ -100,6 +102,32 @@ public final class GenerationHandle {
         }
     }
 
+    /**
+     * Waits until the request has joined the batch (or ended without running: cancelled or timed out while
+     * waiting).
+     *
+     * @throws InterruptedException if the waiting thread is interrupted
+     * @throws GenerationRejectedException if the request was not admitted
+     * @throws IllegalStateException if it failed before it ran
+     */
+    public void awaitAdmission() throws InterruptedException {
+        try {
+            CompletableFuture.anyOf(started, future).get();
+        } catch (ExecutionException e) {
+            throw unwrap(e);
+        }
+    }
+
+    /**
+     * Runs an action when the request ends (on the scheduler thread, or at once if it has ended): with the result,
+     * or with the failure ({@link GenerationRejectedException} when it was not admitted).
+     *
+     * @param action receives (result, null) or (null, failure)
+     */
+    public void whenDone(BiConsumer<GenerationResult, Throwable> action) {
+        future.whenComplete(action);
+    }
+
     private static RuntimeException unwrap(ExecutionException e) {
         Throwable c = e.getCause();
         if (c instanceof GenerationRejectedException) {
@@ -133,6 +161,10 @@ public final class GenerationHandle {
 
     boolean isPastDeadline(long now) {
         return deadlineNanos != 0 && now - deadlineNanos >= 0;
+    }
+
+    void started() {
+        started.complete(null);
     }
 
     void complete(GenerationResult result) {

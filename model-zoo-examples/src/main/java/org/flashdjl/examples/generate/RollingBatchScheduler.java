@@ -304,6 +304,7 @@ public final class RollingBatchScheduler implements AutoCloseable {
                     continue;
                 }
                 handles.put(h.getId(), h);
+                h.started();
                 committedPages += h.pagesNeeded();
                 stats.running.set(batch.size());
                 stats.maxRunning.accumulateAndGet(batch.size(), Math::max);

@@ -111,7 +111,12 @@ public final class ServingModelDir {
         Path tmp = parent.resolve("." + target.getFileName() + ".partial-" + UUID.randomUUID());
         try {
             Files.createDirectories(parent);
-            Files.createDirectory(tmp);
+            try {
+                Files.createDirectory(tmp);
+            } catch (IOException e) {
+                throw new IOException(parent + " does not accept a new directory (" + reason(e) + "; "
+                        + fileSystem(parent) + ")", e);
+            }
             ServingLibs.write(tmp.resolve("libs"));
             link(checkpoint.resolve("config.json"), tmp.resolve("config.json"));
             for (Path f : LlamaLoader.safetensorsFiles(checkpoint)) {
@@ -175,8 +180,30 @@ public final class ServingModelDir {
         }
     }
 
+    private static String fileSystem(Path dir) {
+        try {
+            java.nio.file.FileStore fs = Files.getFileStore(dir);
+            return "it is on a '" + fs.type() + "' file system" + (fs.isReadOnly() ? ", read-only" : "");
+        } catch (IOException | RuntimeException e) {
+            return "its file system is unknown";
+        }
+    }
+
+    private static String reason(IOException e) {
+        if (e instanceof AccessDeniedException) {
+            return "permission denied";
+        }
+        if (e instanceof FileSystemException && ((FileSystemException) e).getReason() != null) {
+            return ((FileSystemException) e).getReason().toLowerCase(Locale.ROOT);
+        }
+        return e instanceof NoSuchFileException ? "no such file or directory" : String.valueOf(e.getMessage());
+    }
+
     // A file-system failure in words: what could not be done to which path, and why.
     static String explain(IOException e) {
+        if (e.getCause() instanceof IOException && e.getMessage() != null && !(e instanceof FileSystemException)) {
+            return e.getMessage();
+        }
         if (e instanceof AccessDeniedException) {
             return "permission denied on " + ((FileSystemException) e).getFile();
         }
@@ -189,9 +216,7 @@ public final class ServingModelDir {
         if (e instanceof FileSystemException) {
             FileSystemException f = (FileSystemException) e;
             String reason = f.getReason() == null ? e.getClass().getSimpleName() : f.getReason();
-            return f.getFile() + ": " + reason.toLowerCase(Locale.ROOT)
-                    + (f.getFile() != null && f.getFile().startsWith("/proc") ? " (/proc is the kernel's process"
-                            + " file system: it does not hold ordinary files)" : "");
+            return f.getFile() + ": " + reason.toLowerCase(Locale.ROOT);
         }
         return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     }

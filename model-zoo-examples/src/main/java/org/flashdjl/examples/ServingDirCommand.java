@@ -29,13 +29,15 @@ final class ServingDirCommand {
             "  --admission-timeout-ms N    wait for room in the batch before 503 (30000)",
             "  --request-timeout-ms N      a request's whole time limit, 0 = none (0)",
             "  --dtype float32|float16     weights and KV pool (float32)",
-            "  --backend NAME              dense attention backend (auto)");
+            "  --backend NAME              dense attention backend (auto)",
+            "  --no-libs                   leave out libs/ (the server has FlashDJL on its own class path)");
 
     private ServingDirCommand() {}
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Path dest = null;
         Path model = null;
+        boolean libs = true;
         ServingConfig config;
         try {
             ServingConfig.Builder b = ServingConfig.builder();
@@ -79,6 +81,9 @@ final class ServingDirCommand {
                     case "--backend":
                         b.optAttentionBackend(a.value(flag));
                         break;
+                    case "--no-libs":
+                        libs = false;
+                        break;
                     case "--help":
                         out.println(USAGE);
                         return 0;
@@ -98,9 +103,10 @@ final class ServingDirCommand {
         try {
             Path ckpt = model == null ? org.flashdjl.examples.demo.DemoCheckpoint.ensure(LoadedModel.defaultDemoDir())
                     : model;
-            Path dir = ServingModelDir.write(dest, ckpt, config);
+            Path dir = ServingModelDir.write(dest, ckpt, config, libs);
             out.println("wrote DJL Serving model directory " + dir.toAbsolutePath().normalize());
-            out.println("  serving.properties, README.md, libs/ (FlashDJL + tokenizers + JCuda jars), config.json,"
+            out.println("  serving.properties, README.md, " + (libs ? "libs/ (FlashDJL + tokenizers + JCuda jars), " : "")
+                    + "config.json,"
                     + " *.safetensors" + (java.nio.file.Files.isRegularFile(ckpt.resolve("tokenizer.json"))
                             ? ", tokenizer.json" : ""));
             out.println("  " + config);

@@ -97,6 +97,24 @@ public final class ServingModelDir {
      * @throws IllegalArgumentException when a limit does not fit the model
      */
     public static Path write(Path dest, Path checkpoint, ServingConfig config) throws IOException {
+        return write(dest, checkpoint, config, true);
+    }
+
+    /**
+     * Checks a checkpoint, then writes the directory, with or without {@code libs/}.
+     *
+     * @param dest the model directory to create; it must not exist, be empty, or be an earlier serving directory
+     *     (which is replaced)
+     * @param checkpoint the source checkpoint (config.json, *.safetensors, optional tokenizer.json)
+     * @param config the serving keys
+     * @param withLibs false for a server (or an in-process {@code Criteria} user) that has FlashDJL on its own
+     *     class path: DJL then finds the translator there
+     * @return {@code dest}
+     * @throws IOException naming the file and the reason when the checkpoint is unusable or a file cannot be
+     *     written
+     * @throws IllegalArgumentException when a limit does not fit the model
+     */
+    public static Path write(Path dest, Path checkpoint, ServingConfig config, boolean withLibs) throws IOException {
         check(checkpoint, config);
         Path target = dest.toAbsolutePath().normalize();
         if (Files.exists(target) && !Files.isDirectory(target)) {
@@ -117,7 +135,9 @@ public final class ServingModelDir {
                 throw new IOException(parent + " does not accept a new directory (" + reason(e) + "; "
                         + fileSystem(parent) + ")", e);
             }
-            ServingLibs.write(tmp.resolve("libs"));
+            if (withLibs) {
+                ServingLibs.write(tmp.resolve("libs"));
+            }
             link(checkpoint.resolve("config.json"), tmp.resolve("config.json"));
             for (Path f : LlamaLoader.safetensorsFiles(checkpoint)) {
                 link(f, tmp.resolve(f.getFileName().toString()));

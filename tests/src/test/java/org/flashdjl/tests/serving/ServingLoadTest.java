@@ -42,10 +42,10 @@ class ServingLoadTest {
     @Test
     void sixtyFourClientsGetTheirSingleRequestAnswersFasterThanOneAtATime() throws Exception {
         long seed = 15;
-        ServingConfig config = ServingConfig.builder().optMaxPromptTokens(128).optMaxNewTokens(32)
+        ServingConfig config = ServingConfig.builder().optMaxPromptTokens(72).optMaxNewTokens(16)
                 .optMaxRollingBatchSize(64).optMaxNumBatchedTokens(512).build();
         try (ZooModel<Input, Output> zoo = load(config)) {
-            List<ServingLoad.Request> pool = ServingLoad.mixedRequests(64, 120, 32, seed);
+            List<ServingLoad.Request> pool = ServingLoad.mixedRequests(64, 64, 16, seed);
             ServingLoad.run(zoo, pool.subList(0, 2), 1); // loads the weights
             ServingLoad.Result single = ServingLoad.run(zoo, pool, 1);
             List<ServingLoad.Request> load = new ArrayList<>();

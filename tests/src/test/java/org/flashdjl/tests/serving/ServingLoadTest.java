@@ -62,7 +62,8 @@ class ServingLoadTest {
             String report = "one at a time: " + single + "\n64 clients: " + loaded + "\nspeedup " + speedup + "\n"
                     + ((LlamaServingTranslator) zoo.getTranslator()).getStats();
             System.out.println(report);
-            assertTrue(loaded.ttftNanos[1] >= 0 && loaded.tpotNanos[1] >= 0, report);
+            assertTrue(!Double.isNaN(ServingLoad.Result.percentileMillis(loaded.ttftNanos, 50))
+                    && !Double.isNaN(ServingLoad.Result.percentileMillis(loaded.tpotNanos, 50)), report);
             // the benchmark's target is 5x; a shared, noisy CI machine gets a margin
             assertTrue(speedup >= 3, "rolling batching is only " + speedup + "x one request at a time\n" + report);
         }

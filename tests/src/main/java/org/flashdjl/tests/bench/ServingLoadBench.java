@@ -50,6 +50,9 @@ public final class ServingLoadBench {
      * @throws Exception on failure
      */
     public static void main(String[] args) throws Exception {
+        if (System.getProperty("ai.djl.pytorch.num_threads") == null) {
+            System.setProperty("ai.djl.pytorch.num_threads", "1"); // the project's CPU default (docs/MODEL.md)
+        }
         Path model = null;
         String device = "cpu";
         String dtype = "float32";

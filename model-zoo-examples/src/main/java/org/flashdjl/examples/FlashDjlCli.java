@@ -90,7 +90,7 @@ public final class FlashDjlCli {
                 case "batch":
                     return BatchCommand.run(rest, out);
                 case "serving-dir":
-                    return ServingDirCommand.run(rest, out);
+                    return ServingDirCommand.run(rest, out, err);
                 default:
                     break;
             }

@@ -133,7 +133,7 @@ class FlashDjlCliTest {
         Path dir = tmp.resolve("served");
         String[] s = run(0, "serving-dir", "--out", dir.toString(), "--model", tiny.toString());
         assertTrue(s[0].contains("wrote DJL Serving model directory"), s[0]);
-        assertTrue(Files.readString(dir.resolve("serving.properties")).contains("blockFactory="));
+        assertTrue(Files.readString(dir.resolve("serving.properties")).contains("translator="));
     }
 
     @ParameterizedTest

@@ -1,17 +1,12 @@
 package org.flashdjl.examples.generate;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
-import ai.djl.training.ParameterStore;
 
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.examples.llama.LlamaModel;
-import org.flashdjl.examples.tokenizer.StreamingDecoder;
 import org.flashdjl.examples.tokenizer.TextTokenizer;
 
 import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
@@ -23,7 +18,8 @@ import java.util.function.BiFunction;
  * every running sequence, its pending tokens (a newly admitted sequence's whole prompt, otherwise its last
  * token) and runs one varlen forward pass; sequences join when they arrive and a slot is free
  * ({@code maxBatch}) and leave as soon as they finish (EOS or their own max new tokens), their storage freed.
- * Results equal single-stream {@link Generator} results token for token.
+ * Results equal single-stream {@link Generator} results token for token. The step loop is the one {@link
+ * RollingBatchScheduler} runs for concurrent requests; here prompts arrive at given steps and are prefilled whole.
  */
 public final class BatchGenerator {
 
@@ -68,27 +64,6 @@ public final class BatchGenerator {
     }
 
     private final Stats lastStats = new Stats();
-
-    private static final class Running {
-        final long id;
-        final BatchRequest request;
-        final Sampler sampler;
-        final StreamingDecoder decoder;
-        final StringBuilder text = new StringBuilder();
-        final List<Integer> out = new ArrayList<>();
-        final long start = System.nanoTime();
-        long firstTokenNanos;
-        int[] pending;
-        GenerationResult.FinishReason reason;
-
-        Running(long id, BatchRequest request, StreamingDecoder decoder) {
-            this.id = id;
-            this.request = request;
-            this.sampler = new Sampler(request.getConfig());
-            this.decoder = decoder;
-            this.pending = request.getPromptIds();
-        }
-    }
 
     /**
      * Creates a batch generator over a contiguous sequence store.
@@ -141,79 +116,34 @@ public final class BatchGenerator {
         for (int i = 0; i < requests.size(); i++) {
             waiting.add(i);
         }
-        List<Running> running = new ArrayList<>();
         long t0 = System.nanoTime();
         Stats stats = new Stats();
-        try (NDManager m = manager.newSubManager(); SequenceKvStore store = storeFactory.apply(model, m)) {
-            ParameterStore ps = new ParameterStore(m, false);
+        try (NDManager m = manager.newSubManager();
+                PackedBatch batch = new PackedBatch(model, tokenizer, m, storeFactory.apply(model, m),
+                        Integer.MAX_VALUE)) {
             int step = 0;
-            while (!waiting.isEmpty() || !running.isEmpty()) {
-                while (running.size() < maxBatch && !waiting.isEmpty()
+            while (!waiting.isEmpty() || batch.size() > 0) {
+                while (batch.size() < maxBatch && !waiting.isEmpty()
                         && requests.get(waiting.peek()).getArrivalStep() <= step) {
                     int idx = waiting.poll();
-                    store.addSequence(idx);
-                    running.add(new Running(idx, requests.get(idx), tokenizer.newStreamingDecoder()));
+                    BatchRequest r = requests.get(idx);
+                    batch.add(new PackedBatch.Slot(idx, r.getPromptIds(), r.getConfig(), listener,
+                            tokenizer.newStreamingDecoder(), System.nanoTime()));
                 }
-                if (running.isEmpty()) {
+                if (batch.size() == 0) {
                     step++; // idle until the next arrival
                     continue;
                 }
-                long[] ids = new long[running.size()];
-                int[] counts = new int[running.size()];
-                int total = 0;
-                for (int i = 0; i < running.size(); i++) {
-                    ids[i] = running.get(i).id;
-                    counts[i] = running.get(i).pending.length;
-                    total += counts[i];
-                }
-                long[] tokens = new long[total];
-                int row = 0;
-                for (Running r : running) {
-                    for (int t : r.pending) {
-                        tokens[row++] = t;
-                    }
-                }
-                float[][] logits = forward(ps, m, tokens, ids, counts, store);
+                stats.maxRunning = Math.max(stats.maxRunning, batch.size());
+                List<PackedBatch.Slot> finished = batch.step();
                 stats.steps++;
-                stats.maxRunning = Math.max(stats.maxRunning, running.size());
-                stats.peakKvBytes = Math.max(stats.peakKvBytes, store.memoryBytes());
-                List<Running> finished = new ArrayList<>();
-                for (int i = 0; i < running.size(); i++) {
-                    Running r = running.get(i);
-                    GenerationConfig cfg = r.request.getConfig();
-                    int next = r.sampler.next(logits[i]);
-                    r.out.add(next);
-                    stats.tokens++;
-                    long now = System.nanoTime();
-                    if (r.out.size() == 1) {
-                        r.firstTokenNanos = now - r.start;
+                stats.peakKvBytes = batch.peakKvBytes();
+                for (PackedBatch.Slot s : finished) {
+                    if (s.failure != null) {
+                        throw s.failure;
                     }
-                    boolean eos = cfg.isStopAtEos() && tokenizer.getEosIds().contains(next);
-                    String delta = eos ? "" : r.decoder.next(next);
-                    r.text.append(delta);
-                    if (listener != null) {
-                        listener.onToken(new TokenEvent(r.id, next, delta, r.out.size(), cfg.getMaxNewTokens(),
-                                now - r.start, store.memoryBytes()));
-                    }
-                    if (eos) {
-                        r.reason = GenerationResult.FinishReason.EOS;
-                    } else if (r.out.size() == cfg.getMaxNewTokens()) {
-                        r.reason = GenerationResult.FinishReason.LENGTH;
-                    }
-                    if (r.reason != null) {
-                        finished.add(r);
-                    } else {
-                        r.pending = new int[] {next};
-                    }
-                }
-                for (Running r : finished) {
-                    running.remove(r);
-                    store.free(r.id);
-                    r.text.append(r.decoder.flush());
-                    long total2 = System.nanoTime() - r.start;
-                    results[(int) r.id] = new GenerationResult(r.request.getPromptIds(),
-                            r.out.stream().mapToInt(Integer::intValue).toArray(), r.text.toString(), r.reason,
-                            r.firstTokenNanos, total2 - r.firstTokenNanos, stats.peakKvBytes);
+                    stats.tokens += s.generated;
+                    results[(int) s.id] = s.result(stats.peakKvBytes);
                 }
                 step++;
             }
@@ -227,21 +157,5 @@ public final class BatchGenerator {
             lastStats.peakKvBytes = stats.peakKvBytes;
         }
         return Arrays.asList(results);
-    }
-
-    private float[][] forward(ParameterStore ps, NDManager m, long[] tokens, long[] ids, int[] counts,
-            SequenceKvStore store) {
-        try (NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
-            NDArray t = m.create(tokens); // [N]
-            NDArray logits = model.forwardPacked(ps, t, ids, counts, store); // [S, vocab]
-            int vocab = (int) logits.getShape().get(1);
-            float[] flat = logits.toFloatArray();
-            float[][] rows = new float[ids.length][];
-            for (int i = 0; i < ids.length; i++) {
-                rows[i] = Arrays.copyOfRange(flat, i * vocab, (i + 1) * vocab);
-            }
-            return rows;
-        }
     }
 }

@@ -10,7 +10,11 @@ public final class GenerationResult {
         /** An EOS token was generated. */
         EOS,
         /** The max new tokens were generated. */
-        LENGTH
+        LENGTH,
+        /** The caller cancelled it ({@link GenerationHandle#cancel}); the tokens so far are kept. */
+        CANCELLED,
+        /** It ran past its time limit ({@link RollingBatchScheduler#submit}); the tokens so far are kept. */
+        TIMEOUT
     }
 
     private final int[] promptIds;

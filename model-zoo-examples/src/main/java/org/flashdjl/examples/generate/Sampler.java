@@ -69,6 +69,11 @@ public final class Sampler {
         return order[cut - 1];
     }
 
+    /** @return whether this sampler picks the argmax (temperature 0) */
+    public boolean isGreedy() {
+        return config.isGreedy();
+    }
+
     /**
      * Picks a token from a logits row on any device: greedy picks on the row's device and copies one index back;
      * sampling copies the row to the host.

@@ -1,98 +1,140 @@
 package org.flashdjl.examples.serving;
 
+import ai.djl.Model;
 import ai.djl.modality.Input;
 import ai.djl.modality.Output;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.translate.Batchifier;
 import ai.djl.translate.ServingTranslator;
 import ai.djl.translate.TranslatorContext;
 
-import org.flashdjl.examples.tokenizer.TextTokenizer;
+import org.flashdjl.examples.generate.GenerationHandle;
+import org.flashdjl.examples.generate.GenerationRejectedException;
+import org.flashdjl.examples.generate.GenerationResult;
+import org.flashdjl.examples.generate.RollingBatchScheduler;
 
 import com.google.gson.JsonArray;
-import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParseException;
-import com.google.gson.JsonParser;
-import com.google.gson.JsonPrimitive;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
 import java.util.Map;
 
 /**
- * JSON in, JSON out, for a served {@link GenerateBlock}.
+ * The DJL Serving handler of a FlashDJL model directory ({@code translator=} in {@code serving.properties}; DJL
+ * finds it in the directory's {@code libs/}). JSON in, JSON out; every request, from any worker thread, joins the
+ * model's one rolling batch ({@link RollingBatchScheduler}, one per model and device).
  *
- * <p>Request: {@code {"prompt": "...", "max_new_tokens": 32, "temperature": 0, "top_k": 0, "top_p": 1,
- * "seed": 42}}; also DJL Serving's LMI form {@code {"inputs": "...", "parameters": {...}}}. Only the prompt is
- * required. Response (200): {@code {"generated_text", "token_ids", "finish_reason" ("length" | "eos"),
- * "prompt_tokens", "generated_tokens"}}. A client error (bad JSON, missing or mistyped field, prompt longer than
- * {@code max_prompt_tokens}, {@code max_new_tokens} above the limit, bad sampling values) answers code 400 with
- * {@code {"error": message, "code": 400}}; no stack trace reaches the client.
+ * <p>Request: see {@link ServingRequest} ({@code {"prompt": "Hello", "max_new_tokens": 32, "stream": false, ...}}
+ * or {@code {"inputs": ..., "parameters": {...}}}). Answers:
+ * <ul>
+ *   <li>200 {@code application/json}: {@code {"generated_text", "token_ids", "finish_reason" ("eos" | "length"),
+ *       "prompt_tokens", "generated_tokens"}};
+ *   <li>200 streamed ({@code "stream": true}), {@code application/jsonlines}: a {@link TokenStream}, one line per
+ *       token and a final line with {@code finish_reason} and the counts;
+ *   <li>400 {@code {"error", "code": 400}}: a client mistake ({@link ServingRequest.BadRequestException});
+ *   <li>503: no room in the batch within {@code admission_timeout_ms}, or {@code request_timeout_ms} ran out (the
+ *       request is cancelled, its KV pages freed);
+ *   <li>500: the model failed to load or to run (the message, never a stack trace).
+ * </ul>
+ *
+ * <p>DJL's flow: {@code setArguments} reads and checks the directory's keys ({@link ServingConfig}; a bad value
+ * fails the model load), {@code prepare} loads the weights once under the DJL model's manager (the first request
+ * pays for it), {@code processInput} parses the request (the model's block, DJL's identity block, is not run), and
+ * {@code processOutput} submits it to the rolling batch.
  */
 public final class LlamaServingTranslator implements ServingTranslator {
 
-    private static final String ERROR = "flashdjl.error";
-    private static final String PROMPT_TOKENS = "flashdjl.promptTokens";
+    private static final Logger logger = LoggerFactory.getLogger(LlamaServingTranslator.class);
 
-    private int maxPromptTokens = 512;
-    private int maxNewTokensLimit = 128;
-    private TextTokenizer tokenizer;
+    private static final String REQUEST = "flashdjl.request";
+    private static final String ERROR = "flashdjl.error";
+
+    private ServingConfig config = ServingConfig.builder().build();
+    private volatile ServedModel served;
+    private volatile String loadFailure;
 
     /** {@inheritDoc} */
     @Override
     public void setArguments(Map<String, ?> arguments) {
-        maxPromptTokens = LlamaTranslatorFactory.intArg(arguments, "max_prompt_tokens", maxPromptTokens);
-        maxNewTokensLimit = LlamaTranslatorFactory.intArg(arguments, "max_new_tokens", maxNewTokensLimit);
-        if (maxPromptTokens < 1 || maxNewTokensLimit < 1) {
-            throw new IllegalArgumentException("max_prompt_tokens and max_new_tokens must be >= 1");
-        }
+        config = ServingConfig.fromArguments(arguments);
     }
 
-    /** @return the longest prompt accepted, in tokens */
-    public int getMaxPromptTokens() {
-        return maxPromptTokens;
+    /** @return the directory's serving keys */
+    public ServingConfig getConfig() {
+        return config;
     }
 
-    /** @return the largest max_new_tokens accepted */
-    public int getMaxNewTokensLimit() {
-        return maxNewTokensLimit;
+    /**
+     * Returns the rolling batch's live counters.
+     *
+     * @return the counters, or null before the model has loaded
+     */
+    public RollingBatchScheduler.Stats getStats() {
+        ServedModel s = served;
+        return s == null ? null : s.scheduler().getStats();
     }
 
     /** {@inheritDoc} */
     @Override
     public void prepare(TranslatorContext ctx) {
-        if (!(ctx.getBlock() instanceof GenerateBlock)) {
-            throw new IllegalStateException("the model's block is " + ctx.getBlock().getClass().getName()
-                    + "; serving.properties must name blockFactory=" + LlamaBlockFactory.class.getName());
+        if (served != null || loadFailure != null) {
+            return;
         }
-        tokenizer = ((GenerateBlock) ctx.getBlock()).getTokenizer();
+        synchronized (this) {
+            if (served != null || loadFailure != null) {
+                return;
+            }
+            Model model = ctx.getModel();
+            Path dir = model.getModelPath();
+            // Our jars come from the directory's libs/ through a class loader of their own: the backends'
+            // ServiceLoader lookups must see them.
+            Thread t = Thread.currentThread();
+            ClassLoader previous = t.getContextClassLoader();
+            t.setContextClassLoader(LlamaServingTranslator.class.getClassLoader());
+            try {
+                served = ServedModel.load(dir, model.getNDManager(), config);
+                logger.info("FlashDJL model {} loaded on {}: {}", dir, model.getNDManager().getDevice(), config);
+            } catch (Exception | OutOfMemoryError e) {
+                loadFailure = "the model in " + dir + " failed to load: " + message(e);
+                logger.error(loadFailure);
+                logger.debug("load failure", e);
+            } finally {
+                t.setContextClassLoader(previous);
+            }
+        }
     }
 
     /** {@inheritDoc} */
     @Override
     public Batchifier getBatchifier() {
-        return null; // one request per forward: generation lengths differ
+        return null; // requests are batched by the rolling batch, not by DJL
     }
 
     /** {@inheritDoc} */
     @Override
     public NDList processInput(TranslatorContext ctx, Input input) {
-        NDManager m = ctx.getNDManager();
-        Request req;
+        ServedModel s = served;
+        if (s == null) {
+            ctx.setAttachment(ERROR, error(500, loadFailure == null ? "the model is not loaded" : loadFailure));
+            return new NDList();
+        }
         try {
-            req = parse(input);
-        } catch (ClientError e) {
-            ctx.setAttachment(ERROR, e.getMessage());
-            return new NDList(m.create(new long[0]), m.create(new double[5]));
+            String body;
+            try {
+                body = input.getData() == null ? null : input.getData().getAsString();
+            } catch (RuntimeException e) {
+                throw new ServingRequest.BadRequestException("request body is not readable text");
+            }
+            ctx.setAttachment(REQUEST, ServingRequest.parse(body, s.tokenizer(), config));
+        } catch (ServingRequest.BadRequestException e) {
+            ctx.setAttachment(ERROR, error(400, e.getMessage()));
         }
-        ctx.setAttachment(PROMPT_TOKENS, req.promptIds.length);
-        long[] ids = new long[req.promptIds.length];
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = req.promptIds[i];
-        }
-        double[] sampling = {req.maxNewTokens, req.temperature, req.topK, req.topP, req.seed};
-        return new NDList(m.create(ids), m.create(sampling));
+        return new NDList(); // nothing for DJL's block: the rolling batch runs the model
     }
 
     /** {@inheritDoc} */
@@ -100,22 +142,64 @@ public final class LlamaServingTranslator implements ServingTranslator {
     public Output processOutput(TranslatorContext ctx, NDList list) {
         Object error = ctx.getAttachment(ERROR);
         if (error != null) {
-            return error(error.toString());
+            return (Output) error;
         }
-        long[] ids = list.get(0).toType(DataType.INT64, false).toLongArray();
-        int reason = list.get(1).toIntArray()[0];
-        int[] tokens = new int[ids.length];
+        ServingRequest req = (ServingRequest) ctx.getAttachment(REQUEST);
+        RollingBatchScheduler scheduler = served.scheduler();
+        int[] prompt = req.getPromptIds();
+        TokenStream stream = req.isStream() ? new TokenStream(prompt.length) : null;
+        GenerationHandle h;
+        try {
+            h = scheduler.submit(prompt, req.getConfig(), stream, config.getRequestTimeoutMillis());
+        } catch (GenerationRejectedException e) {
+            return error(503, e.getMessage());
+        } catch (IllegalArgumentException e) {
+            return error(500, "the request cannot run on this model: " + e.getMessage());
+        }
+        try {
+            if (stream != null) {
+                stream.bind(h);
+                h.awaitAdmission();
+                Output out = new Output(200, "OK");
+                out.addProperty("Content-Type", "application/jsonlines");
+                out.add(stream);
+                return out;
+            }
+            return answer(req, h.await());
+        } catch (InterruptedException e) {
+            h.cancel();
+            Thread.currentThread().interrupt();
+            return error(503, "interrupted while generating; the request was cancelled and its KV pages freed");
+        } catch (GenerationRejectedException e) {
+            return error(503, e.getMessage());
+        } catch (RuntimeException e) {
+            logger.error("generation failed", e);
+            return error(500, message(e));
+        }
+    }
+
+    private Output answer(ServingRequest req, GenerationResult r) {
+        int[] tokens = r.getTokenIds();
+        switch (r.getFinishReason()) {
+            case TIMEOUT:
+                return error(503, String.format(Locale.ROOT, "request_timeout_ms %d ran out after %d of %d new"
+                        + " tokens; the request was cancelled and its KV pages freed",
+                        config.getRequestTimeoutMillis(), tokens.length, req.getConfig().getMaxNewTokens()));
+            case CANCELLED:
+                return error(503, "the request was cancelled (the model is shutting down) after " + tokens.length
+                        + " tokens");
+            default:
+                break;
+        }
         JsonArray arr = new JsonArray();
-        for (int i = 0; i < ids.length; i++) {
-            tokens[i] = (int) ids[i];
-            arr.add(ids[i]);
+        for (int t : tokens) {
+            arr.add(t);
         }
-        int[] textIds = reason == 1 && tokens.length > 0 ? java.util.Arrays.copyOf(tokens, tokens.length - 1) : tokens;
         JsonObject o = new JsonObject();
-        o.addProperty("generated_text", tokenizer.decode(textIds));
+        o.addProperty("generated_text", r.getText());
         o.add("token_ids", arr);
-        o.addProperty("finish_reason", reason == 1 ? "eos" : "length");
-        o.addProperty("prompt_tokens", (Integer) ctx.getAttachment(PROMPT_TOKENS));
+        o.addProperty("finish_reason", r.getFinishReason().name().toLowerCase(Locale.ROOT));
+        o.addProperty("prompt_tokens", r.getPromptIds().length);
         o.addProperty("generated_tokens", tokens.length);
         Output out = new Output(200, "OK");
         out.addProperty("Content-Type", "application/json");
@@ -123,129 +207,38 @@ public final class LlamaServingTranslator implements ServingTranslator {
         return out;
     }
 
-    private static Output error(String message) {
+    private static Output error(int code, String message) {
         JsonObject o = new JsonObject();
         o.addProperty("error", message);
-        o.addProperty("code", 400);
-        Output out = new Output(400, "Bad Request");
+        o.addProperty("code", code);
+        String reason = code == 400 ? "Bad Request" : code == 503 ? "Service Unavailable" : "Internal Server Error";
+        Output out = new Output(code, reason);
         out.addProperty("Content-Type", "application/json");
         out.add(o.toString());
         return out;
     }
 
-    /** A request the client got wrong. */
-    private static final class ClientError extends Exception {
-        private static final long serialVersionUID = 1L;
-
-        ClientError(String message) {
-            super(message, null, false, false);
-        }
-    }
-
-    private static final class Request {
-        int[] promptIds;
-        int maxNewTokens;
-        double temperature;
-        int topK;
-        double topP = 1;
-        long seed = 42;
-    }
-
-    private Request parse(Input input) throws ClientError {
-        String body;
-        try {
-            body = input.getData() == null ? null : input.getData().getAsString();
-        } catch (RuntimeException e) {
-            throw new ClientError("request body is not readable text");
-        }
-        if (body == null || body.trim().isEmpty()) {
-            throw new ClientError("empty request body; send JSON like {\"prompt\": \"Hello\", \"max_new_tokens\": 16}");
-        }
-        JsonObject o;
-        try {
-            JsonElement e = JsonParser.parseString(body);
-            if (!e.isJsonObject()) {
-                throw new ClientError("request body must be a JSON object, got " + abbreviate(body));
+    /**
+     * Returns a failure's message for a client: the message chain, no stack trace.
+     *
+     * @param t the failure
+     * @return the message
+     */
+    static String message(Throwable t) {
+        StringBuilder sb = new StringBuilder();
+        for (Throwable c = t; c != null && sb.length() < 500; c = c.getCause() == c ? null : c.getCause()) {
+            String m = c.getMessage();
+            String part = m == null || m.isEmpty() ? c.getClass().getSimpleName() : m;
+            if (sb.indexOf(part) < 0) {
+                sb.append(sb.length() == 0 ? "" : ": ").append(part);
             }
-            o = e.getAsJsonObject();
-        } catch (JsonParseException e) {
-            throw new ClientError("request body is not valid JSON: " + abbreviate(body));
         }
-        JsonObject p = o;
-        if (o.has("parameters")) {
-            if (!o.get("parameters").isJsonObject()) {
-                throw new ClientError("\"parameters\" must be an object");
-            }
-            p = o.getAsJsonObject("parameters");
-        }
-        String prompt = o.has("prompt") ? string(o, "prompt") : o.has("inputs") ? string(o, "inputs") : null;
-        if (prompt == null) {
-            throw new ClientError("missing \"prompt\" (a string)");
-        }
-        Request r = new Request();
-        r.maxNewTokens = (int) number(p, "max_new_tokens", Math.min(32, maxNewTokensLimit), true);
-        if (r.maxNewTokens < 1) {
-            throw new ClientError("max_new_tokens must be >= 1, got " + r.maxNewTokens);
-        }
-        if (r.maxNewTokens > maxNewTokensLimit) {
-            throw new ClientError("max_new_tokens " + r.maxNewTokens + " exceeds this model's limit of "
-                    + maxNewTokensLimit);
-        }
-        boolean doSample = p.has("do_sample") && p.get("do_sample").isJsonPrimitive()
-                && p.get("do_sample").getAsJsonPrimitive().isBoolean() && p.get("do_sample").getAsBoolean();
-        r.temperature = number(p, "temperature", doSample ? 1.0 : 0.0, false);
-        if (!(r.temperature >= 0) || Double.isInfinite(r.temperature)) {
-            throw new ClientError("temperature must be a finite number >= 0, got " + r.temperature);
-        }
-        r.topK = (int) number(p, "top_k", 0, true);
-        if (r.topK < 0) {
-            throw new ClientError("top_k must be >= 0, got " + r.topK);
-        }
-        r.topP = number(p, "top_p", 1.0, false);
-        if (!(r.topP > 0 && r.topP <= 1)) {
-            throw new ClientError("top_p must be in (0, 1], got " + r.topP);
-        }
-        r.seed = (long) number(p, "seed", 42, true);
-        int[] ids = tokenizer.encode(prompt);
-        int bos = tokenizer.getBosId();
-        int[] withBos = ids;
-        if (bos >= 0) {
-            withBos = new int[ids.length + 1];
-            withBos[0] = bos;
-            System.arraycopy(ids, 0, withBos, 1, ids.length);
-        }
-        if (withBos.length > maxPromptTokens) {
-            throw new ClientError("prompt is " + withBos.length + " tokens; this model accepts at most "
-                    + maxPromptTokens);
-        }
-        r.promptIds = withBos;
-        return r;
+        return sb.toString();
     }
 
-    private static String string(JsonObject o, String key) throws ClientError {
-        JsonElement e = o.get(key);
-        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
-            throw new ClientError("\"" + key + "\" must be a string, got " + abbreviate(e.toString()));
-        }
-        return e.getAsString();
-    }
-
-    private static double number(JsonObject o, String key, double def, boolean integer) throws ClientError {
-        JsonElement e = o.get(key);
-        if (e == null || e.isJsonNull()) {
-            return def;
-        }
-        if (!e.isJsonPrimitive() || !((JsonPrimitive) e).isNumber()) {
-            throw new ClientError("\"" + key + "\" must be a number, got " + abbreviate(e.toString()));
-        }
-        double v = e.getAsDouble();
-        if (integer && (v != Math.rint(v) || Math.abs(v) > 1e15)) {
-            throw new ClientError("\"" + key + "\" must be an integer, got " + e);
-        }
-        return v;
-    }
-
-    private static String abbreviate(String s) {
-        return s.length() <= 80 ? s : s.substring(0, 77) + "...";
+    /** {@inheritDoc} */
+    @Override
+    public String toString() {
+        return "LlamaServingTranslator" + Arrays.asList(config);
     }
 }

@@ -1,0 +1,173 @@
+package org.flashdjl.tests.bench;
+
+import ai.djl.Device;
+import ai.djl.modality.Input;
+import ai.djl.modality.Output;
+import ai.djl.repository.zoo.Criteria;
+import ai.djl.repository.zoo.ZooModel;
+import ai.djl.util.cuda.CudaUtils;
+
+import org.flashdjl.examples.LoadedModel;
+import org.flashdjl.examples.demo.DemoCheckpoint;
+import org.flashdjl.examples.serving.LlamaServingTranslator;
+import org.flashdjl.examples.serving.ServingConfig;
+import org.flashdjl.examples.serving.ServingModelDir;
+
+import java.lang.management.MemoryUsage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Serving load benchmark, in process (no network): a model directory loaded through {@code Criteria} as DJL Serving
+ * loads it; {@code --clients} concurrent clients x {@code --requests} requests each, of mixed prompt and output
+ * lengths, every other one streamed, all greedy. Prints the single-request throughput (the same requests one at a
+ * time: the one-request-at-a-time handler), the loaded throughput and its ratio, p50/p99 time to first token and
+ * per output token (streamed requests), whether every answer equals its single-request answer, and the model
+ * manager's array count, RSS and (GPU) device memory before and after.
+ *
+ * <pre>
+ * ServingLoadBench [--model CKPT_OR_SERVING_DIR] [--device cpu|gpu] [--dtype float32|float16] [--clients 64]
+ *                  [--requests 10] [--distinct 64] [--max-new-tokens 64] [--max-prompt-chars 120]
+ *                  [--batch 64] [--batched-tokens 1024] [--seed 7]
+ * </pre>
+ *
+ * Without {@code --model} it serves the demo checkpoint. A checkpoint directory (config.json + *.safetensors) is
+ * turned into a serving directory (without libs/: FlashDJL is on this JVM's class path) in a temporary directory.
+ */
+public final class ServingLoadBench {
+
+    private ServingLoadBench() {}
+
+    /**
+     * Runs the benchmark.
+     *
+     * @param args see the class comment
+     * @throws Exception on failure
+     */
+    public static void main(String[] args) throws Exception {
+        if (System.getProperty("ai.djl.pytorch.num_threads") == null) {
+            System.setProperty("ai.djl.pytorch.num_threads", "1"); // the project's CPU default (docs/MODEL.md)
+        }
+        Path model = null;
+        String device = "cpu";
+        String dtype = "float32";
+        int clients = 64;
+        int perClient = 10;
+        int distinct = 64;
+        int maxNew = 64;
+        int maxPromptChars = 120;
+        int batch = 64;
+        int batchedTokens = 1024;
+        long seed = 7;
+        for (int i = 0; i < args.length; i += 2) {
+            String v = i + 1 < args.length ? args[i + 1] : null;
+            if (v == null) {
+                throw new IllegalArgumentException(args[i] + " needs a value");
+            }
+            switch (args[i]) {
+                case "--model":
+                    model = Paths.get(v);
+                    break;
+                case "--device":
+                    device = v;
+                    break;
+                case "--dtype":
+                    dtype = v;
+                    break;
+                case "--clients":
+                    clients = Integer.parseInt(v);
+                    break;
+                case "--requests":
+                    perClient = Integer.parseInt(v);
+                    break;
+                case "--distinct":
+                    distinct = Integer.parseInt(v);
+                    break;
+                case "--max-new-tokens":
+                    maxNew = Integer.parseInt(v);
+                    break;
+                case "--max-prompt-chars":
+                    maxPromptChars = Integer.parseInt(v);
+                    break;
+                case "--batch":
+                    batch = Integer.parseInt(v);
+                    break;
+                case "--batched-tokens":
+                    batchedTokens = Integer.parseInt(v);
+                    break;
+                case "--seed":
+                    seed = Long.parseLong(v);
+                    break;
+                default:
+                    throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        Device dev = "gpu".equals(device) ? Device.gpu() : Device.cpu();
+        Path dir;
+        if (model != null && Files.isRegularFile(model.resolve("serving.properties"))) {
+            dir = model;
+        } else {
+            Path ckpt = model != null ? model : DemoCheckpoint.ensure(LoadedModel.defaultDemoDir());
+            ServingConfig config = ServingConfig.builder().optMaxPromptTokens(maxPromptChars + 8)
+                    .optMaxNewTokens(maxNew).optMaxRollingBatchSize(batch).optMaxNumBatchedTokens(batchedTokens)
+                    .optDataType(dtype).optAdmissionTimeoutMillis(600_000).build();
+            dir = ServingModelDir.write(Files.createTempDirectory("flashdjl-serving-bench").resolve("model"), ckpt,
+                    config, false);
+        }
+        System.out.printf(Locale.ROOT, "serving load bench: %s on %s, %d clients x %d requests (%d distinct, prompts"
+                + " <= %d chars, max_new_tokens <= %d), every other one streamed, greedy%n", dir, dev, clients,
+                perClient, distinct, maxPromptChars, maxNew);
+        Criteria<Input, Output> criteria = Criteria.builder().setTypes(Input.class, Output.class).optModelPath(dir)
+                .optDevice(dev).build();
+        try (ZooModel<Input, Output> zoo = criteria.loadModel()) {
+            List<ServingLoad.Request> pool = ServingLoad.mixedRequests(distinct, maxPromptChars, maxNew, seed);
+            ServingLoad.run(zoo, pool.subList(0, Math.min(4, distinct)), 1); // load the weights, warm up
+            System.out.println("config    : " + ((LlamaServingTranslator) zoo.getTranslator()).getConfig());
+            ServingLoad.Result single = ServingLoad.run(zoo, pool, 1);
+            System.out.println("single    : " + single);
+            int arraysBefore = ServingLoad.managedArrays(zoo);
+            long rssBefore = ServingLoad.rssBytes();
+            long devBefore = deviceBytes(dev);
+            List<ServingLoad.Request> load = new ArrayList<>();
+            for (int i = 0; i < clients * perClient; i++) {
+                load.add(pool.get(i % distinct).withStream(i % 2 == 1));
+            }
+            ServingLoad.Result loaded = ServingLoad.run(zoo, load, clients);
+            System.out.println("loaded    : " + loaded);
+            int mismatches = 0;
+            int errors = 0;
+            for (int i = 0; i < load.size(); i++) {
+                if (loaded.codes[i] != 200) {
+                    errors++;
+                } else if (!Arrays.equals(single.tokens[i % distinct], loaded.tokens[i])) {
+                    mismatches++;
+                }
+            }
+            System.out.printf(Locale.ROOT, "speedup   : %.2fx output tokens/s over one request at a time%n",
+                    loaded.tokensPerSecond() / single.tokensPerSecond());
+            System.out.printf(Locale.ROOT, "answers   : %d of %d equal their single-request answer, %d not 200%n",
+                    load.size() - mismatches - errors, load.size(), errors);
+            System.out.printf(Locale.ROOT, "memory    : model manager arrays %d -> %d, RSS %d -> %d MiB%s%n",
+                    arraysBefore, ServingLoad.managedArrays(zoo), rssBefore >> 20, ServingLoad.rssBytes() >> 20,
+                    dev.isGpu() ? String.format(Locale.ROOT, ", device %d -> %d MiB", devBefore >> 20,
+                            deviceBytes(dev) >> 20) : "");
+            System.out.println("scheduler : " + ((LlamaServingTranslator) zoo.getTranslator()).getStats());
+            if (mismatches + errors > 0) {
+                System.exit(1);
+            }
+        }
+    }
+
+    private static long deviceBytes(Device dev) {
+        if (!dev.isGpu() || !CudaUtils.hasCuda()) {
+            return 0;
+        }
+        MemoryUsage m = CudaUtils.getGpuMemory(dev);
+        return m.getCommitted();
+    }
+}

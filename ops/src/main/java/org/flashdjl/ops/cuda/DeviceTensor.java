@@ -1,6 +1,7 @@
 package org.flashdjl.ops.cuda;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.util.NativeResource;
 
 import com.sun.jna.Native;
@@ -24,7 +25,10 @@ import java.util.Objects;
  */
 public final class DeviceTensor {
 
-    /** Largest tensor that DJL's {@code torchDirectByteBuffer} can wrap (a ByteBuffer's int capacity). */
+    /**
+     * Largest tensor that DJL's {@code torchDirectByteBuffer} can wrap (a ByteBuffer's int capacity); {@link
+     * #fromNDArray} reads larger arrays' address through a one-element view.
+     */
     public static final long MAX_NDARRAY_BYTES = Integer.MAX_VALUE;
 
     private final long address; // address of element [0, ..., 0]
@@ -98,10 +102,9 @@ public final class DeviceTensor {
      * <p>Reads {@code data_ptr()} through DJL's package-private {@code PyTorchLibrary.torchDirectByteBuffer}; the
      * buffer is never read from Java here. The NDArray must stay open while a kernel uses the view.
      *
-     * @param array a dense, contiguous PyTorch-engine NDArray of float16, float32 or int32, at most 2 GiB
+     * @param array a dense, contiguous PyTorch-engine NDArray of float16, float32 or int32
      * @return the view, with contiguous strides and the array's device ordinal (-1 on the CPU)
-     * @throws IllegalArgumentException for other engines, closed or non-contiguous arrays, bf16 or other dtypes,
-     *     and arrays over 2 GiB
+     * @throws IllegalArgumentException for other engines, closed or non-contiguous arrays, bf16 or other dtypes
      * @throws IllegalStateException if DJL's internals are not reachable
      */
     public static DeviceTensor fromNDArray(NDArray array) {
@@ -114,18 +117,24 @@ public final class DeviceTensor {
             n = Math.multiplyExact(n, s);
         }
         long bytes = n * type.byteSize();
-        if (bytes > MAX_NDARRAY_BYTES) {
-            throw new IllegalArgumentException("array of shape " + format(shape) + " holds " + bytes
-                    + " bytes; DeviceTensor.fromNDArray takes at most " + MAX_NDARRAY_BYTES
-                    + " bytes (2 GiB) per call: take views of at most 2 GiB (e.g. array.get(\"0:k\"))");
-        }
         if (!TorchAccess.isContiguous(handle)) {
             throw new IllegalArgumentException("array of shape " + format(shape) + " is not contiguous (e.g. a "
                     + "transposed or strided view); DeviceTensor.fromNDArray takes dense contiguous arrays only: copy"
                     + " it first (e.g. array.duplicate() of a contiguous result, or a different layout)");
         }
         int device = array.getDevice().isGpu() ? array.getDevice().getDeviceId() : -1;
-        long address = n == 0 ? 0 : TorchAccess.dataAddress(handle);
+        long address;
+        if (n == 0) {
+            address = 0;
+        } else if (bytes <= MAX_NDARRAY_BYTES) {
+            address = TorchAccess.dataAddress(handle);
+        } else {
+            // DJL wraps data_ptr() in a ByteBuffer, whose capacity is an int: read the address of a one-element
+            // view of the same memory (its data_ptr is the array's) instead
+            try (NDArray first = array.reshape(n).get(new NDIndex("0:1"))) {
+                address = TorchAccess.dataAddress(TorchAccess.handle(first));
+            }
+        }
         return new DeviceTensor(address, shape.clone(), contiguousStrides(shape), type, device);
     }
 

@@ -171,4 +171,22 @@ class TransformerOpsGpuTest {
                     "gated activation");
         }
     }
+
+    @org.junit.jupiter.api.Test
+    void operandsOverTwoGiB() {
+        // DJL wraps data_ptr() in an int-capacity ByteBuffer: arrays over 2 GiB reach the kernels through a view
+        Random rnd = new Random(SEED + 99);
+        int rows = 65600;
+        int inter = 8192; // gate_up [rows, 16384] fp16 = 2.15 GB
+        try (NDManager m = NDManager.newBaseManager(Device.gpu())) {
+            NDArray gateUp = m.randomNormal(0, 2, new Shape(rows, 2L * inter), DataType.FLOAT32)
+                    .toType(DataType.FLOAT16, false);
+            NDArray out = TransformerOps.gatedActivation(gateUp, GatedActivation.SILU);
+            for (int r : new int[] {0, 1 + rnd.nextInt(rows - 2), rows - 1}) {
+                float[] row = gateUp.get(r).toType(DataType.FLOAT32, false).toFloatArray();
+                assertClose(TransformerReference.gatedAct(row, 1, inter, false, TransformerReference.HALF),
+                        out.get(r), DataType.FLOAT16, "row " + r + " of a 2.15 GB gate_up");
+            }
+        }
+    }
 }

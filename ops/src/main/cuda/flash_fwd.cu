@@ -24,7 +24,8 @@
 // Semantics (the library's one definition; see key_visible() / transform_score()):
 //   pos(i) = i + Lk - Lq; causal: j <= pos(i); window (l, r): pos(i)-l <= j <= pos(i)+r
 //   (bounds < 0 are unbounded); keys j < sinks ignore the left bound; s = scale*q.k,
-//   softcap: s = c*tanh(s/c); alibi: s -= slope[h]*|pos(i)-j|; LSE natural log, fp32;
+//   softcap: s = c*tanh(s/c); alibi: s -= slope[h]*|pos(i)-j|; LSE natural log, fp32, laid out
+//   like the output without its head-dim axis (batch / head / row strides in the params);
 //   a row without visible keys writes O = 0 and LSE = -inf.
 //
 // Design (per CTA: one query block of Br rows of one (batch, head)):
@@ -417,12 +418,12 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
   cp_async_wait_all();
   __syncthreads();
   // (output offsets are computed only here so that they hold no registers during the loop)
-  int64_t lse_off, lse_rs = 1;  // lse element of row r: lse_off + r * lse_rs
+  // (this exact form keeps the hd128 register allocation of the row-stride-1 epilogue: no extra spills)
+  int64_t lse_off, lse_rs = p.lse_row_stride;  // lse element of row r: lse_off + r * lse_rs
   if constexpr (kPaged) {
-    lse_rs = p.lse_row_stride;
     lse_off = q0 * lse_rs + h;
   } else {
-    lse_off = varlen_q ? h * p.lse_head_stride + q0 : b * p.lse_batch_stride + h * p.lse_head_stride;
+    lse_off = varlen_q ? h * p.lse_head_stride + q0 * lse_rs : b * p.lse_batch_stride + h * p.lse_head_stride;
   }
   T* sO = sQ;
 #pragma unroll

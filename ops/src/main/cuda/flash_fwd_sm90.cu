@@ -377,7 +377,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   }
 
   // ---- epilogue: normalise, LSE, O staged in this warpgroup's Q rows, 16-byte stores ----
-  const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0
+  const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0 * p.lse_row_stride
                                    : b * p.lse_batch_stride + h * p.lse_head_stride;
   const int rw = wg * 64 + warp * 16 + g;  // CTA row of hh = 0
   float inv[2];
@@ -387,7 +387,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     inv[hh] = l > 0.f ? 1.f / l : 0.f;
     const int r = m0 + rw + 8 * hh;
     if (p.lse != nullptr && t4 == 0 && r < lq)
-      p.lse[lse_off + r] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
+      p.lse[lse_off + r * p.lse_row_stride] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
   }
   unsigned char* smem_gen = smem_raw + (s_base - smem_addr(smem_raw));  // generic view of sQ
 #pragma unroll

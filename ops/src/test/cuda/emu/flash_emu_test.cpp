@@ -103,7 +103,12 @@ static bool run(const Spec& s) {
   const size_t nq = varlen ? (size_t)q0[B] * s.hq * D : (size_t)B * s.hq * maxq * D;
   const size_t nk = varlen ? (size_t)k0[B] * s.hkv * D : (size_t)B * s.hkv * maxk * D;
   std::vector<uint16_t> q(nq + 8), k(nk + 8), v(nk + 8), o(nq + 8, 0xFFFF);
-  const size_t nlse = (size_t)B * s.hq * maxq + (varlen ? (size_t)s.hq * q0[B] : 0);
+  // LSE laid out like the output without its head-dim axis: [B, Hq, Lq] / [B, Lq, Hq] / [totalQ, Hq]
+  int64_t lbs, lhs, lrs;
+  if (varlen) { lbs = 0; lhs = 1; lrs = s.hq; }
+  else if (s.bshd) { lhs = 1; lrs = s.hq; lbs = (int64_t)maxq * s.hq; }
+  else { lrs = 1; lhs = maxq; lbs = (int64_t)s.hq * maxq; }
+  const size_t nlse = varlen ? (size_t)s.hq * q0[B] : (size_t)B * s.hq * maxq;
   std::vector<float> lse(nlse + 8, NAN);
   uint64_t st = 12345 + s.d + s.lq * 7 + s.lk * 13;
   auto rnd = [&] { st = st * 6364136223846793005ull + 1442695040888963407ull;
@@ -125,8 +130,7 @@ static bool run(const Spec& s) {
   p.o_batch_stride = qbs; p.o_head_stride = qhs; p.o_row_stride = qrs;
   p.k_batch_stride = p.v_batch_stride = kbs; p.k_head_stride = p.v_head_stride = khs;
   p.k_row_stride = p.v_row_stride = krs;
-  p.lse_head_stride = varlen ? q0[B] : maxq;
-  p.lse_batch_stride = varlen ? 0 : (int64_t)s.hq * maxq;
+  p.lse_batch_stride = lbs; p.lse_head_stride = lhs; p.lse_row_stride = lrs;
   p.batch = B; p.hq = s.hq; p.hkv = s.hkv; p.lq = maxq; p.lk = maxk; p.head_dim = D;
   p.causal = s.causal; p.window_left = s.wl; p.window_right = s.wr; p.sink_tokens = s.sinks;
   p.scale = 1.f / std::sqrt((float)D); p.softcap = s.softcap;
@@ -171,7 +175,7 @@ static bool run(const Spec& s) {
           if (!std::isfinite(got)) { ++bad; continue; }
           max_err = std::max(max_err, std::fabs(got - ref));
         }
-        const int64_t lo = varlen ? (int64_t)h * q0[B] + q0[b] + i : ((int64_t)b * s.hq + h) * maxq + i;
+        const int64_t lo = (varlen ? (int64_t)(q0[b] + i) * lrs : b * lbs + i * lrs) + h * lhs;
         const float gl = lse[lo];
         const double rl = l > 0 ? m + std::log(l) : -INFINITY;
         if (l == 0) { if (!(std::isinf(gl) && gl < 0)) ++bad; }

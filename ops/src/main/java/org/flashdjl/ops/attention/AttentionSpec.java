@@ -16,7 +16,8 @@ import java.util.Objects;
  *   <li>causal (bottom-right aligned), window {@code (left, right)} inclusive with {@code -1} = unbounded, and
  *       {@code sinkTokens} first keys that ignore the window's left bound; masked scores are {@code -inf};
  *   <li>softmax accumulated in fp32 (float64 for float64 inputs), output in the input dtype; optional
- *       log-sum-exp (natural log, fp32, [batch, Hq, Lq]); a query row that sees no key gets output 0 and LSE {@code -inf}.
+ *       log-sum-exp (natural log, fp32, the output's shape without its head-dim axis: bhsd [batch, Hq, Lq],
+ *       bshd [batch, Lq, Hq], varlen [totalQ, Hq]); a query row that sees no key gets output 0 and LSE {@code -inf}.
  * </ul>
  *
  * <p>Build with {@link #builder()}; instances are immutable.
@@ -313,7 +314,8 @@ public final class AttentionSpec {
         }
 
         /**
-         * Asks for the log-sum-exp (natural log, fp32, [batch, Hq, Lq]; varlen: [Hq, totalQ]).
+         * Asks for the log-sum-exp (natural log, fp32, the output's shape without its last axis: bhsd
+         * [batch, Hq, Lq], bshd [batch, Lq, Hq], varlen [totalQ, Hq]).
          *
          * @param returnLse true to return it
          * @return this builder

@@ -128,8 +128,9 @@ public final class OnlineBackend extends NdArrayBackend {
             NDArray result = BlockMath.fromBhsd(out.toType(problem.getDataType(), false), layout);
             NDScope.unregister(result);
             if (spec.isReturnLse()) {
-                NDScope.unregister(lse);
-                return new AttentionOutput(result, lse);
+                NDArray lseOut = BlockMath.lseFromBhsd(lse, layout);
+                NDScope.unregister(lseOut);
+                return new AttentionOutput(result, lseOut);
             }
             return new AttentionOutput(result, null);
         }

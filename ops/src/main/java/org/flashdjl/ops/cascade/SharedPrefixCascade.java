@@ -156,7 +156,7 @@ final class SharedPrefixCascade {
             // Every query sees the whole prefix with position-free scores: one call, the prefix read once for all.
             AttentionSpec open = bshd.toBuilder().optCausal(false).optWindow(-1, -1).optSinkTokens(0).build();
             AttentionOutput o = Attention.forward(q.expandDims(0), k, v, open, denseBackend);
-            return new NDList(o.getOutput().squeeze(0), o.getLse().squeeze(0).transpose(1, 0));
+            return new NDList(o.getOutput().squeeze(0), o.getLse().squeeze(0)); // [totalQ, Hq, Dv], [totalQ, Hq]
         }
         // ALiBi or a mask that cuts the prefix: positions differ per request, one call each.
         NDList outs = new NDList();
@@ -172,7 +172,7 @@ final class SharedPrefixCascade {
                     .build();
             AttentionOutput o = Attention.forward(problem, denseBackend);
             outs.add(o.getOutput().squeeze(0)); // [Lq_b, Hq, Dv]
-            lses.add(o.getLse().squeeze(0).transpose(1, 0)); // [Lq_b, Hq]
+            lses.add(o.getLse().squeeze(0)); // [Lq_b, Hq]
         }
         return new NDList(NDArrays.concat(outs, 0), NDArrays.concat(lses, 0));
     }

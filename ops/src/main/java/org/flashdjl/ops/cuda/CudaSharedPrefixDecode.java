@@ -23,8 +23,8 @@ import java.util.Objects;
  * {@code [split, chunk, Hkv, D]}, batch stride = chunk rows) so that the grid fills the GPU (the flash kernel has
  * no split-KV of its own); a prefix whose length is no multiple of the chunk gets a second call for the shorter
  * last chunk. The partial states (outputs in the input dtype {@code [B, states, Hq, D]}, fp32 LSEs
- * {@code [states, Hq, B]} as the flash kernel writes them: row stride 1) are merged by one
- * {@link MergeStateKernel#mergeStates} launch reading the LSEs through strides (no transpose); the suffix goes
+ * {@code [B, states, Hq]}: the flash calls write both through strides) are merged by one
+ * {@link MergeStateKernel#mergeStates} launch; the suffix goes
  * through {@link PagedDecodeKernel} with {@code keyOffset = P} straight into the output, and one
  * {@link MergeStateKernel#mergeState} folds the prefix state into it. Launches per layer: 1-2 flash, 1 merge, 1-2
  * decode, 1 merge, all on the legacy default stream.
@@ -81,7 +81,7 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
     private final PagedDecodeKernel.Workspace workspace;
     private final DeviceBuffer[] buffers; // null entries for an unallocated plan
     private final long partialO; // 2-byte [B, states, Hq, D]
-    private final long partialLse; // fp32 [states, Hq, B]
+    private final long partialLse; // fp32 [B, states, Hq]
     private final long prefixO; // 2-byte [B, Hq, D]
     private final long prefixLse; // fp32 [B, Hq]
     private final long suffixLse; // fp32 [B, Hq]
@@ -426,16 +426,17 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
         // partial outputs, memory [B, n, Hq, D]; seen by flash as [split, row = B, Hq, D] (bshd)
         long oState = (long) hq * d;
         long oRow = (long) n * oState;
-        // partial LSEs, memory [n, Hq, B]: flash writes [split, Hq, row = B] with row stride 1
-        long lState = (long) hq * b;
+        // partial LSEs, memory [B, n, Hq]: flash writes its bshd LSE [split, row = B, Hq] through strides
+        long lState = hq;
+        long lRow = (long) n * hq;
         FlashAttention main = flash(q, kShared, vShared, prefixSpec, 0, split.fullChunks(), split.chunk(), oState,
-                oRow, lState);
+                oRow, lState, lRow);
         FlashAttention tail = split.tail() == 0 ? null : flash(q, kShared, vShared, prefixSpec,
-                split.fullChunks(), 1, split.tail(), oState, oRow, lState);
+                split.fullChunks(), 1, split.tail(), oState, oRow, lState, lRow);
         DeviceTensor po = DeviceTensor.fromDevicePointer(partialO, new long[] {b, n, hq, d},
                 new long[] {oRow, oState, d, 1}, type, device);
         DeviceTensor pl = DeviceTensor.fromDevicePointer(partialLse, new long[] {b, n, hq},
-                new long[] {1, lState, b}, DeviceDataType.FP32, device);
+                new long[] {lRow, lState, 1}, DeviceDataType.FP32, device);
         DeviceTensor preO = DeviceTensor.fromDevicePointer(prefixO, qShape, DeviceTensor.contiguousStrides(qShape),
                 type, device);
         long[] lseShape = {b, hq};
@@ -451,7 +452,7 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
 
     /** One flash call over {@code count} chunks of {@code len} keys starting at chunk {@code first}. */
     private FlashAttention flash(DeviceTensor q, DeviceTensor k, DeviceTensor v, AttentionSpec spec, int first,
-            int count, int len, long oState, long oRow, long lState) {
+            int count, int len, long oState, long oRow, long lState, long lRow) {
         int b = table.getBatchSize();
         long start = (long) first * split.chunk();
         DeviceTensor qs = DeviceTensor.fromDevicePointer(q.getAddress(), new long[] {count, b, queryHeads, headDim},
@@ -460,7 +461,7 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
                 new long[] {count, b, queryHeads, headDim}, new long[] {oState, oRow, headDim, 1}, q.getDataType(),
                 device);
         DeviceTensor ls = DeviceTensor.fromDevicePointer(partialLse + 4L * first * lState,
-                new long[] {count, queryHeads, b}, new long[] {lState, b, 1}, DeviceDataType.FP32, device);
+                new long[] {count, b, queryHeads}, new long[] {lState, lRow, 1}, DeviceDataType.FP32, device);
         return FlashAttention.builder().setQuery(qs).setKey(chunks(k, start, count, len))
                 .setValue(chunks(v, start, count, len)).setOutput(os).optLse(ls).setSpec(spec).build();
     }

@@ -17,14 +17,16 @@ import java.util.Objects;
  * FlashAttention.builder()
  *         .setQuery(q).setKey(k).setValue(v).setOutput(o) // [B, Hq, Lq, D] / [B, Hkv, Lk, D] in spec.getLayout()
  *         .setSpec(spec)
- *         .optLse(lse)                                     // fp32 [B, Hq, Lq]
+ *         .optLse(lse)                                     // fp32, q's shape without D: [B, Hq, Lq] / [B, Lq, Hq]
  *         .build()                                         // every check, no CUDA call
  *         .run();                                          // one launch on stream 0
  * }</pre>
  *
  * <p>Dense tensors are rank 4 in the spec's layout ({@code bhsd} [B, H, L, D] or {@code bshd} [B, L, H, D]) with
  * any non-negative strides (so a {@link DeviceTensor#permute} of bshd memory is a valid bhsd input) and head-dim
- * stride 1. Varlen tensors ({@link Builder#optVarlen}) are packed [totalTokens, H, D] with an LSE of [Hq, totalQ].
+ * stride 1. Varlen tensors ({@link Builder#optVarlen}) are packed [totalTokens, H, D]. The LSE has the output's
+ * shape without its last axis (bhsd [B, Hq, Lq], bshd [B, Lq, Hq], varlen [totalQ, Hq]) and any non-negative
+ * strides.
  * The semantics are {@link AttentionSpec}'s; query blocks are bottom-right aligned (no custom positions).
  *
  * <p>The kernels read 16 bytes at a time: base addresses must be 16-byte aligned and the batch, head and row
@@ -228,7 +230,8 @@ public final class FlashAttention {
         /**
          * Asks for the log-sum-exp.
          *
-         * @param lse fp32 [B, Hq, Lq] (varlen [Hq, totalQ]) with row stride 1, or null
+         * @param lse fp32, q's shape without its last axis: [B, Hq, Lq] (bhsd), [B, Lq, Hq] (bshd), [totalQ, Hq]
+         *     (varlen); any non-negative strides; or null
          * @return this builder
          */
         public Builder optLse(DeviceTensor lse) {
@@ -369,17 +372,12 @@ public final class FlashAttention {
                 toInt("total query tokens (int32 offsets)", totalQ);
                 toInt("total key tokens (int32 offsets)", totalK);
             }
-            long[] lseShape = varlen ? new long[] {hq, totalQ} : new long[] {batch, hq, lq};
-            if (lse != null) {
-                if (!Arrays.equals(lse.getShape(), lseShape)) {
-                    throw new IllegalArgumentException("lse shape " + DeviceTensor.format(lse.getShape())
-                            + " must be " + DeviceTensor.format(lseShape)
-                            + (varlen ? " [Hq, totalQ]" : " [batch, Hq, Lq]"));
-                }
-                if (lse.size(lse.rank() - 1) > 1 && lse.stride(lse.rank() - 1) != 1) {
-                    throw new IllegalArgumentException("lse must have row stride 1, got strides "
-                            + DeviceTensor.format(lse.getStrides()));
-                }
+            long[] lseShape = Arrays.copyOf(q.getShape(), rank - 1); // the output's shape without its last axis
+            if (lse != null && !Arrays.equals(lse.getShape(), lseShape)) {
+                throw new IllegalArgumentException("lse shape " + DeviceTensor.format(lse.getShape()) + " must be "
+                        + DeviceTensor.format(lseShape) + ", the output's shape without its head dim ("
+                        + (varlen ? "[totalQ, Hq]" : spec.getLayout() == QkvLayout.BHSD ? "[B, Hq, Lq]" : "[B, Lq, Hq]")
+                        + ")");
             }
             for (Object[] t : named()) {
                 DeviceTensor x = (DeviceTensor) t[1];
@@ -403,8 +401,7 @@ public final class FlashAttention {
             strides(p, v, varlen, headAxis, seqAxis, FlashParams.Field.V_BATCH_STRIDE);
             strides(p, o, varlen, headAxis, seqAxis, FlashParams.Field.O_BATCH_STRIDE);
             if (lse != null) {
-                p.setLong(FlashParams.Field.LSE_BATCH_STRIDE, varlen ? 0 : lse.stride(0));
-                p.setLong(FlashParams.Field.LSE_HEAD_STRIDE, varlen ? lse.stride(0) : lse.stride(1));
+                strides(p, lse, varlen, headAxis, seqAxis, FlashParams.Field.LSE_BATCH_STRIDE);
             }
             p.setInt(FlashParams.Field.BATCH, batch);
             p.setInt(FlashParams.Field.HQ, hq);

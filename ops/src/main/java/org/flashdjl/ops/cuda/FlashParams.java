@@ -7,7 +7,7 @@ import java.util.Arrays;
 /**
  * The Java image of {@code struct FlashFwdParams} ({@code ops/src/main/cuda/flash_params.h}): the one argument,
  * passed by value, of every flash-attention forward kernel. Little-endian, natural C alignment, fields in the
- * header's order; {@link #toBytes()} gives the 224 bytes that {@code cuLaunchKernel} copies as the argument.
+ * header's order; {@link #toBytes()} gives the bytes that {@code cuLaunchKernel} copies as the argument.
  */
 public final class FlashParams {
 
@@ -82,8 +82,10 @@ public final class FlashParams {
         O_ROW_STRIDE("o_row_stride", Kind.INT64),
         /** LSE batch stride (elements). */
         LSE_BATCH_STRIDE("lse_batch_stride", Kind.INT64),
-        /** LSE head stride (elements); the LSE row stride is 1. */
+        /** LSE head stride (elements). */
         LSE_HEAD_STRIDE("lse_head_stride", Kind.INT64),
+        /** LSE row stride (elements). */
+        LSE_ROW_STRIDE("lse_row_stride", Kind.INT64),
         /** Batch size (varlen: number of sequences). */
         BATCH("batch", Kind.INT32),
         /** Query heads. */

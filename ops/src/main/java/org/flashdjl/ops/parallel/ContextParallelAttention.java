@@ -3,7 +3,6 @@ package org.flashdjl.ops.parallel;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionBackends;
@@ -188,7 +187,7 @@ public final class ContextParallelAttention implements AutoCloseable {
      * @param spec what to compute, positions of the full sequence (causal is bottom-right aligned over the full
      *     lengths); its layout is ignored, this module's layout applies
      * @return this rank's output in the layout ([B, Hq, Lq_r, Dv] / [B, Lq_r, Hq, Dv]) and, when the spec asks,
-     *     its LSE [B, Hq, Lq_r] (fp32, natural log)
+     *     its LSE, the output's shape without Dv ([B, Hq, Lq_r] / [B, Lq_r, Hq]; fp32, natural log)
      * @throws IllegalArgumentException for bad inputs, naming the argument and the allowed values
      * @throws ProcessGroupException when a peer fails or a wait times out
      */
@@ -202,7 +201,7 @@ public final class ContextParallelAttention implements AutoCloseable {
         // Every local check before the first collective, so a bad input fails here and not as a peer timeout.
         AttentionProblem problem = AttentionProblem.builder(q, k, v, s).build();
         if (usesDeviceKernels(g, q, s)) {
-            return forwardNDArraysOnDevice((NcclProcessGroup) g, q, k, v, s, problem.getQueryHeads());
+            return forwardNDArraysOnDevice((NcclProcessGroup) g, q, k, v, s);
         }
         if (method == Method.ULYSSES) {
             UlyssesAttention.checkHeads(problem.getQueryHeads(), g.size());
@@ -221,7 +220,7 @@ public final class ContextParallelAttention implements AutoCloseable {
      * @param k this rank's keys [B, Lk_r, Hkv, D] / [B, Hkv, Lk_r, D]
      * @param v this rank's values, the shape of k
      * @param out the output, the shape and dtype of q
-     * @param lse fp32 [B, Hq, Lq_r] (natural log), or null
+     * @param lse fp32, q's shape without D ([B, Lq_r, Hq] / [B, Hq, Lq_r]), natural log, or null
      * @param spec what to compute over the full sequence; its layout is ignored, this module's applies
      * @throws UnsupportedOperationException for ring specs with windows, sinks or ALiBi (see
      *     {@link DeviceRingAttention#unsupportedReason})
@@ -263,12 +262,11 @@ public final class ContextParallelAttention implements AutoCloseable {
     }
 
     private AttentionOutput forwardNDArraysOnDevice(NcclProcessGroup g, NDArray q, NDArray k, NDArray v,
-            AttentionSpec s, int queryHeads) {
+            AttentionSpec s) {
         NDManager manager = q.getManager();
         NDArray out = manager.create(q.getShape(), q.getDataType(), q.getDevice());
         NDArray lse = s.isReturnLse()
-                ? manager.create(new Shape(q.getShape().get(0), queryHeads, q.getShape().get(layout.seqAxis())),
-                        DataType.FLOAT32, q.getDevice())
+                ? manager.create(q.getShape().slice(0, 3), DataType.FLOAT32, q.getDevice()) // q without D
                 : null;
         try {
             forward(DeviceTensor.fromNDArray(q), DeviceTensor.fromNDArray(k), DeviceTensor.fromNDArray(v),

@@ -69,11 +69,11 @@ final class DeviceChecks {
                     + " multiple of key heads");
         }
         if (lse != null) {
-            long[] expected = {q.size(0), q.size(h), q.size(layout.seqAxis())};
+            long[] expected = Arrays.copyOf(q.getShape(), 3); // q's shape without D
             if (!Arrays.equals(lse.getShape(), expected)
                     || lse.getDataType() != org.flashdjl.ops.cuda.DeviceDataType.FP32) {
                 throw new IllegalArgumentException(where + ": lse must be fp32 " + DeviceTensor.format(expected)
-                        + " [B, Hq, Lq_r], got " + lse);
+                        + " (q's shape without its head dim), got " + lse);
             }
         }
     }

@@ -22,9 +22,10 @@ final class DeviceCopy {
     private DeviceCopy() {}
 
     /**
-     * Copies {@code src} into {@code dst} (same shape and dtype, any non-negative strides with a dense last axis):
-     * the inner axes that are dense in both collapse into one row, the largest remaining axis becomes the rows of
-     * one {@code cuMemcpy2DAsync}, the others are looped over.
+     * Copies {@code src} into {@code dst} (same shape and dtype, any non-negative strides): both views are
+     * reordered by the destination's strides (largest first), the inner axes that are dense in both then collapse
+     * into one row (a single element when none is), the largest remaining axis becomes the rows of one
+     * {@code cuMemcpy2DAsync}, the others are looped over.
      *
      * @param src the source view
      * @param dst the destination view, not overlapping the source
@@ -36,6 +37,9 @@ final class DeviceCopy {
         if (src.numel() == 0) {
             return;
         }
+        int[] order = byStrideDescending(dst);
+        src = src.permute(order);
+        dst = dst.permute(order);
         int rank = src.rank();
         int esz = src.getDataType().byteSize();
         long width = 1; // elements per row
@@ -43,9 +47,6 @@ final class DeviceCopy {
         while (a >= 0 && (src.size(a) == 1 || (src.stride(a) == width && dst.stride(a) == width))) {
             width *= src.size(a);
             a--;
-        }
-        if (width == 1 && rank > 0) {
-            throw new IllegalArgumentException("copy needs a dense last axis: " + src + " -> " + dst);
         }
         CudaRuntime.bind(src.getDevice());
         if (a < 0) {
@@ -94,6 +95,20 @@ final class DeviceCopy {
                 return;
             }
         }
+    }
+
+    // The axes of t ordered by decreasing stride (stable), so that the densest axis comes last.
+    private static int[] byStrideDescending(DeviceTensor t) {
+        Integer[] axes = new Integer[t.rank()];
+        for (int i = 0; i < axes.length; i++) {
+            axes[i] = i;
+        }
+        Arrays.sort(axes, (a, b) -> Long.compare(t.stride(b), t.stride(a)));
+        int[] order = new int[axes.length];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = axes[i];
+        }
+        return order;
     }
 
     /**

@@ -121,7 +121,7 @@ public final class DeviceRingAttention implements AutoCloseable {
      * @param k this rank's keys [B, Lk_r, Hkv, D] / [B, Hkv, Lk_r, D]
      * @param v this rank's values, the shape of k
      * @param out the output, the shape and dtype of q
-     * @param lse fp32 [B, Hq, Lq_r] (natural log), or null
+     * @param lse fp32, the shape of q without its last axis ([B, Lq_r, Hq] / [B, Hq, Lq_r]), natural log, or null
      * @param spec what to compute over the full sequence (causal bottom-right over the full lengths)
      * @throws UnsupportedOperationException for windows, sinks and ALiBi
      * @throws IllegalArgumentException for bad shapes, dtypes, devices, non-contiguous views, shard lengths that
@@ -158,9 +158,6 @@ public final class DeviceRingAttention implements AutoCloseable {
         }
         DeviceDataType dtype = q.getDataType();
         long[] qShape = q.getShape();
-        long batch = qShape[0];
-        long hq = q.size(layout.headAxis());
-        long lqLocal = q.size(seqAxis);
         if (calls == 0) { // no local query sees a key
             DeviceCopy.fill16(out, (short) 0);
             if (lse != null) {
@@ -174,11 +171,15 @@ public final class DeviceRingAttention implements AutoCloseable {
         slabShape[0] = slabs;
         System.arraycopy(qShape, 0, slabShape, 1, 4);
         DeviceTensor blockOut = workspace.get("blockOut", dtype, slabShape);
-        DeviceTensor blockLse = workspace.get("blockLse", DeviceDataType.FP32, slabs, batch, hq, lqLocal);
+        long[] lseShape = java.util.Arrays.copyOf(qShape, 3); // the LSE has q's axes without D
+        long[] lseSlabShape = new long[4];
+        lseSlabShape[0] = slabs;
+        System.arraycopy(lseShape, 0, lseSlabShape, 1, 3);
+        DeviceTensor blockLse = workspace.get("blockLse", DeviceDataType.FP32, lseSlabShape);
         DeviceCopy.fill32(blockLse, NEG_INF_BITS); // rows a call does not touch keep weight 0
         DeviceTensor accLse = null;
         if (!convertToFp32 && calls > 0) {
-            accLse = lse != null ? lse : workspace.get("accLse", DeviceDataType.FP32, batch, hq, lqLocal);
+            accLse = lse != null ? lse : workspace.get("accLse", DeviceDataType.FP32, lseShape);
             DeviceCopy.fill16(out, (short) 0); // the empty state: output 0, LSE -inf
             DeviceCopy.fill32(accLse, NEG_INF_BITS);
         }
@@ -224,13 +225,13 @@ public final class DeviceRingAttention implements AutoCloseable {
                 long qe = qs + c.queryLength();
                 int slab = convertToFp32 ? call : 0;
                 DeviceTensor ob = slab(blockOut, slab).slice(seqAxis, qs, qe);
-                DeviceTensor lb = slab(blockLse, slab).slice(2, qs, qe);
+                DeviceTensor lb = slab(blockLse, slab).slice(seqAxis, qs, qe);
                 FlashAttention.builder().setQuery(q.slice(seqAxis, qs, qe))
                         .setKey(curK.slice(seqAxis, c.keyStart(), c.keyStart() + c.keyLength()))
                         .setValue(curV.slice(seqAxis, c.keyStart(), c.keyStart() + c.keyLength()))
                         .setOutput(ob).optLse(lb).setSpec(c.causal() ? causal : plain).build().run();
                 if (!convertToFp32) {
-                    DeviceStateMerge.mergeInPlace(out.slice(seqAxis, qs, qe), accLse.slice(2, qs, qe), ob, lb,
+                    DeviceStateMerge.mergeInPlace(out.slice(seqAxis, qs, qe), accLse.slice(seqAxis, qs, qe), ob, lb,
                             layout);
                 }
                 call++;

@@ -71,7 +71,7 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
      * @param k this rank's keys [B, Lk_r, Hkv, D] / [B, Hkv, Lk_r, D]
      * @param v this rank's values, the shape of k
      * @param out the output, the shape and dtype of q
-     * @param lse fp32 [B, Hq, Lq_r], or null
+     * @param lse fp32, q's shape without D ([B, Lq_r, Hq] / [B, Hq, Lq_r]), or null
      * @param spec what to compute over the full sequence
      * @throws IllegalArgumentException for bad inputs or heads that do not divide by the world size
      * @throws ProcessGroupException when a peer fails or a wait times out
@@ -111,7 +111,7 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
         DeviceTensor kf = workspace.get("k.full", dtype, batch, totalK, hks, d);
         DeviceTensor vf = workspace.get("v.full", dtype, batch, totalK, hks, d);
         DeviceTensor of = workspace.get("o.full", dtype, batch, totalQ, hs, d);
-        DeviceTensor lf = workspace.get("lse.full", DeviceDataType.FP32, batch, hs, totalQ);
+        DeviceTensor lf = bshdLse(lseSlot("lse.full", batch, totalQ, hs, layout), layout); // [B, totalQ, hs] view
 
         // 1. sequence shards -> head shards (q, k, v in one NCCL group)
         List<DeviceP2POp> ops = new ArrayList<>();
@@ -133,18 +133,19 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
         ops.clear();
         unpack.clear();
         DeviceTensor ob = bshd(out, layout);
+        DeviceTensor lb = lse == null ? null : bshdLse(lse, layout); // [B, Lq_r, Hq] view
         for (int j = 0; j < world; j++) {
             // to rank j: its tokens (pieces in shard order), my heads
             List<SequenceSharding.Piece> pieces = qLayout.get(j);
             DeviceTensor mine = ob.slice(2, (long) rank * hs, (long) (rank + 1) * hs);
-            DeviceTensor mineLse = lse == null ? null : lse.slice(1, (long) rank * hs, (long) (rank + 1) * hs);
+            DeviceTensor mineLse = lb == null ? null : lb.slice(2, (long) rank * hs, (long) (rank + 1) * hs);
             if (j == rank) {
                 for (SequenceSharding.Piece p : pieces) {
                     if (p.length() > 0) {
                         DeviceCopy.copy(seq(of, 1, p.globalStart(), p.length()), seq(mine, 1, p.localStart(),
                                 p.length()));
                         if (lse != null) {
-                            DeviceCopy.copy(seq(lf, 2, p.globalStart(), p.length()), seq(mineLse, 2, p.localStart(),
+                            DeviceCopy.copy(seq(lf, 1, p.globalStart(), p.length()), seq(mineLse, 1, p.localStart(),
                                     p.length()));
                         }
                     }
@@ -164,17 +165,19 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
             int peer = j;
             unpack.add(() -> DeviceCopy.copy(recv, ob.slice(2, (long) peer * hs, (long) (peer + 1) * hs)));
             if (lse != null) {
-                DeviceTensor sendLse = workspace.get("lse.send" + j, DeviceDataType.FP32, batch, hs, lq[j]);
+                DeviceTensor sendLse = lseSlot("lse.send" + j, batch, lq[j], hs, layout);
+                DeviceTensor sendView = bshdLse(sendLse, layout);
                 for (SequenceSharding.Piece p : pieces) {
                     if (p.length() > 0) {
-                        DeviceCopy.copy(seq(lf, 2, p.globalStart(), p.length()), seq(sendLse, 2, p.localStart(),
+                        DeviceCopy.copy(seq(lf, 1, p.globalStart(), p.length()), seq(sendView, 1, p.localStart(),
                                 p.length()));
                     }
                 }
-                DeviceTensor recvLse = workspace.get("lse.recv" + j, DeviceDataType.FP32, batch, hs, lq[rank]);
+                DeviceTensor recvLse = lseSlot("lse.recv" + j, batch, lq[rank], hs, layout);
                 ops.add(DeviceP2POp.send(DeviceChecks.buffer(sendLse), j));
                 ops.add(DeviceP2POp.recv(DeviceChecks.buffer(recvLse), j));
-                unpack.add(() -> DeviceCopy.copy(recvLse, lse.slice(1, (long) peer * hs, (long) (peer + 1) * hs)));
+                unpack.add(() -> DeviceCopy.copy(bshdLse(recvLse, layout),
+                        lb.slice(2, (long) peer * hs, (long) (peer + 1) * hs)));
             }
         }
         exchange(ops, unpack);
@@ -227,6 +230,17 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
     // A bshd-ordered view [B, L, H, D] of a tensor in the layout.
     private static DeviceTensor bshd(DeviceTensor x, QkvLayout layout) {
         return layout == QkvLayout.BSHD ? x : x.permute(0, 2, 1, 3);
+    }
+
+    // A [B, L, H]-ordered view of an LSE laid out like its output ([B, L, H] / [B, H, L]).
+    private static DeviceTensor bshdLse(DeviceTensor lse, QkvLayout layout) {
+        return layout == QkvLayout.BSHD ? lse : lse.permute(0, 2, 1);
+    }
+
+    // A contiguous LSE scratch slot for `len` tokens and `heads` heads in the layout's order.
+    private DeviceTensor lseSlot(String name, long batch, long len, long heads, QkvLayout layout) {
+        return layout == QkvLayout.BSHD ? workspace.get(name, DeviceDataType.FP32, batch, len, heads)
+                : workspace.get(name, DeviceDataType.FP32, batch, heads, len);
     }
 
     private static DeviceTensor seq(DeviceTensor x, int axis, long start, long length) {

@@ -37,7 +37,7 @@ final class RingAttention {
      * @param backend the local backend name
      * @param convertToFp32 keep the running outputs in fp32 (else in the input dtype)
      * @param sharding how the shards were cut
-     * @return local output (and LSE [B, Hq, Lq_local] when the spec asks)
+     * @return local output (and its LSE, [B, Hq, Lq_local] / [B, Lq_local, Hq], when the spec asks)
      */
     static AttentionOutput forward(ProcessGroup group, NDArray q, NDArray k, NDArray v, AttentionSpec spec,
             String backend, boolean convertToFp32, SequenceSharding sharding) {
@@ -117,7 +117,7 @@ final class RingAttention {
                 if (convertToFp32 && out.getDataType() != DataType.FLOAT32) {
                     out = out.toType(DataType.FLOAT32, false);
                 }
-                NDArray lse = layout == QkvLayout.BSHD ? o.getLse().transpose(0, 2, 1) : o.getLse(); // [B, len, Hq]
+                NDArray lse = o.getLse(); // the output's layout without Dv: [B, Hq, len] / [B, len, Hq]
                 int i = b.queryPiece();
                 if (acc[i] == null) {
                     acc[i] = out;
@@ -164,13 +164,11 @@ final class RingAttention {
         if (outs.isEmpty()) { // no local queries
             Shape os = layout == QkvLayout.BHSD ? new Shape(batch, heads, 0, dv) : new Shape(batch, 0, heads, dv);
             out = manager.zeros(os, q.getDataType(), q.getDevice());
-            lse = manager.zeros(new Shape(batch, heads, 0), DataType.FLOAT32, q.getDevice());
+            Shape ls = layout == QkvLayout.BHSD ? new Shape(batch, heads, 0) : new Shape(batch, 0, heads);
+            lse = manager.zeros(ls, DataType.FLOAT32, q.getDevice());
         } else {
             out = ContextParallel.cat(outs, seqAxis);
-            lse = ContextParallel.cat(lses, layout == QkvLayout.BHSD ? 2 : 1);
-            if (layout == QkvLayout.BSHD) {
-                lse = lse.transpose(0, 2, 1).duplicate(); // [B, Hq, Lq_local]
-            }
+            lse = ContextParallel.cat(lses, seqAxis); // the LSE's sequence axis is the output's
         }
         NDScope.unregister(out);
         if (!spec.isReturnLse()) {

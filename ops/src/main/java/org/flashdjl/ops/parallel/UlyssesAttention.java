@@ -74,7 +74,7 @@ final class UlyssesAttention {
      * @param spec the spec, layout already set
      * @param backend the local backend name
      * @param sharding how the shards were cut
-     * @return local output (and LSE [B, Hq, Lq_local] when the spec asks)
+     * @return local output (and its LSE, [B, Hq, Lq_local] / [B, Lq_local, Hq], when the spec asks)
      */
     static AttentionOutput forward(ProcessGroup group, NDArray q, NDArray k, NDArray v, AttentionSpec spec,
             String backend, SequenceSharding sharding) {
@@ -121,7 +121,8 @@ final class UlyssesAttention {
                 return new AttentionOutput(out, null);
             }
             NDScope.register(o.getLse());
-            NDArray lse = toSeqShards(group, o.getLse(), 2, 1, qLayout, rank); // [B, Hq, Lq_local]
+            // the LSE has the output's axes without Dv: [B, Hq, Lq_local] / [B, Lq_local, Hq]
+            NDArray lse = toSeqShards(group, o.getLse(), seqAxis, headAxis, qLayout, rank);
             NDScope.unregister(lse);
             return new AttentionOutput(out, lse);
         }

@@ -93,8 +93,9 @@ class CudaSharedPrefixDecodeTest {
             assertEquals(384L * 2 * 128, main.get(FlashParams.Field.K_BATCH_STRIDE).longValue());
             assertEquals(8L * 128, main.get(FlashParams.Field.O_BATCH_STRIDE).longValue()); // state stride
             assertEquals(3L * 8 * 128, main.get(FlashParams.Field.O_ROW_STRIDE).longValue()); // request stride
-            assertEquals(8L * 3, main.get(FlashParams.Field.LSE_BATCH_STRIDE).longValue());
-            assertEquals(3L, main.get(FlashParams.Field.LSE_HEAD_STRIDE).longValue());
+            assertEquals(8L, main.get(FlashParams.Field.LSE_BATCH_STRIDE).longValue()); // state stride
+            assertEquals(1L, main.get(FlashParams.Field.LSE_HEAD_STRIDE).longValue());
+            assertEquals(3L * 8, main.get(FlashParams.Field.LSE_ROW_STRIDE).longValue()); // request stride
             FlashParams tail = calls[1].getParams();
             assertEquals(1, tail.get(FlashParams.Field.BATCH).intValue());
             assertEquals(232, tail.get(FlashParams.Field.LK).intValue());
@@ -103,9 +104,9 @@ class CudaSharedPrefixDecodeTest {
                     tail.get(FlashParams.Field.O).longValue());
             KernelStruct merge = layer.getPrefixMerge().getParams();
             assertEquals(3, merge.get("states").intValue());
-            assertEquals(1L, merge.get("s_a_row_stride").longValue()); // the LSEs read through strides
-            assertEquals(24L, merge.get("s_a_state_stride").longValue());
-            assertEquals(3L, merge.get("s_a_head_stride").longValue());
+            assertEquals(24L, merge.get("s_a_row_stride").longValue()); // the LSEs laid out like the outputs
+            assertEquals(8L, merge.get("s_a_state_stride").longValue());
+            assertEquals(1L, merge.get("s_a_head_stride").longValue());
             assertEquals(1000L, layer.getSuffixDecode().getParams().get("key_offset").longValue());
             assertNotNull(layer.getFinalMerge());
             // a validation-only plan refuses to launch

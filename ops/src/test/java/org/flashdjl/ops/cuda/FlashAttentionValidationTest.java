@@ -45,6 +45,7 @@ class FlashAttentionValidationTest {
         assertEquals(2L * 17 * 64, p.get(FlashParams.Field.K_BATCH_STRIDE));
         assertEquals(8L * 33, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
         assertEquals(33L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
+        assertEquals(1L, p.get(FlashParams.Field.LSE_ROW_STRIDE));
         assertEquals(2, p.get(FlashParams.Field.BATCH));
         assertEquals(8, p.get(FlashParams.Field.HQ));
         assertEquals(2, p.get(FlashParams.Field.HKV));
@@ -95,7 +96,7 @@ class FlashAttentionValidationTest {
                 .setKey(tensor(DeviceDataType.FP16, 1 << 24, 140, 1, 64))
                 .setValue(tensor(DeviceDataType.FP16, 2 << 24, 140, 1, 64))
                 .setOutput(tensor(DeviceDataType.FP16, 3 << 24, 130, 8, 64))
-                .optLse(tensor(DeviceDataType.FP32, 4 << 24, 8, 130))
+                .optLse(tensor(DeviceDataType.FP32, 4 << 24, 130, 8))
                 .optVarlen(cuQ, cuK)
                 .setSpec(AttentionSpec.builder().optCausal(true).build()).build();
         FlashParams p = call.getParams();
@@ -106,7 +107,8 @@ class FlashAttentionValidationTest {
         assertEquals(64L, p.get(FlashParams.Field.Q_HEAD_STRIDE));
         assertEquals(8L * 64, p.get(FlashParams.Field.Q_ROW_STRIDE));
         assertEquals(0L, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
-        assertEquals(130L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
+        assertEquals(1L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
+        assertEquals(8L, p.get(FlashParams.Field.LSE_ROW_STRIDE));
 
         String m = message(IllegalArgumentException.class, FlashAttention.builder()
                 .setQuery(tensor(DeviceDataType.FP16, 0, 130, 8, 64))
@@ -162,7 +164,8 @@ class FlashAttentionValidationTest {
 
         m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
                 .optLse(tensor(DeviceDataType.FP32, 4 << 24, 2, 33, 8)));
-        assertTrue(m.contains("lse shape [2, 33, 8] must be [2, 8, 33] [batch, Hq, Lq]"), m);
+        assertTrue(m.contains("lse shape [2, 33, 8] must be [2, 8, 33], the output's shape without its head dim"
+                + " ([B, Hq, Lq])"), m);
 
         m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64,
                 AttentionSpec.builder().optAlibiSlopes(new float[] {1, 2}).build()));

@@ -32,10 +32,10 @@ class FlashParamsTest {
         Matcher size = Pattern.compile("sizeof\\(FlashFwdParams\\)\\s*==\\s*(\\d+)").matcher(header);
         assertEquals(true, size.find(), "the header pins sizeof(FlashFwdParams)");
         assertEquals(Integer.parseInt(size.group(1)), FlashParams.SIZE);
-        assertEquals(224, FlashParams.SIZE);
+        assertEquals(232, FlashParams.SIZE);
         assertEquals(64, FlashParams.Field.Q_BATCH_STRIDE.offset());
-        assertEquals(176, FlashParams.Field.BATCH.offset());
-        assertEquals(216, FlashParams.Field.SCALE.offset());
+        assertEquals(184, FlashParams.Field.BATCH.offset());
+        assertEquals(224, FlashParams.Field.SCALE.offset());
         assertEquals(3, checked, "static_assert offsets found in the header");
     }
 
@@ -77,14 +77,14 @@ class FlashParamsTest {
                 .setFloat(FlashParams.Field.SCALE, 0.125f)
                 .setFloat(FlashParams.Field.SOFTCAP, 30f);
         byte[] b = p.toBytes();
-        assertEquals(224, b.length);
+        assertEquals(232, b.length);
         assertEquals((byte) 0x88, b[0]);
         assertEquals((byte) 0x11, b[7]);
         ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
         assertEquals(-1, bb.getLong(168));
-        assertEquals(-1, bb.getInt(204));
-        assertEquals(0.125f, bb.getFloat(216));
-        assertEquals(30f, bb.getFloat(220));
+        assertEquals(-1, bb.getInt(212));
+        assertEquals(0.125f, bb.getFloat(224));
+        assertEquals(30f, bb.getFloat(228));
         assertEquals(0.125f, p.get(FlashParams.Field.SCALE));
     }
 }

@@ -112,7 +112,7 @@ public final class ContextParallelBench {
             DeviceTensor o = tensor(mem, dev, len, hq, d);
             DeviceBuffer lb = DeviceBuffer.allocate(dev, 4L * len * hq);
             mem.add(lb);
-            DeviceTensor lse = lb.view(DeviceDataType.FP32, 1, hq, len);
+            DeviceTensor lse = lb.view(DeviceDataType.FP32, 1, len, hq); // bshd: the output without D
             FlashAttention fa = FlashAttention.builder().setQuery(q).setKey(k).setValue(v).setOutput(o).optLse(lse)
                     .setSpec(spec).build();
             t1 = time(g, iters, fa::run);

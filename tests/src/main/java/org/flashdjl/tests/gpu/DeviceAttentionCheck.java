@@ -14,6 +14,7 @@ import org.flashdjl.ops.parallel.NcclProcessGroup;
 import org.flashdjl.ops.parallel.SequenceSharding;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -139,7 +140,7 @@ public final class DeviceAttentionCheck {
             DeviceTensor kf = upload(mem, c, k, l, c.hkv());
             DeviceTensor vf = upload(mem, c, v, l, c.hkv());
             DeviceTensor of = alloc(mem, c.dtype(), shape(c.layout(), l, c.hq()));
-            DeviceTensor lf = alloc(mem, DeviceDataType.FP32, 1, c.hq(), l);
+            DeviceTensor lf = alloc(mem, DeviceDataType.FP32, lseShape(c.layout(), l, c.hq()));
             FlashAttention.builder().setQuery(qf).setKey(kf).setValue(vf).setOutput(of).optLse(lf).setSpec(spec)
                     .build().run();
             // this rank's shards
@@ -147,7 +148,7 @@ public final class DeviceAttentionCheck {
             DeviceTensor ks = upload(mem, c, shard(k, pieces, c.hkv()), local, c.hkv());
             DeviceTensor vs = upload(mem, c, shard(v, pieces, c.hkv()), local, c.hkv());
             DeviceTensor os = alloc(mem, c.dtype(), shape(c.layout(), local, c.hq()));
-            DeviceTensor ls = alloc(mem, DeviceDataType.FP32, 1, c.hq(), local);
+            DeviceTensor ls = alloc(mem, DeviceDataType.FP32, lseShape(c.layout(), local, c.hq()));
             poison(mem, os, ls);
             try (ContextParallelAttention cp = ContextParallelAttention.builder().optLayout(c.layout())
                     .optBackend("flash").optMethod(c.method()).optSharding(c.sharding())
@@ -173,8 +174,8 @@ public final class DeviceAttentionCheck {
                         dOut = Math.max(dOut, Math.abs(a - single[g * c.hq() * D + i]));
                     }
                     for (int h = 0; h < c.hq(); h++) {
-                        float a = mineLse[h * local + row];
-                        float b = singleLse[h * l + g];
+                        float a = mineLse[lseIndex(c.layout(), local, c.hq(), row, h)];
+                        float b = singleLse[lseIndex(c.layout(), l, c.hq(), g, h)];
                         nan |= Float.isNaN(a);
                         dLse = Math.max(dLse, a == b ? 0 : Math.abs(a - b));
                     }
@@ -250,6 +251,15 @@ public final class DeviceAttentionCheck {
             at += (int) p.length() * row;
         }
         return out;
+    }
+
+    // The LSE of an output of shape(layout, len, heads): that shape without D.
+    private static long[] lseShape(QkvLayout layout, long len, long heads) {
+        return Arrays.copyOf(shape(layout, len, heads), 3);
+    }
+
+    private static int lseIndex(QkvLayout layout, int len, int heads, int row, int head) {
+        return layout == QkvLayout.BSHD ? row * heads + head : head * len + row;
     }
 
     private static long[] shape(QkvLayout layout, long len, long heads) {

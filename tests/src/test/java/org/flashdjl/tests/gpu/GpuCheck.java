@@ -209,7 +209,7 @@ final class GpuCheck {
                     .setSpec(spec)
                     .optSynchronize(true);
             if (c.lse()) {
-                call.optLse(lb.view(DeviceDataType.FP32, b, hq, lq));
+                call.optLse(lseView(lb, c.mode(), b, hq, lq));
             }
             long t1 = System.nanoTime();
             mem.launch(call.build(), spec, type, null, null);
@@ -219,6 +219,9 @@ final class GpuCheck {
                 out = bshdToBhsd(out, b, hq, lq, d);
             }
             float[] lse = c.lse() ? download32(lb, (long) b * hq * lq) : null;
+            if (lse != null && bshdMemory) {
+                lse = bshdToBhsd(lse, b, hq, lq, 1); // [B, Lq, Hq] memory -> the reference's [B, Hq, Lq]
+            }
             compare(c.toString(), seed, type, e, out, lse, refMs, gpuMs);
         }
     }
@@ -244,7 +247,7 @@ final class GpuCheck {
         float[] vp = new float[totalK * hkv * d];
         double[] outExp = new double[totalQ * hq * d];
         float[] lowExp = new float[totalQ * hq * d];
-        double[] lseExp = new double[hq * totalQ]; // [Hq, totalQ]
+        double[] lseExp = new double[hq * totalQ]; // [totalQ, Hq]
         AttentionSpec spec = null;
         long t0 = System.nanoTime();
         for (int i = 0; i < n; i++) {
@@ -265,7 +268,7 @@ final class GpuCheck {
             System.arraycopy(outD, 0, outExp, cuQ[i] * hq * d, outD.length);
             for (int h = 0; h < hq; h++) {
                 for (int r = 0; r < lq; r++) {
-                    lseExp[h * totalQ + cuQ[i] + r] = e.lse[h * lq + r];
+                    lseExp[(cuQ[i] + r) * hq + h] = e.lse[h * lq + r];
                 }
             }
         }
@@ -281,7 +284,7 @@ final class GpuCheck {
                     .setKey(kb.view(type, totalK, hkv, d))
                     .setValue(vb.view(type, totalK, hkv, d))
                     .setOutput(ob.view(type, totalQ, hq, d))
-                    .optLse(lb.view(DeviceDataType.FP32, hq, totalQ))
+                    .optLse(lb.view(DeviceDataType.FP32, totalQ, hq))
                     .optVarlen(cuQ, cuK)
                     .setSpec(spec)
                     .optSynchronize(true)
@@ -412,6 +415,18 @@ final class GpuCheck {
                 return buf.view(type, b, l, h, d);
             default:
                 return buf.view(type, b, l, h, d).permute(0, 2, 1, 3);
+        }
+    }
+
+    // The LSE of an output in this mode: its shape without D, in the output's memory order.
+    private static DeviceTensor lseView(TestMemory.Buf buf, Mode mode, int b, int h, int l) {
+        switch (mode) {
+            case BHSD:
+                return buf.view(DeviceDataType.FP32, b, h, l);
+            case BSHD:
+                return buf.view(DeviceDataType.FP32, b, l, h);
+            default:
+                return buf.view(DeviceDataType.FP32, b, l, h).permute(0, 2, 1);
         }
     }
 

@@ -62,9 +62,9 @@ final class KernelEmulator {
                         + kh * p.get(Field.K_HEAD_STRIDE).longValue();
                 long vb = (cuK == null ? b * p.get(Field.V_BATCH_STRIDE).longValue() : 0)
                         + kh * p.get(Field.V_HEAD_STRIDE).longValue();
-                long lseOff = cuQ == null
-                        ? b * p.get(Field.LSE_BATCH_STRIDE).longValue() + h * p.get(Field.LSE_HEAD_STRIDE).longValue()
-                        : h * p.get(Field.LSE_HEAD_STRIDE).longValue() + q0;
+                long lseRow = p.get(Field.LSE_ROW_STRIDE).longValue();
+                long lseOff = (cuQ == null ? b * p.get(Field.LSE_BATCH_STRIDE).longValue() : q0 * lseRow)
+                        + h * p.get(Field.LSE_HEAD_STRIDE).longValue();
                 for (int i = 0; i < lq; i++) {
                     long pos = (long) i + lk - lq;
                     float[] qr = row(q, type, qb + (long) (q0 + i) * p.get(Field.Q_ROW_STRIDE).longValue(), d);
@@ -117,7 +117,7 @@ final class KernelEmulator {
                     }
                     o.write(2 * (ob + (long) (q0 + i) * p.get(Field.O_ROW_STRIDE).longValue()), out, 0, d);
                     if (lse != null) {
-                        lse.setFloat(4 * (lseOff + i), (float) l);
+                        lse.setFloat(4 * (lseOff + i * lseRow), (float) l);
                     }
                 }
             }

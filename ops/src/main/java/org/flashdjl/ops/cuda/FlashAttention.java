@@ -19,7 +19,7 @@ import java.util.Objects;
  *         .setSpec(spec)
  *         .optLse(lse)                                     // fp32, q's shape without D: [B, Hq, Lq] / [B, Lq, Hq]
  *         .build()                                         // every check, no CUDA call
- *         .run();                                          // one launch on stream 0
+ *         .run(workspace);                                 // one launch on stream 0; offsets/slopes in workspace
  * }</pre>
  *
  * <p>Dense tensors are rank 4 in the spec's layout ({@code bhsd} [B, H, L, D] or {@code bshd} [B, L, H, D]) with
@@ -103,8 +103,9 @@ public final class FlashAttention {
     }
 
     /**
-     * Returns the parameter block (device addresses of uploaded ALiBi slopes and offsets are filled by
-     * {@link #run()}).
+     * Returns the parameter block as built: every pointer of the call's tensors is set; the device addresses of
+     * the sequence offsets and ALiBi slopes are 0 here and filled per launch (see {@link #run(DeviceArguments,
+     * KernelLauncher)}).
      *
      * @return the parameters
      */
@@ -113,40 +114,67 @@ public final class FlashAttention {
     }
 
     /**
-     * Launches the kernel on the legacy default stream of the inputs' device, binding its primary context to this
-     * thread; with {@link Builder#optSynchronize(boolean)} waits for it and surfaces asynchronous errors.
+     * Launches the kernel on the legacy default stream of the inputs' device (binding its primary context to this
+     * thread); with {@link Builder#optSynchronize(boolean)} waits for it and surfaces asynchronous errors. A call
+     * with varlen offsets or ALiBi slopes uploads them into a temporary workspace that is freed after a device
+     * synchronisation: calls on a hot path pass their step's or operator's arguments to
+     * {@link #run(DeviceArguments)} instead.
      *
      * @throws IllegalStateException if CUDA is unavailable or the kernels are not built
      * @throws UnsupportedOperationException if the device's arch has no kernel
      * @throws CudaException naming the driver call, kernel and {@code CUresult} on a CUDA error
      */
     public void run() {
-        CudaRuntime.bind(device);
-        CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-        FlashDispatch.KernelRef ref = kernel(info.computeCapability());
-        KernelModule.Kernel kernel = KernelModule.get(ref.module(), device).getKernel(ref.name());
-        if (lq == 0 || batch == 0) {
-            return; // no query row: nothing to write
+        if (cuSeqlensQ == null && !spec.hasAlibi()) {
+            run(null, KernelLauncher.CUDA);
+            return;
         }
-        int gridX = (int) ((lq + (long) kernel.rowsPerBlock() - 1) / kernel.rowsPerBlock());
-        synchronized (UploadCache.LOCK) {
-            if (spec.hasAlibi()) {
-                params.setLong(FlashParams.Field.ALIBI_SLOPES, UploadCache.upload(device, "alibi",
-                        spec.getAlibiSlopes()));
-            }
-            if (cuSeqlensQ != null) {
-                params.setLong(FlashParams.Field.CU_SEQLENS_Q, UploadCache.upload(device, "cu_seqlens",
-                        cuSeqlensQ));
-                params.setLong(FlashParams.Field.CU_SEQLENS_K, UploadCache.upload(device, "cu_seqlens",
-                        cuSeqlensK));
-            }
-            if (logger.isTraceEnabled()) {
-                logger.trace("launch {} grid ({}, {}, {}) {}", kernel, gridX, hq, batch, params);
-            }
-            kernel.launch(gridX, hq, batch, params.toBytes());
+        try (DeviceWorkspace oneShot = new DeviceWorkspace(device)) {
+            run(oneShot, KernelLauncher.CUDA);
         }
+    }
+
+    /**
+     * Launches the kernel on the device, with the sequence offsets and ALiBi slopes in the given arguments (copied
+     * only when the slot does not hold them yet: the layers of a step share one upload).
+     *
+     * @param arguments where the offsets and slopes go, e.g. the step's {@link DeviceWorkspace}
+     * @throws CudaException on a CUDA error
+     */
+    public void run(DeviceArguments arguments) {
+        run(arguments, KernelLauncher.CUDA);
+    }
+
+    /**
+     * Prepares the launch (the kernel for the launcher's compute capability, the offsets and slopes placed in
+     * {@code arguments} and their addresses written into a copy of the parameter block) and hands it to the
+     * launcher: grid ({@code ceil(Lq / rowsPerBlock)}, Hq, batch), Lq the longest query sequence.
+     *
+     * @param arguments where the offsets and slopes go; may be null for calls without varlen and ALiBi
+     * @param launcher what runs the kernel ({@link KernelLauncher#CUDA} on the device)
+     */
+    public void run(DeviceArguments arguments, KernelLauncher launcher) {
+        FlashDispatch.KernelRef ref = kernel(launcher.computeCapability(device));
+        FlashParams launch = params.copy();
+        if (spec.hasAlibi() || cuSeqlensQ != null) {
+            Objects.requireNonNull(arguments, "arguments (this call has varlen offsets or ALiBi slopes)");
+        }
+        if (spec.hasAlibi()) {
+            launch.setLong(FlashParams.Field.ALIBI_SLOPES,
+                    arguments.fp32("flash.alibi_slopes", spec.getAlibiSlopes()).getAddress());
+        }
+        if (cuSeqlensQ != null) {
+            launch.setLong(FlashParams.Field.CU_SEQLENS_Q, arguments.int32("flash.cu_seqlens_q", cuSeqlensQ)
+                    .getAddress());
+            launch.setLong(FlashParams.Field.CU_SEQLENS_K, arguments.int32("flash.cu_seqlens_k", cuSeqlensK)
+                    .getAddress());
+        }
+        if (logger.isTraceEnabled()) {
+            logger.trace("launch {} grid (ceil({} / rows), {}, {}) {}", ref, lq, hq, batch, launch);
+        }
+        launcher.launch(device, ref, lq, hq, batch, launch.toBytes());
         if (synchronize) {
-            CudaRuntime.synchronize(ref.name());
+            launcher.synchronize(device, ref.name());
         }
     }
 

@@ -16,8 +16,9 @@ import org.flashdjl.ops.attention.AttentionProblem;
  * <p>It takes float16 NDArrays (bf16 NDArrays cannot exist safely in DJL 0.35.1; bf16 kernels run on raw device
  * memory through {@link FlashAttention}), dense contiguous inputs, the head dims of {@link FlashDispatch}, equal
  * query/key and value head dims, dense or varlen, and the default bottom-right positions. The output and LSE are
- * allocated on the inputs' device by the query's manager; the kernel runs on the legacy default stream, in order
- * with DJL's own ops.
+ * allocated on the inputs' device by the query's manager; varlen offsets and ALiBi slopes go to the device as
+ * NDArrays of a sub-manager freed after the launch; the kernel runs on the legacy default stream, in order with
+ * DJL's own ops.
  */
 public final class FlashBackend implements AttentionBackend {
 
@@ -94,6 +95,25 @@ public final class FlashBackend implements AttentionBackend {
         return null;
     }
 
+    /** Kernel arguments as NDArrays of a manager on the device. */
+    private static final class NDArrayArguments implements DeviceArguments {
+        private final NDManager manager;
+
+        NDArrayArguments(NDManager manager) {
+            this.manager = manager;
+        }
+
+        @Override
+        public DeviceTensor int32(String slot, int[] values) {
+            return DeviceTensor.fromNDArray(manager.create(values)); // int32 [n] on the manager's device
+        }
+
+        @Override
+        public DeviceTensor fp32(String slot, float[] values) {
+            return DeviceTensor.fromNDArray(manager.create(values)); // fp32 [n]
+        }
+    }
+
     private static String viewProblem(NDArray array) {
         try {
             DeviceTensor.fromNDArray(array);
@@ -125,7 +145,12 @@ public final class FlashBackend implements AttentionBackend {
             if (problem.isVarlen()) {
                 call.optVarlen(problem.getCuSeqlensQ(), problem.getCuSeqlensK());
             }
-            call.build().run();
+            FlashAttention attention = call.build();
+            // The offsets and slopes as NDArrays of a sub-manager on the device: freed after the launch without a
+            // device synchronisation (PyTorch's allocator reuses the memory in stream order).
+            try (NDManager arguments = manager.newSubManager(device)) {
+                attention.run(new NDArrayArguments(arguments));
+            }
             return new AttentionOutput(out, lse);
         } catch (RuntimeException e) {
             out.close();

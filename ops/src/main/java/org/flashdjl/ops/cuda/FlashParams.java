@@ -170,6 +170,17 @@ public final class FlashParams {
     public FlashParams() {}
 
     /**
+     * Returns a copy of this parameter block.
+     *
+     * @return an independent copy
+     */
+    public FlashParams copy() {
+        FlashParams c = new FlashParams();
+        c.buffer.put(0, buffer, 0, SIZE);
+        return c;
+    }
+
+    /**
      * Returns a field by its C name.
      *
      * @param cName e.g. {@code "scale"}

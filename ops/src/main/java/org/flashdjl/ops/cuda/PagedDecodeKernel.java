@@ -240,16 +240,13 @@ public final class PagedDecodeKernel {
         if (batch == 0) {
             return;
         }
-        synchronized (UploadCache.LOCK) {
-            if (alibi != null) {
-                params.set("alibi_slopes", UploadCache.upload(device, "alibi", alibi));
-            }
-            if (logger.isTraceEnabled()) {
-                logger.trace("launch {} grid ({}, {}, {}) {}", kernel, workspace.schedule.numSplits(), hkv, batch,
-                        params);
-            }
-            kernel.launch(workspace.schedule.numSplits(), hkv, batch, params.toBytes());
+        if (alibi != null) {
+            params.set("alibi_slopes", workspace.arguments().fp32("paged.alibi_slopes", alibi).getAddress());
         }
+        if (logger.isTraceEnabled()) {
+            logger.trace("launch {} grid ({}, {}, {}) {}", kernel, workspace.schedule.numSplits(), hkv, batch, params);
+        }
+        kernel.launch(workspace.schedule.numSplits(), hkv, batch, params.toBytes());
         if (merge != null) {
             merge.run();
         }
@@ -281,6 +278,7 @@ public final class PagedDecodeKernel {
         private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B]
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
+        private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
         private Workspace(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
@@ -435,6 +433,14 @@ public final class PagedDecodeKernel {
             return indicesAddress() + 4L * table.getIndices().length;
         }
 
+        // The step's small kernel arguments (ALiBi slopes): uploaded once, shared by the layers.
+        DeviceWorkspace arguments() {
+            if (arguments == null) {
+                arguments = new DeviceWorkspace(device);
+            }
+            return arguments;
+        }
+
         /** Waits for the device, then frees the uploaded table and partials. */
         @Override
         public void close() {
@@ -448,6 +454,9 @@ public final class PagedDecodeKernel {
             CudaRuntime.bind(device);
             CudaRuntime.synchronize("paged decode workspace close");
             tableBuffer.close();
+            if (arguments != null) {
+                arguments.close();
+            }
             if (partialO != null) {
                 partialO.close();
                 partialLse.close();

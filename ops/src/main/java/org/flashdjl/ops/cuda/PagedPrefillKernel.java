@@ -134,12 +134,10 @@ public final class PagedPrefillKernel {
         if (gridX == 0 || workspace.table.getBatchSize() == 0) {
             return;
         }
-        synchronized (UploadCache.LOCK) {
-            if (alibi != null) {
-                params.set("alibi_slopes", UploadCache.upload(device, "alibi", alibi));
-            }
-            kernel.launch(gridX, hq, workspace.table.getBatchSize(), params.toBytes());
+        if (alibi != null) {
+            params.set("alibi_slopes", workspace.arguments().fp32("paged.alibi_slopes", alibi).getAddress());
         }
+        kernel.launch(gridX, hq, workspace.table.getBatchSize(), params.toBytes());
         if (synchronize) {
             CudaRuntime.synchronize(kernelName);
         }
@@ -162,6 +160,7 @@ public final class PagedPrefillKernel {
         private final int maxQueryLength;
         private final int device;
         private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | B + 1]
+        private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
         private Workspace(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
@@ -261,6 +260,14 @@ public final class PagedPrefillKernel {
             return seqLensAddress() + 4L * table.getBatchSize();
         }
 
+        // The step's small kernel arguments (ALiBi slopes): uploaded once, shared by the layers.
+        DeviceWorkspace arguments() {
+            if (arguments == null) {
+                arguments = new DeviceWorkspace(device);
+            }
+            return arguments;
+        }
+
         /** Waits for the device, then frees the uploaded table. */
         @Override
         public void close() {
@@ -274,6 +281,9 @@ public final class PagedPrefillKernel {
             CudaRuntime.bind(device);
             CudaRuntime.synchronize("paged prefill workspace close");
             tableBuffer.close();
+            if (arguments != null) {
+                arguments.close();
+            }
         }
 
         /** {@inheritDoc} */

@@ -11,6 +11,7 @@ import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
 
 import java.util.Locale;
@@ -92,6 +93,7 @@ public final class ContextParallelAttention implements AutoCloseable {
     private DeviceRingAttention deviceRing; // lazily, for the group it was made for
     private DeviceUlyssesAttention deviceUlysses;
     private NcclProcessGroup deviceGroup;
+    private DeviceWorkspace singleRank; // lazily, for the single-rank device path
 
     private ContextParallelAttention(Builder b) {
         this.layout = b.layout;
@@ -234,7 +236,7 @@ public final class ContextParallelAttention implements AutoCloseable {
         ProcessGroup g = group;
         if (g == null || g.size() == 1) {
             FlashAttention.builder().setQuery(q).setKey(k).setValue(v).setOutput(out).optLse(lse).setSpec(s).build()
-                    .run();
+                    .run(singleRankArguments(q.getDevice()));
             return;
         }
         if (!(g instanceof NcclProcessGroup)) {
@@ -281,6 +283,17 @@ public final class ContextParallelAttention implements AutoCloseable {
         return new AttentionOutput(out, lse);
     }
 
+    // The kernel arguments (ALiBi slopes) of the single-rank device path, kept until close().
+    private synchronized DeviceWorkspace singleRankArguments(int device) {
+        if (singleRank == null || singleRank.getDevice() != device) {
+            if (singleRank != null) {
+                singleRank.close();
+            }
+            singleRank = new DeviceWorkspace(device);
+        }
+        return singleRank;
+    }
+
     private synchronized DeviceRingAttention ringFor(NcclProcessGroup g) {
         rebind(g);
         if (deviceRing == null) {
@@ -314,6 +327,10 @@ public final class ContextParallelAttention implements AutoCloseable {
         if (deviceUlysses != null) {
             deviceUlysses.close();
             deviceUlysses = null;
+        }
+        if (singleRank != null) {
+            singleRank.close();
+            singleRank = null;
         }
         deviceGroup = null;
     }

@@ -3,8 +3,10 @@ package org.flashdjl.ops.parallel;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.MaskRule;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.DeviceCopy;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -229,7 +231,7 @@ public final class DeviceRingAttention implements AutoCloseable {
                 FlashAttention.builder().setQuery(q.slice(seqAxis, qs, qe))
                         .setKey(curK.slice(seqAxis, c.keyStart(), c.keyStart() + c.keyLength()))
                         .setValue(curV.slice(seqAxis, c.keyStart(), c.keyStart() + c.keyLength()))
-                        .setOutput(ob).optLse(lb).setSpec(c.causal() ? causal : plain).build().run();
+                        .setOutput(ob).optLse(lb).setSpec(c.causal() ? causal : plain).build().run(workspace);
                 if (!convertToFp32) {
                     DeviceStateMerge.mergeInPlace(out.slice(seqAxis, qs, qe), accLse.slice(seqAxis, qs, qe), ob, lb,
                             layout);

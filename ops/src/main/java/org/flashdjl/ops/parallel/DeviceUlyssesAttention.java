@@ -2,8 +2,10 @@ package org.flashdjl.ops.parallel;
 
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.DeviceCopy;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
 
 import java.util.ArrayList;
@@ -127,7 +129,7 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
             local.optAlibiSlopes(Arrays.copyOfRange(spec.getAlibiSlopes(), rank * hs, (rank + 1) * hs));
         }
         FlashAttention.builder().setQuery(qf).setKey(kf).setValue(vf).setOutput(of).optLse(lse == null ? null : lf)
-                .setSpec(local.build()).build().run();
+                .setSpec(local.build()).build().run(workspace);
 
         // 3. head shards -> sequence shards (output and LSE in one NCCL group)
         ops.clear();

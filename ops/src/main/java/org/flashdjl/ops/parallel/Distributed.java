@@ -1,5 +1,7 @@
 package org.flashdjl.ops.parallel;
 
+import org.flashdjl.ops.cuda.CudaException;
+import org.flashdjl.ops.cuda.CudaRuntime;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -268,11 +270,11 @@ public final class Distributed {
                     NcclProcessGroup::newUniqueId);
             NcclProcessGroup group = NcclProcessGroup.create(c.rank(), c.world(), c.device(), id, c.timeout());
             if (l2FetchGranularity > 0) {
-                int rc = NativeLibraries.cuda().cuCtxSetLimit(CudaDriverLibrary.LIMIT_MAX_L2_FETCH_GRANULARITY,
-                        l2FetchGranularity);
-                if (rc != CudaDriverLibrary.SUCCESS) {
+                try {
+                    CudaRuntime.setL2FetchGranularity(c.device(), l2FetchGranularity);
+                } catch (CudaException e) {
                     logger.warn("could not set the L2 fetch granularity to {}: {}", l2FetchGranularity,
-                            NativeLibraries.cudaError(NativeLibraries.cuda(), rc));
+                            e.getMessage());
                 }
             }
             return group;

@@ -1,17 +1,13 @@
 package org.flashdjl.ops.parallel;
 
-import com.sun.jna.Library;
 import com.sun.jna.Native;
-import com.sun.jna.ptr.IntByReference;
-import com.sun.jna.ptr.PointerByReference;
 
-import java.util.ArrayList;
-import java.util.List;
+import org.flashdjl.ops.cuda.CudaRuntime;
 
 /**
- * Loads {@code libnccl.so.2} and {@code libcuda.so.1} once, lazily, and says why they cannot be used. The file
- * names can be overridden with the system properties {@code flashdjl.nccl.library} and
- * {@code flashdjl.cuda.library}.
+ * Loads {@code libnccl.so.2} once, lazily, through JNA, and says why NCCL cannot be used (no CUDA through
+ * {@link CudaRuntime}, which owns the driver, or no NCCL library). The file name can be overridden with the system
+ * property {@code flashdjl.nccl.library}.
  */
 final class NativeLibraries {
 
@@ -19,20 +15,8 @@ final class NativeLibraries {
 
     private NativeLibraries() {}
 
-    /** The loaded libraries, or why not. */
-    private static final class Holder {
-        final NcclLibrary nccl;
-        final CudaDriverLibrary cuda;
-        final String unavailable;
-        final int deviceCount;
-
-        Holder(NcclLibrary nccl, CudaDriverLibrary cuda, String unavailable, int deviceCount) {
-            this.nccl = nccl;
-            this.cuda = cuda;
-            this.unavailable = unavailable;
-            this.deviceCount = deviceCount;
-        }
-    }
+    /** The loaded library, or why not. */
+    private record Holder(NcclLibrary nccl, String unavailable) {}
 
     private static Holder holder() {
         Holder h = holder;
@@ -49,39 +33,21 @@ final class NativeLibraries {
     }
 
     private static Holder load() {
-        List<String> errors = new ArrayList<>();
-        CudaDriverLibrary cuda = load(CudaDriverLibrary.class, System.getProperty("flashdjl.cuda.library"),
-                new String[] {"libcuda.so.1", "cuda"}, errors);
-        if (cuda == null) {
-            return new Holder(null, null, "the CUDA driver (libcuda.so.1) could not be loaded: " + errors, 0);
+        String cuda = CudaRuntime.unavailableReason();
+        if (cuda != null) {
+            return new Holder(null, "CUDA is not available: " + cuda);
         }
-        int rc = cuda.cuInit(0);
-        if (rc != CudaDriverLibrary.SUCCESS) {
-            return new Holder(null, cuda, "cuInit failed: " + cudaError(cuda, rc), 0);
-        }
-        IntByReference count = new IntByReference();
-        rc = cuda.cuDeviceGetCount(count);
-        if (rc != CudaDriverLibrary.SUCCESS || count.getValue() == 0) {
-            return new Holder(null, cuda, "no CUDA device (" + (rc != 0 ? cudaError(cuda, rc) : "count 0") + ")", 0);
-        }
-        NcclLibrary nccl = load(NcclLibrary.class, System.getProperty("flashdjl.nccl.library"),
-                new String[] {"libnccl.so.2", "nccl"}, errors);
-        if (nccl == null) {
-            return new Holder(null, cuda, "NCCL (libnccl.so.2) could not be loaded: " + errors, count.getValue());
-        }
-        return new Holder(nccl, cuda, null, count.getValue());
-    }
-
-    private static <T extends Library> T load(Class<T> type, String override, String[] names, List<String> errors) {
-        String[] candidates = override != null ? new String[] {override} : names;
-        for (String name : candidates) {
+        String override = System.getProperty("flashdjl.nccl.library");
+        StringBuilder errors = new StringBuilder();
+        for (String name : override != null ? new String[] {override} : new String[] {"libnccl.so.2", "nccl"}) {
             try {
-                return Native.load(name, type);
+                return new Holder(Native.load(name, NcclLibrary.class), null);
             } catch (UnsatisfiedLinkError e) {
-                errors.add(name + ": " + e.getMessage().lines().findFirst().orElse(""));
+                errors.append(errors.length() == 0 ? "" : "; ").append(name).append(": ")
+                        .append(e.getMessage().lines().findFirst().orElse(""));
             }
         }
-        return null;
+        return new Holder(null, "NCCL (libnccl.so.2) could not be loaded: [" + errors + "]");
     }
 
     /**
@@ -90,38 +56,20 @@ final class NativeLibraries {
      * @return the reason or null
      */
     static String unavailableReason() {
-        return holder().unavailable;
+        return holder().unavailable();
     }
 
     /**
-     * Returns the number of CUDA devices, 0 without a driver.
+     * Returns the NCCL library.
      *
-     * @return the device count
+     * @return the library
+     * @throws IllegalStateException with the reason when it is not available
      */
-    static int deviceCount() {
-        return holder().deviceCount;
-    }
-
     static NcclLibrary nccl() {
         Holder h = holder();
-        if (h.unavailable != null) {
-            throw new IllegalStateException("NCCL is not available: " + h.unavailable);
+        if (h.unavailable() != null) {
+            throw new IllegalStateException("NCCL is not available: " + h.unavailable());
         }
-        return h.nccl;
-    }
-
-    static CudaDriverLibrary cuda() {
-        Holder h = holder();
-        if (h.cuda == null) {
-            throw new IllegalStateException("CUDA is not available: " + h.unavailable);
-        }
-        return h.cuda;
-    }
-
-    static String cudaError(CudaDriverLibrary cuda, int rc) {
-        PointerByReference msg = new PointerByReference();
-        String text = cuda.cuGetErrorString(rc, msg) == 0 && msg.getValue() != null ? msg.getValue().getString(0)
-                : "unknown";
-        return "CUDA error " + rc + " (" + text + ")";
+        return h.nccl();
     }
 }

@@ -5,13 +5,16 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 
-import com.sun.jna.Memory;
 import com.sun.jna.Pointer;
 import com.sun.jna.ptr.IntByReference;
-import com.sun.jna.ptr.LongByReference;
 import com.sun.jna.ptr.PointerByReference;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.cuda.CudaEvent;
+import org.flashdjl.ops.cuda.CudaException;
+import org.flashdjl.ops.cuda.CudaRuntime;
+import org.flashdjl.ops.cuda.CudaStream;
+import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -64,40 +67,34 @@ public final class NcclProcessGroup implements ProcessGroup {
     private static volatile Function<NDArray, NcclBuffer> ndArrayAdapter = NcclProcessGroup::deviceTensorView;
 
     private final NcclLibrary nccl;
-    private final CudaDriverLibrary cuda;
     private final int rank;
     private final int world;
     private final int device;
     private final Duration timeout;
-    private final Pointer context; // the device's primary context (retained)
-    private final Pointer stream; // communication stream, non-blocking
-    private final Pointer dataEvent; // orders the communication stream after the data stream
+    private final CudaStream stream; // communication stream, non-blocking
+    private final Pointer streamHandle; // the same as NCCL's cudaStream_t
+    private final CudaEvent dataEvent; // orders the communication stream after the data stream
     private Pointer comm;
-    private Pointer dataStream; // null = legacy default stream
-    private long scratch; // device scratch for barrier and allGatherLongs
-    private long scratchBytes;
+    private CudaStream dataStream; // where the buffers are written: the legacy default stream unless set
+    private DeviceBuffer scratch; // device scratch for barrier and allGatherLongs, null until needed
     private volatile String abortReason;
     private boolean closed;
 
     private NcclProcessGroup(int rank, int world, int device, Duration timeout) {
         this.nccl = NativeLibraries.nccl();
-        this.cuda = NativeLibraries.cuda();
         this.rank = rank;
         this.world = world;
         this.device = device;
         this.timeout = timeout;
-        IntByReference dev = new IntByReference();
-        checkCuda("cuDeviceGet(" + device + ")", cuda.cuDeviceGet(dev, device));
-        PointerByReference ctx = new PointerByReference();
-        checkCuda("cuDevicePrimaryCtxRetain(" + device + ")", cuda.cuDevicePrimaryCtxRetain(ctx, dev.getValue()));
-        this.context = ctx.getValue();
-        checkCuda("cuCtxSetCurrent", cuda.cuCtxSetCurrent(context));
-        PointerByReference s = new PointerByReference();
-        checkCuda("cuStreamCreate", cuda.cuStreamCreate(s, CudaDriverLibrary.STREAM_NON_BLOCKING));
-        this.stream = s.getValue();
-        PointerByReference e = new PointerByReference();
-        checkCuda("cuEventCreate", cuda.cuEventCreate(e, CudaDriverLibrary.EVENT_DISABLE_TIMING));
-        this.dataEvent = e.getValue();
+        this.dataStream = CudaStream.legacy(device);
+        this.stream = CudaStream.create(device, true);
+        try {
+            this.dataEvent = CudaEvent.create(device);
+        } catch (RuntimeException e) {
+            stream.close();
+            throw e;
+        }
+        this.streamHandle = new Pointer(stream.getHandle());
     }
 
     /**
@@ -115,7 +112,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @return the device count
      */
     public static int deviceCount() {
-        return NativeLibraries.deviceCount();
+        return CudaRuntime.isAvailable() ? CudaRuntime.getDeviceCount() : 0;
     }
 
     /**
@@ -319,19 +316,21 @@ public final class NcclProcessGroup implements ProcessGroup {
      */
     public boolean isCommunicationStreamNonBlocking() {
         enter("isCommunicationStreamNonBlocking");
-        IntByReference flags = new IntByReference();
-        checkCuda("cuStreamGetFlags", cuda.cuStreamGetFlags(stream, flags));
-        return (flags.getValue() & CudaDriverLibrary.STREAM_NON_BLOCKING) != 0;
+        return stream.isNonBlocking();
     }
 
     /**
-     * Sets the stream whose work every operation waits for before it reads or writes buffers (default 0, the
-     * legacy default stream, where DJL's eager ops run).
+     * Sets the stream whose work every operation waits for before it reads or writes buffers (default: the legacy
+     * default stream, where DJL's eager ops and this library's kernels run).
      *
-     * @param stream a {@code CUstream} handle of this group's device, or 0 for the legacy default stream
+     * @param stream a stream of this group's device, or null for the legacy default stream
      */
-    public void setDataStream(long stream) {
-        this.dataStream = stream == 0 ? null : new Pointer(stream);
+    public void setDataStream(CudaStream stream) {
+        if (stream != null && stream.getDevice() != device) {
+            throw new IllegalArgumentException("the data stream is on cuda:" + stream.getDevice() + " but rank " + rank
+                    + " of this NCCL group uses cuda:" + device);
+        }
+        this.dataStream = stream == null ? CudaStream.legacy(device) : stream;
     }
 
     // ---------------------------------------------------------------- device-buffer API
@@ -363,8 +362,8 @@ public final class NcclProcessGroup implements ProcessGroup {
                     continue; // both sides know the count: an empty message is no message
                 }
                 int rc = o.kind() == P2POp.Kind.SEND
-                        ? nccl.ncclSend(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, stream)
-                        : nccl.ncclRecv(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, stream);
+                        ? nccl.ncclSend(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, streamHandle)
+                        : nccl.ncclRecv(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, streamHandle);
                 checkCall(o.kind() == P2POp.Kind.SEND ? "ncclSend" : "ncclRecv", rc);
             }
         });
@@ -425,7 +424,7 @@ public final class NcclProcessGroup implements ProcessGroup {
         long deadline = deadline();
         waitForDataStream();
         launchGroup(op, "the other ranks", deadline, () -> checkCall("ncclAllReduce", nccl.ncclAllReduce(ptr(buffer),
-                ptr(buffer), buffer.count(), NcclLibrary.dataType(buffer.type()), reduceOp.ncclCode(), comm, stream)));
+                ptr(buffer), buffer.count(), NcclLibrary.dataType(buffer.type()), reduceOp.ncclCode(), comm, streamHandle)));
         new StreamWork(op, "the other ranks").await();
     }
 
@@ -445,7 +444,7 @@ public final class NcclProcessGroup implements ProcessGroup {
         long deadline = deadline();
         waitForDataStream();
         launchGroup(op, "the other ranks", deadline, () -> checkCall("ncclAllGather", nccl.ncclAllGather(ptr(send),
-                ptr(recv), send.count(), NcclLibrary.dataType(send.type()), comm, stream)));
+                ptr(recv), send.count(), NcclLibrary.dataType(send.type()), comm, streamHandle)));
         new StreamWork(op, "the other ranks").await();
     }
 
@@ -492,11 +491,11 @@ public final class NcclProcessGroup implements ProcessGroup {
             for (int j = 0; j < world; j++) {
                 if (sends[j].count() > 0) {
                     checkCall("ncclSend", nccl.ncclSend(ptr(sends[j]), sends[j].count(), NcclLibrary.dataType(sends[j].type()), j,
-                            comm, stream));
+                            comm, streamHandle));
                 }
                 if (recvs[j].count() > 0) {
                     checkCall("ncclRecv", nccl.ncclRecv(ptr(recvs[j]), recvs[j].count(), NcclLibrary.dataType(recvs[j].type()), j,
-                            comm, stream));
+                            comm, streamHandle));
                 }
             }
         });
@@ -512,27 +511,21 @@ public final class NcclProcessGroup implements ProcessGroup {
             return new long[0];
         }
         enter("allGatherLongs");
-        ensureScratch(bytes);
-        try (Memory host = new Memory(bytes)) {
-            host.write(8L * n * rank, values, 0, n);
-            checkCuda("cuMemcpyHtoD", cuda.cuMemcpyHtoD_v2(scratch + 8L * n * rank, host.share(8L * n * rank),
-                    8L * n));
-            waitForStream(null); // the copy ran on the legacy stream, whatever the data stream is
-            NcclBuffer all = new NcclBuffer(scratch, (long) n * world, DeviceDataType.INT64);
-            allGather(all.slice((long) n * rank, n), all);
-            checkCuda("cuMemcpyDtoH", cuda.cuMemcpyDtoH_v2(host, scratch, bytes));
-            long[] out = new long[n * world];
-            host.read(0, out, 0, out.length);
-            return out;
-        }
+        DeviceBuffer buffer = scratch(bytes);
+        buffer.copyFromHost(jcuda.Pointer.to(values), 8L * n * rank, 8L * n);
+        waitForStream(CudaStream.legacy(device)); // the copy ran on the legacy stream, whatever the data stream is
+        NcclBuffer all = new NcclBuffer(buffer.getAddress(), (long) n * world, DeviceDataType.INT64);
+        allGather(all.slice((long) n * rank, n), all);
+        long[] out = new long[n * world];
+        buffer.copyToHost(jcuda.Pointer.to(out), 0, bytes);
+        return out;
     }
 
     /** {@inheritDoc} */
     @Override
     public void barrier() {
         enter("barrier");
-        ensureScratch(8);
-        allReduce(new NcclBuffer(scratch, 1, DeviceDataType.INT32), ReduceOp.SUM);
+        allReduce(new NcclBuffer(scratch(8).getAddress(), 1, DeviceDataType.INT32), ReduceOp.SUM);
     }
 
     // ---------------------------------------------------------------- NDArray API (through the adapter)
@@ -671,16 +664,15 @@ public final class NcclProcessGroup implements ProcessGroup {
     }
 
     private void releaseCuda() {
-        makeCurrent();
-        if (scratch != 0) {
-            cuda.cuMemFree_v2(scratch);
-            scratch = 0;
-        }
-        cuda.cuEventDestroy_v2(dataEvent);
-        cuda.cuStreamDestroy_v2(stream);
-        IntByReference dev = new IntByReference();
-        if (cuda.cuDeviceGet(dev, device) == 0) {
-            cuda.cuDevicePrimaryCtxRelease_v2(dev.getValue());
+        try {
+            if (scratch != null) {
+                scratch.close();
+                scratch = null;
+            }
+            dataEvent.close();
+            stream.close();
+        } catch (CudaException e) {
+            logger.warn("NCCL rank {}: releasing its CUDA stream, event or scratch failed: {}", rank, e.getMessage());
         }
     }
 
@@ -702,7 +694,7 @@ public final class NcclProcessGroup implements ProcessGroup {
     }
 
     private void makeCurrent() {
-        cuda.cuCtxSetCurrent(context);
+        CudaRuntime.bind(device);
     }
 
     private void checkPeer(String op, int peer) {
@@ -717,9 +709,9 @@ public final class NcclProcessGroup implements ProcessGroup {
     }
 
     // Makes the communication stream wait (on the device) for the work queued so far on another stream.
-    private void waitForStream(Pointer other) {
-        checkCuda("cuEventRecord", cuda.cuEventRecord(dataEvent, other));
-        checkCuda("cuStreamWaitEvent", cuda.cuStreamWaitEvent(stream, dataEvent, 0));
+    private void waitForStream(CudaStream other) {
+        dataEvent.record(other);
+        stream.waitFor(dataEvent);
     }
 
     /** NCCL calls made between ncclGroupStart and ncclGroupEnd. */
@@ -828,26 +820,16 @@ public final class NcclProcessGroup implements ProcessGroup {
         }
     }
 
-    private void checkCuda(String call, int rc) {
-        if (rc != CudaDriverLibrary.SUCCESS) {
-            throw new ProcessGroupException(call + " on rank " + rank + " (device " + device + ") failed: "
-                    + NativeLibraries.cudaError(cuda, rc));
+    // The scratch buffer, grown to at least `bytes` (the old one is idle: every collective using it was awaited).
+    private DeviceBuffer scratch(long bytes) {
+        if (scratch == null || scratch.getByteSize() < bytes) {
+            if (scratch != null) {
+                scratch.close();
+                scratch = null;
+            }
+            scratch = DeviceBuffer.allocate(device, Math.max(bytes, 4096));
         }
-    }
-
-    private void ensureScratch(long bytes) {
-        if (scratchBytes >= bytes) {
-            return;
-        }
-        if (scratch != 0) {
-            cuda.cuMemFree_v2(scratch);
-            scratch = 0;
-        }
-        LongByReference p = new LongByReference();
-        long size = Math.max(bytes, 4096);
-        checkCuda("cuMemAlloc(" + size + ")", cuda.cuMemAlloc_v2(p, size));
-        scratch = p.getValue();
-        scratchBytes = size;
+        return scratch;
     }
 
     private static Pointer ptr(NcclBuffer b) {
@@ -862,15 +844,18 @@ public final class NcclProcessGroup implements ProcessGroup {
     private final class StreamWork implements Work {
         private final String op;
         private final String peers;
-        private Pointer event;
+        private CudaEvent event;
 
         StreamWork(String op, String peers) {
             this.op = op;
             this.peers = peers;
-            PointerByReference e = new PointerByReference();
-            checkCuda("cuEventCreate", cuda.cuEventCreate(e, CudaDriverLibrary.EVENT_DISABLE_TIMING));
-            event = e.getValue();
-            checkCuda("cuEventRecord", cuda.cuEventRecord(event, stream));
+            event = CudaEvent.create(device);
+            try {
+                event.record(stream);
+            } catch (RuntimeException e) {
+                release();
+                throw e;
+            }
         }
 
         @Override
@@ -888,14 +873,17 @@ public final class NcclProcessGroup implements ProcessGroup {
                     throw new ProcessGroupException(op + " on rank " + rank + " failed: the NCCL communicator was"
                             + " aborted (" + abortReason + ")");
                 }
-                int rc = cuda.cuEventQuery(event);
-                if (rc == CudaDriverLibrary.SUCCESS) {
+                boolean done;
+                try {
+                    done = event.isComplete();
+                } catch (CudaException e) {
                     release();
+                    fail(op, peers, "waiting for the stream: " + e.getMessage());
                     return;
                 }
-                if (rc != CudaDriverLibrary.NOT_READY) {
+                if (done) {
                     release();
-                    fail(op, peers, "waiting for the stream: " + NativeLibraries.cudaError(cuda, rc));
+                    return;
                 }
                 if (nccl.ncclCommGetAsyncError(comm, state) == NcclLibrary.SUCCESS
                         && state.getValue() != NcclLibrary.SUCCESS && state.getValue() != NcclLibrary.IN_PROGRESS) {
@@ -915,8 +903,7 @@ public final class NcclProcessGroup implements ProcessGroup {
             if (event == null) {
                 return true;
             }
-            makeCurrent();
-            if (cuda.cuEventQuery(event) == CudaDriverLibrary.SUCCESS) {
+            if (event.isComplete()) {
                 release();
                 return true;
             }
@@ -925,7 +912,7 @@ public final class NcclProcessGroup implements ProcessGroup {
 
         private void release() {
             if (event != null) {
-                cuda.cuEventDestroy_v2(event);
+                event.close();
                 event = null;
             }
         }

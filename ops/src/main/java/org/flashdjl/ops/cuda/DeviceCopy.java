@@ -1,21 +1,18 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.cuda;
 
 import jcuda.driver.CUDA_MEMCPY2D;
 import jcuda.driver.CUmemorytype;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
-import org.flashdjl.ops.cuda.CudaRuntime;
-import org.flashdjl.ops.cuda.DeviceTensor;
-
 import java.util.Arrays;
 
 /**
  * Strided device-to-device copies and fills of {@link DeviceTensor} views on the legacy default stream (where the
- * flash kernels run and where {@link NcclProcessGroup} waits for data), so they are ordered with the kernels and
- * with the collectives without a host synchronisation. Package-private plumbing of the device ring and Ulysses.
+ * kernels of this library run and where the NCCL process group waits for data), so they are ordered with the
+ * kernels and with the collectives without a host synchronisation.
  */
-final class DeviceCopy {
+public final class DeviceCopy {
 
     private static final CUstream LEGACY = null; // the legacy default stream
 
@@ -30,7 +27,7 @@ final class DeviceCopy {
      * @param src the source view
      * @param dst the destination view, not overlapping the source
      */
-    static void copy(DeviceTensor src, DeviceTensor dst) {
+    public static void copy(DeviceTensor src, DeviceTensor dst) {
         if (!Arrays.equals(src.getShape(), dst.getShape()) || src.getDataType() != dst.getDataType()) {
             throw new IllegalArgumentException("copy needs one shape and dtype: " + src + " -> " + dst);
         }
@@ -117,7 +114,7 @@ final class DeviceCopy {
      * @param t a contiguous 4-byte view
      * @param bits the pattern, e.g. {@code Float.floatToIntBits(Float.NEGATIVE_INFINITY)}
      */
-    static void fill32(DeviceTensor t, int bits) {
+    public static void fill32(DeviceTensor t, int bits) {
         checkDense(t, 4);
         if (t.numel() > 0) {
             CudaRuntime.bind(t.getDevice());
@@ -132,7 +129,7 @@ final class DeviceCopy {
      * @param t a contiguous 2-byte view
      * @param bits the pattern
      */
-    static void fill16(DeviceTensor t, short bits) {
+    public static void fill16(DeviceTensor t, short bits) {
         checkDense(t, 2);
         if (t.numel() > 0) {
             CudaRuntime.bind(t.getDevice());

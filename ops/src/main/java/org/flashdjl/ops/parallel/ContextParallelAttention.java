@@ -13,6 +13,9 @@ import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 
 import java.util.Locale;
 import java.util.Objects;

@@ -8,6 +8,11 @@ import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.group.Work;
+import org.flashdjl.ops.parallel.nccl.DeviceP2POp;
+import org.flashdjl.ops.parallel.nccl.NcclBuffer;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -142,15 +147,10 @@ public final class DeviceRingAttention implements AutoCloseable {
         DeviceChecks.checkQkv("ring", group, q, k, v, out, lse, layout);
         int world = group.size();
         int rank = group.rank();
-        long[] lens = group.allGatherLongs(q.size(seqAxis), k.size(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        long maxLk = 0;
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-            maxLk = Math.max(maxLk, lk[r]);
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.size(seqAxis), k.size(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
+        long maxLk = lengths.maxKey();
         RingSchedule schedule = RingSchedule.create(spec, lq, lk, sharding);
         List<List<BlockCall>> plans = new ArrayList<>(world);
         int calls = 0;
@@ -210,10 +210,10 @@ public final class DeviceRingAttention implements AutoCloseable {
                 nextK = DeviceChecks.reshape(recvK[slot], kvShape);
                 nextV = DeviceChecks.reshape(recvV[slot], kvShape);
                 // Post the next transfer first: it runs on NCCL's stream while this step's blocks are computed.
-                transfer = group.batchIsendIrecv(DeviceP2POp.send(DeviceChecks.buffer(curK), next),
-                        DeviceP2POp.send(DeviceChecks.buffer(curV), next),
-                        DeviceP2POp.recv(DeviceChecks.buffer(nextK), prev),
-                        DeviceP2POp.recv(DeviceChecks.buffer(nextV), prev));
+                transfer = group.batchIsendIrecv(DeviceP2POp.send(NcclBuffer.of(curK), next),
+                        DeviceP2POp.send(NcclBuffer.of(curV), next),
+                        DeviceP2POp.recv(NcclBuffer.of(nextK), prev),
+                        DeviceP2POp.recv(NcclBuffer.of(nextV), prev));
                 if (!overlap) {
                     transfer.await();
                 }

@@ -7,6 +7,10 @@ import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.nccl.DeviceP2POp;
+import org.flashdjl.ops.parallel.nccl.NcclBuffer;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -90,17 +94,11 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
         int hq = (int) q.size(headAxis);
         int hkv = (int) k.size(headAxis);
         checkHeads(hq, hkv, world);
-        long[] lens = group.allGatherLongs(q.size(seqAxis), k.size(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        long totalQ = 0;
-        long totalK = 0;
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-            totalQ += lq[r];
-            totalK += lk[r];
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.size(seqAxis), k.size(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
+        long totalQ = lengths.totalQuery();
+        long totalK = lengths.totalKey();
         List<List<SequenceSharding.Piece>> qLayout = sharding.layout("query", lq);
         List<List<SequenceSharding.Piece>> kLayout = sharding.layout("key", lk);
         int hs = hq / world;
@@ -162,8 +160,8 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
                 }
             }
             DeviceTensor recv = workspace.get("o.recv" + j, dtype, batch, lq[rank], hs, d);
-            ops.add(DeviceP2POp.send(DeviceChecks.buffer(send), j));
-            ops.add(DeviceP2POp.recv(DeviceChecks.buffer(recv), j));
+            ops.add(DeviceP2POp.send(NcclBuffer.of(send), j));
+            ops.add(DeviceP2POp.recv(NcclBuffer.of(recv), j));
             int peer = j;
             unpack.add(() -> DeviceCopy.copy(recv, ob.slice(2, (long) peer * hs, (long) (peer + 1) * hs)));
             if (lse != null) {
@@ -176,8 +174,8 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
                     }
                 }
                 DeviceTensor recvLse = lseSlot("lse.recv" + j, batch, lq[rank], hs, layout);
-                ops.add(DeviceP2POp.send(DeviceChecks.buffer(sendLse), j));
-                ops.add(DeviceP2POp.recv(DeviceChecks.buffer(recvLse), j));
+                ops.add(DeviceP2POp.send(NcclBuffer.of(sendLse), j));
+                ops.add(DeviceP2POp.recv(NcclBuffer.of(recvLse), j));
                 unpack.add(() -> DeviceCopy.copy(bshdLse(recvLse, layout),
                         lb.slice(2, (long) peer * hs, (long) (peer + 1) * hs)));
             }
@@ -206,8 +204,8 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
             DeviceTensor send = workspace.get(name + ".send" + j, x.getDataType(), batch, lens[rank], heads, d);
             DeviceCopy.copy(slice, send);
             DeviceTensor recv = workspace.get(name + ".recv" + j, x.getDataType(), batch, lens[j], heads, d);
-            ops.add(DeviceP2POp.send(DeviceChecks.buffer(send), j));
-            ops.add(DeviceP2POp.recv(DeviceChecks.buffer(recv), j));
+            ops.add(DeviceP2POp.send(NcclBuffer.of(send), j));
+            ops.add(DeviceP2POp.recv(NcclBuffer.of(recv), j));
             List<SequenceSharding.Piece> pieces = layout.get(j);
             unpack.add(() -> {
                 for (SequenceSharding.Piece p : pieces) {

@@ -13,6 +13,9 @@ import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cascade.MergeState;
+import org.flashdjl.ops.parallel.group.P2POp;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.Work;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -45,13 +48,9 @@ final class RingAttention {
         int seqAxis = layout.seqAxis();
         int world = group.size();
         int rank = group.rank();
-        long[] lens = group.allGatherLongs(q.getShape().get(seqAxis), k.getShape().get(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.getShape().get(seqAxis), k.getShape().get(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
         RingSchedule schedule = RingSchedule.create(spec, lq, lk, sharding);
         AttentionSpec blockSpec = spec.toBuilder().optReturnLse(true).build();
         List<SequenceSharding.Piece> pieces = schedule.queryPieces(rank);

@@ -9,6 +9,7 @@ import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -86,13 +87,9 @@ final class UlyssesAttention {
         int hq = (int) q.getShape().get(headAxis);
         int hkv = (int) k.getShape().get(headAxis);
         checkHeads(hq, world);
-        long[] lens = group.allGatherLongs(q.getShape().get(seqAxis), k.getShape().get(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.getShape().get(seqAxis), k.getShape().get(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
         List<List<SequenceSharding.Piece>> qLayout = sharding.layout("query", lq);
         List<List<SequenceSharding.Piece>> kLayout = sharding.layout("key", lk);
         int rep = kvReplication(hkv, world);

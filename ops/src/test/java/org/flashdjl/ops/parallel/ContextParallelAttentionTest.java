@@ -17,6 +17,8 @@ import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.parallel.ContextParallelAttention.Method;
 import org.flashdjl.ops.testing.Reference;
+import org.flashdjl.ops.parallel.group.LocalProcessGroup;
+import org.flashdjl.ops.parallel.group.Ranks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;

@@ -10,7 +10,7 @@ import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.FlashAttention;
 import org.flashdjl.ops.parallel.ContextParallelAttention;
-import org.flashdjl.ops.parallel.NcclProcessGroup;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 import org.flashdjl.ops.parallel.SequenceSharding;
 
 import java.util.ArrayList;

@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
 import org.flashdjl.ops.cuda.DeviceDataType;
 import com.sun.jna.Library;

@@ -1,6 +1,8 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
 import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ReduceOp;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;

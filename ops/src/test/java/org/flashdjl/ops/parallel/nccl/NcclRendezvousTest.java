@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -17,6 +17,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.group.ProcessGroupTimeoutException;
 
 /** The TCP rendezvous that hands rank 0's NCCL id to every rank (pure Java: runs in CI). */
 class NcclRendezvousTest {

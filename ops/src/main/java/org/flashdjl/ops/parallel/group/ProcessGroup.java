@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.group;
 
 import ai.djl.ndarray.NDArray;
 
@@ -21,7 +21,7 @@ import java.util.List;
  * </ul>
  *
  * <p>Implementations: {@link LocalProcessGroup} (ranks as threads of one JVM, CPU or any DJL device) and
- * {@link NcclProcessGroup} (one GPU per rank, NCCL).
+ * {@code org.flashdjl.ops.parallel.nccl.NcclProcessGroup} (one GPU per rank, NCCL).
  */
 public interface ProcessGroup extends AutoCloseable {
 

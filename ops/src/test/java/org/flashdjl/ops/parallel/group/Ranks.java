@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.group;
 
 import ai.djl.ndarray.NDManager;
 
@@ -14,10 +14,14 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
 
 /** Runs one body per rank of a {@link LocalProcessGroup}, each on its own thread with its own NDManager. */
-final class Ranks {
+public final class Ranks {
 
-    /** A rank's body. */
-    interface Body<T> {
+    /**
+     * A rank's body.
+     *
+     * @param <T> its result
+     */
+    public interface Body<T> {
         T run(ProcessGroup group, NDManager manager) throws Exception;
     }
 
@@ -27,7 +31,7 @@ final class Ranks {
      * Runs the body on every rank and returns the results by rank; a failing rank aborts the group so the others
      * stop at once, and the first failure is rethrown.
      */
-    static <T> List<T> run(int world, Duration timeout, Body<T> body) throws Exception {
+    public static <T> List<T> run(int world, Duration timeout, Body<T> body) throws Exception {
         List<LocalProcessGroup> groups = LocalProcessGroup.create(world, timeout);
         ExecutorService pool = Executors.newFixedThreadPool(world);
         AtomicReference<Throwable> root = new AtomicReference<>();
@@ -70,7 +74,7 @@ final class Ranks {
         }
     }
 
-    static <T> List<T> run(int world, Body<T> body) throws Exception {
+    public static <T> List<T> run(int world, Body<T> body) throws Exception {
         return run(world, Duration.ofSeconds(30), body);
     }
 }

@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.group;
 
 import ai.djl.ndarray.NDArray;
 

@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.group;
 
 /**
  * A collective or point-to-point operation failed: a wait ran past the group's timeout, a peer disappeared, the

@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.group;
 
 /** The reductions of {@link ProcessGroup#allReduce}; the NCCL codes are {@code ncclRedOp_t} values. */
 public enum ReduceOp {

@@ -1,33 +1,29 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
-import org.flashdjl.ops.cuda.DeviceDataType;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 
 import com.sun.jna.Pointer;
-import com.sun.jna.ptr.IntByReference;
-import com.sun.jna.ptr.PointerByReference;
 
 import org.flashdjl.ops.Checks;
 import org.flashdjl.ops.cuda.CudaEvent;
-import org.flashdjl.ops.cuda.CudaException;
 import org.flashdjl.ops.cuda.CudaRuntime;
 import org.flashdjl.ops.cuda.CudaStream;
 import org.flashdjl.ops.cuda.DeviceBuffer;
-import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.parallel.group.P2POp;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.group.ProcessGroupTimeoutException;
+import org.flashdjl.ops.parallel.group.ReduceOp;
+import org.flashdjl.ops.parallel.group.Work;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.Function;
 
 /**
  * A {@link ProcessGroup} over NCCL ({@code libnccl.so.2}, called through JNA): one rank per GPU, either one process
@@ -35,9 +31,14 @@ import java.util.function.Function;
  * thread each ({@link #createAll}).
  *
  * <p><b>Buffers.</b> NCCL moves device memory: the primary API takes {@link NcclBuffer}s (raw CUDA addresses,
- * element count, type). The {@link ProcessGroup} NDArray methods convert NDArrays with the adapter set by
- * {@link #setNDArrayAdapter}, by default the CUDA package's device view of PyTorch-engine NDArrays
- * ({@link DeviceTensor#fromNDArray}: dense, contiguous, float16/float32/int32, on this group's GPU).
+ * element count, type). The {@link ProcessGroup} NDArray methods convert NDArrays with {@link NcclBuffer#of(NDArray)}
+ * (the CUDA package's device view of PyTorch-engine NDArrays: dense, contiguous, float16/float32/int32, on this
+ * group's GPU).
+ *
+ * <p><b>Parts.</b> {@code NcclCommunicator} (the {@code ncclComm_t} lifecycle), {@code NcclStreams} (communication
+ * stream, ordering and completion events, scratch: the {@code org.flashdjl.ops.cuda} runtime),
+ * {@code NcclWatchdog} (bounded waits and abort), {@code NcclNDArrays} (the NDArray collectives); this class holds
+ * the raw collectives on device memory.
  *
  * <p><b>Streams.</b> Communication runs on this group's own non-blocking stream, so it overlaps kernels on other
  * streams (ring attention posts the next transfer, then computes). Before each operation the communication stream
@@ -61,40 +62,28 @@ public final class NcclProcessGroup implements ProcessGroup {
     public static final int UNIQUE_ID_BYTES = 128;
 
     private static final Logger logger = LoggerFactory.getLogger(NcclProcessGroup.class);
-    private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
-    private static final long PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(20);
 
-    private static volatile Function<NDArray, NcclBuffer> ndArrayAdapter = NcclProcessGroup::deviceTensorView;
-
-    private final NcclLibrary nccl;
     private final int rank;
     private final int world;
     private final int device;
     private final Duration timeout;
-    private final CudaStream stream; // communication stream, non-blocking
-    private final Pointer streamHandle; // the same as NCCL's cudaStream_t
-    private final CudaEvent dataEvent; // orders the communication stream after the data stream
-    private Pointer comm;
-    private CudaStream dataStream; // where the buffers are written: the legacy default stream unless set
-    private DeviceBuffer scratch; // device scratch for barrier and allGatherLongs, null until needed
-    private volatile String abortReason;
+    private final NcclLibrary nccl;
+    private final NcclCommunicator comm;
+    private final NcclWatchdog watchdog;
+    private final NcclStreams streams;
+    private final NcclNDArrays ndArrays;
     private boolean closed;
 
     private NcclProcessGroup(int rank, int world, int device, Duration timeout) {
-        this.nccl = NativeLibraries.nccl();
         this.rank = rank;
         this.world = world;
         this.device = device;
         this.timeout = timeout;
-        this.dataStream = CudaStream.legacy(device);
-        this.stream = CudaStream.create(device, true);
-        try {
-            this.dataEvent = CudaEvent.create(device);
-        } catch (RuntimeException e) {
-            stream.close();
-            throw e;
-        }
-        this.streamHandle = new Pointer(stream.getHandle());
+        this.nccl = NcclLoader.nccl();
+        this.comm = new NcclCommunicator(nccl, rank, world, device);
+        this.watchdog = new NcclWatchdog(comm, rank, world, device, timeout);
+        this.streams = new NcclStreams(device);
+        this.ndArrays = new NcclNDArrays(this);
     }
 
     /**
@@ -103,7 +92,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @return the reason or null
      */
     public static String unavailableReason() {
-        return NativeLibraries.unavailableReason();
+        return NcclLoader.unavailableReason();
     }
 
     /**
@@ -121,9 +110,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @return the version code
      */
     public static int ncclVersion() {
-        IntByReference v = new IntByReference();
-        checkNccl(NativeLibraries.nccl(), "ncclGetVersion", NativeLibraries.nccl().ncclGetVersion(v));
-        return v.getValue();
+        return NcclCommunicator.version(NcclLoader.nccl());
     }
 
     /**
@@ -133,11 +120,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @return the 128 id bytes
      */
     public static byte[] newUniqueId() {
-        NcclLibrary nccl = NativeLibraries.nccl();
-        NcclLibrary.UniqueId id = new NcclLibrary.UniqueId();
-        checkNccl(nccl, "ncclGetUniqueId", nccl.ncclGetUniqueId(id));
-        id.read();
-        return id.internal.clone();
+        return NcclCommunicator.newUniqueId(NcclLoader.nccl());
     }
 
     /**
@@ -160,8 +143,9 @@ public final class NcclProcessGroup implements ProcessGroup {
         }
         NcclProcessGroup g = new NcclProcessGroup(rank, world, device, timeout);
         try {
-            g.initComm(uniqueId);
-            g.awaitComm("ncclCommInitRankConfig", "the other ranks", g.deadline());
+            g.makeCurrent();
+            g.comm.init(uniqueId);
+            g.watchdog.awaitCommunicator("ncclCommInitRankConfig", "the other ranks", g.watchdog.deadline());
             logger.info("NCCL {} rank {}/{} on device {} ready (timeout {})", ncclVersion(), rank, world, device,
                     timeout);
             return g;
@@ -183,26 +167,27 @@ public final class NcclProcessGroup implements ProcessGroup {
         Checks.checkAtLeast("devices.length", devices.length, 1, "one rank per device");
         byte[] id = newUniqueId();
         List<NcclProcessGroup> groups = new ArrayList<>();
-        NcclLibrary nccl = NativeLibraries.nccl();
+        NcclLibrary nccl = NcclLoader.nccl();
         try {
             for (int r = 0; r < devices.length; r++) {
                 checkArgs(r, devices.length, devices[r], timeout);
                 groups.add(new NcclProcessGroup(r, devices.length, devices[r], timeout));
             }
-            checkNccl(nccl, "ncclGroupStart", nccl.ncclGroupStart());
+            NcclCommunicator.check(nccl, "ncclGroupStart", nccl.ncclGroupStart());
             try {
                 for (NcclProcessGroup g : groups) {
-                    g.initComm(id);
+                    g.makeCurrent();
+                    g.comm.init(id);
                 }
             } finally {
                 int rc = nccl.ncclGroupEnd();
                 if (rc != NcclLibrary.SUCCESS && rc != NcclLibrary.IN_PROGRESS) {
-                    checkNccl(nccl, "ncclGroupEnd (communicator init)", rc);
+                    NcclCommunicator.check(nccl, "ncclGroupEnd (communicator init)", rc);
                 }
             }
             for (NcclProcessGroup g : groups) {
                 g.makeCurrent();
-                g.awaitComm("ncclCommInitRankConfig", "the other ranks", g.deadline());
+                g.watchdog.awaitCommunicator("ncclCommInitRankConfig", "the other ranks", g.watchdog.deadline());
             }
             return Collections.unmodifiableList(groups);
         } catch (RuntimeException e) {
@@ -211,33 +196,6 @@ public final class NcclProcessGroup implements ProcessGroup {
             }
             throw e;
         }
-    }
-
-    /**
-     * Sets how the NDArray methods find the device memory of an NDArray (dense, contiguous, on this group's GPU).
-     * The default is {@link DeviceTensor#fromNDArray} (PyTorch-engine NDArrays).
-     *
-     * @param adapter the conversion, or null to restore the default
-     */
-    public static void setNDArrayAdapter(Function<NDArray, NcclBuffer> adapter) {
-        ndArrayAdapter = adapter == null ? NcclProcessGroup::deviceTensorView : adapter;
-    }
-
-    /**
-     * The default adapter: the NDArray's memory through {@link DeviceTensor#fromNDArray}.
-     *
-     * @param array a dense contiguous GPU NDArray of the PyTorch engine
-     * @return its device buffer
-     * @throws IllegalArgumentException for host arrays, other engines, non-contiguous arrays, bf16
-     */
-    static NcclBuffer deviceTensorView(NDArray array) {
-        if (!array.getDevice().isGpu()) {
-            throw new IllegalArgumentException("NcclProcessGroup moves GPU memory, but the NDArray "
-                    + array.getShape() + " is on " + array.getDevice() + ": move it to the group's GPU first"
-                    + " (array.toDevice(Device.gpu(group.device()), false)), or use LocalProcessGroup on the CPU");
-        }
-        DeviceTensor t = DeviceTensor.fromNDArray(array);
-        return DeviceChecks.buffer(t);
     }
 
     private static void checkArgs(int rank, int world, int device, Duration timeout) {
@@ -254,23 +212,6 @@ public final class NcclProcessGroup implements ProcessGroup {
         Objects.requireNonNull(timeout, "timeout");
         if (timeout.isZero() || timeout.isNegative()) {
             throw new IllegalArgumentException("timeout must be > 0, got " + timeout);
-        }
-    }
-
-    private void initComm(byte[] id) {
-        makeCurrent();
-        NcclLibrary.UniqueId.ByValue uid = new NcclLibrary.UniqueId.ByValue();
-        System.arraycopy(id, 0, uid.internal, 0, UNIQUE_ID_BYTES);
-        uid.write();
-        NcclLibrary.Config config = new NcclLibrary.Config();
-        config.blocking = 0;
-        config.write();
-        PointerByReference c = new PointerByReference();
-        int rc = nccl.ncclCommInitRankConfig(c, world, uid, rank, config);
-        comm = c.getValue();
-        if (rc != NcclLibrary.SUCCESS && rc != NcclLibrary.IN_PROGRESS) {
-            throw new ProcessGroupException("ncclCommInitRankConfig on rank " + rank + " (world " + world + ", device "
-                    + device + ") failed: " + ncclError(rc));
         }
     }
 
@@ -316,7 +257,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      */
     public boolean isCommunicationStreamNonBlocking() {
         enter("isCommunicationStreamNonBlocking");
-        return stream.isNonBlocking();
+        return streams.stream().isNonBlocking();
     }
 
     /**
@@ -330,10 +271,10 @@ public final class NcclProcessGroup implements ProcessGroup {
             throw new IllegalArgumentException("the data stream is on cuda:" + stream.getDevice() + " but rank " + rank
                     + " of this NCCL group uses cuda:" + device);
         }
-        this.dataStream = stream == null ? CudaStream.legacy(device) : stream;
+        streams.setDataStream(stream);
     }
 
-    // ---------------------------------------------------------------- device-buffer API
+    // ---------------------------------------------------------------- raw collectives on device memory
 
     /**
      * Posts sends and receives on device memory as one NCCL group ({@code ncclGroupStart}, {@code ncclSend} /
@@ -353,8 +294,9 @@ public final class NcclProcessGroup implements ProcessGroup {
                     .append(o.peer());
         }
         String peerText = "rank(s) [" + peers + "]";
-        long deadline = deadline();
-        waitForDataStream();
+        long deadline = watchdog.deadline();
+        streams.orderAfterData();
+        Pointer c = comm.handle(op);
         launchGroup(op, peerText, deadline, () -> {
             for (DeviceP2POp o : ops) {
                 NcclBuffer b = o.buffer();
@@ -362,9 +304,9 @@ public final class NcclProcessGroup implements ProcessGroup {
                     continue; // both sides know the count: an empty message is no message
                 }
                 int rc = o.kind() == P2POp.Kind.SEND
-                        ? nccl.ncclSend(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, streamHandle)
-                        : nccl.ncclRecv(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), comm, streamHandle);
-                checkCall(o.kind() == P2POp.Kind.SEND ? "ncclSend" : "ncclRecv", rc);
+                        ? nccl.ncclSend(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), c, streams.handle())
+                        : nccl.ncclRecv(ptr(b), b.count(), NcclLibrary.dataType(b.type()), o.peer(), c, streams.handle());
+                comm.checkCall(o.kind() == P2POp.Kind.SEND ? "ncclSend" : "ncclRecv", rc);
             }
         });
         return new StreamWork(op, peerText);
@@ -421,10 +363,11 @@ public final class NcclProcessGroup implements ProcessGroup {
     public void allReduce(NcclBuffer buffer, ReduceOp reduceOp) {
         String op = "allReduce(" + reduceOp + ")";
         enter(op);
-        long deadline = deadline();
-        waitForDataStream();
-        launchGroup(op, "the other ranks", deadline, () -> checkCall("ncclAllReduce", nccl.ncclAllReduce(ptr(buffer),
-                ptr(buffer), buffer.count(), NcclLibrary.dataType(buffer.type()), reduceOp.ncclCode(), comm, streamHandle)));
+        long deadline = watchdog.deadline();
+        streams.orderAfterData();
+        Pointer c = comm.handle(op);
+        launchGroup(op, "the other ranks", deadline, () -> comm.checkCall("ncclAllReduce", nccl.ncclAllReduce(ptr(buffer),
+                ptr(buffer), buffer.count(), NcclLibrary.dataType(buffer.type()), reduceOp.ncclCode(), c, streams.handle())));
         new StreamWork(op, "the other ranks").await();
     }
 
@@ -441,10 +384,11 @@ public final class NcclProcessGroup implements ProcessGroup {
             throw new IllegalArgumentException(op + ": recv must hold " + world + " x " + send.count() + " "
                     + send.type() + " elements, got " + recv.count() + " " + recv.type());
         }
-        long deadline = deadline();
-        waitForDataStream();
-        launchGroup(op, "the other ranks", deadline, () -> checkCall("ncclAllGather", nccl.ncclAllGather(ptr(send),
-                ptr(recv), send.count(), NcclLibrary.dataType(send.type()), comm, streamHandle)));
+        long deadline = watchdog.deadline();
+        streams.orderAfterData();
+        Pointer c = comm.handle(op);
+        launchGroup(op, "the other ranks", deadline, () -> comm.checkCall("ncclAllGather", nccl.ncclAllGather(ptr(send),
+                ptr(recv), send.count(), NcclLibrary.dataType(send.type()), c, streams.handle())));
         new StreamWork(op, "the other ranks").await();
     }
 
@@ -485,17 +429,18 @@ public final class NcclProcessGroup implements ProcessGroup {
             throw new IllegalArgumentException(op + " needs one send and one recv buffer per rank (" + world + "), got "
                     + sends.length + " and " + recvs.length);
         }
-        long deadline = deadline();
-        waitForDataStream();
+        long deadline = watchdog.deadline();
+        streams.orderAfterData();
+        Pointer c = comm.handle(op);
         launchGroup(op, "the other ranks", deadline, () -> {
             for (int j = 0; j < world; j++) {
                 if (sends[j].count() > 0) {
-                    checkCall("ncclSend", nccl.ncclSend(ptr(sends[j]), sends[j].count(), NcclLibrary.dataType(sends[j].type()), j,
-                            comm, streamHandle));
+                    comm.checkCall("ncclSend", nccl.ncclSend(ptr(sends[j]), sends[j].count(), NcclLibrary.dataType(sends[j].type()), j,
+                            c, streams.handle()));
                 }
                 if (recvs[j].count() > 0) {
-                    checkCall("ncclRecv", nccl.ncclRecv(ptr(recvs[j]), recvs[j].count(), NcclLibrary.dataType(recvs[j].type()), j,
-                            comm, streamHandle));
+                    comm.checkCall("ncclRecv", nccl.ncclRecv(ptr(recvs[j]), recvs[j].count(), NcclLibrary.dataType(recvs[j].type()), j,
+                            c, streams.handle()));
                 }
             }
         });
@@ -511,9 +456,9 @@ public final class NcclProcessGroup implements ProcessGroup {
             return new long[0];
         }
         enter("allGatherLongs");
-        DeviceBuffer buffer = scratch(bytes);
+        DeviceBuffer buffer = streams.scratch(bytes);
         buffer.copyFromHost(jcuda.Pointer.to(values), 8L * n * rank, 8L * n);
-        waitForStream(CudaStream.legacy(device)); // the copy ran on the legacy stream, whatever the data stream is
+        streams.orderAfter(CudaStream.legacy(device)); // the copy ran on the legacy stream, whatever the data stream is
         NcclBuffer all = new NcclBuffer(buffer.getAddress(), (long) n * world, DeviceDataType.INT64);
         allGather(all.slice((long) n * rank, n), all);
         long[] out = new long[n * world];
@@ -525,81 +470,33 @@ public final class NcclProcessGroup implements ProcessGroup {
     @Override
     public void barrier() {
         enter("barrier");
-        allReduce(new NcclBuffer(scratch(8).getAddress(), 1, DeviceDataType.INT32), ReduceOp.SUM);
+        allReduce(new NcclBuffer(streams.scratch(8).getAddress(), 1, DeviceDataType.INT32), ReduceOp.SUM);
     }
 
-    // ---------------------------------------------------------------- NDArray API (through the adapter)
+    // ---------------------------------------------------------------- NDArray collectives
 
     /** {@inheritDoc} */
     @Override
     public Work batchIsendIrecv(List<P2POp> ops) {
-        DeviceP2POp[] device = new DeviceP2POp[ops.size()];
-        for (int i = 0; i < device.length; i++) {
-            P2POp o = ops.get(i);
-            device[i] = new DeviceP2POp(o.kind(), view(o.tensor()), o.peer());
-        }
-        return batchIsendIrecv(device);
+        return ndArrays.batchIsendIrecv(ops);
     }
 
     /** {@inheritDoc} */
     @Override
     public NDArray[] allGather(NDArray tensor) {
-        NcclBuffer send = view(tensor);
-        long[] dims = tensor.getShape().getShape();
-        long[] outDims = new long[dims.length + 1];
-        outDims[0] = world;
-        System.arraycopy(dims, 0, outDims, 1, dims.length);
-        NDManager manager = tensor.getManager();
-        NDArray all = manager.create(new Shape(outDims), tensor.getDataType(), tensor.getDevice());
-        allGather(send, view(all));
-        NDArray[] out = new NDArray[world];
-        for (int r = 0; r < world; r++) {
-            out[r] = all.get(r);
-        }
-        return out;
+        return ndArrays.allGather(tensor);
     }
 
     /** {@inheritDoc} */
     @Override
     public NDArray[] allToAll(NDArray[] chunks) {
-        if (chunks.length != world) {
-            throw new IllegalArgumentException("allToAll needs one chunk per rank (" + world + "), got " + chunks.length);
-        }
-        int ndim = chunks[0].getShape().dimension();
-        long[] myDims = new long[world * ndim];
-        for (int j = 0; j < world; j++) {
-            if (chunks[j].getShape().dimension() != ndim) {
-                throw new IllegalArgumentException("allToAll chunks must have one rank; chunk 0 is "
-                        + chunks[0].getShape() + ", chunk " + j + " is " + chunks[j].getShape());
-            }
-            System.arraycopy(chunks[j].getShape().getShape(), 0, myDims, j * ndim, ndim);
-        }
-        long[] dims = allGatherLongs(myDims); // [src][dst][ndim]: the receivers learn the shapes
-        NDArray[] out = new NDArray[world];
-        NcclBuffer[] sends = new NcclBuffer[world];
-        NcclBuffer[] recvs = new NcclBuffer[world];
-        for (int i = 0; i < world; i++) {
-            long[] shape = Arrays.copyOfRange(dims, (i * world + rank) * ndim, (i * world + rank + 1) * ndim);
-            out[i] = chunks[0].getManager().create(new Shape(shape), chunks[0].getDataType(), chunks[0].getDevice());
-            sends[i] = view(chunks[i]);
-            recvs[i] = view(out[i]);
-        }
-        allToAll(sends, recvs);
-        return out;
+        return ndArrays.allToAll(chunks);
     }
 
     /** {@inheritDoc} */
     @Override
     public void allReduce(NDArray tensor, ReduceOp op) {
-        allReduce(view(tensor), op);
-    }
-
-    private NcclBuffer view(NDArray array) {
-        if (array.getDevice().isGpu() && array.getDevice().getDeviceId() != device) {
-            throw new IllegalArgumentException("the NDArray " + array.getShape() + " is on " + array.getDevice()
-                    + " but rank " + rank + " of this NCCL group uses cuda:" + device);
-        }
-        return ndArrayAdapter.apply(array);
+        ndArrays.allReduce(tensor, op);
     }
 
     // ---------------------------------------------------------------- lifecycle
@@ -607,7 +504,8 @@ public final class NcclProcessGroup implements ProcessGroup {
     /** {@inheritDoc} */
     @Override
     public void abort(Throwable cause) {
-        abortComm("aborted by the caller: " + (cause == null ? "no cause given" : cause));
+        makeCurrent();
+        comm.abort("aborted by the caller: " + (cause == null ? "no cause given" : cause));
     }
 
     /**
@@ -616,7 +514,7 @@ public final class NcclProcessGroup implements ProcessGroup {
      * @return true once aborted
      */
     public boolean isAborted() {
-        return abortReason != null;
+        return comm.isAborted();
     }
 
     /** {@inheritDoc} */
@@ -627,69 +525,36 @@ public final class NcclProcessGroup implements ProcessGroup {
         }
         closed = true;
         makeCurrent();
-        if (comm != null && abortReason == null) {
+        if (comm.startFinalize()) {
             try {
-                int rc = nccl.ncclCommFinalize(comm);
-                if (rc == NcclLibrary.SUCCESS || rc == NcclLibrary.IN_PROGRESS) {
-                    awaitComm("ncclCommFinalize", "the other ranks", deadline());
-                    nccl.ncclCommDestroy(comm);
-                } else {
-                    nccl.ncclCommAbort(comm);
-                }
+                watchdog.awaitCommunicator("ncclCommFinalize", "the other ranks", watchdog.deadline());
+                comm.destroy();
             } catch (ProcessGroupException e) {
                 logger.warn("NCCL rank {}: finalize failed, communicator aborted: {}", rank, e.getMessage());
             }
         }
-        comm = null;
-        releaseCuda();
+        streams.close();
     }
 
     /** {@inheritDoc} */
     @Override
     public String toString() {
         return "NcclProcessGroup{rank=" + rank + ", size=" + world + ", device=" + device + ", timeout=" + timeout
-                + (abortReason != null ? ", aborted" : "") + "}";
+                + (comm.isAborted() ? ", aborted" : "") + "}";
     }
 
     private void releaseAfterFailure() {
         closed = true;
-        if (comm != null) {
-            makeCurrent();
-            if (abortReason == null) {
-                nccl.ncclCommAbort(comm);
-            }
-            comm = null;
-        }
-        releaseCuda();
-    }
-
-    private void releaseCuda() {
-        try {
-            if (scratch != null) {
-                scratch.close();
-                scratch = null;
-            }
-            dataEvent.close();
-            stream.close();
-        } catch (CudaException e) {
-            logger.warn("NCCL rank {}: releasing its CUDA stream, event or scratch failed: {}", rank, e.getMessage());
-        }
-    }
-
-    // ---------------------------------------------------------------- waiting
-
-    private long deadline() {
-        return System.nanoTime() + timeout.toNanos();
+        makeCurrent();
+        comm.discard();
+        streams.close();
     }
 
     private void enter(String op) {
         if (closed) {
             throw new IllegalStateException(op + " on rank " + rank + ": this NCCL process group is closed");
         }
-        if (abortReason != null) {
-            throw new ProcessGroupException(op + " on rank " + rank + " failed: the NCCL communicator was aborted ("
-                    + abortReason + ")");
-        }
+        comm.checkNotAborted(op);
         makeCurrent();
     }
 
@@ -704,16 +569,6 @@ public final class NcclProcessGroup implements ProcessGroup {
         }
     }
 
-    private void waitForDataStream() {
-        waitForStream(dataStream);
-    }
-
-    // Makes the communication stream wait (on the device) for the work queued so far on another stream.
-    private void waitForStream(CudaStream other) {
-        dataEvent.record(other);
-        stream.waitFor(dataEvent);
-    }
-
     /** NCCL calls made between ncclGroupStart and ncclGroupEnd. */
     private interface GroupBody {
         void run();
@@ -721,7 +576,7 @@ public final class NcclProcessGroup implements ProcessGroup {
 
     // Runs NCCL calls in a group and waits (bounded) until a non-blocking communicator has enqueued them.
     private void launchGroup(String op, String peers, long deadline, GroupBody body) {
-        checkCall("ncclGroupStart", nccl.ncclGroupStart());
+        comm.checkCall("ncclGroupStart", nccl.ncclGroupStart());
         int rc;
         try {
             body.run();
@@ -729,115 +584,14 @@ public final class NcclProcessGroup implements ProcessGroup {
             rc = nccl.ncclGroupEnd();
         }
         if (rc == NcclLibrary.IN_PROGRESS) {
-            awaitComm(op, peers, deadline);
+            watchdog.awaitCommunicator(op, peers, deadline);
         } else if (rc != NcclLibrary.SUCCESS) {
-            fail(op, peers, "ncclGroupEnd returned " + ncclError(rc));
+            watchdog.fail(op, peers, "ncclGroupEnd returned " + comm.error(rc));
         }
-    }
-
-    // Polls the communicator state until it leaves ncclInProgress.
-    private void awaitComm(String op, String peers, long deadline) {
-        IntByReference state = new IntByReference();
-        long start = System.nanoTime();
-        while (true) {
-            if (abortReason != null) {
-                throw new ProcessGroupException(op + " on rank " + rank + " failed: the NCCL communicator was aborted ("
-                        + abortReason + ")");
-            }
-            int rc = nccl.ncclCommGetAsyncError(comm, state);
-            if (rc != NcclLibrary.SUCCESS) {
-                fail(op, peers, "ncclCommGetAsyncError returned " + ncclError(rc));
-            }
-            int s = state.getValue();
-            if (s == NcclLibrary.SUCCESS) {
-                return;
-            }
-            if (s != NcclLibrary.IN_PROGRESS) {
-                fail(op, peers, "NCCL async error " + ncclError(s));
-            }
-            if (System.nanoTime() - deadline > 0) {
-                timedOut(op, peers);
-            }
-            pause(start);
-        }
-    }
-
-    private void pause(long start) {
-        if (System.nanoTime() - start < SPIN_NANOS) {
-            Thread.onSpinWait();
-        } else {
-            LockSupport.parkNanos(PARK_NANOS);
-        }
-    }
-
-    private void timedOut(String op, String peers) {
-        String message = op + " on rank " + rank + " timed out after " + format(timeout) + " waiting for " + peers
-                + " (NCCL, device " + device + ", world " + world + "); the communicator was aborted";
-        abortComm(message);
-        throw new ProcessGroupTimeoutException(message, timeout);
-    }
-
-    private void fail(String op, String peers, String what) {
-        String last = comm == null ? "" : nccl.ncclGetLastError(comm);
-        String message = op + " on rank " + rank + " with " + peers + " failed: " + what
-                + (last == null || last.isEmpty() ? "" : " (" + last + ")") + " (NCCL, device " + device + ", world "
-                + world + "); the communicator was aborted";
-        abortComm(message);
-        throw new ProcessGroupException(message);
-    }
-
-    private void abortComm(String reason) {
-        if (abortReason != null) {
-            return;
-        }
-        abortReason = reason;
-        logger.error("NCCL rank {}: {}", rank, reason);
-        if (comm != null) {
-            makeCurrent();
-            int rc = nccl.ncclCommAbort(comm);
-            if (rc != NcclLibrary.SUCCESS) {
-                logger.warn("ncclCommAbort on rank {} returned {}", rank, ncclError(rc));
-            }
-            comm = null;
-        }
-    }
-
-    private void checkCall(String call, int rc) {
-        if (rc != NcclLibrary.SUCCESS && rc != NcclLibrary.IN_PROGRESS) {
-            throw new ProcessGroupException(call + " on rank " + rank + " failed: " + ncclError(rc)
-                    + (comm == null ? "" : " (" + nccl.ncclGetLastError(comm) + ")"));
-        }
-    }
-
-    private String ncclError(int rc) {
-        String name = rc >= 0 && rc < NcclLibrary.RESULT_NAMES.length ? NcclLibrary.RESULT_NAMES[rc] : "ncclResult";
-        return name + " (" + rc + "): " + nccl.ncclGetErrorString(rc);
-    }
-
-    private static void checkNccl(NcclLibrary nccl, String call, int rc) {
-        if (rc != NcclLibrary.SUCCESS) {
-            throw new ProcessGroupException(call + " failed: NCCL error " + rc + ": " + nccl.ncclGetErrorString(rc));
-        }
-    }
-
-    // The scratch buffer, grown to at least `bytes` (the old one is idle: every collective using it was awaited).
-    private DeviceBuffer scratch(long bytes) {
-        if (scratch == null || scratch.getByteSize() < bytes) {
-            if (scratch != null) {
-                scratch.close();
-                scratch = null;
-            }
-            scratch = DeviceBuffer.allocate(device, Math.max(bytes, 4096));
-        }
-        return scratch;
     }
 
     private static Pointer ptr(NcclBuffer b) {
         return b.pointer() == 0 ? null : new Pointer(b.pointer());
-    }
-
-    private static String format(Duration d) {
-        return d.toMillis() % 1000 == 0 ? d.toSeconds() + " s" : d.toMillis() + " ms";
     }
 
     /** Completion of the work enqueued so far on the communication stream, marked by an event. */
@@ -849,13 +603,7 @@ public final class NcclProcessGroup implements ProcessGroup {
         StreamWork(String op, String peers) {
             this.op = op;
             this.peers = peers;
-            event = CudaEvent.create(device);
-            try {
-                event.record(stream);
-            } catch (RuntimeException e) {
-                release();
-                throw e;
-            }
+            this.event = streams.markCompletion();
         }
 
         @Override
@@ -864,37 +612,10 @@ public final class NcclProcessGroup implements ProcessGroup {
                 return;
             }
             enter(op);
-            long deadline = deadline();
-            long start = System.nanoTime();
-            IntByReference state = new IntByReference();
-            while (true) {
-                if (abortReason != null) {
-                    release();
-                    throw new ProcessGroupException(op + " on rank " + rank + " failed: the NCCL communicator was"
-                            + " aborted (" + abortReason + ")");
-                }
-                boolean done;
-                try {
-                    done = event.isComplete();
-                } catch (CudaException e) {
-                    release();
-                    fail(op, peers, "waiting for the stream: " + e.getMessage());
-                    return;
-                }
-                if (done) {
-                    release();
-                    return;
-                }
-                if (nccl.ncclCommGetAsyncError(comm, state) == NcclLibrary.SUCCESS
-                        && state.getValue() != NcclLibrary.SUCCESS && state.getValue() != NcclLibrary.IN_PROGRESS) {
-                    release();
-                    fail(op, peers, "NCCL async error " + ncclError(state.getValue()));
-                }
-                if (System.nanoTime() - deadline > 0) {
-                    release();
-                    timedOut(op, peers);
-                }
-                pause(start);
+            try {
+                watchdog.awaitEvent(event, op, peers);
+            } finally {
+                release();
             }
         }
 

@@ -1,6 +1,7 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
 import java.util.Objects;
+import org.flashdjl.ops.parallel.group.P2POp;
 
 /**
  * One point-to-point operation on device memory for {@link NcclProcessGroup#batchIsendIrecv(DeviceP2POp...)}.

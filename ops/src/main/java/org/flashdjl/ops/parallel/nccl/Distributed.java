@@ -1,7 +1,10 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
 import org.flashdjl.ops.cuda.CudaException;
 import org.flashdjl.ops.cuda.CudaRuntime;
+import org.flashdjl.ops.parallel.group.LocalProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

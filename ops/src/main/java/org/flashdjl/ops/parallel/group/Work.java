@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.group;
 
 /**
  * A pending asynchronous operation ({@link ProcessGroup#batchIsendIrecv}, {@link ProcessGroup#isend},

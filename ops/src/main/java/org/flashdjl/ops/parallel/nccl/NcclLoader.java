@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
 import com.sun.jna.Native;
 
@@ -9,11 +9,11 @@ import org.flashdjl.ops.cuda.CudaRuntime;
  * {@link CudaRuntime}, which owns the driver, or no NCCL library). The file name can be overridden with the system
  * property {@code flashdjl.nccl.library}.
  */
-final class NativeLibraries {
+final class NcclLoader {
 
     private static volatile Holder holder;
 
-    private NativeLibraries() {}
+    private NcclLoader() {}
 
     /** The loaded library, or why not. */
     private record Holder(NcclLibrary nccl, String unavailable) {}
@@ -21,7 +21,7 @@ final class NativeLibraries {
     private static Holder holder() {
         Holder h = holder;
         if (h == null) {
-            synchronized (NativeLibraries.class) {
+            synchronized (NcclLoader.class) {
                 h = holder;
                 if (h == null) {
                     h = load();

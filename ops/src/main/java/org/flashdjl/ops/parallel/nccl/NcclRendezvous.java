@@ -1,6 +1,8 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.nccl;
 
 import org.flashdjl.ops.Checks;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.group.ProcessGroupTimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 

@@ -1,4 +1,4 @@
-package org.flashdjl.ops.parallel;
+package org.flashdjl.ops.parallel.group;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -22,6 +22,35 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
+// ------------------------------ sequence geometry of a dense or varlen call ----------------------
+// Sequence b of a FlashFwdParams call: each side is varlen when its cu_seqlens pointer is set (its rows start at
+// q0 / k0 of the packed tensor), else dense with the call's lq / lk (one sequence per batch index).
+struct SeqGeometry {
+  bool varlen_q, varlen_k;
+  int lq, lk;  // this sequence's query / key lengths
+  int q0, k0;  // first packed row (varlen), 0 when dense
+};
+
+template <class P>
+__device__ __forceinline__ SeqGeometry seq_geometry(const P& p, int b) {
+  SeqGeometry s;
+  s.varlen_q = p.cu_seqlens_q != nullptr;
+  s.varlen_k = p.cu_seqlens_k != nullptr;
+  s.lq = p.lq;
+  s.lk = p.lk;
+  s.q0 = 0;
+  s.k0 = 0;
+  if (s.varlen_q) {
+    s.q0 = p.cu_seqlens_q[b];
+    s.lq = p.cu_seqlens_q[b + 1] - s.q0;
+  }
+  if (s.varlen_k) {
+    s.k0 = p.cu_seqlens_k[b];
+    s.lk = p.cu_seqlens_k[b + 1] - s.k0;
+  }
+  return s;
+}
+
 // ------------------------------ the visibility / bias rule -----------------------------------
 // The ONLY implementation of the library's masking semantics. For the plain/causal kernels the
 // fields are compile-time constants, so the checks fold away.

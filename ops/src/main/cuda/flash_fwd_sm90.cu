@@ -182,16 +182,9 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   const int h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (p.hq / p.hkv);
 
-  const bool varlen_q = p.cu_seqlens_q != nullptr, varlen_k = p.cu_seqlens_k != nullptr;
-  int lq = p.lq, lk = p.lk, q0 = 0, k0 = 0;
-  if (varlen_q) {
-    q0 = p.cu_seqlens_q[b];
-    lq = p.cu_seqlens_q[b + 1] - q0;
-  }
-  if (varlen_k) {
-    k0 = p.cu_seqlens_k[b];
-    lk = p.cu_seqlens_k[b + 1] - k0;
-  }
+  const SeqGeometry sg = seq_geometry(p, b);  // dense or varlen, each side independently
+  const bool varlen_q = sg.varlen_q, varlen_k = sg.varlen_k;
+  const int lq = sg.lq, lk = sg.lk, q0 = sg.q0, k0 = sg.k0;
   auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
     return (varlen ? row0 * rs : b * bs) + head * hs;
   };
@@ -214,7 +207,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   rule.right = -1;
   rule.sinks = 0;
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
-  const float sc = p.scale * kLog2e;
+  const float sc = p.mask.scale * kLog2e;
 
   // descriptors (start address field advanced per k-step below)
   // A = Q rows [64 wg, 64 wg + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "mask_params.h"
+
 struct FlashFwdParams {
   // ---- device pointers (8 bytes each) ----
   const void* q;              // [B, Lq, Hq, D] or [B, Hq, Lq, D] (strides below); varlen: [totalQ, Hq, D]
@@ -29,15 +31,10 @@ struct FlashFwdParams {
   int32_t lq;           // query length (varlen: max query length over the batch)
   int32_t lk;           // key length   (varlen: max key length over the batch)
   int32_t head_dim;     // D (must equal the kernel's compiled head dim)
-  int32_t causal;       // 1 = bottom-right causal
-  int32_t window_left;  // -1 = unbounded
-  int32_t window_right; // -1 = unbounded
-  int32_t sink_tokens;  // first keys always visible on the left side of the window
-  float scale;          // softmax scale applied to q.k
-  float softcap;        // 0 = off, else score = softcap * tanh(score / softcap)
+  MaskParams mask;      // causal, window, sinks, scale, softcap
 };
 
 static_assert(offsetof(FlashFwdParams, q_batch_stride) == 64, "FlashFwdParams layout");
 static_assert(offsetof(FlashFwdParams, batch) == 184, "FlashFwdParams layout");
-static_assert(offsetof(FlashFwdParams, scale) == 224, "FlashFwdParams layout");
+static_assert(offsetof(FlashFwdParams, mask) == 208, "FlashFwdParams layout");
 static_assert(sizeof(FlashFwdParams) == 232, "FlashFwdParams layout");

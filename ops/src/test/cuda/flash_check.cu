@@ -450,12 +450,12 @@ static FlashFwdParams make_params(const Case& c, const Geometry& g, const Device
   p.lq = g.max_lq;
   p.lk = g.max_lk;
   p.head_dim = c.d;
-  p.causal = c.causal;
-  p.window_left = c.wl;
-  p.window_right = c.wr;
-  p.sink_tokens = c.sinks;
-  p.scale = 1.f / std::sqrt((float)c.d);
-  p.softcap = c.softcap;
+  p.mask.causal = c.causal;
+  p.mask.window_left = c.wl;
+  p.mask.window_right = c.wr;
+  p.mask.sink_tokens = c.sinks;
+  p.mask.scale = 1.f / std::sqrt((float)c.d);
+  p.mask.softcap = c.softcap;
   return p;
 }
 
@@ -737,9 +737,9 @@ static void bench(bool quick) {
           p.hq = p.hkv = heads;
           p.lq = p.lk = L;
           p.head_dim = d;
-          p.causal = causal;
-          p.window_left = p.window_right = -1;
-          p.scale = 1.f / std::sqrt((float)d);
+          p.mask.causal = causal;
+          p.mask.window_left = p.mask.window_right = -1;
+          p.mask.scale = 1.f / std::sqrt((float)d);
           p.o = o;
           p.lse = lse;
           auto set = [&](int s) {

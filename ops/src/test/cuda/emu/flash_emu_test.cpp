@@ -132,8 +132,8 @@ static bool run(const Spec& s) {
   p.k_row_stride = p.v_row_stride = krs;
   p.lse_batch_stride = lbs; p.lse_head_stride = lhs; p.lse_row_stride = lrs;
   p.batch = B; p.hq = s.hq; p.hkv = s.hkv; p.lq = maxq; p.lk = maxk; p.head_dim = D;
-  p.causal = s.causal; p.window_left = s.wl; p.window_right = s.wr; p.sink_tokens = s.sinks;
-  p.scale = 1.f / std::sqrt((float)D); p.softcap = s.softcap;
+  p.mask.causal = s.causal; p.mask.window_left = s.wl; p.mask.window_right = s.wr; p.mask.sink_tokens = s.sinks;
+  p.mask.scale = 1.f / std::sqrt((float)D); p.mask.softcap = s.softcap;
   if (maxq > 0) emulate(s.k, p);
 
   double max_err = 0, max_lse = 0;
@@ -154,7 +154,7 @@ static bool run(const Spec& s) {
           const int64_t ko = varlen ? (int64_t)(k0[b] + j) * krs + hk * khs : b * kbs + hk * khs + j * krs;
           double dot = 0;
           for (int d = 0; d < D; ++d) dot += (double)b2f(q[qo + d], s.bf16) * b2f(k[ko + d], s.bf16);
-          double x = dot * p.scale;
+          double x = dot * p.mask.scale;
           if (s.variant == 2 && s.softcap > 0) x = s.softcap * std::tanh(x / s.softcap);
           if (s.variant == 2 && s.alibi) x -= slopes[h] * std::abs(pos - j);
           sc[j] = x;

@@ -34,6 +34,23 @@ import java.util.Objects;
  */
 public final class FlashAttention {
 
+    /** {@code struct FlashFwdParams} ({@code flash_params.h}): the one argument of every flash forward kernel. */
+    public static final KernelStruct.Layout LAYOUT = KernelStruct.Layout.of("FlashFwdParams",
+            "q", KernelStruct.Kind.POINTER, "k", KernelStruct.Kind.POINTER, "v", KernelStruct.Kind.POINTER,
+            "o", KernelStruct.Kind.POINTER, "lse", KernelStruct.Kind.POINTER, "cu_seqlens_q", KernelStruct.Kind.POINTER,
+            "cu_seqlens_k", KernelStruct.Kind.POINTER, "alibi_slopes", KernelStruct.Kind.POINTER,
+            "q_batch_stride", KernelStruct.Kind.INT64, "q_head_stride", KernelStruct.Kind.INT64,
+            "q_row_stride", KernelStruct.Kind.INT64, "k_batch_stride", KernelStruct.Kind.INT64,
+            "k_head_stride", KernelStruct.Kind.INT64, "k_row_stride", KernelStruct.Kind.INT64,
+            "v_batch_stride", KernelStruct.Kind.INT64, "v_head_stride", KernelStruct.Kind.INT64,
+            "v_row_stride", KernelStruct.Kind.INT64, "o_batch_stride", KernelStruct.Kind.INT64,
+            "o_head_stride", KernelStruct.Kind.INT64, "o_row_stride", KernelStruct.Kind.INT64,
+            "lse_batch_stride", KernelStruct.Kind.INT64, "lse_head_stride", KernelStruct.Kind.INT64,
+            "lse_row_stride", KernelStruct.Kind.INT64,
+            "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
+            "lq", KernelStruct.Kind.INT32, "lk", KernelStruct.Kind.INT32, "head_dim", KernelStruct.Kind.INT32,
+            "mask", KernelStruct.MASK_PARAMS);
+
     /** The CUDA grid's y and z limit: query heads and batch. */
     public static final int MAX_GRID_YZ = 65535;
 
@@ -56,9 +73,9 @@ public final class FlashAttention {
     private final int lq; // varlen: max
     private final int lk; // varlen: max
     private final int headDim;
-    private final FlashParams params;
+    private final KernelStruct params;
 
-    private FlashAttention(Builder b, int batch, int hq, int hkv, int lq, int lk, int headDim, FlashParams params) {
+    private FlashAttention(Builder b, int batch, int hq, int hkv, int lq, int lk, int headDim, KernelStruct params) {
         this.q = b.q;
         this.k = b.k;
         this.v = b.v;
@@ -109,7 +126,7 @@ public final class FlashAttention {
      *
      * @return the parameters
      */
-    public FlashParams getParams() {
+    public KernelStruct getParams() {
         return params;
     }
 
@@ -155,18 +172,18 @@ public final class FlashAttention {
      */
     public void run(DeviceArguments arguments, KernelLauncher launcher) {
         FlashDispatch.KernelRef ref = kernel(launcher.computeCapability(device));
-        FlashParams launch = params.copy();
+        KernelStruct launch = params.copy();
         if (spec.hasAlibi() || cuSeqlensQ != null) {
             Objects.requireNonNull(arguments, "arguments (this call has varlen offsets or ALiBi slopes)");
         }
         if (spec.hasAlibi()) {
-            launch.setLong(FlashParams.Field.ALIBI_SLOPES,
+            launch.set("alibi_slopes",
                     arguments.fp32("flash.alibi_slopes", spec.getAlibiSlopes()).getAddress());
         }
         if (cuSeqlensQ != null) {
-            launch.setLong(FlashParams.Field.CU_SEQLENS_Q, arguments.int32("flash.cu_seqlens_q", cuSeqlensQ)
+            launch.set("cu_seqlens_q", arguments.int32("flash.cu_seqlens_q", cuSeqlensQ)
                     .getAddress());
-            launch.setLong(FlashParams.Field.CU_SEQLENS_K, arguments.int32("flash.cu_seqlens_k", cuSeqlensK)
+            launch.set("cu_seqlens_k", arguments.int32("flash.cu_seqlens_k", cuSeqlensK)
                     .getAddress());
         }
         if (logger.isTraceEnabled()) {
@@ -418,31 +435,18 @@ public final class FlashAttention {
                 }
             }
 
-            FlashParams p = new FlashParams();
-            p.setLong(FlashParams.Field.Q, q.getAddress());
-            p.setLong(FlashParams.Field.K, k.getAddress());
-            p.setLong(FlashParams.Field.V, v.getAddress());
-            p.setLong(FlashParams.Field.O, o.getAddress());
-            p.setLong(FlashParams.Field.LSE, lse == null ? 0 : lse.getAddress());
-            strides(p, q, varlen, headAxis, seqAxis, FlashParams.Field.Q_BATCH_STRIDE);
-            strides(p, k, varlen, headAxis, seqAxis, FlashParams.Field.K_BATCH_STRIDE);
-            strides(p, v, varlen, headAxis, seqAxis, FlashParams.Field.V_BATCH_STRIDE);
-            strides(p, o, varlen, headAxis, seqAxis, FlashParams.Field.O_BATCH_STRIDE);
+            KernelStruct p = LAYOUT.newStruct();
+            p.set("q", q.getAddress()).set("k", k.getAddress()).set("v", v.getAddress()).set("o", o.getAddress())
+                    .set("lse", lse == null ? 0 : lse.getAddress());
+            strides(p, q, varlen, headAxis, seqAxis, "q");
+            strides(p, k, varlen, headAxis, seqAxis, "k");
+            strides(p, v, varlen, headAxis, seqAxis, "v");
+            strides(p, o, varlen, headAxis, seqAxis, "o");
             if (lse != null) {
-                strides(p, lse, varlen, headAxis, seqAxis, FlashParams.Field.LSE_BATCH_STRIDE);
+                strides(p, lse, varlen, headAxis, seqAxis, "lse");
             }
-            p.setInt(FlashParams.Field.BATCH, batch);
-            p.setInt(FlashParams.Field.HQ, hq);
-            p.setInt(FlashParams.Field.HKV, hkv);
-            p.setInt(FlashParams.Field.LQ, lqi);
-            p.setInt(FlashParams.Field.LK, lki);
-            p.setInt(FlashParams.Field.HEAD_DIM, headDim);
-            p.setInt(FlashParams.Field.CAUSAL, spec.isCausal() ? 1 : 0);
-            p.setInt(FlashParams.Field.WINDOW_LEFT, spec.getWindowLeft());
-            p.setInt(FlashParams.Field.WINDOW_RIGHT, spec.getWindowRight());
-            p.setInt(FlashParams.Field.SINK_TOKENS, spec.getSinkTokens());
-            p.setFloat(FlashParams.Field.SCALE, spec.scaleFor(headDim));
-            p.setFloat(FlashParams.Field.SOFTCAP, spec.getSoftcap());
+            p.set("batch", batch).set("hq", hq).set("hkv", hkv).set("lq", lqi).set("lk", lki).set("head_dim", headDim)
+                    .setMask(spec, headDim);
             return new FlashAttention(this, batch, hq, hkv, lqi, lki, headDim, p);
         }
 
@@ -454,13 +458,12 @@ public final class FlashAttention {
             return device < 0 ? "the host" : "cuda:" + device;
         }
 
-        private static void strides(FlashParams p, DeviceTensor t, boolean varlen, int headAxis, int seqAxis,
-                FlashParams.Field batchField) {
-            FlashParams.Field[] f = FlashParams.Field.values();
-            int i = batchField.ordinal();
-            p.setLong(f[i], varlen ? 0 : t.stride(0));
-            p.setLong(f[i + 1], t.stride(headAxis));
-            p.setLong(f[i + 2], t.stride(seqAxis));
+        // batch / head / row strides of a tensor (varlen: no batch stride) into <name>_{batch,head,row}_stride
+        private static void strides(KernelStruct p, DeviceTensor t, boolean varlen, int headAxis, int seqAxis,
+                String name) {
+            p.set(name + "_batch_stride", varlen ? 0 : t.stride(0));
+            p.set(name + "_head_stride", t.stride(headAxis));
+            p.set(name + "_row_stride", t.stride(seqAxis));
         }
 
         private static void checkOffsets(String name, int[] offsets, long total, String of, int expectedLength) {

@@ -100,24 +100,24 @@ class CudaSharedPrefixDecodeTest {
                     t(BASE + (6L << 30), DeviceDataType.FP32, 3, 8));
             FlashAttention[] calls = layer.getPrefixCalls();
             assertEquals(2, calls.length);
-            FlashParams main = calls[0].getParams();
-            assertEquals(2, main.get(FlashParams.Field.BATCH).intValue()); // two full chunks
-            assertEquals(3, main.get(FlashParams.Field.LQ).intValue()); // the B queries are the rows
-            assertEquals(384, main.get(FlashParams.Field.LK).intValue());
-            assertEquals(0, main.get(FlashParams.Field.CAUSAL).intValue()); // every query is after the prefix
-            assertEquals(0L, main.get(FlashParams.Field.Q_BATCH_STRIDE).longValue()); // same queries per chunk
-            assertEquals(384L * 2 * 128, main.get(FlashParams.Field.K_BATCH_STRIDE).longValue());
-            assertEquals(8L * 128, main.get(FlashParams.Field.O_BATCH_STRIDE).longValue()); // state stride
-            assertEquals(3L * 8 * 128, main.get(FlashParams.Field.O_ROW_STRIDE).longValue()); // request stride
-            assertEquals(8L, main.get(FlashParams.Field.LSE_BATCH_STRIDE).longValue()); // state stride
-            assertEquals(1L, main.get(FlashParams.Field.LSE_HEAD_STRIDE).longValue());
-            assertEquals(3L * 8, main.get(FlashParams.Field.LSE_ROW_STRIDE).longValue()); // request stride
-            FlashParams tail = calls[1].getParams();
-            assertEquals(1, tail.get(FlashParams.Field.BATCH).intValue());
-            assertEquals(232, tail.get(FlashParams.Field.LK).intValue());
-            assertEquals(BASE + (1L << 30) + 2L * 768 * 2 * 128, tail.get(FlashParams.Field.K).longValue());
-            assertEquals(main.get(FlashParams.Field.O).longValue() + 2L * 2 * 8 * 128,
-                    tail.get(FlashParams.Field.O).longValue());
+            KernelStruct main = calls[0].getParams();
+            assertEquals(2, main.get("batch").intValue()); // two full chunks
+            assertEquals(3, main.get("lq").intValue()); // the B queries are the rows
+            assertEquals(384, main.get("lk").intValue());
+            assertEquals(0, main.get("mask.causal").intValue()); // every query is after the prefix
+            assertEquals(0L, main.get("q_batch_stride").longValue()); // same queries per chunk
+            assertEquals(384L * 2 * 128, main.get("k_batch_stride").longValue());
+            assertEquals(8L * 128, main.get("o_batch_stride").longValue()); // state stride
+            assertEquals(3L * 8 * 128, main.get("o_row_stride").longValue()); // request stride
+            assertEquals(8L, main.get("lse_batch_stride").longValue()); // state stride
+            assertEquals(1L, main.get("lse_head_stride").longValue());
+            assertEquals(3L * 8, main.get("lse_row_stride").longValue()); // request stride
+            KernelStruct tail = calls[1].getParams();
+            assertEquals(1, tail.get("batch").intValue());
+            assertEquals(232, tail.get("lk").intValue());
+            assertEquals(BASE + (1L << 30) + 2L * 768 * 2 * 128, tail.get("k").longValue());
+            assertEquals(main.get("o").longValue() + 2L * 2 * 8 * 128,
+                    tail.get("o").longValue());
             KernelStruct merge = layer.getPrefixMerge().getParams();
             assertEquals(3, merge.get("states").intValue());
             assertEquals(24L, merge.get("s_a_row_stride").longValue()); // the LSEs laid out like the outputs

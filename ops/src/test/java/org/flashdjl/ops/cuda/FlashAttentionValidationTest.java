@@ -36,28 +36,28 @@ class FlashAttentionValidationTest {
                 .optSoftcap(20).build();
         FlashAttention call = dense(DeviceDataType.FP16, 64, spec)
                 .optLse(tensor(DeviceDataType.FP32, 4 << 24, 2, 8, 33)).build();
-        FlashParams p = call.getParams();
-        assertEquals(BASE, p.get(FlashParams.Field.Q));
-        assertEquals(BASE + (4L << 24), p.get(FlashParams.Field.LSE));
-        assertEquals(8L * 33 * 64, p.get(FlashParams.Field.Q_BATCH_STRIDE));
-        assertEquals(33L * 64, p.get(FlashParams.Field.Q_HEAD_STRIDE));
-        assertEquals(64L, p.get(FlashParams.Field.Q_ROW_STRIDE));
-        assertEquals(2L * 17 * 64, p.get(FlashParams.Field.K_BATCH_STRIDE));
-        assertEquals(8L * 33, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
-        assertEquals(33L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
-        assertEquals(1L, p.get(FlashParams.Field.LSE_ROW_STRIDE));
-        assertEquals(2, p.get(FlashParams.Field.BATCH));
-        assertEquals(8, p.get(FlashParams.Field.HQ));
-        assertEquals(2, p.get(FlashParams.Field.HKV));
-        assertEquals(33, p.get(FlashParams.Field.LQ));
-        assertEquals(17, p.get(FlashParams.Field.LK));
-        assertEquals(1, p.get(FlashParams.Field.CAUSAL));
-        assertEquals(8, p.get(FlashParams.Field.WINDOW_LEFT));
-        assertEquals(0, p.get(FlashParams.Field.WINDOW_RIGHT));
-        assertEquals(2, p.get(FlashParams.Field.SINK_TOKENS));
-        assertEquals(0.125f, p.get(FlashParams.Field.SCALE));
-        assertEquals(20f, p.get(FlashParams.Field.SOFTCAP));
-        assertEquals(0L, p.get(FlashParams.Field.ALIBI_SLOPES));
+        KernelStruct p = call.getParams();
+        assertEquals(BASE, p.get("q"));
+        assertEquals(BASE + (4L << 24), p.get("lse"));
+        assertEquals(8L * 33 * 64, p.get("q_batch_stride"));
+        assertEquals(33L * 64, p.get("q_head_stride"));
+        assertEquals(64L, p.get("q_row_stride"));
+        assertEquals(2L * 17 * 64, p.get("k_batch_stride"));
+        assertEquals(8L * 33, p.get("lse_batch_stride"));
+        assertEquals(33L, p.get("lse_head_stride"));
+        assertEquals(1L, p.get("lse_row_stride"));
+        assertEquals(2, p.get("batch"));
+        assertEquals(8, p.get("hq"));
+        assertEquals(2, p.get("hkv"));
+        assertEquals(33, p.get("lq"));
+        assertEquals(17, p.get("lk"));
+        assertEquals(1, p.get("mask.causal"));
+        assertEquals(8, p.get("mask.window_left"));
+        assertEquals(0, p.get("mask.window_right"));
+        assertEquals(2, p.get("mask.sink_tokens"));
+        assertEquals(0.125f, p.get("mask.scale"));
+        assertEquals(20f, p.get("mask.softcap"));
+        assertEquals(0L, p.get("alibi_slopes"));
         assertEquals("flash_fwd_fp16_hd64_general", call.kernelName(90));
     }
 
@@ -70,12 +70,12 @@ class FlashAttentionValidationTest {
                 .setValue(tensor(DeviceDataType.BF16, 2 << 24, 2, 17, 4, 128))
                 .setOutput(tensor(DeviceDataType.BF16, 3 << 24, 2, 33, 8, 128))
                 .setSpec(bshd).build();
-        FlashParams p = call.getParams();
-        assertEquals(33L * 8 * 128, p.get(FlashParams.Field.Q_BATCH_STRIDE));
-        assertEquals(128L, p.get(FlashParams.Field.Q_HEAD_STRIDE));
-        assertEquals(8L * 128, p.get(FlashParams.Field.Q_ROW_STRIDE));
-        assertEquals(33, p.get(FlashParams.Field.LQ));
-        assertEquals(4, p.get(FlashParams.Field.HKV));
+        KernelStruct p = call.getParams();
+        assertEquals(33L * 8 * 128, p.get("q_batch_stride"));
+        assertEquals(128L, p.get("q_head_stride"));
+        assertEquals(8L * 128, p.get("q_row_stride"));
+        assertEquals(33, p.get("lq"));
+        assertEquals(4, p.get("hkv"));
         assertEquals("flash_fwd_bf16_hd128_plain", call.kernelName(80));
         // The same memory as a bhsd view through strides gives the same parameters.
         FlashAttention viaStrides = FlashAttention.builder()
@@ -99,16 +99,16 @@ class FlashAttentionValidationTest {
                 .optLse(tensor(DeviceDataType.FP32, 4 << 24, 130, 8))
                 .optVarlen(cuQ, cuK)
                 .setSpec(AttentionSpec.builder().optCausal(true).build()).build();
-        FlashParams p = call.getParams();
-        assertEquals(3, p.get(FlashParams.Field.BATCH));
-        assertEquals(113, p.get(FlashParams.Field.LQ));
-        assertEquals(120, p.get(FlashParams.Field.LK));
-        assertEquals(0L, p.get(FlashParams.Field.Q_BATCH_STRIDE));
-        assertEquals(64L, p.get(FlashParams.Field.Q_HEAD_STRIDE));
-        assertEquals(8L * 64, p.get(FlashParams.Field.Q_ROW_STRIDE));
-        assertEquals(0L, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
-        assertEquals(1L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
-        assertEquals(8L, p.get(FlashParams.Field.LSE_ROW_STRIDE));
+        KernelStruct p = call.getParams();
+        assertEquals(3, p.get("batch"));
+        assertEquals(113, p.get("lq"));
+        assertEquals(120, p.get("lk"));
+        assertEquals(0L, p.get("q_batch_stride"));
+        assertEquals(64L, p.get("q_head_stride"));
+        assertEquals(8L * 64, p.get("q_row_stride"));
+        assertEquals(0L, p.get("lse_batch_stride"));
+        assertEquals(1L, p.get("lse_head_stride"));
+        assertEquals(8L, p.get("lse_row_stride"));
 
         String m = message(IllegalArgumentException.class, FlashAttention.builder()
                 .setQuery(tensor(DeviceDataType.FP16, 0, 130, 8, 64))

@@ -343,5 +343,21 @@ public final class KernelStruct {
         public KernelStruct newStruct() {
             return new KernelStruct(this);
         }
+
+        /**
+         * Reads a packed struct of this layout (e.g. a launcher or a log inspecting the bytes it was given).
+         *
+         * @param bytes {@link #size()} bytes, little-endian
+         * @return a struct holding a copy of them
+         * @throws IllegalArgumentException if the length is not {@link #size()}
+         */
+        public KernelStruct read(byte[] bytes) {
+            if (bytes.length != size) {
+                throw new IllegalArgumentException(name + " is " + size + " bytes, got " + bytes.length);
+            }
+            KernelStruct s = new KernelStruct(this);
+            s.buffer.put(0, bytes);
+            return s;
+        }
     }
 }

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import jcuda.Pointer;
 import jcuda.driver.JCudaDriver;
 
-import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.cuda.CudaEvent;
 import org.flashdjl.ops.cuda.CudaRuntime;
 import org.flashdjl.ops.cuda.CudaStream;
@@ -116,8 +115,7 @@ class DeviceRuntimeGpuTest {
                 }
 
                 @Override
-                public void launch(FlashAttention call, AttentionSpec spec, DeviceDataType type, int[] cuQ,
-                        int[] cuK) {
+                public void launch(FlashAttention call) {
                     CudaRuntime.bind(GpuCheck.DEVICE);
                     call.run(ws);
                     call.run(ws);

@@ -127,6 +127,37 @@ class FlashAttentionGpuTest {
         GpuCheck.runDense(TestMemory.GPU, c);
     }
 
+    /** V laid out differently from K: a strided bshd view next to bhsd q/k (dense), padded v rows (varlen). */
+    static Stream<GpuCheck.Dense> valueLayouts() {
+        return Stream.of(
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal", 2, 8, 2, 113, 113, 64, GpuCheck.Mode.BHSD_V_BSHD,
+                        true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "all", 1, 4, 4, 17, 113, 128, GpuCheck.Mode.BHSD_V_BSHD,
+                        true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "none", 1, 8, 1, 113, 17, 256, GpuCheck.Mode.BHSD_V_BSHD,
+                        false));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("valueLayouts")
+    void valueLaidOutUnlikeKey(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
+    }
+
+    static Stream<GpuCheck.Varlen> paddedValueCases() {
+        return Stream.of(
+                new GpuCheck.Varlen(DeviceDataType.FP16, "causal", 8, 2, 128, new int[] {17, 0, 113},
+                        new int[] {30, 4, 113}, true),
+                new GpuCheck.Varlen(DeviceDataType.BF16, "alibi", 4, 4, 64, new int[] {1, 40},
+                        new int[] {60, 40}, true));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("paddedValueCases")
+    void varlenValueLaidOutUnlikeKey(GpuCheck.Varlen c) {
+        GpuCheck.runVarlen(TestMemory.GPU, c);
+    }
+
     static Stream<GpuCheck.Varlen> varlenCases() {
         return Stream.of(
                 new GpuCheck.Varlen(DeviceDataType.FP16, "causal", 8, 2, 128, new int[] {17, 0, 113},

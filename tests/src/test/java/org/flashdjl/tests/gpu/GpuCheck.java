@@ -68,7 +68,9 @@ final class GpuCheck {
         /** bshd memory, bshd spec. */
         BSHD,
         /** bshd memory seen as a bhsd view through permuted strides, bhsd spec. */
-        BHSD_VIEW_OF_BSHD
+        BHSD_VIEW_OF_BSHD,
+        /** bhsd spec: q, k and the output in bhsd memory, v in bshd memory through strides (v's strides differ). */
+        BHSD_V_BSHD
     }
 
     /** The option sets of the sweep. */
@@ -153,12 +155,16 @@ final class GpuCheck {
         }
     }
 
-    /** One varlen case. */
-    record Varlen(DeviceDataType type, String option, int hq, int hkv, int d, int[] lq, int[] lk) {
+    /** One varlen case; {@code paddedV}: v's rows hold one more (unused) head than k's, so its row stride differs. */
+    record Varlen(DeviceDataType type, String option, int hq, int hkv, int d, int[] lq, int[] lk, boolean paddedV) {
+        Varlen(DeviceDataType type, String option, int hq, int hkv, int d, int[] lq, int[] lk) {
+            this(type, option, hq, hkv, d, lq, lk, false);
+        }
+
         @Override
         public String toString() {
             return type + " hd" + d + " " + option + " varlen H=" + hq + "/" + hkv + " Lq=" + Arrays.toString(lq)
-                    + " Lk=" + Arrays.toString(lk);
+                    + " Lk=" + Arrays.toString(lk) + (paddedV ? " padded-v" : "");
         }
     }
 
@@ -191,28 +197,31 @@ final class GpuCheck {
         float[] q = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hq * lq * d)); // bhsd
         float[] k = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hkv * lk * d));
         float[] v = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hkv * lk * d));
-        boolean bshdMemory = c.mode() != Mode.BHSD;
+        boolean bshdMemory = c.mode() == Mode.BSHD || c.mode() == Mode.BHSD_VIEW_OF_BSHD; // q, k, o, lse
+        boolean vBshdMemory = bshdMemory || c.mode() == Mode.BHSD_V_BSHD;
+        Mode qkoMode = c.mode() == Mode.BHSD_V_BSHD ? Mode.BHSD : c.mode();
+        Mode vMode = c.mode() == Mode.BHSD_V_BSHD ? Mode.BHSD_VIEW_OF_BSHD : c.mode();
         long t0 = System.nanoTime();
         Expected e = expected(type, q, k, v, b, hq, hkv, lq, lk, d, ref);
         long refMs = (System.nanoTime() - t0) / 1_000_000;
 
         try (TestMemory.Buf qb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(q, b, hq, lq, d) : q);
                 TestMemory.Buf kb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(k, b, hkv, lk, d) : k);
-                TestMemory.Buf vb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(v, b, hkv, lk, d) : v);
+                TestMemory.Buf vb = upload(mem, type, vBshdMemory ? Reference.bhsdToBshd(v, b, hkv, lk, d) : v);
                 TestMemory.Buf ob = poisoned16(mem, type, (long) b * hq * lq * d);
                 TestMemory.Buf lb = poisoned32(mem, (long) b * hq * lq)) {
             FlashAttention.Builder call = FlashAttention.builder()
-                    .setQuery(view(qb, type, c.mode(), b, hq, lq, d))
-                    .setKey(view(kb, type, c.mode(), b, hkv, lk, d))
-                    .setValue(view(vb, type, c.mode(), b, hkv, lk, d))
-                    .setOutput(view(ob, type, c.mode(), b, hq, lq, d))
+                    .setQuery(view(qb, type, qkoMode, b, hq, lq, d))
+                    .setKey(view(kb, type, qkoMode, b, hkv, lk, d))
+                    .setValue(view(vb, type, vMode, b, hkv, lk, d))
+                    .setOutput(view(ob, type, qkoMode, b, hq, lq, d))
                     .setSpec(spec)
                     .optSynchronize(true);
             if (c.lse()) {
                 call.optLse(lseView(lb, c.mode(), b, hq, lq));
             }
             long t1 = System.nanoTime();
-            mem.launch(call.build(), spec, type, null, null);
+            mem.launch(call.build());
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;
             float[] out = download16(type, ob, (long) b * hq * lq * d);
             if (bshdMemory) {
@@ -244,7 +253,8 @@ final class GpuCheck {
         int totalK = cuK[n];
         float[] qp = new float[totalQ * hq * d]; // packed [totalQ, Hq, D]
         float[] kp = new float[totalK * hkv * d];
-        float[] vp = new float[totalK * hkv * d];
+        int vHeads = c.paddedV() ? hkv + 1 : hkv; // v's row pitch in heads
+        float[] vp = new float[totalK * vHeads * d];
         double[] outExp = new double[totalQ * hq * d];
         float[] lowExp = new float[totalQ * hq * d];
         double[] lseExp = new double[hq * totalQ]; // [totalQ, Hq]
@@ -260,7 +270,10 @@ final class GpuCheck {
             float[] v = HostFloats.roundInPlace(type, Reference.randn(rnd, hkv * lk * d));
             System.arraycopy(Reference.bhsdToBshd(q, 1, hq, lq, d), 0, qp, cuQ[i] * hq * d, lq * hq * d);
             System.arraycopy(Reference.bhsdToBshd(k, 1, hkv, lk, d), 0, kp, cuK[i] * hkv * d, lk * hkv * d);
-            System.arraycopy(Reference.bhsdToBshd(v, 1, hkv, lk, d), 0, vp, cuK[i] * hkv * d, lk * hkv * d);
+            float[] vRows = Reference.bhsdToBshd(v, 1, hkv, lk, d);
+            for (int r = 0; r < lk; r++) {
+                System.arraycopy(vRows, r * hkv * d, vp, (cuK[i] + r) * vHeads * d, hkv * d);
+            }
             Expected e = expected(type, q, k, v, 1, hq, hkv, lq, lk, d, ref);
             float[] lowBshd = Reference.bhsdToBshd(e.low, 1, hq, lq, d);
             System.arraycopy(lowBshd, 0, lowExp, cuQ[i] * hq * d, lowBshd.length);
@@ -282,14 +295,14 @@ final class GpuCheck {
             FlashAttention call = FlashAttention.builder()
                     .setQuery(qb.view(type, totalQ, hq, d))
                     .setKey(kb.view(type, totalK, hkv, d))
-                    .setValue(vb.view(type, totalK, hkv, d))
+                    .setValue(vb.view(type, totalK, vHeads, d).slice(1, 0, hkv))
                     .setOutput(ob.view(type, totalQ, hq, d))
                     .optLse(lb.view(DeviceDataType.FP32, totalQ, hq))
                     .optVarlen(cuQ, cuK)
                     .setSpec(spec)
                     .optSynchronize(true)
                     .build();
-            mem.launch(call, spec, type, cuQ, cuK);
+            mem.launch(call);
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;
             float[] out = download16(type, ob, (long) totalQ * hq * d);
             float[] lse = download32(lb, (long) hq * totalQ);
@@ -413,8 +426,10 @@ final class GpuCheck {
                 return buf.view(type, b, h, l, d);
             case BSHD:
                 return buf.view(type, b, l, h, d);
-            default:
+            case BHSD_VIEW_OF_BSHD:
                 return buf.view(type, b, l, h, d).permute(0, 2, 1, 3);
+            default:
+                throw new IllegalArgumentException("no single view for mode " + mode);
         }
     }
 
@@ -425,8 +440,10 @@ final class GpuCheck {
                 return buf.view(DeviceDataType.FP32, b, h, l);
             case BSHD:
                 return buf.view(DeviceDataType.FP32, b, l, h);
-            default:
+            case BHSD_VIEW_OF_BSHD:
                 return buf.view(DeviceDataType.FP32, b, l, h).permute(0, 2, 1);
+            default: // BHSD_V_BSHD: the LSE follows q and the output
+                return buf.view(DeviceDataType.FP32, b, h, l);
         }
     }
 

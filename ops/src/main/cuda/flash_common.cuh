@@ -4,7 +4,10 @@
 // (both kernel files define their PTX helpers first; the CPU emulation provides its own).
 #pragma once
 
-enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2 };
+// plain: no mask; causal: bottom-right causal only; general: every option of the mask params at bottom-right
+// positions (paged: keys from mask.key_offset); positioned: general at the mask params' positions
+// (mask.key_offset, mask.query_shift), a separate instantiation so that the general kernels keep their registers.
+enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3 };
 
 // tanh(x) = 1 - 2 / (1 + e^{2x}); absolute error ~1e-7 (tanh.approx.f32 would be ~1e-3 * |x|,
 // too coarse once multiplied by softcap); saturates to +-1 for large |x|.

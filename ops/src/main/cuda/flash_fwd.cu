@@ -2,7 +2,7 @@
 //
 // ---------------------------------------------------------------------------------------------
 // Launch convention (read by the Java launcher, org.flashdjl.ops.cuda):
-//   kernel  flash_fwd_{fp16|bf16}_hd{32|64|96|128|192|256}_{plain|causal|general}(FlashFwdParams)
+//   kernel  flash_fwd_{fp16|bf16}_hd{32|64|96|128|192|256}_{plain|causal|general|positioned}(FlashFwdParams)
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = threadsPerBlock,
 //   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first).
@@ -12,7 +12,8 @@
 // Variants (all support dense and varlen, bhsd/bshd/any row stride, GQA/MQA, ragged tails):
 //   plain   : no mask (every key 0..Lk-1 visible); ignores causal/window/sinks/alibi/softcap.
 //   causal  : bottom-right causal only; ignores window/sinks/alibi/softcap and params.causal.
-//   general : everything from params (causal flag, window, sinks, alibi slopes, softcap).
+//   general : everything from params (causal flag, window, sinks, alibi slopes, softcap), bottom-right.
+//   positioned: general at the params' positions (mask.key_offset, mask.query_shift: mask_params.h), dense.
 //
 // Requirements on the caller (not checked beyond head_dim):
 //   * params.head_dim == compiled D (otherwise the kernel returns without writing anything),
@@ -47,7 +48,8 @@
 #define FLASHDJL_VARIANTS(DTNAME, T, D)        \
   FLASHDJL_KERNEL(DTNAME, T, D, plain, kPlain) \
   FLASHDJL_KERNEL(DTNAME, T, D, causal, kCausal) \
-  FLASHDJL_KERNEL(DTNAME, T, D, general, kGeneral)
+  FLASHDJL_KERNEL(DTNAME, T, D, general, kGeneral) \
+  FLASHDJL_KERNEL(DTNAME, T, D, positioned, kPositioned)
 
 #ifndef FLASHDJL_HEAD_DIMS_ONLY_128
 #define FLASHDJL_DIMS(DTNAME, T)   \

@@ -131,10 +131,12 @@ template <class P> struct IsPaged { static constexpr bool value = false; };
 template <> struct IsPaged<PagedPrefillParams> { static constexpr bool value = true; };
 
 // ----------------------------------------- kernel body ---------------------------------------
-// Paged (P = PagedPrefillParams): the sequence's keys are its seq_lens[b] paged tokens in local
-// coordinates 0..Lk-1 (global key key_offset + t); query i sits at local position Lk - Lq + i
-// (bottom-right), so the one rule applies unchanged with the sink bound shifted by key_offset
-// (causal, windows and ALiBi depend only on pos - j).
+// Positions (mask_params.h): the sequence's keys are local 0..Lk-1 (global key mask.key_offset + j; paged:
+// the seq_lens[b] paged tokens); query i sits at local position Lk - Lq + i, plus mask.query_shift in the
+// positioned variant; so the one rule applies unchanged with the sink bound shifted by key_offset (causal,
+// windows and ALiBi depend only on pos - j). The general variant reads the offsets only when paged (key
+// offset), the plain and causal variants not at all: the launcher sends calls whose positions change the
+// result to the positioned variant.
 template <class Tr, typename T, int kVariant, class P = FlashFwdParams>
 __device__ __forceinline__ void flash_fwd_body(const P& p) {
   constexpr bool kPaged = IsPaged<P>::value;
@@ -151,7 +153,8 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
   if (p.head_dim != Tr::D) return;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates
-  const bool causal_order = kVariant == kCausal || (kVariant == kGeneral && p.mask.causal != 0);
+  constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;  // every option of the params
+  const bool causal_order = kVariant == kCausal || (kAllOptions && p.mask.causal != 0);
   const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy first
   const int h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (p.hq / p.hkv);
@@ -215,12 +218,15 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
   MaskRule rule;
   rule.lk = lk;
   rule.off = lk - lq;
-  if (kVariant == kGeneral) {
+  if (kAllOptions) {
     rule.causal = p.mask.causal != 0;
     rule.left = p.mask.window_left < 0 ? -1 : p.mask.window_left;
     rule.right = p.mask.window_right < 0 ? -1 : p.mask.window_right;
     rule.sinks = p.mask.sink_tokens;
-    if constexpr (kPaged) rule.sinks = p.mask.sink_tokens - p.key_offset;  // local key coordinates
+    if constexpr (kPaged || kVariant == kPositioned) {
+      rule.sinks = p.mask.sink_tokens - p.mask.key_offset;  // local key coordinates
+    }
+    if constexpr (kVariant == kPositioned) rule.off += p.mask.query_shift;
   } else {
     rule.causal = kVariant == kCausal;
     rule.left = -1;
@@ -230,8 +236,8 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
 
   // softmax factor: raw q.k -> log2 units (plain/causal); general scores are final log2 units.
-  const float sc = kVariant == kGeneral ? 1.f : p.mask.scale * kLog2e;
-  const float slope = (kVariant == kGeneral && p.alibi_slopes != nullptr) ? p.alibi_slopes[h] : 0.f;
+  const float sc = kAllOptions ? 1.f : p.mask.scale * kLog2e;
+  const float slope = (kAllOptions && p.alibi_slopes != nullptr) ? p.alibi_slopes[h] : 0.f;
 
   // ---- per-lane ldmatrix base addresses (bytes, shared window) ----
   const int warp_row0 = warp * Tr::kWarpRows;
@@ -300,7 +306,7 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
     }
 
     // ---- scores: mask (plain/causal: only tiles that need it) or full transform (general) ----
-    if (kVariant == kGeneral || !tile_all_visible<Bc>(rule, n, m0, m_end)) {
+    if (kAllOptions || !tile_all_visible<Bc>(rule, n, m0, m_end)) {
       // computed inside the loop on purpose: hoisted per-row bounds would pin registers
       const int pos0 = opaque(m0 + warp_row0 + g + rule.off);
 #pragma unroll
@@ -314,7 +320,7 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
             for (int e = 0; e < 2; ++e) {
               const int j = n * Bc + nt * 8 + 2 * t4 + e;
               float& x = s[mt][nt][2 * hh + e];
-              if (kVariant == kGeneral) {
+              if (kAllOptions) {
                 x = key_visible(rule, pos, j)
                         ? transform_score(x, p.mask.scale, p.mask.softcap, slope, pos, j) * kLog2e
                         : -INFINITY;

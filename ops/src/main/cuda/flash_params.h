@@ -30,11 +30,11 @@ struct FlashFwdParams {
   int32_t hkv;          // key/value heads, hq % hkv == 0
   int32_t lq;           // query length (varlen: max query length over the batch)
   int32_t lk;           // key length   (varlen: max key length over the batch)
+  MaskParams mask;      // causal, window, sinks, scale, softcap, positions
   int32_t head_dim;     // D (must equal the kernel's compiled head dim)
-  MaskParams mask;      // causal, window, sinks, scale, softcap
 };
 
 static_assert(offsetof(FlashFwdParams, q_batch_stride) == 64, "FlashFwdParams layout");
 static_assert(offsetof(FlashFwdParams, batch) == 184, "FlashFwdParams layout");
-static_assert(offsetof(FlashFwdParams, mask) == 208, "FlashFwdParams layout");
-static_assert(sizeof(FlashFwdParams) == 232, "FlashFwdParams layout");
+static_assert(offsetof(FlashFwdParams, mask) == 204, "FlashFwdParams layout");
+static_assert(sizeof(FlashFwdParams) == 240, "FlashFwdParams layout");

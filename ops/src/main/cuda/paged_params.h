@@ -34,11 +34,11 @@ struct PagedDecodeParams {
   int32_t page_size;    // tokens per page, 1..256
   int32_t num_splits;   // KV chunks per sequence (grid x)
   int32_t chunk_size;   // tokens per chunk, a multiple of 16
-  int32_t key_offset;   // global index of each sequence's first paged key (cascade suffix)
-  MaskParams mask;      // causal and right windows are no-ops for decode (the query is the last token)
+  MaskParams mask;      // mask.key_offset: global index of each sequence's first paged key (cascade suffix);
+                        // causal and right windows are no-ops for decode (the query is the last token)
 };
 
 static_assert(offsetof(PagedDecodeParams, q_batch_stride) == 88, "PagedDecodeParams layout");
 static_assert(offsetof(PagedDecodeParams, batch) == 144, "PagedDecodeParams layout");
-static_assert(offsetof(PagedDecodeParams, mask) == 176, "PagedDecodeParams layout");
-static_assert(sizeof(PagedDecodeParams) == 200, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, mask) == 172, "PagedDecodeParams layout");
+static_assert(sizeof(PagedDecodeParams) == 208, "PagedDecodeParams layout");

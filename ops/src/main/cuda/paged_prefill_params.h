@@ -32,11 +32,11 @@ struct PagedPrefillParams {
   int32_t lq;           // the longest query run over the batch (grid x = ceil(lq / Br))
   int32_t head_dim;     // D (must equal the kernel's compiled D)
   int32_t page_size;    // tokens per page, 1..256 (any value >= 1 is handled)
-  int32_t key_offset;   // global index of each sequence's first paged key (cascade suffix)
-  MaskParams mask;      // the general variant's options (the causal variant reads only scale)
+  MaskParams mask;      // the general variant's options (the causal variant reads only scale); mask.key_offset:
+                        // global index of each sequence's first paged key (cascade suffix)
 };
 
 static_assert(offsetof(PagedPrefillParams, q_row_stride) == 80, "PagedPrefillParams layout");
 static_assert(offsetof(PagedPrefillParams, batch) == 136, "PagedPrefillParams layout");
-static_assert(offsetof(PagedPrefillParams, mask) == 164, "PagedPrefillParams layout");
+static_assert(offsetof(PagedPrefillParams, mask) == 160, "PagedPrefillParams layout");
 static_assert(sizeof(PagedPrefillParams) == 192, "PagedPrefillParams layout");

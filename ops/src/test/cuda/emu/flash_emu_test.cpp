@@ -68,6 +68,7 @@ struct Spec {
   float softcap;
   std::vector<int> sq, sk;  // varlen
   int variant;              // semantics: 0 plain, 1 causal, 2 general
+  int qshift = 0, koff = 0; // positions: mask.query_shift, mask.key_offset (general only)
 };
 
 static float b2f(uint16_t b, bool bf16) {
@@ -134,6 +135,7 @@ static bool run(const Spec& s) {
   p.batch = B; p.hq = s.hq; p.hkv = s.hkv; p.lq = maxq; p.lk = maxk; p.head_dim = D;
   p.mask.causal = s.causal; p.mask.window_left = s.wl; p.mask.window_right = s.wr; p.mask.sink_tokens = s.sinks;
   p.mask.scale = 1.f / std::sqrt((float)D); p.mask.softcap = s.softcap;
+  p.mask.key_offset = s.koff; p.mask.query_shift = s.qshift;
   if (maxq > 0) emulate(s.k, p);
 
   double max_err = 0, max_lse = 0;
@@ -141,7 +143,8 @@ static bool run(const Spec& s) {
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < s.hq; ++h)
       for (int i = 0; i < lq[b]; ++i) {
-        const int hk = h / (s.hq / s.hkv), pos = i + lk[b] - lq[b];
+        // local positions: query i at Lk - Lq + i (+ query_shift), key j; sinks are global keys koff + j
+        const int hk = h / (s.hq / s.hkv), pos = i + lk[b] - lq[b] + (s.variant == 2 ? s.qshift : 0);
         const int64_t qo = varlen ? (int64_t)(q0[b] + i) * qrs + h * qhs : b * qbs + h * qhs + i * qrs;
         std::vector<double> sc(lk[b], -INFINITY);
         double m = -INFINITY;
@@ -149,7 +152,7 @@ static bool run(const Spec& s) {
           bool vis = true;
           if (s.variant >= 1 && s.causal && j > pos) vis = false;
           if (s.variant == 2 && s.wr >= 0 && j > pos + s.wr) vis = false;
-          if (s.variant == 2 && s.wl >= 0 && j < pos - s.wl && j >= s.sinks) vis = false;
+          if (s.variant == 2 && s.wl >= 0 && j < pos - s.wl && s.koff + j >= s.sinks) vis = false;
           if (!vis) continue;
           const int64_t ko = varlen ? (int64_t)(k0[b] + j) * krs + hk * khs : b * kbs + hk * khs + j * krs;
           double dot = 0;
@@ -204,6 +207,12 @@ int main(int argc, char** argv) {
       {"fp16 hd64 general win(37,0)+sinks4 300x300 (skipped middle tiles)", KREF(flash_fwd_fp16_hd64_general), false, 64, 1, 1, 1, 300, 300, false, 0, 37, 0, 4, false, 0, {}, {}, 2},
       {"bf16 hd128 general alibi+causal gqa 150x150", KREF(flash_fwd_bf16_hd128_general), true, 128, 1, 2, 1, 150, 150, false, 1, -1, -1, 0, true, 0, {}, {}, 2},
       {"fp16 hd128 plain lk=0", KREF(flash_fwd_fp16_hd128_plain), false, 128, 1, 1, 1, 17, 0, false, 0, -1, -1, 0, false, 0, {}, {}, 0},
+      // ring-style blocks: queries at global 300.., keys at global 200.. (shift 300 - (200 + 150 - 90) = 40)
+      {"fp16 hd64 positioned causal+win(50,0)+sinks4+alibi 90x150", KREF(flash_fwd_fp16_hd64_positioned), false, 64, 1, 2, 1, 90, 150, true, 1, 50, 0, 4, true, 0, {}, {}, 2, 40, 200},
+      // a block entirely above the diagonal except the sinks at global 0..3 (keys at 0.., queries far right)
+      {"bf16 hd128 positioned sinks only 64x100", KREF(flash_fwd_bf16_hd128_positioned), true, 128, 1, 1, 1, 64, 100, false, 1, 16, -1, 4, false, 20, {}, {}, 2, 500, 0},
+      // negative shift: queries before the block's keys (causal: rows see nothing -> O = 0, LSE = -inf)
+      {"fp16 hd64 positioned negative shift 40x70", KREF(flash_fwd_fp16_hd64_positioned), false, 64, 1, 1, 1, 40, 70, false, 1, -1, -1, 0, false, 0, {}, {}, 2, -100, 1000},
   };
   int passed = 0, failed = 0;
   for (const Spec& s : specs) {

@@ -27,7 +27,10 @@ import java.util.Objects;
  * stride 1. Varlen tensors ({@link Builder#optVarlen}) are packed [totalTokens, H, D]. The LSE has the output's
  * shape without its last axis (bhsd [B, Hq, Lq], bshd [B, Lq, Hq], varlen [totalQ, Hq]) and any non-negative
  * strides.
- * The semantics are {@link AttentionSpec}'s; query blocks are bottom-right aligned (no custom positions).
+ * The semantics are {@link AttentionSpec}'s; queries are bottom-right aligned against the keys unless
+ * {@link Builder#optPositions} places a dense block at global positions (ring attention, chunked prefill against a
+ * cache: windows, sinks and ALiBi then follow the whole sequence, as {@code AttentionProblem.Builder.optPositions}
+ * defines them).
  *
  * <p>The kernels read 16 bytes at a time: base addresses must be 16-byte aligned and the batch, head and row
  * strides multiples of 8 elements. The CUDA grid limits batch and query heads to 65535 each.
@@ -48,8 +51,8 @@ public final class FlashAttention {
             "lse_batch_stride", KernelStruct.Kind.INT64, "lse_head_stride", KernelStruct.Kind.INT64,
             "lse_row_stride", KernelStruct.Kind.INT64,
             "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
-            "lq", KernelStruct.Kind.INT32, "lk", KernelStruct.Kind.INT32, "head_dim", KernelStruct.Kind.INT32,
-            "mask", KernelStruct.MASK_PARAMS);
+            "lq", KernelStruct.Kind.INT32, "lk", KernelStruct.Kind.INT32, "mask", KernelStruct.MASK_PARAMS,
+            "head_dim", KernelStruct.Kind.INT32);
 
     /** The CUDA grid's y and z limit: query heads and batch. */
     public static final int MAX_GRID_YZ = 65535;
@@ -73,6 +76,7 @@ public final class FlashAttention {
     private final int lq; // varlen: max
     private final int lk; // varlen: max
     private final int headDim;
+    private final boolean positionsMatter;
     private final KernelStruct params;
 
     private FlashAttention(Builder b, int batch, int hq, int hkv, int lq, int lk, int headDim, KernelStruct params) {
@@ -94,6 +98,8 @@ public final class FlashAttention {
         this.lk = lk;
         this.headDim = headDim;
         this.params = params;
+        this.positionsMatter = positionsMatter(b.spec, params.get("mask.query_shift").intValue(),
+                params.get("mask.key_offset").intValue());
     }
 
     /**
@@ -116,7 +122,16 @@ public final class FlashAttention {
     }
 
     private FlashDispatch.KernelRef kernel(int computeCapability) {
-        return FlashDispatch.kernel(FlashDispatch.key(computeCapability, dataType, headDim, spec));
+        return FlashDispatch.kernel(FlashDispatch.key(computeCapability, dataType, headDim, spec, positionsMatter));
+    }
+
+    // Whether a call's positions change what it computes: shifted queries under causality, windows or ALiBi (all
+    // relative to the query position), or keys not from 0 with sinks (global key indices) under a left window.
+    private static boolean positionsMatter(AttentionSpec spec, int queryShift, int keyOffset) {
+        boolean relative = spec.isCausal() || spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0
+                || spec.hasAlibi();
+        boolean sinks = spec.getSinkTokens() > 0 && spec.getWindowLeft() >= 0;
+        return (queryShift != 0 && relative) || (keyOffset != 0 && sinks);
     }
 
     /**
@@ -212,6 +227,8 @@ public final class FlashAttention {
         private AttentionSpec spec;
         private int[] cuQ;
         private int[] cuK;
+        private Long queryStart; // null: bottom-right aligned
+        private long keyStart;
         private boolean synchronize;
 
         private Builder() {}
@@ -294,6 +311,28 @@ public final class FlashAttention {
         public Builder optVarlen(int[] cuSeqlensQ, int[] cuSeqlensK) {
             this.cuQ = Objects.requireNonNull(cuSeqlensQ, "cuSeqlensQ").clone();
             this.cuK = Objects.requireNonNull(cuSeqlensK, "cuSeqlensK").clone();
+            return this;
+        }
+
+        /**
+         * Places a dense call's queries and keys at global positions of a longer sequence (a block of ring
+         * attention, a chunk of prefill against a cache): query row {@code i} sits at {@code queryStart + i}, key
+         * column {@code j} is key {@code keyStart + j}; causality, windows and ALiBi use the positions, sinks the
+         * global key indices ({@code AttentionProblem.Builder.optPositions}, {@link
+         * org.flashdjl.ops.attention.MaskRule}). The default is bottom-right alignment: {@code queryStart = Lk - Lq},
+         * {@code keyStart = 0}. Calls whose result depends on the positions run on the {@code positioned} kernels.
+         *
+         * @param queryStart the position of query row 0
+         * @param keyStart the global index of key 0, {@code >= 0}
+         * @return this builder
+         */
+        public Builder optPositions(long queryStart, long keyStart) {
+            if (keyStart < 0) {
+                throw new IllegalArgumentException("keyStart must be >= 0 (the global index of key 0), got "
+                        + keyStart);
+            }
+            this.queryStart = queryStart;
+            this.keyStart = keyStart;
             return this;
         }
 
@@ -413,6 +452,18 @@ public final class FlashAttention {
             }
             int lqi = toInt(varlen ? "longest query sequence" : "query length", lq);
             int lki = toInt(varlen ? "longest key sequence" : "key length", lk);
+            long queryShift = 0;
+            if (queryStart != null) {
+                if (varlen) {
+                    throw new IllegalArgumentException("optPositions is for dense calls; varlen sequences are each"
+                            + " bottom-right aligned");
+                }
+                if (keyStart + lki > Integer.MAX_VALUE || Math.abs(queryStart) + lqi > Integer.MAX_VALUE) {
+                    throw new IllegalArgumentException("positions (queryStart " + queryStart + ", keyStart " + keyStart
+                            + ") with " + lqi + " queries and " + lki + " keys exceed the kernels' int32 positions");
+                }
+                queryShift = queryStart - (keyStart + lki - lqi); // 0 = bottom-right aligned
+            }
             if (varlen) {
                 toInt("total query tokens (int32 offsets)", totalQ);
                 toInt("total key tokens (int32 offsets)", totalK);
@@ -446,7 +497,7 @@ public final class FlashAttention {
                 strides(p, lse, varlen, headAxis, seqAxis, "lse");
             }
             p.set("batch", batch).set("hq", hq).set("hkv", hkv).set("lq", lqi).set("lk", lki).set("head_dim", headDim)
-                    .setMask(spec, headDim);
+                    .setMask(spec, headDim).set("mask.key_offset", keyStart).set("mask.query_shift", queryShift);
             return new FlashAttention(this, batch, hq, hkv, lqi, lki, headDim, p);
         }
 

@@ -15,10 +15,10 @@ import org.flashdjl.ops.attention.AttentionProblem;
  *
  * <p>It takes float16 NDArrays (bf16 NDArrays cannot exist safely in DJL 0.35.1; bf16 kernels run on raw device
  * memory through {@link FlashAttention}), dense contiguous inputs, the head dims of {@link FlashDispatch}, equal
- * query/key and value head dims, dense or varlen, and the default bottom-right positions. The output and LSE are
- * allocated on the inputs' device by the query's manager; varlen offsets and ALiBi slopes go to the device as
- * NDArrays of a sub-manager freed after the launch; the kernel runs on the legacy default stream, in order with
- * DJL's own ops.
+ * query/key and value head dims, dense (at any positions: {@code AttentionProblem.Builder.optPositions}) or
+ * varlen. The output and LSE are allocated on the inputs' device by the query's manager; varlen offsets and ALiBi
+ * slopes go to the device as NDArrays of a sub-manager freed after the launch; the kernel runs on the legacy
+ * default stream, in order with DJL's own ops.
  */
 public final class FlashBackend implements AttentionBackend {
 
@@ -67,11 +67,6 @@ public final class FlashBackend implements AttentionBackend {
         String why = FlashDispatch.unsupportedReason(DeviceDataType.FP16, problem.getHeadDim());
         if (why != null) {
             return why;
-        }
-        if (!problem.isVarlen() && (problem.getQueryStart() != problem.getKeyLength() - problem.getQueryLength()
-                || problem.getKeyStart() != 0)) {
-            return "custom positions (queryStart " + problem.getQueryStart() + ", keyStart " + problem.getKeyStart()
-                    + ") are not supported by flash yet; supported: the default bottom-right alignment";
         }
         if (problem.getBatch() > FlashAttention.MAX_GRID_YZ || problem.getQueryHeads() > FlashAttention.MAX_GRID_YZ) {
             return "batch " + problem.getBatch() + " or query heads " + problem.getQueryHeads()
@@ -144,6 +139,8 @@ public final class FlashBackend implements AttentionBackend {
                     .optLse(lse == null ? null : DeviceTensor.fromNDArray(lse));
             if (problem.isVarlen()) {
                 call.optVarlen(problem.getCuSeqlensQ(), problem.getCuSeqlensK());
+            } else {
+                call.optPositions(problem.getQueryStart(), problem.getKeyStart()); // a block's global positions
             }
             FlashAttention attention = call.build();
             // The offsets and slopes as NDArrays of a sub-manager on the device: freed after the launch without a

@@ -54,8 +54,9 @@ public final class KernelStruct {
     }
 
     /** {@code struct MaskParams} ({@code mask_params.h}): the mask and score options nested in the kernels' structs. */
-    public static final Layout MASK_PARAMS = Layout.of("MaskParams", "causal", Kind.INT32, "window_left", Kind.INT32,
-            "window_right", Kind.INT32, "sink_tokens", Kind.INT32, "scale", Kind.FLOAT, "softcap", Kind.FLOAT);
+    public static final Layout MASK_PARAMS = Layout.of("MaskParams", "key_offset", Kind.INT32, "causal", Kind.INT32,
+            "window_left", Kind.INT32, "window_right", Kind.INT32, "sink_tokens", Kind.INT32, "scale", Kind.FLOAT,
+            "softcap", Kind.FLOAT, "query_shift", Kind.INT32);
 
     private final Layout layout;
     private final ByteBuffer buffer;
@@ -121,8 +122,9 @@ public final class KernelStruct {
     }
 
     /**
-     * Sets the nested {@link #MASK_PARAMS} member {@code mask} from a spec: the one place where the options of
-     * {@link AttentionSpec} become kernel parameters.
+     * Sets the options of the nested {@link #MASK_PARAMS} member {@code mask} from a spec: the one place where the
+     * options of {@link AttentionSpec} become kernel parameters. The positions ({@code mask.key_offset},
+     * {@code mask.query_shift}) stay 0 (bottom-right aligned, keys from global index 0) unless the caller sets them.
      *
      * @param spec the options
      * @param headDim D (for the default scale)

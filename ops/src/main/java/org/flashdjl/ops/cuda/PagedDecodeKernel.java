@@ -68,7 +68,7 @@ public final class PagedDecodeKernel {
             "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
             "head_dim", KernelStruct.Kind.INT32, "page_size", KernelStruct.Kind.INT32,
             "num_splits", KernelStruct.Kind.INT32, "chunk_size", KernelStruct.Kind.INT32,
-            "key_offset", KernelStruct.Kind.INT32, "mask", KernelStruct.MASK_PARAMS);
+            "mask", KernelStruct.MASK_PARAMS);
 
     private static final Logger logger = LoggerFactory.getLogger(PagedDecodeKernel.class);
 
@@ -530,8 +530,8 @@ public final class PagedDecodeKernel {
                     .set("lse_batch_stride", lse == null ? 0 : lse.stride(0))
                     .set("kv_row_stride", k.stride(1)).set("kv_head_stride", k.stride(2));
             p.set("batch", b).set("hq", hq).set("hkv", hkv).set("head_dim", d).set("page_size", table.getPageSize())
-                    .set("num_splits", s.numSplits()).set("chunk_size", s.chunkSize()).set("key_offset", keyOffset)
-                    .setMask(spec, (int) d);
+                    .set("num_splits", s.numSplits()).set("chunk_size", s.chunkSize())
+                    .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             MergeStateKernel merge = null;
             if (s.numSplits() > 1) {
                 // an unallocated (validation-test) workspace gets placeholder addresses; run() refuses it

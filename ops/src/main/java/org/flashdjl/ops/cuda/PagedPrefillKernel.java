@@ -41,7 +41,7 @@ public final class PagedPrefillKernel {
             "kv_head_stride", KernelStruct.Kind.INT64,
             "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
             "lq", KernelStruct.Kind.INT32, "head_dim", KernelStruct.Kind.INT32, "page_size", KernelStruct.Kind.INT32,
-            "key_offset", KernelStruct.Kind.INT32, "mask", KernelStruct.MASK_PARAMS);
+            "mask", KernelStruct.MASK_PARAMS);
 
     /** Query rows per CTA of each head dim's kernel ({@code TraitsFor<D>::Br}, also in the cfg array). */
     static int blockRows(int headDim) {
@@ -357,8 +357,8 @@ public final class PagedPrefillKernel {
                     .set("lse_row_stride", lse == null ? 0 : lse.stride(0))
                     .set("kv_row_stride", k.stride(1)).set("kv_head_stride", k.stride(2));
             p.set("batch", table.getBatchSize()).set("hq", hq).set("hkv", hkv).set("lq", workspace.maxQueryLength)
-                    .set("head_dim", d).set("page_size", table.getPageSize()).set("key_offset", keyOffset)
-                    .setMask(spec, (int) d);
+                    .set("head_dim", d).set("page_size", table.getPageSize())
+                    .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             int br = blockRows((int) d);
             int gridX = (workspace.maxQueryLength + br - 1) / br;
             return new PagedPrefillKernel(workspace, p, name, gridX, (int) hq,

@@ -36,8 +36,9 @@ import java.util.Objects;
  * </ul>
  *
  * <p><b>On GPUs.</b> With an {@link NcclProcessGroup}, GPU NDArrays and the {@code flash} backend ({@code auto}
- * too, for fp16 and specs the device path supports), the forward runs on device memory: {@link DeviceRingAttention}
- * (flash kernels per block, NCCL transfers overlapping compute, merges by {@code MergeStateKernel}) or
+ * too, for fp16), the forward runs on device memory: {@link DeviceRingAttention} (flash kernels per block, at the
+ * blocks' global positions where the mask needs them; NCCL transfers overlapping compute; merges by
+ * {@code MergeStateKernel}) or
  * {@link DeviceUlyssesAttention}; {@link #forward(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor,
  * DeviceTensor, AttentionSpec)} takes raw device views (JCuda memory, bf16). Scratch lives until {@link #close()}.
  *
@@ -205,7 +206,7 @@ public final class ContextParallelAttention implements AutoCloseable {
         }
         // Every local check before the first collective, so a bad input fails here and not as a peer timeout.
         AttentionProblem problem = AttentionProblem.builder(q, k, v, s).build();
-        if (usesDeviceKernels(g, q, s)) {
+        if (usesDeviceKernels(g, q)) {
             return forwardNDArraysOnDevice((NcclProcessGroup) g, q, k, v, s);
         }
         if (method == Method.ULYSSES) {
@@ -227,8 +228,6 @@ public final class ContextParallelAttention implements AutoCloseable {
      * @param out the output, the shape and dtype of q
      * @param lse fp32, q's shape without D ([B, Lq_r, Hq] / [B, Hq, Lq_r]), natural log, or null
      * @param spec what to compute over the full sequence; its layout is ignored, this module's applies
-     * @throws UnsupportedOperationException for ring specs with windows, sinks or ALiBi (see
-     *     {@link DeviceRingAttention#unsupportedReason})
      * @throws IllegalArgumentException for bad inputs, or a group that is not NCCL
      * @throws ProcessGroupException when a peer fails or a wait times out
      */
@@ -255,15 +254,14 @@ public final class ContextParallelAttention implements AutoCloseable {
     }
 
     // GPU NDArrays on an NCCL group with the flash (or auto) backend run the device kernels directly.
-    private boolean usesDeviceKernels(ProcessGroup g, NDArray q, AttentionSpec s) {
+    private boolean usesDeviceKernels(ProcessGroup g, NDArray q) {
         if (!(g instanceof NcclProcessGroup) || !q.getDevice().isGpu()) {
             return false;
         }
         if (FLASH.equals(backend)) {
             return true;
         }
-        return AttentionBackends.AUTO.equals(backend) && q.getDataType() == DataType.FLOAT16
-                && (method == Method.ULYSSES || DeviceRingAttention.unsupportedReason(s) == null);
+        return AttentionBackends.AUTO.equals(backend) && q.getDataType() == DataType.FLOAT16;
     }
 
     private AttentionOutput forwardNDArraysOnDevice(NcclProcessGroup g, NDArray q, NDArray k, NDArray v,

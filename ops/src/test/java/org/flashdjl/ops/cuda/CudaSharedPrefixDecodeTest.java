@@ -123,7 +123,7 @@ class CudaSharedPrefixDecodeTest {
             assertEquals(24L, merge.get("s_a_row_stride").longValue()); // the LSEs laid out like the outputs
             assertEquals(8L, merge.get("s_a_state_stride").longValue());
             assertEquals(1L, merge.get("s_a_head_stride").longValue());
-            assertEquals(1000L, layer.getSuffixDecode().getParams().get("key_offset").longValue());
+            assertEquals(1000L, layer.getSuffixDecode().getParams().get("mask.key_offset").longValue());
             assertNotNull(layer.getFinalMerge());
         }
     }
@@ -136,7 +136,7 @@ class CudaSharedPrefixDecodeTest {
             assertEquals(0, layer.getPrefixCalls().length);
             assertNull(layer.getPrefixMerge());
             assertNull(layer.getFinalMerge());
-            assertEquals(0L, layer.getSuffixDecode().getParams().get("key_offset").longValue());
+            assertEquals(0L, layer.getSuffixDecode().getParams().get("mask.key_offset").longValue());
         }
     }
 

@@ -188,4 +188,48 @@ class FlashAttentionValidationTest {
                         DeviceTensor.contiguousStrides(2, 8, 33, 64), DeviceDataType.FP16, -1)));
         assertTrue(m.contains("query is host memory"), m);
     }
+    @Test
+    void packsPositionsAndSendsShiftedCausalBlocksToTheGeneralKernel() {
+        // 33 queries against 17 keys: bottom-right puts query 0 at 17 - 33 = -16
+        FlashAttention aligned = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optCausal(true).build())
+                .optPositions(-16 + 500, 500).build();
+        assertEquals(500, aligned.getParams().get("mask.key_offset"));
+        assertEquals(0, aligned.getParams().get("mask.query_shift"));
+        assertEquals("flash_fwd_fp16_hd64_causal", aligned.kernelName(80), "an unshifted causal block stays causal");
+        FlashAttention ring = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optCausal(true).build())
+                .optPositions(300, 200).build();
+        assertEquals(200, ring.getParams().get("mask.key_offset"));
+        assertEquals(300 - (200 + 17 - 33), ring.getParams().get("mask.query_shift"));
+        assertEquals("flash_fwd_fp16_hd64_positioned", ring.kernelName(90), "a shifted causal block needs positions");
+        FlashAttention open = dense(DeviceDataType.BF16, 128, AttentionSpec.builder().build())
+                .optPositions(300, 200).build();
+        assertEquals("flash_fwd_bf16_hd128_plain", open.kernelName(80), "no mask: positions do not matter");
+        FlashAttention sinks = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optWindow(8, 0).optSinkTokens(4)
+                .build()).optPositions(-16 + 100, 100).build();
+        assertEquals("flash_fwd_fp16_hd64_positioned", sinks.kernelName(80), "sinks are global keys: key 0 at 100");
+        FlashAttention window = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optWindow(8, 0).build())
+                .optPositions(-16 + 100, 100).build();
+        assertEquals("flash_fwd_fp16_hd64_general", window.kernelName(80), "a relative window at aligned positions");
+        FlashAttention defaults = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().build()).build();
+        assertEquals(0, defaults.getParams().get("mask.key_offset"));
+        assertEquals(0, defaults.getParams().get("mask.query_shift"));
+    }
+
+    @Test
+    void refusesPositionsItCannotPlace() {
+        String m = assertThrows(IllegalArgumentException.class, () -> FlashAttention.builder().optPositions(0, -1))
+                .getMessage();
+        assertTrue(m.contains("keyStart must be >= 0"), m);
+        m = message(IllegalArgumentException.class, FlashAttention.builder()
+                .setQuery(tensor(DeviceDataType.FP16, 0, 130, 8, 64))
+                .setKey(tensor(DeviceDataType.FP16, 1 << 24, 140, 1, 64))
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 140, 1, 64))
+                .setOutput(tensor(DeviceDataType.FP16, 3 << 24, 130, 8, 64))
+                .optVarlen(new int[] {0, 130}, new int[] {0, 140}).optPositions(10, 0)
+                .setSpec(AttentionSpec.builder().build()));
+        assertTrue(m.contains("optPositions is for dense calls"), m);
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, AttentionSpec.builder().build())
+                .optPositions(0, Integer.MAX_VALUE - 5));
+        assertTrue(m.contains("exceed the kernels' int32 positions"), m);
+    }
 }

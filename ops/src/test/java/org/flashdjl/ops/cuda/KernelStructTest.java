@@ -88,10 +88,10 @@ class KernelStructTest {
 
     @Test
     void everyLayoutMatchesItsHeader() throws IOException {
-        assertEquals(2, checkAgainstHeader(KernelStruct.MASK_PARAMS, CUDA.resolve("mask_params.h")));
+        assertEquals(3, checkAgainstHeader(KernelStruct.MASK_PARAMS, CUDA.resolve("mask_params.h")));
         assertEquals(4, checkAgainstHeader(FlashAttention.LAYOUT, CUDA.resolve("flash_params.h")));
-        assertEquals(232, FlashAttention.LAYOUT.size());
-        assertEquals(208, FlashAttention.LAYOUT.offsetOf("mask"));
+        assertEquals(240, FlashAttention.LAYOUT.size());
+        assertEquals(204, FlashAttention.LAYOUT.offsetOf("mask"));
         assertEquals(224, FlashAttention.LAYOUT.field("mask.scale").offset());
         assertEquals(4, checkAgainstHeader(MergeStateKernel.LAYOUT, CUDA.resolve("merge_params.h")));
         assertEquals(176, MergeStateKernel.LAYOUT.size());
@@ -129,12 +129,14 @@ class KernelStructTest {
             KernelStruct p = layout.newStruct().setMask(spec, 64);
             ByteBuffer bb = ByteBuffer.wrap(p.toBytes()).order(ByteOrder.LITTLE_ENDIAN);
             int m = layout.offsetOf("mask");
-            assertEquals(1, bb.getInt(m), layout.name());
-            assertEquals(32, bb.getInt(m + 4), layout.name());
-            assertEquals(0, bb.getInt(m + 8), layout.name());
-            assertEquals(4, bb.getInt(m + 12), layout.name());
-            assertEquals(0.125f, bb.getFloat(m + 16), layout.name());
-            assertEquals(30f, bb.getFloat(m + 20), layout.name());
+            assertEquals(0, bb.getInt(m), layout.name()); // key_offset
+            assertEquals(1, bb.getInt(m + 4), layout.name());
+            assertEquals(32, bb.getInt(m + 8), layout.name());
+            assertEquals(0, bb.getInt(m + 12), layout.name());
+            assertEquals(4, bb.getInt(m + 16), layout.name());
+            assertEquals(0.125f, bb.getFloat(m + 20), layout.name());
+            assertEquals(30f, bb.getFloat(m + 24), layout.name());
+            assertEquals(0, bb.getInt(m + 28), layout.name()); // query_shift
             assertTrue(p.toString().contains("mask.softcap=30.0"), p.toString());
         }
     }

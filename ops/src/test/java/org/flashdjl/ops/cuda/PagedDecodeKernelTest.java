@@ -29,7 +29,7 @@ class PagedDecodeKernelTest {
     void paramsMatchTheHeader() throws IOException {
         assertEquals(4, KernelStructTest.checkAgainstHeader(PagedDecodeKernel.LAYOUT,
                 Path.of("src/main/cuda/paged_params.h")));
-        assertEquals(200, PagedDecodeKernel.LAYOUT.size());
+        assertEquals(208, PagedDecodeKernel.LAYOUT.size());
     }
 
     @Test
@@ -98,7 +98,7 @@ class PagedDecodeKernelTest {
                 .setSpec(AttentionSpec.builder().optWindow(64, -1).optSinkTokens(4).build()).optKeyOffset(7).build();
         assertEquals("paged_decode_fp16_hd128_general", general.kernelName());
         assertEquals(64, general.getParams().get("mask.window_left"));
-        assertEquals(7, general.getParams().get("key_offset"));
+        assertEquals(7, general.getParams().get("mask.key_offset"));
         // causal and right windows are no-ops for decode: still the plain kernel
         assertEquals("paged_decode_bf16_hd128_plain", call(ws, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
                 .setSpec(AttentionSpec.builder().optCausal(true).optWindow(-1, 3).build()).build().kernelName());

@@ -31,14 +31,43 @@ import java.util.SplittableRandom;
  */
 public final class DeviceAttentionCheck {
 
-    /** One case. */
+    /**
+     * One case; {@code options} adds position-dependent options to the spec ({@code "window+sinks"}: a causal
+     * sliding window of 64 with 4 sinks; {@code "alibi"}: ALiBi slopes), compared with the single-GPU call of the
+     * same spec (the float64 reference covers causal/full only).
+     */
     record Case(ContextParallelAttention.Method method, boolean causal, DeviceDataType dtype, int hq, int hkv,
-            int length, QkvLayout layout, SequenceSharding sharding, boolean fp32Merge, boolean reference) {
+            int length, QkvLayout layout, SequenceSharding sharding, boolean fp32Merge, boolean reference,
+            String options) {
+        Case(ContextParallelAttention.Method method, boolean causal, DeviceDataType dtype, int hq, int hkv,
+                int length, QkvLayout layout, SequenceSharding sharding, boolean fp32Merge, boolean reference) {
+            this(method, causal, dtype, hq, hkv, length, layout, sharding, fp32Merge, reference, "");
+        }
+
         @Override
         public String toString() {
-            return String.format(Locale.ROOT, "%-7s %-6s %s Hq/Hkv %2d/%-2d L %5d %s %s%s", method,
+            return String.format(Locale.ROOT, "%-7s %-6s %s Hq/Hkv %2d/%-2d L %5d %s %s%s%s", method,
                     causal ? "causal" : "full", dtype, hq, hkv, length, layout.name().toLowerCase(Locale.ROOT),
-                    sharding.name().toLowerCase(Locale.ROOT), fp32Merge ? "" : " fp16-merge");
+                    sharding.name().toLowerCase(Locale.ROOT), fp32Merge ? "" : " fp16-merge",
+                    options.isEmpty() ? "" : " " + options);
+        }
+
+        AttentionSpec spec() {
+            AttentionSpec.Builder b = AttentionSpec.builder().optCausal(causal).optLayout(layout);
+            if (options.contains("window")) {
+                b.optWindow(64, 0);
+            }
+            if (options.contains("sinks")) {
+                b.optSinkTokens(4);
+            }
+            if (options.contains("alibi")) {
+                float[] slopes = new float[hq];
+                for (int h = 0; h < hq; h++) {
+                    slopes[h] = (float) Math.pow(2, -8.0 * (h + 1) / hq);
+                }
+                b.optAlibiSlopes(slopes);
+            }
+            return b.build();
         }
     }
 
@@ -98,6 +127,14 @@ public final class DeviceAttentionCheck {
         }
         cases.add(new Case(ring, false, DeviceDataType.FP16, 16, 16, 131, QkvLayout.BSHD, zz, true, true));
         cases.add(new Case(ring, true, DeviceDataType.FP16, 8, 2, 203, QkvLayout.BHSD, zz, true, true));
+        // windows, sinks and ALiBi on the device ring: blocks at their global positions (positioned kernels)
+        for (DeviceDataType t : new DeviceDataType[] {DeviceDataType.FP16, DeviceDataType.BF16}) {
+            cases.add(new Case(ring, true, t, 16, 4, 1027, QkvLayout.BSHD, zz, true, false, "window+sinks"));
+            cases.add(new Case(ring, false, t, 8, 8, 515, QkvLayout.BHSD, SequenceSharding.CONTIGUOUS, true,
+                    false, "alibi"));
+        }
+        cases.add(new Case(ring, true, DeviceDataType.FP16, 8, 2, 1027, QkvLayout.BSHD, zz, false, false,
+                "window+sinks+alibi"));
         if (quick) {
             return cases;
         }
@@ -132,7 +169,7 @@ public final class DeviceAttentionCheck {
         float[] v = HostFloats.roundInPlace(c.dtype(), gaussian(rnd, (long) l * c.hkv() * D));
         List<SequenceSharding.Piece> pieces = c.sharding().pieces(l, rank, world);
         int local = (int) c.sharding().localLength(l, rank, world);
-        AttentionSpec spec = AttentionSpec.builder().optCausal(c.causal()).optLayout(c.layout()).build();
+        AttentionSpec spec = c.spec();
         List<DeviceBuffer> mem = new ArrayList<>();
         try {
             // single GPU, full sequence

@@ -145,13 +145,22 @@ final class GpuCheck {
         return b.build();
     }
 
-    /** One dense case. */
+    /**
+     * One dense case; {@code queryStart} non-null places the block at global positions (query row 0 at queryStart,
+     * key 0 at keyStart: {@code FlashAttention.Builder.optPositions}).
+     */
     record Dense(DeviceDataType type, String option, int b, int hq, int hkv, int lq, int lk, int d, Mode mode,
-            boolean lse) {
+            boolean lse, Long queryStart, long keyStart) {
+        Dense(DeviceDataType type, String option, int b, int hq, int hkv, int lq, int lk, int d, Mode mode,
+                boolean lse) {
+            this(type, option, b, hq, hkv, lq, lk, d, mode, lse, null, 0);
+        }
+
         @Override
         public String toString() {
             return type + " hd" + d + " " + option + " B=" + b + " H=" + hq + "/" + hkv + " Lq=" + lq + " Lk=" + lk
-                    + " " + mode.name().toLowerCase(Locale.ROOT) + (lse ? "" : " no-lse");
+                    + " " + mode.name().toLowerCase(Locale.ROOT) + (lse ? "" : " no-lse")
+                    + (queryStart == null ? "" : " at q" + queryStart + "/k" + keyStart);
         }
     }
 
@@ -194,6 +203,8 @@ final class GpuCheck {
         QkvLayout layout = c.mode() == Mode.BSHD ? QkvLayout.BSHD : QkvLayout.BHSD;
         Reference.Options ref = new Reference.Options();
         AttentionSpec spec = spec(c.option(), hq, layout, ref, d);
+        ref.queryStart = c.queryStart();
+        ref.keyStart = c.keyStart();
         float[] q = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hq * lq * d)); // bhsd
         float[] k = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hkv * lk * d));
         float[] v = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hkv * lk * d));
@@ -219,6 +230,9 @@ final class GpuCheck {
                     .optSynchronize(true);
             if (c.lse()) {
                 call.optLse(lseView(lb, c.mode(), b, hq, lq));
+            }
+            if (c.queryStart() != null) {
+                call.optPositions(c.queryStart(), c.keyStart());
             }
             long t1 = System.nanoTime();
             mem.launch(call.build());

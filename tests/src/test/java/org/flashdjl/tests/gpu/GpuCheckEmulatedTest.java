@@ -26,7 +26,8 @@ class GpuCheckEmulatedTest {
 
     static Stream<GpuCheck.Dense> shortDenseCases() {
         return Stream.of(FlashAttentionGpuTest.denseCases(), FlashAttentionGpuTest.otherHeadDims(),
-                FlashAttentionGpuTest.emptyKeys(), FlashAttentionGpuTest.valueLayouts()).flatMap(s -> s)
+                FlashAttentionGpuTest.emptyKeys(), FlashAttentionGpuTest.valueLayouts(),
+                FlashAttentionGpuTest.positionedBlocks()).flatMap(s -> s)
                 .filter(c -> c.lq() < 1000 && c.lk() < 1000);
     }
 

@@ -21,7 +21,7 @@ import java.util.List;
  * packed), and this launcher emulates the kernel from what it is handed: the grid and the packed
  * {@code FlashFwdParams} bytes, whose pointers it follows into host memory (q, k, v, o, lse, {@code cu_seqlens},
  * ALiBi slopes) with the strides of each tensor, honouring the variant in the kernel's name ({@code plain} ignores
- * every option, {@code causal} all but causality) and writing the output in the dtype of the name and the LSE like
+ * every option, {@code causal} all but causality, only {@code positioned} reads the positions) and writing the output in the dtype of the name and the LSE like
  * the kernels do (written from the launch contract in {@code flash_fwd.cu}'s header and {@code flash_common.cuh}).
  * It checks the Java side of the ABI, not the kernels' numerics.
  */
@@ -99,6 +99,11 @@ final class KernelEmulator implements KernelLauncher {
         int wr = plain || causalOnly ? -1 : p.get("mask.window_right").intValue();
         int sinks = plain || causalOnly ? 0 : p.get("mask.sink_tokens").intValue();
         float softcap = plain || causalOnly ? 0 : p.get("mask.softcap").floatValue();
+        // positions (mask_params.h), read by the positioned variant only: local key j is global key keyOffset + j,
+        // query i sits at Lk - Lq + shift + i
+        boolean positioned = name.endsWith("_positioned");
+        int keyOffset = positioned ? p.get("mask.key_offset").intValue() : 0;
+        int shift = positioned ? p.get("mask.query_shift").intValue() : 0;
         double scale = p.get("mask.scale").floatValue();
         Pointer alibi = plain || causalOnly ? null : pointer(p, "alibi_slopes");
         Pointer cuQ = pointer(p, "cu_seqlens_q");
@@ -136,13 +141,13 @@ final class KernelEmulator implements KernelLauncher {
                 long lseRow = p.get("lse_row_stride").longValue();
                 float slope = alibi == null ? 0 : alibi.getFloat(4L * h);
                 for (int i = 0; i < lq; i++) {
-                    long pos = (long) i + lk - lq;
+                    long pos = (long) i + lk - lq + shift;
                     float[] qr = row(q, type, qb + i * qRow, d);
                     double[] s = new double[lk];
                     double max = Double.NEGATIVE_INFINITY;
                     for (int j = 0; j < lk; j++) {
                         boolean visible = !(causal && j > pos) && !(wr >= 0 && j > pos + wr)
-                                && !(wl >= 0 && j < pos - wl && j >= sinks);
+                                && !(wl >= 0 && j < pos - wl && keyOffset + j >= sinks);
                         if (!visible) {
                             s[j] = Double.NEGATIVE_INFINITY;
                             continue;

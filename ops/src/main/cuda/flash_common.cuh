@@ -4,7 +4,10 @@
 // (both kernel files define their PTX helpers first; the CPU emulation provides its own).
 #pragma once
 
-enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2 };
+// plain: no mask; causal: bottom-right causal only; general: every option of the mask params at bottom-right
+// positions (paged: keys from mask.key_offset); positioned: general at the mask params' positions
+// (mask.key_offset, mask.query_shift), a separate instantiation so that the general kernels keep their registers.
+enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3 };
 
 // tanh(x) = 1 - 2 / (1 + e^{2x}); absolute error ~1e-7 (tanh.approx.f32 would be ~1e-3 * |x|,
 // too coarse once multiplied by softcap); saturates to +-1 for large |x|.
@@ -20,6 +23,35 @@ __device__ __forceinline__ float quad_max(float x) {
 __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// ------------------------------ sequence geometry of a dense or varlen call ----------------------
+// Sequence b of a FlashFwdParams call: each side is varlen when its cu_seqlens pointer is set (its rows start at
+// q0 / k0 of the packed tensor), else dense with the call's lq / lk (one sequence per batch index).
+struct SeqGeometry {
+  bool varlen_q, varlen_k;
+  int lq, lk;  // this sequence's query / key lengths
+  int q0, k0;  // first packed row (varlen), 0 when dense
+};
+
+template <class P>
+__device__ __forceinline__ SeqGeometry seq_geometry(const P& p, int b) {
+  SeqGeometry s;
+  s.varlen_q = p.cu_seqlens_q != nullptr;
+  s.varlen_k = p.cu_seqlens_k != nullptr;
+  s.lq = p.lq;
+  s.lk = p.lk;
+  s.q0 = 0;
+  s.k0 = 0;
+  if (s.varlen_q) {
+    s.q0 = p.cu_seqlens_q[b];
+    s.lq = p.cu_seqlens_q[b + 1] - s.q0;
+  }
+  if (s.varlen_k) {
+    s.k0 = p.cu_seqlens_k[b];
+    s.lk = p.cu_seqlens_k[b + 1] - s.k0;
+  }
+  return s;
 }
 
 // ------------------------------ the visibility / bias rule -----------------------------------

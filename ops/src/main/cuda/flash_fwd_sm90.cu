@@ -182,16 +182,9 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   const int h = blockIdx.y, b = blockIdx.z;
   const int hk = h / (p.hq / p.hkv);
 
-  const bool varlen_q = p.cu_seqlens_q != nullptr, varlen_k = p.cu_seqlens_k != nullptr;
-  int lq = p.lq, lk = p.lk, q0 = 0, k0 = 0;
-  if (varlen_q) {
-    q0 = p.cu_seqlens_q[b];
-    lq = p.cu_seqlens_q[b + 1] - q0;
-  }
-  if (varlen_k) {
-    k0 = p.cu_seqlens_k[b];
-    lk = p.cu_seqlens_k[b + 1] - k0;
-  }
+  const SeqGeometry sg = seq_geometry(p, b);  // dense or varlen, each side independently
+  const bool varlen_q = sg.varlen_q, varlen_k = sg.varlen_k;
+  const int lq = sg.lq, lk = sg.lk, q0 = sg.q0, k0 = sg.k0;
   auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
     return (varlen ? row0 * rs : b * bs) + head * hs;
   };
@@ -214,7 +207,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   rule.right = -1;
   rule.sinks = 0;
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
-  const float sc = p.scale * kLog2e;
+  const float sc = p.mask.scale * kLog2e;
 
   // descriptors (start address field advanced per k-step below)
   // A = Q rows [64 wg, 64 wg + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
@@ -377,7 +370,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   }
 
   // ---- epilogue: normalise, LSE, O staged in this warpgroup's Q rows, 16-byte stores ----
-  const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0
+  const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0 * p.lse_row_stride
                                    : b * p.lse_batch_stride + h * p.lse_head_stride;
   const int rw = wg * 64 + warp * 16 + g;  // CTA row of hh = 0
   float inv[2];
@@ -387,7 +380,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     inv[hh] = l > 0.f ? 1.f / l : 0.f;
     const int r = m0 + rw + 8 * hh;
     if (p.lse != nullptr && t4 == 0 && r < lq)
-      p.lse[lse_off + r] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
+      p.lse[lse_off + r * p.lse_row_stride] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
   }
   unsigned char* smem_gen = smem_raw + (s_base - smem_addr(smem_raw));  // generic view of sQ
 #pragma unroll

@@ -88,7 +88,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int G = p.hq / p.hkv;
   const int len = p.seq_lens[b];
-  const int pos = p.key_offset + len - 1;  // global position of the query (the last token)
+  const int pos = p.mask.key_offset + len - 1;  // global position of the query (the last token)
 
   T* sQ = reinterpret_cast<T*>(smem);
   T* sRing = sQ + Tr::kSmemQ + warp * S * Tr::kStageElems;
@@ -111,9 +111,9 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   const int t0 = split * p.chunk_size;
   const int t1 = min(len, t0 + p.chunk_size);
   int lo = 0, sink_hi = 0;  // visible: [0, sink_hi) u [lo, len) (local token indices)
-  if (kGeneral && p.window_left >= 0) {
-    lo = max(0, pos - p.window_left - p.key_offset);
-    sink_hi = min(max(p.sink_tokens - p.key_offset, 0), lo);
+  if (kGeneral && p.mask.window_left >= 0) {
+    lo = max(0, pos - p.mask.window_left - p.mask.key_offset);
+    sink_hi = min(max(p.mask.sink_tokens - p.mask.key_offset, 0), lo);
   }
   // tile ranges (tile = 16 tokens, aligned since chunk_size % 16 == 0)
   int a0 = t0 / 16, a1 = 0, b0 = 0, b1 = 0;
@@ -171,13 +171,13 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     if (g + 8 < G) slope[1] = p.alibi_slopes[kvh * G + g + 8];
   }
   MaskRule rule;
-  rule.lk = p.key_offset + len;
+  rule.lk = p.mask.key_offset + len;
   rule.off = 0;
-  rule.causal = p.causal != 0;
-  rule.left = p.window_left;
-  rule.right = p.window_right;
-  rule.sinks = p.sink_tokens;
-  const float scale_log2 = p.scale * kLog2e;
+  rule.causal = p.mask.causal != 0;
+  rule.left = p.mask.window_left;
+  rule.right = p.mask.window_right;
+  rule.sinks = p.mask.sink_tokens;
+  const float scale_log2 = p.mask.scale * kLog2e;
 
   __syncthreads();  // sQ ready
 
@@ -221,9 +221,9 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
         const int hh = e >> 1;
         float x;
         if (kGeneral) {
-          const int j = p.key_offset + t;
+          const int j = p.mask.key_offset + t;
           x = (t < t1 && key_visible(rule, pos, j))
-                  ? transform_score(sc[nt][e], p.scale, p.softcap, slope[hh], pos, j) * kLog2e
+                  ? transform_score(sc[nt][e], p.mask.scale, p.mask.softcap, slope[hh], pos, j) * kLog2e
                   : -INFINITY;
         } else {
           x = t < t1 ? sc[nt][e] * scale_log2 : -INFINITY;

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "mask_params.h"
+
 struct PagedDecodeParams {
   // ---- device pointers ----
   const void* q;              // [B, Hq, D] (strides below, head-dim stride 1)
@@ -32,16 +34,11 @@ struct PagedDecodeParams {
   int32_t page_size;    // tokens per page, 1..256
   int32_t num_splits;   // KV chunks per sequence (grid x)
   int32_t chunk_size;   // tokens per chunk, a multiple of 16
-  int32_t key_offset;   // global index of each sequence's first paged key (cascade suffix)
-  int32_t causal;       // 1 = causal (a no-op for decode: the query is the last token)
-  int32_t window_left;  // -1 = unbounded
-  int32_t window_right; // -1 = unbounded (a no-op for decode)
-  int32_t sink_tokens;  // first global keys that ignore the left window bound
-  float scale;          // softmax scale applied to q.k
-  float softcap;        // 0 = off
+  MaskParams mask;      // mask.key_offset: global index of each sequence's first paged key (cascade suffix);
+                        // causal and right windows are no-ops for decode (the query is the last token)
 };
 
 static_assert(offsetof(PagedDecodeParams, q_batch_stride) == 88, "PagedDecodeParams layout");
 static_assert(offsetof(PagedDecodeParams, batch) == 144, "PagedDecodeParams layout");
-static_assert(offsetof(PagedDecodeParams, scale) == 192, "PagedDecodeParams layout");
-static_assert(sizeof(PagedDecodeParams) == 200, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, mask) == 172, "PagedDecodeParams layout");
+static_assert(sizeof(PagedDecodeParams) == 208, "PagedDecodeParams layout");

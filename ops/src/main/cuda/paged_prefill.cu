@@ -14,16 +14,15 @@
 //   token t is global key key_offset + t (cascade suffix). LSE natural log fp32 [totalQ, Hq]; a
 //   row without visible keys writes O = 0 and LSE = -inf.
 //
-// Design: the FA2 kernel body of flash_fwd.cu (flash_fwd_body with P = PagedPrefillParams; one
-//   implementation, not a copy), whose K/V tiles come from pages through load_paged_tile: every
+// Design: the FA2 kernel body of flash_fwd_body.cuh (flash_fwd_body with P = PagedPrefillParams; the one
+//   implementation flash_fwd.cu instantiates too), whose K/V tiles come from pages through load_paged_tile: every
 //   tile row looks its page up (any page size >= 1; a tile may straddle pages), rows past Lk_b are
 //   zero-filled without a global read, so unused pool pages are never read.
 // Requirements (checked by the Java launcher): 16-byte aligned q/o/pools, strides multiples of 8
 // elements, head-dim stride 1, hq % hkv == 0, pages dense in the pool.
 // ---------------------------------------------------------------------------------------------
 
-#define FLASHDJL_FLASH_FWD_BODY_ONLY
-#include "flash_fwd.cu"
+#include "flash_fwd_body.cuh"
 
 #define FLASHDJL_PAGED_PREFILL(DTNAME, T, D, VNAME, VAR)                                        \
   extern "C" __global__ void __launch_bounds__(flashdjl::TraitsFor<D>::kThreads,               \

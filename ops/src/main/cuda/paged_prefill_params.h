@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "mask_params.h"
+
 struct PagedPrefillParams {
   // ---- device pointers ----
   const void* q;               // [totalQ, Hq, D] packed by qo_indptr (strides below, head-dim stride 1)
@@ -30,16 +32,11 @@ struct PagedPrefillParams {
   int32_t lq;           // the longest query run over the batch (grid x = ceil(lq / Br))
   int32_t head_dim;     // D (must equal the kernel's compiled D)
   int32_t page_size;    // tokens per page, 1..256 (any value >= 1 is handled)
-  int32_t key_offset;   // global index of each sequence's first paged key (cascade suffix)
-  int32_t causal;       // 1 = bottom-right causal (general variant; the causal variant ignores it)
-  int32_t window_left;  // -1 = unbounded
-  int32_t window_right; // -1 = unbounded
-  int32_t sink_tokens;  // first global keys that ignore the left window bound
-  float scale;          // softmax scale applied to q.k
-  float softcap;        // 0 = off
+  MaskParams mask;      // the general variant's options (the causal variant reads only scale); mask.key_offset:
+                        // global index of each sequence's first paged key (cascade suffix)
 };
 
 static_assert(offsetof(PagedPrefillParams, q_row_stride) == 80, "PagedPrefillParams layout");
 static_assert(offsetof(PagedPrefillParams, batch) == 136, "PagedPrefillParams layout");
-static_assert(offsetof(PagedPrefillParams, scale) == 180, "PagedPrefillParams layout");
+static_assert(offsetof(PagedPrefillParams, mask) == 160, "PagedPrefillParams layout");
 static_assert(sizeof(PagedPrefillParams) == 192, "PagedPrefillParams layout");

@@ -236,15 +236,15 @@ struct Geometry {
   int max_lq = 0, max_lk = 0, total_q = 0, total_k = 0;
   bool varlen;
   TensorDesc q, k, v, o;
-  int64_t lse_bs = 0, lse_hs = 0;
+  int64_t lse_bs = 0, lse_hs = 0, lse_rs = 0;  // the output's layout without its head-dim axis
   size_t lse_elems = 0;
   int64_t off(const TensorDesc& t, int b, int h, int i, bool is_q) const {
     if (varlen) return (int64_t)((is_q ? q0[b] : k0[b]) + i) * t.rs + (int64_t)h * t.hs;
     return (int64_t)b * t.bs + (int64_t)h * t.hs + (int64_t)i * t.rs;
   }
   int64_t lse_off(int b, int h, int i) const {
-    if (varlen) return (int64_t)h * lse_hs + q0[b] + i;
-    return (int64_t)b * lse_bs + (int64_t)h * lse_hs + i;
+    if (varlen) return (int64_t)(q0[b] + i) * lse_rs + (int64_t)h * lse_hs;
+    return (int64_t)b * lse_bs + (int64_t)h * lse_hs + (int64_t)i * lse_rs;
   }
 };
 
@@ -276,8 +276,9 @@ static Geometry make_geometry(const Case& c) {
     packed(g.o, c.hq, g.total_q);
     packed(g.k, c.hkv, g.total_k);
     packed(g.v, c.hkv, g.total_k);
-    g.lse_bs = 0;
-    g.lse_hs = g.total_q;
+    g.lse_bs = 0;  // [totalQ, Hq]
+    g.lse_hs = 1;
+    g.lse_rs = c.hq;
     g.lse_elems = (size_t)c.hq * g.total_q + kGuard;
   } else {
     g.batch = c.batch;
@@ -307,7 +308,13 @@ static Geometry make_geometry(const Case& c) {
     dense(g.o, c.hq, c.lq);
     dense(g.k, c.hkv, c.lk);
     dense(g.v, c.hkv, c.lk);
-    g.lse_hs = c.lq;
+    if (c.layout == BHSD) {  // [B, Hq, Lq]
+      g.lse_rs = 1;
+      g.lse_hs = c.lq;
+    } else {  // [B, Lq, Hq]
+      g.lse_rs = c.hq;
+      g.lse_hs = 1;
+    }
     g.lse_bs = (int64_t)c.hq * c.lq;
     g.lse_elems = (size_t)c.batch * c.hq * c.lq + kGuard;
   }
@@ -436,19 +443,19 @@ static FlashFwdParams make_params(const Case& c, const Geometry& g, const Device
   p.k_batch_stride = g.k.bs, p.k_head_stride = g.k.hs, p.k_row_stride = g.k.rs;
   p.v_batch_stride = g.v.bs, p.v_head_stride = g.v.hs, p.v_row_stride = g.v.rs;
   p.o_batch_stride = g.o.bs, p.o_head_stride = g.o.hs, p.o_row_stride = g.o.rs;
-  p.lse_batch_stride = g.lse_bs, p.lse_head_stride = g.lse_hs;
+  p.lse_batch_stride = g.lse_bs, p.lse_head_stride = g.lse_hs, p.lse_row_stride = g.lse_rs;
   p.batch = g.batch;
   p.hq = c.hq;
   p.hkv = c.hkv;
   p.lq = g.max_lq;
   p.lk = g.max_lk;
   p.head_dim = c.d;
-  p.causal = c.causal;
-  p.window_left = c.wl;
-  p.window_right = c.wr;
-  p.sink_tokens = c.sinks;
-  p.scale = 1.f / std::sqrt((float)c.d);
-  p.softcap = c.softcap;
+  p.mask.causal = c.causal;
+  p.mask.window_left = c.wl;
+  p.mask.window_right = c.wr;
+  p.mask.sink_tokens = c.sinks;
+  p.mask.scale = 1.f / std::sqrt((float)c.d);
+  p.mask.softcap = c.softcap;
   return p;
 }
 
@@ -724,14 +731,15 @@ static void bench(bool quick) {
           p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = p.o_batch_stride =
               (int64_t)heads * L * d;
           p.lse_head_stride = L;
+          p.lse_row_stride = 1;
           p.lse_batch_stride = (int64_t)heads * L;
           p.batch = batch;
           p.hq = p.hkv = heads;
           p.lq = p.lk = L;
           p.head_dim = d;
-          p.causal = causal;
-          p.window_left = p.window_right = -1;
-          p.scale = 1.f / std::sqrt((float)d);
+          p.mask.causal = causal;
+          p.mask.window_left = p.mask.window_right = -1;
+          p.mask.scale = 1.f / std::sqrt((float)d);
           p.o = o;
           p.lse = lse;
           auto set = [&](int s) {

@@ -68,6 +68,7 @@ struct Spec {
   float softcap;
   std::vector<int> sq, sk;  // varlen
   int variant;              // semantics: 0 plain, 1 causal, 2 general
+  int qshift = 0, koff = 0; // positions: mask.query_shift, mask.key_offset (general only)
 };
 
 static float b2f(uint16_t b, bool bf16) {
@@ -103,7 +104,12 @@ static bool run(const Spec& s) {
   const size_t nq = varlen ? (size_t)q0[B] * s.hq * D : (size_t)B * s.hq * maxq * D;
   const size_t nk = varlen ? (size_t)k0[B] * s.hkv * D : (size_t)B * s.hkv * maxk * D;
   std::vector<uint16_t> q(nq + 8), k(nk + 8), v(nk + 8), o(nq + 8, 0xFFFF);
-  const size_t nlse = (size_t)B * s.hq * maxq + (varlen ? (size_t)s.hq * q0[B] : 0);
+  // LSE laid out like the output without its head-dim axis: [B, Hq, Lq] / [B, Lq, Hq] / [totalQ, Hq]
+  int64_t lbs, lhs, lrs;
+  if (varlen) { lbs = 0; lhs = 1; lrs = s.hq; }
+  else if (s.bshd) { lhs = 1; lrs = s.hq; lbs = (int64_t)maxq * s.hq; }
+  else { lrs = 1; lhs = maxq; lbs = (int64_t)s.hq * maxq; }
+  const size_t nlse = varlen ? (size_t)s.hq * q0[B] : (size_t)B * s.hq * maxq;
   std::vector<float> lse(nlse + 8, NAN);
   uint64_t st = 12345 + s.d + s.lq * 7 + s.lk * 13;
   auto rnd = [&] { st = st * 6364136223846793005ull + 1442695040888963407ull;
@@ -125,11 +131,11 @@ static bool run(const Spec& s) {
   p.o_batch_stride = qbs; p.o_head_stride = qhs; p.o_row_stride = qrs;
   p.k_batch_stride = p.v_batch_stride = kbs; p.k_head_stride = p.v_head_stride = khs;
   p.k_row_stride = p.v_row_stride = krs;
-  p.lse_head_stride = varlen ? q0[B] : maxq;
-  p.lse_batch_stride = varlen ? 0 : (int64_t)s.hq * maxq;
+  p.lse_batch_stride = lbs; p.lse_head_stride = lhs; p.lse_row_stride = lrs;
   p.batch = B; p.hq = s.hq; p.hkv = s.hkv; p.lq = maxq; p.lk = maxk; p.head_dim = D;
-  p.causal = s.causal; p.window_left = s.wl; p.window_right = s.wr; p.sink_tokens = s.sinks;
-  p.scale = 1.f / std::sqrt((float)D); p.softcap = s.softcap;
+  p.mask.causal = s.causal; p.mask.window_left = s.wl; p.mask.window_right = s.wr; p.mask.sink_tokens = s.sinks;
+  p.mask.scale = 1.f / std::sqrt((float)D); p.mask.softcap = s.softcap;
+  p.mask.key_offset = s.koff; p.mask.query_shift = s.qshift;
   if (maxq > 0) emulate(s.k, p);
 
   double max_err = 0, max_lse = 0;
@@ -137,7 +143,8 @@ static bool run(const Spec& s) {
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < s.hq; ++h)
       for (int i = 0; i < lq[b]; ++i) {
-        const int hk = h / (s.hq / s.hkv), pos = i + lk[b] - lq[b];
+        // local positions: query i at Lk - Lq + i (+ query_shift), key j; sinks are global keys koff + j
+        const int hk = h / (s.hq / s.hkv), pos = i + lk[b] - lq[b] + (s.variant == 2 ? s.qshift : 0);
         const int64_t qo = varlen ? (int64_t)(q0[b] + i) * qrs + h * qhs : b * qbs + h * qhs + i * qrs;
         std::vector<double> sc(lk[b], -INFINITY);
         double m = -INFINITY;
@@ -145,12 +152,12 @@ static bool run(const Spec& s) {
           bool vis = true;
           if (s.variant >= 1 && s.causal && j > pos) vis = false;
           if (s.variant == 2 && s.wr >= 0 && j > pos + s.wr) vis = false;
-          if (s.variant == 2 && s.wl >= 0 && j < pos - s.wl && j >= s.sinks) vis = false;
+          if (s.variant == 2 && s.wl >= 0 && j < pos - s.wl && s.koff + j >= s.sinks) vis = false;
           if (!vis) continue;
           const int64_t ko = varlen ? (int64_t)(k0[b] + j) * krs + hk * khs : b * kbs + hk * khs + j * krs;
           double dot = 0;
           for (int d = 0; d < D; ++d) dot += (double)b2f(q[qo + d], s.bf16) * b2f(k[ko + d], s.bf16);
-          double x = dot * p.scale;
+          double x = dot * p.mask.scale;
           if (s.variant == 2 && s.softcap > 0) x = s.softcap * std::tanh(x / s.softcap);
           if (s.variant == 2 && s.alibi) x -= slopes[h] * std::abs(pos - j);
           sc[j] = x;
@@ -171,7 +178,7 @@ static bool run(const Spec& s) {
           if (!std::isfinite(got)) { ++bad; continue; }
           max_err = std::max(max_err, std::fabs(got - ref));
         }
-        const int64_t lo = varlen ? (int64_t)h * q0[B] + q0[b] + i : ((int64_t)b * s.hq + h) * maxq + i;
+        const int64_t lo = (varlen ? (int64_t)(q0[b] + i) * lrs : b * lbs + i * lrs) + h * lhs;
         const float gl = lse[lo];
         const double rl = l > 0 ? m + std::log(l) : -INFINITY;
         if (l == 0) { if (!(std::isinf(gl) && gl < 0)) ++bad; }
@@ -200,6 +207,12 @@ int main(int argc, char** argv) {
       {"fp16 hd64 general win(37,0)+sinks4 300x300 (skipped middle tiles)", KREF(flash_fwd_fp16_hd64_general), false, 64, 1, 1, 1, 300, 300, false, 0, 37, 0, 4, false, 0, {}, {}, 2},
       {"bf16 hd128 general alibi+causal gqa 150x150", KREF(flash_fwd_bf16_hd128_general), true, 128, 1, 2, 1, 150, 150, false, 1, -1, -1, 0, true, 0, {}, {}, 2},
       {"fp16 hd128 plain lk=0", KREF(flash_fwd_fp16_hd128_plain), false, 128, 1, 1, 1, 17, 0, false, 0, -1, -1, 0, false, 0, {}, {}, 0},
+      // ring-style blocks: queries at global 300.., keys at global 200.. (shift 300 - (200 + 150 - 90) = 40)
+      {"fp16 hd64 positioned causal+win(50,0)+sinks4+alibi 90x150", KREF(flash_fwd_fp16_hd64_positioned), false, 64, 1, 2, 1, 90, 150, true, 1, 50, 0, 4, true, 0, {}, {}, 2, 40, 200},
+      // a block entirely above the diagonal except the sinks at global 0..3 (keys at 0.., queries far right)
+      {"bf16 hd128 positioned sinks only 64x100", KREF(flash_fwd_bf16_hd128_positioned), true, 128, 1, 1, 1, 64, 100, false, 1, 16, -1, 4, false, 20, {}, {}, 2, 500, 0},
+      // negative shift: queries before the block's keys (causal: rows see nothing -> O = 0, LSE = -inf)
+      {"fp16 hd64 positioned negative shift 40x70", KREF(flash_fwd_fp16_hd64_positioned), false, 64, 1, 1, 1, 40, 70, false, 1, -1, -1, 0, false, 0, {}, {}, 2, -100, 1000},
   };
   int passed = 0, failed = 0;
   for (const Spec& s : specs) {

@@ -12,16 +12,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.util.NativeResource;
 
-import com.sun.jna.Native;
-import com.sun.jna.Pointer;
-
+import org.flashdjl.ops.cuda.DeviceTensor;
 import org.junit.jupiter.api.Test;
 
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
-import java.nio.ByteBuffer;
 import java.util.Random;
 
 /**
@@ -32,17 +26,9 @@ import java.util.Random;
  */
 class BlockKvCacheBufferTest {
 
-    /** {@code data_ptr()} of a dense PyTorch-engine array (docs/GPU.md: the data_ptr path). */
-    static long dataPtr(NDArray a) throws ReflectiveOperationException {
-        Class<?> lib = Class.forName("ai.djl.pytorch.jni.PyTorchLibrary");
-        Field f = lib.getDeclaredField("LIB");
-        f.setAccessible(true);
-        Method m = lib.getDeclaredMethod("torchDirectByteBuffer", long.class);
-        m.setAccessible(true);
-        @SuppressWarnings("unchecked")
-        long handle = ((NativeResource<Long>) a).getHandle();
-        ByteBuffer bb = (ByteBuffer) m.invoke(f.get(null), handle);
-        return Pointer.nativeValue(Native.getDirectBufferPointer(bb));
+    /** {@code data_ptr()} of a dense PyTorch-engine array, through the one NDArray device view of ops. */
+    static long dataPtr(NDArray a) {
+        return DeviceTensor.fromNDArray(a).getAddress();
     }
 
     private static int liveArrays(NDManager m) {

@@ -12,7 +12,7 @@ import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
-import org.flashdjl.ops.parallel.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
 import org.flashdjl.ops.parallel.SequenceSharding;
 
 import java.util.Objects;

@@ -10,7 +10,7 @@ import org.flashdjl.ops.attention.AttentionSpec;
  * and the group computes attention over the whole sequence ({@code ring}: KV shards passed around and states
  * merged by LSE; {@code ulysses}: all-to-all from sequence shards to head shards and back).
  *
- * <p>The implementation over {@code org.flashdjl.ops.parallel.ProcessGroup} / {@code ContextParallelAttention}
+ * <p>The implementation over {@code org.flashdjl.ops.parallel.group.ProcessGroup} / {@code ContextParallelAttention}
  * adapts that module's API to this interface; blocks hold only this interface, so they compile and run without
  * the parallel module (with no group, attention is single-rank).
  */

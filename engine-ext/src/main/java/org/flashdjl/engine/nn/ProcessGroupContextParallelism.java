@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDArray;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.parallel.ContextParallelAttention;
-import org.flashdjl.ops.parallel.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
 import org.flashdjl.ops.parallel.SequenceSharding;
 
 /**

@@ -9,7 +9,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 
 import org.flashdjl.ops.parallel.ContextParallel;
-import org.flashdjl.ops.parallel.LocalProcessGroup;
+import org.flashdjl.ops.parallel.group.LocalProcessGroup;
 import org.flashdjl.ops.parallel.SequenceSharding;
 
 import org.junit.jupiter.params.ParameterizedTest;

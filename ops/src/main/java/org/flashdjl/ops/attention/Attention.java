@@ -18,7 +18,7 @@ import org.flashdjl.ops.OpScope;
  * try (NDScope step = new NDScope()) {
  *     AttentionOutput out = Attention.forward(q, k, v, spec);     // q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D]
  *     NDArray o = out.getOutput();                                // [B, Hq, Lq, D]
- *     NDArray lse = out.getLse();                                 // [B, Hq, Lq] fp32
+ *     NDArray lse = out.getLse();                                 // [B, Hq, Lq] fp32 (bshd: [B, Lq, Hq])
  * }                                                               // both freed with the step
  * }</pre>
  *
@@ -66,7 +66,7 @@ public final class Attention {
      * @param cuSeqlensK int32 [B + 1] key offsets
      * @param spec what to compute (its layout is ignored)
      * @param backend a name from {@link AttentionBackends#names()}
-     * @return output [totalQ, Hq, Dv] and optional LSE [Hq, totalQ]
+     * @return output [totalQ, Hq, Dv] and optional LSE [totalQ, Hq]
      */
     public static AttentionOutput forwardVarlen(NDArray q, NDArray k, NDArray v, NDArray cuSeqlensQ,
             NDArray cuSeqlensK, AttentionSpec spec, String backend) {
@@ -121,7 +121,7 @@ public final class Attention {
                 AttentionOutput o = seq.getKeyLength() == 0 ? empty(seq) : backend.forward(seq);
                 outs.add(o.getOutput().squeeze(0)); // [Lq_b, Hq, Dv]
                 if (o.getLse() != null) {
-                    lses.add(o.getLse().squeeze(0)); // [Hq, Lq_b]
+                    lses.add(o.getLse().squeeze(0)); // [Lq_b, Hq]
                 }
             }
             if (outs.isEmpty()) {
@@ -129,7 +129,7 @@ public final class Attention {
                 return new AttentionOutput(scope.ret(none.getOutput()), scope.ret(none.getLse()));
             }
             NDArray out = NDArrays.concat(outs, 0); // [totalQ, Hq, Dv]
-            NDArray lse = lses.isEmpty() ? null : NDArrays.concat(lses, 1); // [Hq, totalQ]
+            NDArray lse = lses.isEmpty() ? null : NDArrays.concat(lses, 0); // [totalQ, Hq]
             return new AttentionOutput(scope.ret(out), scope.ret(lse));
         }
     }

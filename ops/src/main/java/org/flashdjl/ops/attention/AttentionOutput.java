@@ -4,7 +4,8 @@ import ai.djl.ndarray.NDArray;
 
 /**
  * The result of an attention call: the output (shape and dtype of the query, value head dim) and, when asked
- * for, the log-sum-exp (fp32, natural log, [batch, Hq, Lq]; varlen [Hq, totalQ]).
+ * for, the log-sum-exp (fp32, natural log, the output's shape without its last axis: bhsd [batch, Hq, Lq], bshd
+ * [batch, Lq, Hq], varlen [totalQ, Hq]).
  *
  * <p>Ownership (every FlashDJL operator, see {@link org.flashdjl.ops.OpScope}): both arrays belong to the caller
  * exactly as the result of a plain DJL op does: they live on the query's manager and, when the call runs inside
@@ -14,7 +15,7 @@ import ai.djl.ndarray.NDArray;
 public final class AttentionOutput implements AutoCloseable {
 
     private final NDArray output; // like q: bhsd [B, Hq, Lq, Dv] / bshd [B, Lq, Hq, Dv] / varlen [totalQ, Hq, Dv]
-    private final NDArray lse; // [B, Hq, Lq] fp32, varlen [Hq, totalQ]; null when not asked for
+    private final NDArray lse; // output shape without Dv, fp32: [B, Hq, Lq] / [B, Lq, Hq] / [totalQ, Hq]; or null
 
     /**
      * Wraps an output and its optional LSE.

@@ -176,11 +176,15 @@ public final class AttentionProblem {
                 : new Shape(batch, queryLength, queryHeads, valueDim);
     }
 
-    /** @return the shape of the LSE: [batch, Hq, Lq], varlen [Hq, totalQ] */
+    /**
+     * Returns the shape of the LSE: the output's shape without its last axis (FlashInfer's rule), so an output and
+     * its LSE slice, shard and merge along the same axes.
+     *
+     * @return bhsd [batch, Hq, Lq], bshd [batch, Lq, Hq], varlen [totalQ, Hq]
+     */
     public Shape lseShape() {
-        return isVarlen()
-                ? new Shape(queryHeads, query.getShape().get(0))
-                : new Shape(batch, queryHeads, queryLength);
+        Shape out = outputShape();
+        return out.slice(0, out.dimension() - 1);
     }
 
     /** Validates inputs and builds an {@link AttentionProblem}. */

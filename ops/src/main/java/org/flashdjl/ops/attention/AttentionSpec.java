@@ -17,7 +17,8 @@ import java.util.Objects;
  *       and {@code sinkTokens} first keys that ignore the left bound; a hidden key contributes nothing, whatever
  *       its bits;
  *   <li>softmax accumulated in fp32 (float64 for float64 inputs), output in the input dtype; optional
- *       log-sum-exp (natural log, fp32, [batch, Hq, Lq]); a query row that sees no key gets output 0 and LSE {@code -inf}.
+ *       log-sum-exp (natural log, fp32, the output's shape without its head-dim axis: bhsd [batch, Hq, Lq],
+ *       bshd [batch, Lq, Hq], varlen [totalQ, Hq]); a query row that sees no key gets output 0 and LSE {@code -inf}.
  * </ul>
  *
  * <p>Words (docs/SEMANTICS.md): a <em>window</em> is the number of most recent keys a query sees, itself included
@@ -332,7 +333,8 @@ public final class AttentionSpec {
         }
 
         /**
-         * Asks for the log-sum-exp (natural log, fp32, [batch, Hq, Lq]; varlen: [Hq, totalQ]).
+         * Asks for the log-sum-exp (natural log, fp32, the output's shape without its last axis: bhsd
+         * [batch, Hq, Lq], bshd [batch, Lq, Hq], varlen [totalQ, Hq]).
          *
          * @param returnLse true to return it
          * @return this builder

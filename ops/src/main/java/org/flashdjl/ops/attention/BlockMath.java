@@ -55,6 +55,19 @@ final class BlockMath {
     }
 
     /**
+     * Returns an LSE computed as bhsd [B, Hq, Lq] in the layout of its output ({@link AttentionProblem#lseShape}):
+     * fp32 (also for float64 inputs), [B, Lq, Hq] contiguous for bshd.
+     *
+     * @param lse [B, Hq, Lq], fp32 or float64
+     * @param layout the output's layout
+     * @return the LSE, fp32, in the output's layout without its last axis
+     */
+    static NDArray lseFromBhsd(NDArray lse, QkvLayout layout) {
+        NDArray fp32 = lse.toType(DataType.FLOAT32, false);
+        return layout == QkvLayout.BHSD ? fp32 : fp32.transpose(0, 2, 1).duplicate();
+    }
+
+    /**
      * The scores of one block of queries against one block of keys: {@code (scale * q).k}, softcap, ALiBi, then
      * the mask: hidden scores are replaced by {@code -inf}, so a NaN or infinite hidden key leaves no trace. The
      * caller scales q once (qLen x D work, not qLen x kLen), so blockwise callers reuse it for every key block.

@@ -31,7 +31,7 @@ public final class MathBackend extends NdArrayBackend {
             NDList r = BlockMath.attend(spec, problem.getScale(), q, k, v, problem.getQueryStart(),
                     problem.getKeyStart());
             NDArray out = BlockMath.fromBhsd(r.get(0).toType(problem.getDataType(), false), layout);
-            NDArray lse = spec.isReturnLse() ? r.get(1) : null;
+            NDArray lse = spec.isReturnLse() ? BlockMath.lseFromBhsd(r.get(1), layout) : null;
             return new AttentionOutput(scope.ret(out), scope.ret(lse));
         }
     }

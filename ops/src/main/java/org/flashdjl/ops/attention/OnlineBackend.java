@@ -128,7 +128,8 @@ public final class OnlineBackend extends NdArrayBackend {
                 }
             }
             NDArray result = BlockMath.fromBhsd(out.toType(problem.getDataType(), false), layout);
-            return new AttentionOutput(scope.ret(result), spec.isReturnLse() ? scope.ret(lse) : null);
+            return new AttentionOutput(scope.ret(result),
+                    spec.isReturnLse() ? scope.ret(BlockMath.lseFromBhsd(lse, layout)) : null);
         }
     }
 }

@@ -18,8 +18,9 @@ import org.flashdjl.ops.OpScope;
  * <p>The merge of {@code (v_a, s_a)} and {@code (v_b, s_b)} is {@code s = logaddexp(s_a, s_b)},
  * {@code v = v_a e^(s_a - s) + v_b e^(s_b - s)}: the attention over the union of both key segments. Two
  * {@code -inf} states merge to {@code (0, -inf)}, never NaN. Shapes: {@code s} is {@code v}'s shape without the
- * last (head-dim) axis, e.g. v [seq, heads, dim] with s [seq, heads] (FlashInfer) or v [batch, heads, seq, dim]
- * with s [batch, heads, seq] (a bhsd output with its LSE). Arithmetic is fp32; {@code v} keeps its dtype.
+ * last (head-dim) axis, e.g. v [seq, heads, dim] with s [seq, heads] (FlashInfer): exactly the shape of the LSE
+ * every attention call returns with its output (bhsd [batch, heads, seq], bshd [batch, seq, heads], varlen and
+ * paged [totalQ, heads]). Arithmetic is fp32; {@code v} keeps its dtype.
  */
 public final class MergeState {
 
@@ -131,8 +132,7 @@ public final class MergeState {
         if (vs.dimension() < 1 || !s.getShape().equals(vs.slice(0, vs.dimension() - 1))) {
             throw new IllegalArgumentException(sName + " must have " + vName + "'s shape without its last axis ("
                     + (vs.dimension() < 1 ? "v needs rank >= 1" : vs.slice(0, vs.dimension() - 1).toString())
-                    + "), got " + s.getShape() + ". A bshd output [B, L, H, D] pairs with lse.transpose(0, 2, 1);"
-                    + " a bhsd output [B, H, L, D] with the LSE [B, H, L] as returned");
+                    + "), got " + s.getShape() + "; an attention output pairs with its LSE as returned");
         }
     }
 

@@ -44,13 +44,25 @@ public abstract class SharedPrefixWrapper implements AutoCloseable {
     }
 
     /**
-     * Returns the active plan, the same object for every {@link #forward} of a step.
+     * Returns the NDArray cascade's plan of the active step, the same object for every {@link #forward} of a step
+     * (built on first use when a device backend runs the step).
      *
      * @return the plan
      * @throws IllegalStateException when no plan is active
      */
     public PagedPlan getPlan() {
         return cascade.plan();
+    }
+
+    /**
+     * Returns the device backend ({@link SharedPrefixBackend}) that runs the active step, or null when the NDArray
+     * cascade runs it (no step, no backend for it, or backends other than {@code auto}). Layer calls that backend
+     * refuses still run on the NDArray cascade.
+     *
+     * @return e.g. {@code "cuda"}, or null
+     */
+    public String getDeviceBackend() {
+        return cascade.deviceBackend();
     }
 
     /**

@@ -258,6 +258,20 @@ public final class CudaRuntime {
     }
 
     /**
+     * Sets the maximum L2 fetch granularity of a device's primary context ({@code cuCtxSetLimit} with
+     * {@code CU_LIMIT_MAX_L2_FETCH_GRANULARITY}), a hint for the memory accesses of kernels and copies.
+     *
+     * @param device the CUDA ordinal
+     * @param bytes 0..128, a power of two
+     * @throws CudaException if the driver refuses the value
+     */
+    public static void setL2FetchGranularity(int device, long bytes) {
+        bind(device);
+        check(JCudaDriver.cuCtxSetLimit(jcuda.driver.CUlimit.CU_LIMIT_MAX_L2_FETCH_GRANULARITY, bytes),
+                "cuCtxSetLimit(MAX_L2_FETCH_GRANULARITY=" + bytes + ")");
+    }
+
+    /**
      * Waits for all work of the context current on this thread ({@code cuCtxSynchronize}), surfacing errors of
      * earlier asynchronous launches.
      *
@@ -306,6 +320,16 @@ public final class CudaRuntime {
     }
 
     /**
+     * Returns the native handle of a JCuda object (a stream, an event, a context) as an address.
+     *
+     * @param object the JCuda object
+     * @return its native pointer
+     */
+    static long handle(NativePointerObject object) {
+        return PointerAccess.handle(object);
+    }
+
+    /**
      * Returns a JCuda device pointer for an address.
      *
      * @param address a device address
@@ -336,6 +360,14 @@ public final class CudaRuntime {
                 return (Long) NATIVE_POINTER.invoke(p) + (Long) BYTE_OFFSET.invoke(p);
             } catch (ReflectiveOperationException e) {
                 throw new IllegalStateException("cannot read a JCuda pointer's address", e);
+            }
+        }
+
+        static long handle(NativePointerObject o) {
+            try {
+                return (Long) NATIVE_POINTER.invoke(o);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("cannot read a JCuda handle", e);
             }
         }
     }

@@ -7,7 +7,9 @@ import org.flashdjl.ops.paged.PageTable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -23,8 +25,8 @@ import java.util.Objects;
  * {@code [split, chunk, Hkv, D]}, batch stride = chunk rows) so that the grid fills the GPU (the flash kernel has
  * no split-KV of its own); a prefix whose length is no multiple of the chunk gets a second call for the shorter
  * last chunk. The partial states (outputs in the input dtype {@code [B, states, Hq, D]}, fp32 LSEs
- * {@code [states, Hq, B]} as the flash kernel writes them: row stride 1) are merged by one
- * {@link MergeStateKernel#mergeStates} launch reading the LSEs through strides (no transpose); the suffix goes
+ * {@code [B, states, Hq]}: the flash calls write both through strides) are merged by one
+ * {@link MergeStateKernel#mergeStates} launch; the suffix goes
  * through {@link PagedDecodeKernel} with {@code keyOffset = P} straight into the output, and one
  * {@link MergeStateKernel#mergeState} folds the prefix state into it. Launches per layer: 1-2 flash, 1 merge, 1-2
  * decode, 1 merge, all on the legacy default stream.
@@ -51,25 +53,7 @@ import java.util.Objects;
  */
 public final class CudaSharedPrefixDecode implements AutoCloseable {
 
-    /** Prefix chunks are multiples of this many keys (whole key tiles of the flash kernels). */
-    public static final int CHUNK_ALIGN = 128;
-
-    /** The smallest chunk the planner makes: below it a split costs more than it gains. */
-    public static final int MIN_CHUNK = 512;
-
-    /** Query rows per flash CTA the planner assumes (the kernels' 64- or 128-row tiles: the larger). */
-    public static final int PLAN_ROWS_PER_BLOCK = 128;
-
-    /** The planner aims at about this many flash CTAs per SM (several waves hide the last wave's tail). */
-    public static final int CTAS_PER_SM_TARGET = 4;
-
-    /** The most prefix states (splits) the planner makes: the wide merge kernel's state table. */
-    public static final int MAX_SPLITS = 1024;
-
     private static final Logger logger = LoggerFactory.getLogger(CudaSharedPrefixDecode.class);
-
-    /** Placeholder addresses of an unallocated (validation-only) plan. */
-    private static final long FAKE = 1L << 44;
 
     private final PageTable table;
     private final int prefixLen;
@@ -77,19 +61,41 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
     private final int kvHeads;
     private final int headDim;
     private final int device;
-    private final SplitPlan split;
+    private final SharedPrefixSplit split;
     private final PagedDecodeKernel.Workspace workspace;
-    private final DeviceBuffer[] buffers; // null entries for an unallocated plan
-    private final long partialO; // 2-byte [B, states, Hq, D]
-    private final long partialLse; // fp32 [states, Hq, B]
-    private final long prefixO; // 2-byte [B, Hq, D]
-    private final long prefixLse; // fp32 [B, Hq]
-    private final long suffixLse; // fp32 [B, Hq]
+    private final StepMemory memory;
     private volatile boolean closed;
 
-    private CudaSharedPrefixDecode(PageTable table, int prefixLen, int queryHeads, int kvHeads, int headDim,
-            int device, SplitPlan split, PagedDecodeKernel.Workspace workspace, DeviceBuffer[] buffers,
-            long[] addresses) {
+    /**
+     * The device memory of a step's plan: the five regions its layers write (addresses), and the buffers the plan
+     * owns and frees at {@link #close()}.
+     *
+     * @param partialO 2-byte [B, states, Hq, D]: the prefix split states
+     * @param partialLse fp32 [B, states, Hq]
+     * @param prefixO 2-byte [B, Hq, D]: the merged prefix state
+     * @param prefixLse fp32 [B, Hq]
+     * @param suffixLse fp32 [B, Hq]
+     * @param owned the buffers behind the addresses that the plan frees (may be empty)
+     */
+    record StepMemory(long partialO, long partialLse, long prefixO, long prefixLse, long suffixLse,
+            List<DeviceBuffer> owned) {}
+
+    /**
+     * Assembles a plan over a suffix decode workspace and step memory (what {@link #begin} allocates).
+     *
+     * @param table the B suffixes' pages
+     * @param prefixLen P
+     * @param queryHeads Hq
+     * @param kvHeads Hkv
+     * @param headDim D
+     * @param device the CUDA ordinal
+     * @param split the prefix split, {@code split.prefixLen() == P}
+     * @param workspace the suffix decode's workspace, closed with the plan
+     * @param memory the step's buffers, freed with the plan
+     */
+    CudaSharedPrefixDecode(PageTable table, int prefixLen, int queryHeads, int kvHeads, int headDim, int device,
+            SharedPrefixSplit split, PagedDecodeKernel.Workspace workspace, StepMemory memory) {
+        checkPlanArgs(table, prefixLen, queryHeads, kvHeads, headDim, split);
         this.table = table;
         this.prefixLen = prefixLen;
         this.queryHeads = queryHeads;
@@ -97,109 +103,8 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
         this.headDim = headDim;
         this.device = device;
         this.split = split;
-        this.workspace = workspace;
-        this.buffers = buffers;
-        this.partialO = addresses[0];
-        this.partialLse = addresses[1];
-        this.prefixO = addresses[2];
-        this.prefixLse = addresses[3];
-        this.suffixLse = addresses[4];
-    }
-
-    /**
-     * How the prefix is cut: {@code fullChunks} chunks of {@code chunk} keys, then one shorter chunk of
-     * {@code tail} keys when {@code tail > 0}.
-     *
-     * @param prefixLen P
-     * @param chunk keys per chunk (0 when P = 0)
-     * @param fullChunks chunks of exactly {@code chunk} keys
-     * @param tail keys of the last, shorter chunk (0 = none)
-     */
-    public record SplitPlan(int prefixLen, int chunk, int fullChunks, int tail) {
-
-        /** Checks the invariants. */
-        public SplitPlan {
-            if (prefixLen < 0 || chunk < 0 || fullChunks < 0 || tail < 0 || (prefixLen > 0 && chunk < 1)
-                    || tail >= Math.max(1, chunk) || (long) fullChunks * chunk + tail != prefixLen) {
-                throw new IllegalArgumentException("inconsistent split plan: P=" + prefixLen + " chunk=" + chunk
-                        + " fullChunks=" + fullChunks + " tail=" + tail + " (need fullChunks * chunk + tail = P,"
-                        + " 0 <= tail < chunk)");
-            }
-        }
-
-        /**
-         * Returns the number of prefix states (flash outputs) the merge combines.
-         *
-         * @return fullChunks, plus one with a tail
-         */
-        public int states() {
-            return fullChunks + (tail > 0 ? 1 : 0);
-        }
-
-        /** {@inheritDoc} */
-        @Override
-        public String toString() {
-            return prefixLen == 0 ? "no prefix" : fullChunks + " x " + chunk + (tail > 0 ? " + " + tail : "")
-                    + " keys";
-        }
-    }
-
-    /**
-     * Plans the prefix split: enough chunks that {@code ceil(B / rowsPerBlock) * Hq * chunks} flash CTAs give
-     * about {@link #CTAS_PER_SM_TARGET} per SM, chunks a multiple of {@link #CHUNK_ALIGN} keys and at least
-     * {@link #MIN_CHUNK} (unless the whole prefix is shorter), at most {@link #MAX_SPLITS} states.
-     *
-     * @param prefixLen P {@code >= 0}
-     * @param batch B {@code >= 1}
-     * @param queryHeads Hq
-     * @param smCount streaming multiprocessors
-     * @param rowsPerBlock query rows per flash CTA ({@link #PLAN_ROWS_PER_BLOCK})
-     * @return the plan
-     */
-    public static SplitPlan planSplits(int prefixLen, int batch, int queryHeads, int smCount, int rowsPerBlock) {
-        if (prefixLen < 0 || batch < 0 || queryHeads < 1 || smCount < 1 || rowsPerBlock < 1) {
-            throw new IllegalArgumentException("planSplits needs P >= 0, B >= 0, Hq, smCount, rowsPerBlock >= 1; got"
-                    + " P=" + prefixLen + " B=" + batch + " Hq=" + queryHeads + " SMs=" + smCount + " rows="
-                    + rowsPerBlock);
-        }
-        if (prefixLen == 0) {
-            return new SplitPlan(0, 0, 0, 0);
-        }
-        long units = (long) Math.max(1, (batch + rowsPerBlock - 1) / rowsPerBlock) * queryHeads;
-        long want = Math.max(1, ((long) CTAS_PER_SM_TARGET * smCount + units - 1) / units);
-        long chunk = roundUp((prefixLen + want - 1) / want, CHUNK_ALIGN);
-        chunk = Math.max(chunk, Math.min(MIN_CHUNK, roundUp(prefixLen, CHUNK_ALIGN)));
-        chunk = Math.max(chunk, roundUp((prefixLen + MAX_SPLITS - 1) / MAX_SPLITS, CHUNK_ALIGN));
-        return bySize(prefixLen, (int) Math.min(chunk, prefixLen));
-    }
-
-    /**
-     * Cuts the prefix into chunks of a given size (tests, benchmarks): {@code P / chunk} full chunks and the rest.
-     *
-     * @param prefixLen P {@code >= 0}
-     * @param chunk keys per chunk {@code >= 1}
-     * @return the plan
-     */
-    public static SplitPlan bySize(int prefixLen, int chunk) {
-        if (prefixLen < 0 || chunk < 1) {
-            throw new IllegalArgumentException("bySize needs P >= 0 and chunk >= 1, got P=" + prefixLen + " chunk="
-                    + chunk);
-        }
-        if (prefixLen == 0) {
-            return new SplitPlan(0, 0, 0, 0);
-        }
-        int c = Math.min(chunk, prefixLen);
-        int full = prefixLen / c;
-        int tail = prefixLen - full * c;
-        if (full + (tail > 0 ? 1 : 0) > MAX_SPLITS) {
-            throw new IllegalArgumentException("chunk " + chunk + " cuts P=" + prefixLen + " into more than "
-                    + MAX_SPLITS + " states; use chunk >= " + (prefixLen + MAX_SPLITS - 1) / MAX_SPLITS);
-        }
-        return new SplitPlan(prefixLen, c, full, tail);
-    }
-
-    private static long roundUp(long x, long m) {
-        return (x + m - 1) / m * m;
+        this.workspace = Objects.requireNonNull(workspace, "workspace");
+        this.memory = Objects.requireNonNull(memory, "memory");
     }
 
     /**
@@ -242,8 +147,8 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
             int headDim, int device) {
         Objects.requireNonNull(suffixTable, "suffixTable");
         CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-        SplitPlan s = planSplits(prefixLen, suffixTable.getBatchSize(), queryHeads, info.smCount(),
-                PLAN_ROWS_PER_BLOCK);
+        SharedPrefixSplit s = SharedPrefixSplit.plan(prefixLen, suffixTable.getBatchSize(), queryHeads,
+                info.smCount(), SharedPrefixSplit.PLAN_ROWS_PER_BLOCK);
         return begin(suffixTable, prefixLen, queryHeads, kvHeads, headDim, device, s, null);
     }
 
@@ -261,55 +166,40 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
      * @return the plan
      */
     public static CudaSharedPrefixDecode begin(PageTable suffixTable, int prefixLen, int queryHeads, int kvHeads,
-            int headDim, int device, SplitPlan split, PagedDecodeKernel.Schedule suffixSchedule) {
+            int headDim, int device, SharedPrefixSplit split, PagedDecodeKernel.Schedule suffixSchedule) {
         checkPlanArgs(suffixTable, prefixLen, queryHeads, kvHeads, headDim, split);
         int b = suffixTable.getBatchSize();
         PagedDecodeKernel.Workspace ws = suffixSchedule == null
                 ? PagedDecodeKernel.Workspace.create(suffixTable, queryHeads, kvHeads, headDim, device)
                 : PagedDecodeKernel.Workspace.create(suffixTable, queryHeads, kvHeads, headDim, device,
                         suffixSchedule);
-        DeviceBuffer[] bufs = new DeviceBuffer[5];
+        List<DeviceBuffer> bufs = new ArrayList<>();
         long[] addr = new long[5];
         try {
             if (prefixLen > 0 && b > 0) {
                 long rows = (long) b * queryHeads;
                 long[] bytes = {2L * rows * split.states() * headDim, 4L * rows * split.states(),
                     2L * rows * headDim, 4L * rows, 4L * rows};
-                for (int i = 0; i < bufs.length; i++) {
-                    bufs[i] = DeviceBuffer.allocate(device, bytes[i]);
-                    addr[i] = bufs[i].getAddress();
+                for (int i = 0; i < bytes.length; i++) {
+                    bufs.add(DeviceBuffer.allocate(device, bytes[i]));
+                    addr[i] = bufs.get(i).getAddress();
                 }
             }
         } catch (RuntimeException e) {
             for (DeviceBuffer x : bufs) {
-                if (x != null) {
-                    x.close();
-                }
+                x.close();
             }
             ws.close();
             throw e;
         }
         CudaSharedPrefixDecode plan = new CudaSharedPrefixDecode(suffixTable, prefixLen, queryHeads, kvHeads,
-                headDim, device, split, ws, bufs, addr);
+                headDim, device, split, ws, new StepMemory(addr[0], addr[1], addr[2], addr[3], addr[4], bufs));
         logger.debug("shared-prefix decode plan: {}", plan);
         return plan;
     }
 
-    /** A plan with placeholder addresses and no device memory, for validation tests without a GPU. */
-    static CudaSharedPrefixDecode unallocated(PageTable suffixTable, int prefixLen, int queryHeads, int kvHeads,
-            int headDim, int device, SplitPlan split, PagedDecodeKernel.Schedule suffixSchedule) {
-        checkPlanArgs(suffixTable, prefixLen, queryHeads, kvHeads, headDim, split);
-        PagedDecodeKernel.Schedule sched = suffixSchedule != null ? suffixSchedule : PagedDecodeKernel.schedule(
-                suffixTable.getSeqLens(), kvHeads, 132, PagedDecodeKernel.ctasPerSm(headDim));
-        PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.unallocated(suffixTable, queryHeads, kvHeads,
-                headDim, device, sched);
-        long[] addr = {FAKE, 2 * FAKE, 3 * FAKE, 4 * FAKE, 5 * FAKE};
-        return new CudaSharedPrefixDecode(suffixTable, prefixLen, queryHeads, kvHeads, headDim, device, split, ws,
-                new DeviceBuffer[5], addr);
-    }
-
     private static void checkPlanArgs(PageTable table, int prefixLen, int queryHeads, int kvHeads, int headDim,
-            SplitPlan split) {
+            SharedPrefixSplit split) {
         Objects.requireNonNull(table, "suffixTable");
         Objects.requireNonNull(split, "split");
         if (prefixLen < 0) {
@@ -426,22 +316,24 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
         // partial outputs, memory [B, n, Hq, D]; seen by flash as [split, row = B, Hq, D] (bshd)
         long oState = (long) hq * d;
         long oRow = (long) n * oState;
-        // partial LSEs, memory [n, Hq, B]: flash writes [split, Hq, row = B] with row stride 1
-        long lState = (long) hq * b;
+        // partial LSEs, memory [B, n, Hq]: flash writes its bshd LSE [split, row = B, Hq] through strides
+        long lState = hq;
+        long lRow = (long) n * hq;
         FlashAttention main = flash(q, kShared, vShared, prefixSpec, 0, split.fullChunks(), split.chunk(), oState,
-                oRow, lState);
+                oRow, lState, lRow);
         FlashAttention tail = split.tail() == 0 ? null : flash(q, kShared, vShared, prefixSpec,
-                split.fullChunks(), 1, split.tail(), oState, oRow, lState);
-        DeviceTensor po = DeviceTensor.fromDevicePointer(partialO, new long[] {b, n, hq, d},
+                split.fullChunks(), 1, split.tail(), oState, oRow, lState, lRow);
+        DeviceTensor po = DeviceTensor.fromDevicePointer(memory.partialO(), new long[] {b, n, hq, d},
                 new long[] {oRow, oState, d, 1}, type, device);
-        DeviceTensor pl = DeviceTensor.fromDevicePointer(partialLse, new long[] {b, n, hq},
-                new long[] {1, lState, b}, DeviceDataType.FP32, device);
-        DeviceTensor preO = DeviceTensor.fromDevicePointer(prefixO, qShape, DeviceTensor.contiguousStrides(qShape),
+        DeviceTensor pl = DeviceTensor.fromDevicePointer(memory.partialLse(), new long[] {b, n, hq},
+                new long[] {lRow, lState, 1}, DeviceDataType.FP32, device);
+        DeviceTensor preO = DeviceTensor.fromDevicePointer(memory.prefixO(), qShape,
+                DeviceTensor.contiguousStrides(qShape),
                 type, device);
         long[] lseShape = {b, hq};
-        DeviceTensor preL = DeviceTensor.fromDevicePointer(prefixLse, lseShape,
+        DeviceTensor preL = DeviceTensor.fromDevicePointer(memory.prefixLse(), lseShape,
                 DeviceTensor.contiguousStrides(lseShape), DeviceDataType.FP32, device);
-        DeviceTensor sufL = DeviceTensor.fromDevicePointer(suffixLse, lseShape,
+        DeviceTensor sufL = DeviceTensor.fromDevicePointer(memory.suffixLse(), lseShape,
                 DeviceTensor.contiguousStrides(lseShape), DeviceDataType.FP32, device);
         MergeStateKernel prefixMerge = MergeStateKernel.mergeStates(po, pl, preO, preL);
         PagedDecodeKernel suffix = decode.optLse(sufL).build();
@@ -451,16 +343,16 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
 
     /** One flash call over {@code count} chunks of {@code len} keys starting at chunk {@code first}. */
     private FlashAttention flash(DeviceTensor q, DeviceTensor k, DeviceTensor v, AttentionSpec spec, int first,
-            int count, int len, long oState, long oRow, long lState) {
+            int count, int len, long oState, long oRow, long lState, long lRow) {
         int b = table.getBatchSize();
         long start = (long) first * split.chunk();
         DeviceTensor qs = DeviceTensor.fromDevicePointer(q.getAddress(), new long[] {count, b, queryHeads, headDim},
                 new long[] {0, q.stride(0), q.stride(1), q.stride(2)}, q.getDataType(), device);
-        DeviceTensor os = DeviceTensor.fromDevicePointer(partialO + 2L * first * oState,
+        DeviceTensor os = DeviceTensor.fromDevicePointer(memory.partialO() + 2L * first * oState,
                 new long[] {count, b, queryHeads, headDim}, new long[] {oState, oRow, headDim, 1}, q.getDataType(),
                 device);
-        DeviceTensor ls = DeviceTensor.fromDevicePointer(partialLse + 4L * first * lState,
-                new long[] {count, queryHeads, b}, new long[] {lState, b, 1}, DeviceDataType.FP32, device);
+        DeviceTensor ls = DeviceTensor.fromDevicePointer(memory.partialLse() + 4L * first * lState,
+                new long[] {count, b, queryHeads}, new long[] {lState, lRow, 1}, DeviceDataType.FP32, device);
         return FlashAttention.builder().setQuery(qs).setKey(chunks(k, start, count, len))
                 .setValue(chunks(v, start, count, len)).setOutput(os).optLse(ls).setSpec(spec).build();
     }
@@ -478,7 +370,7 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
      *
      * @return the plan
      */
-    public SplitPlan getSplitPlan() {
+    public SharedPrefixSplit getSplit() {
         return split;
     }
 
@@ -523,10 +415,8 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
         }
         closed = true;
         workspace.close(); // synchronizes before freeing
-        for (DeviceBuffer x : buffers) {
-            if (x != null) {
-                x.close();
-            }
+        for (DeviceBuffer x : memory.owned()) {
+            x.close();
         }
     }
 
@@ -575,9 +465,6 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
          */
         public void run() {
             checkOpen();
-            if (buffers[0] == null && prefixLen > 0 && table.getBatchSize() > 0) {
-                throw new IllegalStateException("the plan has no device memory (a validation-only plan)");
-            }
             CudaRuntime.bind(device);
             if (main != null) {
                 main.run();

@@ -17,20 +17,42 @@ import java.util.Objects;
  * FlashAttention.builder()
  *         .setQuery(q).setKey(k).setValue(v).setOutput(o) // [B, Hq, Lq, D] / [B, Hkv, Lk, D] in spec.getLayout()
  *         .setSpec(spec)
- *         .optLse(lse)                                     // fp32 [B, Hq, Lq]
+ *         .optLse(lse)                                     // fp32, q's shape without D: [B, Hq, Lq] / [B, Lq, Hq]
  *         .build()                                         // every check, no CUDA call
- *         .run();                                          // one launch on stream 0
+ *         .run(workspace);                                 // one launch on stream 0; offsets/slopes in workspace
  * }</pre>
  *
  * <p>Dense tensors are rank 4 in the spec's layout ({@code bhsd} [B, H, L, D] or {@code bshd} [B, L, H, D]) with
  * any non-negative strides (so a {@link DeviceTensor#permute} of bshd memory is a valid bhsd input) and head-dim
- * stride 1. Varlen tensors ({@link Builder#optVarlen}) are packed [totalTokens, H, D] with an LSE of [Hq, totalQ].
- * The semantics are {@link AttentionSpec}'s; query blocks are bottom-right aligned (no custom positions).
+ * stride 1. Varlen tensors ({@link Builder#optVarlen}) are packed [totalTokens, H, D]. The LSE has the output's
+ * shape without its last axis (bhsd [B, Hq, Lq], bshd [B, Lq, Hq], varlen [totalQ, Hq]) and any non-negative
+ * strides.
+ * The semantics are {@link AttentionSpec}'s; queries are bottom-right aligned against the keys unless
+ * {@link Builder#optPositions} places a dense block at global positions (ring attention, chunked prefill against a
+ * cache: windows, sinks and ALiBi then follow the whole sequence, as {@code AttentionProblem.Builder.optPositions}
+ * defines them).
  *
  * <p>The kernels read 16 bytes at a time: base addresses must be 16-byte aligned and the batch, head and row
  * strides multiples of 8 elements. The CUDA grid limits batch and query heads to 65535 each.
  */
 public final class FlashAttention {
+
+    /** {@code struct FlashFwdParams} ({@code flash_params.h}): the one argument of every flash forward kernel. */
+    public static final KernelStruct.Layout LAYOUT = KernelStruct.Layout.of("FlashFwdParams",
+            "q", KernelStruct.Kind.POINTER, "k", KernelStruct.Kind.POINTER, "v", KernelStruct.Kind.POINTER,
+            "o", KernelStruct.Kind.POINTER, "lse", KernelStruct.Kind.POINTER, "cu_seqlens_q", KernelStruct.Kind.POINTER,
+            "cu_seqlens_k", KernelStruct.Kind.POINTER, "alibi_slopes", KernelStruct.Kind.POINTER,
+            "q_batch_stride", KernelStruct.Kind.INT64, "q_head_stride", KernelStruct.Kind.INT64,
+            "q_row_stride", KernelStruct.Kind.INT64, "k_batch_stride", KernelStruct.Kind.INT64,
+            "k_head_stride", KernelStruct.Kind.INT64, "k_row_stride", KernelStruct.Kind.INT64,
+            "v_batch_stride", KernelStruct.Kind.INT64, "v_head_stride", KernelStruct.Kind.INT64,
+            "v_row_stride", KernelStruct.Kind.INT64, "o_batch_stride", KernelStruct.Kind.INT64,
+            "o_head_stride", KernelStruct.Kind.INT64, "o_row_stride", KernelStruct.Kind.INT64,
+            "lse_batch_stride", KernelStruct.Kind.INT64, "lse_head_stride", KernelStruct.Kind.INT64,
+            "lse_row_stride", KernelStruct.Kind.INT64,
+            "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
+            "lq", KernelStruct.Kind.INT32, "lk", KernelStruct.Kind.INT32, "mask", KernelStruct.MASK_PARAMS,
+            "head_dim", KernelStruct.Kind.INT32);
 
     /** The CUDA grid's y and z limit: query heads and batch. */
     public static final int MAX_GRID_YZ = 65535;
@@ -54,9 +76,10 @@ public final class FlashAttention {
     private final int lq; // varlen: max
     private final int lk; // varlen: max
     private final int headDim;
-    private final FlashParams params;
+    private final boolean positionsMatter;
+    private final KernelStruct params;
 
-    private FlashAttention(Builder b, int batch, int hq, int hkv, int lq, int lk, int headDim, FlashParams params) {
+    private FlashAttention(Builder b, int batch, int hq, int hkv, int lq, int lk, int headDim, KernelStruct params) {
         this.q = b.q;
         this.k = b.k;
         this.v = b.v;
@@ -75,6 +98,8 @@ public final class FlashAttention {
         this.lk = lk;
         this.headDim = headDim;
         this.params = params;
+        this.positionsMatter = positionsMatter(b.spec, params.get("mask.query_shift").intValue(),
+                params.get("mask.key_offset").intValue());
     }
 
     /**
@@ -97,54 +122,91 @@ public final class FlashAttention {
     }
 
     private FlashDispatch.KernelRef kernel(int computeCapability) {
-        return FlashDispatch.kernel(FlashDispatch.key(computeCapability, dataType, headDim, spec));
+        return FlashDispatch.kernel(FlashDispatch.key(computeCapability, dataType, headDim, spec, positionsMatter));
+    }
+
+    // Whether a call's positions change what it computes: shifted queries under causality, windows or ALiBi (all
+    // relative to the query position), or keys not from 0 with sinks (global key indices) under a left window.
+    private static boolean positionsMatter(AttentionSpec spec, int queryShift, int keyOffset) {
+        boolean relative = spec.isCausal() || spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0
+                || spec.hasAlibi();
+        boolean sinks = spec.getSinkTokens() > 0 && spec.getWindowLeft() >= 0;
+        return (queryShift != 0 && relative) || (keyOffset != 0 && sinks);
     }
 
     /**
-     * Returns the parameter block (device addresses of uploaded ALiBi slopes and offsets are filled by
-     * {@link #run()}).
+     * Returns the parameter block as built: every pointer of the call's tensors is set; the device addresses of
+     * the sequence offsets and ALiBi slopes are 0 here and filled per launch (see {@link #run(DeviceArguments,
+     * KernelLauncher)}).
      *
      * @return the parameters
      */
-    public FlashParams getParams() {
+    public KernelStruct getParams() {
         return params;
     }
 
     /**
-     * Launches the kernel on the legacy default stream of the inputs' device, binding its primary context to this
-     * thread; with {@link Builder#optSynchronize(boolean)} waits for it and surfaces asynchronous errors.
+     * Launches the kernel on the legacy default stream of the inputs' device (binding its primary context to this
+     * thread); with {@link Builder#optSynchronize(boolean)} waits for it and surfaces asynchronous errors. A call
+     * with varlen offsets or ALiBi slopes uploads them into a temporary workspace that is freed after a device
+     * synchronisation: calls on a hot path pass their step's or operator's arguments to
+     * {@link #run(DeviceArguments)} instead.
      *
      * @throws IllegalStateException if CUDA is unavailable or the kernels are not built
      * @throws UnsupportedOperationException if the device's arch has no kernel
      * @throws CudaException naming the driver call, kernel and {@code CUresult} on a CUDA error
      */
     public void run() {
-        CudaRuntime.bind(device);
-        CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-        FlashDispatch.KernelRef ref = kernel(info.computeCapability());
-        KernelModule.Kernel kernel = KernelModule.get(ref.module(), device).getKernel(ref.name());
-        if (lq == 0 || batch == 0) {
-            return; // no query row: nothing to write
+        if (cuSeqlensQ == null && !spec.hasAlibi()) {
+            run(null, KernelLauncher.CUDA);
+            return;
         }
-        int gridX = (int) ((lq + (long) kernel.rowsPerBlock() - 1) / kernel.rowsPerBlock());
-        synchronized (UploadCache.LOCK) {
-            if (spec.hasAlibi()) {
-                params.setLong(FlashParams.Field.ALIBI_SLOPES, UploadCache.upload(device, "alibi",
-                        spec.getAlibiSlopes()));
-            }
-            if (cuSeqlensQ != null) {
-                params.setLong(FlashParams.Field.CU_SEQLENS_Q, UploadCache.upload(device, "cu_seqlens",
-                        cuSeqlensQ));
-                params.setLong(FlashParams.Field.CU_SEQLENS_K, UploadCache.upload(device, "cu_seqlens",
-                        cuSeqlensK));
-            }
-            if (logger.isTraceEnabled()) {
-                logger.trace("launch {} grid ({}, {}, {}) {}", kernel, gridX, hq, batch, params);
-            }
-            kernel.launch(gridX, hq, batch, params.toBytes());
+        try (DeviceWorkspace oneShot = new DeviceWorkspace(device)) {
+            run(oneShot, KernelLauncher.CUDA);
         }
+    }
+
+    /**
+     * Launches the kernel on the device, with the sequence offsets and ALiBi slopes in the given arguments (copied
+     * only when the slot does not hold them yet: the layers of a step share one upload).
+     *
+     * @param arguments where the offsets and slopes go, e.g. the step's {@link DeviceWorkspace}
+     * @throws CudaException on a CUDA error
+     */
+    public void run(DeviceArguments arguments) {
+        run(arguments, KernelLauncher.CUDA);
+    }
+
+    /**
+     * Prepares the launch (the kernel for the launcher's compute capability, the offsets and slopes placed in
+     * {@code arguments} and their addresses written into a copy of the parameter block) and hands it to the
+     * launcher: grid ({@code ceil(Lq / rowsPerBlock)}, Hq, batch), Lq the longest query sequence.
+     *
+     * @param arguments where the offsets and slopes go; may be null for calls without varlen and ALiBi
+     * @param launcher what runs the kernel ({@link KernelLauncher#CUDA} on the device)
+     */
+    public void run(DeviceArguments arguments, KernelLauncher launcher) {
+        FlashDispatch.KernelRef ref = kernel(launcher.computeCapability(device));
+        KernelStruct launch = params.copy();
+        if (spec.hasAlibi() || cuSeqlensQ != null) {
+            Objects.requireNonNull(arguments, "arguments (this call has varlen offsets or ALiBi slopes)");
+        }
+        if (spec.hasAlibi()) {
+            launch.set("alibi_slopes",
+                    arguments.fp32("flash.alibi_slopes", spec.getAlibiSlopes()).getAddress());
+        }
+        if (cuSeqlensQ != null) {
+            launch.set("cu_seqlens_q", arguments.int32("flash.cu_seqlens_q", cuSeqlensQ)
+                    .getAddress());
+            launch.set("cu_seqlens_k", arguments.int32("flash.cu_seqlens_k", cuSeqlensK)
+                    .getAddress());
+        }
+        if (logger.isTraceEnabled()) {
+            logger.trace("launch {} grid (ceil({} / rows), {}, {}) {}", ref, lq, hq, batch, launch);
+        }
+        launcher.launch(device, ref, lq, hq, batch, launch.toBytes());
         if (synchronize) {
-            CudaRuntime.synchronize(ref.name());
+            launcher.synchronize(device, ref.name());
         }
     }
 
@@ -165,6 +227,8 @@ public final class FlashAttention {
         private AttentionSpec spec;
         private int[] cuQ;
         private int[] cuK;
+        private Long queryStart; // null: bottom-right aligned
+        private long keyStart;
         private boolean synchronize;
 
         private Builder() {}
@@ -228,7 +292,8 @@ public final class FlashAttention {
         /**
          * Asks for the log-sum-exp.
          *
-         * @param lse fp32 [B, Hq, Lq] (varlen [Hq, totalQ]) with row stride 1, or null
+         * @param lse fp32, q's shape without its last axis: [B, Hq, Lq] (bhsd), [B, Lq, Hq] (bshd), [totalQ, Hq]
+         *     (varlen); any non-negative strides; or null
          * @return this builder
          */
         public Builder optLse(DeviceTensor lse) {
@@ -246,6 +311,28 @@ public final class FlashAttention {
         public Builder optVarlen(int[] cuSeqlensQ, int[] cuSeqlensK) {
             this.cuQ = Objects.requireNonNull(cuSeqlensQ, "cuSeqlensQ").clone();
             this.cuK = Objects.requireNonNull(cuSeqlensK, "cuSeqlensK").clone();
+            return this;
+        }
+
+        /**
+         * Places a dense call's queries and keys at global positions of a longer sequence (a block of ring
+         * attention, a chunk of prefill against a cache): query row {@code i} sits at {@code queryStart + i}, key
+         * column {@code j} is key {@code keyStart + j}; causality, windows and ALiBi use the positions, sinks the
+         * global key indices ({@code AttentionProblem.Builder.optPositions}, {@link
+         * org.flashdjl.ops.attention.MaskRule}). The default is bottom-right alignment: {@code queryStart = Lk - Lq},
+         * {@code keyStart = 0}. Calls whose result depends on the positions run on the {@code positioned} kernels.
+         *
+         * @param queryStart the position of query row 0
+         * @param keyStart the global index of key 0, {@code >= 0}
+         * @return this builder
+         */
+        public Builder optPositions(long queryStart, long keyStart) {
+            if (keyStart < 0) {
+                throw new IllegalArgumentException("keyStart must be >= 0 (the global index of key 0), got "
+                        + keyStart);
+            }
+            this.queryStart = queryStart;
+            this.keyStart = keyStart;
             return this;
         }
 
@@ -365,21 +452,28 @@ public final class FlashAttention {
             }
             int lqi = toInt(varlen ? "longest query sequence" : "query length", lq);
             int lki = toInt(varlen ? "longest key sequence" : "key length", lk);
+            long queryShift = 0;
+            if (queryStart != null) {
+                if (varlen) {
+                    throw new IllegalArgumentException("optPositions is for dense calls; varlen sequences are each"
+                            + " bottom-right aligned");
+                }
+                if (keyStart + lki > Integer.MAX_VALUE || Math.abs(queryStart) + lqi > Integer.MAX_VALUE) {
+                    throw new IllegalArgumentException("positions (queryStart " + queryStart + ", keyStart " + keyStart
+                            + ") with " + lqi + " queries and " + lki + " keys exceed the kernels' int32 positions");
+                }
+                queryShift = queryStart - (keyStart + lki - lqi); // 0 = bottom-right aligned
+            }
             if (varlen) {
                 toInt("total query tokens (int32 offsets)", totalQ);
                 toInt("total key tokens (int32 offsets)", totalK);
             }
-            long[] lseShape = varlen ? new long[] {hq, totalQ} : new long[] {batch, hq, lq};
-            if (lse != null) {
-                if (!Arrays.equals(lse.getShape(), lseShape)) {
-                    throw new IllegalArgumentException("lse shape " + DeviceTensor.format(lse.getShape())
-                            + " must be " + DeviceTensor.format(lseShape)
-                            + (varlen ? " [Hq, totalQ]" : " [batch, Hq, Lq]"));
-                }
-                if (lse.size(lse.rank() - 1) > 1 && lse.stride(lse.rank() - 1) != 1) {
-                    throw new IllegalArgumentException("lse must have row stride 1, got strides "
-                            + DeviceTensor.format(lse.getStrides()));
-                }
+            long[] lseShape = Arrays.copyOf(q.getShape(), rank - 1); // the output's shape without its last axis
+            if (lse != null && !Arrays.equals(lse.getShape(), lseShape)) {
+                throw new IllegalArgumentException("lse shape " + DeviceTensor.format(lse.getShape()) + " must be "
+                        + DeviceTensor.format(lseShape) + ", the output's shape without its head dim ("
+                        + (varlen ? "[totalQ, Hq]" : spec.getLayout() == QkvLayout.BHSD ? "[B, Hq, Lq]" : "[B, Lq, Hq]")
+                        + ")");
             }
             for (Object[] t : named()) {
                 DeviceTensor x = (DeviceTensor) t[1];
@@ -392,32 +486,18 @@ public final class FlashAttention {
                 }
             }
 
-            FlashParams p = new FlashParams();
-            p.setLong(FlashParams.Field.Q, q.getAddress());
-            p.setLong(FlashParams.Field.K, k.getAddress());
-            p.setLong(FlashParams.Field.V, v.getAddress());
-            p.setLong(FlashParams.Field.O, o.getAddress());
-            p.setLong(FlashParams.Field.LSE, lse == null ? 0 : lse.getAddress());
-            strides(p, q, varlen, headAxis, seqAxis, FlashParams.Field.Q_BATCH_STRIDE);
-            strides(p, k, varlen, headAxis, seqAxis, FlashParams.Field.K_BATCH_STRIDE);
-            strides(p, v, varlen, headAxis, seqAxis, FlashParams.Field.V_BATCH_STRIDE);
-            strides(p, o, varlen, headAxis, seqAxis, FlashParams.Field.O_BATCH_STRIDE);
+            KernelStruct p = LAYOUT.newStruct();
+            p.set("q", q.getAddress()).set("k", k.getAddress()).set("v", v.getAddress()).set("o", o.getAddress())
+                    .set("lse", lse == null ? 0 : lse.getAddress());
+            strides(p, q, varlen, headAxis, seqAxis, "q");
+            strides(p, k, varlen, headAxis, seqAxis, "k");
+            strides(p, v, varlen, headAxis, seqAxis, "v");
+            strides(p, o, varlen, headAxis, seqAxis, "o");
             if (lse != null) {
-                p.setLong(FlashParams.Field.LSE_BATCH_STRIDE, varlen ? 0 : lse.stride(0));
-                p.setLong(FlashParams.Field.LSE_HEAD_STRIDE, varlen ? lse.stride(0) : lse.stride(1));
+                strides(p, lse, varlen, headAxis, seqAxis, "lse");
             }
-            p.setInt(FlashParams.Field.BATCH, batch);
-            p.setInt(FlashParams.Field.HQ, hq);
-            p.setInt(FlashParams.Field.HKV, hkv);
-            p.setInt(FlashParams.Field.LQ, lqi);
-            p.setInt(FlashParams.Field.LK, lki);
-            p.setInt(FlashParams.Field.HEAD_DIM, headDim);
-            p.setInt(FlashParams.Field.CAUSAL, spec.isCausal() ? 1 : 0);
-            p.setInt(FlashParams.Field.WINDOW_LEFT, spec.getWindowLeft());
-            p.setInt(FlashParams.Field.WINDOW_RIGHT, spec.getWindowRight());
-            p.setInt(FlashParams.Field.SINK_TOKENS, spec.getSinkTokens());
-            p.setFloat(FlashParams.Field.SCALE, spec.scaleFor(headDim));
-            p.setFloat(FlashParams.Field.SOFTCAP, spec.getSoftcap());
+            p.set("batch", batch).set("hq", hq).set("hkv", hkv).set("lq", lqi).set("lk", lki).set("head_dim", headDim)
+                    .setMask(spec, headDim).set("mask.key_offset", keyStart).set("mask.query_shift", queryShift);
             return new FlashAttention(this, batch, hq, hkv, lqi, lki, headDim, p);
         }
 
@@ -429,13 +509,12 @@ public final class FlashAttention {
             return device < 0 ? "the host" : "cuda:" + device;
         }
 
-        private static void strides(FlashParams p, DeviceTensor t, boolean varlen, int headAxis, int seqAxis,
-                FlashParams.Field batchField) {
-            FlashParams.Field[] f = FlashParams.Field.values();
-            int i = batchField.ordinal();
-            p.setLong(f[i], varlen ? 0 : t.stride(0));
-            p.setLong(f[i + 1], t.stride(headAxis));
-            p.setLong(f[i + 2], t.stride(seqAxis));
+        // batch / head / row strides of a tensor (varlen: no batch stride) into <name>_{batch,head,row}_stride
+        private static void strides(KernelStruct p, DeviceTensor t, boolean varlen, int headAxis, int seqAxis,
+                String name) {
+            p.set(name + "_batch_stride", varlen ? 0 : t.stride(0));
+            p.set(name + "_head_stride", t.stride(headAxis));
+            p.set(name + "_row_stride", t.stride(seqAxis));
         }
 
         private static void checkOffsets(String name, int[] offsets, long total, String of, int expectedLength) {

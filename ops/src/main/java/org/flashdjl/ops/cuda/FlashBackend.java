@@ -15,9 +15,10 @@ import org.flashdjl.ops.attention.AttentionProblem;
  *
  * <p>It takes float16 NDArrays (bf16 NDArrays cannot exist safely in DJL 0.35.1; bf16 kernels run on raw device
  * memory through {@link FlashAttention}), dense contiguous inputs, the head dims of {@link FlashDispatch}, equal
- * query/key and value head dims, dense or varlen, and the default bottom-right positions. The output and LSE are
- * allocated on the inputs' device by the query's manager; the kernel runs on the legacy default stream, in order
- * with DJL's own ops.
+ * query/key and value head dims, dense (at any positions: {@code AttentionProblem.Builder.optPositions}) or
+ * varlen. The output and LSE are allocated on the inputs' device by the query's manager; varlen offsets and ALiBi
+ * slopes go to the device as NDArrays of a sub-manager freed after the launch; the kernel runs on the legacy
+ * default stream, in order with DJL's own ops.
  */
 public final class FlashBackend implements AttentionBackend {
 
@@ -79,11 +80,6 @@ public final class FlashBackend implements AttentionBackend {
         if (why != null) {
             return why;
         }
-        if (!problem.isVarlen() && (problem.getQueryStart() != problem.getKeyLength() - problem.getQueryLength()
-                || problem.getKeyStart() != 0)) {
-            return "custom positions (queryStart " + problem.getQueryStart() + ", keyStart " + problem.getKeyStart()
-                    + ") are not supported by flash yet; supported: the default bottom-right alignment";
-        }
         if (problem.getBatch() > FlashAttention.MAX_GRID_YZ || problem.getQueryHeads() > FlashAttention.MAX_GRID_YZ) {
             return "batch " + problem.getBatch() + " or query heads " + problem.getQueryHeads()
                     + " exceed the CUDA grid limit " + FlashAttention.MAX_GRID_YZ;
@@ -104,6 +100,25 @@ public final class FlashBackend implements AttentionBackend {
             return e.getMessage();
         }
         return null;
+    }
+
+    /** Kernel arguments as NDArrays of a manager on the device. */
+    private static final class NDArrayArguments implements DeviceArguments {
+        private final NDManager manager;
+
+        NDArrayArguments(NDManager manager) {
+            this.manager = manager;
+        }
+
+        @Override
+        public DeviceTensor int32(String slot, int[] values) {
+            return DeviceTensor.fromNDArray(manager.create(values)); // int32 [n] on the manager's device
+        }
+
+        @Override
+        public DeviceTensor fp32(String slot, float[] values) {
+            return DeviceTensor.fromNDArray(manager.create(values)); // fp32 [n]
+        }
     }
 
     private static String viewProblem(NDArray array) {
@@ -136,8 +151,15 @@ public final class FlashBackend implements AttentionBackend {
                     .optLse(lse == null ? null : DeviceTensor.fromNDArray(lse));
             if (problem.isVarlen()) {
                 call.optVarlen(problem.getCuSeqlensQ(), problem.getCuSeqlensK());
+            } else {
+                call.optPositions(problem.getQueryStart(), problem.getKeyStart()); // a block's global positions
             }
-            call.build().run();
+            FlashAttention attention = call.build();
+            // The offsets and slopes as NDArrays of a sub-manager on the device: freed after the launch without a
+            // device synchronisation (PyTorch's allocator reuses the memory in stream order).
+            try (NDManager arguments = manager.newSubManager(device)) {
+                attention.run(new NDArrayArguments(arguments));
+            }
             return new AttentionOutput(out, lse);
         } catch (RuntimeException e) {
             out.close();

@@ -57,15 +57,35 @@ public final class FlashDispatch {
         /** The bottom-right causal mask alone. */
         CAUSAL,
         /** Any of window, sinks (with a left window), ALiBi, softcap, and causal combined with them. */
-        GENERAL;
+        GENERAL,
+        /**
+         * The general options at the call's own positions (a dense block of a longer sequence whose positions
+         * change the result): the only variant that reads the mask's key offset and query shift.
+         */
+        POSITIONED;
 
         /**
-         * Picks the cheapest variant that computes a spec exactly.
+         * Picks the cheapest variant that computes a spec exactly for bottom-right aligned queries.
          *
          * @param spec the spec
          * @return the variant
          */
         public static Variant of(AttentionSpec spec) {
+            return of(spec, false);
+        }
+
+        /**
+         * Picks the cheapest variant that computes a spec exactly.
+         *
+         * @param spec the spec
+         * @param positionsMatter true when the call's positions (not bottom-right aligned, or keys not from 0 with
+         *     sinks) change what this spec computes ({@link FlashAttention.Builder#optPositions})
+         * @return the variant
+         */
+        public static Variant of(AttentionSpec spec, boolean positionsMatter) {
+            if (positionsMatter) {
+                return POSITIONED;
+            }
             if (spec.hasAlibi() || spec.getSoftcap() > 0 || spec.getWindowLeft() >= 0
                     || spec.getWindowRight() >= 0) {
                 return GENERAL;
@@ -133,7 +153,7 @@ public final class FlashDispatch {
                 for (int d : HEAD_DIMS) {
                     for (Variant v : Variant.values()) {
                         String suffix = type.shortName() + "_hd" + d + "_" + v.shortName();
-                        boolean wgmma = sm90 && arch == Arch.SM90 && v != Variant.GENERAL
+                        boolean wgmma = sm90 && arch == Arch.SM90 && v != Variant.GENERAL && v != Variant.POSITIONED
                                 && Arrays.stream(SM90_HEAD_DIMS).anyMatch(x -> x == d);
                         t.put(new Key(arch, type, d, v), wgmma
                                 ? new KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_" + suffix)
@@ -201,7 +221,23 @@ public final class FlashDispatch {
      * @return the key
      */
     public static Key key(int computeCapability, DeviceDataType dataType, int headDim, AttentionSpec spec) {
-        return new Key(Arch.of(computeCapability), dataType, headDim, Variant.of(spec));
+        return key(computeCapability, dataType, headDim, spec, false);
+    }
+
+    /**
+     * Returns the dispatch key of a call that may sit at custom positions.
+     *
+     * @param computeCapability e.g. 90
+     * @param dataType fp16 or bf16
+     * @param headDim D
+     * @param spec the options
+     * @param positionsMatter true when the call's positions change the result ({@link Variant#of(AttentionSpec,
+     *     boolean)})
+     * @return the key
+     */
+    public static Key key(int computeCapability, DeviceDataType dataType, int headDim, AttentionSpec spec,
+            boolean positionsMatter) {
+        return new Key(Arch.of(computeCapability), dataType, headDim, Variant.of(spec, positionsMatter));
     }
 
     /**

@@ -22,31 +22,31 @@ public final class FusedKernels {
 
     /** {@code struct RmsNormParams} of {@code fused_params.h}. */
     public static final KernelStruct.Layout RMS_NORM = KernelStruct.Layout.of("RmsNormParams",
-            "x", FlashParams.Kind.POINTER, "residual", FlashParams.Kind.POINTER,
-            "weight", FlashParams.Kind.POINTER, "out", FlashParams.Kind.POINTER,
-            "sum_out", FlashParams.Kind.POINTER,
-            "x_row_stride", FlashParams.Kind.INT64, "residual_row_stride", FlashParams.Kind.INT64,
-            "out_row_stride", FlashParams.Kind.INT64, "sum_row_stride", FlashParams.Kind.INT64,
-            "rows", FlashParams.Kind.INT32, "hidden", FlashParams.Kind.INT32, "eps", FlashParams.Kind.FLOAT,
-            "style", FlashParams.Kind.INT32);
+            "x", KernelStruct.Kind.POINTER, "residual", KernelStruct.Kind.POINTER,
+            "weight", KernelStruct.Kind.POINTER, "out", KernelStruct.Kind.POINTER,
+            "sum_out", KernelStruct.Kind.POINTER,
+            "x_row_stride", KernelStruct.Kind.INT64, "residual_row_stride", KernelStruct.Kind.INT64,
+            "out_row_stride", KernelStruct.Kind.INT64, "sum_row_stride", KernelStruct.Kind.INT64,
+            "rows", KernelStruct.Kind.INT32, "hidden", KernelStruct.Kind.INT32, "eps", KernelStruct.Kind.FLOAT,
+            "style", KernelStruct.Kind.INT32);
 
     /** {@code struct RopeStoreParams} of {@code fused_params.h}. */
     public static final KernelStruct.Layout ROPE_STORE = KernelStruct.Layout.of("RopeStoreParams",
-            "qkv", FlashParams.Kind.POINTER, "positions", FlashParams.Kind.POINTER,
-            "slots", FlashParams.Kind.POINTER, "inv_freq", FlashParams.Kind.POINTER,
-            "q_out", FlashParams.Kind.POINTER, "k_dst", FlashParams.Kind.POINTER, "v_dst", FlashParams.Kind.POINTER,
-            "qkv_row_stride", FlashParams.Kind.INT64, "q_out_row_stride", FlashParams.Kind.INT64,
-            "dst_slot_stride", FlashParams.Kind.INT64, "dst_head_stride", FlashParams.Kind.INT64,
-            "tokens", FlashParams.Kind.INT32, "q_heads", FlashParams.Kind.INT32, "kv_heads", FlashParams.Kind.INT32,
-            "head_dim", FlashParams.Kind.INT32, "attention_scaling", FlashParams.Kind.FLOAT,
-            "pad0", FlashParams.Kind.INT32);
+            "qkv", KernelStruct.Kind.POINTER, "positions", KernelStruct.Kind.POINTER,
+            "slots", KernelStruct.Kind.POINTER, "inv_freq", KernelStruct.Kind.POINTER,
+            "q_out", KernelStruct.Kind.POINTER, "k_dst", KernelStruct.Kind.POINTER, "v_dst", KernelStruct.Kind.POINTER,
+            "qkv_row_stride", KernelStruct.Kind.INT64, "q_out_row_stride", KernelStruct.Kind.INT64,
+            "dst_slot_stride", KernelStruct.Kind.INT64, "dst_head_stride", KernelStruct.Kind.INT64,
+            "tokens", KernelStruct.Kind.INT32, "q_heads", KernelStruct.Kind.INT32, "kv_heads", KernelStruct.Kind.INT32,
+            "head_dim", KernelStruct.Kind.INT32, "attention_scaling", KernelStruct.Kind.FLOAT,
+            "pad0", KernelStruct.Kind.INT32);
 
     /** {@code struct GatedActParams} of {@code fused_params.h}. */
     public static final KernelStruct.Layout GATED_ACT = KernelStruct.Layout.of("GatedActParams",
-            "gate_up", FlashParams.Kind.POINTER, "out", FlashParams.Kind.POINTER,
-            "in_row_stride", FlashParams.Kind.INT64, "out_row_stride", FlashParams.Kind.INT64,
-            "rows", FlashParams.Kind.INT32, "inter", FlashParams.Kind.INT32, "act", FlashParams.Kind.INT32,
-            "pad0", FlashParams.Kind.INT32);
+            "gate_up", KernelStruct.Kind.POINTER, "out", KernelStruct.Kind.POINTER,
+            "in_row_stride", KernelStruct.Kind.INT64, "out_row_stride", KernelStruct.Kind.INT64,
+            "rows", KernelStruct.Kind.INT32, "inter", KernelStruct.Kind.INT32, "act", KernelStruct.Kind.INT32,
+            "pad0", KernelStruct.Kind.INT32);
 
     private FusedKernels() {}
 

@@ -16,7 +16,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -40,7 +39,7 @@ public final class KernelModule {
     private static final Logger logger = LoggerFactory.getLogger(KernelModule.class);
 
     private static final Map<String, byte[]> IMAGES = new ConcurrentHashMap<>();
-    private static final Map<String, KernelModule> MODULES = new HashMap<>();
+    private static final Map<String, KernelModule> MODULES = new ConcurrentHashMap<>();
 
     private final String resource;
     private final int device;
@@ -94,6 +93,10 @@ public final class KernelModule {
     public static KernelModule get(String resource, int device) {
         CudaRuntime.bind(device);
         String key = resource + "@" + device;
+        KernelModule loaded = MODULES.get(key); // the launch path: no lock once loaded
+        if (loaded != null) {
+            return loaded;
+        }
         synchronized (MODULES) {
             KernelModule m = MODULES.get(key);
             if (m == null) {

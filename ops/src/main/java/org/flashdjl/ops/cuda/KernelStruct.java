@@ -1,5 +1,7 @@
 package org.flashdjl.ops.cuda;
 
+import org.flashdjl.ops.attention.AttentionSpec;
+
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -10,10 +12,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A by-value kernel parameter struct packed in Java: a {@link Layout} (the C struct's fields in declaration order
- * with their {@link FlashParams.Kind}s, natural C alignment, little-endian) and a zeroed buffer of that size. The
- * merge-state and paged-decode kernels take one each; unit tests pin every layout against the C header's
- * declarations and {@code static_assert}s.
+ * The one packer of the kernels' by-value parameter structs: a {@link Layout} (a C struct's fields in declaration
+ * order with their {@link Kind}s, nested structs flattened to {@code "member.field"}, natural C alignment,
+ * little-endian) and a zeroed buffer of that size. Every kernel family takes one ({@code FlashFwdParams},
+ * {@code PagedDecodeParams}, {@code PagedPrefillParams}, {@code MergeStateParams}); the mask and score options are
+ * the nested {@link #MASK_PARAMS} of the first three, set from a spec by {@link #setMask}. Unit tests pin every
+ * layout against its C header's declarations and {@code static_assert}s.
  *
  * <pre>{@code
  * KernelStruct p = MergeStateKernel.LAYOUT.newStruct().set("v_a", address).set("rows", n);
@@ -21,6 +25,38 @@ import java.util.Map;
  * }</pre>
  */
 public final class KernelStruct {
+
+    /** The kind of a C field: its size (also its alignment) and how Java writes it. */
+    public enum Kind {
+        /** A device pointer (8 bytes). */
+        POINTER(8),
+        /** {@code int64_t}. */
+        INT64(8),
+        /** {@code int32_t}. */
+        INT32(4),
+        /** {@code float}. */
+        FLOAT(4);
+
+        private final int size;
+
+        Kind(int size) {
+            this.size = size;
+        }
+
+        /**
+         * Returns the size (and alignment) in bytes.
+         *
+         * @return bytes
+         */
+        public int size() {
+            return size;
+        }
+    }
+
+    /** {@code struct MaskParams} ({@code mask_params.h}): the mask and score options nested in the kernels' structs. */
+    public static final Layout MASK_PARAMS = Layout.of("MaskParams", "key_offset", Kind.INT32, "causal", Kind.INT32,
+            "window_left", Kind.INT32, "window_right", Kind.INT32, "sink_tokens", Kind.INT32, "scale", Kind.FLOAT,
+            "softcap", Kind.FLOAT, "query_shift", Kind.INT32);
 
     private final Layout layout;
     private final ByteBuffer buffer;
@@ -43,7 +79,7 @@ public final class KernelStruct {
      * Sets a field: a pointer or int64 field takes any long, an int32 field an int-sized value, a float field
      * its value converted to float.
      *
-     * @param name the C field name
+     * @param name the C field name ({@code "member.field"} inside a nested struct)
      * @param value the value (an address for pointers)
      * @return this
      * @throws IllegalArgumentException for an unknown field or an int32 value out of range
@@ -78,10 +114,29 @@ public final class KernelStruct {
      */
     public KernelStruct setFloat(String name, float value) {
         Layout.Field f = layout.field(name);
-        if (f.kind() != FlashParams.Kind.FLOAT) {
+        if (f.kind() != Kind.FLOAT) {
             throw new IllegalArgumentException(layout.name() + "." + name + " is " + f.kind() + ", not FLOAT");
         }
         buffer.putFloat(f.offset(), value);
+        return this;
+    }
+
+    /**
+     * Sets the options of the nested {@link #MASK_PARAMS} member {@code mask} from a spec: the one place where the
+     * options of {@link AttentionSpec} become kernel parameters. The positions ({@code mask.key_offset},
+     * {@code mask.query_shift}) stay 0 (bottom-right aligned, keys from global index 0) unless the caller sets them.
+     *
+     * @param spec the options
+     * @param headDim D (for the default scale)
+     * @return this
+     */
+    public KernelStruct setMask(AttentionSpec spec, int headDim) {
+        set("mask.causal", spec.isCausal() ? 1 : 0);
+        set("mask.window_left", spec.getWindowLeft());
+        set("mask.window_right", spec.getWindowRight());
+        set("mask.sink_tokens", spec.getSinkTokens());
+        setFloat("mask.scale", spec.scaleFor(headDim));
+        setFloat("mask.softcap", spec.getSoftcap());
         return this;
     }
 
@@ -105,6 +160,17 @@ public final class KernelStruct {
     }
 
     /**
+     * Returns an independent copy (e.g. to fill per-launch addresses into a prepared struct).
+     *
+     * @return the copy
+     */
+    public KernelStruct copy() {
+        KernelStruct c = new KernelStruct(layout);
+        c.buffer.put(0, buffer, 0, layout.size());
+        return c;
+    }
+
+    /**
      * Returns the struct's bytes, the kernel argument of {@link KernelModule.Kernel#launch}.
      *
      * @return a copy of the {@link Layout#size()} bytes
@@ -122,7 +188,7 @@ public final class KernelStruct {
                 sb.append(", ");
             }
             Number v = get(f.name());
-            sb.append(f.name()).append('=').append(f.kind() == FlashParams.Kind.POINTER
+            sb.append(f.name()).append('=').append(f.kind() == Kind.POINTER
                     ? "0x" + Long.toHexString(v.longValue()) : v.toString());
         }
         return sb.append('}').toString();
@@ -133,18 +199,20 @@ public final class KernelStruct {
         private final String name;
         private final List<Field> fields;
         private final Map<String, Field> byName;
+        private final Map<String, Integer> members; // every declared member (nested structs too) -> offset
         private final int size;
+        private final int alignment;
 
         /**
-         * One field.
+         * One (leaf) field.
          *
-         * @param name the C name
+         * @param name the C name, {@code "member.field"} inside a nested struct
          * @param kind its kind
          * @param offset its byte offset
          */
-        public record Field(String name, FlashParams.Kind kind, int offset) {}
+        public record Field(String name, Kind kind, int offset) {}
 
-        private Layout(String name, List<Field> fields, int size) {
+        private Layout(String name, List<Field> fields, Map<String, Integer> members, int size, int alignment) {
             this.name = name;
             this.fields = Collections.unmodifiableList(fields);
             Map<String, Field> map = new LinkedHashMap<>();
@@ -154,14 +222,17 @@ public final class KernelStruct {
                 }
             }
             this.byName = map;
+            this.members = Collections.unmodifiableMap(members);
             this.size = size;
+            this.alignment = alignment;
         }
 
         /**
          * Lays out a struct.
          *
          * @param structName the C struct name, e.g. {@code "MergeStateParams"}
-         * @param spec alternating C field names and {@link FlashParams.Kind}s, in declaration order
+         * @param spec alternating C member names and their {@link Kind}s or nested {@link Layout}s, in declaration
+         *     order
          * @return the layout
          */
         public static Layout of(String structName, Object... spec) {
@@ -169,17 +240,33 @@ public final class KernelStruct {
                 throw new IllegalArgumentException("spec must alternate names and kinds");
             }
             List<Field> list = new ArrayList<>();
+            Map<String, Integer> members = new LinkedHashMap<>();
             int off = 0;
             int align = 1;
             for (int i = 0; i < spec.length; i += 2) {
-                FlashParams.Kind kind = (FlashParams.Kind) spec[i + 1];
-                int s = kind.size();
-                off = (off + s - 1) / s * s;
-                list.add(new Field((String) spec[i], kind, off));
-                off += s;
-                align = Math.max(align, s);
+                String member = (String) spec[i];
+                if (spec[i + 1] instanceof Layout nested) {
+                    off = (off + nested.alignment - 1) / nested.alignment * nested.alignment;
+                    members.put(member, off);
+                    for (Field f : nested.fields) {
+                        list.add(new Field(member + "." + f.name(), f.kind(), off + f.offset()));
+                    }
+                    for (Map.Entry<String, Integer> m : nested.members.entrySet()) {
+                        members.put(member + "." + m.getKey(), off + m.getValue());
+                    }
+                    off += nested.size;
+                    align = Math.max(align, nested.alignment);
+                } else {
+                    Kind kind = (Kind) spec[i + 1];
+                    int s = kind.size();
+                    off = (off + s - 1) / s * s;
+                    members.put(member, off);
+                    list.add(new Field(member, kind, off));
+                    off += s;
+                    align = Math.max(align, s);
+                }
             }
-            return new Layout(structName, list, (off + align - 1) / align * align);
+            return new Layout(structName, list, members, (off + align - 1) / align * align, align);
         }
 
         /**
@@ -192,7 +279,7 @@ public final class KernelStruct {
         }
 
         /**
-         * Returns the fields in declaration order.
+         * Returns the leaf fields in declaration order (nested structs flattened).
          *
          * @return the fields
          */
@@ -210,9 +297,34 @@ public final class KernelStruct {
         }
 
         /**
-         * Returns a field by name.
+         * Returns {@code alignof} the struct.
          *
-         * @param fieldName the C name
+         * @return bytes
+         */
+        public int alignment() {
+            return alignment;
+        }
+
+        /**
+         * Returns {@code offsetof} a declared member (a field or a nested struct).
+         *
+         * @param memberName e.g. {@code "mask"} or {@code "mask.scale"}
+         * @return the byte offset
+         * @throws IllegalArgumentException if there is none
+         */
+        public int offsetOf(String memberName) {
+            Integer off = members.get(memberName);
+            if (off == null) {
+                throw new IllegalArgumentException(name + " has no member '" + memberName + "'; members: "
+                        + members.keySet());
+            }
+            return off;
+        }
+
+        /**
+         * Returns a leaf field by name.
+         *
+         * @param fieldName the C name ({@code "member.field"} inside a nested struct)
          * @return the field
          * @throws IllegalArgumentException if there is none
          */
@@ -232,6 +344,22 @@ public final class KernelStruct {
          */
         public KernelStruct newStruct() {
             return new KernelStruct(this);
+        }
+
+        /**
+         * Reads a packed struct of this layout (e.g. a launcher or a log inspecting the bytes it was given).
+         *
+         * @param bytes {@link #size()} bytes, little-endian
+         * @return a struct holding a copy of them
+         * @throws IllegalArgumentException if the length is not {@link #size()}
+         */
+        public KernelStruct read(byte[] bytes) {
+            if (bytes.length != size) {
+                throw new IllegalArgumentException(name + " is " + size + " bytes, got " + bytes.length);
+            }
+            KernelStruct s = new KernelStruct(this);
+            s.buffer.put(0, bytes);
+            return s;
         }
     }
 }

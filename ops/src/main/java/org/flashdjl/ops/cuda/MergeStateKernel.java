@@ -37,19 +37,19 @@ public final class MergeStateKernel {
 
     /** {@code struct MergeStateParams} of {@code merge_params.h}. */
     public static final KernelStruct.Layout LAYOUT = KernelStruct.Layout.of("MergeStateParams",
-            "v_a", FlashParams.Kind.POINTER, "s_a", FlashParams.Kind.POINTER,
-            "v_b", FlashParams.Kind.POINTER, "s_b", FlashParams.Kind.POINTER,
-            "v_out", FlashParams.Kind.POINTER, "s_out", FlashParams.Kind.POINTER,
-            "v_a_row_stride", FlashParams.Kind.INT64, "v_a_state_stride", FlashParams.Kind.INT64,
-            "v_a_head_stride", FlashParams.Kind.INT64,
-            "s_a_row_stride", FlashParams.Kind.INT64, "s_a_state_stride", FlashParams.Kind.INT64,
-            "s_a_head_stride", FlashParams.Kind.INT64,
-            "v_b_row_stride", FlashParams.Kind.INT64, "v_b_head_stride", FlashParams.Kind.INT64,
-            "s_b_row_stride", FlashParams.Kind.INT64, "s_b_head_stride", FlashParams.Kind.INT64,
-            "v_out_row_stride", FlashParams.Kind.INT64, "v_out_head_stride", FlashParams.Kind.INT64,
-            "s_out_row_stride", FlashParams.Kind.INT64, "s_out_head_stride", FlashParams.Kind.INT64,
-            "rows", FlashParams.Kind.INT32, "heads", FlashParams.Kind.INT32,
-            "head_dim", FlashParams.Kind.INT32, "states", FlashParams.Kind.INT32);
+            "v_a", KernelStruct.Kind.POINTER, "s_a", KernelStruct.Kind.POINTER,
+            "v_b", KernelStruct.Kind.POINTER, "s_b", KernelStruct.Kind.POINTER,
+            "v_out", KernelStruct.Kind.POINTER, "s_out", KernelStruct.Kind.POINTER,
+            "v_a_row_stride", KernelStruct.Kind.INT64, "v_a_state_stride", KernelStruct.Kind.INT64,
+            "v_a_head_stride", KernelStruct.Kind.INT64,
+            "s_a_row_stride", KernelStruct.Kind.INT64, "s_a_state_stride", KernelStruct.Kind.INT64,
+            "s_a_head_stride", KernelStruct.Kind.INT64,
+            "v_b_row_stride", KernelStruct.Kind.INT64, "v_b_head_stride", KernelStruct.Kind.INT64,
+            "s_b_row_stride", KernelStruct.Kind.INT64, "s_b_head_stride", KernelStruct.Kind.INT64,
+            "v_out_row_stride", KernelStruct.Kind.INT64, "v_out_head_stride", KernelStruct.Kind.INT64,
+            "s_out_row_stride", KernelStruct.Kind.INT64, "s_out_head_stride", KernelStruct.Kind.INT64,
+            "rows", KernelStruct.Kind.INT32, "heads", KernelStruct.Kind.INT32,
+            "head_dim", KernelStruct.Kind.INT32, "states", KernelStruct.Kind.INT32);
 
     /** The stacked merge spreads states over threads (one block per row) from this many states... */
     static final int WIDE_MIN_STATES = 4;

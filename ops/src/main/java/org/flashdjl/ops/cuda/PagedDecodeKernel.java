@@ -55,23 +55,20 @@ public final class PagedDecodeKernel {
 
     /** {@code struct PagedDecodeParams} of {@code paged_params.h}. */
     public static final KernelStruct.Layout LAYOUT = KernelStruct.Layout.of("PagedDecodeParams",
-            "q", FlashParams.Kind.POINTER, "k_pages", FlashParams.Kind.POINTER,
-            "v_pages", FlashParams.Kind.POINTER, "o", FlashParams.Kind.POINTER,
-            "lse", FlashParams.Kind.POINTER, "partial_o", FlashParams.Kind.POINTER,
-            "partial_lse", FlashParams.Kind.POINTER, "page_indptr", FlashParams.Kind.POINTER,
-            "page_indices", FlashParams.Kind.POINTER, "seq_lens", FlashParams.Kind.POINTER,
-            "alibi_slopes", FlashParams.Kind.POINTER,
-            "q_batch_stride", FlashParams.Kind.INT64, "q_head_stride", FlashParams.Kind.INT64,
-            "o_batch_stride", FlashParams.Kind.INT64, "o_head_stride", FlashParams.Kind.INT64,
-            "lse_batch_stride", FlashParams.Kind.INT64, "kv_row_stride", FlashParams.Kind.INT64,
-            "kv_head_stride", FlashParams.Kind.INT64,
-            "batch", FlashParams.Kind.INT32, "hq", FlashParams.Kind.INT32, "hkv", FlashParams.Kind.INT32,
-            "head_dim", FlashParams.Kind.INT32, "page_size", FlashParams.Kind.INT32,
-            "num_splits", FlashParams.Kind.INT32, "chunk_size", FlashParams.Kind.INT32,
-            "key_offset", FlashParams.Kind.INT32, "causal", FlashParams.Kind.INT32,
-            "window_left", FlashParams.Kind.INT32, "window_right", FlashParams.Kind.INT32,
-            "sink_tokens", FlashParams.Kind.INT32, "scale", FlashParams.Kind.FLOAT,
-            "softcap", FlashParams.Kind.FLOAT);
+            "q", KernelStruct.Kind.POINTER, "k_pages", KernelStruct.Kind.POINTER,
+            "v_pages", KernelStruct.Kind.POINTER, "o", KernelStruct.Kind.POINTER,
+            "lse", KernelStruct.Kind.POINTER, "partial_o", KernelStruct.Kind.POINTER,
+            "partial_lse", KernelStruct.Kind.POINTER, "page_indptr", KernelStruct.Kind.POINTER,
+            "page_indices", KernelStruct.Kind.POINTER, "seq_lens", KernelStruct.Kind.POINTER,
+            "alibi_slopes", KernelStruct.Kind.POINTER,
+            "q_batch_stride", KernelStruct.Kind.INT64, "q_head_stride", KernelStruct.Kind.INT64,
+            "o_batch_stride", KernelStruct.Kind.INT64, "o_head_stride", KernelStruct.Kind.INT64,
+            "lse_batch_stride", KernelStruct.Kind.INT64, "kv_row_stride", KernelStruct.Kind.INT64,
+            "kv_head_stride", KernelStruct.Kind.INT64,
+            "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
+            "head_dim", KernelStruct.Kind.INT32, "page_size", KernelStruct.Kind.INT32,
+            "num_splits", KernelStruct.Kind.INT32, "chunk_size", KernelStruct.Kind.INT32,
+            "mask", KernelStruct.MASK_PARAMS);
 
     private static final Logger logger = LoggerFactory.getLogger(PagedDecodeKernel.class);
 
@@ -240,16 +237,13 @@ public final class PagedDecodeKernel {
         if (batch == 0) {
             return;
         }
-        synchronized (UploadCache.LOCK) {
-            if (alibi != null) {
-                params.set("alibi_slopes", UploadCache.upload(device, "alibi", alibi));
-            }
-            if (logger.isTraceEnabled()) {
-                logger.trace("launch {} grid ({}, {}, {}) {}", kernel, workspace.schedule.numSplits(), hkv, batch,
-                        params);
-            }
-            kernel.launch(workspace.schedule.numSplits(), hkv, batch, params.toBytes());
+        if (alibi != null) {
+            params.set("alibi_slopes", workspace.arguments().fp32("paged.alibi_slopes", alibi).getAddress());
         }
+        if (logger.isTraceEnabled()) {
+            logger.trace("launch {} grid ({}, {}, {}) {}", kernel, workspace.schedule.numSplits(), hkv, batch, params);
+        }
+        kernel.launch(workspace.schedule.numSplits(), hkv, batch, params.toBytes());
         if (merge != null) {
             merge.run();
         }
@@ -281,6 +275,7 @@ public final class PagedDecodeKernel {
         private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B]
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
+        private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
         private Workspace(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
@@ -435,6 +430,14 @@ public final class PagedDecodeKernel {
             return indicesAddress() + 4L * table.getIndices().length;
         }
 
+        // The step's small kernel arguments (ALiBi slopes): uploaded once, shared by the layers.
+        DeviceWorkspace arguments() {
+            if (arguments == null) {
+                arguments = new DeviceWorkspace(device);
+            }
+            return arguments;
+        }
+
         /** Waits for the device, then frees the uploaded table and partials. */
         @Override
         public void close() {
@@ -448,6 +451,9 @@ public final class PagedDecodeKernel {
             CudaRuntime.bind(device);
             CudaRuntime.synchronize("paged decode workspace close");
             tableBuffer.close();
+            if (arguments != null) {
+                arguments.close();
+            }
             if (partialO != null) {
                 partialO.close();
                 partialLse.close();
@@ -524,10 +530,8 @@ public final class PagedDecodeKernel {
                     .set("lse_batch_stride", lse == null ? 0 : lse.stride(0))
                     .set("kv_row_stride", k.stride(1)).set("kv_head_stride", k.stride(2));
             p.set("batch", b).set("hq", hq).set("hkv", hkv).set("head_dim", d).set("page_size", table.getPageSize())
-                    .set("num_splits", s.numSplits()).set("chunk_size", s.chunkSize()).set("key_offset", keyOffset)
-                    .set("causal", spec.isCausal() ? 1 : 0).set("window_left", spec.getWindowLeft())
-                    .set("window_right", spec.getWindowRight()).set("sink_tokens", spec.getSinkTokens());
-            p.setFloat("scale", spec.scaleFor(d)).setFloat("softcap", spec.getSoftcap());
+                    .set("num_splits", s.numSplits()).set("chunk_size", s.chunkSize())
+                    .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             MergeStateKernel merge = null;
             if (s.numSplits() > 1) {
                 // an unallocated (validation-test) workspace gets placeholder addresses; run() refuses it

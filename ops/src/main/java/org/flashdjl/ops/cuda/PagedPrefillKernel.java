@@ -30,21 +30,18 @@ public final class PagedPrefillKernel {
 
     /** {@code struct PagedPrefillParams} of {@code paged_prefill_params.h}. */
     public static final KernelStruct.Layout LAYOUT = KernelStruct.Layout.of("PagedPrefillParams",
-            "q", FlashParams.Kind.POINTER, "k_pages", FlashParams.Kind.POINTER,
-            "v_pages", FlashParams.Kind.POINTER, "o", FlashParams.Kind.POINTER,
-            "lse", FlashParams.Kind.POINTER, "qo_indptr", FlashParams.Kind.POINTER,
-            "page_indptr", FlashParams.Kind.POINTER, "page_indices", FlashParams.Kind.POINTER,
-            "seq_lens", FlashParams.Kind.POINTER, "alibi_slopes", FlashParams.Kind.POINTER,
-            "q_row_stride", FlashParams.Kind.INT64, "q_head_stride", FlashParams.Kind.INT64,
-            "o_row_stride", FlashParams.Kind.INT64, "o_head_stride", FlashParams.Kind.INT64,
-            "lse_row_stride", FlashParams.Kind.INT64, "kv_row_stride", FlashParams.Kind.INT64,
-            "kv_head_stride", FlashParams.Kind.INT64,
-            "batch", FlashParams.Kind.INT32, "hq", FlashParams.Kind.INT32, "hkv", FlashParams.Kind.INT32,
-            "lq", FlashParams.Kind.INT32, "head_dim", FlashParams.Kind.INT32, "page_size", FlashParams.Kind.INT32,
-            "key_offset", FlashParams.Kind.INT32, "causal", FlashParams.Kind.INT32,
-            "window_left", FlashParams.Kind.INT32, "window_right", FlashParams.Kind.INT32,
-            "sink_tokens", FlashParams.Kind.INT32, "scale", FlashParams.Kind.FLOAT,
-            "softcap", FlashParams.Kind.FLOAT);
+            "q", KernelStruct.Kind.POINTER, "k_pages", KernelStruct.Kind.POINTER,
+            "v_pages", KernelStruct.Kind.POINTER, "o", KernelStruct.Kind.POINTER,
+            "lse", KernelStruct.Kind.POINTER, "qo_indptr", KernelStruct.Kind.POINTER,
+            "page_indptr", KernelStruct.Kind.POINTER, "page_indices", KernelStruct.Kind.POINTER,
+            "seq_lens", KernelStruct.Kind.POINTER, "alibi_slopes", KernelStruct.Kind.POINTER,
+            "q_row_stride", KernelStruct.Kind.INT64, "q_head_stride", KernelStruct.Kind.INT64,
+            "o_row_stride", KernelStruct.Kind.INT64, "o_head_stride", KernelStruct.Kind.INT64,
+            "lse_row_stride", KernelStruct.Kind.INT64, "kv_row_stride", KernelStruct.Kind.INT64,
+            "kv_head_stride", KernelStruct.Kind.INT64,
+            "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
+            "lq", KernelStruct.Kind.INT32, "head_dim", KernelStruct.Kind.INT32, "page_size", KernelStruct.Kind.INT32,
+            "mask", KernelStruct.MASK_PARAMS);
 
     /** Query rows per CTA of each head dim's kernel ({@code TraitsFor<D>::Br}, also in the cfg array). */
     static int blockRows(int headDim) {
@@ -134,12 +131,10 @@ public final class PagedPrefillKernel {
         if (gridX == 0 || workspace.table.getBatchSize() == 0) {
             return;
         }
-        synchronized (UploadCache.LOCK) {
-            if (alibi != null) {
-                params.set("alibi_slopes", UploadCache.upload(device, "alibi", alibi));
-            }
-            kernel.launch(gridX, hq, workspace.table.getBatchSize(), params.toBytes());
+        if (alibi != null) {
+            params.set("alibi_slopes", workspace.arguments().fp32("paged.alibi_slopes", alibi).getAddress());
         }
+        kernel.launch(gridX, hq, workspace.table.getBatchSize(), params.toBytes());
         if (synchronize) {
             CudaRuntime.synchronize(kernelName);
         }
@@ -162,6 +157,7 @@ public final class PagedPrefillKernel {
         private final int maxQueryLength;
         private final int device;
         private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | B + 1]
+        private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
         private Workspace(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
@@ -261,6 +257,14 @@ public final class PagedPrefillKernel {
             return seqLensAddress() + 4L * table.getBatchSize();
         }
 
+        // The step's small kernel arguments (ALiBi slopes): uploaded once, shared by the layers.
+        DeviceWorkspace arguments() {
+            if (arguments == null) {
+                arguments = new DeviceWorkspace(device);
+            }
+            return arguments;
+        }
+
         /** Waits for the device, then frees the uploaded table. */
         @Override
         public void close() {
@@ -274,6 +278,9 @@ public final class PagedPrefillKernel {
             CudaRuntime.bind(device);
             CudaRuntime.synchronize("paged prefill workspace close");
             tableBuffer.close();
+            if (arguments != null) {
+                arguments.close();
+            }
         }
 
         /** {@inheritDoc} */
@@ -350,10 +357,8 @@ public final class PagedPrefillKernel {
                     .set("lse_row_stride", lse == null ? 0 : lse.stride(0))
                     .set("kv_row_stride", k.stride(1)).set("kv_head_stride", k.stride(2));
             p.set("batch", table.getBatchSize()).set("hq", hq).set("hkv", hkv).set("lq", workspace.maxQueryLength)
-                    .set("head_dim", d).set("page_size", table.getPageSize()).set("key_offset", keyOffset)
-                    .set("causal", spec.isCausal() ? 1 : 0).set("window_left", spec.getWindowLeft())
-                    .set("window_right", spec.getWindowRight()).set("sink_tokens", spec.getSinkTokens());
-            p.setFloat("scale", spec.scaleFor(d)).setFloat("softcap", spec.getSoftcap());
+                    .set("head_dim", d).set("page_size", table.getPageSize())
+                    .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             int br = blockRows((int) d);
             int gridX = (workspace.maxQueryLength + br - 1) / br;
             return new PagedPrefillKernel(workspace, p, name, gridX, (int) hq,

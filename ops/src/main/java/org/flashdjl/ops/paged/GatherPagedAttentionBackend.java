@@ -193,7 +193,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
                         .build();
                 AttentionOutput o = Attention.forward(dense, plan.getDenseBackend());
                 outs.add(o.getOutput().reshape(rows, hq, dv)); // [G * Lq, Hq, Dv]
-                lses.add(o.getLse().transpose(0, 2, 1).reshape(rows, hq)); // [G * Lq, Hq]
+                lses.add(o.getLse().reshape(rows, hq)); // [G, Lq, Hq] -> [G * Lq, Hq]
             }
             NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 0); // [totalQ, Hq, Dv]
             NDArray lse = lses.size() == 1 ? lses.get(0) : NDArrays.concat(lses, 0); // [totalQ, Hq]

@@ -10,6 +10,7 @@ import org.flashdjl.ops.OpScope;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
 
 /**
  * Sharding helpers of context parallelism: cut a full sequence into a rank's shard, and put the shards back

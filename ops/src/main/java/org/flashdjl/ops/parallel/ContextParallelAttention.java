@@ -3,7 +3,6 @@ package org.flashdjl.ops.parallel;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionBackends;
@@ -12,7 +11,11 @@ import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 
 import java.util.Locale;
 import java.util.Objects;
@@ -33,8 +36,9 @@ import java.util.Objects;
  * </ul>
  *
  * <p><b>On GPUs.</b> With an {@link NcclProcessGroup}, GPU NDArrays and the {@code flash} backend ({@code auto}
- * too, for fp16 and specs the device path supports), the forward runs on device memory: {@link DeviceRingAttention}
- * (flash kernels per block, NCCL transfers overlapping compute, merges by {@code MergeStateKernel}) or
+ * too, for fp16), the forward runs on device memory: {@link DeviceRingAttention} (flash kernels per block, at the
+ * blocks' global positions where the mask needs them; NCCL transfers overlapping compute; merges by
+ * {@code MergeStateKernel}) or
  * {@link DeviceUlyssesAttention}; {@link #forward(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor,
  * DeviceTensor, AttentionSpec)} takes raw device views (JCuda memory, bf16). Scratch lives until {@link #close()}.
  *
@@ -108,6 +112,7 @@ public final class ContextParallelAttention implements AutoCloseable {
     private DeviceRingAttention deviceRing; // lazily, for the group it was made for
     private DeviceUlyssesAttention deviceUlysses;
     private NcclProcessGroup deviceGroup;
+    private DeviceWorkspace singleRank; // lazily, for the single-rank device path
 
     private ContextParallelAttention(Builder b) {
         this.layout = b.layout;
@@ -203,7 +208,7 @@ public final class ContextParallelAttention implements AutoCloseable {
      * @param spec what to compute, positions of the full sequence (causal is bottom-right aligned over the full
      *     lengths); its layout is ignored, this module's layout applies
      * @return this rank's output in the layout ([B, Hq, Lq_r, Dv] / [B, Lq_r, Hq, Dv]) and, when the spec asks,
-     *     its LSE [B, Hq, Lq_r] (fp32, natural log)
+     *     its LSE, the output's shape without Dv ([B, Hq, Lq_r] / [B, Lq_r, Hq]; fp32, natural log)
      * @throws IllegalArgumentException for bad inputs, naming the argument and the allowed values
      * @throws ProcessGroupException when a peer fails or a wait times out
      */
@@ -216,8 +221,8 @@ public final class ContextParallelAttention implements AutoCloseable {
         }
         // Every local check before the first collective, so a bad input fails here and not as a peer timeout.
         AttentionProblem problem = AttentionProblem.builder(q, k, v, s).build();
-        if (usesDeviceKernels(g, q, s)) {
-            return forwardNDArraysOnDevice((NcclProcessGroup) g, q, k, v, s, problem.getQueryHeads());
+        if (usesDeviceKernels(g, q)) {
+            return forwardNDArraysOnDevice((NcclProcessGroup) g, q, k, v, s);
         }
         if (method == Method.ULYSSES) {
             UlyssesAttention.checkHeads(problem.getQueryHeads(), g.size());
@@ -236,10 +241,8 @@ public final class ContextParallelAttention implements AutoCloseable {
      * @param k this rank's keys [B, Lk_r, Hkv, D] / [B, Hkv, Lk_r, D]
      * @param v this rank's values, the shape of k
      * @param out the output, the shape and dtype of q
-     * @param lse fp32 [B, Hq, Lq_r] (natural log), or null
+     * @param lse fp32, q's shape without D ([B, Lq_r, Hq] / [B, Hq, Lq_r]), natural log, or null
      * @param spec what to compute over the full sequence; its layout is ignored, this module's applies
-     * @throws UnsupportedOperationException for ring specs with windows, sinks or ALiBi (see
-     *     {@link DeviceRingAttention#unsupportedReason})
      * @throws IllegalArgumentException for bad inputs, or a group that is not NCCL
      * @throws ProcessGroupException when a peer fails or a wait times out
      */
@@ -250,7 +253,7 @@ public final class ContextParallelAttention implements AutoCloseable {
         ProcessGroup g = group;
         if (g == null || g.size() == 1) {
             FlashAttention.builder().setQuery(q).setKey(k).setValue(v).setOutput(out).optLse(lse).setSpec(s).build()
-                    .run();
+                    .run(singleRankArguments(q.getDevice()));
             return;
         }
         if (!(g instanceof NcclProcessGroup)) {
@@ -266,24 +269,22 @@ public final class ContextParallelAttention implements AutoCloseable {
     }
 
     // GPU NDArrays on an NCCL group with the flash (or auto) backend run the device kernels directly.
-    private boolean usesDeviceKernels(ProcessGroup g, NDArray q, AttentionSpec s) {
+    private boolean usesDeviceKernels(ProcessGroup g, NDArray q) {
         if (!(g instanceof NcclProcessGroup) || !q.getDevice().isGpu()) {
             return false;
         }
         if (FLASH.equals(backend)) {
             return true;
         }
-        return AttentionBackends.AUTO.equals(backend) && q.getDataType() == DataType.FLOAT16
-                && (method == Method.ULYSSES || DeviceRingAttention.unsupportedReason(s) == null);
+        return AttentionBackends.AUTO.equals(backend) && q.getDataType() == DataType.FLOAT16;
     }
 
     private AttentionOutput forwardNDArraysOnDevice(NcclProcessGroup g, NDArray q, NDArray k, NDArray v,
-            AttentionSpec s, int queryHeads) {
+            AttentionSpec s) {
         NDManager manager = q.getManager();
         NDArray out = manager.create(q.getShape(), q.getDataType(), q.getDevice());
         NDArray lse = s.isReturnLse()
-                ? manager.create(new Shape(q.getShape().get(0), queryHeads, q.getShape().get(layout.seqAxis())),
-                        DataType.FLOAT32, q.getDevice())
+                ? manager.create(q.getShape().slice(0, 3), DataType.FLOAT32, q.getDevice()) // q without D
                 : null;
         try {
             forward(DeviceTensor.fromNDArray(q), DeviceTensor.fromNDArray(k), DeviceTensor.fromNDArray(v),
@@ -296,6 +297,17 @@ public final class ContextParallelAttention implements AutoCloseable {
             throw e;
         }
         return new AttentionOutput(out, lse);
+    }
+
+    // The kernel arguments (ALiBi slopes) of the single-rank device path, kept until close().
+    private synchronized DeviceWorkspace singleRankArguments(int device) {
+        if (singleRank == null || singleRank.getDevice() != device) {
+            if (singleRank != null) {
+                singleRank.close();
+            }
+            singleRank = new DeviceWorkspace(device);
+        }
+        return singleRank;
     }
 
     private synchronized DeviceRingAttention ringFor(NcclProcessGroup g) {
@@ -331,6 +343,10 @@ public final class ContextParallelAttention implements AutoCloseable {
         if (deviceUlysses != null) {
             deviceUlysses.close();
             deviceUlysses = null;
+        }
+        if (singleRank != null) {
+            singleRank.close();
+            singleRank = null;
         }
         deviceGroup = null;
     }

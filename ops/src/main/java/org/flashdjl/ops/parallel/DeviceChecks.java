@@ -1,8 +1,9 @@
 package org.flashdjl.ops.parallel;
 
-import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 
 import java.util.Arrays;
 
@@ -69,11 +70,11 @@ final class DeviceChecks {
                     + " multiple of key heads");
         }
         if (lse != null) {
-            long[] expected = {q.size(0), q.size(h), q.size(layout.seqAxis())};
+            long[] expected = Arrays.copyOf(q.getShape(), 3); // q's shape without D
             if (!Arrays.equals(lse.getShape(), expected)
-                    || lse.getDataType() != org.flashdjl.ops.cuda.DeviceDataType.FP32) {
+                    || lse.getDataType() != DeviceDataType.FP32) {
                 throw new IllegalArgumentException(where + ": lse must be fp32 " + DeviceTensor.format(expected)
-                        + " [B, Hq, Lq_r], got " + lse);
+                        + " (q's shape without its head dim), got " + lse);
             }
         }
     }
@@ -92,39 +93,5 @@ final class DeviceChecks {
             throw new IllegalArgumentException("reshape to " + DeviceTensor.format(shape) + " exceeds " + t);
         }
         return r;
-    }
-
-    /**
-     * Returns the NCCL buffer of a contiguous view.
-     *
-     * @param t the view
-     * @return its address, element count and NCCL type
-     */
-    static NcclBuffer buffer(DeviceTensor t) {
-        if (!t.isContiguous()) {
-            throw new IllegalArgumentException("NCCL needs a contiguous buffer, got " + t);
-        }
-        return new NcclBuffer(t.numel() == 0 ? 0 : t.getAddress(), t.numel(), ncclType(t.getDataType()));
-    }
-
-    /**
-     * Maps a kernel dtype to NCCL's.
-     *
-     * @param type the dtype
-     * @return the NCCL dtype
-     */
-    static DeviceDataType ncclType(org.flashdjl.ops.cuda.DeviceDataType type) {
-        switch (type) {
-            case FP16:
-                return DeviceDataType.FP16;
-            case BF16:
-                return DeviceDataType.BF16;
-            case FP32:
-                return DeviceDataType.FP32;
-            case INT32:
-                return DeviceDataType.INT32;
-            default:
-                throw new IllegalArgumentException("no NCCL type for " + type);
-        }
     }
 }

@@ -3,9 +3,16 @@ package org.flashdjl.ops.parallel;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.MaskRule;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.DeviceCopy;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.group.Work;
+import org.flashdjl.ops.parallel.nccl.DeviceP2POp;
+import org.flashdjl.ops.parallel.nccl.NcclBuffer;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,12 +33,11 @@ import java.util.Objects;
  * }</pre>
  *
  * <p>Semantics are {@link ContextParallelAttention}'s (causal bottom-right over the full lengths, GQA, softcap,
- * scale); each rank passes its own shards, cut with the sharding given here. The flash kernels have no custom
- * positions, so each block must be plain (all keys visible), or causal with the block's last query and last key
- * at the same position (the diagonal blocks of a ring with Lq = Lk); blocks the mask hides are skipped. That covers
- * causal and non-causal rings with the zigzag or the contiguous sharding. Sliding windows, attention sinks and
- * ALiBi need per-block positions and are refused with {@link UnsupportedOperationException} (use Ulysses, which
- * attends the full sequence, or the NDArray ring with the {@code online} backend).
+ * scale, sliding windows, attention sinks, ALiBi); each rank passes its own shards, cut with the sharding given
+ * here. Blocks the mask hides are skipped. A block whose mask is the whole-sequence mask of a plain (all keys
+ * visible) or bottom-right causal call runs on those kernels; any other block (windows, sinks and ALiBi, which
+ * need global positions, or a causal block off the diagonal when Lq != Lk) is one general-kernel call placed at
+ * the block's global positions ({@link FlashAttention.Builder#optPositions}).
  *
  * <p>Blocks of one step are fused where the mask allows (one query piece against contiguous key pieces as one
  * causal or plain call; query pieces with the same visible keys as one plain call), so a zigzag causal rank makes 2
@@ -54,9 +60,69 @@ public final class DeviceRingAttention implements AutoCloseable {
      * @param queryLength rows
      * @param keyStart first key in the travelling shard
      * @param keyLength keys
-     * @param causal true for the bottom-right causal kernel, false for the plain one
+     * @param causal the call is causal (bottom-right, or at the positions when {@code positioned})
+     * @param positioned true for a call placed at global positions (the general kernel with the spec's options)
+     * @param queryPosition the global position of its first query row (when positioned)
+     * @param keyPosition the global index of its first key (when positioned)
      */
-    public record BlockCall(long queryStart, long queryLength, long keyStart, long keyLength, boolean causal) {}
+    public record BlockCall(long queryStart, long queryLength, long keyStart, long keyLength, boolean causal,
+            boolean positioned, long queryPosition, long keyPosition) {
+
+        /**
+         * A bottom-right aligned call: plain, or causal with the block's last query and last key at one position.
+         *
+         * @param queryStart first query row in the shard
+         * @param queryLength rows
+         * @param keyStart first key in the travelling shard
+         * @param keyLength keys
+         * @param causal true for the bottom-right causal kernel, false for the plain one
+         */
+        public BlockCall(long queryStart, long queryLength, long keyStart, long keyLength, boolean causal) {
+            this(queryStart, queryLength, keyStart, keyLength, causal, false, 0, 0);
+        }
+
+        /**
+         * A call at the global positions of a block.
+         *
+         * @param b the block
+         * @param spec the spec
+         * @return the call
+         */
+        static BlockCall at(RingSchedule.Block b, AttentionSpec spec) {
+            return new BlockCall(b.queryLocalStart(), b.queryLength(), b.keyLocalStart(), b.keyLength(),
+                    spec.isCausal(), true, b.queryPosition(), b.keyPosition());
+        }
+
+        /**
+         * Builds this call's flash attention: its query rows of the local shard against its keys of the travelling
+         * shard, writing a block state; plain or bottom-right causal, or the spec's options at the call's global
+         * positions.
+         *
+         * @param q this rank's query shard, in the spec's layout
+         * @param k the travelling key shard
+         * @param v the travelling value shard
+         * @param out the block output for the call's rows (q's row slice shape)
+         * @param lse the block LSE for those rows
+         * @param spec the ring's spec
+         * @return the built call (not launched)
+         */
+        public FlashAttention toFlash(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out,
+                DeviceTensor lse, AttentionSpec spec) {
+            int seqAxis = spec.getLayout().seqAxis();
+            FlashAttention.Builder fa = FlashAttention.builder()
+                    .setQuery(q.slice(seqAxis, queryStart, queryStart + queryLength))
+                    .setKey(k.slice(seqAxis, keyStart, keyStart + keyLength))
+                    .setValue(v.slice(seqAxis, keyStart, keyStart + keyLength))
+                    .setOutput(out).optLse(lse);
+            AttentionSpec.Builder s = spec.toBuilder().optReturnLse(true);
+            if (positioned) {
+                fa.optPositions(queryPosition, keyPosition);
+            } else {
+                s.optCausal(causal);
+            }
+            return fa.setSpec(s.build()).build();
+        }
+    }
 
     private final NcclProcessGroup group;
     private final SequenceSharding sharding;
@@ -89,41 +155,14 @@ public final class DeviceRingAttention implements AutoCloseable {
     }
 
     /**
-     * Returns the spec features the device ring cannot run, or null when it can.
-     *
-     * @param spec the spec
-     * @return the reason or null
-     */
-    public static String unsupportedReason(AttentionSpec spec) {
-        List<String> what = new ArrayList<>();
-        if (spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0) {
-            what.add("sliding window");
-        }
-        if (spec.getSinkTokens() > 0) {
-            what.add("attention sinks");
-        }
-        if (spec.hasAlibi()) {
-            what.add("ALiBi");
-        }
-        if (what.isEmpty()) {
-            return null;
-        }
-        return "ring attention on GPU does not support " + String.join(", ", what) + ": the flash kernels take no"
-                + " query/key positions (optPositions), which these need on the blocks of a sharded sequence."
-                + " Supported on GPU: causal or no mask, GQA, softcap, scale. Use Method.ULYSSES (full-sequence local"
-                + " attention) or the NDArray ring with the online/math backend.";
-    }
-
-    /**
      * Computes this rank's output. Every rank calls it with the same spec and its own shards.
      *
      * @param q this rank's queries, bshd [B, Lq_r, Hq, D] or bhsd [B, Hq, Lq_r, D] (the spec's layout), fp16/bf16
      * @param k this rank's keys [B, Lk_r, Hkv, D] / [B, Hkv, Lk_r, D]
      * @param v this rank's values, the shape of k
      * @param out the output, the shape and dtype of q
-     * @param lse fp32 [B, Hq, Lq_r] (natural log), or null
+     * @param lse fp32, the shape of q without its last axis ([B, Lq_r, Hq] / [B, Hq, Lq_r]), natural log, or null
      * @param spec what to compute over the full sequence (causal bottom-right over the full lengths)
-     * @throws UnsupportedOperationException for windows, sinks and ALiBi
      * @throws IllegalArgumentException for bad shapes, dtypes, devices, non-contiguous views, shard lengths that
      *     do not follow the sharding
      * @throws ProcessGroupException when a peer fails or a wait times out
@@ -131,24 +170,15 @@ public final class DeviceRingAttention implements AutoCloseable {
     public void forward(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, DeviceTensor lse,
             AttentionSpec spec) {
         Objects.requireNonNull(spec, "spec");
-        String why = unsupportedReason(spec);
-        if (why != null) {
-            throw new UnsupportedOperationException(why);
-        }
         QkvLayout layout = spec.getLayout();
         int seqAxis = layout.seqAxis();
         DeviceChecks.checkQkv("ring", group, q, k, v, out, lse, layout);
         int world = group.size();
         int rank = group.rank();
-        long[] lens = group.allGatherLongs(q.size(seqAxis), k.size(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        long maxLk = 0;
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-            maxLk = Math.max(maxLk, lk[r]);
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.size(seqAxis), k.size(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
+        long maxLk = lengths.maxKey();
         RingSchedule schedule = RingSchedule.create(spec, lq, lk, sharding);
         List<List<BlockCall>> plans = new ArrayList<>(world);
         int calls = 0;
@@ -158,9 +188,6 @@ public final class DeviceRingAttention implements AutoCloseable {
         }
         DeviceDataType dtype = q.getDataType();
         long[] qShape = q.getShape();
-        long batch = qShape[0];
-        long hq = q.size(layout.headAxis());
-        long lqLocal = q.size(seqAxis);
         if (calls == 0) { // no local query sees a key
             DeviceCopy.fill16(out, (short) 0);
             if (lse != null) {
@@ -174,16 +201,18 @@ public final class DeviceRingAttention implements AutoCloseable {
         slabShape[0] = slabs;
         System.arraycopy(qShape, 0, slabShape, 1, 4);
         DeviceTensor blockOut = workspace.get("blockOut", dtype, slabShape);
-        DeviceTensor blockLse = workspace.get("blockLse", DeviceDataType.FP32, slabs, batch, hq, lqLocal);
+        long[] lseShape = java.util.Arrays.copyOf(qShape, 3); // the LSE has q's axes without D
+        long[] lseSlabShape = new long[4];
+        lseSlabShape[0] = slabs;
+        System.arraycopy(lseShape, 0, lseSlabShape, 1, 3);
+        DeviceTensor blockLse = workspace.get("blockLse", DeviceDataType.FP32, lseSlabShape);
         DeviceCopy.fill32(blockLse, NEG_INF_BITS); // rows a call does not touch keep weight 0
         DeviceTensor accLse = null;
         if (!convertToFp32 && calls > 0) {
-            accLse = lse != null ? lse : workspace.get("accLse", DeviceDataType.FP32, batch, hq, lqLocal);
+            accLse = lse != null ? lse : workspace.get("accLse", DeviceDataType.FP32, lseShape);
             DeviceCopy.fill16(out, (short) 0); // the empty state: output 0, LSE -inf
             DeviceCopy.fill32(accLse, NEG_INF_BITS);
         }
-        AttentionSpec plain = spec.toBuilder().optCausal(false).optReturnLse(true).build();
-        AttentionSpec causal = spec.toBuilder().optCausal(true).optReturnLse(true).build();
         DeviceTensor[] recvK = new DeviceTensor[2];
         DeviceTensor[] recvV = new DeviceTensor[2];
         DeviceTensor curK = k;
@@ -207,10 +236,10 @@ public final class DeviceRingAttention implements AutoCloseable {
                 nextK = DeviceChecks.reshape(recvK[slot], kvShape);
                 nextV = DeviceChecks.reshape(recvV[slot], kvShape);
                 // Post the next transfer first: it runs on NCCL's stream while this step's blocks are computed.
-                transfer = group.batchIsendIrecv(DeviceP2POp.send(DeviceChecks.buffer(curK), next),
-                        DeviceP2POp.send(DeviceChecks.buffer(curV), next),
-                        DeviceP2POp.recv(DeviceChecks.buffer(nextK), prev),
-                        DeviceP2POp.recv(DeviceChecks.buffer(nextV), prev));
+                transfer = group.batchIsendIrecv(DeviceP2POp.send(NcclBuffer.of(curK), next),
+                        DeviceP2POp.send(NcclBuffer.of(curV), next),
+                        DeviceP2POp.recv(NcclBuffer.of(nextK), prev),
+                        DeviceP2POp.recv(NcclBuffer.of(nextV), prev));
                 if (!overlap) {
                     transfer.await();
                 }
@@ -224,13 +253,10 @@ public final class DeviceRingAttention implements AutoCloseable {
                 long qe = qs + c.queryLength();
                 int slab = convertToFp32 ? call : 0;
                 DeviceTensor ob = slab(blockOut, slab).slice(seqAxis, qs, qe);
-                DeviceTensor lb = slab(blockLse, slab).slice(2, qs, qe);
-                FlashAttention.builder().setQuery(q.slice(seqAxis, qs, qe))
-                        .setKey(curK.slice(seqAxis, c.keyStart(), c.keyStart() + c.keyLength()))
-                        .setValue(curV.slice(seqAxis, c.keyStart(), c.keyStart() + c.keyLength()))
-                        .setOutput(ob).optLse(lb).setSpec(c.causal() ? causal : plain).build().run();
+                DeviceTensor lb = slab(blockLse, slab).slice(seqAxis, qs, qe);
+                c.toFlash(q, curK, curV, ob, lb, spec).run(workspace);
                 if (!convertToFp32) {
-                    DeviceStateMerge.mergeInPlace(out.slice(seqAxis, qs, qe), accLse.slice(2, qs, qe), ob, lb,
+                    DeviceStateMerge.mergeInPlace(out.slice(seqAxis, qs, qe), accLse.slice(seqAxis, qs, qe), ob, lb,
                             layout);
                 }
                 call++;
@@ -255,18 +281,24 @@ public final class DeviceRingAttention implements AutoCloseable {
     }
 
     /**
-     * Turns the blocks of one ring step into flash calls: for each query piece, its visible key pieces are fused
-     * into one plain call (all visible) or one bottom-right causal call (when that mask equals the true one on
-     * every piece); otherwise each block is its own call. Plain calls with the same keys and adjacent query rows
-     * are fused too.
+     * Turns the blocks of one ring step into flash calls. A spec with windows, sinks or ALiBi makes one call per
+     * block at its global positions. Otherwise, for each query piece, its visible key pieces are fused into one
+     * plain call (all visible) or one bottom-right causal call (when that mask equals the true one on every
+     * piece); failing that each block is its own plain or causal call, or a call at its positions (a causal block
+     * off the diagonal). Plain calls with the same keys and adjacent query rows are fused too.
      *
      * @param blocks the step's blocks ({@link RingSchedule#blocks}), query piece by query piece
-     * @param spec the spec (causal or no mask)
+     * @param spec the spec
      * @return the calls
-     * @throws UnsupportedOperationException if a block needs positions the kernels do not take
      */
     public static List<BlockCall> plan(List<RingSchedule.Block> blocks, AttentionSpec spec) {
         List<BlockCall> calls = new ArrayList<>();
+        if (spec.hasAlibi() || spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0) {
+            for (RingSchedule.Block b : blocks) {
+                calls.add(BlockCall.at(b, spec));
+            }
+            return calls;
+        }
         int i = 0;
         while (i < blocks.size()) {
             int j = i;
@@ -280,7 +312,8 @@ public final class DeviceRingAttention implements AutoCloseable {
         List<BlockCall> fused = new ArrayList<>();
         for (BlockCall c : calls) {
             BlockCall last = fused.isEmpty() ? null : fused.get(fused.size() - 1);
-            if (last != null && !last.causal() && !c.causal() && last.keyStart() == c.keyStart()
+            if (last != null && !last.positioned() && !c.positioned() && !last.causal() && !c.causal()
+                    && last.keyStart() == c.keyStart()
                     && last.keyLength() == c.keyLength() && last.queryStart() + last.queryLength() == c.queryStart()) {
                 fused.set(fused.size() - 1, new BlockCall(last.queryStart(), last.queryLength() + c.queryLength(),
                         last.keyStart(), last.keyLength(), false));
@@ -324,11 +357,7 @@ public final class DeviceRingAttention implements AutoCloseable {
             } else if (causalMatches(List.of(b), spec, b.keyLocalStart(), b.keyLength())) {
                 calls.add(new BlockCall(qStart, qLen, b.keyLocalStart(), b.keyLength(), true));
             } else {
-                throw new UnsupportedOperationException("ring block of queries at positions [" + b.queryPosition()
-                        + ", " + (b.queryPosition() + b.queryLength()) + ") against keys [" + b.keyPosition() + ", "
-                        + (b.keyPosition() + b.keyLength()) + ") is partially masked off the diagonal; the flash"
-                        + " kernels take no custom positions. Use Lq = Lk with the zigzag or contiguous sharding, or"
-                        + " the NDArray ring with the online backend.");
+                calls.add(BlockCall.at(b, spec)); // a causal block off the diagonal (Lq != Lk)
             }
         }
     }

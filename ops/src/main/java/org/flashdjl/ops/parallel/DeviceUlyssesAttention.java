@@ -2,9 +2,15 @@ package org.flashdjl.ops.parallel;
 
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.DeviceCopy;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.cuda.DeviceWorkspace;
 import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.nccl.DeviceP2POp;
+import org.flashdjl.ops.parallel.nccl.NcclBuffer;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -71,7 +77,7 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
      * @param k this rank's keys [B, Lk_r, Hkv, D] / [B, Hkv, Lk_r, D]
      * @param v this rank's values, the shape of k
      * @param out the output, the shape and dtype of q
-     * @param lse fp32 [B, Hq, Lq_r], or null
+     * @param lse fp32, q's shape without D ([B, Lq_r, Hq] / [B, Hq, Lq_r]), or null
      * @param spec what to compute over the full sequence
      * @throws IllegalArgumentException for bad inputs or heads that do not divide by the world size
      * @throws ProcessGroupException when a peer fails or a wait times out
@@ -88,17 +94,11 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
         int hq = (int) q.size(headAxis);
         int hkv = (int) k.size(headAxis);
         checkHeads(hq, hkv, world);
-        long[] lens = group.allGatherLongs(q.size(seqAxis), k.size(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        long totalQ = 0;
-        long totalK = 0;
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-            totalQ += lq[r];
-            totalK += lk[r];
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.size(seqAxis), k.size(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
+        long totalQ = lengths.totalQuery();
+        long totalK = lengths.totalKey();
         List<List<SequenceSharding.Piece>> qLayout = sharding.layout("query", lq);
         List<List<SequenceSharding.Piece>> kLayout = sharding.layout("key", lk);
         int hs = hq / world;
@@ -111,7 +111,7 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
         DeviceTensor kf = workspace.get("k.full", dtype, batch, totalK, hks, d);
         DeviceTensor vf = workspace.get("v.full", dtype, batch, totalK, hks, d);
         DeviceTensor of = workspace.get("o.full", dtype, batch, totalQ, hs, d);
-        DeviceTensor lf = workspace.get("lse.full", DeviceDataType.FP32, batch, hs, totalQ);
+        DeviceTensor lf = bshdLse(lseSlot("lse.full", batch, totalQ, hs, layout), layout); // [B, totalQ, hs] view
 
         // 1. sequence shards -> head shards (q, k, v in one NCCL group)
         List<DeviceP2POp> ops = new ArrayList<>();
@@ -127,24 +127,25 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
             local.optAlibiSlopes(Arrays.copyOfRange(spec.getAlibiSlopes(), rank * hs, (rank + 1) * hs));
         }
         FlashAttention.builder().setQuery(qf).setKey(kf).setValue(vf).setOutput(of).optLse(lse == null ? null : lf)
-                .setSpec(local.build()).build().run();
+                .setSpec(local.build()).build().run(workspace);
 
         // 3. head shards -> sequence shards (output and LSE in one NCCL group)
         ops.clear();
         unpack.clear();
         DeviceTensor ob = bshd(out, layout);
+        DeviceTensor lb = lse == null ? null : bshdLse(lse, layout); // [B, Lq_r, Hq] view
         for (int j = 0; j < world; j++) {
             // to rank j: its tokens (pieces in shard order), my heads
             List<SequenceSharding.Piece> pieces = qLayout.get(j);
             DeviceTensor mine = ob.slice(2, (long) rank * hs, (long) (rank + 1) * hs);
-            DeviceTensor mineLse = lse == null ? null : lse.slice(1, (long) rank * hs, (long) (rank + 1) * hs);
+            DeviceTensor mineLse = lb == null ? null : lb.slice(2, (long) rank * hs, (long) (rank + 1) * hs);
             if (j == rank) {
                 for (SequenceSharding.Piece p : pieces) {
                     if (p.length() > 0) {
                         DeviceCopy.copy(seq(of, 1, p.globalStart(), p.length()), seq(mine, 1, p.localStart(),
                                 p.length()));
                         if (lse != null) {
-                            DeviceCopy.copy(seq(lf, 2, p.globalStart(), p.length()), seq(mineLse, 2, p.localStart(),
+                            DeviceCopy.copy(seq(lf, 1, p.globalStart(), p.length()), seq(mineLse, 1, p.localStart(),
                                     p.length()));
                         }
                     }
@@ -159,22 +160,24 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
                 }
             }
             DeviceTensor recv = workspace.get("o.recv" + j, dtype, batch, lq[rank], hs, d);
-            ops.add(DeviceP2POp.send(DeviceChecks.buffer(send), j));
-            ops.add(DeviceP2POp.recv(DeviceChecks.buffer(recv), j));
+            ops.add(DeviceP2POp.send(NcclBuffer.of(send), j));
+            ops.add(DeviceP2POp.recv(NcclBuffer.of(recv), j));
             int peer = j;
             unpack.add(() -> DeviceCopy.copy(recv, ob.slice(2, (long) peer * hs, (long) (peer + 1) * hs)));
             if (lse != null) {
-                DeviceTensor sendLse = workspace.get("lse.send" + j, DeviceDataType.FP32, batch, hs, lq[j]);
+                DeviceTensor sendLse = lseSlot("lse.send" + j, batch, lq[j], hs, layout);
+                DeviceTensor sendView = bshdLse(sendLse, layout);
                 for (SequenceSharding.Piece p : pieces) {
                     if (p.length() > 0) {
-                        DeviceCopy.copy(seq(lf, 2, p.globalStart(), p.length()), seq(sendLse, 2, p.localStart(),
+                        DeviceCopy.copy(seq(lf, 1, p.globalStart(), p.length()), seq(sendView, 1, p.localStart(),
                                 p.length()));
                     }
                 }
-                DeviceTensor recvLse = workspace.get("lse.recv" + j, DeviceDataType.FP32, batch, hs, lq[rank]);
-                ops.add(DeviceP2POp.send(DeviceChecks.buffer(sendLse), j));
-                ops.add(DeviceP2POp.recv(DeviceChecks.buffer(recvLse), j));
-                unpack.add(() -> DeviceCopy.copy(recvLse, lse.slice(1, (long) peer * hs, (long) (peer + 1) * hs)));
+                DeviceTensor recvLse = lseSlot("lse.recv" + j, batch, lq[rank], hs, layout);
+                ops.add(DeviceP2POp.send(NcclBuffer.of(sendLse), j));
+                ops.add(DeviceP2POp.recv(NcclBuffer.of(recvLse), j));
+                unpack.add(() -> DeviceCopy.copy(bshdLse(recvLse, layout),
+                        lb.slice(2, (long) peer * hs, (long) (peer + 1) * hs)));
             }
         }
         exchange(ops, unpack);
@@ -201,8 +204,8 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
             DeviceTensor send = workspace.get(name + ".send" + j, x.getDataType(), batch, lens[rank], heads, d);
             DeviceCopy.copy(slice, send);
             DeviceTensor recv = workspace.get(name + ".recv" + j, x.getDataType(), batch, lens[j], heads, d);
-            ops.add(DeviceP2POp.send(DeviceChecks.buffer(send), j));
-            ops.add(DeviceP2POp.recv(DeviceChecks.buffer(recv), j));
+            ops.add(DeviceP2POp.send(NcclBuffer.of(send), j));
+            ops.add(DeviceP2POp.recv(NcclBuffer.of(recv), j));
             List<SequenceSharding.Piece> pieces = layout.get(j);
             unpack.add(() -> {
                 for (SequenceSharding.Piece p : pieces) {
@@ -227,6 +230,17 @@ public final class DeviceUlyssesAttention implements AutoCloseable {
     // A bshd-ordered view [B, L, H, D] of a tensor in the layout.
     private static DeviceTensor bshd(DeviceTensor x, QkvLayout layout) {
         return layout == QkvLayout.BSHD ? x : x.permute(0, 2, 1, 3);
+    }
+
+    // A [B, L, H]-ordered view of an LSE laid out like its output ([B, L, H] / [B, H, L]).
+    private static DeviceTensor bshdLse(DeviceTensor lse, QkvLayout layout) {
+        return layout == QkvLayout.BSHD ? lse : lse.permute(0, 2, 1);
+    }
+
+    // A contiguous LSE scratch slot for `len` tokens and `heads` heads in the layout's order.
+    private DeviceTensor lseSlot(String name, long batch, long len, long heads, QkvLayout layout) {
+        return layout == QkvLayout.BSHD ? workspace.get(name, DeviceDataType.FP32, batch, len, heads)
+                : workspace.get(name, DeviceDataType.FP32, batch, heads, len);
     }
 
     private static DeviceTensor seq(DeviceTensor x, int axis, long start, long length) {

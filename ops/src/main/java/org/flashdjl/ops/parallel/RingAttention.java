@@ -13,6 +13,9 @@ import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cascade.MergeState;
+import org.flashdjl.ops.parallel.group.P2POp;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.Work;
 
 import java.util.List;
 
@@ -36,7 +39,7 @@ final class RingAttention {
      * @param backend the local backend name
      * @param convertToFp32 keep the running outputs in fp32 (else in the input dtype)
      * @param sharding how the shards were cut
-     * @return local output (and LSE [B, Hq, Lq_local] when the spec asks)
+     * @return local output (and its LSE, [B, Hq, Lq_local] / [B, Lq_local, Hq], when the spec asks)
      */
     static AttentionOutput forward(ProcessGroup group, NDArray q, NDArray k, NDArray v, AttentionSpec spec,
             String backend, boolean convertToFp32, SequenceSharding sharding) {
@@ -44,13 +47,9 @@ final class RingAttention {
         int seqAxis = layout.seqAxis();
         int world = group.size();
         int rank = group.rank();
-        long[] lens = group.allGatherLongs(q.getShape().get(seqAxis), k.getShape().get(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.getShape().get(seqAxis), k.getShape().get(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
         RingSchedule schedule = RingSchedule.create(spec, lq, lk, sharding);
         AttentionSpec blockSpec = spec.toBuilder().optReturnLse(true).build();
         List<SequenceSharding.Piece> pieces = schedule.queryPieces(rank);
@@ -107,7 +106,7 @@ final class RingAttention {
                 if (convertToFp32 && out.getDataType() != DataType.FLOAT32) {
                     out = out.toType(DataType.FLOAT32, false);
                 }
-                NDArray lse = layout == QkvLayout.BSHD ? o.getLse().transpose(0, 2, 1) : o.getLse(); // [B, len, Hq]
+                NDArray lse = o.getLse(); // the output's layout without Dv: [B, Hq, len] / [B, len, Hq]
                 int i = b.queryPiece();
                 if (acc[i] == null) {
                     acc[i] = scope.ret(out);
@@ -151,13 +150,11 @@ final class RingAttention {
         if (outs.isEmpty()) { // no local queries
             Shape os = layout == QkvLayout.BHSD ? new Shape(batch, heads, 0, dv) : new Shape(batch, 0, heads, dv);
             out = manager.zeros(os, q.getDataType(), q.getDevice());
-            lse = manager.zeros(new Shape(batch, heads, 0), DataType.FLOAT32, q.getDevice());
+            Shape ls = layout == QkvLayout.BHSD ? new Shape(batch, heads, 0) : new Shape(batch, 0, heads);
+            lse = manager.zeros(ls, DataType.FLOAT32, q.getDevice());
         } else {
             out = ContextParallel.cat(outs, seqAxis);
-            lse = ContextParallel.cat(lses, layout == QkvLayout.BHSD ? 2 : 1);
-            if (layout == QkvLayout.BSHD) {
-                lse = lse.transpose(0, 2, 1).duplicate(); // [B, Hq, Lq_local]
-            }
+            lse = ContextParallel.cat(lses, seqAxis); // the LSE's sequence axis is the output's
         }
         return new AttentionOutput(out, spec.isReturnLse() ? lse : null);
     }

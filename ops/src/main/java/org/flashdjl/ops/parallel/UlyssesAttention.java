@@ -9,6 +9,7 @@ import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -74,7 +75,7 @@ final class UlyssesAttention {
      * @param spec the spec, layout already set
      * @param backend the local backend name
      * @param sharding how the shards were cut
-     * @return local output (and LSE [B, Hq, Lq_local] when the spec asks)
+     * @return local output (and its LSE, [B, Hq, Lq_local] / [B, Lq_local, Hq], when the spec asks)
      */
     static AttentionOutput forward(ProcessGroup group, NDArray q, NDArray k, NDArray v, AttentionSpec spec,
             String backend, SequenceSharding sharding) {
@@ -86,13 +87,9 @@ final class UlyssesAttention {
         int hq = (int) q.getShape().get(headAxis);
         int hkv = (int) k.getShape().get(headAxis);
         checkHeads(hq, world);
-        long[] lens = group.allGatherLongs(q.getShape().get(seqAxis), k.getShape().get(seqAxis));
-        long[] lq = new long[world];
-        long[] lk = new long[world];
-        for (int r = 0; r < world; r++) {
-            lq[r] = lens[2 * r];
-            lk[r] = lens[2 * r + 1];
-        }
+        ShardLengths lengths = ShardLengths.gather(group, q.getShape().get(seqAxis), k.getShape().get(seqAxis));
+        long[] lq = lengths.query();
+        long[] lk = lengths.key();
         List<List<SequenceSharding.Piece>> qLayout = sharding.layout("query", lq);
         List<List<SequenceSharding.Piece>> kLayout = sharding.layout("key", lk);
         int rep = kvReplication(hkv, world);
@@ -117,7 +114,8 @@ final class UlyssesAttention {
             if (!spec.isReturnLse()) {
                 return new AttentionOutput(scope.ret(out), null);
             }
-            NDArray lse = toSeqShards(group, o.getLse(), 2, 1, qLayout, rank); // [B, Hq, Lq_local]
+            // the LSE has the output's axes without Dv: [B, Hq, Lq_local] / [B, Lq_local, Hq]
+            NDArray lse = toSeqShards(group, o.getLse(), seqAxis, headAxis, qLayout, rank);
             return new AttentionOutput(scope.ret(out), scope.ret(lse));
         }
     }

@@ -10,40 +10,56 @@ import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.paged.PageTable;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+
 /**
  * {@link CudaSharedPrefixDecode} without a GPU: the prefix split planner, the option refusals, the checks before
- * launch and the prepared launches' views (strides of the split flash calls, the strided LSE merge) on a plan with
- * placeholder addresses.
+ * launch and the prepared launches' views (strides of the split flash calls, the strided LSE merge) on a plan
+ * assembled over placeholder addresses (nothing is launched).
  */
 class CudaSharedPrefixDecodeTest {
 
     private static final long BASE = 1L << 36;
 
+    /** Placeholder addresses of the step memory of a plan that is never launched. */
+    private static final long FAKE = 1L << 44;
+
+    /** A plan over placeholder memory and a suffix workspace without device memory. */
+    private static CudaSharedPrefixDecode unallocated(PageTable suffixTable, int prefixLen, int queryHeads,
+            int kvHeads, int headDim, int device, SharedPrefixSplit split, PagedDecodeKernel.Schedule schedule) {
+        PagedDecodeKernel.Schedule sched = schedule != null ? schedule : PagedDecodeKernel.schedule(
+                suffixTable.getSeqLens(), kvHeads, 132, PagedDecodeKernel.ctasPerSm(headDim));
+        PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.unallocated(suffixTable, queryHeads, kvHeads,
+                headDim, device, sched);
+        return new CudaSharedPrefixDecode(suffixTable, prefixLen, queryHeads, kvHeads, headDim, device, split, ws,
+                new CudaSharedPrefixDecode.StepMemory(FAKE, 2 * FAKE, 3 * FAKE, 4 * FAKE, 5 * FAKE, List.of()));
+    }
+
     @Test
     void plannerFillsTheGpuWithAlignedChunks() {
         // 32k prefix, B 128, Hq 32 on 132 SMs: 4 x 132 / 32 -> 17 chunks wanted, 1920-key chunks (x128)
-        CudaSharedPrefixDecode.SplitPlan p = CudaSharedPrefixDecode.planSplits(32768, 128, 32, 132, 128);
-        assertEquals(0, p.chunk() % CudaSharedPrefixDecode.CHUNK_ALIGN);
+        SharedPrefixSplit p = SharedPrefixSplit.plan(32768, 128, 32, 132, 128);
+        assertEquals(0, p.chunk() % SharedPrefixSplit.CHUNK_ALIGN);
         assertEquals(32768, (long) p.fullChunks() * p.chunk() + p.tail());
         assertTrue(32L * p.states() >= 2 * 132, p.toString());
         assertTrue(p.states() <= 24, p.toString());
         // a batch of 512 needs 4 row blocks: fewer chunks
-        CudaSharedPrefixDecode.SplitPlan big = CudaSharedPrefixDecode.planSplits(32768, 512, 32, 132, 128);
+        SharedPrefixSplit big = SharedPrefixSplit.plan(32768, 512, 32, 132, 128);
         assertTrue(big.states() < p.states(), big + " vs " + p);
         // short prefixes: one chunk, never below the minimum unless the prefix is shorter
-        assertEquals(new CudaSharedPrefixDecode.SplitPlan(37, 37, 1, 0),
-                CudaSharedPrefixDecode.planSplits(37, 4, 8, 132, 128));
-        CudaSharedPrefixDecode.SplitPlan mid = CudaSharedPrefixDecode.planSplits(4099, 3, 8, 132, 128);
-        assertTrue(mid.chunk() >= CudaSharedPrefixDecode.MIN_CHUNK && mid.tail() > 0, mid.toString());
-        assertEquals(new CudaSharedPrefixDecode.SplitPlan(0, 0, 0, 0),
-                CudaSharedPrefixDecode.planSplits(0, 4, 8, 132, 128));
+        assertEquals(new SharedPrefixSplit(37, 37, 1, 0),
+                SharedPrefixSplit.plan(37, 4, 8, 132, 128));
+        SharedPrefixSplit mid = SharedPrefixSplit.plan(4099, 3, 8, 132, 128);
+        assertTrue(mid.chunk() >= SharedPrefixSplit.MIN_CHUNK && mid.tail() > 0, mid.toString());
+        assertEquals(new SharedPrefixSplit(0, 0, 0, 0),
+                SharedPrefixSplit.plan(0, 4, 8, 132, 128));
         // very long prefixes stay within the merge's state limit
-        assertTrue(CudaSharedPrefixDecode.planSplits(Integer.MAX_VALUE / 2, 1, 1, 100000, 128).states()
-                <= CudaSharedPrefixDecode.MAX_SPLITS);
-        assertEquals(new CudaSharedPrefixDecode.SplitPlan(1000, 300, 3, 100), CudaSharedPrefixDecode.bySize(1000, 300));
-        assertEquals("3 x 300 + 100 keys", CudaSharedPrefixDecode.bySize(1000, 300).toString());
-        assertThrows(IllegalArgumentException.class, () -> new CudaSharedPrefixDecode.SplitPlan(1000, 300, 3, 99));
-        assertThrows(IllegalArgumentException.class, () -> CudaSharedPrefixDecode.bySize(5000, 1));
+        assertTrue(SharedPrefixSplit.plan(Integer.MAX_VALUE / 2, 1, 1, 100000, 128).states()
+                <= SharedPrefixSplit.MAX_SPLITS);
+        assertEquals(new SharedPrefixSplit(1000, 300, 3, 100), SharedPrefixSplit.bySize(1000, 300));
+        assertEquals("3 x 300 + 100 keys", SharedPrefixSplit.bySize(1000, 300).toString());
+        assertThrows(IllegalArgumentException.class, () -> new SharedPrefixSplit(1000, 300, 3, 99));
+        assertThrows(IllegalArgumentException.class, () -> SharedPrefixSplit.bySize(5000, 1));
     }
 
     @Test
@@ -78,58 +94,57 @@ class CudaSharedPrefixDecodeTest {
     @Test
     void preparesSplitFlashCallsAndStridedMerges() {
         AttentionSpec spec = AttentionSpec.builder().optCausal(true).build();
-        try (CudaSharedPrefixDecode plan = CudaSharedPrefixDecode.unallocated(suffixes(), 1000, 8, 2, 128, 0,
-                CudaSharedPrefixDecode.bySize(1000, 384), null)) {
+        try (CudaSharedPrefixDecode plan = unallocated(suffixes(), 1000, 8, 2, 128, 0,
+                SharedPrefixSplit.bySize(1000, 384), null)) {
             CudaSharedPrefixDecode.Layer layer = prepare(plan, 1000, spec,
                     t(BASE + (6L << 30), DeviceDataType.FP32, 3, 8));
             FlashAttention[] calls = layer.getPrefixCalls();
             assertEquals(2, calls.length);
-            FlashParams main = calls[0].getParams();
-            assertEquals(2, main.get(FlashParams.Field.BATCH).intValue()); // two full chunks
-            assertEquals(3, main.get(FlashParams.Field.LQ).intValue()); // the B queries are the rows
-            assertEquals(384, main.get(FlashParams.Field.LK).intValue());
-            assertEquals(0, main.get(FlashParams.Field.CAUSAL).intValue()); // every query is after the prefix
-            assertEquals(0L, main.get(FlashParams.Field.Q_BATCH_STRIDE).longValue()); // same queries per chunk
-            assertEquals(384L * 2 * 128, main.get(FlashParams.Field.K_BATCH_STRIDE).longValue());
-            assertEquals(8L * 128, main.get(FlashParams.Field.O_BATCH_STRIDE).longValue()); // state stride
-            assertEquals(3L * 8 * 128, main.get(FlashParams.Field.O_ROW_STRIDE).longValue()); // request stride
-            assertEquals(8L * 3, main.get(FlashParams.Field.LSE_BATCH_STRIDE).longValue());
-            assertEquals(3L, main.get(FlashParams.Field.LSE_HEAD_STRIDE).longValue());
-            FlashParams tail = calls[1].getParams();
-            assertEquals(1, tail.get(FlashParams.Field.BATCH).intValue());
-            assertEquals(232, tail.get(FlashParams.Field.LK).intValue());
-            assertEquals(BASE + (1L << 30) + 2L * 768 * 2 * 128, tail.get(FlashParams.Field.K).longValue());
-            assertEquals(main.get(FlashParams.Field.O).longValue() + 2L * 2 * 8 * 128,
-                    tail.get(FlashParams.Field.O).longValue());
+            KernelStruct main = calls[0].getParams();
+            assertEquals(2, main.get("batch").intValue()); // two full chunks
+            assertEquals(3, main.get("lq").intValue()); // the B queries are the rows
+            assertEquals(384, main.get("lk").intValue());
+            assertEquals(0, main.get("mask.causal").intValue()); // every query is after the prefix
+            assertEquals(0L, main.get("q_batch_stride").longValue()); // same queries per chunk
+            assertEquals(384L * 2 * 128, main.get("k_batch_stride").longValue());
+            assertEquals(8L * 128, main.get("o_batch_stride").longValue()); // state stride
+            assertEquals(3L * 8 * 128, main.get("o_row_stride").longValue()); // request stride
+            assertEquals(8L, main.get("lse_batch_stride").longValue()); // state stride
+            assertEquals(1L, main.get("lse_head_stride").longValue());
+            assertEquals(3L * 8, main.get("lse_row_stride").longValue()); // request stride
+            KernelStruct tail = calls[1].getParams();
+            assertEquals(1, tail.get("batch").intValue());
+            assertEquals(232, tail.get("lk").intValue());
+            assertEquals(BASE + (1L << 30) + 2L * 768 * 2 * 128, tail.get("k").longValue());
+            assertEquals(main.get("o").longValue() + 2L * 2 * 8 * 128,
+                    tail.get("o").longValue());
             KernelStruct merge = layer.getPrefixMerge().getParams();
             assertEquals(3, merge.get("states").intValue());
-            assertEquals(1L, merge.get("s_a_row_stride").longValue()); // the LSEs read through strides
-            assertEquals(24L, merge.get("s_a_state_stride").longValue());
-            assertEquals(3L, merge.get("s_a_head_stride").longValue());
-            assertEquals(1000L, layer.getSuffixDecode().getParams().get("key_offset").longValue());
+            assertEquals(24L, merge.get("s_a_row_stride").longValue()); // the LSEs laid out like the outputs
+            assertEquals(8L, merge.get("s_a_state_stride").longValue());
+            assertEquals(1L, merge.get("s_a_head_stride").longValue());
+            assertEquals(1000L, layer.getSuffixDecode().getParams().get("mask.key_offset").longValue());
             assertNotNull(layer.getFinalMerge());
-            // a validation-only plan refuses to launch
-            assertThrows(IllegalStateException.class, layer::run);
         }
     }
 
     @Test
     void noPrefixIsAPlainDecode() {
-        try (CudaSharedPrefixDecode plan = CudaSharedPrefixDecode.unallocated(suffixes(), 0, 8, 2, 128, 0,
-                CudaSharedPrefixDecode.bySize(0, 1), null)) {
+        try (CudaSharedPrefixDecode plan = unallocated(suffixes(), 0, 8, 2, 128, 0,
+                SharedPrefixSplit.bySize(0, 1), null)) {
             CudaSharedPrefixDecode.Layer layer = prepare(plan, 0, AttentionSpec.builder().build(), null);
             assertEquals(0, layer.getPrefixCalls().length);
             assertNull(layer.getPrefixMerge());
             assertNull(layer.getFinalMerge());
-            assertEquals(0L, layer.getSuffixDecode().getParams().get("key_offset").longValue());
+            assertEquals(0L, layer.getSuffixDecode().getParams().get("mask.key_offset").longValue());
         }
     }
 
     @Test
     void checksBeforeLaunch() {
         AttentionSpec plain = AttentionSpec.builder().build();
-        try (CudaSharedPrefixDecode plan = CudaSharedPrefixDecode.unallocated(suffixes(), 1000, 8, 2, 128, 0,
-                CudaSharedPrefixDecode.bySize(1000, 512), null)) {
+        try (CudaSharedPrefixDecode plan = unallocated(suffixes(), 1000, 8, 2, 128, 0,
+                SharedPrefixSplit.bySize(1000, 512), null)) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> prepare(plan, 999,
                     plain, null));
             assertTrue(e.getMessage().contains("kShared must be [P, Hkv, D] = [1000, 2, 128]"), e.getMessage());
@@ -151,12 +166,12 @@ class CudaSharedPrefixDecodeTest {
                     t(BASE + (5L << 30), h, 3, 8, 128), null));
             assertTrue(e.getMessage().contains("multiple of 8"), e.getMessage());
         }
-        assertThrows(IllegalArgumentException.class, () -> CudaSharedPrefixDecode.unallocated(suffixes(), 1000, 8,
-                2, 128, 0, CudaSharedPrefixDecode.bySize(999, 512), null));
-        assertThrows(IllegalArgumentException.class, () -> CudaSharedPrefixDecode.unallocated(suffixes(), 10, 8,
-                2, 80, 0, CudaSharedPrefixDecode.bySize(10, 512), null));
-        CudaSharedPrefixDecode closed = CudaSharedPrefixDecode.unallocated(suffixes(), 10, 8, 2, 128, 0,
-                CudaSharedPrefixDecode.bySize(10, 512), null);
+        assertThrows(IllegalArgumentException.class, () -> unallocated(suffixes(), 1000, 8,
+                2, 128, 0, SharedPrefixSplit.bySize(999, 512), null));
+        assertThrows(IllegalArgumentException.class, () -> unallocated(suffixes(), 10, 8,
+                2, 80, 0, SharedPrefixSplit.bySize(10, 512), null));
+        CudaSharedPrefixDecode closed = unallocated(suffixes(), 10, 8, 2, 128, 0,
+                SharedPrefixSplit.bySize(10, 512), null);
         closed.close();
         assertThrows(IllegalStateException.class, () -> prepare(closed, 10, plain, null));
     }

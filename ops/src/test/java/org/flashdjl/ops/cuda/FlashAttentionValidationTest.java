@@ -36,27 +36,28 @@ class FlashAttentionValidationTest {
                 .optSoftcap(20).build();
         FlashAttention call = dense(DeviceDataType.FP16, 64, spec)
                 .optLse(tensor(DeviceDataType.FP32, 4 << 24, 2, 8, 33)).build();
-        FlashParams p = call.getParams();
-        assertEquals(BASE, p.get(FlashParams.Field.Q));
-        assertEquals(BASE + (4L << 24), p.get(FlashParams.Field.LSE));
-        assertEquals(8L * 33 * 64, p.get(FlashParams.Field.Q_BATCH_STRIDE));
-        assertEquals(33L * 64, p.get(FlashParams.Field.Q_HEAD_STRIDE));
-        assertEquals(64L, p.get(FlashParams.Field.Q_ROW_STRIDE));
-        assertEquals(2L * 17 * 64, p.get(FlashParams.Field.K_BATCH_STRIDE));
-        assertEquals(8L * 33, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
-        assertEquals(33L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
-        assertEquals(2, p.get(FlashParams.Field.BATCH));
-        assertEquals(8, p.get(FlashParams.Field.HQ));
-        assertEquals(2, p.get(FlashParams.Field.HKV));
-        assertEquals(33, p.get(FlashParams.Field.LQ));
-        assertEquals(17, p.get(FlashParams.Field.LK));
-        assertEquals(1, p.get(FlashParams.Field.CAUSAL));
-        assertEquals(8, p.get(FlashParams.Field.WINDOW_LEFT));
-        assertEquals(0, p.get(FlashParams.Field.WINDOW_RIGHT));
-        assertEquals(2, p.get(FlashParams.Field.SINK_TOKENS));
-        assertEquals(0.125f, p.get(FlashParams.Field.SCALE));
-        assertEquals(20f, p.get(FlashParams.Field.SOFTCAP));
-        assertEquals(0L, p.get(FlashParams.Field.ALIBI_SLOPES));
+        KernelStruct p = call.getParams();
+        assertEquals(BASE, p.get("q"));
+        assertEquals(BASE + (4L << 24), p.get("lse"));
+        assertEquals(8L * 33 * 64, p.get("q_batch_stride"));
+        assertEquals(33L * 64, p.get("q_head_stride"));
+        assertEquals(64L, p.get("q_row_stride"));
+        assertEquals(2L * 17 * 64, p.get("k_batch_stride"));
+        assertEquals(8L * 33, p.get("lse_batch_stride"));
+        assertEquals(33L, p.get("lse_head_stride"));
+        assertEquals(1L, p.get("lse_row_stride"));
+        assertEquals(2, p.get("batch"));
+        assertEquals(8, p.get("hq"));
+        assertEquals(2, p.get("hkv"));
+        assertEquals(33, p.get("lq"));
+        assertEquals(17, p.get("lk"));
+        assertEquals(1, p.get("mask.causal"));
+        assertEquals(8, p.get("mask.window_left"));
+        assertEquals(0, p.get("mask.window_right"));
+        assertEquals(2, p.get("mask.sink_tokens"));
+        assertEquals(0.125f, p.get("mask.scale"));
+        assertEquals(20f, p.get("mask.softcap"));
+        assertEquals(0L, p.get("alibi_slopes"));
         assertEquals("flash_fwd_fp16_hd64_general", call.kernelName(90));
     }
 
@@ -69,12 +70,12 @@ class FlashAttentionValidationTest {
                 .setValue(tensor(DeviceDataType.BF16, 2 << 24, 2, 17, 4, 128))
                 .setOutput(tensor(DeviceDataType.BF16, 3 << 24, 2, 33, 8, 128))
                 .setSpec(bshd).build();
-        FlashParams p = call.getParams();
-        assertEquals(33L * 8 * 128, p.get(FlashParams.Field.Q_BATCH_STRIDE));
-        assertEquals(128L, p.get(FlashParams.Field.Q_HEAD_STRIDE));
-        assertEquals(8L * 128, p.get(FlashParams.Field.Q_ROW_STRIDE));
-        assertEquals(33, p.get(FlashParams.Field.LQ));
-        assertEquals(4, p.get(FlashParams.Field.HKV));
+        KernelStruct p = call.getParams();
+        assertEquals(33L * 8 * 128, p.get("q_batch_stride"));
+        assertEquals(128L, p.get("q_head_stride"));
+        assertEquals(8L * 128, p.get("q_row_stride"));
+        assertEquals(33, p.get("lq"));
+        assertEquals(4, p.get("hkv"));
         assertEquals("flash_fwd_bf16_hd128_plain", call.kernelName(80));
         // The same memory as a bhsd view through strides gives the same parameters.
         FlashAttention viaStrides = FlashAttention.builder()
@@ -95,18 +96,19 @@ class FlashAttentionValidationTest {
                 .setKey(tensor(DeviceDataType.FP16, 1 << 24, 140, 1, 64))
                 .setValue(tensor(DeviceDataType.FP16, 2 << 24, 140, 1, 64))
                 .setOutput(tensor(DeviceDataType.FP16, 3 << 24, 130, 8, 64))
-                .optLse(tensor(DeviceDataType.FP32, 4 << 24, 8, 130))
+                .optLse(tensor(DeviceDataType.FP32, 4 << 24, 130, 8))
                 .optVarlen(cuQ, cuK)
                 .setSpec(AttentionSpec.builder().optCausal(true).build()).build();
-        FlashParams p = call.getParams();
-        assertEquals(3, p.get(FlashParams.Field.BATCH));
-        assertEquals(113, p.get(FlashParams.Field.LQ));
-        assertEquals(120, p.get(FlashParams.Field.LK));
-        assertEquals(0L, p.get(FlashParams.Field.Q_BATCH_STRIDE));
-        assertEquals(64L, p.get(FlashParams.Field.Q_HEAD_STRIDE));
-        assertEquals(8L * 64, p.get(FlashParams.Field.Q_ROW_STRIDE));
-        assertEquals(0L, p.get(FlashParams.Field.LSE_BATCH_STRIDE));
-        assertEquals(130L, p.get(FlashParams.Field.LSE_HEAD_STRIDE));
+        KernelStruct p = call.getParams();
+        assertEquals(3, p.get("batch"));
+        assertEquals(113, p.get("lq"));
+        assertEquals(120, p.get("lk"));
+        assertEquals(0L, p.get("q_batch_stride"));
+        assertEquals(64L, p.get("q_head_stride"));
+        assertEquals(8L * 64, p.get("q_row_stride"));
+        assertEquals(0L, p.get("lse_batch_stride"));
+        assertEquals(1L, p.get("lse_head_stride"));
+        assertEquals(8L, p.get("lse_row_stride"));
 
         String m = message(IllegalArgumentException.class, FlashAttention.builder()
                 .setQuery(tensor(DeviceDataType.FP16, 0, 130, 8, 64))
@@ -162,7 +164,8 @@ class FlashAttentionValidationTest {
 
         m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, spec)
                 .optLse(tensor(DeviceDataType.FP32, 4 << 24, 2, 33, 8)));
-        assertTrue(m.contains("lse shape [2, 33, 8] must be [2, 8, 33] [batch, Hq, Lq]"), m);
+        assertTrue(m.contains("lse shape [2, 33, 8] must be [2, 8, 33], the output's shape without its head dim"
+                + " ([B, Hq, Lq])"), m);
 
         m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64,
                 AttentionSpec.builder().optAlibiSlopes(new float[] {1, 2}).build()));
@@ -184,5 +187,49 @@ class FlashAttentionValidationTest {
                 .setQuery(DeviceTensor.fromDevicePointer(BASE, new long[] {2, 8, 33, 64},
                         DeviceTensor.contiguousStrides(2, 8, 33, 64), DeviceDataType.FP16, -1)));
         assertTrue(m.contains("query is host memory"), m);
+    }
+    @Test
+    void packsPositionsAndSendsShiftedCausalBlocksToTheGeneralKernel() {
+        // 33 queries against 17 keys: bottom-right puts query 0 at 17 - 33 = -16
+        FlashAttention aligned = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optCausal(true).build())
+                .optPositions(-16 + 500, 500).build();
+        assertEquals(500, aligned.getParams().get("mask.key_offset"));
+        assertEquals(0, aligned.getParams().get("mask.query_shift"));
+        assertEquals("flash_fwd_fp16_hd64_causal", aligned.kernelName(80), "an unshifted causal block stays causal");
+        FlashAttention ring = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optCausal(true).build())
+                .optPositions(300, 200).build();
+        assertEquals(200, ring.getParams().get("mask.key_offset"));
+        assertEquals(300 - (200 + 17 - 33), ring.getParams().get("mask.query_shift"));
+        assertEquals("flash_fwd_fp16_hd64_positioned", ring.kernelName(90), "a shifted causal block needs positions");
+        FlashAttention open = dense(DeviceDataType.BF16, 128, AttentionSpec.builder().build())
+                .optPositions(300, 200).build();
+        assertEquals("flash_fwd_bf16_hd128_plain", open.kernelName(80), "no mask: positions do not matter");
+        FlashAttention sinks = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optWindowBounds(8, 0).optSinkTokens(4)
+                .build()).optPositions(-16 + 100, 100).build();
+        assertEquals("flash_fwd_fp16_hd64_positioned", sinks.kernelName(80), "sinks are global keys: key 0 at 100");
+        FlashAttention window = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().optWindowBounds(8, 0).build())
+                .optPositions(-16 + 100, 100).build();
+        assertEquals("flash_fwd_fp16_hd64_general", window.kernelName(80), "a relative window at aligned positions");
+        FlashAttention defaults = dense(DeviceDataType.FP16, 64, AttentionSpec.builder().build()).build();
+        assertEquals(0, defaults.getParams().get("mask.key_offset"));
+        assertEquals(0, defaults.getParams().get("mask.query_shift"));
+    }
+
+    @Test
+    void refusesPositionsItCannotPlace() {
+        String m = assertThrows(IllegalArgumentException.class, () -> FlashAttention.builder().optPositions(0, -1))
+                .getMessage();
+        assertTrue(m.contains("keyStart must be >= 0"), m);
+        m = message(IllegalArgumentException.class, FlashAttention.builder()
+                .setQuery(tensor(DeviceDataType.FP16, 0, 130, 8, 64))
+                .setKey(tensor(DeviceDataType.FP16, 1 << 24, 140, 1, 64))
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 140, 1, 64))
+                .setOutput(tensor(DeviceDataType.FP16, 3 << 24, 130, 8, 64))
+                .optVarlen(new int[] {0, 130}, new int[] {0, 140}).optPositions(10, 0)
+                .setSpec(AttentionSpec.builder().build()));
+        assertTrue(m.contains("optPositions is for dense calls"), m);
+        m = message(IllegalArgumentException.class, dense(DeviceDataType.FP16, 64, AttentionSpec.builder().build())
+                .optPositions(0, Integer.MAX_VALUE - 5));
+        assertTrue(m.contains("exceed the kernels' int32 positions"), m);
     }
 }

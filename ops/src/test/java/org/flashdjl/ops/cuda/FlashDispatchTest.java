@@ -14,6 +14,9 @@ class FlashDispatchTest {
     @Test
     void variantFollowsTheSpec() {
         assertEquals(FlashDispatch.Variant.PLAIN, FlashDispatch.Variant.of(AttentionSpec.builder().build()));
+        assertEquals(FlashDispatch.Variant.POSITIONED, FlashDispatch.Variant.of(AttentionSpec.builder().build(), true));
+        assertEquals(FlashDispatch.Variant.POSITIONED, FlashDispatch.Variant.of(AttentionSpec.builder().optCausal(true)
+                .build(), true), "a block whose positions matter needs the positioned kernel");
         assertEquals(FlashDispatch.Variant.PLAIN,
                 FlashDispatch.Variant.of(AttentionSpec.builder().optSinkTokens(4).optScale(0.3f).build()));
         assertEquals(FlashDispatch.Variant.CAUSAL,
@@ -46,7 +49,10 @@ class FlashDispatchTest {
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(86));
         assertEquals(FlashDispatch.Arch.SM90, FlashDispatch.Arch.of(90));
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(120));
-        assertEquals(2 * 2 * 6 * 3, FlashDispatch.entries().size());
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_positioned"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal, true)),
+                "positioned calls run on the mma.sync kernels on Hopper too");
+        assertEquals(2 * 2 * 6 * 4, FlashDispatch.entries().size()); // arch x dtype x head dim x variant
     }
 
     @Test

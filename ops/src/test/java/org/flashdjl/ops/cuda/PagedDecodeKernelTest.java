@@ -29,7 +29,7 @@ class PagedDecodeKernelTest {
     void paramsMatchTheHeader() throws IOException {
         assertEquals(4, KernelStructTest.checkAgainstHeader(PagedDecodeKernel.LAYOUT,
                 Path.of("src/main/cuda/paged_params.h")));
-        assertEquals(200, PagedDecodeKernel.LAYOUT.size());
+        assertEquals(208, PagedDecodeKernel.LAYOUT.size());
     }
 
     @Test
@@ -93,12 +93,12 @@ class PagedDecodeKernelTest {
         assertEquals(32L, p.get("lse_batch_stride"));
         assertEquals(16, p.get("page_size"));
         assertEquals(4, p.get("hq").intValue() / p.get("hkv").intValue());
-        assertEquals((float) (1 / Math.sqrt(128)), p.get("scale").floatValue(), 1e-7);
+        assertEquals((float) (1 / Math.sqrt(128)), p.get("mask.scale").floatValue(), 1e-7);
         PagedDecodeKernel general = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
                 .setSpec(AttentionSpec.builder().optWindowBounds(64, -1).optSinkTokens(4).build()).optKeyOffset(7).build();
         assertEquals("paged_decode_fp16_hd128_general", general.kernelName());
-        assertEquals(64, general.getParams().get("window_left"));
-        assertEquals(7, general.getParams().get("key_offset"));
+        assertEquals(64, general.getParams().get("mask.window_left"));
+        assertEquals(7, general.getParams().get("mask.key_offset"));
         // causal and right windows are no-ops for decode: still the plain kernel
         assertEquals("paged_decode_bf16_hd128_plain", call(ws, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
                 .setSpec(AttentionSpec.builder().optCausal(true).optWindowBounds(-1, 3).build()).build().kernelName());

@@ -18,6 +18,8 @@ import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.parallel.ContextParallelAttention.Method;
 import org.flashdjl.ops.testing.Reference;
 import org.flashdjl.ops.testing.Seeds;
+import org.flashdjl.ops.parallel.group.LocalProcessGroup;
+import org.flashdjl.ops.parallel.group.Ranks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -145,7 +147,7 @@ class ContextParallelAttentionTest {
             }
             Reference.Result r = Reference.attention(q, k, v, c.b, c.hq, c.hkv, c.lq, c.lk, c.d, c.d, ref);
             refOut = bshd ? toBshd(r.out, c.b, c.hq, c.lq, c.d) : r.out;
-            refLse = r.lse;
+            refLse = bshd ? toBshd(r.lse, c.b, c.hq, c.lq, 1) : r.lse; // the LSE is the output without D
             try (AttentionOutput o = Attention.forward(full(m, q, c, c.hq, c.lq), full(m, k, c, c.hkv, c.lk),
                     full(m, v, c, c.hkv, c.lk), spec, "math")) {
                 mathOut = Reference.toDoubles(o.getOutput());
@@ -167,7 +169,7 @@ class ContextParallelAttentionTest {
             assertEquals(qs.getShape().slice(0, 3), o.getOutput().getShape().slice(0, 3));
             assertEquals(c.type, o.getOutput().getDataType());
             NDArray out = ContextParallel.gather(o.getOutput(), seqAxis, g, c.sharding);
-            NDArray lse = ContextParallel.gather(o.getLse(), 2, g, c.sharding);
+            NDArray lse = ContextParallel.gather(o.getLse(), seqAxis, g, c.sharding);
             return new double[][] {Reference.toDoubles(out), Reference.toDoubles(lse)};
         });
 

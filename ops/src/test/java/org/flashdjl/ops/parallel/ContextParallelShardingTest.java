@@ -12,6 +12,7 @@ import ai.djl.ndarray.types.Shape;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
+import org.flashdjl.ops.parallel.group.Ranks;
 
 /** Shard and gather in the contiguous and zigzag layouts, odd lengths and shards shorter than the world. */
 class ContextParallelShardingTest {

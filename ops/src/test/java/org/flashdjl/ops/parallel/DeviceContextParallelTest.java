@@ -11,6 +11,9 @@ import ai.djl.ndarray.types.Shape;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
+import org.flashdjl.ops.parallel.group.LocalProcessGroup;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
+import org.flashdjl.ops.parallel.nccl.NcclBuffer;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -26,7 +29,7 @@ class DeviceContextParallelTest {
         try (NDManager m = NDManager.newBaseManager("PyTorch")) {
             NDArray x = m.zeros(new Shape(4, 8), DataType.FLOAT32);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> NcclProcessGroup.deviceTensorView(x));
+                    () -> NcclBuffer.of(x));
             assertTrue(e.getMessage().contains("moves GPU memory") && e.getMessage().contains("cpu"), e.getMessage());
         }
     }

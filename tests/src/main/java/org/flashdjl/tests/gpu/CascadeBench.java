@@ -5,6 +5,7 @@ import jcuda.Pointer;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.cuda.CudaRuntime;
 import org.flashdjl.ops.cuda.CudaSharedPrefixDecode;
+import org.flashdjl.ops.cuda.SharedPrefixSplit;
 import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
@@ -127,10 +128,9 @@ public final class CascadeBench {
         long qElems = (long) b * s.hq() * s.d();
         AttentionSpec spec = AttentionSpec.builder().build();
         CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-        CudaSharedPrefixDecode.SplitPlan split = s.chunk() > 0
-                ? CudaSharedPrefixDecode.bySize(s.prefix(), s.chunk())
-                : CudaSharedPrefixDecode.planSplits(s.prefix(), b, s.hq(), info.smCount(),
-                        CudaSharedPrefixDecode.PLAN_ROWS_PER_BLOCK);
+        SharedPrefixSplit split = s.chunk() > 0
+                ? SharedPrefixSplit.bySize(s.prefix(), s.chunk())
+                : SharedPrefixSplit.plan(s.prefix(), b, s.hq(), info.smCount(), SharedPrefixSplit.PLAN_ROWS_PER_BLOCK);
         try (DeviceBuffer k = PagedDecodeBench.random(device, type, poolElems, 1);
                 DeviceBuffer v = PagedDecodeBench.random(device, type, poolElems, 2);
                 DeviceBuffer q = PagedDecodeBench.random(device, type, qElems, 3);

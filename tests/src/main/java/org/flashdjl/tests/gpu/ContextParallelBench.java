@@ -7,14 +7,14 @@ import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.FlashAttention;
-import org.flashdjl.ops.parallel.DeviceP2POp;
+import org.flashdjl.ops.parallel.nccl.DeviceP2POp;
 import org.flashdjl.ops.parallel.DeviceRingAttention;
 import org.flashdjl.ops.parallel.DeviceUlyssesAttention;
-import org.flashdjl.ops.parallel.Distributed;
-import org.flashdjl.ops.parallel.NcclProcessGroup;
-import org.flashdjl.ops.parallel.ProcessGroup;
+import org.flashdjl.ops.parallel.nccl.Distributed;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
 import org.flashdjl.ops.parallel.SequenceSharding;
-import org.flashdjl.ops.parallel.Work;
+import org.flashdjl.ops.parallel.group.Work;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -112,7 +112,7 @@ public final class ContextParallelBench {
             DeviceTensor o = tensor(mem, dev, len, hq, d);
             DeviceBuffer lb = DeviceBuffer.allocate(dev, 4L * len * hq);
             mem.add(lb);
-            DeviceTensor lse = lb.view(DeviceDataType.FP32, 1, hq, len);
+            DeviceTensor lse = lb.view(DeviceDataType.FP32, 1, len, hq); // bshd: the output without D
             FlashAttention fa = FlashAttention.builder().setQuery(q).setKey(k).setValue(v).setOutput(o).optLse(lse)
                     .setSpec(spec).build();
             t1 = time(g, iters, fa::run);
@@ -184,8 +184,8 @@ public final class ContextParallelBench {
         }
     }
 
-    private static org.flashdjl.ops.parallel.NcclBuffer buffer(DeviceTensor t, long count) {
-        return new org.flashdjl.ops.parallel.NcclBuffer(t.getAddress(), count,
+    private static org.flashdjl.ops.parallel.nccl.NcclBuffer buffer(DeviceTensor t, long count) {
+        return new org.flashdjl.ops.parallel.nccl.NcclBuffer(t.getAddress(), count,
                 DeviceDataType.FP16);
     }
 

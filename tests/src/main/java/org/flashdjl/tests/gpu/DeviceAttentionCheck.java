@@ -10,10 +10,11 @@ import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.cuda.FlashAttention;
 import org.flashdjl.ops.parallel.ContextParallelAttention;
-import org.flashdjl.ops.parallel.NcclProcessGroup;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 import org.flashdjl.ops.parallel.SequenceSharding;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -30,14 +31,43 @@ import java.util.SplittableRandom;
  */
 public final class DeviceAttentionCheck {
 
-    /** One case. */
+    /**
+     * One case; {@code options} adds position-dependent options to the spec ({@code "window+sinks"}: a causal
+     * sliding window of 64 with 4 sinks; {@code "alibi"}: ALiBi slopes), compared with the single-GPU call of the
+     * same spec (the float64 reference covers causal/full only).
+     */
     record Case(ContextParallelAttention.Method method, boolean causal, DeviceDataType dtype, int hq, int hkv,
-            int length, QkvLayout layout, SequenceSharding sharding, boolean fp32Merge, boolean reference) {
+            int length, QkvLayout layout, SequenceSharding sharding, boolean fp32Merge, boolean reference,
+            String options) {
+        Case(ContextParallelAttention.Method method, boolean causal, DeviceDataType dtype, int hq, int hkv,
+                int length, QkvLayout layout, SequenceSharding sharding, boolean fp32Merge, boolean reference) {
+            this(method, causal, dtype, hq, hkv, length, layout, sharding, fp32Merge, reference, "");
+        }
+
         @Override
         public String toString() {
-            return String.format(Locale.ROOT, "%-7s %-6s %s Hq/Hkv %2d/%-2d L %5d %s %s%s", method,
+            return String.format(Locale.ROOT, "%-7s %-6s %s Hq/Hkv %2d/%-2d L %5d %s %s%s%s", method,
                     causal ? "causal" : "full", dtype, hq, hkv, length, layout.name().toLowerCase(Locale.ROOT),
-                    sharding.name().toLowerCase(Locale.ROOT), fp32Merge ? "" : " fp16-merge");
+                    sharding.name().toLowerCase(Locale.ROOT), fp32Merge ? "" : " fp16-merge",
+                    options.isEmpty() ? "" : " " + options);
+        }
+
+        AttentionSpec spec() {
+            AttentionSpec.Builder b = AttentionSpec.builder().optCausal(causal).optLayout(layout);
+            if (options.contains("window")) {
+                b.optWindowBounds(64, 0);
+            }
+            if (options.contains("sinks")) {
+                b.optSinkTokens(4);
+            }
+            if (options.contains("alibi")) {
+                float[] slopes = new float[hq];
+                for (int h = 0; h < hq; h++) {
+                    slopes[h] = (float) Math.pow(2, -8.0 * (h + 1) / hq);
+                }
+                b.optAlibiSlopes(slopes);
+            }
+            return b.build();
         }
     }
 
@@ -97,6 +127,14 @@ public final class DeviceAttentionCheck {
         }
         cases.add(new Case(ring, false, DeviceDataType.FP16, 16, 16, 131, QkvLayout.BSHD, zz, true, true));
         cases.add(new Case(ring, true, DeviceDataType.FP16, 8, 2, 203, QkvLayout.BHSD, zz, true, true));
+        // windows, sinks and ALiBi on the device ring: blocks at their global positions (positioned kernels)
+        for (DeviceDataType t : new DeviceDataType[] {DeviceDataType.FP16, DeviceDataType.BF16}) {
+            cases.add(new Case(ring, true, t, 16, 4, 1027, QkvLayout.BSHD, zz, true, false, "window+sinks"));
+            cases.add(new Case(ring, false, t, 8, 8, 515, QkvLayout.BHSD, SequenceSharding.CONTIGUOUS, true,
+                    false, "alibi"));
+        }
+        cases.add(new Case(ring, true, DeviceDataType.FP16, 8, 2, 1027, QkvLayout.BSHD, zz, false, false,
+                "window+sinks+alibi"));
         if (quick) {
             return cases;
         }
@@ -131,7 +169,7 @@ public final class DeviceAttentionCheck {
         float[] v = HostFloats.roundInPlace(c.dtype(), gaussian(rnd, (long) l * c.hkv() * D));
         List<SequenceSharding.Piece> pieces = c.sharding().pieces(l, rank, world);
         int local = (int) c.sharding().localLength(l, rank, world);
-        AttentionSpec spec = AttentionSpec.builder().optCausal(c.causal()).optLayout(c.layout()).build();
+        AttentionSpec spec = c.spec();
         List<DeviceBuffer> mem = new ArrayList<>();
         try {
             // single GPU, full sequence
@@ -139,7 +177,7 @@ public final class DeviceAttentionCheck {
             DeviceTensor kf = upload(mem, c, k, l, c.hkv());
             DeviceTensor vf = upload(mem, c, v, l, c.hkv());
             DeviceTensor of = alloc(mem, c.dtype(), shape(c.layout(), l, c.hq()));
-            DeviceTensor lf = alloc(mem, DeviceDataType.FP32, 1, c.hq(), l);
+            DeviceTensor lf = alloc(mem, DeviceDataType.FP32, lseShape(c.layout(), l, c.hq()));
             FlashAttention.builder().setQuery(qf).setKey(kf).setValue(vf).setOutput(of).optLse(lf).setSpec(spec)
                     .build().run();
             // this rank's shards
@@ -147,7 +185,7 @@ public final class DeviceAttentionCheck {
             DeviceTensor ks = upload(mem, c, shard(k, pieces, c.hkv()), local, c.hkv());
             DeviceTensor vs = upload(mem, c, shard(v, pieces, c.hkv()), local, c.hkv());
             DeviceTensor os = alloc(mem, c.dtype(), shape(c.layout(), local, c.hq()));
-            DeviceTensor ls = alloc(mem, DeviceDataType.FP32, 1, c.hq(), local);
+            DeviceTensor ls = alloc(mem, DeviceDataType.FP32, lseShape(c.layout(), local, c.hq()));
             poison(mem, os, ls);
             try (ContextParallelAttention cp = ContextParallelAttention.builder().optLayout(c.layout())
                     .optBackend("flash").optMethod(c.method()).optSharding(c.sharding())
@@ -173,8 +211,8 @@ public final class DeviceAttentionCheck {
                         dOut = Math.max(dOut, Math.abs(a - single[g * c.hq() * D + i]));
                     }
                     for (int h = 0; h < c.hq(); h++) {
-                        float a = mineLse[h * local + row];
-                        float b = singleLse[h * l + g];
+                        float a = mineLse[lseIndex(c.layout(), local, c.hq(), row, h)];
+                        float b = singleLse[lseIndex(c.layout(), l, c.hq(), g, h)];
                         nan |= Float.isNaN(a);
                         dLse = Math.max(dLse, a == b ? 0 : Math.abs(a - b));
                     }
@@ -250,6 +288,15 @@ public final class DeviceAttentionCheck {
             at += (int) p.length() * row;
         }
         return out;
+    }
+
+    // The LSE of an output of shape(layout, len, heads): that shape without D.
+    private static long[] lseShape(QkvLayout layout, long len, long heads) {
+        return Arrays.copyOf(shape(layout, len, heads), 3);
+    }
+
+    private static int lseIndex(QkvLayout layout, int len, int heads, int row, int head) {
+        return layout == QkvLayout.BSHD ? row * heads + head : head * len + row;
     }
 
     private static long[] shape(QkvLayout layout, long len, long heads) {

@@ -143,7 +143,7 @@ public final class FlashBench {
                     .setOutput(o.view(type, batch, len, heads, hd))
                     .setSpec(spec);
             if (lse != null) {
-                b.optLse(lse.view(DeviceDataType.FP32, batch, heads, len));
+                b.optLse(lse.view(DeviceDataType.FP32, batch, len, heads)); // bshd: the output without D
             }
             FlashAttention call = b.build();
             double[] ms = GpuTiming.sortedMs(call::run, reps, warmup,

@@ -1,6 +1,6 @@
 package org.flashdjl.tests.gpu;
 
-import org.flashdjl.ops.parallel.NcclProcessGroup;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
 
 import java.io.BufferedReader;
 import java.io.IOException;

@@ -7,17 +7,17 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.JCudaDriver;
 
 import org.flashdjl.ops.attention.AttentionSpec;
-import org.flashdjl.ops.parallel.NcclBuffer;
+import org.flashdjl.ops.parallel.nccl.NcclBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
-import org.flashdjl.ops.parallel.DeviceP2POp;
-import org.flashdjl.ops.parallel.Distributed;
-import org.flashdjl.ops.parallel.NcclProcessGroup;
-import org.flashdjl.ops.parallel.ProcessGroup;
-import org.flashdjl.ops.parallel.ProcessGroupException;
-import org.flashdjl.ops.parallel.ReduceOp;
+import org.flashdjl.ops.parallel.nccl.DeviceP2POp;
+import org.flashdjl.ops.parallel.nccl.Distributed;
+import org.flashdjl.ops.parallel.nccl.NcclProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroup;
+import org.flashdjl.ops.parallel.group.ProcessGroupException;
+import org.flashdjl.ops.parallel.group.ReduceOp;
 import org.flashdjl.ops.parallel.RingSchedule;
 import org.flashdjl.ops.parallel.SequenceSharding;
-import org.flashdjl.ops.parallel.Work;
+import org.flashdjl.ops.parallel.group.Work;
 
 import java.time.Duration;
 import java.util.ArrayList;

@@ -127,6 +127,66 @@ class FlashAttentionGpuTest {
         GpuCheck.runDense(TestMemory.GPU, c);
     }
 
+    /** V laid out differently from K: a strided bshd view next to bhsd q/k (dense), padded v rows (varlen). */
+    static Stream<GpuCheck.Dense> valueLayouts() {
+        return Stream.of(
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal", 2, 8, 2, 113, 113, 64, GpuCheck.Mode.BHSD_V_BSHD,
+                        true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "all", 1, 4, 4, 17, 113, 128, GpuCheck.Mode.BHSD_V_BSHD,
+                        true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "none", 1, 8, 1, 113, 17, 256, GpuCheck.Mode.BHSD_V_BSHD,
+                        false));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("valueLayouts")
+    void valueLaidOutUnlikeKey(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
+    }
+
+    /**
+     * Blocks at global positions (ring attention, chunked prefill against a cache): windows, sinks, ALiBi and a
+     * causal mask off the diagonal follow the whole sequence.
+     */
+    static Stream<GpuCheck.Dense> positionedBlocks() {
+        return Stream.of(
+                // a ring block: queries 300.. against keys 200.. (shifted causal runs on the general kernel)
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal", 2, 8, 2, 90, 150, 64, GpuCheck.Mode.BSHD, true,
+                        300L, 200),
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal+window+sinks", 1, 4, 4, 113, 113, 128,
+                        GpuCheck.Mode.BHSD, true, 1000L, 900),
+                new GpuCheck.Dense(DeviceDataType.FP16, "all", 1, 8, 1, 17, 113, 256, GpuCheck.Mode.BHSD_V_BSHD, true,
+                        150L, 40),
+                new GpuCheck.Dense(DeviceDataType.FP16, "alibi", 2, 4, 2, 64, 64, 128, GpuCheck.Mode.BHSD, true, 0L,
+                        500),
+                // queries before every key of the block: with causal, rows see nothing (O = 0, LSE = -inf)
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal", 1, 2, 2, 40, 70, 64, GpuCheck.Mode.BHSD, true, 0L,
+                        1000),
+                // keys at 0.. with sinks far behind the window of late queries
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal+window+sinks", 1, 4, 2, 64, 100, 64,
+                        GpuCheck.Mode.BSHD, true, 536L, 0));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("positionedBlocks")
+    void blocksAtGlobalPositions(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
+    }
+
+    static Stream<GpuCheck.Varlen> paddedValueCases() {
+        return Stream.of(
+                new GpuCheck.Varlen(DeviceDataType.FP16, "causal", 8, 2, 128, new int[] {17, 0, 113},
+                        new int[] {30, 4, 113}, true),
+                new GpuCheck.Varlen(DeviceDataType.BF16, "alibi", 4, 4, 64, new int[] {1, 40},
+                        new int[] {60, 40}, true));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("paddedValueCases")
+    void varlenValueLaidOutUnlikeKey(GpuCheck.Varlen c) {
+        GpuCheck.runVarlen(TestMemory.GPU, c);
+    }
+
     static Stream<GpuCheck.Varlen> varlenCases() {
         return Stream.of(
                 new GpuCheck.Varlen(DeviceDataType.FP16, "causal", 8, 2, 128, new int[] {17, 0, 113},

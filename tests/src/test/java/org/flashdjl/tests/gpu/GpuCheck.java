@@ -68,7 +68,9 @@ final class GpuCheck {
         /** bshd memory, bshd spec. */
         BSHD,
         /** bshd memory seen as a bhsd view through permuted strides, bhsd spec. */
-        BHSD_VIEW_OF_BSHD
+        BHSD_VIEW_OF_BSHD,
+        /** bhsd spec: q, k and the output in bhsd memory, v in bshd memory through strides (v's strides differ). */
+        BHSD_V_BSHD
     }
 
     /** The option sets of the sweep. */
@@ -143,22 +145,35 @@ final class GpuCheck {
         return b.build();
     }
 
-    /** One dense case. */
+    /**
+     * One dense case; {@code queryStart} non-null places the block at global positions (query row 0 at queryStart,
+     * key 0 at keyStart: {@code FlashAttention.Builder.optPositions}).
+     */
     record Dense(DeviceDataType type, String option, int b, int hq, int hkv, int lq, int lk, int d, Mode mode,
-            boolean lse) {
+            boolean lse, Long queryStart, long keyStart) {
+        Dense(DeviceDataType type, String option, int b, int hq, int hkv, int lq, int lk, int d, Mode mode,
+                boolean lse) {
+            this(type, option, b, hq, hkv, lq, lk, d, mode, lse, null, 0);
+        }
+
         @Override
         public String toString() {
             return type + " hd" + d + " " + option + " B=" + b + " H=" + hq + "/" + hkv + " Lq=" + lq + " Lk=" + lk
-                    + " " + mode.name().toLowerCase(Locale.ROOT) + (lse ? "" : " no-lse");
+                    + " " + mode.name().toLowerCase(Locale.ROOT) + (lse ? "" : " no-lse")
+                    + (queryStart == null ? "" : " at q" + queryStart + "/k" + keyStart);
         }
     }
 
-    /** One varlen case. */
-    record Varlen(DeviceDataType type, String option, int hq, int hkv, int d, int[] lq, int[] lk) {
+    /** One varlen case; {@code paddedV}: v's rows hold one more (unused) head than k's, so its row stride differs. */
+    record Varlen(DeviceDataType type, String option, int hq, int hkv, int d, int[] lq, int[] lk, boolean paddedV) {
+        Varlen(DeviceDataType type, String option, int hq, int hkv, int d, int[] lq, int[] lk) {
+            this(type, option, hq, hkv, d, lq, lk, false);
+        }
+
         @Override
         public String toString() {
             return type + " hd" + d + " " + option + " varlen H=" + hq + "/" + hkv + " Lq=" + Arrays.toString(lq)
-                    + " Lk=" + Arrays.toString(lk);
+                    + " Lk=" + Arrays.toString(lk) + (paddedV ? " padded-v" : "");
         }
     }
 
@@ -188,37 +203,48 @@ final class GpuCheck {
         QkvLayout layout = c.mode() == Mode.BSHD ? QkvLayout.BSHD : QkvLayout.BHSD;
         Reference.Options ref = new Reference.Options();
         AttentionSpec spec = spec(c.option(), hq, layout, ref, d);
+        ref.queryStart = c.queryStart();
+        ref.keyStart = c.keyStart();
         float[] q = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hq * lq * d)); // bhsd
         float[] k = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hkv * lk * d));
         float[] v = HostFloats.roundInPlace(type, Reference.randn(rnd, b * hkv * lk * d));
-        boolean bshdMemory = c.mode() != Mode.BHSD;
+        boolean bshdMemory = c.mode() == Mode.BSHD || c.mode() == Mode.BHSD_VIEW_OF_BSHD; // q, k, o, lse
+        boolean vBshdMemory = bshdMemory || c.mode() == Mode.BHSD_V_BSHD;
+        Mode qkoMode = c.mode() == Mode.BHSD_V_BSHD ? Mode.BHSD : c.mode();
+        Mode vMode = c.mode() == Mode.BHSD_V_BSHD ? Mode.BHSD_VIEW_OF_BSHD : c.mode();
         long t0 = System.nanoTime();
         Expected e = expected(type, q, k, v, b, hq, hkv, lq, lk, d, ref);
         long refMs = (System.nanoTime() - t0) / 1_000_000;
 
         try (TestMemory.Buf qb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(q, b, hq, lq, d) : q);
                 TestMemory.Buf kb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(k, b, hkv, lk, d) : k);
-                TestMemory.Buf vb = upload(mem, type, bshdMemory ? Reference.bhsdToBshd(v, b, hkv, lk, d) : v);
+                TestMemory.Buf vb = upload(mem, type, vBshdMemory ? Reference.bhsdToBshd(v, b, hkv, lk, d) : v);
                 TestMemory.Buf ob = poisoned16(mem, type, (long) b * hq * lq * d);
                 TestMemory.Buf lb = poisoned32(mem, (long) b * hq * lq)) {
             FlashAttention.Builder call = FlashAttention.builder()
-                    .setQuery(view(qb, type, c.mode(), b, hq, lq, d))
-                    .setKey(view(kb, type, c.mode(), b, hkv, lk, d))
-                    .setValue(view(vb, type, c.mode(), b, hkv, lk, d))
-                    .setOutput(view(ob, type, c.mode(), b, hq, lq, d))
+                    .setQuery(view(qb, type, qkoMode, b, hq, lq, d))
+                    .setKey(view(kb, type, qkoMode, b, hkv, lk, d))
+                    .setValue(view(vb, type, vMode, b, hkv, lk, d))
+                    .setOutput(view(ob, type, qkoMode, b, hq, lq, d))
                     .setSpec(spec)
                     .optSynchronize(true);
             if (c.lse()) {
-                call.optLse(lb.view(DeviceDataType.FP32, b, hq, lq));
+                call.optLse(lseView(lb, c.mode(), b, hq, lq));
+            }
+            if (c.queryStart() != null) {
+                call.optPositions(c.queryStart(), c.keyStart());
             }
             long t1 = System.nanoTime();
-            mem.launch(call.build(), spec, type, null, null);
+            mem.launch(call.build());
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;
             float[] out = download16(type, ob, (long) b * hq * lq * d);
             if (bshdMemory) {
                 out = bshdToBhsd(out, b, hq, lq, d);
             }
             float[] lse = c.lse() ? download32(lb, (long) b * hq * lq) : null;
+            if (lse != null && bshdMemory) {
+                lse = bshdToBhsd(lse, b, hq, lq, 1); // [B, Lq, Hq] memory -> the reference's [B, Hq, Lq]
+            }
             compare(c.toString(), seed, type, e, out, lse, refMs, gpuMs);
         }
     }
@@ -241,10 +267,11 @@ final class GpuCheck {
         int totalK = cuK[n];
         float[] qp = new float[totalQ * hq * d]; // packed [totalQ, Hq, D]
         float[] kp = new float[totalK * hkv * d];
-        float[] vp = new float[totalK * hkv * d];
+        int vHeads = c.paddedV() ? hkv + 1 : hkv; // v's row pitch in heads
+        float[] vp = new float[totalK * vHeads * d];
         double[] outExp = new double[totalQ * hq * d];
         float[] lowExp = new float[totalQ * hq * d];
-        double[] lseExp = new double[hq * totalQ]; // [Hq, totalQ]
+        double[] lseExp = new double[hq * totalQ]; // [totalQ, Hq]
         AttentionSpec spec = null;
         long t0 = System.nanoTime();
         for (int i = 0; i < n; i++) {
@@ -257,7 +284,10 @@ final class GpuCheck {
             float[] v = HostFloats.roundInPlace(type, Reference.randn(rnd, hkv * lk * d));
             System.arraycopy(Reference.bhsdToBshd(q, 1, hq, lq, d), 0, qp, cuQ[i] * hq * d, lq * hq * d);
             System.arraycopy(Reference.bhsdToBshd(k, 1, hkv, lk, d), 0, kp, cuK[i] * hkv * d, lk * hkv * d);
-            System.arraycopy(Reference.bhsdToBshd(v, 1, hkv, lk, d), 0, vp, cuK[i] * hkv * d, lk * hkv * d);
+            float[] vRows = Reference.bhsdToBshd(v, 1, hkv, lk, d);
+            for (int r = 0; r < lk; r++) {
+                System.arraycopy(vRows, r * hkv * d, vp, (cuK[i] + r) * vHeads * d, hkv * d);
+            }
             Expected e = expected(type, q, k, v, 1, hq, hkv, lq, lk, d, ref);
             float[] lowBshd = Reference.bhsdToBshd(e.low, 1, hq, lq, d);
             System.arraycopy(lowBshd, 0, lowExp, cuQ[i] * hq * d, lowBshd.length);
@@ -265,7 +295,7 @@ final class GpuCheck {
             System.arraycopy(outD, 0, outExp, cuQ[i] * hq * d, outD.length);
             for (int h = 0; h < hq; h++) {
                 for (int r = 0; r < lq; r++) {
-                    lseExp[h * totalQ + cuQ[i] + r] = e.lse[h * lq + r];
+                    lseExp[(cuQ[i] + r) * hq + h] = e.lse[h * lq + r];
                 }
             }
         }
@@ -279,14 +309,14 @@ final class GpuCheck {
             FlashAttention call = FlashAttention.builder()
                     .setQuery(qb.view(type, totalQ, hq, d))
                     .setKey(kb.view(type, totalK, hkv, d))
-                    .setValue(vb.view(type, totalK, hkv, d))
+                    .setValue(vb.view(type, totalK, vHeads, d).slice(1, 0, hkv))
                     .setOutput(ob.view(type, totalQ, hq, d))
-                    .optLse(lb.view(DeviceDataType.FP32, hq, totalQ))
+                    .optLse(lb.view(DeviceDataType.FP32, totalQ, hq))
                     .optVarlen(cuQ, cuK)
                     .setSpec(spec)
                     .optSynchronize(true)
                     .build();
-            mem.launch(call, spec, type, cuQ, cuK);
+            mem.launch(call);
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;
             float[] out = download16(type, ob, (long) totalQ * hq * d);
             float[] lse = download32(lb, (long) hq * totalQ);
@@ -410,8 +440,24 @@ final class GpuCheck {
                 return buf.view(type, b, h, l, d);
             case BSHD:
                 return buf.view(type, b, l, h, d);
-            default:
+            case BHSD_VIEW_OF_BSHD:
                 return buf.view(type, b, l, h, d).permute(0, 2, 1, 3);
+            default:
+                throw new IllegalArgumentException("no single view for mode " + mode);
+        }
+    }
+
+    // The LSE of an output in this mode: its shape without D, in the output's memory order.
+    private static DeviceTensor lseView(TestMemory.Buf buf, Mode mode, int b, int h, int l) {
+        switch (mode) {
+            case BHSD:
+                return buf.view(DeviceDataType.FP32, b, h, l);
+            case BSHD:
+                return buf.view(DeviceDataType.FP32, b, l, h);
+            case BHSD_VIEW_OF_BSHD:
+                return buf.view(DeviceDataType.FP32, b, l, h).permute(0, 2, 1);
+            default: // BHSD_V_BSHD: the LSE follows q and the output
+                return buf.view(DeviceDataType.FP32, b, h, l);
         }
     }
 

@@ -4,22 +4,35 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.cuda.FlashAttention;
+import org.flashdjl.ops.cuda.FlashDispatch;
+import org.flashdjl.ops.cuda.KernelLauncher;
+import org.flashdjl.ops.cuda.KernelStruct;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
- * The GPU suite's cases (short ones) on the CPU through {@link KernelEmulator}: checks, without a GPU, the Java
- * side of every GPU test — parameter packing for each layout and varlen, the dispatch variant, NaN poisoning and
- * guards, the references and the error budget — so a GPU failure points at the kernels.
+ * The GPU suite's cases (short ones) on the CPU through {@link KernelEmulator}, behind the launcher seam of
+ * {@link FlashAttention#run}: checks, without a GPU, the Java side of every GPU test — the dispatch variant, the
+ * parameter block packed for each layout (v laid out unlike k included), the offsets and ALiBi slopes placed
+ * through the call's arguments, NaN poisoning and guards, the references and the error budget — so a GPU failure
+ * points at the kernels. The last tests show that the check fails when the launched parameters are wrong.
  */
 class GpuCheckEmulatedTest {
 
     static Stream<GpuCheck.Dense> shortDenseCases() {
-        return Stream.concat(Stream.concat(FlashAttentionGpuTest.denseCases(), FlashAttentionGpuTest.otherHeadDims()),
-                FlashAttentionGpuTest.emptyKeys()).filter(c -> c.lq() < 1000 && c.lk() < 1000);
+        return Stream.of(FlashAttentionGpuTest.denseCases(), FlashAttentionGpuTest.otherHeadDims(),
+                FlashAttentionGpuTest.emptyKeys(), FlashAttentionGpuTest.valueLayouts(),
+                FlashAttentionGpuTest.positionedBlocks()).flatMap(s -> s)
+                .filter(c -> c.lq() < 1000 && c.lk() < 1000);
+    }
+
+    static Stream<GpuCheck.Varlen> varlenCases() {
+        return Stream.concat(FlashAttentionGpuTest.varlenCases(), FlashAttentionGpuTest.paddedValueCases());
     }
 
     @ParameterizedTest(name = "{0}")
@@ -29,29 +42,85 @@ class GpuCheckEmulatedTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("org.flashdjl.tests.gpu.FlashAttentionGpuTest#varlenCases")
+    @MethodSource("varlenCases")
     void varlen(GpuCheck.Varlen c) {
         GpuCheck.runVarlen(TestMemory.EMULATOR, c);
     }
 
-    @Test
-    void aWrongOutputFailsTheBudget() {
-        // A kernel that ignores the window (what "plain" would do) must fail the check.
-        GpuCheck.Dense c = new GpuCheck.Dense(DeviceDataType.FP16, "window", 1, 4, 4, 113, 113, 64,
-                GpuCheck.Mode.BHSD, true);
-        AssertionError e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(new TestMemory() {
+    /** The emulator behind a launcher that changes the kernel or the parameters it is handed. */
+    private static TestMemory emulatorWith(java.util.function.UnaryOperator<String> kernel,
+            Consumer<KernelStruct> params) {
+        KernelLauncher launcher = new KernelLauncher() {
+            @Override
+            public int computeCapability(int device) {
+                return KernelEmulator.INSTANCE.computeCapability(device);
+            }
+
+            @Override
+            public void launch(int device, FlashDispatch.KernelRef ref, long rows, int gridY, int gridZ,
+                    byte[] parameters) {
+                KernelStruct p = FlashAttention.LAYOUT.read(parameters);
+                params.accept(p);
+                KernelEmulator.INSTANCE.launch(device, new FlashDispatch.KernelRef(ref.module(),
+                        kernel.apply(ref.name())), rows, gridY, gridZ, p.toBytes());
+            }
+
+            @Override
+            public void synchronize(int device, String what) {}
+        };
+        return new TestMemory() {
             @Override
             public Buf allocate(long bytes) {
                 return TestMemory.EMULATOR.allocate(bytes);
             }
 
             @Override
-            public void launch(org.flashdjl.ops.cuda.FlashAttention call,
-                    org.flashdjl.ops.attention.AttentionSpec spec, DeviceDataType type, int[] cuQ, int[] cuK) {
-                KernelEmulator.run(call, org.flashdjl.ops.attention.AttentionSpec.builder().build(), type, cuQ, cuK,
-                        true);
+            public void launch(FlashAttention call) {
+                KernelEmulator.run(call, launcher);
             }
-        }, c));
+        };
+    }
+
+    @Test
+    void aWrongDispatchFailsTheBudget() {
+        // A kernel that ignores the window (what "plain" would do) must fail the check.
+        GpuCheck.Dense c = new GpuCheck.Dense(DeviceDataType.FP16, "window", 1, 4, 4, 113, 113, 64,
+                GpuCheck.Mode.BHSD, true);
+        AssertionError e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(
+                name -> name.replaceAll("_(causal|general)$", "_plain"), p -> {}), c));
         assertTrue(e.getMessage().contains("exceeds both the flash budget"), e.getMessage());
+    }
+
+    @Test
+    void queryOffsetsInPlaceOfKeyOffsetsFail() {
+        GpuCheck.Varlen c = new GpuCheck.Varlen(DeviceDataType.FP16, "none", 4, 4, 256, new int[] {17, 0, 113},
+                new int[] {30, 9, 60});
+        assertThrows(AssertionError.class, () -> GpuCheck.runVarlen(emulatorWith(n -> n,
+                p -> p.set("cu_seqlens_q", p.get("cu_seqlens_k").longValue())), c));
+    }
+
+    @Test
+    void aMissingAlibiUploadFails() {
+        GpuCheck.Dense c = new GpuCheck.Dense(DeviceDataType.FP16, "alibi", 1, 4, 4, 17, 113, 64,
+                GpuCheck.Mode.BHSD, true);
+        AssertionError e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(n -> n,
+                p -> p.set("alibi_slopes", 0)), c));
+        assertTrue(e.getMessage().contains("exceeds both the flash budget") || e.getMessage().contains("lse"),
+                e.getMessage());
+    }
+
+    @Test
+    void keyStridesForValueFail() {
+        Consumer<KernelStruct> vLikeK = p -> {
+            for (String axis : new String[] {"batch", "head", "row"}) {
+                p.set("v_" + axis + "_stride", p.get("k_" + axis + "_stride").longValue());
+            }
+        };
+        GpuCheck.Dense dense = new GpuCheck.Dense(DeviceDataType.FP16, "causal", 2, 8, 2, 113, 113, 64,
+                GpuCheck.Mode.BHSD_V_BSHD, true);
+        assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(n -> n, vLikeK), dense));
+        GpuCheck.Varlen varlen = new GpuCheck.Varlen(DeviceDataType.FP16, "causal", 8, 2, 128,
+                new int[] {17, 0, 113}, new int[] {30, 4, 113}, true);
+        assertThrows(AssertionError.class, () -> GpuCheck.runVarlen(emulatorWith(n -> n, vLikeK), varlen));
     }
 }

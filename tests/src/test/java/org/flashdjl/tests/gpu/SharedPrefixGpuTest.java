@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cuda.CudaSharedPrefixDecode;
+import org.flashdjl.ops.cuda.SharedPrefixSplit;
 import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.DeviceTensor;
@@ -171,7 +172,7 @@ class SharedPrefixGpuTest {
             System.arraycopy(low, 0, lowExp, s * hq * d, hq * d);
         }
         long n = (long) b * hq * d;
-        CudaSharedPrefixDecode.SplitPlan split = c.chunk() > 0 ? CudaSharedPrefixDecode.bySize(p, c.chunk())
+        SharedPrefixSplit split = c.chunk() > 0 ? SharedPrefixSplit.bySize(p, c.chunk())
                 : null;
         try (DeviceBuffer qb = MergeStateGpuTest.upload(type, q, 0);
                 DeviceBuffer kpb = MergeStateGpuTest.upload(type, p == 0 ? new float[8] : kPre, 0);
@@ -213,7 +214,7 @@ class SharedPrefixGpuTest {
             }
             float[] out = Arrays.copyOf(outAll, (int) n);
             float[] lse = c.lse() ? Arrays.copyOf(lseAll, b * hq) : null;
-            String name = c + " [" + plan.getSplitPlan() + ", suffix " + plan.getWorkspace().getSchedule() + "]";
+            String name = c + " [" + plan.getSplit() + ", suffix " + plan.getWorkspace().getSchedule() + "]";
             double[] errs = compare(name, seed, type, outExp, lowExp, lseExp, out, lse);
             float[] pOut = MergeStateGpuTest.download(pob, type, n);
             float[] pLse = MergeStateGpuTest.download(plb, DeviceDataType.FP32, (long) b * hq);

@@ -4,7 +4,6 @@ import com.sun.jna.Memory;
 
 import jcuda.Pointer;
 
-import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.cuda.CudaRuntime;
 import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
@@ -13,8 +12,9 @@ import org.flashdjl.ops.cuda.FlashAttention;
 
 /**
  * Where {@link GpuCheck} runs a case: on the GPU ({@link #GPU}: JCuda memory and the real kernels) or on the CPU
- * ({@link #EMULATOR}: host memory and {@link KernelEmulator}, which follows the kernels' ABI contract), so the whole
- * test path (parameter packing, layouts, varlen offsets, NaN poisoning, reference plumbing) runs in CI too.
+ * ({@link #EMULATOR}: host memory and {@link KernelEmulator} behind {@link FlashAttention}'s launcher seam, following
+ * the kernels' ABI contract), so the whole test path (parameter packing, uploaded offsets and slopes, layouts, NaN
+ * poisoning, reference plumbing) runs in CI too.
  */
 interface TestMemory {
 
@@ -45,8 +45,12 @@ interface TestMemory {
 
     Buf allocate(long bytes);
 
-    /** Runs a built call; {@code cuQ}/{@code cuK} are its varlen offsets or null. */
-    void launch(FlashAttention call, AttentionSpec spec, DeviceDataType type, int[] cuQ, int[] cuK);
+    /**
+     * Runs a built call (nothing else: what the kernel reads comes from the call's own launch preparation).
+     *
+     * @param call the call
+     */
+    void launch(FlashAttention call);
 
     /** JCuda device memory and the real kernels. */
     TestMemory GPU = new TestMemory() {
@@ -92,7 +96,7 @@ interface TestMemory {
         }
 
         @Override
-        public void launch(FlashAttention call, AttentionSpec spec, DeviceDataType type, int[] cuQ, int[] cuK) {
+        public void launch(FlashAttention call) {
             CudaRuntime.bind(GpuCheck.DEVICE);
             call.run();
         }
@@ -104,6 +108,7 @@ interface TestMemory {
         public Buf allocate(long bytes) {
             Memory m = new Memory(Math.max(1, bytes) + 64);
             com.sun.jna.Pointer p = m.align(64);
+            KernelEmulator.register(com.sun.jna.Pointer.nativeValue(p), bytes);
             return new Buf() {
                 @Override
                 public long address() {
@@ -141,14 +146,15 @@ interface TestMemory {
 
                 @Override
                 public void close() {
+                    KernelEmulator.unregister(com.sun.jna.Pointer.nativeValue(p));
                     m.close();
                 }
             };
         }
 
         @Override
-        public void launch(FlashAttention call, AttentionSpec spec, DeviceDataType type, int[] cuQ, int[] cuK) {
-            KernelEmulator.run(call, spec, type, cuQ, cuK);
+        public void launch(FlashAttention call) {
+            KernelEmulator.run(call, KernelEmulator.INSTANCE);
         }
     };
 }

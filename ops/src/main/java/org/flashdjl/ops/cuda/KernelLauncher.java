@@ -1,0 +1,66 @@
+package org.flashdjl.ops.cuda;
+
+/**
+ * Runs a kernel call that a launcher class (e.g. {@link FlashAttention}) has fully prepared: the kernel picked by
+ * the dispatch table, the grid, and the packed by-value parameter block, whose pointers address memory that the
+ * call's {@link DeviceArguments} placed. {@link #CUDA} launches on the device; anything that honours the kernels'
+ * launch contract (the headers of {@code ops/src/main/cuda}) may stand in for it.
+ */
+public interface KernelLauncher {
+
+    /** The CUDA driver: the module's kernel on the legacy default stream of the device. */
+    KernelLauncher CUDA = new KernelLauncher() {
+        @Override
+        public int computeCapability(int device) {
+            return CudaRuntime.getDeviceInfo(device).computeCapability();
+        }
+
+        @Override
+        public void launch(int device, FlashDispatch.KernelRef kernel, long rows, int gridY, int gridZ,
+                byte[] parameters) {
+            CudaRuntime.bind(device);
+            KernelModule.Kernel k = KernelModule.get(kernel.module(), device).getKernel(kernel.name());
+            long gridX = (rows + k.rowsPerBlock() - 1) / k.rowsPerBlock();
+            if (gridX == 0 || gridY == 0 || gridZ == 0) {
+                return; // nothing to write; a zero grid dimension is a launch error
+            }
+            k.launch((int) gridX, gridY, gridZ, parameters);
+        }
+
+        @Override
+        public void synchronize(int device, String what) {
+            CudaRuntime.bind(device);
+            CudaRuntime.synchronize(what);
+        }
+    };
+
+    /**
+     * Returns the compute capability of a device, which picks the kernel.
+     *
+     * @param device the CUDA ordinal
+     * @return e.g. 90
+     */
+    int computeCapability(int device);
+
+    /**
+     * Launches a kernel with one by-value struct argument over the grid
+     * {@code (ceil(rows / rowsPerBlock), gridY, gridZ)}, where {@code rowsPerBlock} is the kernel's configuration;
+     * an empty grid launches nothing.
+     *
+     * @param device the CUDA ordinal
+     * @param kernel the kernel and its module
+     * @param rows the rows the grid's x dimension covers (e.g. the longest query sequence)
+     * @param gridY blocks in y
+     * @param gridZ blocks in z
+     * @param parameters the packed parameter block
+     */
+    void launch(int device, FlashDispatch.KernelRef kernel, long rows, int gridY, int gridZ, byte[] parameters);
+
+    /**
+     * Waits for the launched work and surfaces its asynchronous errors.
+     *
+     * @param device the CUDA ordinal
+     * @param what what was waited for, for messages
+     */
+    void synchronize(int device, String what);
+}

@@ -123,22 +123,58 @@ public final class LlamaDecoderLayer extends AbstractBlock {
      */
     public NDArray forwardPacked(ParameterStore ps, NDArray x, long[] positions, int layer, long[] seqIds,
             int[] counts, SequenceKvStore store) {
-        NDArray attn = selfAttn.forwardPacked(ps, attnNorm.forward(ps, x), positions, layer, seqIds, counts,
-                store); // [N, hidden]
-        return residuals(ps, x, attn);
+        Residual r = forwardPacked(ps, new Residual(x, null), positions, layer, seqIds, counts, store);
+        return r.delta().addi(r.stream()); // [N, hidden]
+    }
+
+    /**
+     * The residual stream between layers of the packed path: the sum so far and the last branch's output not yet
+     * added to it. Adding it is fused into the next norm ({@link RmsNorm#addForward}), so a layer costs one launch
+     * less than {@code x + branch} followed by a norm.
+     *
+     * @param stream the residual sum [N, hidden], owned by the forward pass (updated in place)
+     * @param delta the branch output still to add [N, hidden], or null
+     */
+    public record Residual(NDArray stream, NDArray delta) {}
+
+    /**
+     * Runs the layer on packed tokens of many sequences, the residual addition of the previous layer fused into
+     * this layer's first norm.
+     *
+     * @param ps the parameter store
+     * @param in the residual stream (its arrays become this layer's: {@code stream} is updated in place)
+     * @param positions [N] stream positions
+     * @param layer this layer's index
+     * @param seqIds the step's sequences
+     * @param counts tokens per sequence
+     * @param store the KV store
+     * @return the residual stream after this layer, its MLP output pending
+     */
+    public Residual forwardPacked(ParameterStore ps, Residual in, long[] positions, int layer, long[] seqIds,
+            int[] counts, SequenceKvStore store) {
+        NDArray x = in.stream(); // [N, hidden]
+        NDArray n = in.delta() == null ? attnNorm.forward(ps, x) : attnNorm.addForward(ps, x, in.delta());
+        NDArray attn = selfAttn.forwardPacked(ps, n, positions, layer, seqIds, counts, store); // [N, hidden]
+        return branches(ps, x, attn);
     }
 
     // The two residual branches after attention: x [..., hidden], attn [..., hidden] -> [..., hidden]. The fresh
     // arrays of this layer carry the sums in place (x, the caller's, is never changed): 4 launches on CUDA
     // besides the projections.
     private NDArray residuals(ParameterStore ps, NDArray x, NDArray attn) {
+        Residual r = branches(ps, x, attn);
+        return r.delta().addi(r.stream()); // h + m
+    }
+
+    // h = x + attn (in attn's fresh array), m = mlp(norm(h)): the stream h with m pending.
+    private Residual branches(ParameterStore ps, NDArray x, NDArray attn) {
         NDArray h = attnOutNorm == null ? attn : attnOutNorm.forward(ps, attn); // [..., hidden], ours
         NDArray n = mlpNorm.addForward(ps, h, x); // h <- x + h; n = mlpNorm(h)
         NDArray m = mlp.forward(ps, n); // [..., hidden], ours
         if (mlpOutNorm != null) {
             m = mlpOutNorm.forward(ps, m);
         }
-        return m.addi(h); // h + m
+        return new Residual(h, m);
     }
 
     /** {@inheritDoc} */

@@ -403,11 +403,13 @@ public final class LlamaModel extends AbstractBlock {
             }
             lastRows[i] = row - 1;
         }
-        NDArray x = embed(ps, tokens.reshape(n)); // [N, hidden]
+        // the residual stream [N, hidden]: each layer's last addition is fused into the next layer's first norm
+        LlamaDecoderLayer.Residual r = new LlamaDecoderLayer.Residual(embed(ps, tokens.reshape(n)), null);
         for (int i = 0; i < layers.size(); i++) {
-            x = layers.get(i).forwardPacked(ps, x, positions, i, seqIds, counts, store); // [N, hidden]
+            r = layers.get(i).forwardPacked(ps, r, positions, i, seqIds, counts, store);
         }
-        NDArray last = x.get(x.getManager().create(lastRows)); // [S, hidden]
+        NDArray rows = r.stream().getManager().create(lastRows); // [S]
+        NDArray last = r.stream().get(rows).addi(r.delta().get(rows)); // [S, hidden]
         return logits(ps, norm.forward(ps, last)); // [S, vocab]
     }
 

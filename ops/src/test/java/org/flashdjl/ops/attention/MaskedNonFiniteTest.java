@@ -100,7 +100,7 @@ class MaskedNonFiniteTest {
         AttentionOutput o = Attention.forwardVarlen(qp, kp, vp, m.create(new int[] {0, L}), m.create(new int[] {0, L}),
                 spec, "online");
         return new AttentionOutput(o.getOutput().reshape(1, L, HQ, D).transpose(0, 2, 1, 3),
-                o.getLse().reshape(1, HQ, L));
+                o.getLse().transpose(1, 0).reshape(1, HQ, L)); // LSE [totalQ, Hq] -> [1, Hq, L]
     }
 
     // The same call from a page pool of page size 4 (two pages, the second half full).
@@ -184,7 +184,7 @@ class MaskedNonFiniteTest {
             AttentionOutput o = Attention.forwardVarlen(q, k, k, m.create(new int[] {0, 0, 0}),
                     m.create(new int[] {0, 1, 3}), spec, "online");
             assertEquals(new Shape(0, HQ, D), o.getOutput().getShape());
-            assertEquals(new Shape(HQ, 0), o.getLse().getShape());
+            assertEquals(new Shape(0, HQ), o.getLse().getShape()); // [totalQ, Hq]
             assertEquals(0, o.getOutput().toFloatArray().length, "the output can be read: it was not released");
             assertEquals(0, o.getLse().toFloatArray().length);
         }

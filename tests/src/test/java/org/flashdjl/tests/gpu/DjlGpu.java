@@ -25,17 +25,27 @@ final class DjlGpu {
 
     /** Skips, with the reason, unless DJL's PyTorch engine sees a GPU (DJL's JNI built for the machine's torch). */
     static void assumeDjlGpu() {
-        int gpus;
-        String why;
+        String reason = noGpuReason();
+        Assumptions.assumeTrue(reason == null, () -> reason);
+    }
+
+    /**
+     * Returns whether DJL's PyTorch engine sees a GPU, for a class's one-time setup (its tests then call an
+     * {@code assume} method in {@code @BeforeEach}, so that each is reported as skipped with the reason).
+     *
+     * @return true when DJL sees a GPU
+     */
+    static boolean available() {
+        return noGpuReason() == null;
+    }
+
+    private static String noGpuReason() {
         try {
-            gpus = Engine.getEngine("PyTorch").getGpuCount();
-            why = gpus == 0 ? "DJL's PyTorch engine sees no GPU (CPU natives, or no CUDA device)" : null;
+            return Engine.getEngine("PyTorch").getGpuCount() == 0
+                    ? "DJL's PyTorch engine sees no GPU (CPU natives, or no CUDA device)" : null;
         } catch (RuntimeException | LinkageError e) {
-            gpus = 0;
-            why = "DJL's PyTorch engine does not load: " + e;
+            return "DJL's PyTorch engine does not load: " + e;
         }
-        String reason = why;
-        Assumptions.assumeTrue(gpus > 0, () -> reason);
     }
 
     /** {@link #assumeDjlGpu()}, then fails if a GPU exists but the fused kernels were not built. */

@@ -193,6 +193,7 @@ final class BlockCheck {
      * {@code auto} backend.
      *
      * @param candidate where the candidate runs
+     * @param cpu a CPU manager (the fp32 run)
      * @param layout {@code "bhsd"} or {@code "bshd"}
      * @param seed the seed of the inputs
      * @return max |candidate - cpu fp32|

@@ -158,7 +158,7 @@ class GpuBadInputTest {
                     .setHeadDim(64).optDataType(DataType.FLOAT16).optDevice(Device.gpu()).build()) {
                 long seq = cache.addSequence();
                 BadInput.assertRefused("PagedKvCache.append, CPU keys", () -> cache.append(seq,
-                        BadInput.zeros16(c, 3, 2, 64), BadInput.zeros16(g, 3, 2, 64)), "k is on " + CPU,
+                        BadInput.zeros16(c, 3, 2, 64), BadInput.zeros16(g, 3, 2, 64)), "keys[0] is on " + CPU,
                         "the cache is on " + GPU);
                 assertEquals(0, cache.getSequenceLength(seq), "sequence length after the refused append");
                 assertEquals(4, cache.getFreePageCount(), "free pages after the refused append");

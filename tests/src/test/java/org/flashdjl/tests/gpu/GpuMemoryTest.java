@@ -50,8 +50,8 @@ import java.util.Random;
 @ExtendWith(Seeds.class)
 class GpuMemoryTest {
 
-    /** Decode steps ({@code -Dflashdjl.gpu.memoryTokens}, default 10,000). */
-    static final int TOKENS = Integer.getInteger("flashdjl.gpu.memoryTokens", 10_000);
+    /** Decode steps ({@code -Dflashdjl.gpu.memoryTokens}; default 10,000, 2,000 with {@code flashdjl.gpu.quick}). */
+    static final int TOKENS = Integer.getInteger("flashdjl.gpu.memoryTokens", GpuCheck.QUICK ? 2_000 : 10_000);
 
     /** The first sample, after warm-up (allocator pools, JIT). */
     static final int WARM = TOKENS / 10;
@@ -145,7 +145,8 @@ class GpuMemoryTest {
                         DjlGpu.mib(after - before));
                 System.out.println(line);
                 assertEquals(implied, store.memoryBytes(), line);
-                assertTrue(after - before <= implied + (16L << 20), "more device memory than the pools need: "
+                // PyTorch's caching allocator serves 1..10 MiB requests from 20 MiB segments: up to one spare
+                assertTrue(after - before <= implied + (24L << 20), "more device memory than the pools need: "
                         + line);
             }
         }

@@ -28,7 +28,7 @@ final class ServingLibs {
     private static final String[][] LIBS = {
         {"flashdjl-ops", "org/flashdjl/ops/attention/Attention.class"},
         {"flashdjl-kvcache", "org/flashdjl/kvcache/paged/PagedKvCache.class"},
-        {"flashdjl-engine-ext", "org/flashdjl/engine/Backends.class"},
+        {"flashdjl-engine-ext", "org/flashdjl/engine/nn/DecoderAttentionBlock.class"},
         {"flashdjl-model-zoo-examples", "org/flashdjl/examples/serving/LlamaServingTranslator.class"},
         {"tokenizers", "ai/djl/huggingface/tokenizers/HuggingFaceTokenizer.class"},
         {"jcuda", "jcuda/driver/JCudaDriver.class"},

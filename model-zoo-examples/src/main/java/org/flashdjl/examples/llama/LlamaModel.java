@@ -1,5 +1,6 @@
 package org.flashdjl.examples.llama;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -356,6 +357,7 @@ public final class LlamaModel extends AbstractBlock {
      * @param caches one cache per layer, or null for a standalone forward at positions 0..T-1
      * @param lastOnly whether to compute logits for the last position only
      * @return logits [B, T, vocab] (or [B, 1, vocab]) in fp32
+     * @throws IllegalArgumentException when the tokens or the parameter store's manager are not on the weights' device
      */
     public NDArray forward(ParameterStore ps, NDArray tokens, KvCache[] caches, boolean lastOnly) {
         if (tokens.getShape().dimension() != 2) {
@@ -364,6 +366,7 @@ public final class LlamaModel extends AbstractBlock {
         if (caches != null && caches.length != layers.size()) {
             throw new IllegalArgumentException(caches.length + " caches for " + layers.size() + " layers");
         }
+        checkDevice(ps, tokens);
         NDArray x = embed(ps, tokens); // [B, T, hidden]
         for (int i = 0; i < layers.size(); i++) {
             x = layers.get(i).forward(ps, x, caches == null ? null : caches[i]); // [B, T, hidden]
@@ -383,9 +386,12 @@ public final class LlamaModel extends AbstractBlock {
      * @param counts tokens per sequence (sum N)
      * @param store the KV store
      * @return logits of each sequence's last token [sequences, vocab] in fp32
+     * @throws IllegalArgumentException when the tokens or the parameter store's manager are not on the weights'
+     *     device (nothing reserved in the store)
      */
     public NDArray forwardPacked(ParameterStore ps, NDArray tokens, long[] seqIds, int[] counts,
             SequenceKvStore store) {
+        checkDevice(ps, tokens); // before the reservation: a refused call leaves the store as it was
         long[] starts = store.reserve(seqIds, counts);
         int n = 0;
         for (int c : counts) {
@@ -411,6 +417,17 @@ public final class LlamaModel extends AbstractBlock {
         NDArray rows = r.stream().getManager().create(lastRows); // [S]
         NDArray last = r.stream().get(rows).addi(r.delta().get(rows)); // [S, hidden]
         return logits(ps, norm.forward(ps, last)); // [S, vocab]
+    }
+
+    // Token ids and the parameter store's manager must be on the weights' device (DJL's ParameterStore would fail
+    // with a bare NullPointerException, or the first op with a device error, after a store had reserved slots).
+    private void checkDevice(ParameterStore ps, NDArray tokens) {
+        Device weights = embedTokens.getArray().getDevice();
+        if (!tokens.getDevice().equals(weights) || !ps.getManager().getDevice().equals(weights)) {
+            throw new IllegalArgumentException("the token ids are on " + tokens.getDevice() + " and the parameter"
+                    + " store's manager on " + ps.getManager().getDevice() + ", but the model's weights are on "
+                    + weights + "; create both with a manager on " + weights);
+        }
     }
 
     private NDArray embed(ParameterStore ps, NDArray tokens) {

@@ -178,7 +178,7 @@ final class GpuCheck {
     }
 
     /** Reference results in the kernel's memory order. */
-    private static final class Expected {
+    static final class Expected {
         final double[] out;
         final float[] low;
         final double[] lse;
@@ -256,38 +256,94 @@ final class GpuCheck {
         int hq = c.hq();
         int hkv = c.hkv();
         int d = c.d();
-        int n = c.lq().length;
+        Reference.Options ref = new Reference.Options();
+        AttentionSpec spec = spec(c.option(), hq, QkvLayout.BHSD, ref, d);
+        long t0 = System.nanoTime();
+        VarlenInputs in = varlenInputs(type, hq, hkv, d, c.lq(), c.lk(), ref, rnd);
+        long refMs = (System.nanoTime() - t0) / 1_000_000;
+        int totalQ = in.cuQ[in.cuQ.length - 1];
+        int totalK = in.cuK[in.cuK.length - 1];
+        int vHeads = c.paddedV() ? hkv + 1 : hkv; // v's row pitch in heads
+        float[] vp = in.v;
+        if (c.paddedV()) {
+            vp = new float[totalK * vHeads * d];
+            for (int r = 0; r < totalK; r++) {
+                System.arraycopy(in.v, r * hkv * d, vp, r * vHeads * d, hkv * d);
+            }
+        }
+        try (TestMemory.Buf qb = upload(mem, type, in.q);
+                TestMemory.Buf kb = upload(mem, type, in.k);
+                TestMemory.Buf vb = upload(mem, type, vp);
+                TestMemory.Buf ob = poisoned16(mem, type, (long) totalQ * hq * d);
+                TestMemory.Buf lb = poisoned32(mem, (long) hq * totalQ)) {
+            long t1 = System.nanoTime();
+            FlashAttention call = FlashAttention.builder()
+                    .setQuery(qb.view(type, totalQ, hq, d))
+                    .setKey(kb.view(type, totalK, hkv, d))
+                    .setValue(vb.view(type, totalK, vHeads, d).slice(1, 0, hkv))
+                    .setOutput(ob.view(type, totalQ, hq, d))
+                    .optLse(lb.view(DeviceDataType.FP32, totalQ, hq))
+                    .optVarlen(in.cuQ, in.cuK)
+                    .setSpec(spec)
+                    .optSynchronize(true)
+                    .build();
+            mem.launch(call);
+            long gpuMs = (System.nanoTime() - t1) / 1_000_000;
+            float[] out = download16(type, ob, (long) totalQ * hq * d);
+            float[] lse = download32(lb, (long) hq * totalQ);
+            compare(c.toString(), seed, type, in.expected, out, lse, refMs, gpuMs);
+        }
+    }
+
+    /** Packed varlen inputs ([total, H, D], rounded to the dtype), their offsets and the expected results. */
+    static final class VarlenInputs {
+        final float[] q; // [totalQ, Hq, D]
+        final float[] k; // [totalK, Hkv, D]
+        final float[] v; // [totalK, Hkv, D]
+        final int[] cuQ; // [B + 1]
+        final int[] cuK; // [B + 1]
+        final Expected expected; // out [totalQ, Hq, D], LSE [totalQ, Hq]
+
+        VarlenInputs(float[] q, float[] k, float[] v, int[] cuQ, int[] cuK, Expected expected) {
+            this.q = q;
+            this.k = k;
+            this.v = v;
+            this.cuQ = cuQ;
+            this.cuK = cuK;
+            this.expected = expected;
+        }
+    }
+
+    /**
+     * Draws the packed inputs of a varlen case and computes their reference: each sequence bottom-right aligned on
+     * its own, with the options {@code ref} (scale set).
+     */
+    static VarlenInputs varlenInputs(DeviceDataType type, int hq, int hkv, int d, int[] lqs, int[] lks,
+            Reference.Options ref, Random rnd) {
+        int n = lqs.length;
         int[] cuQ = new int[n + 1];
         int[] cuK = new int[n + 1];
         for (int i = 0; i < n; i++) {
-            cuQ[i + 1] = cuQ[i] + c.lq()[i];
-            cuK[i + 1] = cuK[i] + c.lk()[i];
+            cuQ[i + 1] = cuQ[i] + lqs[i];
+            cuK[i + 1] = cuK[i] + lks[i];
         }
         int totalQ = cuQ[n];
         int totalK = cuK[n];
         float[] qp = new float[totalQ * hq * d]; // packed [totalQ, Hq, D]
         float[] kp = new float[totalK * hkv * d];
-        int vHeads = c.paddedV() ? hkv + 1 : hkv; // v's row pitch in heads
-        float[] vp = new float[totalK * vHeads * d];
+        float[] vp = new float[totalK * hkv * d];
         double[] outExp = new double[totalQ * hq * d];
         float[] lowExp = new float[totalQ * hq * d];
         double[] lseExp = new double[hq * totalQ]; // [totalQ, Hq]
-        AttentionSpec spec = null;
-        long t0 = System.nanoTime();
         for (int i = 0; i < n; i++) {
-            int lq = c.lq()[i];
-            int lk = c.lk()[i];
-            Reference.Options ref = new Reference.Options();
-            spec = spec(c.option(), hq, QkvLayout.BHSD, ref, d);
+            int lq = lqs[i];
+            int lk = lks[i];
             float[] q = HostFloats.roundInPlace(type, Reference.randn(rnd, hq * lq * d));
             float[] k = HostFloats.roundInPlace(type, Reference.randn(rnd, hkv * lk * d));
             float[] v = HostFloats.roundInPlace(type, Reference.randn(rnd, hkv * lk * d));
             System.arraycopy(Reference.bhsdToBshd(q, 1, hq, lq, d), 0, qp, cuQ[i] * hq * d, lq * hq * d);
             System.arraycopy(Reference.bhsdToBshd(k, 1, hkv, lk, d), 0, kp, cuK[i] * hkv * d, lk * hkv * d);
-            float[] vRows = Reference.bhsdToBshd(v, 1, hkv, lk, d);
-            for (int r = 0; r < lk; r++) {
-                System.arraycopy(vRows, r * hkv * d, vp, (cuK[i] + r) * vHeads * d, hkv * d);
-            }
+            System.arraycopy(Reference.bhsdToBshd(v, 1, hkv, lk, d), 0, vp, cuK[i] * hkv * d, lk * hkv * d);
             Expected e = expected(type, q, k, v, 1, hq, hkv, lq, lk, d, ref);
             float[] lowBshd = Reference.bhsdToBshd(e.low, 1, hq, lq, d);
             System.arraycopy(lowBshd, 0, lowExp, cuQ[i] * hq * d, lowBshd.length);
@@ -299,29 +355,7 @@ final class GpuCheck {
                 }
             }
         }
-        long refMs = (System.nanoTime() - t0) / 1_000_000;
-        try (TestMemory.Buf qb = upload(mem, type, qp);
-                TestMemory.Buf kb = upload(mem, type, kp);
-                TestMemory.Buf vb = upload(mem, type, vp);
-                TestMemory.Buf ob = poisoned16(mem, type, (long) totalQ * hq * d);
-                TestMemory.Buf lb = poisoned32(mem, (long) hq * totalQ)) {
-            long t1 = System.nanoTime();
-            FlashAttention call = FlashAttention.builder()
-                    .setQuery(qb.view(type, totalQ, hq, d))
-                    .setKey(kb.view(type, totalK, hkv, d))
-                    .setValue(vb.view(type, totalK, vHeads, d).slice(1, 0, hkv))
-                    .setOutput(ob.view(type, totalQ, hq, d))
-                    .optLse(lb.view(DeviceDataType.FP32, totalQ, hq))
-                    .optVarlen(cuQ, cuK)
-                    .setSpec(spec)
-                    .optSynchronize(true)
-                    .build();
-            mem.launch(call);
-            long gpuMs = (System.nanoTime() - t1) / 1_000_000;
-            float[] out = download16(type, ob, (long) totalQ * hq * d);
-            float[] lse = download32(lb, (long) hq * totalQ);
-            compare(c.toString(), seed, type, new Expected(outExp, lowExp, lseExp), out, lse, refMs, gpuMs);
-        }
+        return new VarlenInputs(qp, kp, vp, cuQ, cuK, new Expected(outExp, lowExp, lseExp));
     }
 
     private static double[] bhsdToBshd(double[] x, int h, int l, int d) {
@@ -334,8 +368,8 @@ final class GpuCheck {
         return y;
     }
 
-    /** The float64 reference and the low-precision math, one (batch, query head) per task. */
-    private static Expected expected(DeviceDataType type, float[] q, float[] k, float[] v, int b, int hq, int hkv,
+    /** The float64 reference and the low-precision math (flat bhsd), one (batch, query head) per task. */
+    static Expected expected(DeviceDataType type, float[] q, float[] k, float[] v, int b, int hq, int hkv,
             int lq, int lk, int d, Reference.Options o) {
         double[] out = new double[b * hq * lq * d];
         float[] low = new float[b * hq * lq * d];
@@ -368,7 +402,11 @@ final class GpuCheck {
         return new Expected(out, low, lse);
     }
 
-    private static void compare(String name, long seed, DeviceDataType type, Expected e, float[] out, float[] lse,
+    /**
+     * Checks an output (and LSE, or null) in the memory order of {@code e} against the float64 reference with the
+     * flash-attention error budget; logs the case and adds it to the report.
+     */
+    static void compare(String name, long seed, DeviceDataType type, Expected e, float[] out, float[] lse,
             long refMs, long gpuMs) {
         int nan = 0;
         for (float x : out) {
@@ -505,7 +543,7 @@ final class GpuCheck {
         return x;
     }
 
-    private static float[] bshdToBhsd(float[] x, int b, int h, int l, int d) {
+    static float[] bshdToBhsd(float[] x, int b, int h, int l, int d) {
         float[] y = new float[x.length];
         for (int bi = 0; bi < b; bi++) {
             for (int hi = 0; hi < h; hi++) {

@@ -14,7 +14,7 @@ import org.flashdjl.ops.testing.TransformerReference;
 import org.flashdjl.ops.transformer.TransformerOps;
 import org.flashdjl.ops.transformer.TransformerOps.GatedActivation;
 import org.flashdjl.ops.transformer.TransformerOps.NormStyle;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -31,9 +31,9 @@ class TransformerOpsGpuTest {
 
     private static final long SEED = Long.getLong("flashdjl.test.seed", System.nanoTime());
 
-    @BeforeAll
-    static void gpu() {
-        DjlGpu.assumeFusedKernels();
+    @BeforeEach
+    void gpu() {
+        DjlGpu.assumeFusedKernels(); // each test reports the skip and its reason
     }
 
     private static String seed(String what) {

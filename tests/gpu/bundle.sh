@@ -27,8 +27,10 @@ for arg in "$@"; do
 done
 MAX_BYTES=$((60 * 1024 * 1024))
 # java.xml: log4j's XML config; jdk.zipfs: JUnit's classpath scan of jars; java.desktop: log4j-core needs java.beans
-# (its AWT/font/sound natives are left out of the image: nothing here loads them); java.naming: log4j warns without it.
-MODULES=java.base,java.logging,java.management,java.naming,jdk.unsupported,java.xml,jdk.zipfs,java.desktop
+# (its AWT/font/sound natives are left out of the image: nothing here loads them); java.naming: log4j warns without it;
+# jdk.management: the serving config's memory probe (com.sun.management); jdk.jfr: profiles of the benchmarks
+# (JAVA_OPTS=-XX:StartFlightRecording=...).
+MODULES=java.base,java.logging,java.management,jdk.management,jdk.jfr,java.naming,jdk.unsupported,java.xml,jdk.zipfs,java.desktop
 EXCLUDE='**/lib/libawt*.so,**/lib/libfontmanager.so,**/lib/libfreetype.so,**/lib/libjavajpeg.so,**/lib/libjawt.so'
 EXCLUDE+=',**/lib/libjsound.so,**/lib/liblcms.so,**/lib/libmlib_image.so,**/lib/libsplashscreen.so'
 OUT_DIR="$ROOT/bundle"

@@ -74,6 +74,16 @@ __device__ __forceinline__ bool key_visible(const MaskRule& r, int pos, int j) {
   return true;
 }
 
+// Whether key j is visible to some query position of [p0, p1]. For a fixed key the positions that see it form
+// one interval (causal and the right bound give its start, the left bound its end), so the block position
+// nearest to that start decides.
+__device__ __forceinline__ bool key_visible_to_any(const MaskRule& r, int p0, int p1, int j) {
+  int lo = p0;
+  if (r.causal) lo = max(lo, j);
+  if (r.right >= 0) lo = max(lo, j - r.right);
+  return key_visible(r, min(lo, p1), j);
+}
+
 // Score of a visible key, natural units: s = scale*q.k -> softcap -> alibi.
 __device__ __forceinline__ float transform_score(float qk, float scale, float softcap, float slope,
                                                  int pos, int j) {

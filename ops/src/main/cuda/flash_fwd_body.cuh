@@ -77,13 +77,26 @@ template <> struct TraitsFor<256> : Traits<256, 64, 64, 4, 2> {};
 #include "flash_common.cuh"
 
 // --------------------------------------- tile loader -----------------------------------------
+// Which rows of a K/V tile a loader reads: all of them, or (for V) only keys some query row of the block sees.
+// A skipped row is zero-filled, so a hidden value contributes nothing whatever its bits: P = 0 for a hidden key,
+// but 0 * NaN would be NaN in P.V (uninitialized cache slots, keys outside a window).
+struct KeepAllRows {
+  __device__ __forceinline__ bool operator()(int) const { return true; }
+};
+struct KeepVisibleRows {
+  MaskRule rule;
+  int p0, p1;  // the block's first and last query positions
+  __device__ __forceinline__ bool operator()(int j) const { return key_visible_to_any(rule, p0, p1, j); }
+};
+
 // Copies rows [row0, row0 + kRows) of a [*, D] global matrix (row pitch `stride` elements) into
-// smem [kRows][kStride]; rows >= row_limit are zero-filled and never read from global memory.
+// smem [kRows][kStride]; rows >= row_limit, and rows the keep predicate refuses, are zero-filled and never
+// read from global memory.
 // Thread -> chunk mapping: kTPR (power of two >= kCPR) threads per row, thread tid copies chunk
 // (tid % kTPR) of rows (tid / kTPR) + it * kRPI; threads with chunk >= kCPR idle (hd 96/192).
-template <class Tr, int kRows, typename T>
+template <class Tr, int kRows, typename T, class Keep = KeepAllRows>
 __device__ __forceinline__ void load_tile(T* s, const T* g, int64_t stride, int row0,
-                                          int row_limit, int tid) {
+                                          int row_limit, int tid, Keep keep = Keep()) {
   constexpr int kTPR = Tr::kCPR <= 4 ? 4 : Tr::kCPR <= 8 ? 8 : Tr::kCPR <= 16 ? 16 : 32;
   constexpr int kRPI = Tr::kThreads / kTPR;
   static_assert(kRows % kRPI == 0, "tile rows must be a multiple of rows per pass");
@@ -95,19 +108,19 @@ __device__ __forceinline__ void load_tile(T* s, const T* g, int64_t stride, int 
 #pragma unroll
   for (int it = 0; it < kRows / kRPI; ++it) {
     const int r = r0 + it * kRPI;
-    const bool ok = row0 + r < row_limit;
+    const bool ok = row0 + r < row_limit && keep(row0 + r);
     cp_async_16(dst + it * kRPI * Tr::kStride * 2, tile + (ok ? r * stride : 0), ok);
   }
 }
 
 // The same tile from a K/V page pool (paged_prefill.cu): local token t = row0 + r of the sequence
 // lives at slot pages[t / page_size] * page_size + t % page_size of the pool (row pitch `stride`,
-// `pool` already offset to the kv head); rows >= row_limit are zero-filled and never read, so
-// unused pages are never touched. Any page size >= 1 works (a tile may straddle pages).
-template <class Tr, int kRows, typename T>
+// `pool` already offset to the kv head); rows >= row_limit (and rows keep refuses) are zero-filled and never
+// read, so unused pages are never touched. Any page size >= 1 works (a tile may straddle pages).
+template <class Tr, int kRows, typename T, class Keep = KeepAllRows>
 __device__ __forceinline__ void load_paged_tile(T* s, const T* pool, const int32_t* pages,
                                                 int page_size, int64_t stride, int row0,
-                                                int row_limit, int tid) {
+                                                int row_limit, int tid, Keep keep = Keep()) {
   constexpr int kTPR = Tr::kCPR <= 4 ? 4 : Tr::kCPR <= 8 ? 8 : Tr::kCPR <= 16 ? 16 : 32;
   constexpr int kRPI = Tr::kThreads / kTPR;
   static_assert(kRows % kRPI == 0, "tile rows must be a multiple of rows per pass");
@@ -118,7 +131,7 @@ __device__ __forceinline__ void load_paged_tile(T* s, const T* pool, const int32
 #pragma unroll
   for (int it = 0; it < kRows / kRPI; ++it) {
     const int t = row0 + r0 + it * kRPI;
-    const bool ok = t < row_limit;
+    const bool ok = t < row_limit && keep(t);
     int64_t slot = 0;
     if (ok) slot = static_cast<int64_t>(__ldg(pages + t / page_size)) * page_size + t % page_size;
     cp_async_16(dst + it * kRPI * Tr::kStride * 2, base + slot * stride, ok);
@@ -207,13 +220,6 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
       load_tile<Tr, Bc>(sK, gK, p.k_row_stride, n * Bc, lk, tid);
     }
   };
-  auto load_v = [&](int n) {
-    if constexpr (kPaged) {
-      load_paged_tile<Tr, Bc>(sV, gV, pages, p.page_size, p.kv_row_stride, n * Bc, lk, tid);
-    } else {
-      load_tile<Tr, Bc>(sV, gV, p.v_row_stride, n * Bc, lk, tid);
-    }
-  };
 
   MaskRule rule;
   rule.lk = lk;
@@ -234,6 +240,22 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
     rule.sinks = 0;
   }
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
+  // V tile n; with the options that hide keys inside [0, Lk) (window, sinks), values no row of the block sees
+  // are zero-filled instead of read (plain/causal: every key of [0, Lk) is seen by the call's last query)
+  auto load_v = [&](int n) {
+    if constexpr (kAllOptions) {
+      const KeepVisibleRows keep{rule, m0 + rule.off, m_end - 1 + rule.off};
+      if constexpr (kPaged) {
+        load_paged_tile<Tr, Bc>(sV, gV, pages, p.page_size, p.kv_row_stride, n * Bc, lk, tid, keep);
+      } else {
+        load_tile<Tr, Bc>(sV, gV, p.v_row_stride, n * Bc, lk, tid, keep);
+      }
+    } else if constexpr (kPaged) {
+      load_paged_tile<Tr, Bc>(sV, gV, pages, p.page_size, p.kv_row_stride, n * Bc, lk, tid);
+    } else {
+      load_tile<Tr, Bc>(sV, gV, p.v_row_stride, n * Bc, lk, tid);
+    }
+  };
 
   // softmax factor: raw q.k -> log2 units (plain/causal); general scores are final log2 units.
   const float sc = kAllOptions ? 1.f : p.mask.scale * kLog2e;

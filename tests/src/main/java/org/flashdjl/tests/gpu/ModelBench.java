@@ -163,8 +163,20 @@ public final class ModelBench {
             }
         }
         double med = median(Arrays.copyOfRange(ms, warm, ms.length));
-        System.out.printf(Locale.ROOT, "{%s,\"bench\":\"prefill\",\"batch\":1,\"prompt\":%d,\"ms\":%.3f}%n", base,
-                prompt.length, med);
+        System.err.println("prefill reps (ms): " + Arrays.toString(ms));
+        // time to first token through Generator (store made, prompt prefilled, first token picked)
+        Generator gen = new Generator(model, new IdTokenizer(), manager);
+        GenerationConfig one = GenerationConfig.builder().optMaxNewTokens(1).optStopAtEos(false).build();
+        double[] ttft = new double[reps + warm];
+        for (int r = 0; r < ttft.length; r++) {
+            long t = System.nanoTime();
+            gen.generate(prompt, one, null);
+            ttft[r] = (System.nanoTime() - t) / 1e6;
+        }
+        System.err.println("generate(1 token) reps (ms): " + Arrays.toString(ttft));
+        System.out.printf(Locale.ROOT, "{%s,\"bench\":\"prefill\",\"batch\":1,\"prompt\":%d,\"ms\":%.3f,"
+                + "\"ttft_generate_ms\":%.3f}%n", base, prompt.length, med,
+                median(Arrays.copyOfRange(ttft, warm, ttft.length)));
     }
 
     private static void decode(LlamaModel model, NDManager manager, int[] prompt, int newTokens, String base) {

@@ -217,9 +217,13 @@ final class GenerateCommand {
                 CliArgs.checkFits(slots * perToken, device, (window > 0 ? "--window " + window
                         + (sinks > 0 ? " --sinks " + sinks : "") : "the checkpoint's sliding window")
                         + " (a streaming cache of " + slots + " slots per layer)");
-            } else {
-                // contiguous caches grow by doubling: up to twice the tokens they hold
+            } else if (model.usesStreamingCaches()) {
+                // the layers without a window keep contiguous caches, which grow by doubling
                 CliArgs.checkFits(2.0 * tokens * perToken, device, what + " (contiguous KV caches of " + tokens
+                        + " tokens)");
+            } else {
+                // Generator's paged store: allocated once for every token of the stream
+                CliArgs.checkFits((double) tokens * perToken, device, what + " (a paged KV cache of " + tokens
                         + " tokens)");
             }
         }
@@ -346,7 +350,8 @@ final class GenerateCommand {
                 r.getDecodeNanos() / 1e6, r.getDecodeTokensPerSecond());
         out.printf(Locale.ROOT, "KV cache  : %s peak (%d layers, %d tokens streamed, %s K+V; %s)%n",
                 CliArgs.bytes(r.getKvBytes()), model.getConfig().getNumLayers(), ids.length + r.getTokenIds().length,
-                dtypeName(lm.getDataType()), m.streams(model) ? "fixed size" : "buffers grow by doubling");
+                dtypeName(lm.getDataType()), m.streams(model) ? "fixed size" : model.usesStreamingCaches()
+                        ? "buffers grow by doubling" : "pages allocated once");
         out.printf(Locale.ROOT, "finished  : %s%n", r.getFinishReason() == GenerationResult.FinishReason.EOS
                 ? "end of sequence" : "max new tokens");
         return 0;
@@ -362,7 +367,7 @@ final class GenerateCommand {
             return m.streamingCache
                     ? w + " (streaming cache: BlockKvCache of " + ((long) m.window + m.sinks) + " slots, "
                             + (m.inCache ? "in-cache" : "original") + " RoPE positions)"
-                    : w + " (contiguous cache, windowed mask)";
+                    : w + " (paged cache, windowed mask)";
         }
         int windowed = 0;
         for (int i = 0; i < model.getLayers().size(); i++) {
@@ -370,10 +375,10 @@ final class GenerateCommand {
         }
         if (windowed > 0) {
             return "the checkpoint's sliding window " + model.getConfig().getSlidingWindow() + " on " + windowed
-                    + " of " + model.getLayers().size() + " layers (" + (m.streamingCache ? "streaming" : "contiguous")
-                    + " caches there)";
+                    + " of " + model.getLayers().size() + " layers (" + (m.streamingCache ? "streaming caches there,"
+                    + " contiguous elsewhere" : "paged cache") + ")";
         }
-        return "full causal (contiguous cache)";
+        return "full causal (paged cache, pages allocated once)";
     }
 
     /**

@@ -104,7 +104,7 @@ class FlashDjlCliTest {
                 .setSizes(64, 96, 4, 4, 2, ByteTokenizer.VOCAB_SIZE).optSlidingWindow(6, 0)
                 .optSpecialTokens(ByteTokenizer.BOS, ByteTokenizer.EOS).build(), SafeDType.F32, 34);
         String[] r = run(0, "--model", gemma.toString(), "--max-new-tokens", "12", "--no-progress");
-        assertTrue(r[0].contains("the checkpoint's sliding window 6 on 2 of 4 layers (streaming caches there)"),
+        assertTrue(r[0].contains("the checkpoint's sliding window 6 on 2 of 4 layers (streaming caches there, contiguous elsewhere)"),
                 r[0]);
         assertTrue(r[0].contains("window=checkpoint"), r[0]);
         String[] w = run(0, "--model", gemma.toString(), "--max-new-tokens", "3", "--window", "3", "--no-progress");

@@ -360,6 +360,12 @@ class ContextParallelPrefillTest {
      */
     private static List<End> failOneRank(String method, int victim, boolean dead, Duration timeout)
             throws Exception {
+        return failOneRank(method, victim, dead, -1, timeout);
+    }
+
+    /** As above; with {@code dieAtExchange >= 1} the victim dies instead in its n-th ring exchange (mid-layer). */
+    private static List<End> failOneRank(String method, int victim, boolean dead, int dieAtExchange,
+            Duration timeout) throws Exception {
         int world = 3;
         List<LocalProcessGroup> groups = LocalProcessGroup.create(world, timeout);
         List<End> ends = new ArrayList<>();
@@ -372,10 +378,10 @@ class ContextParallelPrefillTest {
                 try (NDManager m = NDManager.newBaseManager()) {
                     LlamaModel model = load(Family.LLAMA, m, "math");
                     org.flashdjl.ops.parallel.group.ProcessGroup g = rank == victim && dead
-                            ? new DeadAfterFailure(groups.get(rank)) : groups.get(rank);
+                            ? new DeadAfterFailure(groups.get(rank), dieAtExchange) : groups.get(rank);
                     try (ContextParallelPrefill p = ContextParallelPrefill.builder().setModel(model).setGroup(g)
                             .optMethod(method).optLayerListener(layer -> {
-                                if (rank == victim && layer == 0) {
+                                if (rank == victim && layer == 0 && dieAtExchange < 0) {
                                     throw new IllegalStateException("rank " + victim + " fails after layer 0");
                                 }
                             }).build();
@@ -430,12 +436,37 @@ class ContextParallelPrefillTest {
         }
     }
 
-    /** The victim's view of its group once its process is gone: abort and close do nothing (no one is left). */
+    /**
+     * A ring exchange that dies in the middle of layer 0: the victim's successor waits on it directly and names
+     * it; a rank further along the ring waits on a live rank that is itself stuck, so it names that rank (and the
+     * victim only if the successor's abort reaches it first). Everyone ends within the timeout.
+     */
+    @Test
+    void aRankDyingInARingExchangeEndsEveryRankWithinTheTimeout() throws Exception {
+        Duration timeout = Duration.ofMillis(1500);
+        List<End> ends = failOneRank("ring", 1, true, 2, timeout);
+        for (int r : new int[] {0, 2}) {
+            Throwable e = ends.get(r).failure();
+            assertTrue(e instanceof ProcessGroupException, "rank " + r + ": " + e);
+            assertTrue(ends.get(r).millis() < timeout.toMillis() + 15_000, "rank " + r + " ended after "
+                    + ends.get(r).millis() + " ms (timeout " + timeout.toMillis() + " ms)");
+        }
+        assertTrue(ends.get(2).failure().getMessage().contains("waiting for rank 1"),
+                "the successor does not name the dead rank 1: " + ends.get(2).failure().getMessage());
+    }
+
+    /**
+     * The victim's view of its group once its process is gone: abort and close do nothing (no one is left);
+     * optionally it dies (throws without sending) in its n-th {@code batchIsendIrecv}.
+     */
     private static final class DeadAfterFailure implements org.flashdjl.ops.parallel.group.ProcessGroup {
         private final org.flashdjl.ops.parallel.group.ProcessGroup g;
+        private final int dieAtExchange;
+        private int exchanges;
 
-        DeadAfterFailure(org.flashdjl.ops.parallel.group.ProcessGroup g) {
+        DeadAfterFailure(org.flashdjl.ops.parallel.group.ProcessGroup g, int dieAtExchange) {
             this.g = g;
+            this.dieAtExchange = dieAtExchange;
         }
 
         @Override
@@ -461,6 +492,9 @@ class ContextParallelPrefillTest {
         @Override
         public org.flashdjl.ops.parallel.group.Work batchIsendIrecv(
                 List<org.flashdjl.ops.parallel.group.P2POp> ops) {
+            if (++exchanges == dieAtExchange) {
+                throw new IllegalStateException("rank " + g.rank() + " dies in ring exchange " + exchanges);
+            }
             return g.batchIsendIrecv(ops);
         }
 

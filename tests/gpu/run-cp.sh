@@ -19,7 +19,7 @@
 #      CP_BENCH_ARGS (extra bench options, e.g. "--iters 3"),
 #      MODEL_DIR (default /tmp/flashdjl-llama1b), CP_WORLDS (prefill worlds, default 1,2 or 1,2,4 by GPU count),
 #      CP_PREFILL_ARGS (extra prefill options, e.g. "--lengths 32768 --reps 2"), CP_KILL_ARGS (fault-run options,
-#      default "--lengths 131072 --kill-rank 1 --kill-after-layer 2 --timeout-s 20"),
+#      default "--lengths 131072 --kill-rank 1 --kill-after-layer 2 --timeout-s 30"),
 #      FLASHDJL_DJL_JNI (DJL's JNI built for this machine's torch: libdjl_torch.so, copied into torch's lib dir),
 #      T_NCCL, T_CHECK, T_BENCH, T_PREFILL, T_KILL (per-step limits in seconds), JAVA_OPTS.
 set -uo pipefail
@@ -89,10 +89,10 @@ for s in "${STEPS[@]}"; do
               --out "$OUT/cp-prefill" --limit-s "$(( ${T_PREFILL:-540} - 30 ))" ${CP_PREFILL_ARGS:-} ;;
     prefill-kill) djl_gpu
             for m in ring ulysses; do
-              step "prefill-kill $m" "cp-prefill-kill-$m.log" "${T_KILL:-150}" "$JAVA" "${JVM[@]}" -cp "$CP" \
+              step "prefill-kill $m" "cp-prefill-kill-$m.log" "${T_KILL:-180}" "$JAVA" "${JVM[@]}" -cp "$CP" \
                 org.flashdjl.tests.gpu.ContextParallelPrefillBench --model "$MODEL_DIR" --worlds "$LARGEST" \
                 --methods "$m" --out "$OUT/cp-prefill-kill-$m" --limit-s 60 \
-                ${CP_KILL_ARGS:---lengths 131072 --kill-rank 1 --kill-after-layer 2 --timeout-s 20}
+                ${CP_KILL_ARGS:---lengths 131072 --kill-rank 1 --kill-after-layer 2 --timeout-s 30}
             done ;;
     *) note "unknown step $s (topo nccl check bench prefill prefill-kill)"; STATUS=2 ;;
   esac

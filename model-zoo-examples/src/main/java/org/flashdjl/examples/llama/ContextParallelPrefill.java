@@ -198,7 +198,7 @@ public final class ContextParallelPrefill implements AutoCloseable {
             checkAgreement(all, mine.length);
         }
         List<SequenceSharding.Piece> pieces = sharding.pieces(length, rank, world);
-        int lastTokenRank = ownerOf(length - 1);
+        int lastTokenRank = lastTokenRank(length);
         long lastRow = rank == lastTokenRank ? localRow(pieces, length - 1) : -1;
         try (OpScope scope = new OpScope()) {
             NDManager manager = tokens.getManager();
@@ -318,24 +318,14 @@ public final class ContextParallelPrefill implements AutoCloseable {
         return h;
     }
 
-    /**
-     * Returns the rank that holds a global position under this prefill's sharding.
-     *
-     * @param position a token position, {@code 0 <= position < length}
-     * @param length the prompt length
-     * @return the rank
-     */
-    int ownerOf(long position, long length) {
+    // The rank holding the prompt's last token under this prefill's sharding.
+    private int lastTokenRank(long length) {
         for (int r = 0; r < group.size(); r++) {
-            if (localRow(sharding.pieces(length, r, group.size()), position) >= 0) {
+            if (localRow(sharding.pieces(length, r, group.size()), length - 1) >= 0) {
                 return r;
             }
         }
-        throw new IllegalArgumentException("position " + position + " is outside a prompt of " + length + " tokens");
-    }
-
-    private int ownerOf(long last) {
-        return ownerOf(last, last + 1);
+        throw new IllegalStateException("no rank holds token " + (length - 1) + " of " + length);
     }
 
     // The shard row of a global position, or -1 when the shard does not hold it.

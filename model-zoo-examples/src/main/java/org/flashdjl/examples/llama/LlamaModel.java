@@ -459,6 +459,9 @@ public final class LlamaModel extends AbstractBlock {
                 return null;
             }
             NDArray picked = x.get(new NDIndex(":, {}:{}, :", fromRow, toRow)); // [B, R, hidden]
+            if (picked.getShape().get(0) > 1 && toRow - fromRow < x.getShape().get(1)) {
+                picked = picked.duplicate(); // rows of several sequences: dense for the fused norm on CUDA
+            }
             return scope.ret(logits(ps, norm.forward(ps, picked))); // [B, R, vocab]
         } finally {
             x.close();

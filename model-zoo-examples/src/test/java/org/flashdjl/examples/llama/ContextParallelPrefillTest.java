@@ -15,6 +15,7 @@ import org.flashdjl.engine.cache.KvCache;
 import org.flashdjl.engine.nn.RopeScaling;
 import org.flashdjl.examples.demo.DemoCheckpoint;
 import org.flashdjl.examples.safetensors.SafeDType;
+import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.parallel.ContextParallel;
 import org.flashdjl.ops.parallel.SequenceSharding;
 import org.flashdjl.ops.parallel.group.LocalProcessGroup;
@@ -124,7 +125,7 @@ class ContextParallelPrefillTest {
     }
 
     /** One rank's outcome: its shard logits [B, T_r, vocab] and last logits [B, vocab] on the host. */
-    record RankOut(float[] shard, long shardLength, float[] last, int lastTokenRank) {}
+    record RankOut(float[] shard, long shardLength, float[] last, int lastTokenRank, float[] lastOnly) {}
 
     @ParameterizedTest(name = "{0} {1} world {2} L {3} {4} B {5} {6}")
     @CsvSource({
@@ -151,12 +152,18 @@ class ContextParallelPrefillTest {
         long[][] ids = prompt(seed, batch, length);
         List<RankOut> outs = Ranks.run(world, Duration.ofSeconds(30), (g, m) -> {
             LlamaModel model = load(f, m, backend);
+            float[] lastOnly; // the default: logits of the last position only
+            try (ContextParallelPrefill p = ContextParallelPrefill.builder().setModel(model).setGroup(g)
+                    .optMethod(method).optSharding(sharding).build();
+                    ContextParallelPrefill.Result r = p.prefill(tokens(m, ids))) {
+                lastOnly = r.getLastLogits().toFloatArray();
+            }
             try (ContextParallelPrefill p = ContextParallelPrefill.builder().setModel(model).setGroup(g)
                     .optMethod(method).optSharding(sharding).optShardLogits(true).build();
                     ContextParallelPrefill.Result r = p.prefill(tokens(m, ids))) {
                 NDArray s = r.getShardLogits();
                 return new RankOut(s.toFloatArray(), s.getShape().get(1), r.getLastLogits().toFloatArray(),
-                        r.getLastTokenRank());
+                        r.getLastTokenRank(), lastOnly);
             }
         });
         int vocab = f.config().getVocabSize();
@@ -184,6 +191,9 @@ class ContextParallelPrefillTest {
             assertEquals(outs.get(0).lastTokenRank(), outs.get(r).lastTokenRank(), what);
         }
         assertClose(last, outs.get(0).last(), what + ": last position vs the single-rank model");
+        for (int r = 0; r < world; r++) {
+            assertClose(last, outs.get(r).lastOnly(), what + ": rank " + r + "'s last position without shard logits");
+        }
         int owner = outs.get(0).lastTokenRank();
         assertTrue(SequenceSharding.valueOf(sharding.name()).pieces(length, owner, world).stream()
                 .anyMatch(p -> p.globalStart() + p.length() == length), what + ": rank " + owner
@@ -243,6 +253,9 @@ class ContextParallelPrefillTest {
                 assertEquals(2, r.getKeys().size(), "keys per layer");
                 assertEquals(new Shape(1, r.getPieces().stream().mapToLong(SequenceSharding.Piece::length).sum(),
                         4, 16), r.getKeys().get(0).getShape());
+                // dense, as the device kernels and NCCL take them
+                DeviceTensor.fromNDArray(r.getKeys().get(1));
+                DeviceTensor.fromNDArray(r.getValues().get(1));
                 KvCache[] caches = r.gatherCaches(m);
                 try {
                     assertEquals(13, caches[0].nextPosition());

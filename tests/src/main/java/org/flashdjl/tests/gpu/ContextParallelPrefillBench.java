@@ -48,7 +48,7 @@ import java.util.concurrent.TimeoutException;
  * java -cp &lt;jars&gt; org.flashdjl.tests.gpu.ContextParallelPrefillBench --model DIR [--worlds 1,2,4]
  *     [--methods ring,ulysses] [--lengths 32768,131072] [--reps 3] [--warmup 1] [--dtype float16] [--backend auto]
  *     [--window N --sinks N] [--timeout-s 300] [--limit-s 540] [--out DIR] [--budget X] [--seed 1] [--local]
- * ... --kill-rank R [--kill-after-layer 2] [--timeout-s 20]      # the fault run on the largest world
+ * ... --kill-rank R [--kill-after-layer 2] [--timeout-s 30]      # the fault run on the largest world
  * </pre>
  *
  * <p>The launcher (this main) starts, per world size, one child JVM per GPU ({@link RankProcess}: the torchrun
@@ -304,6 +304,10 @@ public final class ContextParallelPrefillBench {
                 ok = false;
                 out.println("world " + w + " FAILED: " + e.getMessage());
             }
+        }
+        if (all.isEmpty()) {
+            out.println("CP_PREFILL_BENCH FAILED: no world ran");
+            return 1;
         }
         List<PrefillBenchReport.Row> rows = PrefillBenchReport.rows(all, o.out());
         out.println();

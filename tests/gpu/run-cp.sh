@@ -89,9 +89,9 @@ for s in "${STEPS[@]}"; do
               --out "$OUT/cp-prefill" --limit-s "$(( ${T_PREFILL:-540} - 30 ))" ${CP_PREFILL_ARGS:-} ;;
     prefill-kill) djl_gpu
             for m in ring ulysses; do
-              step "prefill-kill $m" "cp-prefill-kill-$m.log" "${T_KILL:-180}" "$JAVA" "${JVM[@]}" -cp "$CP" \
+              step "prefill-kill $m" "cp-prefill-kill-$m.log" "${T_KILL:-220}" "$JAVA" "${JVM[@]}" -cp "$CP" \
                 org.flashdjl.tests.gpu.ContextParallelPrefillBench --model "$MODEL_DIR" --worlds "$LARGEST" \
-                --methods "$m" --out "$OUT/cp-prefill-kill-$m" --limit-s 60 \
+                --methods "$m" --out "$OUT/cp-prefill-kill-$m" --limit-s 90 \
                 ${CP_KILL_ARGS:---lengths 131072 --kill-rank 1 --kill-after-layer 2 --timeout-s 30}
             done ;;
     *) note "unknown step $s (topo nccl check bench prefill prefill-kill)"; STATUS=2 ;;

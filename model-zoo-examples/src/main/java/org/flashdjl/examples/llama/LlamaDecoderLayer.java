@@ -111,25 +111,6 @@ public final class LlamaDecoderLayer extends AbstractBlock {
     }
 
     /**
-     * Runs the layer on packed tokens of many sequences.
-     *
-     * @param ps the parameter store
-     * @param x [N, hidden]
-     * @param positions [N] stream positions
-     * @param layer this layer's index
-     * @param seqIds the step's sequences
-     * @param counts tokens per sequence
-     * @param store the KV store
-     * @return [N, hidden]
-     */
-    public NDArray forwardPacked(ParameterStore ps, NDArray x, long[] positions, int layer, long[] seqIds,
-            int[] counts, SequenceKvStore store) {
-        NDArray attn = selfAttn.forwardPacked(ps, attnNorm.forward(ps, x), positions, layer, seqIds, counts,
-                store); // [N, hidden]
-        return residuals(ps, x, attn);
-    }
-
-    /**
      * Runs the layer on this rank's shard of a sequence split over a context-parallel group (see {@link
      * DecoderAttentionBlock#forwardContextParallel}): attention over the whole sequence with the other ranks, the
      * norms and the MLP on the shard's tokens alone.
@@ -145,6 +126,25 @@ public final class LlamaDecoderLayer extends AbstractBlock {
             ContextParallelAttention attention, NDList keysAndValues) {
         NDArray attn = selfAttn.forwardContextParallel(ps, attnNorm.forward(ps, x), positions, attention,
                 keysAndValues); // [B, T_r, hidden]
+        return residuals(ps, x, attn);
+    }
+
+    /**
+     * Runs the layer on packed tokens of many sequences.
+     *
+     * @param ps the parameter store
+     * @param x [N, hidden]
+     * @param positions [N] stream positions
+     * @param layer this layer's index
+     * @param seqIds the step's sequences
+     * @param counts tokens per sequence
+     * @param store the KV store
+     * @return [N, hidden]
+     */
+    public NDArray forwardPacked(ParameterStore ps, NDArray x, long[] positions, int layer, long[] seqIds,
+            int[] counts, SequenceKvStore store) {
+        NDArray attn = selfAttn.forwardPacked(ps, attnNorm.forward(ps, x), positions, layer, seqIds, counts,
+                store); // [N, hidden]
         return residuals(ps, x, attn);
     }
 

@@ -378,43 +378,6 @@ public final class LlamaModel extends AbstractBlock {
     }
 
     /**
-     * Runs one continuous-batching step: new tokens of several sequences, packed.
-     *
-     * @param ps the parameter store
-     * @param tokens packed token ids [N], sequence after sequence
-     * @param seqIds the sequences, each already added to the store
-     * @param counts tokens per sequence (sum N)
-     * @param store the KV store
-     * @return logits of each sequence's last token [sequences, vocab] in fp32
-     */
-    public NDArray forwardPacked(ParameterStore ps, NDArray tokens, long[] seqIds, int[] counts,
-            SequenceKvStore store) {
-        long[] starts = store.reserve(seqIds, counts);
-        int n = 0;
-        for (int c : counts) {
-            n += c;
-        }
-        if (tokens.getShape().size() != n) {
-            throw new IllegalArgumentException("tokens hold " + tokens.getShape().size() + " ids, counts sum to " + n);
-        }
-        long[] positions = new long[n]; // [N]
-        long[] lastRows = new long[counts.length];
-        int row = 0;
-        for (int i = 0; i < counts.length; i++) {
-            for (int j = 0; j < counts[i]; j++) {
-                positions[row++] = starts[i] + j;
-            }
-            lastRows[i] = row - 1;
-        }
-        NDArray x = embed(ps, tokens.reshape(n)); // [N, hidden]
-        for (int i = 0; i < layers.size(); i++) {
-            x = layers.get(i).forwardPacked(ps, x, positions, i, seqIds, counts, store); // [N, hidden]
-        }
-        NDArray last = x.get(x.getManager().create(lastRows)); // [S, hidden]
-        return logits(ps, norm.forward(ps, last)); // [S, vocab]
-    }
-
-    /**
      * Runs this rank's shard of a prompt whose sequence is split over a context-parallel group: the layers on the
      * shard's tokens, attention over the whole sequence with the other ranks. {@link ContextParallelPrefill} is the
      * entry point (sharding, checks, the last position's logits on every rank); this is its model half. Each layer
@@ -466,6 +429,43 @@ public final class LlamaModel extends AbstractBlock {
         } finally {
             x.close();
         }
+    }
+
+    /**
+     * Runs one continuous-batching step: new tokens of several sequences, packed.
+     *
+     * @param ps the parameter store
+     * @param tokens packed token ids [N], sequence after sequence
+     * @param seqIds the sequences, each already added to the store
+     * @param counts tokens per sequence (sum N)
+     * @param store the KV store
+     * @return logits of each sequence's last token [sequences, vocab] in fp32
+     */
+    public NDArray forwardPacked(ParameterStore ps, NDArray tokens, long[] seqIds, int[] counts,
+            SequenceKvStore store) {
+        long[] starts = store.reserve(seqIds, counts);
+        int n = 0;
+        for (int c : counts) {
+            n += c;
+        }
+        if (tokens.getShape().size() != n) {
+            throw new IllegalArgumentException("tokens hold " + tokens.getShape().size() + " ids, counts sum to " + n);
+        }
+        long[] positions = new long[n]; // [N]
+        long[] lastRows = new long[counts.length];
+        int row = 0;
+        for (int i = 0; i < counts.length; i++) {
+            for (int j = 0; j < counts[i]; j++) {
+                positions[row++] = starts[i] + j;
+            }
+            lastRows[i] = row - 1;
+        }
+        NDArray x = embed(ps, tokens.reshape(n)); // [N, hidden]
+        for (int i = 0; i < layers.size(); i++) {
+            x = layers.get(i).forwardPacked(ps, x, positions, i, seqIds, counts, store); // [N, hidden]
+        }
+        NDArray last = x.get(x.getManager().create(lastRows)); // [S, hidden]
+        return logits(ps, norm.forward(ps, last)); // [S, vocab]
     }
 
     private NDArray embed(ParameterStore ps, NDArray tokens) {

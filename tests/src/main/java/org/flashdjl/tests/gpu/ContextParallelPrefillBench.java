@@ -110,11 +110,13 @@ public final class ContextParallelPrefillBench {
      * @param device this rank's device
      * @param o the options
      * @param out where rank 0 prints its measurement lines
+     * @param exitOnGroupFailure a rank process: on a process-group failure print it and exit at once (status 3),
+     *     without closing anything (a device synchronisation after a failed NCCL exchange must not delay the exit)
      * @return rank 0's measurements (empty on the other ranks)
      * @throws IOException when the checkpoint or a logits file fails
      */
     public static List<PrefillMeasurement> runRank(ProcessGroup g, Device device, PrefillBenchOptions o,
-            PrintStream out) throws IOException {
+            PrintStream out, boolean exitOnGroupFailure) throws IOException {
         int w = g.size();
         int rank = g.rank();
         List<PrefillMeasurement> results = new ArrayList<>();
@@ -135,6 +137,11 @@ public final class ContextParallelPrefillBench {
                             try (NDManager step = manager.newSubManager();
                                     ContextParallelPrefill.Result r = p.prefill(step, prompt)) {
                                 last = r.getLastLogits().toFloatArray(); // on the host: the device work is done
+                            } catch (RuntimeException e) {
+                                if (exitOnGroupFailure) {
+                                    exitIfGroupFailed(e, rank);
+                                }
+                                throw e;
                             }
                             if (it >= 0) {
                                 nanos[it] = System.nanoTime() - t0;
@@ -210,7 +217,7 @@ public final class ContextParallelPrefillBench {
             if (o.killRank() >= 0) {
                 faultLoop(g, device, o);
             } else {
-                runRank(g, device, o, System.out);
+                runRank(g, device, o, System.out, true);
             }
             return 0;
         } catch (Exception | Error e) {
@@ -224,6 +231,18 @@ public final class ContextParallelPrefillBench {
             System.out.println("CP_RANK_ERROR rank " + rank + ": " + e);
             e.printStackTrace(System.out);
             return 1;
+        }
+    }
+
+    // A rank process whose group failed reports it and exits now (status 3), closing nothing.
+    private static void exitIfGroupFailed(Throwable e, int rank) {
+        ProcessGroupException failure = groupFailure(e);
+        if (failure != null) {
+            System.out.println(PrefillBenchReport.GROUP_FAILED + " rank " + rank + ": "
+                    + oneLine(failure.getMessage()));
+            e.printStackTrace(System.out);
+            System.out.flush();
+            Runtime.getRuntime().halt(NcclWorker.EXIT_GROUP_FAILED);
         }
     }
 
@@ -257,6 +276,9 @@ public final class ContextParallelPrefillBench {
                     try (NDManager step = manager.newSubManager();
                             ContextParallelPrefill.Result r = p.prefill(step, prompt)) {
                         r.getLastLogits().toFloatArray();
+                    } catch (RuntimeException e) {
+                        exitIfGroupFailed(e, g.rank());
+                        throw e;
                     }
                 }
             }
@@ -344,7 +366,7 @@ public final class ContextParallelPrefillBench {
             for (LocalProcessGroup g : groups) {
                 futures.add(pool.submit(() -> {
                     try {
-                        return runRank(g, Device.cpu(), o, out);
+                        return runRank(g, Device.cpu(), o, out, false);
                     } catch (Throwable t) {
                         g.abort(t);
                         throw t;

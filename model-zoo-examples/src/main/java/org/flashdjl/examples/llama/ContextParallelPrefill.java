@@ -74,8 +74,8 @@ import java.util.function.IntConsumer;
  *
  * <p>Optionally the result keeps this rank's rotated keys and values of every layer ({@link
  * Builder#optKeepKeysAndValues}) and {@link Result#gatherCaches} assembles them into whole-sequence {@link
- * ContiguousKvCache}s on every rank, so decoding continues with {@link LlamaModel#forward} (or a {@code
- * Generator}) on one device.
+ * ContiguousKvCache}s on every rank, so decoding continues with {@link LlamaModel#forward} at position L on one
+ * device.
  */
 public final class ContextParallelPrefill implements AutoCloseable {
 

@@ -22,7 +22,9 @@ import org.flashdjl.ops.attention.AttentionOutput;
 import org.flashdjl.ops.attention.AttentionProblem;
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.MaskRule;
+import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.cascade.MergeState;
+import org.flashdjl.ops.parallel.ContextParallelAttention;
 import org.flashdjl.ops.transformer.TransformerOps;
 
 import java.util.ArrayList;
@@ -43,6 +45,8 @@ import java.util.Objects;
  *       advance together, keys and values appended to the layer's {@link KvCache} (streaming decode);
  *   <li>{@link #forwardPacked}: packed tokens of many sequences of different lengths over a {@link
  *       SequenceKvStore} (continuous batching, varlen attention);
+ *   <li>{@link #forwardContextParallel}: this rank's shard of a sequence split over a context-parallel group
+ *       (long-context prefill across ranks, ring or Ulysses attention);
  *   <li>the {@code Block} interface: {@code NDList(x)} with an optional {@code "kv_cache"} parameter.
  * </ul>
  * Keys are cached after RoPE at their stream positions, so incremental decoding equals the full recomputation
@@ -234,6 +238,54 @@ public final class DecoderAttentionBlock extends AbstractBlock {
         }
         NDArray out = kv.attend(q[0], counts, spec, backend).getOutput(); // [N, Hq, D]
         return project(ps, oProj, out.reshape(n, (long) numHeads * headDim)); // [N, hidden]
+    }
+
+    /**
+     * Attends this rank's shard of a sequence split over the ranks of a context-parallel group (long-context
+     * prefill across GPUs): the packed projection on the shard's tokens, RoPE at their <em>global</em> positions
+     * (one fused pass with the key/value copy on CUDA, as in {@link #forwardPacked}), then this block's spec
+     * (causal over the whole sequence, window, sinks, scale, softcap) through {@code attention}, which computes the
+     * whole-sequence attention of the shard's queries with the other ranks (ring or Ulysses). Every rank of the
+     * group calls it with its own shard, cut with {@code attention}'s sharding.
+     *
+     * @param ps the parameter store
+     * @param x this rank's hidden states [B, T_r, hidden]
+     * @param positions int32 [B * T_r]: the global position of each token, row after row
+     * @param attention the context-parallel attention over the group, layout bshd
+     * @param keysAndValues when non-null, receives this rank's rotated keys and its values, each [B, T_r, Hkv, D]
+     *     (what a KV cache of the shard holds), in that order
+     * @return the attention output of the shard [B, T_r, hidden]
+     * @throws IllegalArgumentException for a shape that does not fit this block or an attention not in bshd
+     */
+    public NDArray forwardContextParallel(ParameterStore ps, NDArray x, NDArray positions,
+            ContextParallelAttention attention, NDList keysAndValues) {
+        Shape s = x.getShape();
+        if (s.dimension() != 3 || s.get(2) != hiddenSize) {
+            throw new IllegalArgumentException("decoder attention takes x [batch, seq, " + hiddenSize + "], got " + s);
+        }
+        if (attention.getLayout() != QkvLayout.BSHD) {
+            throw new IllegalArgumentException("context-parallel decoder attention needs the attention's layout"
+                    + " bshd (the projection's own layout), got " + attention.getLayout());
+        }
+        long b = s.get(0);
+        long t = s.get(1);
+        long n = b * t;
+        NDArray qkv = project(ps, qkvProj, x).reshape(n, (long) (numHeads + 2 * numKvHeads) * headDim); // [N, ..]
+        NDManager manager = qkv.getManager();
+        NDArray k = manager.create(new Shape(n, numKvHeads, headDim), qkv.getDataType(), qkv.getDevice());
+        NDArray v = manager.create(new Shape(n, numKvHeads, headDim), qkv.getDataType(), qkv.getDevice());
+        NDArray q = TransformerOps.ropeStore(qkv, numHeads, numKvHeads, positions,
+                rope.inverseFrequencies(qkv.getDevice()), (float) rope.getAttentionScaling(), null, k,
+                v); // [N, Hq, D]; k, v [N, Hkv, D] written: slot = token
+        NDArray kb = k.reshape(b, t, numKvHeads, headDim); // [B, T, Hkv, D]
+        NDArray vb = v.reshape(b, t, numKvHeads, headDim); // [B, T, Hkv, D]
+        NDArray out = attention.forward(q.reshape(b, t, numHeads, headDim), kb, vb, spec)
+                .getOutput(); // [B, T, Hq, D]
+        if (keysAndValues != null) {
+            keysAndValues.add(kb);
+            keysAndValues.add(vb);
+        }
+        return project(ps, oProj, out.reshape(b, t, (long) numHeads * headDim)); // [B, T, hidden]
     }
 
     // Attention of q [B, Hq, T, D] over the view's segments; several segments are merged by their LSE.

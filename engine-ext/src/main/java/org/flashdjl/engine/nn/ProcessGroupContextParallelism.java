@@ -54,9 +54,11 @@ public final class ProcessGroupContextParallelism implements ContextParallelism 
     @Override
     public AttentionOutput attention(NDArray q, NDArray k, NDArray v, AttentionSpec spec, String backend,
             String method) {
-        ContextParallelAttention attn = ContextParallelAttention.builder().optLayout(spec.getLayout())
+        // closed after the call: on GPUs over NCCL it holds device scratch (the results are the caller's arrays)
+        try (ContextParallelAttention attn = ContextParallelAttention.builder().optLayout(spec.getLayout())
                 .optBackend(backend).optMethod(ContextParallelAttention.Method.of(method)).optSharding(sharding)
-                .optConvertToFp32(true).optContextParallelGroup(group).build();
-        return attn.forward(q, k, v, spec);
+                .optConvertToFp32(true).optContextParallelGroup(group).build()) {
+            return attn.forward(q, k, v, spec);
+        }
     }
 }

@@ -12,6 +12,7 @@ import ai.djl.util.PairList;
 import org.flashdjl.engine.cache.KvCache;
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.engine.nn.DecoderAttentionBlock;
+import org.flashdjl.ops.parallel.ContextParallelAttention;
 
 /**
  * One pre-norm decoder layer, in one data flow for every family:
@@ -106,6 +107,25 @@ public final class LlamaDecoderLayer extends AbstractBlock {
      */
     public NDArray forward(ParameterStore ps, NDArray x, KvCache cache) {
         NDArray attn = selfAttn.forward(ps, attnNorm.forward(ps, x), cache); // [B, T, hidden]
+        return residuals(ps, x, attn);
+    }
+
+    /**
+     * Runs the layer on this rank's shard of a sequence split over a context-parallel group (see {@link
+     * DecoderAttentionBlock#forwardContextParallel}): attention over the whole sequence with the other ranks, the
+     * norms and the MLP on the shard's tokens alone.
+     *
+     * @param ps the parameter store
+     * @param x this rank's hidden states [B, T_r, hidden]
+     * @param positions int32 [B * T_r]: the tokens' global positions, row after row
+     * @param attention the context-parallel attention over the group (bshd)
+     * @param keysAndValues when non-null, receives the shard's rotated keys and values [B, T_r, Hkv, D]
+     * @return [B, T_r, hidden]
+     */
+    public NDArray forwardContextParallel(ParameterStore ps, NDArray x, NDArray positions,
+            ContextParallelAttention attention, NDList keysAndValues) {
+        NDArray attn = selfAttn.forwardContextParallel(ps, attnNorm.forward(ps, x), positions, attention,
+                keysAndValues); // [B, T_r, hidden]
         return residuals(ps, x, attn);
     }
 

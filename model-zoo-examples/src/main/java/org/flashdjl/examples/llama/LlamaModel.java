@@ -23,6 +23,8 @@ import org.flashdjl.engine.cache.StreamingKvCache;
 import org.flashdjl.engine.nn.DecoderAttentionBlock;
 import org.flashdjl.engine.nn.RotaryEmbedding;
 import org.flashdjl.examples.safetensors.HalfFloats;
+import org.flashdjl.ops.OpScope;
+import org.flashdjl.ops.parallel.ContextParallelAttention;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -30,6 +32,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntConsumer;
 
 /**
  * A LLaMA-family causal LM (Llama, Mistral, Qwen2, Gemma 2) as a DJL {@code Block}, one data flow in the manner of
@@ -375,6 +378,60 @@ public final class LlamaModel extends AbstractBlock {
             x = x.get(new NDIndex(":, -1:, :")); // [B, 1, hidden]
         }
         return logits(ps, norm.forward(ps, x)); // [B, T', vocab]
+    }
+
+    /**
+     * Runs this rank's shard of a prompt whose sequence is split over a context-parallel group: the layers on the
+     * shard's tokens, attention over the whole sequence with the other ranks. {@link ContextParallelPrefill} is the
+     * entry point (sharding, checks, the last position's logits on every rank); this is its model half. Each layer
+     * runs in its own scope: only the residual stream (and what {@code keys}/{@code values} receive) outlives it.
+     *
+     * @param ps the parameter store
+     * @param tokens this rank's token ids [B, T_r]
+     * @param positions int32 [B * T_r]: their global positions, row after row
+     * @param attention the context-parallel attention over the group (bshd)
+     * @param fromRow the first local row whose logits to compute
+     * @param toRow past the last such row ({@code fromRow == toRow}: no logits)
+     * @param keys when non-null, receives each layer's rotated keys [B, T_r, Hkv, D], layer after layer
+     * @param values when non-null (with keys), receives each layer's values [B, T_r, Hkv, D]
+     * @param afterLayer called with each layer's index when it is done, or null
+     * @return logits [B, toRow - fromRow, vocab] fp32, or null when the range is empty
+     */
+    NDArray forwardContextParallel(ParameterStore ps, NDArray tokens, NDArray positions,
+            ContextParallelAttention attention, long fromRow, long toRow, List<NDArray> keys, List<NDArray> values,
+            IntConsumer afterLayer) {
+        NDArray x; // [B, T_r, hidden]
+        try (OpScope scope = new OpScope()) {
+            x = scope.ret(embed(ps, tokens));
+        }
+        for (int i = 0; i < layers.size(); i++) {
+            NDArray next;
+            try (OpScope scope = new OpScope()) {
+                NDList kv = keys == null ? null : new NDList(2);
+                next = scope.ret(layers.get(i).forwardContextParallel(ps, x, positions, attention, kv));
+                if (kv != null) {
+                    keys.add(scope.ret(kv.get(0)));
+                    values.add(scope.ret(kv.get(1)));
+                }
+            }
+            x.close();
+            x = next;
+            if (afterLayer != null) {
+                afterLayer.accept(i);
+            }
+        }
+        try (OpScope scope = new OpScope()) {
+            if (fromRow == toRow) {
+                return null;
+            }
+            NDArray picked = x.get(new NDIndex(":, {}:{}, :", fromRow, toRow)); // [B, R, hidden]
+            if (picked.getShape().get(0) > 1 && toRow - fromRow < x.getShape().get(1)) {
+                picked = picked.duplicate(); // rows of several sequences: dense for the fused norm on CUDA
+            }
+            return scope.ret(logits(ps, norm.forward(ps, picked))); // [B, R, vocab]
+        } finally {
+            x.close();
+        }
     }
 
     /**

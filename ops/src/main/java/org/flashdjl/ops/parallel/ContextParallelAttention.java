@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
+import org.flashdjl.ops.Checks;
 import org.flashdjl.ops.attention.Attention;
 import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionOutput;
@@ -195,6 +196,24 @@ public final class ContextParallelAttention implements AutoCloseable {
      */
     public SequenceSharding getSharding() {
         return sharding;
+    }
+
+    /**
+     * Checks, without communicating, that this module's method can split {@code queryHeads} query heads over
+     * {@code world} ranks: the ring takes any count, Ulysses needs {@code queryHeads % world == 0}. A caller that
+     * runs many forwards (a model's layers) calls it once before its first collective, so a configuration that
+     * cannot run fails on every rank alike instead of part-way through.
+     *
+     * @param queryHeads Hq
+     * @param world the number of ranks
+     * @throws IllegalArgumentException naming the world sizes that work with {@code queryHeads} heads
+     */
+    public void checkHeads(int queryHeads, int world) {
+        Checks.checkAtLeast("queryHeads", queryHeads, 1, "query heads");
+        Checks.checkAtLeast("world", world, 1, "number of ranks");
+        if (method == Method.ULYSSES && world > 1) {
+            UlyssesAttention.checkHeads(queryHeads, world);
+        }
     }
 
     /**

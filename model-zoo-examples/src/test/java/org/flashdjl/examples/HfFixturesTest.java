@@ -151,7 +151,6 @@ class HfFixturesTest {
         }
     }
 
-
     @Test
     void theTokenizerFixtureRunsEndToEndThroughTheCli() throws Exception {
         Path dir = root().resolve("llama-tok");

@@ -114,9 +114,9 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
         int device = plan.getDevice().getDeviceId();
         if (!plan.isDecode()) {
             return new CudaPlanData(null,
-                    PagedPrefillKernel.Workspace.create(plan.getPageTable(), plan.getQoIndptr(), device));
+                    PagedPrefillKernel.PrefillStep.create(plan.getPageTable(), plan.getQoIndptr(), device));
         }
-        PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(plan.getPageTable(),
+        PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.create(plan.getPageTable(),
                 plan.getQueryHeads(), plan.getKvHeads(), plan.getHeadDim(), device);
         return new CudaPlanData(ws, null);
     }
@@ -185,10 +185,10 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
 
     /** The step's device page table (and split workspace for decode, qoIndptr for prefill): one is non-null. */
     private static final class CudaPlanData implements PlanData {
-        final PagedDecodeKernel.Workspace decode;
-        final PagedPrefillKernel.Workspace prefill;
+        final PagedDecodeKernel.DecodeStep decode;
+        final PagedPrefillKernel.PrefillStep prefill;
 
-        CudaPlanData(PagedDecodeKernel.Workspace decode, PagedPrefillKernel.Workspace prefill) {
+        CudaPlanData(PagedDecodeKernel.DecodeStep decode, PagedPrefillKernel.PrefillStep prefill) {
             this.decode = decode;
             this.prefill = prefill;
         }

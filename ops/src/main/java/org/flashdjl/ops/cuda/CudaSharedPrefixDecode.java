@@ -43,7 +43,7 @@ import java.util.Objects;
  * }</pre>
  *
  * <p>{@link #begin} allocates every buffer of the step (split partials, merged prefix state, suffix LSE, the
- * decode {@link PagedDecodeKernel.Workspace} with the uploaded page table); {@link #forward}/{@link #prepare}
+ * decode {@link PagedDecodeKernel.DecodeStep} with the uploaded page table); {@link #forward}/{@link #prepare}
  * allocate no device memory. Options: causal (a no-op for decode), scale and softcap; windows, attention sinks and
  * ALiBi across the prefix need per-request query positions that the flash call lacks and are refused with
  * {@link UnsupportedOperationException} (the NDArray cascade covers them). P = 0 is allowed (the call is a plain
@@ -62,7 +62,7 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
     private final int headDim;
     private final int device;
     private final SharedPrefixSplit split;
-    private final PagedDecodeKernel.Workspace workspace;
+    private final PagedDecodeKernel.DecodeStep workspace;
     private final StepMemory memory;
     private volatile boolean closed;
 
@@ -94,7 +94,7 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
      * @param memory the step's buffers, freed with the plan
      */
     CudaSharedPrefixDecode(PageTable table, int prefixLen, int queryHeads, int kvHeads, int headDim, int device,
-            SharedPrefixSplit split, PagedDecodeKernel.Workspace workspace, StepMemory memory) {
+            SharedPrefixSplit split, PagedDecodeKernel.DecodeStep workspace, StepMemory memory) {
         checkPlanArgs(table, prefixLen, queryHeads, kvHeads, headDim, split);
         this.table = table;
         this.prefixLen = prefixLen;
@@ -169,9 +169,9 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
             int headDim, int device, SharedPrefixSplit split, PagedDecodeKernel.Schedule suffixSchedule) {
         checkPlanArgs(suffixTable, prefixLen, queryHeads, kvHeads, headDim, split);
         int b = suffixTable.getBatchSize();
-        PagedDecodeKernel.Workspace ws = suffixSchedule == null
-                ? PagedDecodeKernel.Workspace.create(suffixTable, queryHeads, kvHeads, headDim, device)
-                : PagedDecodeKernel.Workspace.create(suffixTable, queryHeads, kvHeads, headDim, device,
+        PagedDecodeKernel.DecodeStep ws = suffixSchedule == null
+                ? PagedDecodeKernel.DecodeStep.create(suffixTable, queryHeads, kvHeads, headDim, device)
+                : PagedDecodeKernel.DecodeStep.create(suffixTable, queryHeads, kvHeads, headDim, device,
                         suffixSchedule);
         List<DeviceBuffer> bufs = new ArrayList<>();
         long[] addr = new long[5];
@@ -379,7 +379,7 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
      *
      * @return the workspace
      */
-    public PagedDecodeKernel.Workspace getWorkspace() {
+    public PagedDecodeKernel.DecodeStep getWorkspace() {
         return workspace;
     }
 

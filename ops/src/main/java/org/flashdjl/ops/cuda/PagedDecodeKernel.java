@@ -17,7 +17,7 @@ import java.util.Objects;
  * batch alone cannot fill the GPU.
  *
  * <pre>{@code
- * try (PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(table, hq, hkv, d, device)) { // per step
+ * try (PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.create(table, hq, hkv, d, device)) { // per step
  *     PagedDecodeKernel.builder()
  *             .setQuery(q)                   // [B, Hq, D] fp16/bf16
  *             .setKeyPages(k).setValuePages(v) // [numPages, pageSize, Hkv, D]
@@ -72,7 +72,7 @@ public final class PagedDecodeKernel {
 
     private static final Logger logger = LoggerFactory.getLogger(PagedDecodeKernel.class);
 
-    private final Workspace workspace;
+    private final DecodeStep workspace;
     private final KernelStruct params;
     private final String kernelName;
     private final MergeStateKernel merge; // null without split-KV
@@ -81,7 +81,7 @@ public final class PagedDecodeKernel {
     private final float[] alibi;
     private boolean synchronize;
 
-    private PagedDecodeKernel(Workspace workspace, KernelStruct params, String kernelName, MergeStateKernel merge,
+    private PagedDecodeKernel(DecodeStep workspace, KernelStruct params, String kernelName, MergeStateKernel merge,
             int hkv, int batch, float[] alibi, boolean synchronize) {
         this.workspace = workspace;
         this.params = params;
@@ -265,7 +265,7 @@ public final class PagedDecodeKernel {
      * Hq]. Every layer's {@link PagedDecodeKernel} of the step reuses it. Closing waits for the device (no kernel
      * may still read it) and frees the memory.
      */
-    public static final class Workspace implements AutoCloseable {
+    public static final class DecodeStep implements AutoCloseable {
         private final PageTable table;
         private final int queryHeads;
         private final int kvHeads;
@@ -278,7 +278,7 @@ public final class PagedDecodeKernel {
         private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
-        private Workspace(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
+        private DecodeStep(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
                 DeviceBuffer tableBuffer, DeviceBuffer partialO, DeviceBuffer partialLse) {
             this.table = table;
             this.queryHeads = queryHeads;
@@ -302,7 +302,7 @@ public final class PagedDecodeKernel {
          * @return the workspace
          * @throws IllegalArgumentException naming the unsupported value
          */
-        public static Workspace create(PageTable table, int queryHeads, int kvHeads, int headDim, int device) {
+        public static DecodeStep create(PageTable table, int queryHeads, int kvHeads, int headDim, int device) {
             Objects.requireNonNull(table, "table");
             CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
             Schedule s = schedule(table.getSeqLens(), kvHeads, info.smCount(), ctasPerSm(headDim));
@@ -321,7 +321,7 @@ public final class PagedDecodeKernel {
          *     {@code numSplits * chunkSize >=} the longest sequence
          * @return the workspace
          */
-        public static Workspace create(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+        public static DecodeStep create(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
                 Schedule schedule) {
             Objects.requireNonNull(table, "table");
             Objects.requireNonNull(schedule, "schedule");
@@ -371,7 +371,7 @@ public final class PagedDecodeKernel {
                 }
                 throw e;
             }
-            Workspace ws = new Workspace(table, queryHeads, kvHeads, headDim, device, schedule, tb, po, pl);
+            DecodeStep ws = new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, tb, po, pl);
             logger.debug("paged decode workspace: B={} Hq={} Hkv={} D={} page={} on cuda:{}: {}", b, queryHeads,
                     kvHeads, headDim, table.getPageSize(), device, schedule);
             return ws;
@@ -380,9 +380,9 @@ public final class PagedDecodeKernel {
         /**
          * A workspace with no device memory (addresses 0), for validation tests of the launcher without a GPU.
          */
-        static Workspace unallocated(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+        static DecodeStep unallocated(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
                 Schedule schedule) {
-            return new Workspace(table, queryHeads, kvHeads, headDim, device, schedule, null, null, null);
+            return new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, null, null, null);
         }
 
         /**
@@ -463,24 +463,24 @@ public final class PagedDecodeKernel {
         /** {@inheritDoc} */
         @Override
         public String toString() {
-            return "Workspace{B=" + table.getBatchSize() + " Hq=" + queryHeads + " Hkv=" + kvHeads + " D=" + headDim
+            return "DecodeStep{B=" + table.getBatchSize() + " Hq=" + queryHeads + " Hkv=" + kvHeads + " D=" + headDim
                     + " page=" + table.getPageSize() + " cuda:" + device + ", " + schedule + "}";
         }
     }
 
     /** Collects and validates one call; {@code setX} are required. */
     public static final class Builder extends PagedCallBuilder<Builder> {
-        private Workspace workspace;
+        private DecodeStep workspace;
 
         private Builder() {}
 
         /**
          * Sets the step's workspace (page table upload and split plan).
          *
-         * @param workspace from {@link Workspace#create}
+         * @param workspace from {@link DecodeStep#create}
          * @return this builder
          */
-        public Builder setWorkspace(Workspace workspace) {
+        public Builder setWorkspace(DecodeStep workspace) {
             this.workspace = workspace;
             return this;
         }

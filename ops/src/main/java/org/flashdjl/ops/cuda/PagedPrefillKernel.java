@@ -48,7 +48,7 @@ public final class PagedPrefillKernel {
         return 128;
     }
 
-    private final Workspace workspace;
+    private final PrefillStep workspace;
     private final KernelStruct params;
     private final String kernelName;
     private final int gridX;
@@ -56,7 +56,7 @@ public final class PagedPrefillKernel {
     private final float[] alibi;
     private final boolean synchronize;
 
-    private PagedPrefillKernel(Workspace workspace, KernelStruct params, String kernelName, int gridX, int hq,
+    private PagedPrefillKernel(PrefillStep workspace, KernelStruct params, String kernelName, int gridX, int hq,
             float[] alibi, boolean synchronize) {
         this.workspace = workspace;
         this.params = params;
@@ -151,7 +151,7 @@ public final class PagedPrefillKernel {
      * sequence lengths and qoIndptr); every layer's {@link PagedPrefillKernel} of the step reuses it. Closing
      * waits for the device and frees it.
      */
-    public static final class Workspace implements AutoCloseable {
+    public static final class PrefillStep implements AutoCloseable {
         private final PageTable table;
         private final int[] qoIndptr;
         private final int maxQueryLength;
@@ -160,7 +160,7 @@ public final class PagedPrefillKernel {
         private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
-        private Workspace(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
+        private PrefillStep(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
             this.table = table;
             this.qoIndptr = qoIndptr;
             this.device = device;
@@ -201,7 +201,7 @@ public final class PagedPrefillKernel {
          * @param device the CUDA ordinal
          * @return the workspace
          */
-        public static Workspace create(PageTable table, int[] qoIndptr, int device) {
+        public static PrefillStep create(PageTable table, int[] qoIndptr, int device) {
             int[] qo = checkQo(table, qoIndptr);
             int[] indptr = table.getIndptr();
             int[] indices = table.getIndices();
@@ -218,12 +218,12 @@ public final class PagedPrefillKernel {
                 tb.close();
                 throw e;
             }
-            return new Workspace(table, qo, device, tb);
+            return new PrefillStep(table, qo, device, tb);
         }
 
         /** A workspace with no device memory (addresses 0), for validation tests without a GPU. */
-        static Workspace unallocated(PageTable table, int[] qoIndptr, int device) {
-            return new Workspace(table, checkQo(table, qoIndptr), device, null);
+        static PrefillStep unallocated(PageTable table, int[] qoIndptr, int device) {
+            return new PrefillStep(table, checkQo(table, qoIndptr), device, null);
         }
 
         /**
@@ -286,24 +286,24 @@ public final class PagedPrefillKernel {
         /** {@inheritDoc} */
         @Override
         public String toString() {
-            return "Workspace{B=" + table.getBatchSize() + " totalQ=" + qoIndptr[qoIndptr.length - 1] + " maxLq="
+            return "PrefillStep{B=" + table.getBatchSize() + " totalQ=" + qoIndptr[qoIndptr.length - 1] + " maxLq="
                     + maxQueryLength + " page=" + table.getPageSize() + " cuda:" + device + "}";
         }
     }
 
     /** Collects and validates one call; {@code setX} are required. */
     public static final class Builder extends PagedCallBuilder<Builder> {
-        private Workspace workspace;
+        private PrefillStep workspace;
 
         private Builder() {}
 
         /**
          * Sets the step's workspace.
          *
-         * @param workspace from {@link Workspace#create}
+         * @param workspace from {@link PrefillStep#create}
          * @return this builder
          */
-        public Builder setWorkspace(Workspace workspace) {
+        public Builder setWorkspace(PrefillStep workspace) {
             this.workspace = workspace;
             return this;
         }

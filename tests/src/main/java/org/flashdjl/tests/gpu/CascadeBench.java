@@ -138,7 +138,7 @@ public final class CascadeBench {
                 DeviceBuffer lc = DeviceBuffer.allocate(device, 4L * b * s.hq());
                 DeviceBuffer op = DeviceBuffer.allocate(device, qElems * 2);
                 DeviceBuffer lp = DeviceBuffer.allocate(device, 4L * b * s.hq());
-                PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(full, s.hq(), s.hkv(), s.d(),
+                PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.create(full, s.hq(), s.hkv(), s.d(),
                         device);
                 CudaSharedPrefixDecode plan = CudaSharedPrefixDecode.begin(suffixes, s.prefix(), s.hq(), s.hkv(),
                         s.d(), device, split, null)) {

@@ -127,7 +127,7 @@ public final class PagedDecodeBench {
                 DeviceBuffer q = random(device, type, qElems, 3);
                 DeviceBuffer o = DeviceBuffer.allocate(device, qElems * 2);
                 DeviceBuffer lse = DeviceBuffer.allocate(device, 4L * s.batch() * s.hq());
-                PagedDecodeKernel.Workspace ws = PagedDecodeKernel.Workspace.create(table, s.hq(), s.hkv(), s.d(),
+                PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.create(table, s.hq(), s.hkv(), s.d(),
                         device, schedule)) {
             PagedDecodeKernel call = PagedDecodeKernel.builder()
                     .setQuery(q.view(type, s.batch(), s.hq(), s.d()))

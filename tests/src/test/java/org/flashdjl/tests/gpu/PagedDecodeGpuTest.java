@@ -176,11 +176,11 @@ class PagedDecodeGpuTest {
                 DeviceBuffer vb = MergeStateGpuTest.upload(type, vPool, 0);
                 DeviceBuffer ob = MergeStateGpuTest.poisoned(type, (long) b * hq * d + 256);
                 DeviceBuffer lb = MergeStateGpuTest.poisoned(DeviceDataType.FP32, (long) b * hq + 256);
-                PagedDecodeKernel.Workspace ws = c.splitChunk() > 0
-                        ? PagedDecodeKernel.Workspace.create(table, hq, hkv, d, GpuCheck.DEVICE,
+                PagedDecodeKernel.DecodeStep ws = c.splitChunk() > 0
+                        ? PagedDecodeKernel.DecodeStep.create(table, hq, hkv, d, GpuCheck.DEVICE,
                                 new PagedDecodeKernel.Schedule(Math.max(1, (maxLen + c.splitChunk() - 1)
                                         / c.splitChunk()), c.splitChunk()))
-                        : PagedDecodeKernel.Workspace.create(table, hq, hkv, d, GpuCheck.DEVICE)) {
+                        : PagedDecodeKernel.DecodeStep.create(table, hq, hkv, d, GpuCheck.DEVICE)) {
             PagedDecodeKernel.Builder call = PagedDecodeKernel.builder()
                     .setQuery(qb.view(type, b, hq, d))
                     .setKeyPages(kb.view(type, numPages, ps, hkv, d))

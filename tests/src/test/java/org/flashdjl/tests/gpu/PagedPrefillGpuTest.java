@@ -172,7 +172,7 @@ class PagedPrefillGpuTest {
                 DeviceBuffer vb = MergeStateGpuTest.upload(type, vPool, 0);
                 DeviceBuffer ob = MergeStateGpuTest.poisoned(type, outLen + 256);
                 DeviceBuffer lb = MergeStateGpuTest.poisoned(DeviceDataType.FP32, lseLen + 256);
-                PagedPrefillKernel.Workspace ws = PagedPrefillKernel.Workspace.create(table, qo, GpuCheck.DEVICE)) {
+                PagedPrefillKernel.PrefillStep ws = PagedPrefillKernel.PrefillStep.create(table, qo, GpuCheck.DEVICE)) {
             PagedPrefillKernel.Builder call = PagedPrefillKernel.builder()
                     .setQuery(qb.view(type, totalQ, hq, d))
                     .setKeyPages(kb.view(type, numPages, ps, hkv, d))

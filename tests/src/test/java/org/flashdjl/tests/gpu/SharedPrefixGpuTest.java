@@ -188,7 +188,7 @@ class SharedPrefixGpuTest {
                 CudaSharedPrefixDecode plan = split == null
                         ? CudaSharedPrefixDecode.begin(sufTable, p, hq, hkv, d, GpuCheck.DEVICE)
                         : CudaSharedPrefixDecode.begin(sufTable, p, hq, hkv, d, GpuCheck.DEVICE, split, null);
-                PagedDecodeKernel.Workspace fullWs = PagedDecodeKernel.Workspace.create(fullTable, hq, hkv, d,
+                PagedDecodeKernel.DecodeStep fullWs = PagedDecodeKernel.DecodeStep.create(fullTable, hq, hkv, d,
                         GpuCheck.DEVICE)) {
             int sufNum = sufTable.getMaxPageIndex() + 1;
             int fullNum = fullTable.getMaxPageIndex() + 1;

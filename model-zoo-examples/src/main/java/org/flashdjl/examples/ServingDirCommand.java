@@ -28,7 +28,7 @@ final class ServingDirCommand {
             "  --kv-pages N                KV pool pages (default: max-rolling-batch-size largest requests)",
             "  --admission-timeout-ms N    wait for room in the batch before 503 (30000)",
             "  --request-timeout-ms N      a request's whole time limit, 0 = none (0)",
-            "  --dtype float32|float16     weights and KV pool (float32)",
+            "  --dtype auto|float32|float16  weights and KV pool (auto: float16 on a GPU, float32 on the CPU)",
             "  --backend NAME              dense attention backend (auto)",
             "  --no-libs                   leave out libs/ (the server has FlashDJL on its own class path)");
 

@@ -62,7 +62,7 @@ final class ServedModel implements NDResource {
         try {
             AttentionOptions options = AttentionOptions.builder().optBackend(config.getAttentionBackend())
                     .optSlidingWindow(config.getSlidingWindow()).optSinkTokens(config.getSinkTokens()).build();
-            LlamaModel model = LlamaLoader.load(dir, m, options, config.getDataType());
+            LlamaModel model = LlamaLoader.load(dir, m, options, config.getDataType(m.getDevice()));
             tokenizer = LoadedModel.tokenizerFor(dir, model.getConfig());
             RollingBatchScheduler scheduler = RollingBatchScheduler.builder().setModel(model).setTokenizer(tokenizer)
                     .setManager(m).optMaxRollingBatchSize(config.getMaxRollingBatchSize())

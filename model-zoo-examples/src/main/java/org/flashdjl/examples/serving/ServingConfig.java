@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.util.cuda.CudaUtils;
 
+import org.flashdjl.examples.LoadedModel;
 import org.flashdjl.examples.llama.LlamaConfig;
 import org.flashdjl.ops.attention.AttentionBackends;
 
@@ -37,7 +38,8 @@ import java.util.Map;
  *     before a 503</td></tr>
  * <tr><td>{@code request_timeout_ms}</td><td>0 (none)</td><td>[0, 86400000]: a request's whole time; past it, it
  *     is cancelled and its pages freed</td></tr>
- * <tr><td>{@code dtype}</td><td>float32</td><td>float32, float16 (weights and KV pool)</td></tr>
+ * <tr><td>{@code dtype}</td><td>auto</td><td>auto (float16 on a GPU, float32 on the CPU), float32, float16 (weights
+ * and KV pool)</td></tr>
  * <tr><td>{@code attention_backend}</td><td>auto</td><td>a dense backend name ({@code Backends})</td></tr>
  * <tr><td>{@code sliding_window}, {@code sink_tokens}</td><td>0 (off)</td><td>{@code >= 0}; sinks need a
  *     window</td></tr>
@@ -158,7 +160,7 @@ public final class ServingConfig {
                             + " max_position_embeddings %d (config.json); lower them so that the sum is <= %d",
                     maxPromptTokens, maxNewTokens, (long) maxPromptTokens + maxNewTokens, positions, positions));
         }
-        long bytes = kvPoolBytes(model);
+        long bytes = kvPoolBytes(model, device);
         long available = memoryOf(device);
         if (available > 0 && bytes > available) {
             throw new IllegalArgumentException(String.format(Locale.ROOT,
@@ -167,7 +169,7 @@ public final class ServingConfig {
                             + " kv_num_pages, or max_rolling_batch_size / max_prompt_tokens / max_new_tokens that"
                             + " size it by default",
                     kvNumPages, kvPageSize, bytes / (double) (1L << 30), model.getNumLayers(), model.getNumKvHeads(),
-                    model.getHeadDim(), dataType, available / (double) (1L << 30), device));
+                    model.getHeadDim(), getDataType(device), available / (double) (1L << 30), device));
         }
     }
 
@@ -175,11 +177,12 @@ public final class ServingConfig {
      * Returns the bytes of this config's KV pool for a model.
      *
      * @param model the model's config
+     * @param device the device the pool lives on (it decides the dtype when {@code dtype=auto})
      * @return pages x page size x layers x KV heads x head dim x 2 (K and V) x bytes per element
      */
-    public long kvPoolBytes(LlamaConfig model) {
+    public long kvPoolBytes(LlamaConfig model, Device device) {
         return (long) kvNumPages * kvPageSize * model.getNumLayers() * model.getNumKvHeads() * model.getHeadDim()
-                * 2L * dataType.getNumOfBytes();
+                * 2L * getDataType(device).getNumOfBytes();
     }
 
     private static long memoryOf(Device device) {
@@ -226,8 +229,8 @@ public final class ServingConfig {
             "how long a request waits for room in the batch before it gets 503"});
         m.put("request_timeout_ms", new String[] {String.valueOf(requestTimeoutMillis),
             "a request's whole time limit (0 = none); past it, it is cancelled and its pages freed"});
-        m.put("dtype", new String[] {dataType == DataType.FLOAT16 ? "float16" : "float32",
-            "weights and KV pool: float32 or float16"});
+        m.put("dtype", new String[] {dataType == null ? "auto" : dataType == DataType.FLOAT16 ? "float16" : "float32",
+            "weights and KV pool: auto (float16 on a GPU, float32 on the CPU), float32 or float16"});
         m.put("attention_backend", new String[] {attentionBackend, "dense attention backend: auto, online, math,"
                 + " flash"});
         m.put("sliding_window", new String[] {String.valueOf(slidingWindow),
@@ -276,9 +279,15 @@ public final class ServingConfig {
         return requestTimeoutMillis;
     }
 
-    /** @return the weights' and KV pool's dtype */
-    public DataType getDataType() {
-        return dataType;
+    /**
+     * Returns the weights' and KV pool's dtype on a device: the configured one, or with {@code dtype=auto} the
+     * device's default ({@link LoadedModel#defaultDataType}: float16 on a GPU, float32 on the CPU).
+     *
+     * @param device the model's device
+     * @return float16 or float32
+     */
+    public DataType getDataType(Device device) {
+        return dataType != null ? dataType : LoadedModel.defaultDataType(device);
     }
 
     /** @return the dense attention backend */
@@ -316,7 +325,7 @@ public final class ServingConfig {
         private int kvNumPages; // 0 = derived
         private long admissionTimeoutMillis = 30_000;
         private long requestTimeoutMillis;
-        private DataType dataType = DataType.FLOAT32;
+        private DataType dataType; // null: auto
         private String attentionBackend = "auto";
         private int slidingWindow;
         private int sinkTokens;
@@ -422,11 +431,15 @@ public final class ServingConfig {
         /**
          * Sets the dtype of the weights and the KV pool.
          *
-         * @param name {@code float32} or {@code float16}
+         * @param name {@code auto} (the default: float16 on a GPU, float32 on the CPU), {@code float32} or {@code
+         *     float16}
          * @return this builder
          */
         public Builder optDataType(String name) {
             switch (name.toLowerCase(Locale.ROOT)) {
+                case "auto":
+                    dataType = null;
+                    break;
                 case "float32":
                 case "fp32":
                     dataType = DataType.FLOAT32;
@@ -437,7 +450,7 @@ public final class ServingConfig {
                     break;
                 default:
                     throw new IllegalArgumentException("serving.properties: dtype='" + name
-                            + "' is not supported: allowed float32, float16 (bfloat16 NDArrays abort DJL 0.35.1's"
+                            + "' is not supported: allowed auto, float32, float16 (bfloat16 NDArrays abort DJL 0.35.1's"
                             + " PyTorch JNI)");
             }
             return this;

@@ -172,7 +172,7 @@ public final class ServingModelDir {
         try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
             AttentionOptions options = AttentionOptions.builder().optBackend(config.getAttentionBackend())
                     .optSlidingWindow(config.getSlidingWindow()).optSinkTokens(config.getSinkTokens()).build();
-            LlamaModel model = LlamaLoader.load(checkpoint, m, options, config.getDataType());
+            LlamaModel model = LlamaLoader.load(checkpoint, m, options, config.getDataType(Device.cpu()));
             TextTokenizer tokenizer = LoadedModel.tokenizerFor(checkpoint, model.getConfig());
             tokenizer.close();
         }

@@ -342,7 +342,7 @@ class ServingTest {
             {"max_num_batched_tokens=512", "max_num_batched_tokens=8",
                 "max_num_batched_tokens=8 must be >= max_rolling_batch_size=32"},
             {"kv_page_size=16", "kv_page_size=sixteen", "kv_page_size='sixteen' is not an integer"},
-            {"dtype=float32", "dtype=bfloat16", "dtype='bfloat16' is not supported: allowed float32, float16"},
+            {"dtype=auto", "dtype=bfloat16", "dtype='bfloat16' is not supported: allowed auto, float32, float16"},
         };
         for (String[] e : edits) {
             assertTrue(props.contains(e[0]), e[0]);

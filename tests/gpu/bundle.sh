@@ -62,14 +62,20 @@ echo "== 2/5 staging $STAGE"
 rm -rf "$STAGE" "$TGZ"
 mkdir -p "$STAGE/lib" "$STAGE/junit" "$STAGE/python"
 cp tests/target/gpu-bundle/lib/*.jar "$STAGE/lib/"
-# (Jars the GPU machine does not need -- PyTorch natives and DJL's CPU JNI, JMH, the 18 MB tokenizers jar -- are
-# excluded by the gpu-bundle profile in tests/pom.xml; DJL's engine jar is in, its JNI comes from FLASHDJL_DJL_JNI.)
+# (Jars the GPU machine does not need -- PyTorch natives and DJL's CPU JNI, JMH -- are excluded by the gpu-bundle
+# profile in tests/pom.xml; DJL's engine jar is in, its JNI comes from FLASHDJL_DJL_JNI.)
 cp "tests/target/flashdjl-tests-$VERSION.jar" "tests/target/flashdjl-tests-$VERSION-tests.jar" "$STAGE/lib/"
 cp tests/target/gpu-bundle/junit/junit-platform-console-standalone.jar "$STAGE/junit/"
 # JCuda's natives jar carries NVRTC, nvPTXCompiler and runtime bindings too (25 MB); only the driver API is used.
 for j in "$STAGE"/lib/jcuda-natives-*.jar; do
   zip -q -d "$j" 'lib/libJNvPTXCompiler-*' 'lib/libJNvrtc-*' 'lib/libJCudaRuntime-*' || true
   unzip -l "$j" | grep 'libJCudaDriver-' > /dev/null || { echo "ERROR: $j lost libJCudaDriver" >&2; exit 1; }
+done
+# DJL's tokenizers jar carries its native library for four platforms (18 MB); the GPU machines are linux-x86_64.
+for j in "$STAGE"/lib/tokenizers-*.jar; do
+  zip -q -d "$j" 'native/lib/win-*' 'native/lib/osx-*' 'native/lib/linux-aarch64/*' || true
+  unzip -l "$j" | grep 'linux-x86_64/cpu/libtokenizers.so' > /dev/null \
+    || { echo "ERROR: $j lost linux-x86_64/cpu/libtokenizers.so" >&2; exit 1; }
 done
 for py in sdpa_bench.py compare_bench.py decode_peer_bench.py hf_model_bench.py make_hf_fixtures.py bench_charts.py; do
   if [ -f "tests/gpu/$py" ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Hugging Face transformers peer of the model benchmark (ModelBench), on the same checkpoint and GPU.
 
-    python3 hf_model_bench.py write DIR     # a Llama-3.2-1B-shaped checkpoint (random weights, fp16) + reference
+    python3 hf_model_bench.py write DIR     # a Llama-3.2-1B-shaped checkpoint (random weights, fp16, a BPE
+                                            # tokenizer.json for text requests) + reference
                                             # logits of a 64-token prompt (fp32 model and fp16 model), as raw
                                             # little-endian float32 files beside reference.json
     python3 hf_model_bench.py bench DIR     # JSONL on stdout: prefill of 512 tokens, decode ms/token over 128
@@ -42,6 +43,7 @@ def write(d):
         model = transformers.AutoModelForCausalLM.from_config(config_1b(), attn_implementation="sdpa")
     model = model.half().eval()
     model.save_pretrained(d, safe_serialization=True)
+    write_tokenizer(d)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(3, 128000, (1, REF_PROMPT), generator=g)
     ids[0, 0] = 128000
@@ -59,6 +61,25 @@ def write(d):
         json.dump(ref, f)
     print(json.dumps({"wrote": d, "files": sorted(os.listdir(d)),
                       "max_abs_fp16_vs_fp32": ref["max_abs_fp16_vs_fp32"]}), flush=True)
+
+
+def write_tokenizer(d):
+    """tokenizer.json for the serving benchmark's text requests: a byte-level BPE (8192 ids, all below the
+    checkpoint's vocab) trained here on a fixed text. The weights are random, so Llama 3's own tokenizer (not
+    reachable offline) would buy nothing; ids the tokenizer lacks decode to nothing."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    words = ("the quick brown fox jumps over the lazy dog while attention heads read every key of the shared"
+             " prefix once and the paged cache hands out pages to each request of a rolling batch").split()
+    rng = np.random.default_rng(3)
+    text = [" ".join(rng.choice(words, 24)) + " " + "".join(chr(c) for c in rng.integers(32, 127, 40))
+            for _ in range(4000)]
+    trainer = trainers.BpeTrainer(vocab_size=8192, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(text, trainer)
+    tok.save(os.path.join(d, "tokenizer.json"))
 
 
 def timed(fn, warmup=2, reps=5):

@@ -18,6 +18,9 @@
 #                            fp16 checkpoint (MODEL_DIR, default /tmp/flashdjl-llama1b) and times Hugging Face
 #                            transformers on it; ModelBench times FlashDJL on the same file (with --djl: the djl tests
 #                            too, the HF logits test included)
+#   run-gpu.sh --serving     nvidia-smi and only the serving load benchmark (ServingLoadBench) on the model benchmark's
+#                            checkpoint (MODEL_DIR, written as for --model): 64 clients x SERVING_REQUESTS (default 16)
+#                            requests through DJL's Criteria, against the same requests one at a time
 #   run-gpu.sh --fixtures    nvidia-smi and only make_hf_fixtures.py: the model tests' reference checkpoints and
 #                            logits, written by transformers into $OUT/hf-fixtures.tgz
 #
@@ -26,7 +29,7 @@
 # are set for every JVM. Without it those steps skip (the DJL tests report "DJL sees no GPU").
 #
 # Env: OUT (results dir), FLASHDJL_DEVICE (CUDA ordinal, default 0), JAVA_OPTS (extra JVM options), MODEL_DIR,
-#      FLASHDJL_DJL_JNI.
+#      FLASHDJL_DJL_JNI, MODEL_BENCH_ARGS, SERVING_REQUESTS, SERVING_BENCH_ARGS.
 # Exit status: 0 when every step that ran succeeded, else the first failing step's status.
 set -uo pipefail
 
@@ -38,6 +41,7 @@ PAGED=0
 CASCADE=0
 DJL=0
 MODEL=0
+SERVING=0
 FIXTURES=0
 for arg in "$@"; do
   case "$arg" in
@@ -48,10 +52,11 @@ for arg in "$@"; do
     --cascade) CASCADE=1 ;;
     --djl) DJL=1 ;;
     --model) MODEL=1 ;;
+    --serving) SERVING=1 ;;
     --fixtures) FIXTURES=1 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "unknown option $arg; use --tests-only, --bench-only, --quick, --paged, --cascade, --djl, --model," \
-         "--fixtures" >&2; exit 2 ;;
+         "--serving, --fixtures" >&2; exit 2 ;;
   esac
 done
 PAGED_TESTS=0
@@ -63,7 +68,7 @@ if [ "$CASCADE" = 1 ]; then  # only the cascade steps (with --paged too: both)
   CASCADE_BENCH=$RUN_BENCH
   [ "$PAGED" = 1 ] || { RUN_TESTS=0; RUN_BENCH=0; }
 fi
-if [ "$DJL" = 1 ] || [ "$MODEL" = 1 ] || [ "$FIXTURES" = 1 ]; then  # only the steps named
+if [ "$DJL" = 1 ] || [ "$MODEL" = 1 ] || [ "$SERVING" = 1 ] || [ "$FIXTURES" = 1 ]; then  # only the steps named
   [ "$PAGED" = 1 ] || [ "$CASCADE" = 1 ] || { RUN_TESTS=0; RUN_BENCH=0; }
 fi
 if [ "$PAGED" = 1 ]; then  # only the paged steps, each half as --tests-only / --bench-only allow
@@ -249,7 +254,7 @@ if [ "$FIXTURES" = 1 ]; then
   record "make_hf_fixtures.py" "$rc"
 fi
 
-if [ "$MODEL" = 1 ] && [ ! -f "$MODEL_DIR/reference.json" ]; then
+if { [ "$MODEL" = 1 ] || [ "$SERVING" = 1 ]; } && [ ! -f "$MODEL_DIR/reference.json" ]; then
   note "hf_model_bench.py write $MODEL_DIR"
   python3 "$HERE/python/hf_model_bench.py" write "$MODEL_DIR" 2>&1 | tee "$OUT/hf-model-write.log"
   record "hf_model_bench.py write" "${PIPESTATUS[0]}"
@@ -281,6 +286,14 @@ if [ "$MODEL" = 1 ]; then
   rc=$?
   cat "$OUT/bench-model.jsonl"
   record "ModelBench" "$rc"
+fi
+
+if [ "$SERVING" = 1 ]; then
+  note "ServingLoadBench (64 clients through Criteria vs one request at a time)"
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.bench.ServingLoadBench --model "$MODEL_DIR" --device gpu \
+    --dtype float16 --clients 64 --requests "${SERVING_REQUESTS:-16}" ${SERVING_BENCH_ARGS:-} \
+    2>&1 | tee "$OUT/bench-serving.log"
+  record "ServingLoadBench" "${PIPESTATUS[0]}"
 fi
 
 if command -v python3 >/dev/null 2>&1 && [ -f "$HERE/python/bench_charts.py" ]; then

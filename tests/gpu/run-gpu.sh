@@ -20,7 +20,8 @@
 #                            too, the HF logits test included)
 #   run-gpu.sh --serving     nvidia-smi and only the serving load benchmark (ServingLoadBench) on the model benchmark's
 #                            checkpoint (MODEL_DIR, written as for --model): 64 clients x SERVING_REQUESTS (default 16)
-#                            requests through DJL's Criteria, against the same requests one at a time
+#                            requests through DJL's Criteria (3 rounds, fp16), against the same requests one at a
+#                            time; then 64 x 4 in fp32, where every answer must equal its single-request answer
 #   run-gpu.sh --fixtures    nvidia-smi and only make_hf_fixtures.py: the model tests' reference checkpoints and
 #                            logits, written by transformers into $OUT/hf-fixtures.tgz
 #
@@ -54,7 +55,7 @@ for arg in "$@"; do
     --model) MODEL=1 ;;
     --serving) SERVING=1 ;;
     --fixtures) FIXTURES=1 ;;
-    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown option $arg; use --tests-only, --bench-only, --quick, --paged, --cascade, --djl, --model," \
          "--serving, --fixtures" >&2; exit 2 ;;
   esac
@@ -291,9 +292,13 @@ fi
 if [ "$SERVING" = 1 ]; then
   note "ServingLoadBench (64 clients through Criteria vs one request at a time)"
   "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.bench.ServingLoadBench --model "$MODEL_DIR" --device gpu \
-    --dtype float16 --clients 64 --requests "${SERVING_REQUESTS:-16}" ${SERVING_BENCH_ARGS:-} \
+    --dtype float16 --clients 64 --requests "${SERVING_REQUESTS:-16}" --rounds 3 ${SERVING_BENCH_ARGS:-} \
     2>&1 | tee "$OUT/bench-serving.log"
   record "ServingLoadBench" "${PIPESTATUS[0]}"
+  note "ServingLoadBench in fp32 (answers must equal the single-request answers)"
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.bench.ServingLoadBench --model "$MODEL_DIR" --device gpu \
+    --dtype float32 --clients 64 --requests 4 ${SERVING_BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-serving-fp32.log"
+  record "ServingLoadBench fp32" "${PIPESTATUS[0]}"
 fi
 
 if command -v python3 >/dev/null 2>&1 && [ -f "$HERE/python/bench_charts.py" ]; then

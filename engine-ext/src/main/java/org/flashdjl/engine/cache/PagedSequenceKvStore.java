@@ -206,7 +206,7 @@ public final class PagedSequenceKvStore implements SequenceKvStore {
         }
         plan = PagedPlan.builder(stepTable).optQoIndptr(indptr).setQueryHeads(queryHeads)
                 .setKvHeads(cache.getKvHeads()).setHeadDim(cache.getHeadDim()).optDevice(q.getDevice())
-                .optBackend(pagedBackend).optDenseBackend(denseBackend).build();
+                .optDataType(q.getDataType()).optBackend(pagedBackend).optDenseBackend(denseBackend).build();
         return plan;
     }
 

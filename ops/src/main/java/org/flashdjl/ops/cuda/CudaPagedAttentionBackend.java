@@ -69,6 +69,9 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
         if (!device.isGpu()) {
             return "the plan is on " + device + "; the cuda backend runs on GPU plans only";
         }
+        if (plan.getDataType() != null && plan.getDataType() != DataType.FLOAT16) {
+            return dtypeReason(plan.getDataType());
+        }
         String why = plan.isDecode()
                 ? PagedDecodeKernel.unsupportedReason(DeviceDataType.FP16, plan.getHeadDim(), plan.getQueryHeads(),
                         plan.getKvHeads())
@@ -91,8 +94,7 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
     @Override
     public String unsupportedReason(PagedAttentionProblem problem) {
         if (problem.getDataType() != DataType.FLOAT16) {
-            return "dtype " + problem.getDataType() + " not supported by the cuda paged backend on NDArrays;"
-                    + " supported: float16 (bf16 kernels run on device memory through PagedDecodeKernel)";
+            return dtypeReason(problem.getDataType());
         }
         if (problem.getValueDim() != problem.getPlan().getHeadDim()) {
             return "value head dim " + problem.getValueDim() + " != key head dim " + problem.getPlan().getHeadDim()
@@ -106,6 +108,11 @@ public final class CudaPagedAttentionBackend implements PagedAttentionBackend {
             }
         }
         return null;
+    }
+
+    private static String dtypeReason(DataType type) {
+        return "dtype " + type + " not supported by the cuda paged backend on NDArrays; supported: float16 (bf16"
+                + " kernels run on device memory through PagedDecodeKernel)";
     }
 
     /** {@inheritDoc} */

@@ -110,6 +110,7 @@ public final class PagedAttention {
                 .setKvHeads((int) kPages.getShape().get(2))
                 .setHeadDim((int) q.getShape().get(2))
                 .optDevice(q.getDevice())
+                .optDataType(q.getDataType())
                 .optBackend(backend);
         if (qoIndptr != null) {
             builder.optQoIndptr(qoIndptr);

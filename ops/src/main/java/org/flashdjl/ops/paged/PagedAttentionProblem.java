@@ -42,6 +42,10 @@ public final class PagedAttentionProblem {
         Checks.checkSameDataType("q", query, "vPages", valuePages);
         Checks.checkSameDevice("q", query, "kPages", keyPages);
         Checks.checkSameDevice("q", query, "vPages", valuePages);
+        if (plan.getDataType() != null && query.getDataType() != plan.getDataType()) {
+            throw new IllegalArgumentException("q is " + query.getDataType() + " but the plan was built for "
+                    + plan.getDataType() + " (PagedPlan.Builder.optDataType)");
+        }
         if (!query.getDevice().equals(plan.getDevice())) {
             throw new IllegalArgumentException("q is on " + query.getDevice() + " but the plan was built for "
                     + plan.getDevice() + " (PagedPlan.Builder.optDevice)");

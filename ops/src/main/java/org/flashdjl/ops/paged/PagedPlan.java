@@ -49,6 +49,7 @@ public final class PagedPlan implements AutoCloseable {
     private final int kvHeads;
     private final int headDim;
     private final Device device;
+    private final DataType dataType;
     private final String denseBackend; // what the gather backend runs on each sequence's gathered keys
     private final int minKeyOffset; // max_b (Lq_b - Lk_b), at least 0
     private final NDManager manager; // owns the plan data's arrays
@@ -63,6 +64,7 @@ public final class PagedPlan implements AutoCloseable {
         this.kvHeads = b.kvHeads;
         this.headDim = b.headDim;
         this.device = b.device;
+        this.dataType = b.dataType;
         this.denseBackend = b.denseBackend;
         int min = 0;
         for (int i = 0; i < table.getBatchSize(); i++) {
@@ -213,6 +215,16 @@ public final class PagedPlan implements AutoCloseable {
     }
 
     /**
+     * Returns the dtype of the queries and pages the plan serves, when its builder was told
+     * ({@link Builder#optDataType}).
+     *
+     * @return the dtype, or null when any float dtype is accepted per call
+     */
+    public DataType getDataType() {
+        return dataType;
+    }
+
+    /**
      * Returns the device the plan's auxiliary data lives on.
      *
      * @return the device
@@ -298,6 +310,7 @@ public final class PagedPlan implements AutoCloseable {
         private int kvHeads;
         private int headDim;
         private Device device;
+        private DataType dataType;
         private String backend = PagedAttentionBackends.AUTO;
         private String denseBackend = AttentionBackends.AUTO;
 
@@ -372,6 +385,19 @@ public final class PagedPlan implements AutoCloseable {
          */
         public Builder optDevice(Device device) {
             this.device = device;
+            return this;
+        }
+
+        /**
+         * Sets the dtype of the queries and pages the plan will serve (default: not stated, checked per call).
+         * Stating it lets {@code auto} pick a backend that runs it: a GPU plan for float32 pages goes to
+         * {@code gather} instead of a kernel that runs float16 only; calls with another dtype are refused.
+         *
+         * @param dataType float32, float16 or bfloat16
+         * @return this builder
+         */
+        public Builder optDataType(DataType dataType) {
+            this.dataType = Objects.requireNonNull(dataType, "dataType");
             return this;
         }
 

@@ -171,6 +171,12 @@ class PagedValidationTest {
             AttentionSpec alibi = AttentionSpec.builder().optAlibiSlopes(new float[] {1f, 2f}).build();
             assertMessage(assertThrows(IllegalArgumentException.class,
                     () -> PagedAttention.decode(q, f.kPages, f.vPages, f.table, alibi)), "alibiSlopes has 2");
+            try (PagedPlan fp16Plan = PagedPlan.builder(f.table).setQueryHeads(8).setKvHeads(2).setHeadDim(64)
+                    .optDevice(m.getDevice()).optDataType(DataType.FLOAT16).build()) {
+                assertMessage(assertThrows(IllegalArgumentException.class,
+                        () -> fp16Plan.forward(q, f.kPages, f.vPages, spec)), "q is float32",
+                        "plan was built for float16");
+            }
             PagedPlan plan = PagedPlan.builder(f.table).setQueryHeads(8).setKvHeads(2).setHeadDim(64)
                     .optDevice(m.getDevice()).build();
             plan.forward(q, f.kPages, f.vPages, spec).close();

@@ -6,8 +6,11 @@
 
 // plain: no mask; causal: bottom-right causal only; general: every option of the mask params at bottom-right
 // positions (paged: keys from mask.key_offset); positioned: general at the mask params' positions
-// (mask.key_offset, mask.query_shift), a separate instantiation so that the general kernels keep their registers.
-enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3 };
+// (mask.key_offset, mask.query_shift), a separate instantiation so that the general kernels keep their registers;
+// packed: plain with GQA packing (sm90 only): one CTA serves the G = hq / hkv query heads of a key/value head, its
+// rows r = i * G + g standing for (query i, head h * G + g), so that a few queries fill a whole row tile and the
+// key/value tiles are read once per key/value head (grid y = hkv; dense queries only).
+enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3, kPacked = 4 };
 
 // tanh(x) = 1 - 2 / (1 + e^{2x}); absolute error ~1e-7 (tanh.approx.f32 would be ~1e-3 * |x|,
 // too coarse once multiplied by softcap); saturates to +-1 for large |x|.

@@ -2,9 +2,10 @@
 //
 // ---------------------------------------------------------------------------------------------
 // Launch convention (identical to flash_fwd.cu; read by the Java launcher):
-//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal}(FlashFwdParams)
+//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|packed}(FlashFwdParams)
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
+//   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only
 //   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first;
 //   every value is > 48 KB), no clusters, stream of the caller. Do not launch when
 //   ceil(lq / Br) == 0, hq == 0 or batch == 0 (a zero grid dimension is a launch error).
@@ -139,6 +140,7 @@ __device__ __forceinline__ uint32_t sw_off(int r, int ch) {
 
 // Rows [row0, row0 + R) of a [*, D] global matrix (row pitch `stride` elements) -> swizzled smem
 // tile at s_base; rows >= row_limit are zero-filled and never read.
+// Packed GQA rows (pack = G > 1): row r is query r / G of head r % G (head pitch `head_stride`).
 template <class Tr, int R, typename T>
 __device__ __forceinline__ void load_tile(uint32_t s_base, const T* g, int64_t stride, int row0,
                                           int row_limit, int tid) {
@@ -153,6 +155,22 @@ __device__ __forceinline__ void load_tile(uint32_t s_base, const T* g, int64_t s
     const int r = r0 + it * kRPP;
     const bool ok = row0 + r < row_limit;
     cp_async_16(dst + it * kRPP * 128, src + (ok ? r * stride : 0), ok);
+  }
+}
+template <class Tr, int R, typename T>
+__device__ __forceinline__ void load_tile_packed(uint32_t s_base, const T* g, int64_t stride,
+                                                 int64_t head_stride, int pack, int row0,
+                                                 int row_limit, int tid) {
+  constexpr int kRPP = Tr::kThreads / Tr::kCPR;
+  static_assert(R % kRPP == 0, "tile rows");
+  const int ch = tid % Tr::kCPR, r0 = tid / Tr::kCPR;
+  const uint32_t dst = s_base + sw_off<R>(r0, ch);
+#pragma unroll
+  for (int it = 0; it < R / kRPP; ++it) {
+    const int row = row0 + r0 + it * kRPP;
+    const bool ok = row < row_limit;
+    const int64_t off = ok ? (row / pack) * stride + (row % pack) * head_stride : 0;
+    cp_async_16(dst + it * kRPP * 128, g + off + ch * 8, ok);
   }
 }
 
@@ -179,12 +197,16 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   const int wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
   const int g = lane >> 2, t4 = lane & 3;
   const int m_block = kVariant == kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (p.hq / p.hkv);
+  constexpr bool kPack = kVariant == kPacked;
+  const int pack = kPack ? p.hq / p.hkv : 1;  // query heads per CTA (packed: G)
+  // h: the CTA's first query head (packed: blockIdx.y is the key/value head, its G query heads are rows)
+  const int h = blockIdx.y * pack, b = blockIdx.z;
+  const int hk = kPack ? blockIdx.y : h / (p.hq / p.hkv);
 
   const SeqGeometry sg = seq_geometry(p, b);  // dense or varlen, each side independently
   const bool varlen_q = sg.varlen_q, varlen_k = sg.varlen_k;
-  const int lq = sg.lq, lk = sg.lk, q0 = sg.q0, k0 = sg.k0;
+  const int lk = sg.lk, q0 = sg.q0, k0 = sg.k0;
+  const int lq = sg.lq * pack;  // the CTA rows' extent (packed: queries x G)
   auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
     return (varlen ? row0 * rs : b * bs) + head * hs;
   };
@@ -202,7 +224,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   MaskRule rule;
   rule.lk = lk;
   rule.off = lk - lq;
-  rule.causal = kVariant == kCausal;
+  rule.causal = kVariant == kCausal;  // packed: plain
   rule.left = -1;
   rule.right = -1;
   rule.sinks = 0;
@@ -307,7 +329,10 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   int n = range.first();
   if (n >= 0) {
     // ---- first tile: Q, K(n) loaded up front; S, softmax; P V is deferred ----
-    load_tile<Tr, Br>(sQ, gQ, p.q_row_stride, m0, lq, tid);
+    if constexpr (kPack)
+      load_tile_packed<Tr, Br>(sQ, gQ, p.q_row_stride, p.q_head_stride, pack, m0, lq, tid);
+    else
+      load_tile<Tr, Br>(sQ, gQ, p.q_row_stride, m0, lq, tid);
     load_tile<Tr, Bc>(sK0, gK, p.k_row_stride, n * Bc, lk, tid);
     cp_async_commit();
     tile_barrier();
@@ -379,8 +404,11 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     const float l = quad_sum(row_l[hh]);
     inv[hh] = l > 0.f ? 1.f / l : 0.f;
     const int r = m0 + rw + 8 * hh;
-    if (p.lse != nullptr && t4 == 0 && r < lq)
-      p.lse[lse_off + r * p.lse_row_stride] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
+    if (p.lse != nullptr && t4 == 0 && r < lq) {
+      const int64_t at = kPack ? (r / pack) * p.lse_row_stride + (r % pack) * p.lse_head_stride
+                               : r * p.lse_row_stride;
+      p.lse[lse_off + at] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
+    }
   }
   unsigned char* smem_gen = smem_raw + (s_base - smem_addr(smem_raw));  // generic view of sQ
 #pragma unroll
@@ -399,7 +427,10 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     const int rl = c / Tr::kCPR, ch = c % Tr::kCPR;
     const int r = wg * 64 + rl;
     if (m0 + r < lq) {
-      *reinterpret_cast<uint4*>(gO + static_cast<int64_t>(m0 + r) * p.o_row_stride + ch * 8) =
+      const int row = m0 + r;
+      const int64_t at = kPack ? (row / pack) * p.o_row_stride + (row % pack) * p.o_head_stride
+                               : static_cast<int64_t>(row) * p.o_row_stride;
+      *reinterpret_cast<uint4*>(gO + at + ch * 8) =
           *reinterpret_cast<const uint4*>(smem_gen + sw_off<Br>(r, ch));
     }
   }
@@ -420,7 +451,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
 
 #define FLASHDJL_SM90_VARIANTS(DTNAME, T, D)        \
   FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain) \
-  FLASHDJL_SM90_KERNEL(DTNAME, T, D, causal, kCausal)
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, causal, kCausal) \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, packed, kPacked)
 
 #define FLASHDJL_SM90_DIMS(DTNAME, T)   \
   FLASHDJL_SM90_VARIANTS(DTNAME, T, 64)  \

@@ -21,7 +21,9 @@ import java.util.Objects;
  *
  * <p>How: the prefix is read once for the whole batch, not B times. The B queries are the query rows of one dense
  * {@link FlashAttention} call (q viewed {@code [split, B, Hq, D]} bshd with batch stride 0, plain non-causal: every
- * decode query sits after the whole prefix); the prefix is cut into chunks along that batch axis (K/V viewed
+ * decode query sits after the whole prefix; GQA-packed where the device has packed kernels,
+ * {@link FlashAttention.Builder#optPackGqa}: the B x Hq/Hkv queries of a key/value head are one CTA's rows and the
+ * prefix is read once per key/value head, not once per query head); the prefix is cut into chunks along that batch axis (K/V viewed
  * {@code [split, chunk, Hkv, D]}, batch stride = chunk rows) so that the grid fills the GPU (the flash kernel has
  * no split-KV of its own); a prefix whose length is no multiple of the chunk gets a second call for the shorter
  * last chunk. The partial states (outputs in the input dtype {@code [B, states, Hq, D]}, fp32 LSEs
@@ -147,8 +149,14 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
             int headDim, int device) {
         Objects.requireNonNull(suffixTable, "suffixTable");
         CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-        SharedPrefixSplit s = SharedPrefixSplit.plan(prefixLen, suffixTable.getBatchSize(), queryHeads,
-                info.smCount(), SharedPrefixSplit.PLAN_ROWS_PER_BLOCK);
+        int b = suffixTable.getBatchSize();
+        // GQA-packed prefix calls: a key/value head's CTA holds B x G rows; else a query head's CTA holds B rows
+        boolean packed = queryHeads > kvHeads && kvHeads > 0
+                && FlashDispatch.hasPacked(info.computeCapability(), DeviceDataType.FP16, headDim);
+        SharedPrefixSplit s = packed
+                ? SharedPrefixSplit.plan(prefixLen, b * (queryHeads / kvHeads), kvHeads, info.smCount(),
+                        SharedPrefixSplit.PLAN_ROWS_PER_BLOCK)
+                : SharedPrefixSplit.plan(prefixLen, b, queryHeads, info.smCount(), SharedPrefixSplit.PLAN_ROWS_PER_BLOCK);
         return begin(suffixTable, prefixLen, queryHeads, kvHeads, headDim, device, s, null);
     }
 
@@ -354,7 +362,8 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
         DeviceTensor ls = DeviceTensor.fromDevicePointer(memory.partialLse() + 4L * first * lState,
                 new long[] {count, b, queryHeads}, new long[] {lState, lRow, 1}, DeviceDataType.FP32, device);
         return FlashAttention.builder().setQuery(qs).setKey(chunks(k, start, count, len))
-                .setValue(chunks(v, start, count, len)).setOutput(os).optLse(ls).setSpec(spec).build();
+                .setValue(chunks(v, start, count, len)).setOutput(os).optLse(ls).setSpec(spec).optPackGqa(true)
+                .build();
     }
 
     /** Views keys [start, start + count * len) of a [P, Hkv, D] tensor as [count, len, Hkv, D]. */

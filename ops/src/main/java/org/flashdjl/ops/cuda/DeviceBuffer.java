@@ -4,6 +4,8 @@ import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.JCudaDriver;
 
+import java.util.concurrent.atomic.AtomicLong;
+
 /**
  * Device memory allocated with {@code cuMemAlloc} on one device's primary context, freed by {@link #close()}.
  * Used by the GPU tests, the benchmark and the backend's small uploads (ALiBi slopes, sequence offsets).
@@ -11,6 +13,8 @@ import jcuda.driver.JCudaDriver;
  * <p>Every method binds the device's context to the calling thread first.
  */
 public final class DeviceBuffer implements AutoCloseable {
+
+    private static final AtomicLong LIVE_BYTES = new AtomicLong();
 
     private final int device;
     private final long byteSize;
@@ -38,8 +42,19 @@ public final class DeviceBuffer implements AutoCloseable {
         CUdeviceptr p = new CUdeviceptr();
         if (byteSize > 0) {
             CudaRuntime.check(JCudaDriver.cuMemAlloc(p, byteSize), "cuMemAlloc(" + byteSize + " bytes)");
+            LIVE_BYTES.addAndGet(byteSize);
         }
         return new DeviceBuffer(device, byteSize, p);
+    }
+
+    /**
+     * Returns the bytes of every device buffer allocated and not yet closed, all devices together: what FlashDJL's
+     * own allocations (plans, step data, uploads) hold, apart from the engine's tensors and its caching allocator.
+     *
+     * @return the live bytes
+     */
+    public static long liveBytes() {
+        return LIVE_BYTES.get();
     }
 
     /**
@@ -194,6 +209,7 @@ public final class DeviceBuffer implements AutoCloseable {
         if (p != null && byteSize > 0) {
             CudaRuntime.bind(device);
             CudaRuntime.check(JCudaDriver.cuMemFree(p), "cuMemFree");
+            LIVE_BYTES.addAndGet(-byteSize);
         }
     }
 }

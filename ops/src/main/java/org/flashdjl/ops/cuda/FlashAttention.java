@@ -68,6 +68,7 @@ public final class FlashAttention {
     private final int[] cuSeqlensQ; // [B + 1] or null
     private final int[] cuSeqlensK; // [B + 1] or null
     private final boolean synchronize;
+    private final boolean packGqa;
     private final int device;
     private final DeviceDataType dataType;
     private final int batch;
@@ -89,6 +90,7 @@ public final class FlashAttention {
         this.cuSeqlensQ = b.cuQ;
         this.cuSeqlensK = b.cuK;
         this.synchronize = b.synchronize;
+        this.packGqa = b.packGqa;
         this.device = b.q.getDevice();
         this.dataType = b.q.getDataType();
         this.batch = batch;
@@ -122,7 +124,16 @@ public final class FlashAttention {
     }
 
     private FlashDispatch.KernelRef kernel(int computeCapability) {
+        if (packed(computeCapability)) {
+            return FlashDispatch.kernel(new FlashDispatch.Key(FlashDispatch.Arch.of(computeCapability), dataType,
+                    headDim, FlashDispatch.Variant.PACKED));
+        }
         return FlashDispatch.kernel(FlashDispatch.key(computeCapability, dataType, headDim, spec, positionsMatter));
+    }
+
+    /** Whether this call runs GQA-packed on a device: asked for, and a packed kernel exists for it. */
+    private boolean packed(int computeCapability) {
+        return packGqa && hq > hkv && FlashDispatch.hasPacked(computeCapability, dataType, headDim);
     }
 
     // Whether a call's positions change what it computes: shifted queries under causality, windows or ALiBi (all
@@ -201,10 +212,13 @@ public final class FlashAttention {
             launch.set("cu_seqlens_k", arguments.int32("flash.cu_seqlens_k", cuSeqlensK)
                     .getAddress());
         }
+        boolean packed = packed(launcher.computeCapability(device));
+        long rows = packed ? (long) lq * (hq / hkv) : lq; // packed: a key/value head's query heads are rows
+        int heads = packed ? hkv : hq;
         if (logger.isTraceEnabled()) {
-            logger.trace("launch {} grid (ceil({} / rows), {}, {}) {}", ref, lq, hq, batch, launch);
+            logger.trace("launch {} grid (ceil({} / rows), {}, {}) {}", ref, rows, heads, batch, launch);
         }
-        launcher.launch(device, ref, lq, hq, batch, launch.toBytes());
+        launcher.launch(device, ref, rows, heads, batch, launch.toBytes());
         if (synchronize) {
             launcher.synchronize(device, ref.name());
         }
@@ -230,6 +244,7 @@ public final class FlashAttention {
         private Long queryStart; // null: bottom-right aligned
         private long keyStart;
         private boolean synchronize;
+        private boolean packGqa;
 
         private Builder() {}
 
@@ -344,6 +359,21 @@ public final class FlashAttention {
          */
         public Builder optSynchronize(boolean synchronize) {
             this.synchronize = synchronize;
+            return this;
+        }
+
+        /**
+         * Asks for GQA packing: each key/value head's {@code Hq / Hkv} query heads are computed as the rows of one
+         * tile (FlashAttention-3's PackGQA), which fills the tile when there are few queries (decode-like calls)
+         * and reads each key/value tile once per key/value head. The result is the same; it is a schedule. Only
+         * for dense calls without a mask or options (the {@code plain} variant): {@link #build()} refuses others.
+         * Devices without packed kernels (only the Hopper kernels have them) run the plain kernel.
+         *
+         * @param packGqa true to pack
+         * @return this builder
+         */
+        public Builder optPackGqa(boolean packGqa) {
+            this.packGqa = packGqa;
             return this;
         }
 
@@ -498,6 +528,15 @@ public final class FlashAttention {
             }
             p.set("batch", batch).set("hq", hq).set("hkv", hkv).set("lq", lqi).set("lk", lki).set("head_dim", headDim)
                     .setMask(spec, headDim).set("mask.key_offset", keyStart).set("mask.query_shift", queryShift);
+            if (packGqa && (varlen || FlashDispatch.Variant.of(spec) != FlashDispatch.Variant.PLAIN)) {
+                throw new IllegalArgumentException("GQA packing (optPackGqa) needs a dense call without mask or options"
+                        + " (the plain variant); this call is " + (varlen ? "varlen" : "the "
+                        + FlashDispatch.Variant.of(spec).shortName() + " variant (" + spec + ")"));
+            }
+            if (packGqa && (long) lqi * (hq / hkv) > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("GQA packing: Lq x Hq/Hkv = " + (long) lqi * (hq / hkv)
+                        + " rows exceed int32");
+            }
             return new FlashAttention(this, batch, hq, hkv, lqi, lki, headDim, p);
         }
 

@@ -62,7 +62,14 @@ public final class FlashDispatch {
          * The general options at the call's own positions (a dense block of a longer sequence whose positions
          * change the result): the only variant that reads the mask's key offset and query shift.
          */
-        POSITIONED;
+        POSITIONED,
+        /**
+         * Plain with GQA packing (Hopper kernels, head dims 64/128/256): one CTA computes the {@code Hq / Hkv} query
+         * heads of a key/value head as rows of one tile, so that a few queries fill it and each key/value tile is
+         * read once per key/value head. Never picked from a spec: {@link FlashAttention.Builder#optPackGqa} asks
+         * for it, and calls fall back to {@link #PLAIN} where it has no kernel.
+         */
+        PACKED;
 
         /**
          * Picks the cheapest variant that computes a spec exactly for bottom-right aligned queries.
@@ -155,6 +162,9 @@ public final class FlashDispatch {
                         String suffix = type.shortName() + "_hd" + d + "_" + v.shortName();
                         boolean wgmma = sm90 && arch == Arch.SM90 && v != Variant.GENERAL && v != Variant.POSITIONED
                                 && Arrays.stream(SM90_HEAD_DIMS).anyMatch(x -> x == d);
+                        if (v == Variant.PACKED && !wgmma) {
+                            continue; // packing exists in the Hopper kernels only
+                        }
                         t.put(new Key(arch, type, d, v), wgmma
                                 ? new KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_" + suffix)
                                 : new KernelRef(KernelModule.FLASH_FWD, "flash_fwd_" + suffix));
@@ -238,6 +248,19 @@ public final class FlashDispatch {
     public static Key key(int computeCapability, DeviceDataType dataType, int headDim, AttentionSpec spec,
             boolean positionsMatter) {
         return new Key(Arch.of(computeCapability), dataType, headDim, Variant.of(spec, positionsMatter));
+    }
+
+    /**
+     * Returns whether a device has a GQA-packed kernel ({@link Variant#PACKED}) for a dtype and head dim.
+     *
+     * @param computeCapability e.g. 90
+     * @param dataType the dtype
+     * @param headDim D
+     * @return true on Hopper for head dims 64/128/256 when the Hopper kernels are built and enabled
+     */
+    public static boolean hasPacked(int computeCapability, DeviceDataType dataType, int headDim) {
+        return computeCapability >= 80
+                && TABLE.containsKey(new Key(Arch.of(computeCapability), dataType, headDim, Variant.PACKED));
     }
 
     /**

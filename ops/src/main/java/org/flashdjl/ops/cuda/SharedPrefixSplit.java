@@ -50,8 +50,8 @@ public record SharedPrefixSplit(int prefixLen, int chunk, int fullChunks, int ta
      * {@link #MIN_CHUNK} (unless the whole prefix is shorter), at most {@link #MAX_SPLITS} states.
      *
      * @param prefixLen P {@code >= 0}
-     * @param batch B {@code >= 0}
-     * @param queryHeads Hq
+     * @param batch the query rows of one head's flash call: B, or B x Hq/Hkv when GQA-packed
+     * @param queryHeads the heads of the flash grid: Hq, or Hkv when GQA-packed
      * @param smCount streaming multiprocessors
      * @param rowsPerBlock query rows per flash CTA ({@link #PLAN_ROWS_PER_BLOCK})
      * @return the split

@@ -18,6 +18,7 @@ import org.flashdjl.examples.serving.LlamaServingTranslator;
 import org.flashdjl.examples.serving.ServingConfig;
 import org.flashdjl.examples.serving.ServingModelDir;
 import org.flashdjl.examples.serving.ServingRequest;
+import org.flashdjl.ops.cuda.DeviceBuffer;
 
 import java.lang.management.MemoryUsage;
 import java.nio.file.Files;
@@ -180,8 +181,7 @@ public final class ServingLoadBench {
                 }
                 if (rounds > 1) {
                     System.out.printf(Locale.ROOT, "memory    : after round %d: model manager arrays %d, RSS %d MiB%s%n",
-                            round, ServingLoad.managedArrays(zoo), ServingLoad.rssBytes() >> 20, dev.isGpu()
-                                    ? String.format(Locale.ROOT, ", device %d MiB", deviceBytes(dev) >> 20) : "");
+                            round, ServingLoad.managedArrays(zoo), ServingLoad.rssBytes() >> 20, deviceMemory(dev));
                 }
             }
             int total = rounds * load.size();
@@ -198,8 +198,8 @@ public final class ServingLoadBench {
             }
             System.out.printf(Locale.ROOT, "memory    : model manager arrays %d -> %d, RSS %d -> %d MiB%s%n",
                     arraysBefore, ServingLoad.managedArrays(zoo), rssBefore >> 20, ServingLoad.rssBytes() >> 20,
-                    dev.isGpu() ? String.format(Locale.ROOT, ", device %d -> %d MiB", devBefore >> 20,
-                            deviceBytes(dev) >> 20) : "");
+                    dev.isGpu() ? String.format(Locale.ROOT, ", device in use %d MiB before", devBefore >> 20)
+                            + deviceMemory(dev) : "");
             LlamaServingTranslator translator = (LlamaServingTranslator) zoo.getTranslator();
             System.out.println("scheduler : " + translator.getStats());
             // A difference is a near tie when the two tokens' logits, recomputed in one forward of the sequence,
@@ -247,6 +247,25 @@ public final class ServingLoadBench {
                 + " token) - logit(batched token)| median %.2g, max %.2g; %d above %.0e%n", gaps.size(),
                 sorted.get(sorted.size() / 2), sorted.get(sorted.size() - 1), above, tolerance);
         return (int) above;
+    }
+
+    /**
+     * The device memory in use (driver's view: PyTorch's caching allocator included), then in use after the
+     * allocator's cache is emptied (live tensors), and FlashDJL's own live device buffers.
+     */
+    private static String deviceMemory(Device dev) {
+        if (!dev.isGpu()) {
+            return "";
+        }
+        long cached = deviceBytes(dev);
+        try { // the PyTorch engine is a runtime dependency here: its JniUtils through reflection
+            Class.forName("ai.djl.pytorch.jni.JniUtils").getMethod("emptyCudaCache").invoke(null);
+        } catch (ReflectiveOperationException e) {
+            return String.format(Locale.ROOT, ", device in use %d MiB (cannot empty the engine's cache: %s)",
+                    cached >> 20, e);
+        }
+        return String.format(Locale.ROOT, ", device in use %d MiB (%d MiB after emptying PyTorch's cache;"
+                + " FlashDJL buffers %d KiB)", cached >> 20, deviceBytes(dev) >> 20, DeviceBuffer.liveBytes() >> 10);
     }
 
     private static long deviceBytes(Device dev) {

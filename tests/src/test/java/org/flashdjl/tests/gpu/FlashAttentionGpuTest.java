@@ -114,6 +114,28 @@ class FlashAttentionGpuTest {
         GpuCheck.runDense(TestMemory.GPU, c);
     }
 
+    /**
+     * GQA packing ({@code optPackGqa}: a key/value head's query heads as the rows of one tile, the Hopper kernels;
+     * elsewhere the plain kernel): decode-like and short queries, tiles split inside a query's heads, MQA, every
+     * layout, Lk = 0, both dtypes and the three Hopper head dims.
+     */
+    static Stream<GpuCheck.Dense> packedCases() {
+        return Stream.of(
+                new GpuCheck.Dense(DeviceDataType.FP16, "none", 2, 32, 8, 1, 1000, 128, GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "scale", 1, 16, 2, 17, 300, 64, GpuCheck.Mode.BHSD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "none", 3, 12, 4, 45, 77, 256, GpuCheck.Mode.BHSD_VIEW_OF_BSHD,
+                        true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "none", 1, 8, 1, 33, 129, 128, GpuCheck.Mode.BHSD_V_BSHD,
+                        false),
+                new GpuCheck.Dense(DeviceDataType.FP16, "none", 2, 6, 2, 5, 0, 64, GpuCheck.Mode.BSHD, true));
+    }
+
+    @ParameterizedTest(name = "packed: {0}")
+    @MethodSource("packedCases")
+    void packedGqa(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c, true);
+    }
+
     static Stream<GpuCheck.Dense> emptyKeys() {
         return Stream.of(
                 new GpuCheck.Dense(DeviceDataType.FP16, "none", 2, 4, 4, 17, 0, 64, GpuCheck.Mode.BHSD, true),

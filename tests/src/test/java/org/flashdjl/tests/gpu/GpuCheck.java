@@ -191,6 +191,11 @@ final class GpuCheck {
     }
 
     static void runDense(TestMemory mem, Dense c) {
+        runDense(mem, c, false);
+    }
+
+    /** A dense case; {@code packGqa}: through {@code FlashAttention.Builder.optPackGqa} (plain cases only). */
+    static void runDense(TestMemory mem, Dense c, boolean packGqa) {
         long seed = System.nanoTime();
         Random rnd = new Random(seed);
         DeviceDataType type = c.type();
@@ -227,6 +232,7 @@ final class GpuCheck {
                     .setValue(view(vb, type, vMode, b, hkv, lk, d))
                     .setOutput(view(ob, type, qkoMode, b, hq, lq, d))
                     .setSpec(spec)
+                    .optPackGqa(packGqa)
                     .optSynchronize(true);
             if (c.lse()) {
                 call.optLse(lseView(lb, c.mode(), b, hq, lq));
@@ -245,7 +251,7 @@ final class GpuCheck {
             if (lse != null && bshdMemory) {
                 lse = bshdToBhsd(lse, b, hq, lq, 1); // [B, Lq, Hq] memory -> the reference's [B, Hq, Lq]
             }
-            compare(c.toString(), seed, type, e, out, lse, refMs, gpuMs);
+            compare(c + (packGqa ? " packed-gqa" : ""), seed, type, e, out, lse, refMs, gpuMs);
         }
     }
 

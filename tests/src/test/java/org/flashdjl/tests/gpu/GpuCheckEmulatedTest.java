@@ -41,6 +41,13 @@ class GpuCheckEmulatedTest {
         GpuCheck.runDense(TestMemory.EMULATOR, c);
     }
 
+    /** The packed launches (grid over key/value heads, Lq x G rows) as the emulated sm90 device receives them. */
+    @ParameterizedTest(name = "packed: {0}")
+    @MethodSource("org.flashdjl.tests.gpu.FlashAttentionGpuTest#packedCases")
+    void packedGqa(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.EMULATOR, c, true);
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("varlenCases")
     void varlen(GpuCheck.Varlen c) {

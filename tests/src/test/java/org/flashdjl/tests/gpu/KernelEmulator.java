@@ -83,16 +83,22 @@ final class KernelEmulator implements KernelLauncher {
         KernelStruct p = FlashAttention.LAYOUT.read(parameters);
         String name = kernel.name();
         DeviceDataType type = name.contains("_bf16_") ? DeviceDataType.BF16 : DeviceDataType.FP16;
-        boolean plain = name.endsWith("_plain");
+        boolean packed = name.endsWith("_packed"); // plain, a key/value head's query heads as rows
+        boolean plain = packed || name.endsWith("_plain");
         boolean causalOnly = name.endsWith("_causal");
         int hq = p.get("hq").intValue();
         int hkv = p.get("hkv").intValue();
         int d = p.get("head_dim").intValue();
         int denseLq = p.get("lq").intValue();
         int denseLk = p.get("lk").intValue();
-        if (rows != denseLq || gridY != hq || gridZ != p.get("batch").intValue()) {
+        long wantRows = packed ? (long) denseLq * (hq / hkv) : denseLq;
+        if (rows != wantRows || gridY != (packed ? hkv : hq) || gridZ != p.get("batch").intValue()) {
             throw new IllegalStateException(name + ": grid (ceil(" + rows + " / Br), " + gridY + ", " + gridZ
-                    + ") does not match the parameters' lq " + denseLq + ", hq " + hq + ", batch " + p.get("batch"));
+                    + ") does not match the parameters' lq " + denseLq + ", hq " + hq + ", hkv " + hkv + ", batch "
+                    + p.get("batch") + (packed ? " (packed: lq x hq/hkv rows, hkv heads)" : ""));
+        }
+        if (packed && pointer(p, "cu_seqlens_q") != null) {
+            throw new IllegalStateException(name + ": the packed kernels take dense queries only");
         }
         boolean causal = causalOnly || (!plain && p.get("mask.causal").intValue() != 0);
         int wl = plain || causalOnly ? -1 : p.get("mask.window_left").intValue();
@@ -127,7 +133,7 @@ final class KernelEmulator implements KernelLauncher {
             int lq = cuQ == null ? denseLq : cuQ.getInt(4L * (b + 1)) - q0;
             int k0 = cuK == null ? 0 : cuK.getInt(4L * b);
             int lk = cuK == null ? denseLk : cuK.getInt(4L * (b + 1)) - k0;
-            for (int h = 0; h < gridY; h++) {
+            for (int h = 0; h < hq; h++) { // packed grids cover the same heads, G per CTA
                 int kh = h / (hq / hkv);
                 long qb = offset(p, "q", cuQ != null, b, q0, h);
                 long ob = offset(p, "o", cuQ != null, b, q0, h);

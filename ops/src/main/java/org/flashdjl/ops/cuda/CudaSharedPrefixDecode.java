@@ -362,8 +362,8 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
         DeviceTensor ls = DeviceTensor.fromDevicePointer(memory.partialLse() + 4L * first * lState,
                 new long[] {count, b, queryHeads}, new long[] {lState, lRow, 1}, DeviceDataType.FP32, device);
         return FlashAttention.builder().setQuery(qs).setKey(chunks(k, start, count, len))
-                .setValue(chunks(v, start, count, len)).setOutput(os).optLse(ls).setSpec(spec).optPackGqa(true)
-                .build();
+                .setValue(chunks(v, start, count, len)).setOutput(os).optLse(ls).setSpec(spec)
+                .optPackGqa(FlashDispatch.Variant.of(spec) == FlashDispatch.Variant.PLAIN).build(); // softcap: unpacked
     }
 
     /** Views keys [start, start + count * len) of a [P, Hkv, D] tensor as [count, len, Hkv, D]. */

@@ -166,10 +166,15 @@ public final class ServingLoad {
         /** {@inheritDoc} */
         @Override
         public String toString() {
-            return String.format(Locale.ROOT, "%d answers, %d output tokens in %.2f s: %.1f tokens/s; TTFT p50 %.1f"
-                    + " ms p99 %.1f ms; per output token p50 %.2f ms p99 %.2f ms", codes.length, outputTokens(),
-                    wallNanos / 1e9, tokensPerSecond(), percentileMillis(ttftNanos, 50),
-                    percentileMillis(ttftNanos, 99), percentileMillis(tpotNanos, 50), percentileMillis(tpotNanos, 99));
+            String head = String.format(Locale.ROOT, "%d answers, %d output tokens in %.2f s: %.1f tokens/s",
+                    codes.length, outputTokens(), wallNanos / 1e9, tokensPerSecond());
+            double ttft = percentileMillis(ttftNanos, 50);
+            if (Double.isNaN(ttft)) {
+                return head + " (no streamed request: no TTFT)";
+            }
+            return head + String.format(Locale.ROOT, "; TTFT p50 %.1f ms p99 %.1f ms; per output token p50 %.2f ms"
+                    + " p99 %.2f ms", ttft, percentileMillis(ttftNanos, 99), percentileMillis(tpotNanos, 50),
+                    percentileMillis(tpotNanos, 99));
         }
     }
 

@@ -278,7 +278,11 @@ public final class PagedDecodeKernel {
         private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
-        private DecodeStep(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
+        /**
+         * Assembles a step over uploaded buffers ({@link #create}); null buffers make a step without device memory
+         * that builds launches but refuses to run them (the launcher's validation tests build such steps).
+         */
+        DecodeStep(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
                 DeviceBuffer tableBuffer, DeviceBuffer partialO, DeviceBuffer partialLse) {
             this.table = table;
             this.queryHeads = queryHeads;
@@ -375,14 +379,6 @@ public final class PagedDecodeKernel {
             logger.debug("paged decode workspace: B={} Hq={} Hkv={} D={} page={} on cuda:{}: {}", b, queryHeads,
                     kvHeads, headDim, table.getPageSize(), device, schedule);
             return ws;
-        }
-
-        /**
-         * A workspace with no device memory (addresses 0), for validation tests of the launcher without a GPU.
-         */
-        static DecodeStep unallocated(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
-                Schedule schedule) {
-            return new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, null, null, null);
         }
 
         /**
@@ -534,7 +530,7 @@ public final class PagedDecodeKernel {
                     .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             MergeStateKernel merge = null;
             if (s.numSplits() > 1) {
-                // an unallocated (validation-test) workspace gets placeholder addresses; run() refuses it
+                // a step without device memory (validation only) gets placeholder addresses; run() refuses it
                 long poAddress = workspace.partialO == null ? 1L << 40 : workspace.partialO.getAddress();
                 long plAddress = workspace.partialLse == null ? 1L << 41 : workspace.partialLse.getAddress();
                 p.set("partial_o", poAddress).set("partial_lse", plAddress);

@@ -160,7 +160,11 @@ public final class PagedPrefillKernel {
         private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
-        private PrefillStep(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
+        /**
+         * Assembles a step over an uploaded table ({@link #create}); a null table makes a step without device memory
+         * that builds launches but refuses to run them (the launcher's validation tests build such steps).
+         */
+        PrefillStep(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
             this.table = table;
             this.qoIndptr = qoIndptr;
             this.device = device;
@@ -172,7 +176,7 @@ public final class PagedPrefillKernel {
             this.maxQueryLength = max;
         }
 
-        private static int[] checkQo(PageTable table, int[] qoIndptr) {
+        static int[] checkQo(PageTable table, int[] qoIndptr) {
             Objects.requireNonNull(table, "table");
             Objects.requireNonNull(qoIndptr, "qoIndptr");
             int b = table.getBatchSize();
@@ -219,11 +223,6 @@ public final class PagedPrefillKernel {
                 throw e;
             }
             return new PrefillStep(table, qo, device, tb);
-        }
-
-        /** A workspace with no device memory (addresses 0), for validation tests without a GPU. */
-        static PrefillStep unallocated(PageTable table, int[] qoIndptr, int device) {
-            return new PrefillStep(table, checkQo(table, qoIndptr), device, null);
         }
 
         /**

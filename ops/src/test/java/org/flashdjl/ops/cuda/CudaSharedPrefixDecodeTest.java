@@ -29,7 +29,7 @@ class CudaSharedPrefixDecodeTest {
             int kvHeads, int headDim, int device, SharedPrefixSplit split, PagedDecodeKernel.Schedule schedule) {
         PagedDecodeKernel.Schedule sched = schedule != null ? schedule : PagedDecodeKernel.schedule(
                 suffixTable.getSeqLens(), kvHeads, 132, PagedDecodeKernel.ctasPerSm(headDim));
-        PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.unallocated(suffixTable, queryHeads, kvHeads,
+        PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(suffixTable, queryHeads, kvHeads,
                 headDim, device, sched);
         return new CudaSharedPrefixDecode(suffixTable, prefixLen, queryHeads, kvHeads, headDim, device, split, ws,
                 new CudaSharedPrefixDecode.StepMemory(FAKE, 2 * FAKE, 3 * FAKE, 4 * FAKE, 5 * FAKE, List.of()));

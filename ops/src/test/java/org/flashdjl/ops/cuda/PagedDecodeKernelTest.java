@@ -81,7 +81,7 @@ class PagedDecodeKernelTest {
 
     @Test
     void packsParamsAndPicksTheKernel() {
-        PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.unallocated(table(16), 32, 8, 128, 0,
+        PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
                 new PagedDecodeKernel.Schedule(1, 32));
         PagedDecodeKernel k = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
         assertEquals("paged_decode_fp16_hd128_plain", k.kernelName());
@@ -102,7 +102,7 @@ class PagedDecodeKernelTest {
         // causal and right windows are no-ops for decode: still the plain kernel
         assertEquals("paged_decode_bf16_hd128_plain", call(ws, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
                 .setSpec(AttentionSpec.builder().optCausal(true).optWindowBounds(-1, 3).build()).build().kernelName());
-        PagedDecodeKernel.DecodeStep split = PagedDecodeKernel.DecodeStep.unallocated(table(16), 32, 8, 128, 0,
+        PagedDecodeKernel.DecodeStep split = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
                 new PagedDecodeKernel.Schedule(2, 16));
         PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
         assertNotNull(s.getMerge());
@@ -114,7 +114,7 @@ class PagedDecodeKernelTest {
 
     @Test
     void rejectsBadInputsBeforeAnyLaunch() {
-        PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.unallocated(table(16), 32, 8, 128, 0,
+        PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
                 new PagedDecodeKernel.Schedule(1, 32));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
@@ -146,7 +146,7 @@ class PagedDecodeKernelTest {
         e = assertThrows(IllegalArgumentException.class, () -> call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
                 .setKeyPages(strided).setValuePages(strided).build());
         assertTrue(e.getMessage().contains("pages must be dense in the pool"), e.getMessage());
-        PagedDecodeKernel.DecodeStep ws80 = PagedDecodeKernel.DecodeStep.unallocated(table(16), 8, 8, 80, 0,
+        PagedDecodeKernel.DecodeStep ws80 = UnallocatedSteps.decode(table(16), 8, 8, 80, 0,
                 new PagedDecodeKernel.Schedule(1, 32));
         UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class,
                 () -> call(ws80, DeviceDataType.FP16, 2, 8, 8, 80, 6, 16).build());

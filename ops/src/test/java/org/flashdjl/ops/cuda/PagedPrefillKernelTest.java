@@ -31,7 +31,7 @@ class PagedPrefillKernelTest {
     void packsParamsPicksTheKernelAndValidates() {
         PageTable table = PageTable.fromCsr(16, new int[] {0, 2, 3}, new int[] {0, 3, 1}, new int[] {4, 16}, 4);
         int[] qo = {0, 20, 23}; // lengths 20 of 20 keys, 3 of 16
-        PagedPrefillKernel.PrefillStep ws = PagedPrefillKernel.PrefillStep.unallocated(table, qo, 0);
+        PagedPrefillKernel.PrefillStep ws = UnallocatedSteps.prefill(table, qo, 0);
         PagedPrefillKernel.Builder call = PagedPrefillKernel.builder()
                 .setQuery(t(BASE, DeviceDataType.FP16, 23, 8, 128))
                 .setKeyPages(t(BASE + (1L << 28), DeviceDataType.FP16, 4, 16, 2, 128))
@@ -51,9 +51,9 @@ class PagedPrefillKernelTest {
         IllegalStateException s = assertThrows(IllegalStateException.class, k::run);
         assertTrue(s.getMessage().contains("validation-only") || s.getMessage().contains("CUDA"), s.getMessage());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> PagedPrefillKernel.PrefillStep.unallocated(table, new int[] {0, 30, 23}, 0));
+                () -> UnallocatedSteps.prefill(table, new int[] {0, 30, 23}, 0));
         assertTrue(e.getMessage().contains("non-decreasing"), e.getMessage());
-        PagedPrefillKernel.PrefillStep tooMany = PagedPrefillKernel.PrefillStep.unallocated(table, new int[] {0, 21, 24}, 0);
+        PagedPrefillKernel.PrefillStep tooMany = UnallocatedSteps.prefill(table, new int[] {0, 21, 24}, 0);
         e = assertThrows(IllegalArgumentException.class, () -> call.setWorkspace(tooMany)
                 .setQuery(t(BASE, DeviceDataType.FP16, 24, 8, 128))
                 .setOutput(t(BASE + (3L << 28), DeviceDataType.FP16, 24, 8, 128)).optLse(null).build());

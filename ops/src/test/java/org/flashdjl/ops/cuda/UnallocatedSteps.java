@@ -1,0 +1,42 @@
+package org.flashdjl.ops.cuda;
+
+import org.flashdjl.ops.paged.PageTable;
+
+/**
+ * Paged kernel steps without device memory, for the launchers' validation tests on machines without a GPU: they
+ * build every launch (parameter blocks, kernel choice, checks) and refuse to run it.
+ */
+final class UnallocatedSteps {
+
+    private UnallocatedSteps() {}
+
+    /**
+     * A decode step whose table and partials have no device memory.
+     *
+     * @param table the page table
+     * @param queryHeads Hq
+     * @param kvHeads Hkv
+     * @param headDim D
+     * @param device the CUDA ordinal the launches name
+     * @param schedule the split-KV schedule
+     * @return the step
+     */
+    static PagedDecodeKernel.DecodeStep decode(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+            PagedDecodeKernel.Schedule schedule) {
+        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, null, null,
+                null);
+    }
+
+    /**
+     * A prefill step whose table has no device memory.
+     *
+     * @param table the page table
+     * @param qoIndptr the query row offsets (validated as {@code PrefillStep.create} does)
+     * @param device the CUDA ordinal the launches name
+     * @return the step
+     */
+    static PagedPrefillKernel.PrefillStep prefill(PageTable table, int[] qoIndptr, int device) {
+        return new PagedPrefillKernel.PrefillStep(table, PagedPrefillKernel.PrefillStep.checkQo(table, qoIndptr),
+                device, null);
+    }
+}

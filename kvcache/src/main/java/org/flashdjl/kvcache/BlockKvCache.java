@@ -1051,8 +1051,8 @@ public final class BlockKvCache implements AutoCloseable {
 
         /**
          * Sets the dtype of the buffers: float16, float32 or float64. Default float32. bfloat16
-         * (and {@code UNKNOWN}, which is how DJL 0.35.1 reports bfloat16 arrays) is refused with
-         * an {@link IllegalArgumentException}: DJL 0.35.1's JNI aborts the JVM on bfloat16
+         * (and {@code UNKNOWN}, which is how DJL 0.36.0 reports bfloat16 arrays) is refused with
+         * an {@link IllegalArgumentException}: DJL 0.36.0's JNI aborts the JVM on bfloat16
          * conversions.
          *
          * @param dataType the data type

@@ -22,7 +22,7 @@ public final class Checks {
     private Checks() {}
 
     /**
-     * Refuses dtypes that DJL 0.35.1's PyTorch JNI cannot handle and anything outside {@code allowed}.
+     * Refuses dtypes that DJL 0.36.0's PyTorch JNI cannot handle and anything outside {@code allowed}.
      *
      * <p>bf16 tensors report {@link DataType#UNKNOWN} (or {@link DataType#BFLOAT16}) and converting them aborts
      * the JVM inside the JNI, so they are rejected here before DJL touches them.
@@ -47,7 +47,7 @@ public final class Checks {
     public static void checkDataType(String name, DataType type, Set<DataType> allowed) {
         if (type == DataType.BFLOAT16 || type == DataType.UNKNOWN) {
             throw new IllegalArgumentException(name + " has dtype " + type
-                    + " (bfloat16 NDArrays crash DJL 0.35.1's PyTorch JNI); allowed dtypes: " + names(allowed)
+                    + " (bfloat16 NDArrays crash DJL 0.36.0's PyTorch JNI); allowed dtypes: " + names(allowed)
                     + ". Convert the tensor to float16 or float32 before DJL sees it, or use the flash backend"
                     + " on raw device memory.");
         }

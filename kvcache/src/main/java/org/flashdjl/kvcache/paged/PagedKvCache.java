@@ -886,7 +886,7 @@ public final class PagedKvCache implements AutoCloseable {
         /**
          * Sets the pools' dtype (default float32).
          *
-         * @param dataType float16, float32 or float64 (bfloat16 is refused: it crashes DJL 0.35.1's JNI)
+         * @param dataType float16, float32 or float64 (bfloat16 is refused: it crashes DJL 0.36.0's JNI)
          * @return this builder
          */
         public Builder optDataType(DataType dataType) {

@@ -109,7 +109,7 @@ public final class LlamaLoader {
     public static void checkDataType(DataType dataType) {
         if (dataType != DataType.FLOAT32 && dataType != DataType.FLOAT16) {
             throw new IllegalArgumentException("compute dtype must be float32 or float16, got " + dataType
-                    + (dataType == DataType.BFLOAT16 ? " (bf16 NDArrays abort DJL 0.35.1's PyTorch JNI; bf16"
+                    + (dataType == DataType.BFLOAT16 ? " (bf16 NDArrays abort DJL 0.36.0's PyTorch JNI; bf16"
                             + " checkpoints are converted on load)" : ""));
         }
     }

@@ -9,7 +9,7 @@ public enum SafeDType {
     F32(4),
     /** IEEE float16. */
     F16(2),
-    /** bfloat16: converted to float32 on load (bf16 NDArrays crash DJL 0.35.1's PyTorch JNI). */
+    /** bfloat16: converted to float32 on load (bf16 NDArrays crash DJL 0.36.0's PyTorch JNI). */
     BF16(2),
     /** IEEE float64: converted on load. */
     F64(8);

@@ -450,7 +450,7 @@ public final class ServingConfig {
                     break;
                 default:
                     throw new IllegalArgumentException("serving.properties: dtype='" + name
-                            + "' is not supported: allowed auto, float32, float16 (bfloat16 NDArrays abort DJL 0.35.1's"
+                            + "' is not supported: allowed auto, float32, float16 (bfloat16 NDArrays abort DJL 0.36.0's"
                             + " PyTorch JNI)");
             }
             return this;

@@ -40,7 +40,8 @@ import java.util.stream.Stream;
  * README.md            how to serve it and what to send
  * </pre>
  *
- * Why these keys (DJL 0.35.1's loader): {@code BaseModelLoader} looks a {@code blockFactory} up in the model
+ * Why these keys (DJL 0.36.0's loader, unchanged since 0.35.1): {@code BaseModelLoader} looks a
+ * {@code blockFactory} up in the model
  * directory's {@code classes/} and top-level jars only, and PyTorch's {@code Model.load} needs a block (or a
  * TorchScript file); {@code ServingTranslatorFactory} looks a {@code translator=} {@code ServingTranslator} up in
  * {@code libs/} (and {@code libs/classes/}) through {@code ClassLoaderUtils}; a {@code translatorFactory=} class is

@@ -20,7 +20,7 @@ import org.flashdjl.ops.paged.PagedPlan;
  *
  * <p>It runs decode plans (one query token per sequence) with head dims {@link PagedDecodeKernel#HEAD_DIMS},
  * {@code Hq / Hkv <= 16}, any page size 1..256, float16 NDArrays (bf16 NDArrays cannot exist safely in DJL
- * 0.35.1; the bf16 kernels run on device memory through {@link PagedDecodeKernel}), equal key and value head dims
+ * 0.36.0; the bf16 kernels run on device memory through {@link PagedDecodeKernel}), equal key and value head dims
  * and dense contiguous pools ({@link DeviceTensor#fromNDArray}). Chunked prefill / append
  * plans (several query tokens per sequence) run {@link PagedPrefillKernel} (head dims
  * {@link PagedPrefillKernel#HEAD_DIMS}, any GQA group): {@link #prepare} uploads the page table and qoIndptr once.

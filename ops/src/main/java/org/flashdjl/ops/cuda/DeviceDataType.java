@@ -3,7 +3,7 @@ package org.flashdjl.ops.cuda;
 import ai.djl.ndarray.types.DataType;
 
 /**
- * Element types of {@link DeviceTensor}s. Unlike DJL 0.35.1's PyTorch engine, device memory can hold bfloat16.
+ * Element types of {@link DeviceTensor}s. Unlike DJL 0.36.0's PyTorch engine, device memory can hold bfloat16.
  */
 public enum DeviceDataType {
     /** IEEE half precision. */
@@ -54,7 +54,7 @@ public enum DeviceDataType {
      *
      * @param type the DJL dtype
      * @return the device dtype
-     * @throws IllegalArgumentException for dtypes without a device counterpart (and for bf16, which DJL 0.35.1's
+     * @throws IllegalArgumentException for dtypes without a device counterpart (and for bf16, which DJL 0.36.0's
      *     PyTorch JNI cannot handle safely), naming the allowed ones
      */
     public static DeviceDataType of(DataType type) {
@@ -76,7 +76,7 @@ public enum DeviceDataType {
             case BFLOAT16:
             case UNKNOWN:
                 throw new IllegalArgumentException("dtype " + type + " NDArrays are not supported (bfloat16 crashes"
-                        + " DJL 0.35.1's PyTorch JNI); allowed: float16, float32, float64, int8, uint8, int32, int64. bf16 kernels run on device"
+                        + " DJL 0.36.0's PyTorch JNI); allowed: float16, float32, float64, int8, uint8, int32, int64. bf16 kernels run on device"
                         + " memory via DeviceTensor.fromDevicePointer");
             default:
                 throw new IllegalArgumentException(

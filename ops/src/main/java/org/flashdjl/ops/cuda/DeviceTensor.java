@@ -413,7 +413,7 @@ public final class DeviceTensor {
                     lib = f.get(null);
                 } catch (ReflectiveOperationException | RuntimeException e) {
                     throw new IllegalStateException("cannot reach DJL's " + LIBRARY
-                            + ".torchDirectByteBuffer/torchIsContiguous (DJL PyTorch engine 0.35.1 expected): " + e, e);
+                            + ".torchDirectByteBuffer/torchIsContiguous (DJL PyTorch engine 0.36.0 expected): " + e, e);
                 }
             }
         }

@@ -13,7 +13,7 @@ import org.flashdjl.ops.attention.AttentionProblem;
  * The {@code flash} attention backend: the CUDA flash-attention forward kernels on PyTorch-engine GPU NDArrays,
  * registered through {@code META-INF/services}. {@code auto} picks it for GPU inputs it supports.
  *
- * <p>It takes float16 NDArrays (bf16 NDArrays cannot exist safely in DJL 0.35.1; bf16 kernels run on raw device
+ * <p>It takes float16 NDArrays (bf16 NDArrays cannot exist safely in DJL 0.36.0; bf16 kernels run on raw device
  * memory through {@link FlashAttention}), dense contiguous inputs, the head dims of {@link FlashDispatch}, equal
  * query/key and value head dims, dense (at any positions: {@code AttentionProblem.Builder.optPositions}) or
  * varlen. The output and LSE are allocated on the inputs' device by the query's manager; varlen offsets and ALiBi

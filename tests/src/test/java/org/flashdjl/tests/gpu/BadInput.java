@@ -64,7 +64,7 @@ final class BadInput {
         assertRefused("LoadedModel.load(.., " + device + ", BFLOAT16)", () -> LoadedModel.load(checkpoint, device,
                 AttentionOptions.defaults(), DataType.BFLOAT16), "float32 or float16", "bf16");
         assertRefused("ServingConfig dtype=bfloat16", () -> ServingConfig.builder().optDataType("bfloat16"),
-                "dtype='bfloat16'", "allowed float32, float16");
+                "dtype='bfloat16'", "allowed auto, float32, float16");
         assertRefused("PagedSequenceKvStore.create(.., BFLOAT16, " + device + ")", () -> PagedSequenceKvStore.create(
                 2, 2, 64, DataType.BFLOAT16, device, 4, 16, "auto").close(), "bfloat16", "float16");
         assertRefused("BlockKvCache dtype BFLOAT16", () -> BlockKvCache.builder().setKeyShape(new Shape(1, 2, -1, 64))

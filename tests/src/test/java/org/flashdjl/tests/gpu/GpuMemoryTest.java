@@ -17,6 +17,7 @@ import org.flashdjl.examples.llama.LlamaConfig;
 import org.flashdjl.examples.llama.LlamaLoader;
 import org.flashdjl.examples.llama.LlamaModel;
 import org.flashdjl.examples.tokenizer.ByteTokenizer;
+import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.testing.Seeds;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
@@ -85,12 +86,12 @@ class GpuMemoryTest {
             int before = modelManager.getManagedArrays().size();
             Generator gen = new Generator(model, new ByteTokenizer(), modelManager);
             GenerationConfig cfg = GenerationConfig.builder().optMaxNewTokens(TOKENS).optStopAtEos(false).build();
-            List<long[]> samples = new ArrayList<>(); // {token, arrays, device bytes in use}
+            List<long[]> samples = new ArrayList<>(); // {token, arrays, device bytes in use, FlashDJL's buffers}
             long t0 = System.nanoTime();
             GenerationResult r = gen.generate(ModelCheck.prompt(new Random(seed), 9), cfg, e -> {
                 if (e.getIndex() >= WARM && e.getIndex() % SAMPLE == 0) {
                     samples.add(new long[] {e.getIndex(), modelManager.getManagedArrays().size(),
-                        DjlGpu.memoryInUse(device)[0]});
+                        DjlGpu.memoryInUse(device)[0], DeviceBuffer.liveBytes()});
                 }
             });
             long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -99,8 +100,8 @@ class GpuMemoryTest {
             long low = Long.MAX_VALUE;
             long high = 0;
             for (long[] x : samples) {
-                trace.append(String.format(Locale.ROOT, "%n  token %6d: %6d arrays, device in use %s", x[0], x[1],
-                        DjlGpu.mib(x[2])));
+                trace.append(String.format(Locale.ROOT, "%n  token %6d: %6d arrays, device in use %s, FlashDJL"
+                        + " buffers %d bytes", x[0], x[1], DjlGpu.mib(x[2]), x[3]));
                 low = Math.min(low, x[2]);
                 high = Math.max(high, x[2]);
             }
@@ -115,6 +116,8 @@ class GpuMemoryTest {
             for (long[] x : samples) {
                 assertEquals(samples.get(0)[1], x[1], "NDArrays under the model's manager at token " + x[0]
                         + " vs token " + samples.get(0)[0] + "\n" + report);
+                assertEquals(samples.get(0)[3], x[3], "FlashDJL's live device buffers (DeviceBuffer.liveBytes) at"
+                        + " token " + x[0] + " vs token " + samples.get(0)[0] + "\n" + report);
             }
             assertEquals(before, modelManager.getManagedArrays().size(), "NDArrays under the model's manager"
                     + " before vs after the generation\n" + report);

@@ -2,6 +2,7 @@ package org.flashdjl.ops.attention;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
@@ -27,6 +28,7 @@ public final class AttentionProblem {
     private final int[] cuSeqlensK; // [B + 1] host copy, null when dense
     private final long queryStart; // position of query row 0 (MaskRule)
     private final long keyStart; // index of key 0 (MaskRule)
+    private final int[] keyPadding; // [B] keys hidden at the front of each batch entry, null = none
     private final int batch;
     private final int queryHeads;
     private final int kvHeads;
@@ -51,6 +53,7 @@ public final class AttentionProblem {
         this.valueDim = b.dv;
         this.queryStart = b.queryStart != null ? b.queryStart : b.lk - b.lq;
         this.keyStart = b.keyStart != null ? b.keyStart : 0;
+        this.keyPadding = b.keyPadding;
     }
 
     /**
@@ -109,6 +112,39 @@ public final class AttentionProblem {
     /** @return the index of key 0 for the mask rule (0 unless set) */
     public long getKeyStart() {
         return keyStart;
+    }
+
+    /**
+     * Returns the keys hidden at the front of each batch entry ({@link Builder#optKeyPadding}).
+     *
+     * @return [B] counts, or null when no key is hidden this way
+     */
+    public int[] getKeyPadding() {
+        return keyPadding == null ? null : keyPadding.clone();
+    }
+
+    /**
+     * Returns which keys of a block no padding hides, per batch entry ({@link Builder#optKeyPadding}).
+     *
+     * @param manager where the mask goes
+     * @param start the block's first key (local index)
+     * @param length the block's key count
+     * @return boolean [B, 1, 1, length] (broadcasts over heads and queries), or null when nothing is hidden
+     */
+    NDArray keyValid(NDManager manager, long start, long length) {
+        if (keyPadding == null) {
+            return null;
+        }
+        boolean[] valid = new boolean[Math.toIntExact(batch * length)];
+        boolean any = false;
+        for (int b = 0; b < batch; b++) {
+            for (long j = 0; j < length; j++) {
+                boolean ok = start + j >= keyPadding[b];
+                valid[(int) (b * length + j)] = ok;
+                any |= !ok;
+            }
+        }
+        return any ? manager.create(valid, new Shape(batch, 1, 1, length)) : null;
     }
 
     /** @return the batch size (varlen: number of sequences) */
@@ -197,6 +233,7 @@ public final class AttentionProblem {
         private NDArray cuSeqlensKArray;
         private Long queryStart;
         private Long keyStart;
+        private int[] keyPadding;
         private int[] cuQ;
         private int[] cuK;
         private int batch;
@@ -240,6 +277,21 @@ public final class AttentionProblem {
             Checks.checkAtLeast("keyStart", keyStart, 0, "index of the block's first key");
             this.queryStart = queryStart;
             this.keyStart = keyStart;
+            return this;
+        }
+
+        /**
+         * Hides the first {@code keyPadding[b]} keys of batch entry {@code b} from all its queries: they contribute
+         * nothing, whatever their bits (dense calls only). With batch entries of different key lengths right-aligned
+         * in one tensor (entry b's keys at {@code [Lk - len_b, Lk)}), bottom-right causality, windows and ALiBi see
+         * each entry's own geometry, since they depend only on query position minus key index (FlashAttention's
+         * {@code seqused_k}, left-padded); sinks count key indices from 0 of the padded tensor.
+         *
+         * @param keyPadding [B] counts, each in {@code [0, Lk]}
+         * @return this builder
+         */
+        public Builder optKeyPadding(int[] keyPadding) {
+            this.keyPadding = Objects.requireNonNull(keyPadding, "keyPadding").clone();
             return this;
         }
 
@@ -316,6 +368,22 @@ public final class AttentionProblem {
             if (varlen && (queryStart != null)) {
                 throw new IllegalArgumentException(
                         "optPositions is for dense blocks; varlen sequences are each bottom-right aligned");
+            }
+            if (keyPadding != null) {
+                if (varlen) {
+                    throw new IllegalArgumentException("optKeyPadding is for dense calls; varlen sequences have"
+                            + " their own key lengths already");
+                }
+                if (keyPadding.length != batch) {
+                    throw new IllegalArgumentException("keyPadding has " + keyPadding.length + " entries; it needs"
+                            + " one per batch entry (" + batch + ")");
+                }
+                for (int b = 0; b < batch; b++) {
+                    if (keyPadding[b] < 0 || keyPadding[b] > lk) {
+                        throw new IllegalArgumentException("keyPadding[" + b + "] = " + keyPadding[b]
+                                + " is outside [0, Lk = " + lk + "]");
+                    }
+                }
             }
             return new AttentionProblem(this);
         }

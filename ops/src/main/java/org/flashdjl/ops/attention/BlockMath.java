@@ -55,6 +55,19 @@ final class BlockMath {
     }
 
     /**
+     * Which keys of a block each query of each batch entry sees: the mask rule's visibility and the keys no
+     * padding hides ({@link AttentionProblem#keyValid}).
+     *
+     * @param visible boolean [qLen, kLen] or null
+     * @param keyValid boolean [B, 1, 1, kLen] or null
+     * @return boolean [qLen, kLen], [B, 1, 1, kLen] or [B, 1, qLen, kLen] (each broadcasts over the scores), or
+     *     null when every key is visible to every query
+     */
+    static NDArray visible(NDArray visible, NDArray keyValid) {
+        return keyValid == null ? visible : visible == null ? keyValid : visible.logicalAnd(keyValid);
+    }
+
+    /**
      * Returns an LSE computed as bhsd [B, Hq, Lq] in the layout of its output ({@link AttentionProblem#lseShape}):
      * fp32 (also for float64 inputs), [B, Lq, Hq] contiguous for bshd.
      *
@@ -168,12 +181,13 @@ final class BlockMath {
      * @param v fp32 [B, Hkv, kLen, Dv]
      * @param queryStart position of query row 0 ({@link MaskRule})
      * @param keyStart index of key 0
+     * @param keyValid boolean [B, 1, 1, kLen]: keys no padding hides, or null
      * @return fp32 output [B, Hq, qLen, Dv] and LSE [B, Hq, qLen]; rows with no visible key give 0 and -inf
      */
     static NDList attend(AttentionSpec spec, float scale, NDArray q, NDArray k, NDArray v, long queryStart,
-            long keyStart) {
-        NDArray visible = visible(q.getManager(), spec, queryStart, q.getShape().get(2), keyStart,
-                k.getShape().get(2));
+            long keyStart, NDArray keyValid) {
+        NDArray visible = visible(visible(q.getManager(), spec, queryStart, q.getShape().get(2), keyStart,
+                k.getShape().get(2)), keyValid);
         NDArray scores = scores(spec, q.mul(scale), k, visible, queryStart, keyStart);
         NDArray max = finiteRowMax(scores);
         NDArray p = scores.subi(max).exp();

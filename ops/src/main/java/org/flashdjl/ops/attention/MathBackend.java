@@ -29,7 +29,7 @@ public final class MathBackend extends NdArrayBackend {
             NDArray k = BlockMath.fp32(BlockMath.toBhsd(problem.getKey(), layout)); // [B, Hkv, Lk, D]
             NDArray v = BlockMath.fp32(BlockMath.toBhsd(problem.getValue(), layout)); // [B, Hkv, Lk, Dv]
             NDList r = BlockMath.attend(spec, problem.getScale(), q, k, v, problem.getQueryStart(),
-                    problem.getKeyStart());
+                    problem.getKeyStart(), problem.keyValid(q.getManager(), 0, problem.getKeyLength()));
             NDArray out = BlockMath.fromBhsd(r.get(0).toType(problem.getDataType(), false), layout);
             NDArray lse = spec.isReturnLse() ? BlockMath.lseFromBhsd(r.get(1), layout) : null;
             return new AttentionOutput(scope.ret(out), scope.ret(lse));

@@ -110,8 +110,9 @@ public final class OnlineBackend extends NdArrayBackend {
                         try (NDScope blockScope = new NDScope()) {
                             blockScope.suppressNotUsedWarning();
                             NDIndex keys = new NDIndex(":, :, {}:{}", ks, ke);
-                            NDArray visible = BlockMath.visible(manager, spec, queryStart, qe - qs, keyStart,
-                                    ke - ks); // [qc, kc] or null
+                            NDArray visible = BlockMath.visible(BlockMath.visible(manager, spec, queryStart,
+                                    qe - qs, keyStart, ke - ks), problem.keyValid(manager, ks, ke - ks));
+                            // [qc, kc], [B, 1, 1, kc], [B, 1, qc, kc] or null
                             NDArray s = BlockMath.scores(spec, qc, BlockMath.fp32(k.get(keys)), visible, queryStart,
                                     keyStart); // [B, Hq, qc, kc]
                             NDArray mNew = m.maximum(BlockMath.finiteRowMax(s)); // finite: the block max is clipped

@@ -72,6 +72,9 @@ public final class FlashBackend implements AttentionBackend {
         if (problem.getDataType() != DataType.FLOAT16) {
             return "dtype " + problem.getDataType() + " not supported by flash on NDArrays; supported: float16";
         }
+        if (problem.getKeyPadding() != null) {
+            return "per-entry key padding (optKeyPadding) is not supported by flash; the NDArray backends run it";
+        }
         if (problem.getValueDim() != problem.getHeadDim()) {
             return "value head dim " + problem.getValueDim() + " != query/key head dim " + problem.getHeadDim()
                     + "; flash needs them equal";

@@ -29,11 +29,15 @@ import java.util.Map;
  * of its own and means exactly what {@link AttentionSpec} and the mask rule say. Runs wherever DJL runs (the CPU
  * path of this project; correct but not fast on a GPU, where a {@code cuda} backend reads the pages in place).
  *
- * <p>Plan ({@link #prepare}): sequences with the same (query count, key count) form a group; per group the
- * plan data holds the pool slots of all its keys (int64 [G * Lk]) and, unless the group's query rows are one
- * contiguous range, their row indices (int64 [G * Lq]); when the groups do not come out in packed order, one
- * inverse permutation (int64 [totalQ]) puts the rows back. A uniform decode batch is one group: one gather and one
- * batched {@code Attention} call per layer, with the plan's {@link PagedPlan#getDenseBackend() dense backend}.
+ * <p>Plan ({@link #prepare}): sequences with the same query count form a group, their keys right-aligned in the
+ * group's longest key count and the slots in front of a shorter sequence hidden
+ * ({@link AttentionProblem.Builder#optKeyPadding}: causality, windows and ALiBi depend on position differences only,
+ * so each sequence keeps its own geometry); per group the plan data holds the pool slots of all its keys (int64
+ * [G * Lk]) and, unless the group's query rows are one contiguous range, their row indices (int64 [G * Lq]); when
+ * the groups do not come out in packed order, one inverse permutation (int64 [totalQ]) puts the rows back. A decode
+ * batch is one group whatever its sequences' lengths: one gather and one batched {@code Attention} call per layer,
+ * with the plan's {@link PagedPlan#getDenseBackend() dense backend}. Attention sinks count absolute key indices,
+ * which padding would shift: calls with sinks use groups of one (query count, key count), built on first use.
  * Forward builds no index array: they all live in the plan data.
  *
  * <p>Only slots inside each sequence's length are gathered: the unfilled tail of a last page and every page not in
@@ -88,12 +92,20 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
     /** {@inheritDoc} */
     @Override
     public PlanData prepare(PagedPlan plan, NDManager manager) {
+        return new GatherIndices(plan, manager, group(plan, manager, false));
+    }
+
+    /**
+     * Groups the plan's sequences: by query count, keys right-aligned and padded to the group's longest
+     * ({@code exact == false}), or by (query count, key count) without padding.
+     */
+    private static Grouping group(PagedPlan plan, NDManager manager, boolean exact) {
         PageTable table = plan.getPageTable();
         Map<Long, List<Integer>> byShape = new LinkedHashMap<>();
         for (int b = 0; b < plan.getBatchSize(); b++) {
             int lq = plan.getQueryLength(b);
             if (lq > 0) {
-                long key = ((long) lq << 32) | table.getSeqLen(b);
+                long key = exact ? ((long) lq << 32) | table.getSeqLen(b) : lq;
                 byShape.computeIfAbsent(key, k -> new ArrayList<>()).add(b);
             }
         }
@@ -102,20 +114,23 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
         long[] order = new long[plan.getTotalQueries()]; // packed row of each output row, in group order
         int r = 0;
         boolean identity = true;
-        for (Map.Entry<Long, List<Integer>> e : byShape.entrySet()) {
-            int lq = (int) (e.getKey() >>> 32);
-            int lk = (int) (long) e.getKey();
-            List<Integer> seqs = e.getValue();
+        for (List<Integer> seqs : byShape.values()) {
+            int lq = plan.getQueryLength(seqs.get(0));
+            int lk = seqs.stream().mapToInt(table::getSeqLen).max().orElse(0);
             int g = seqs.size();
             long[] rows = new long[g * lq];
-            long[] slots = new long[g * lk];
+            long[] slots = new long[g * lk]; // padding slots read slot 0: its keys are hidden
+            int[] padding = new int[g];
+            boolean padded = false;
             for (int i = 0; i < g; i++) {
                 int b = seqs.get(i);
                 for (int t = 0; t < lq; t++) {
                     rows[i * lq + t] = qo[b] + t;
                 }
-                for (int j = 0; j < lk; j++) {
-                    slots[i * lk + j] = table.getSlot(b, j);
+                padding[i] = lk - table.getSeqLen(b);
+                padded |= padding[i] > 0;
+                for (int j = padding[i]; j < lk; j++) {
+                    slots[i * lk + j] = table.getSlot(b, j - padding[i]);
                 }
             }
             boolean contiguous = true;
@@ -128,7 +143,7 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
             }
             NDArray rowIndex = contiguous ? null : indexArray(manager, rows);
             NDArray slotIndex = lk == 0 ? null : indexArray(manager, slots);
-            groups.add(new Group(g, lq, lk, (int) rows[0], rowIndex, slotIndex));
+            groups.add(new Group(g, lq, lk, (int) rows[0], padded ? padding : null, rowIndex, slotIndex));
         }
         NDArray inverse = null;
         if (!identity) {
@@ -138,9 +153,9 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
             }
             inverse = indexArray(manager, inv);
         }
-        logger.debug("gather plan: {} sequences, {} query rows, {} groups, permuted={}", plan.getBatchSize(),
-                plan.getTotalQueries(), groups.size(), inverse != null);
-        return new GatherIndices(groups, inverse);
+        logger.debug("gather plan: {} sequences, {} query rows, {} {} groups, permuted={}", plan.getBatchSize(),
+                plan.getTotalQueries(), groups.size(), exact ? "exact" : "padded", inverse != null);
+        return new Grouping(groups, inverse);
     }
 
     private static NDArray indexArray(NDManager manager, long[] values) {
@@ -170,12 +185,14 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
             NDArray lse = returnLse ? manager.zeros(new Shape(0, hq), DataType.FLOAT32) : null;
             return new AttentionOutput(out, lse);
         }
+        // sinks count global key indices, which the right-aligned padding would shift: exact groups then
+        Grouping grouping = spec.getSinkTokens() > 0 ? ws.exact() : ws.padded;
         try (OpScope scope = new OpScope()) {
             NDArray kFlat = problem.getKeyPages().reshape(slotsTotal, hkv, d); // [numPages * pageSize, Hkv, D]
             NDArray vFlat = problem.getValuePages().reshape(slotsTotal, hkv, dv); // [numPages * pageSize, Hkv, Dv]
-            NDList outs = new NDList(ws.groups.size());
-            NDList lses = new NDList(ws.groups.size());
-            for (Group g : ws.groups) {
+            NDList outs = new NDList(grouping.groups.size());
+            NDList lses = new NDList(grouping.groups.size());
+            for (Group g : grouping.groups) {
                 int rows = g.count * g.lq;
                 if (g.lk == 0) {
                     outs.add(manager.zeros(new Shape(rows, hq, dv), q.getDataType()));
@@ -187,55 +204,62 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
                         : q.get(g.rowIndex); // [G * Lq, Hq, D]
                 NDArray kg = kFlat.get(g.slotIndex).reshape(g.count, g.lk, hkv, d); // [G, Lk, Hkv, D]
                 NDArray vg = vFlat.get(g.slotIndex).reshape(g.count, g.lk, hkv, dv); // [G, Lk, Hkv, Dv]
+                // every sequence's keys end at Lk (right-aligned), so relative positions are its own
                 long queryStart = problem.getKeyOffset() + g.lk - g.lq;
-                AttentionProblem dense = AttentionProblem.builder(qg.reshape(g.count, g.lq, hq, d), kg, vg, spec)
-                        .optPositions(queryStart, problem.getKeyOffset())
-                        .build();
-                AttentionOutput o = Attention.forward(dense, plan.getDenseBackend());
+                AttentionProblem.Builder dense = AttentionProblem.builder(qg.reshape(g.count, g.lq, hq, d), kg, vg,
+                        spec).optPositions(queryStart, problem.getKeyOffset());
+                if (g.padding != null) {
+                    dense.optKeyPadding(g.padding); // the padding slots are hidden keys
+                }
+                AttentionOutput o = Attention.forward(dense.build(), plan.getDenseBackend());
                 outs.add(o.getOutput().reshape(rows, hq, dv)); // [G * Lq, Hq, Dv]
                 lses.add(o.getLse().reshape(rows, hq)); // [G, Lq, Hq] -> [G * Lq, Hq]
             }
             NDArray out = outs.size() == 1 ? outs.get(0) : NDArrays.concat(outs, 0); // [totalQ, Hq, Dv]
             NDArray lse = lses.size() == 1 ? lses.get(0) : NDArrays.concat(lses, 0); // [totalQ, Hq]
-            if (ws.inverse != null) {
-                out = out.get(ws.inverse);
-                lse = lse.get(ws.inverse);
+            if (grouping.inverse != null) {
+                out = out.get(grouping.inverse);
+                lse = lse.get(grouping.inverse);
             }
             return new AttentionOutput(scope.ret(out), returnLse ? scope.ret(lse) : null);
         }
     }
 
-    /** Sequences with one (query count, key count) shape. */
+    /**
+     * Sequences with one query count (exact groupings: and one key count), their keys right-aligned in {@code lk}
+     * slots: sequence i's first {@code padding[i]} slots are padding (hidden keys).
+     */
     private static final class Group {
         final int count;
         final int lq;
         final int lk;
         final int firstRow;
+        final int[] padding; // [count] hidden leading slots per sequence, null when every sequence fills lk
         final NDArray rowIndex; // int64 [count * lq], null when rows are firstRow .. firstRow + count * lq
         final NDArray slotIndex; // int64 [count * lk], null when lk == 0
 
-        Group(int count, int lq, int lk, int firstRow, NDArray rowIndex, NDArray slotIndex) {
+        Group(int count, int lq, int lk, int firstRow, int[] padding, NDArray rowIndex, NDArray slotIndex) {
             this.count = count;
             this.lq = lq;
             this.lk = lk;
             this.firstRow = firstRow;
+            this.padding = padding;
             this.rowIndex = rowIndex;
             this.slotIndex = slotIndex;
         }
     }
 
-    /** The gather indices of one plan. */
-    private static final class GatherIndices implements PlanData {
+    /** The groups of one grouping and the permutation back to packed row order. */
+    private static final class Grouping {
         final List<Group> groups;
         final NDArray inverse; // int64 [totalQ], null when the groups come out in packed order
 
-        GatherIndices(List<Group> groups, NDArray inverse) {
+        Grouping(List<Group> groups, NDArray inverse) {
             this.groups = groups;
             this.inverse = inverse;
         }
 
-        @Override
-        public void close() {
+        void close() {
             for (Group g : groups) {
                 if (g.rowIndex != null) {
                     g.rowIndex.close();
@@ -250,4 +274,36 @@ public final class GatherPagedAttentionBackend implements PagedAttentionBackend 
         }
     }
 
+    /**
+     * The gather indices of one plan: sequences grouped by query count with padded keys, and, built by the first
+     * call that needs it (attention sinks), grouped by (query count, key count).
+     */
+    private static final class GatherIndices implements PlanData {
+        final PagedPlan plan;
+        final NDManager manager;
+        final Grouping padded;
+        private Grouping exact;
+
+        GatherIndices(PagedPlan plan, NDManager manager, Grouping padded) {
+            this.plan = plan;
+            this.manager = manager;
+            this.padded = padded;
+        }
+
+        synchronized Grouping exact() {
+            if (exact == null) {
+                exact = padded.groups.stream().allMatch(g -> g.padding == null) ? padded : group(plan, manager, true);
+                OpScope.keepAll(manager); // plan data: lives until the plan closes, whatever scope is open now
+            }
+            return exact;
+        }
+
+        @Override
+        public void close() {
+            padded.close();
+            if (exact != null && exact != padded) {
+                exact.close();
+            }
+        }
+    }
 }

@@ -153,10 +153,9 @@ public final class CudaSharedPrefixDecode implements AutoCloseable {
         // GQA-packed prefix calls: a key/value head's CTA holds B x G rows; else a query head's CTA holds B rows
         boolean packed = queryHeads > kvHeads && kvHeads > 0
                 && FlashDispatch.hasPacked(info.computeCapability(), DeviceDataType.FP16, headDim);
-        SharedPrefixSplit s = packed
-                ? SharedPrefixSplit.plan(prefixLen, b * (queryHeads / kvHeads), kvHeads, info.smCount(),
-                        SharedPrefixSplit.PLAN_ROWS_PER_BLOCK)
-                : SharedPrefixSplit.plan(prefixLen, b, queryHeads, info.smCount(), SharedPrefixSplit.PLAN_ROWS_PER_BLOCK);
+        int group = packed ? queryHeads / kvHeads : 1;
+        SharedPrefixSplit s = SharedPrefixSplit.plan(prefixLen, b * group, queryHeads / group, info.smCount(),
+                SharedPrefixSplit.PLAN_ROWS_PER_BLOCK);
         return begin(suffixTable, prefixLen, queryHeads, kvHeads, headDim, device, s, null);
     }
 

@@ -197,7 +197,8 @@ public final class FlashAttention {
      * @param launcher what runs the kernel ({@link KernelLauncher#CUDA} on the device)
      */
     public void run(DeviceArguments arguments, KernelLauncher launcher) {
-        FlashDispatch.KernelRef ref = kernel(launcher.computeCapability(device));
+        int computeCapability = launcher.computeCapability(device);
+        FlashDispatch.KernelRef ref = kernel(computeCapability);
         KernelStruct launch = params.copy();
         if (spec.hasAlibi() || cuSeqlensQ != null) {
             Objects.requireNonNull(arguments, "arguments (this call has varlen offsets or ALiBi slopes)");
@@ -212,7 +213,7 @@ public final class FlashAttention {
             launch.set("cu_seqlens_k", arguments.int32("flash.cu_seqlens_k", cuSeqlensK)
                     .getAddress());
         }
-        boolean packed = packed(launcher.computeCapability(device));
+        boolean packed = packed(computeCapability);
         long rows = packed ? (long) lq * (hq / hkv) : lq; // packed: a key/value head's query heads are rows
         int heads = packed ? hkv : hq;
         if (logger.isTraceEnabled()) {

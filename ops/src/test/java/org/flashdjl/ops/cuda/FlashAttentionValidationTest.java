@@ -62,6 +62,25 @@ class FlashAttentionValidationTest {
     }
 
     @Test
+    void gqaPackingTakesPlainDenseCallsOnly() {
+        FlashAttention.Builder call = FlashAttention.builder()
+                .setQuery(tensor(DeviceDataType.FP16, 0, 2, 8, 5, 64))
+                .setKey(tensor(DeviceDataType.FP16, 1 << 24, 2, 2, 40, 64))
+                .setValue(tensor(DeviceDataType.FP16, 2 << 24, 2, 2, 40, 64))
+                .setOutput(tensor(DeviceDataType.FP16, 3 << 24, 2, 8, 5, 64))
+                .optPackGqa(true);
+        FlashAttention plain = call.setSpec(AttentionSpec.builder().build()).build();
+        String packed = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null
+                ? "flash_fwd_sm90_fp16_hd64_packed" : "flash_fwd_fp16_hd64_plain";
+        assertEquals(packed, plain.kernelName(90), "Hopper runs the packed kernel where it is built");
+        assertEquals("flash_fwd_fp16_hd64_plain", plain.kernelName(80), "elsewhere the plain kernel");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> call.setSpec(AttentionSpec.builder().optCausal(true).build()).build());
+        assertTrue(e.getMessage().contains("GQA packing (optPackGqa) needs a dense call without mask or options")
+                && e.getMessage().contains("the causal variant"), e.getMessage());
+    }
+
+    @Test
     void packsBshdAndPermutedViews() {
         AttentionSpec bshd = AttentionSpec.builder().optLayout(QkvLayout.BSHD).build();
         FlashAttention call = FlashAttention.builder()

@@ -105,25 +105,34 @@ template <> struct Pack<__nv_bfloat16> {
 };
 
 // ----------------------------------- kernel traits -------------------------------------------
-template <int D_, int Bc_>
+template <int D_, int Bc_, int Stages_>
 struct Traits {
   static constexpr int D = D_;
   static constexpr int Bc = Bc_;
+  static constexpr int kStages = Stages_;         // K and V ring depth
   static constexpr int kWG = 2;                   // consumer warpgroups
   static constexpr int Br = 64 * kWG;
-  static constexpr int kThreads = 128 * kWG;
+  static constexpr int kThreads = 128 * (kWG + 1);  // + the producer warpgroup
   static constexpr int kCPR = D / 8;              // 16-byte chunks per row
   static constexpr int kTileQ = Br * D * 2;       // bytes
   static constexpr int kTileKV = Bc * D * 2;      // bytes
-  // Q | K0 | K1 | V0 | V1, each 1024-byte aligned; +1024 for aligning the dynamic smem base
-  static constexpr int kSmemBytes = kTileQ + 4 * kTileKV + 1024;
+  static constexpr int kBarBytes = 4 * kStages * 8;  // full / empty mbarriers of K and V
+  // Q | K[stages] | V[stages] | barriers, tiles 1024-byte aligned; +1024 for aligning the base
+  static constexpr int kSmemBytes = kTileQ + 2 * kStages * kTileKV + kBarBytes + 1024;
   static_assert(D % 64 == 0 && Bc % 16 == 0 && (Bc == 64 || Bc == 128 || Bc == 256), "shape");
-  static_assert(kThreads % kCPR == 0 && (kThreads / kCPR) % 8 == 0, "loader mapping");
+  static_assert(128 % kCPR == 0, "loader mapping");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
 template <int D> struct TraitsFor;
-template <> struct TraitsFor<64> : Traits<64, 128> {};
-template <> struct TraitsFor<128> : Traits<128, 128> {};
-template <> struct TraitsFor<256> : Traits<256, 64> {};
+template <> struct TraitsFor<64> : Traits<64, 128, 3> {};
+template <> struct TraitsFor<128> : Traits<128, 128, 2> {};
+template <> struct TraitsFor<256> : Traits<256, 64, 2> {};
+
+// Register budgets after the warpgroups specialise (setmaxnreg): 128 x 40 + 256 x 224 <= the
+// 384 x 168 the CTA is launched with; ptxas spills nothing at 40 / 224 (at 24 / 240 or 32 / 232
+// the producer spills its addresses).
+constexpr int kProducerRegs = 40;
+constexpr int kConsumerRegs = 224;
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
 __device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
@@ -138,46 +147,72 @@ __device__ __forceinline__ uint32_t sw_off(int r, int ch) {
   return (ch >> 3) * (R * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
 }
 
-// Rows [row0, row0 + R) of a [*, D] global matrix (row pitch `stride` elements) -> swizzled smem
-// tile at s_base; rows >= row_limit are zero-filled and never read.
-// Packed GQA rows (pack = G > 1): row r is query r / G of head r % G (head pitch `head_stride`).
-template <class Tr, int R, typename T>
-__device__ __forceinline__ void load_tile(uint32_t s_base, const T* g, int64_t stride, int row0,
-                                          int row_limit, int tid) {
-  constexpr int kRPP = Tr::kThreads / Tr::kCPR;  // rows per pass (multiple of 8)
-  static_assert(R % kRPP == 0, "tile rows");
-  const int ch = tid % Tr::kCPR, r0 = tid / Tr::kCPR;
-  stride = opaque(stride);
-  const T* src = g + static_cast<int64_t>(row0) * stride + ch * 8;
-  const uint32_t dst = s_base + sw_off<R>(r0, ch);
+// ----------------------------------- mbarriers -----------------------------------------------
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives once every cp.async this thread issued so far has landed (the init count includes it).
+__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Waits until the phase with this parity has completed.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred P1;\n"
+      "LAB_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
+      "@P1 bra DONE;\n"
+      "bra LAB_WAIT;\n"
+      "DONE:\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+// Rows [row0, row0 + Rn) of a global matrix -> rows [srow0, srow0 + Rn) of a swizzled smem tile
+// of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit are zero-filled and
+// never read. row_off(row) is the element offset of a row (plain: row * stride; packed GQA: row r
+// is query r / G of head r % G).
+template <int kThr, int kCPR, int R, int Rn, typename T, class RowOff>
+__device__ __forceinline__ void load_rows(uint32_t s_base, const T* g, int srow0, int row0,
+                                          int row_limit, int tid, RowOff row_off) {
+  constexpr int kRPP = kThr / kCPR;  // rows per pass
+  static_assert(Rn % kRPP == 0, "tile rows");
+  const int ch = tid % kCPR, r0 = tid / kCPR;
 #pragma unroll
-  for (int it = 0; it < R / kRPP; ++it) {
+  for (int it = 0; it < Rn / kRPP; ++it) {
     const int r = r0 + it * kRPP;
     const bool ok = row0 + r < row_limit;
-    cp_async_16(dst + it * kRPP * 128, src + (ok ? r * stride : 0), ok);
-  }
-}
-template <class Tr, int R, typename T>
-__device__ __forceinline__ void load_tile_packed(uint32_t s_base, const T* g, int64_t stride,
-                                                 int64_t head_stride, int pack, int row0,
-                                                 int row_limit, int tid) {
-  constexpr int kRPP = Tr::kThreads / Tr::kCPR;
-  static_assert(R % kRPP == 0, "tile rows");
-  const int ch = tid % Tr::kCPR, r0 = tid / Tr::kCPR;
-  const uint32_t dst = s_base + sw_off<R>(r0, ch);
-#pragma unroll
-  for (int it = 0; it < R / kRPP; ++it) {
-    const int row = row0 + r0 + it * kRPP;
-    const bool ok = row < row_limit;
-    const int64_t off = ok ? (row / pack) * stride + (row % pack) * head_stride : 0;
-    cp_async_16(dst + it * kRPP * 128, g + off + ch * 8, ok);
+    cp_async_16(s_base + sw_off<R>(srow0 + r, ch), g + (ok ? row_off(row0 + r) : 0) + ch * 8, ok);
   }
 }
 
 // ----------------------------------------- kernel body ---------------------------------------
+// Warp-specialised (FlashAttention-3): warpgroup 0 is the producer, warpgroups 1 and 2 the
+// consumers.
+//   * The producer (128 threads, 40 registers) walks the CTA's key tiles in the consumers' order
+//     and fills a ring of kStages K and kStages V slots with cp.async (zero-fill past the end);
+//     each thread's cp.async.mbarrier.arrive on the slot's `full` barrier (count 128) completes
+//     it when the data has landed. It waits on the slot's `empty` barrier (count 8: every
+//     consumer warp) before refilling. K(n+1) is issued before V(n): S needs K first.
+//   * Each consumer warpgroup (224 registers) loads its own 64 Q rows, then per key tile waits on
+//     `full`, runs S = Q K^T and O += P V on wgmma with the FA3 intra-warpgroup overlap (S(i) and
+//     P(i-1) V(i-1) in flight together, softmax(i) while the tensor cores do the P V), and
+//     releases each slot as soon as its wgmma has completed. The two consumer warpgroups never
+//     synchronise with each other; the CTA never runs a __syncthreads after the set-up.
 template <class Tr, typename T, int kVariant>
 __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
-  constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br;
+  constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br, S = Tr::kStages;
   constexpr int kNS = Bc / 2;   // S accumulator floats per thread
   constexpr int kNO = D / 2;    // O accumulator floats per thread
   constexpr int kKP = Bc / 16;  // k16 steps of O += P V
@@ -191,7 +226,12 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   const uint32_t s_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const uint32_t sQ = s_base;
   const uint32_t sK0 = sQ + Tr::kTileQ;
-  const uint32_t sV0 = sK0 + 2 * Tr::kTileKV;
+  const uint32_t sV0 = sK0 + S * Tr::kTileKV;
+  const uint32_t bars = sV0 + S * Tr::kTileKV;
+  auto full_k = [&](int st) { return bars + 8 * st; };
+  auto full_v = [&](int st) { return bars + 8 * (S + st); };
+  auto empty_k = [&](int st) { return bars + 8 * (2 * S + st); };
+  auto empty_v = [&](int st) { return bars + 8 * (3 * S + st); };
 
   const int tid = threadIdx.x;
   const int wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
@@ -214,13 +254,6 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   if (m0 >= lq) return;  // uniform over the CTA
   const int m_end = min(m0 + Br, lq);
 
-  const T* gQ = static_cast<const T*>(p.q) +
-                seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
-  const T* gK = static_cast<const T*>(p.k) +
-                seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
-  const T* gV = static_cast<const T*>(p.v) +
-                seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
-
   MaskRule rule;
   rule.lk = lk;
   rule.off = lk - lq;
@@ -229,11 +262,58 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   rule.right = -1;
   rule.sinks = 0;
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
-  const float sc = p.mask.scale * kLog2e;
 
-  // descriptors (start address field advanced per k-step below)
-  // A = Q rows [64 wg, 64 wg + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
-  const uint64_t dQ = make_desc(sQ + wg * 64 * 128, 16, 1024);
+  if (tid == 0) {
+#pragma unroll
+    for (int st = 0; st < S; ++st) {
+      mbar_init(full_k(st), 128);
+      mbar_init(full_v(st), 128);
+      mbar_init(empty_k(st), 4 * Tr::kWG);
+      mbar_init(empty_v(st), 4 * Tr::kWG);
+    }
+  }
+  __syncthreads();
+
+  // ================================ producer warpgroup ================================
+  if (wg == 0) {
+    setmaxnreg_dec<kProducerRegs>();
+    const T* gK = static_cast<const T*>(p.k) +
+                  seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+    const T* gV = static_cast<const T*>(p.v) +
+                  seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+    const int64_t ks = p.k_row_stride, vs = p.v_row_stride;
+    auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)
+      const int st = i % S;
+      mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
+      load_rows<128, Tr::kCPR, Bc, Bc>(sK0 + st * Tr::kTileKV, gK, 0, n * Bc, lk, wtid,
+                                       [&](int r) { return static_cast<int64_t>(r) * opaque(ks); });
+      mbar_arrive_cp_async(full_k(st));
+    };
+    auto load_v = [&](int i, int n) {
+      const int st = i % S;
+      mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
+      load_rows<128, Tr::kCPR, Bc, Bc>(sV0 + st * Tr::kTileKV, gV, 0, n * Bc, lk, wtid,
+                                       [&](int r) { return static_cast<int64_t>(r) * opaque(vs); });
+      mbar_arrive_cp_async(full_v(st));
+    };
+    int n = range.first();
+    if (n >= 0) load_k(0, n);
+    for (int i = 0; n >= 0; ++i) {
+      const int n_next = range.next(n);
+      if (n_next >= 0) load_k(i + 1, n_next);
+      load_v(i, n);
+      n = n_next;
+    }
+    cp_async_wait_all();
+    return;
+  }
+
+  // ================================ consumer warpgroups ================================
+  setmaxnreg_inc<kConsumerRegs>();
+  const int cw = wg - 1;  // consumer index: query rows [64 cw, 64 cw + 64) of the tile
+  const float sc = p.mask.scale * kLog2e;
+  // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
+  const uint64_t dQ = make_desc(sQ + cw * 64 * 128, 16, 1024);
   // B = K tile: K-major, same shape.
   const uint64_t dK0 = make_desc(sK0, 16, 1024);
   // B = V tile, MN-major: LBO = next 64-column block (Bc rows * 128 B), SBO = 8-key groups.
@@ -249,8 +329,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
 
   // ---- building blocks of the pipeline ----
-  auto issue_s = [&](int stage) {  // S = Q K^T, K in K stage `stage`
-    const uint64_t dK = dK0 + ((stage * Tr::kTileKV) >> 4);
+  auto issue_s = [&](int st) {  // S = Q K^T, K in slot st
+    const uint64_t dK = dK0 + ((st * Tr::kTileKV) >> 4);
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t qoff = (kk >> 2) * (Br * 128) + (kk & 3) * 32;
@@ -259,26 +339,26 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     }
     wgmma_commit();
   };
-  auto issue_pv = [&](int vstage) {  // O += P V, P in pf, V in V stage `vstage`
-    const uint64_t dV = dV0 + ((vstage * Tr::kTileKV) >> 4);
+  auto issue_pv = [&](int st) {  // O += P V, P in pf, V in slot st
+    const uint64_t dV = dV0 + ((st * Tr::kTileKV) >> 4);
 #pragma unroll
     for (int kk = 0; kk < kKP; ++kk) W_O::rs(acc_o, pf[kk], dV + ((kk * 16 * 128) >> 4));
     wgmma_commit();
   };
-  // K(n_next) -> K stage `stage ^ 1`, V(n) -> V stage `stage` (neither is read by in-flight work)
-  // (branch-free: without a next tile the K load is all zero-fill, into an unused stage)
-  auto issue_loads = [&](int stage, int n, int n_next) {
-    load_tile<Tr, Bc>(sK0 + (stage ^ 1) * Tr::kTileKV, gK, p.k_row_stride,
-                      n_next >= 0 ? n_next * Bc : 0, n_next >= 0 ? lk : 0, tid);
-    load_tile<Tr, Bc>(sV0 + stage * Tr::kTileKV, gV, p.v_row_stride, n * Bc, lk, tid);
-    cp_async_commit();
+  // waits for a slot's data: the cp.async writes (generic proxy) are then made visible to wgmma
+  auto wait_full = [&](uint32_t bar, int i) {
+    mbar_wait(bar, (i / S) & 1);
+    fence_proxy_async();
+  };
+  auto release = [&](uint32_t bar) {  // this warp's wgmma reads of the slot have completed
+    if (lane == 0) mbar_arrive(bar);
   };
   // mask (only tiles with a masked element) + online softmax of tile n: s <- P (fp32),
   // corr = rescale factor of O. Packing P into pf happens in pack_p(), after the wait for the
   // P(prev) V(prev) wgmma that still reads pf.
   auto softmax = [&](int n, float (&corr)[2], auto mask_tag) {
     if (decltype(mask_tag)::value) {
-      const int pos0 = m0 + wg * 64 + warp * 16 + g + rule.off;
+      const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
@@ -320,28 +400,32 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       pf[kk][3] = Pack<T>::run(s[8 * kk + 6], s[8 * kk + 7]);
     }
   };
-  auto tile_barrier = [&]() {  // loads of this iteration landed, everyone done with the others
-    cp_async_wait_all();
-    fence_proxy_async();
-    __syncthreads();
-  };
 
   int n = range.first();
   if (n >= 0) {
-    // ---- first tile: Q, K(n) loaded up front; S, softmax; P V is deferred ----
-    if constexpr (kPack)
-      load_tile_packed<Tr, Br>(sQ, gQ, p.q_row_stride, p.q_head_stride, pack, m0, lq, tid);
-    else
-      load_tile<Tr, Br>(sQ, gQ, p.q_row_stride, m0, lq, tid);
-    load_tile<Tr, Bc>(sK0, gK, p.k_row_stride, n * Bc, lk, tid);
-    cp_async_commit();
-    tile_barrier();
-    const int n_next = range.next(n);
+    // ---- this warpgroup's Q rows (its own cp.async group), then the first tile: S, softmax ----
+    {
+      const T* gQ = static_cast<const T*>(p.q) +
+                    seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+      const int64_t qs = p.q_row_stride, qh = p.q_head_stride;
+      if constexpr (kPack)
+        load_rows<128, Tr::kCPR, Br, 64>(sQ, gQ, cw * 64, m0 + cw * 64, lq, wtid, [&](int r) {
+          return static_cast<int64_t>(r / pack) * qs + static_cast<int64_t>(r % pack) * qh;
+        });
+      else
+        load_rows<128, Tr::kCPR, Br, 64>(sQ, gQ, cw * 64, m0 + cw * 64, lq, wtid,
+                                         [&](int r) { return static_cast<int64_t>(r) * qs; });
+      cp_async_commit();
+      cp_async_wait_all();
+      fence_proxy_async();
+      named_barrier(1 + cw, 128);
+    }
+    wait_full(full_k(0), 0);
     wgmma_fence();
     issue_s(0);
-    issue_loads(0, n, n_next);
     wgmma_wait<0>();
     reg_fence(s);
+    release(empty_k(0));
     {
       float corr[2];
       if (tile_all_visible<Bc>(rule, n, m0, m_end))
@@ -350,28 +434,29 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
         softmax(n, corr, std::true_type());
     }
     pack_p();
-    int stage = 1;  // K(n) in K stage `stage`; V(prev) in V stage `stage ^ 1`, P(prev) in pf
-    n = n_next;
-    // ---- steady state: S(n) and P(prev) V(prev) in flight together, softmax(n) overlaps.
-    // Two loops so that the hot one has no branch between the wgmma issue and the waits
-    // (ptxas otherwise puts the PV wait right after the branch, before the softmax): first the
-    // tiles that need the mask (for plain / causal they come first in this descending walk:
+    int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
+    n = range.next(n);
+    // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps.
+    // Two loops so that the hot one has no branch between the wgmma issue and the waits: first
+    // the tiles that need the mask (for plain / causal they come first in this descending walk:
     // visibility only grows towards key 0), then the rest. ----
     auto step = [&](auto mask_tag) {
-      const int n_next = range.next(n);
-      tile_barrier();  // K(n), V(prev) landed; both warpgroups are done with the other stages
+      const int st = i % S, pst = (i - 1) % S;
+      wait_full(full_k(st), i);
+      wait_full(full_v(pst), i - 1);
       wgmma_fence();
-      issue_s(stage);
-      issue_pv(stage ^ 1);
-      issue_loads(stage, n, n_next);
+      issue_s(st);
+      issue_pv(pst);
       wgmma_wait<1>();
       reg_fence(s);
+      release(empty_k(st));
       float corr[2];
       softmax(n, corr, mask_tag);
       reg_fence(s);
       wgmma_wait<0>();
       reg_fence(acc_o);
       reg_fence(pf);
+      release(empty_v(pst));
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
         acc_o[4 * j + 0] *= corr[0];
@@ -380,15 +465,15 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
         acc_o[4 * j + 3] *= corr[1];
       }
       pack_p();
-      stage ^= 1;
-      n = n_next;
+      ++i;
+      n = range.next(n);
     };
     while (n >= 0 && !tile_all_visible<Bc>(rule, n, m0, m_end)) step(std::true_type());
     while (n >= 0) step(std::false_type());
     // ---- last P V ----
-    tile_barrier();  // V(last) landed
+    wait_full(full_v((i - 1) % S), i - 1);
     wgmma_fence();
-    issue_pv(stage ^ 1);
+    issue_pv((i - 1) % S);
     wgmma_wait<0>();
     reg_fence(acc_o);
     reg_fence(pf);
@@ -397,7 +482,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   // ---- epilogue: normalise, LSE, O staged in this warpgroup's Q rows, 16-byte stores ----
   const int64_t lse_off = varlen_q ? h * p.lse_head_stride + q0 * p.lse_row_stride
                                    : b * p.lse_batch_stride + h * p.lse_head_stride;
-  const int rw = wg * 64 + warp * 16 + g;  // CTA row of hh = 0
+  const int rw = cw * 64 + warp * 16 + g;  // CTA row of hh = 0
   float inv[2];
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
@@ -411,6 +496,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     }
   }
   unsigned char* smem_gen = smem_raw + (s_base - smem_addr(smem_raw));  // generic view of sQ
+  named_barrier(1 + cw, 128);  // every warp of this warpgroup is done reading its Q rows
 #pragma unroll
   for (int j = 0; j < D / 8; ++j)
 #pragma unroll
@@ -419,13 +505,13 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       *reinterpret_cast<uint32_t*>(smem_gen + sw_off<Br>(r, j) + 4 * t4) =
           Pack<T>::run(acc_o[4 * j + 2 * hh] * inv[hh], acc_o[4 * j + 2 * hh + 1] * inv[hh]);
     }
-  named_barrier(1 + wg, 128);
+  named_barrier(1 + cw, 128);
   T* gO = static_cast<T*>(p.o) +
           seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
 #pragma unroll
   for (int c = wtid; c < 64 * Tr::kCPR; c += 128) {
     const int rl = c / Tr::kCPR, ch = c % Tr::kCPR;
-    const int r = wg * 64 + rl;
+    const int r = cw * 64 + rl;
     if (m0 + r < lq) {
       const int row = m0 + r;
       const int64_t at = kPack ? (row / pack) * p.o_row_stride + (row % pack) * p.o_head_stride

@@ -153,9 +153,12 @@ public final class PagedDecodeKernel {
     }
 
     /**
-     * Plans split-KV: the chunk size that spreads the batch's keys (times the kv heads) over about one wave of
-     * {@code smCount * ctasPerSm} CTAs, never below {@link #MIN_CHUNK} tokens; no split when the longest sequence
-     * fits one chunk (a large batch fills the GPU by itself).
+     * Plans split-KV with a wave model of the GPU: for each candidate split count s (chunk = the longest sequence / s,
+     * a multiple of {@link #TILE}, never below {@link #MIN_CHUNK} tokens) the CTAs that have keys, {@code kvHeads *
+     * sum_b ceil(len_b / chunk)}, run in {@code ceil(ctas / (smCount * ctasPerSm))} waves of at most one chunk each,
+     * plus a fixed cost per CTA and one for the merge launch; the cheapest s wins, ties to fewer splits. A batch
+     * that fills the GPU by itself is not split; a few long sequences are split into one full wave (e.g. 8 x 16k
+     * over 8 kv heads on 132 x 2 slots: 4 splits = 256 CTAs, where 5 would need a second, nearly empty wave).
      *
      * @param seqLens tokens per sequence [B]
      * @param kvHeads Hkv
@@ -164,19 +167,45 @@ public final class PagedDecodeKernel {
      * @return the schedule
      */
     public static Schedule schedule(int[] seqLens, int kvHeads, int smCount, int ctasPerSm) {
-        long total = 0;
         int max = 0;
         for (int len : seqLens) {
-            total += roundUp(len, TILE);
             max = Math.max(max, len);
         }
-        long target = Math.max(1L, (long) smCount * ctasPerSm);
-        long chunk = Math.max(MIN_CHUNK, roundUp((total * kvHeads + target - 1) / target, TILE));
-        if (chunk >= max) {
-            return new Schedule(1, (int) Math.max(TILE, roundUp(max, TILE)));
+        long slots = Math.max(1L, (long) smCount * ctasPerSm);
+        int whole = (int) Math.max(TILE, roundUp(max, TILE));
+        Schedule best = new Schedule(1, whole);
+        double bestCost = waveCost(seqLens, kvHeads, slots, whole, false);
+        // more than two waves' worth of splits per kv head never pays
+        long maxSplits = Math.min((max + MIN_CHUNK - 1) / MIN_CHUNK, 2 * slots / Math.max(1, kvHeads) + 1);
+        for (int s = 2; s <= maxSplits; s++) {
+            int chunk = (int) Math.max(MIN_CHUNK, roundUp((max + s - 1) / s, TILE));
+            int splits = (max + chunk - 1) / chunk;
+            if (splits != s) {
+                continue; // the same plan as a smaller s
+            }
+            double cost = waveCost(seqLens, kvHeads, slots, chunk, true);
+            if (cost < bestCost) {
+                bestCost = cost;
+                best = new Schedule(s, chunk);
+            }
         }
-        int splits = (int) ((max + chunk - 1) / chunk);
-        return new Schedule(splits, (int) chunk);
+        return best;
+    }
+
+    /** Fixed cost of one CTA (Q load, pipeline fill and drain), in tokens of K/V streaming. */
+    private static final int CTA_COST = 64;
+    /** Cost of the merge launch of split-KV, in tokens of one CTA's K/V streaming. */
+    private static final int MERGE_COST = 128;
+
+    // The wave model of schedule(): waves x (chunk + per-CTA cost) (+ the merge).
+    private static double waveCost(int[] seqLens, int kvHeads, long slots, int chunk, boolean merge) {
+        long ctas = 0;
+        for (int len : seqLens) {
+            ctas += Math.max(1, (len + chunk - 1) / chunk);
+        }
+        ctas *= Math.max(1, kvHeads);
+        long waves = (ctas + slots - 1) / slots;
+        return waves * (double) (chunk + CTA_COST) + (merge ? MERGE_COST : 0);
     }
 
     private static long roundUp(long x, int m) {

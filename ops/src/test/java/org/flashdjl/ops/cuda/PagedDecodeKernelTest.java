@@ -41,6 +41,17 @@ class PagedDecodeKernelTest {
         PagedDecodeKernel.Schedule s = PagedDecodeKernel.schedule(new int[] {65536}, 8, 132, 2);
         assertEquals(new PagedDecodeKernel.Schedule(33, 2000), s);
         assertTrue(8L * s.numSplits() <= 264);
+        // 8 x 16k: 4 splits fill one wave (256 CTAs); 5 would spill 56 CTAs into a second wave
+        int[] mid = new int[8];
+        Arrays.fill(mid, 16384);
+        assertEquals(new PagedDecodeKernel.Schedule(4, 4096), PagedDecodeKernel.schedule(mid, 8, 132, 2));
+        // 2 x 16k + 30 short: the long ones are split although the batch alone would fill a wave
+        int[] mixed = new int[32];
+        Arrays.fill(mixed, 300);
+        mixed[0] = 16384;
+        mixed[1] = 16384;
+        PagedDecodeKernel.Schedule m = PagedDecodeKernel.schedule(mixed, 8, 132, 2);
+        assertTrue(m.numSplits() > 1 && m.chunkSize() >= PagedDecodeKernel.MIN_CHUNK, m.toString());
         // short sequences never go below the minimum chunk
         assertEquals(new PagedDecodeKernel.Schedule(1, 112), PagedDecodeKernel.schedule(new int[] {100, 3}, 1, 132, 2));
         PagedDecodeKernel.Schedule odd = PagedDecodeKernel.schedule(new int[] {4099, 17, 0}, 2, 132, 2);

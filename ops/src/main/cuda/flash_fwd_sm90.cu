@@ -19,20 +19,27 @@
 // `general` kernel from flash_fwd.fatbin (it runs on Hopper too). The mask / score rule is the
 // one in flash_common.cuh.
 //
-// Design (per CTA: one query block of Br = 128 rows of one (batch, head)):
-//   * 2 warpgroups (256 threads); warpgroup w owns query rows [64w, 64w + 64) (wgmma m64).
+// Design (per CTA: one query block of Br = 128 rows of one (batch, head); FlashAttention-3's
+// warp specialisation without TMA):
+//   * 3 warpgroups (384 threads): warpgroup 0 is the producer, 1 and 2 the consumers; consumer c
+//     owns query rows [64c, 64c + 64) (wgmma m64). setmaxnreg gives the producer 40 registers and
+//     each consumer 224.
 //   * Q, K, V tiles live in shared memory in the canonical 128-byte-swizzle layout of wgmma:
 //     a tile of R rows x D columns is stored as D/64 column blocks of [R][64] elements (128 B
 //     rows); 16-byte chunk c of row r sits at chunk position c ^ (r % 8). K is the K-major B
 //     operand of S = Q K^T; V, stored the same way ([keys][D], row-major), is the MN-major
-//     ("transposed") B operand of O += P V. Loads are 16-byte cp.async by all 256 threads,
-//     rows past the end zero-filled (src-size 0), then fence.proxy.async + barrier.
+//     ("transposed") B operand of O += P V. All loads are 16-byte cp.async, rows past the end
+//     zero-filled (src-size 0).
+//   * The producer fills a ring of kStages K and kStages V slots; a slot's `full` mbarrier
+//     completes through cp.async.mbarrier.arrive when its data has landed, its `empty` mbarrier
+//     when every consumer warp's wgmma has finished reading it. Consumers fence the async proxy
+//     after `full` and never run a CTA-wide barrier.
 //   * S = Q K^T: wgmma m64nBck16 SS (A = Q from smem). P = exp2(S*scale*log2e - m) is packed in
 //     registers into the A fragment of O += P V (wgmma m64nDk16 RS).
 //   * Intra-warpgroup pipelining (FA3): iteration i issues S(i) = Q K(i)^T and O += P(i-1)
 //     V(i-1) back to back, waits only for S(i), runs the softmax of tile i while the tensor
-//     cores do P(i-1) V(i-1), then waits for that and rescales O.
-//   * Double-buffered K and V: while tile i is computed, K(i+1) and V(i) are in flight.
+//     cores do P(i-1) V(i-1), then waits for that and rescales O. Inter-warpgroup ping-pong
+//     (kPingPong): the consumers take turns issuing, so one's softmax overlaps the other's GEMMs.
 //   * Key tiles are walked from the last to the first (masked tiles first), invisible tiles
 //     (causal) are skipped; only tiles that contain a masked element get the mask pass. Causal
 //     launches schedule heavy query blocks first (blockIdx.x reversed).
@@ -127,8 +134,11 @@ struct Traits {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
 template <int D> struct TraitsFor;
+#ifndef FLASHDJL_SM90_STAGES128
+#define FLASHDJL_SM90_STAGES128 2
+#endif
 template <> struct TraitsFor<64> : Traits<64, 128, 3> {};
-template <> struct TraitsFor<128> : Traits<128, 128, 2> {};
+template <> struct TraitsFor<128> : Traits<128, 128, FLASHDJL_SM90_STAGES128> {};
 template <> struct TraitsFor<256> : Traits<256, 64, 2> {};
 
 // Register budgets after the warpgroups specialise (setmaxnreg): 128 x 40 + 256 x 224 <= the

@@ -2,7 +2,7 @@
 //
 // ---------------------------------------------------------------------------------------------
 // Launch convention (identical to flash_fwd.cu; read by the Java launcher):
-//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal}, _hd{64|128}_packed (FlashFwdParams)
+//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|packed} (FlashFwdParams)
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
 //   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only
@@ -579,14 +579,14 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain) \
   FLASHDJL_SM90_KERNEL(DTNAME, T, D, causal, kCausal)
 
-// packed (GQA packing) for hd 64 and 128, the head dims the GPU suite has run it on (hd 256: add it here and to
-// FlashDispatch's PACKED_HEAD_DIMS once FlashAttentionGpuTest#packedGqa has passed on a Hopper GPU)
+// packed (GQA packing): every head dim (FlashDispatch's PACKED_HEAD_DIMS lists the same)
 #define FLASHDJL_SM90_DIMS(DTNAME, T)   \
   FLASHDJL_SM90_VARIANTS(DTNAME, T, 64)  \
   FLASHDJL_SM90_VARIANTS(DTNAME, T, 128) \
   FLASHDJL_SM90_VARIANTS(DTNAME, T, 256) \
   FLASHDJL_SM90_KERNEL(DTNAME, T, 64, packed, kPacked) \
-  FLASHDJL_SM90_KERNEL(DTNAME, T, 128, packed, kPacked)
+  FLASHDJL_SM90_KERNEL(DTNAME, T, 128, packed, kPacked) \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, 256, packed, kPacked)
 
 FLASHDJL_SM90_DIMS(fp16, __half)
 FLASHDJL_SM90_DIMS(bf16, __nv_bfloat16)

@@ -368,7 +368,7 @@ public final class FlashAttention {
          * tile (FlashAttention-3's PackGQA), which fills the tile when there are few queries (decode-like calls)
          * and reads each key/value tile once per key/value head. The result is the same; it is a schedule. Only
          * for dense calls without a mask or options (the {@code plain} variant): {@link #build()} refuses others.
-         * Devices and head dims without packed kernels (the Hopper kernels have them, hd 64 and 128) run the plain
+         * Devices and head dims without packed kernels (the Hopper kernels have them, hd 64, 128 and 256) run the plain
          * kernel.
          *
          * @param packGqa true to pack

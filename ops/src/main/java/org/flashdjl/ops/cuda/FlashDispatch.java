@@ -64,7 +64,7 @@ public final class FlashDispatch {
          */
         POSITIONED,
         /**
-         * Plain with GQA packing (Hopper kernels, head dims 64/128): one CTA computes the {@code Hq / Hkv} query
+         * Plain with GQA packing (Hopper kernels, head dims 64/128/256): one CTA computes the {@code Hq / Hkv} query
          * heads of a key/value head as rows of one tile, so that a few queries fill it and each key/value tile is
          * read once per key/value head. Never picked from a spec: {@link FlashAttention.Builder#optPackGqa} asks
          * for it, and calls fall back to {@link #PLAIN} where it has no kernel.
@@ -138,7 +138,7 @@ public final class FlashDispatch {
     private static final int[] SM90_HEAD_DIMS = {64, 128, 256};
 
     /** Head dims of the GQA-packed Hopper kernels (flash_fwd_sm90.cu). */
-    private static final int[] PACKED_HEAD_DIMS = {64, 128};
+    private static final int[] PACKED_HEAD_DIMS = {64, 128, 256};
 
     /** System property that turns the Hopper wgmma kernels off (they are on by default). */
     public static final String SM90_PROPERTY = "flashdjl.flash.sm90";
@@ -259,7 +259,7 @@ public final class FlashDispatch {
      * @param computeCapability e.g. 90
      * @param dataType the dtype
      * @param headDim D
-     * @return true on Hopper for head dims 64/128 when the Hopper kernels are built and enabled
+     * @return true on Hopper for head dims 64/128/256 when the Hopper kernels are built and enabled
      */
     public static boolean hasPacked(int computeCapability, DeviceDataType dataType, int headDim) {
         return computeCapability >= 80

@@ -117,7 +117,7 @@ class FlashAttentionGpuTest {
     /**
      * GQA packing ({@code optPackGqa}: a key/value head's query heads as the rows of one tile, the Hopper kernels;
      * elsewhere the plain kernel): decode-like and short queries, tiles split inside a query's heads, MQA, every
-     * layout, Lk = 0, both dtypes, hd 64 and 128 (hd 256 runs the plain kernel: no packed one yet).
+     * layout, Lk = 0, both dtypes, hd 64, 128 and 256.
      */
     static Stream<GpuCheck.Dense> packedCases() {
         return Stream.of(

@@ -38,8 +38,9 @@
 //     registers into the A fragment of O += P V (wgmma m64nDk16 RS).
 //   * Intra-warpgroup pipelining (FA3): iteration i issues S(i) = Q K(i)^T and O += P(i-1)
 //     V(i-1) back to back, waits only for S(i), runs the softmax of tile i while the tensor
-//     cores do P(i-1) V(i-1), then waits for that and rescales O. Inter-warpgroup ping-pong
-//     (kPingPong): the consumers take turns issuing, so one's softmax overlaps the other's GEMMs.
+//     cores do P(i-1) V(i-1), then waits for that and rescales O. The consumers drift apart freely;
+//     FA3's inter-warpgroup ping-pong (named-barrier turns) and a 3-deep hd 128 ring were measured
+//     and dropped: no gain over this (docs/kernel-notes.md).
 //   * Key tiles are walked from the last to the first (masked tiles first), invisible tiles
 //     (causal) are skipped; only tiles that contain a masked element get the mask pass. Causal
 //     launches schedule heavy query blocks first (blockIdx.x reversed).
@@ -67,9 +68,7 @@ __device__ __forceinline__ void fence_proxy_async() {
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
-__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
+
 __device__ __forceinline__ void wgmma_fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 }
@@ -134,23 +133,15 @@ struct Traits {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
 template <int D> struct TraitsFor;
-#ifndef FLASHDJL_SM90_STAGES128
-#define FLASHDJL_SM90_STAGES128 2
-#endif
 template <> struct TraitsFor<64> : Traits<64, 128, 3> {};
-template <> struct TraitsFor<128> : Traits<128, 128, FLASHDJL_SM90_STAGES128> {};
+template <> struct TraitsFor<128> : Traits<128, 128, 2> {};
 template <> struct TraitsFor<256> : Traits<256, 64, 2> {};
 
 // Register budgets after the warpgroups specialise (setmaxnreg): 128 x 40 + 256 x 224 <= the
 // 384 x 168 the CTA is launched with; ptxas spills nothing at 40 / 224 (at 24 / 240 or 32 / 232
 // the producer spills its addresses).
 constexpr int kProducerRegs = 40;
-#ifndef FLASHDJL_SM90_PINGPONG
-#define FLASHDJL_SM90_PINGPONG 1
-#endif
-// Inter-warpgroup ping-pong (FA3): the two consumer warpgroups take turns issuing their GEMMs, so
-// one's softmax runs while the other's wgmmas use the tensor cores.
-constexpr bool kPingPong = FLASHDJL_SM90_PINGPONG != 0;
+
 constexpr int kConsumerRegs = 224;
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
@@ -372,16 +363,6 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   auto release = [&](uint32_t bar) {  // this warp's wgmma reads of the slot have completed
     if (lane == 0) mbar_arrive(bar);
   };
-  // Ping-pong turns: named barrier 3 + c is consumer c's turn to issue; each warpgroup has the same
-  // number of issue points (tiles + 1). Consumer 0 starts; consumer 1 skips its last hand-over
-  // (consumer 0 has no turn left to take), so no arrival is left pending at exit.
-  int turns_left = 0;
-  auto take_turn = [&]() {
-    if (kPingPong) named_barrier(3 + cw, 256);
-  };
-  auto pass_turn = [&]() {
-    if (kPingPong && (--turns_left > 0 || cw == 0)) named_barrier_arrive(3 + (cw ^ 1), 256);
-  };
   // mask (only tiles with a masked element) + online softmax of tile n: s <- P (fp32),
   // corr = rescale factor of O. Packing P into pf happens in pack_p(), after the wait for the
   // P(prev) V(prev) wgmma that still reads pf.
@@ -449,16 +430,9 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       fence_proxy_async();
       named_barrier(1 + cw, 128);
     }
-    if (kPingPong) {
-      for (int m = n; m >= 0; m = range.next(m)) ++turns_left;
-      ++turns_left;  // the last P V
-      if (cw == 1) named_barrier_arrive(3, 256);  // consumer 0 takes the first turn
-    }
     wait_full(full_k(0), 0);
-    take_turn();
     wgmma_fence();
     issue_s(0);
-    pass_turn();
     wgmma_wait<0>();
     reg_fence(s);
     release(empty_k(0));
@@ -480,11 +454,9 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       const int st = i % S, pst = (i - 1) % S;
       wait_full(full_k(st), i);
       wait_full(full_v(pst), i - 1);
-      take_turn();
       wgmma_fence();
       issue_s(st);
       issue_pv(pst);
-      pass_turn();
       wgmma_wait<1>();
       reg_fence(s);
       release(empty_k(st));
@@ -510,10 +482,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     while (n >= 0) step(std::false_type());
     // ---- last P V ----
     wait_full(full_v((i - 1) % S), i - 1);
-    take_turn();
     wgmma_fence();
     issue_pv((i - 1) % S);
-    pass_turn();
     wgmma_wait<0>();
     reg_fence(acc_o);
     reg_fence(pf);

@@ -8,9 +8,10 @@
 //           16 (tokens per tile)}
 //   grid  = (num_splits, hkv, batch). CTA (s, h, b) attends query heads [h*G, (h+1)*G) of
 //   sequence b (G = hq / hkv <= 16) over the tokens [s*chunk_size, (s+1)*chunk_size) of the
-//   sequence. num_splits == 1: writes o (q's dtype) and lse; else fp32 partial_o / partial_lse,
-//   merged afterwards by merge_states_fp32_{fp16|bf16} (merge_state.cu); a split without keys
-//   writes partial_lse = -inf (and o = 0).
+//   sequence. num_splits == 1: writes o (q's dtype) and lse; else each CTA writes fp32 partial_o /
+//   partial_lse (a split without keys: partial_lse = -inf, o = 0) and the CTA that finishes its
+//   (sequence, kv head) last (split_counters, atomics) merges the row's splits into o / lse with
+//   merge_state.cu's rule and re-zeroes the counter: one launch, no merge kernel.
 //   plain   : no window / sinks / ALiBi / softcap (causal and right windows are no-ops here);
 //   general : every option from params through flash_common.cuh's key_visible/transform_score.
 //
@@ -75,6 +76,62 @@ template <int D> struct DecodeTraitsFor;
 template <> struct DecodeTraitsFor<64> : DecodeTraits<64, 4> {};
 template <> struct DecodeTraitsFor<128> : DecodeTraits<128, 3> {};
 template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2> {};
+
+// Split-KV epilogue: the CTA that finishes a (sequence b, kv head) row last merges the row's
+// num_splits partial states of its G heads into o / lse, by merge_state.cu's rule (weights
+// e^(lse_s - max), a split of weight 0 never read; all -inf -> o = 0, lse = -inf), then re-zeroes
+// the row's counter for the next launch. The partials of other CTAs are read through L2 (__ldcg).
+template <typename T, int D>
+__device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int b, int kvh,
+                                                     int G, int tid, int threads) {
+  __shared__ int s_last;
+  __threadfence();  // this CTA's partials are visible device-wide before it is counted
+  __syncthreads();
+  if (tid == 0) {
+    int* counter = p.split_counters + b * p.hkv + kvh;
+    s_last = atomicAdd(counter, 1) == p.num_splits - 1;
+    if (s_last) *counter = 0;  // every CTA of the row has been counted
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const int ns = p.num_splits;
+  for (int c = tid; c < G * (D / 4); c += threads) {
+    const int r = c / (D / 4), d = (c % (D / 4)) * 4;
+    const int head = kvh * G + r;
+    const int64_t row0 = static_cast<int64_t>(b) * ns * p.hq + head;  // split s: row0 + s * hq
+    float mx = -INFINITY;
+    for (int s = 0; s < ns; ++s) mx = fmaxf(mx, __ldcg(p.partial_lse + row0 + static_cast<int64_t>(s) * p.hq));
+    float sum = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (mx != -INFINITY) {
+      for (int s = 0; s < ns; ++s) {
+        const int64_t row = row0 + static_cast<int64_t>(s) * p.hq;
+        const float w = expf(__ldcg(p.partial_lse + row) - mx);
+        if (w != 0.f) {
+          const float4 x = __ldcg(reinterpret_cast<const float4*>(p.partial_o + row * D + d));
+          acc.x += w * x.x;
+          acc.y += w * x.y;
+          acc.z += w * x.z;
+          acc.w += w * x.w;
+          sum += w;
+        }
+      }
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
+             static_cast<int64_t>(head) * p.o_head_stride + d;
+    union { T h[4]; uint2 u; } pk;
+    pk.h[0] = Mma<T>::from(acc.x * inv);
+    pk.h[1] = Mma<T>::from(acc.y * inv);
+    pk.h[2] = Mma<T>::from(acc.z * inv);
+    pk.h[3] = Mma<T>::from(acc.w * inv);
+    *reinterpret_cast<uint2*>(out) = pk.u;
+    if (d == 0 && p.lse != nullptr) {
+      p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + head] = sum > 0.f ? mx + logf(sum) : -INFINITY;
+    }
+  }
+}
 
 template <typename T, int D, bool kGeneral>
 __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigned char* smem) {
@@ -335,6 +392,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
       if (d == 0 && p.lse != nullptr) p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + head] = lse;
     }
   }
+  if (partial) merge_splits_if_last<T, D>(p, b, kvh, G, tid, Tr::kThreads);
 }
 
 }  // namespace flashdjl

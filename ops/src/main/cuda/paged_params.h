@@ -12,14 +12,16 @@ struct PagedDecodeParams {
   const void* q;              // [B, Hq, D] (strides below, head-dim stride 1)
   const void* k_pages;        // [numPages, pageSize, Hkv, D]; page stride = page_size * row stride
   const void* v_pages;        // like k_pages (same strides)
-  void* o;                    // [B, Hq, D], q's dtype; written when num_splits == 1
-  float* lse;                 // [B, Hq] fp32 natural log, nullptr = not wanted (num_splits == 1)
-  float* partial_o;           // [B, num_splits, Hq, D] fp32, written when num_splits > 1
-  float* partial_lse;         // [B, num_splits, Hq] fp32, written when num_splits > 1
+  void* o;                    // [B, Hq, D], q's dtype
+  float* lse;                 // [B, Hq] fp32 natural log, nullptr = not wanted
+  float* partial_o;           // [B, num_splits, Hq, D] fp32 scratch when num_splits > 1
+  float* partial_lse;         // [B, num_splits, Hq] fp32 scratch when num_splits > 1
   const int32_t* page_indptr; // [B + 1] CSR page offsets
   const int32_t* page_indices;// [page_indptr[B]] page ids
   const int32_t* seq_lens;    // [B] tokens per sequence
   const float* alibi_slopes;  // [Hq] or nullptr
+  int32_t* split_counters;    // [B * Hkv] zero between launches, used when num_splits > 1: the CTA that finishes
+                              // a (sequence, kv head) row last merges its splits into o / lse and re-zeroes it
   // ---- strides in elements ----
   int64_t q_batch_stride, q_head_stride;
   int64_t o_batch_stride, o_head_stride;
@@ -38,7 +40,7 @@ struct PagedDecodeParams {
                         // causal and right windows are no-ops for decode (the query is the last token)
 };
 
-static_assert(offsetof(PagedDecodeParams, q_batch_stride) == 88, "PagedDecodeParams layout");
-static_assert(offsetof(PagedDecodeParams, batch) == 144, "PagedDecodeParams layout");
-static_assert(offsetof(PagedDecodeParams, mask) == 172, "PagedDecodeParams layout");
-static_assert(sizeof(PagedDecodeParams) == 208, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, q_batch_stride) == 96, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, batch) == 152, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, mask) == 180, "PagedDecodeParams layout");
+static_assert(sizeof(PagedDecodeParams) == 216, "PagedDecodeParams layout");

@@ -13,8 +13,8 @@ import java.util.Objects;
 /**
  * Paged decode over raw device memory: one query token per sequence against K/V page pools
  * ({@code ops/src/main/cuda/paged_decode.cu}), GQA-grouped (each KV page is read once for the Hq / Hkv query
- * heads that share it), with split-KV (flash-decoding) and one merge launch ({@link MergeStateKernel}) when the
- * batch alone cannot fill the GPU.
+ * heads that share it), with split-KV (flash-decoding) when the batch alone cannot fill the GPU: the CTA that
+ * finishes a (sequence, KV head) row last merges its splits (merge_state.cu's rule) in the same launch.
  *
  * <pre>{@code
  * try (PagedDecodeKernel.DecodeStep ws = PagedDecodeKernel.DecodeStep.create(table, hq, hkv, d, device)) { // per step
@@ -25,7 +25,7 @@ import java.util.Objects;
  *             .optLse(lse)                   // [B, Hq] fp32
  *             .setSpec(spec).setWorkspace(ws)
  *             .build()                       // every check, no CUDA call
- *             .run();                        // 1 launch (2 with split-KV) on stream 0
+ *             .run();                        // 1 launch on stream 0 (split-KV merged inside it)
  * }
  * }</pre>
  *
@@ -60,7 +60,7 @@ public final class PagedDecodeKernel {
             "lse", KernelStruct.Kind.POINTER, "partial_o", KernelStruct.Kind.POINTER,
             "partial_lse", KernelStruct.Kind.POINTER, "page_indptr", KernelStruct.Kind.POINTER,
             "page_indices", KernelStruct.Kind.POINTER, "seq_lens", KernelStruct.Kind.POINTER,
-            "alibi_slopes", KernelStruct.Kind.POINTER,
+            "alibi_slopes", KernelStruct.Kind.POINTER, "split_counters", KernelStruct.Kind.POINTER,
             "q_batch_stride", KernelStruct.Kind.INT64, "q_head_stride", KernelStruct.Kind.INT64,
             "o_batch_stride", KernelStruct.Kind.INT64, "o_head_stride", KernelStruct.Kind.INT64,
             "lse_batch_stride", KernelStruct.Kind.INT64, "kv_row_stride", KernelStruct.Kind.INT64,
@@ -75,18 +75,16 @@ public final class PagedDecodeKernel {
     private final DecodeStep workspace;
     private final KernelStruct params;
     private final String kernelName;
-    private final MergeStateKernel merge; // null without split-KV
     private final int hkv;
     private final int batch;
     private final float[] alibi;
     private boolean synchronize;
 
-    private PagedDecodeKernel(DecodeStep workspace, KernelStruct params, String kernelName, MergeStateKernel merge,
-            int hkv, int batch, float[] alibi, boolean synchronize) {
+    private PagedDecodeKernel(DecodeStep workspace, KernelStruct params, String kernelName, int hkv, int batch,
+            float[] alibi, boolean synchronize) {
         this.workspace = workspace;
         this.params = params;
         this.kernelName = kernelName;
-        this.merge = merge;
         this.hkv = hkv;
         this.batch = batch;
         this.alibi = alibi;
@@ -194,7 +192,7 @@ public final class PagedDecodeKernel {
 
     /** Fixed cost of one CTA (Q load, pipeline fill and drain), in tokens of K/V streaming. */
     private static final int CTA_COST = 64;
-    /** Cost of the merge launch of split-KV, in tokens of one CTA's K/V streaming. */
+    /** Cost of merging split-KV (the last CTA of a row reads every split), in tokens of K/V streaming. */
     private static final int MERGE_COST = 128;
 
     // The wave model of schedule(): waves x (chunk + per-CTA cost) (+ the merge).
@@ -222,15 +220,6 @@ public final class PagedDecodeKernel {
     }
 
     /**
-     * Returns the merge launch of split-KV, or null when the schedule has one split.
-     *
-     * @return the merge call or null
-     */
-    public MergeStateKernel getMerge() {
-        return merge;
-    }
-
-    /**
      * Returns the decode parameter block (the ALiBi slopes' device address is filled by {@link #run()}).
      *
      * @return the struct
@@ -251,7 +240,7 @@ public final class PagedDecodeKernel {
     }
 
     /**
-     * Launches the decode kernel (and the merge with split-KV) on the legacy default stream.
+     * Launches the decode kernel (split-KV merged inside it) on the legacy default stream.
      *
      * @throws IllegalStateException if CUDA is unavailable, the kernels are not built or the workspace is closed
      * @throws CudaException naming the driver call and kernel on a CUDA error
@@ -273,9 +262,6 @@ public final class PagedDecodeKernel {
             logger.trace("launch {} grid ({}, {}, {}) {}", kernel, workspace.schedule.numSplits(), hkv, batch, params);
         }
         kernel.launch(workspace.schedule.numSplits(), hkv, batch, params.toBytes());
-        if (merge != null) {
-            merge.run();
-        }
         if (synchronize) {
             CudaRuntime.synchronize(kernelName);
         }
@@ -284,8 +270,7 @@ public final class PagedDecodeKernel {
     /** {@inheritDoc} */
     @Override
     public String toString() {
-        return "PagedDecodeKernel{" + kernelName + ", " + workspace + (merge != null ? ", merge " + merge.kernelName()
-                : "") + "}";
+        return "PagedDecodeKernel{" + kernelName + ", " + workspace + "}";
     }
 
     /**
@@ -303,7 +288,8 @@ public final class PagedDecodeKernel {
         private final Schedule schedule;
         private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B]
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
-        private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
+        private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq] + int32 split counters [B * Hkv], zeroed;
+                                               // null without split
         private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
@@ -395,7 +381,9 @@ public final class PagedDecodeKernel {
                 if (schedule.numSplits() > 1) {
                     long rows = (long) b * schedule.numSplits() * queryHeads;
                     po = DeviceBuffer.allocate(device, 4L * rows * headDim);
-                    pl = DeviceBuffer.allocate(device, 4L * rows);
+                    int[] counters = new int[Math.multiplyExact(b, kvHeads)]; // zero: the kernel keeps them so
+                    pl = DeviceBuffer.allocate(device, 4L * rows + 4L * counters.length);
+                    pl.copyFromHost(Pointer.to(counters), 4L * rows, 4L * counters.length);
                 }
             } catch (RuntimeException e) {
                 tb.close();
@@ -557,19 +545,14 @@ public final class PagedDecodeKernel {
             p.set("batch", b).set("hq", hq).set("hkv", hkv).set("head_dim", d).set("page_size", table.getPageSize())
                     .set("num_splits", s.numSplits()).set("chunk_size", s.chunkSize())
                     .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
-            MergeStateKernel merge = null;
             if (s.numSplits() > 1) {
                 // a step without device memory (validation only) gets placeholder addresses; run() refuses it
                 long poAddress = workspace.partialO == null ? 1L << 40 : workspace.partialO.getAddress();
                 long plAddress = workspace.partialLse == null ? 1L << 41 : workspace.partialLse.getAddress();
-                p.set("partial_o", poAddress).set("partial_lse", plAddress);
-                DeviceTensor po = DeviceTensor.fromDevicePointer(poAddress, new long[] {b, s.numSplits(), hq, d},
-                        DeviceTensor.contiguousStrides(b, s.numSplits(), hq, d), DeviceDataType.FP32, device);
-                DeviceTensor pl = DeviceTensor.fromDevicePointer(plAddress, new long[] {b, s.numSplits(), hq},
-                        DeviceTensor.contiguousStrides(b, s.numSplits(), hq), DeviceDataType.FP32, device);
-                merge = MergeStateKernel.mergeStates(po, pl, o, lse);
+                long rows = b * s.numSplits() * hq;
+                p.set("partial_o", poAddress).set("partial_lse", plAddress).set("split_counters", plAddress + 4 * rows);
             }
-            return new PagedDecodeKernel(workspace, p, name, merge, (int) hkv, (int) b,
+            return new PagedDecodeKernel(workspace, p, name, (int) hkv, (int) b,
                     spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);
         }
     }

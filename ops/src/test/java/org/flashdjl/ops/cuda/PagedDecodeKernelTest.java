@@ -29,7 +29,7 @@ class PagedDecodeKernelTest {
     void paramsMatchTheHeader() throws IOException {
         assertEquals(4, KernelStructTest.checkAgainstHeader(PagedDecodeKernel.LAYOUT,
                 Path.of("src/main/cuda/paged_params.h")));
-        assertEquals(208, PagedDecodeKernel.LAYOUT.size());
+        assertEquals(216, PagedDecodeKernel.LAYOUT.size());
     }
 
     @Test
@@ -96,8 +96,8 @@ class PagedDecodeKernelTest {
                 new PagedDecodeKernel.Schedule(1, 32));
         PagedDecodeKernel k = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
         assertEquals("paged_decode_fp16_hd128_plain", k.kernelName());
-        assertNull(k.getMerge());
         KernelStruct p = k.getParams();
+        assertEquals(0L, p.get("split_counters"));
         assertEquals(8L * 128, p.get("kv_row_stride"));
         assertEquals(128L, p.get("kv_head_stride"));
         assertEquals(32L * 128, p.get("q_batch_stride"));
@@ -116,9 +116,10 @@ class PagedDecodeKernelTest {
         PagedDecodeKernel.DecodeStep split = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
                 new PagedDecodeKernel.Schedule(2, 16));
         PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
-        assertNotNull(s.getMerge());
-        assertEquals("merge_states_fp32_fp16_vec", s.getMerge().kernelName()); // 2 splits: narrow
         assertEquals(2, s.getParams().get("num_splits"));
+        // the split counters (zeroed int32 [B * Hkv]) follow the partial LSEs [B, splits, Hq] in one buffer
+        assertEquals(s.getParams().get("partial_lse").longValue() + 4L * 2 * 2 * 32,
+                s.getParams().get("split_counters").longValue());
         IllegalStateException e = assertThrows(IllegalStateException.class, s::run);
         assertTrue(e.getMessage().contains("validation-only"), e.getMessage());
     }

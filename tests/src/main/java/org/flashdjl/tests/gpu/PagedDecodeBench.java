@@ -19,12 +19,12 @@ import java.util.Random;
 /**
  * The GPU benchmark of paged decode ({@link PagedDecodeKernel}) against the device's copy bandwidth measured in the
  * same run ({@code cuMemcpyDtoD} of 1 GiB, read + write bytes): GB/s of KV read, {@code bytes = B * L * Hkv * D * 2
- * (K and V) * 2 (fp16)}, timed with CUDA events after warm-up, median of the repetitions (decode plus, with
- * split-KV, the merge launch). Pages are scattered over the pool in a random order.
+ * (K and V) * 2 (fp16)}, timed with CUDA events after warm-up, median of the repetitions (one launch: split-KV
+ * is merged inside the decode kernel). Pages are scattered over the pool in a random order.
  *
  * <p>Shapes: batch 64 x 4k tokens, GQA 32/8, hd 128, page 16 (fp16 and bf16; page 1 and 64 too); batch 1 x 64k
- * with split-KV (and without, to show what the split buys); batch 8 x 16k; bf16; hd 64 MHA. {@code merge_ms} is the
- * merge launch alone (included in {@code ms}). Prints one JSON object per line on
+ * with split-KV (and without, to show what the split buys); batch 8 x 16k; bf16; hd 64 MHA. Prints one JSON object
+ * per line on
  * stdout, e.g. <pre>{"impl":"flashdjl-paged","dtype":"fp16","batch":64,"L":4096,"hq":32,"hkv":8,"hd":128,
  * "page":16,"splits":1,"ms":0.41,"gbps":2620.1,"copy_gbps":2950.0,"pct_copy":88.8}</pre> and a table on stderr.
  *
@@ -139,16 +139,14 @@ public final class PagedDecodeBench {
                     .setWorkspace(ws)
                     .build();
             double ms = GpuTiming.medianMs(call::run, reps, warmup, call.kernelName());
-            double mergeMs = call.getMerge() == null ? 0
-                    : GpuTiming.medianMs(call.getMerge()::run, reps, warmup, "merge");
             double bytes = (double) s.batch() * s.len() * s.hkv() * s.d() * 2 * 2;
             double gbps = bytes / (ms * 1e-3) / 1e9;
             System.out.println(String.format(Locale.ROOT, "{\"impl\":\"flashdjl-paged\",\"dtype\":\"%s\","
                     + "\"batch\":%d,\"L\":%d,\"hq\":%d,\"hkv\":%d,\"hd\":%d,\"page\":%d,\"splits\":%d,\"chunk\":%d,"
-                    + "\"ms\":%.4f,\"merge_ms\":%.4f,\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,"
+                    + "\"ms\":%.4f,\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,"
                     + "\"kernel\":\"%s\"}",
                     s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(), schedule.numSplits(),
-                    schedule.chunkSize(), ms, mergeMs, gbps, copy, 100 * gbps / copy, call.kernelName()));
+                    schedule.chunkSize(), ms, gbps, copy, 100 * gbps / copy, call.kernelName()));
             System.out.flush();
             return String.format(Locale.ROOT, "%-5s %5d %6d %3d/%-2d %4d %5d %5s %-22s %9.4f %9.1f %7.1f%%",
                     s.dtype(), s.batch(), s.len(), s.hq(), s.hkv(), s.d(), s.page(),

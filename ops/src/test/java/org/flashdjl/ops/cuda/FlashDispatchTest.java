@@ -53,15 +53,15 @@ class FlashDispatchTest {
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_positioned"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal, true)),
                 "positioned calls run on the mma.sync kernels on Hopper too");
-        // arch x dtype x head dim x variant, plus the packed variant on Hopper (2 dtypes x hd 64/128)
-        assertEquals(2 * 2 * 6 * 4 + (sm90Built ? 2 * 2 : 0), FlashDispatch.entries().size());
+        // arch x dtype x head dim x variant, plus the packed variant on Hopper (2 dtypes x hd 64/128/256)
+        assertEquals(2 * 2 * 6 * 4 + (sm90Built ? 2 * 3 : 0), FlashDispatch.entries().size());
     }
 
     @Test
     void packedKernelsExistOnHopperOnly() {
         boolean sm90Built = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
         assertEquals(sm90Built, FlashDispatch.hasPacked(90, DeviceDataType.BF16, 64));
-        assertFalse(FlashDispatch.hasPacked(90, DeviceDataType.BF16, 256), "hd 256: not yet run on a GPU");
+        assertEquals(sm90Built, FlashDispatch.hasPacked(90, DeviceDataType.BF16, 256));
         assertFalse(FlashDispatch.hasPacked(90, DeviceDataType.FP16, 96), "no Hopper kernel for hd 96");
         assertFalse(FlashDispatch.hasPacked(80, DeviceDataType.FP16, 128), "Ampere has no packed kernel");
         assertFalse(FlashDispatch.hasPacked(75, DeviceDataType.FP16, 128), "below sm80: no flash at all");

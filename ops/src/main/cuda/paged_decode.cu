@@ -79,8 +79,9 @@ template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2> {};
 
 // Split-KV epilogue: the CTA that finishes a (sequence b, kv head) row last merges the row's
 // num_splits partial states of its G heads into o / lse, by merge_state.cu's rule (weights
-// e^(lse_s - max), a split of weight 0 never read; all -inf -> o = 0, lse = -inf), then re-zeroes
-// the row's counter for the next launch. The partials of other CTAs are read through L2 (__ldcg).
+// e^(lse_s - max); all -inf -> o = 0, lse = -inf), then re-zeroes the row's counter for the next
+// launch. The partials of other CTAs are read through L2 (__ldcg); every split's partial o is
+// written by its CTA (0 when it has no keys), so weight-0 splits are read but add nothing.
 template <typename T, int D>
 __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int b, int kvh,
                                                      int G, int tid, int threads) {
@@ -100,23 +101,23 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
     const int r = c / (D / 4), d = (c % (D / 4)) * 4;
     const int head = kvh * G + r;
     const int64_t row0 = static_cast<int64_t>(b) * ns * p.hq + head;  // split s: row0 + s * hq
+    // independent loads, unrolled: a row's splits are read 8 at a time, not one L2 round trip each
     float mx = -INFINITY;
+#pragma unroll 8
     for (int s = 0; s < ns; ++s) mx = fmaxf(mx, __ldcg(p.partial_lse + row0 + static_cast<int64_t>(s) * p.hq));
+    const float mu = mx == -INFINITY ? 0.f : mx;  // every split empty: all weights 0
     float sum = 0.f;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (mx != -INFINITY) {
-      for (int s = 0; s < ns; ++s) {
-        const int64_t row = row0 + static_cast<int64_t>(s) * p.hq;
-        const float w = expf(__ldcg(p.partial_lse + row) - mx);
-        if (w != 0.f) {
-          const float4 x = __ldcg(reinterpret_cast<const float4*>(p.partial_o + row * D + d));
-          acc.x += w * x.x;
-          acc.y += w * x.y;
-          acc.z += w * x.z;
-          acc.w += w * x.w;
-          sum += w;
-        }
-      }
+#pragma unroll 8
+    for (int s = 0; s < ns; ++s) {
+      const int64_t row = row0 + static_cast<int64_t>(s) * p.hq;
+      const float w = expf(__ldcg(p.partial_lse + row) - mu);  // 0 for an empty split (its o is 0)
+      const float4 x = __ldcg(reinterpret_cast<const float4*>(p.partial_o + row * D + d));
+      acc.x = fmaf(w, x.x, acc.x);
+      acc.y = fmaf(w, x.y, acc.y);
+      acc.z = fmaf(w, x.z, acc.z);
+      acc.w = fmaf(w, x.w, acc.w);
+      sum += w;
     }
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +

@@ -30,8 +30,8 @@ import java.util.Objects;
  * {@code [B, states, Hq]}: the flash calls write both through strides) are merged by one
  * {@link MergeStateKernel#mergeStates} launch; the suffix goes
  * through {@link PagedDecodeKernel} with {@code keyOffset = P} straight into the output, and one
- * {@link MergeStateKernel#mergeState} folds the prefix state into it. Launches per layer: 1-2 flash, 1 merge, 1-2
- * decode, 1 merge, all on the legacy default stream.
+ * {@link MergeStateKernel#mergeState} folds the prefix state into it. Launches per layer: 1-2 flash, 1 merge, 1
+ * decode (its split-KV merged inside it), 1 merge, all on the legacy default stream.
  *
  * <pre>{@code
  * try (CudaSharedPrefixDecode plan = CudaSharedPrefixDecode.begin(suffixTable, P, hq, hkv, d, device)) { // per step

@@ -154,7 +154,7 @@ public final class PagedDecodeKernel {
      * Plans split-KV with a wave model of the GPU: for each candidate split count s (chunk = the longest sequence / s,
      * a multiple of {@link #TILE}, never below {@link #MIN_CHUNK} tokens) the CTAs that have keys, {@code kvHeads *
      * sum_b ceil(len_b / chunk)}, run in {@code ceil(ctas / (smCount * ctasPerSm))} waves of at most one chunk each,
-     * plus a fixed cost per CTA and one for the merge launch; the cheapest s wins, ties to fewer splits. A batch
+     * plus a fixed cost per CTA and one for the merge; the cheapest s wins, ties to fewer splits. A batch
      * that fills the GPU by itself is not split; a few long sequences are split into one full wave (e.g. 8 x 16k
      * over 8 kv heads on 132 x 2 slots: 4 splits = 256 CTAs, where 5 would need a second, nearly empty wave).
      *

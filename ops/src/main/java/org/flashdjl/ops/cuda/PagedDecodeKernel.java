@@ -275,8 +275,8 @@ public final class PagedDecodeKernel {
 
     /**
      * One step's device data for a page table: the table uploaded once (CSR indptr, indices and the sequence
-     * lengths, int32) and, with split-KV, the fp32 partial outputs [B, numSplits, Hq, D] and LSEs [B, numSplits,
-     * Hq]. Every layer's {@link PagedDecodeKernel} of the step reuses it. Closing waits for the device (no kernel
+     * lengths, int32; with split-KV also the zeroed split counters [B * Hkv]) and, with split-KV, the fp32 partial
+     * outputs [B, numSplits, Hq, D] and LSEs [B, numSplits, Hq]. Every layer's {@link PagedDecodeKernel} of the step reuses it. Closing waits for the device (no kernel
      * may still read it) and frees the memory.
      */
     public static final class DecodeStep implements AutoCloseable {
@@ -286,10 +286,9 @@ public final class PagedDecodeKernel {
         private final int headDim;
         private final int device;
         private final Schedule schedule;
-        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B]
+        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)]
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
-        private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq] + int32 split counters [B * Hkv], zeroed;
-                                               // null without split
+        private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
         private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
         private volatile boolean closed;
 
@@ -369,7 +368,9 @@ public final class PagedDecodeKernel {
             int[] indptr = table.getIndptr();
             int[] indices = table.getIndices();
             int[] lens = table.getSeqLens();
-            int[] all = new int[indptr.length + indices.length + lens.length];
+            // the split counters ride in the same upload, zero (the kernel leaves them zero after each launch)
+            int counters = schedule.numSplits() > 1 ? Math.multiplyExact(b, kvHeads) : 0;
+            int[] all = new int[Math.addExact(indptr.length + indices.length + lens.length, counters)];
             System.arraycopy(indptr, 0, all, 0, indptr.length);
             System.arraycopy(indices, 0, all, indptr.length, indices.length);
             System.arraycopy(lens, 0, all, indptr.length + indices.length, lens.length);
@@ -381,9 +382,7 @@ public final class PagedDecodeKernel {
                 if (schedule.numSplits() > 1) {
                     long rows = (long) b * schedule.numSplits() * queryHeads;
                     po = DeviceBuffer.allocate(device, 4L * rows * headDim);
-                    int[] counters = new int[Math.multiplyExact(b, kvHeads)]; // zero: the kernel keeps them so
-                    pl = DeviceBuffer.allocate(device, 4L * rows + 4L * counters.length);
-                    pl.copyFromHost(Pointer.to(counters), 4L * rows, 4L * counters.length);
+                    pl = DeviceBuffer.allocate(device, 4L * rows);
                 }
             } catch (RuntimeException e) {
                 tb.close();
@@ -441,6 +440,10 @@ public final class PagedDecodeKernel {
 
         long seqLensAddress() {
             return indicesAddress() + 4L * table.getIndices().length;
+        }
+
+        long splitCountersAddress() {
+            return seqLensAddress() + 4L * table.getBatchSize();
         }
 
         // The step's small kernel arguments (ALiBi slopes): uploaded once, shared by the layers.
@@ -549,8 +552,8 @@ public final class PagedDecodeKernel {
                 // a step without device memory (validation only) gets placeholder addresses; run() refuses it
                 long poAddress = workspace.partialO == null ? 1L << 40 : workspace.partialO.getAddress();
                 long plAddress = workspace.partialLse == null ? 1L << 41 : workspace.partialLse.getAddress();
-                long rows = b * s.numSplits() * hq;
-                p.set("partial_o", poAddress).set("partial_lse", plAddress).set("split_counters", plAddress + 4 * rows);
+                p.set("partial_o", poAddress).set("partial_lse", plAddress)
+                        .set("split_counters", workspace.splitCountersAddress());
             }
             return new PagedDecodeKernel(workspace, p, name, (int) hkv, (int) b,
                     spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);

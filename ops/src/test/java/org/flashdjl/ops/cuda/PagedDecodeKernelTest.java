@@ -1,7 +1,6 @@
 package org.flashdjl.ops.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -117,9 +116,8 @@ class PagedDecodeKernelTest {
                 new PagedDecodeKernel.Schedule(2, 16));
         PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
         assertEquals(2, s.getParams().get("num_splits"));
-        // the split counters (zeroed int32 [B * Hkv]) follow the partial LSEs [B, splits, Hq] in one buffer
-        assertEquals(s.getParams().get("partial_lse").longValue() + 4L * 2 * 2 * 32,
-                s.getParams().get("split_counters").longValue());
+        // the split counters (zeroed int32 [B * Hkv]) follow the sequence lengths [B] in the step's one table upload
+        assertEquals(s.getParams().get("seq_lens").longValue() + 4L * 2, s.getParams().get("split_counters").longValue());
         IllegalStateException e = assertThrows(IllegalStateException.class, s::run);
         assertTrue(e.getMessage().contains("validation-only"), e.getMessage());
     }

@@ -77,15 +77,50 @@ __device__ __forceinline__ bool key_visible(const MaskRule& r, int pos, int j) {
   return true;
 }
 
-// Whether key j is visible to some query position of [p0, p1]. For a fixed key the positions that see it form
-// one interval (causal and the right bound give its start, the left bound its end), so the block position
-// nearest to that start decides.
-__device__ __forceinline__ bool key_visible_to_any(const MaskRule& r, int p0, int p1, int j) {
-  int lo = p0;
-  if (r.causal) lo = max(lo, j);
-  if (r.right >= 0) lo = max(lo, j - r.right);
-  return key_visible(r, min(lo, p1), j);
+// The rule of one sequence of a flash call (bottom-right: query row i sits at position i + Lk - Lq). plain / causal:
+// that mask alone; general / positioned: every option of the mask params, positioned also at the params' query shift.
+// Sinks are global key indices: calls whose local key 0 is global key key_offset (positioned, paged) move them to
+// local coordinates (`keys_offset`); a plain dense general call's keys start at global key 0.
+template <int kVariant>
+__device__ __forceinline__ MaskRule flash_rule(const MaskParams& m, int lk, int lq, bool keys_offset) {
+  MaskRule r;
+  r.lk = lk;
+  r.off = lk - lq;
+  if (kVariant == kGeneral || kVariant == kPositioned) {
+    r.causal = m.causal != 0;
+    r.left = m.window_left < 0 ? -1 : m.window_left;
+    r.right = m.window_right < 0 ? -1 : m.window_right;
+    r.sinks = keys_offset || kVariant == kPositioned ? m.sink_tokens - m.key_offset : m.sink_tokens;
+    if (kVariant == kPositioned) r.off += m.query_shift;
+  } else {
+    r.causal = kVariant == kCausal;
+    r.left = -1;
+    r.right = -1;
+    r.sinks = 0;
+  }
+  return r;
 }
+
+// Which rows of a K/V tile a loader reads: all of them, or (for V) only keys some query row of the block sees.
+// A skipped row is zero-filled, so a hidden value contributes nothing whatever its bits: P = 0 for a hidden key,
+// but 0 * NaN would be NaN in P.V (uninitialized cache slots, keys outside a window).
+struct KeepAllRows {
+  __device__ __forceinline__ bool operator()(int) const { return true; }
+};
+// The keys some query position of [p0, p1] sees under key_visible(): for a fixed key the positions that see it
+// form one interval (causal and the right bound give its start, the left bound its end), so over a block of
+// positions the visible keys are [0, hi) intersected with [lo, inf) u [0, sinks) -- three registers in the loaders.
+struct KeepVisibleRows {
+  int lo, hi, sinks;
+  __device__ __forceinline__ KeepVisibleRows(const MaskRule& r, int p0, int p1) {
+    hi = r.lk;
+    if (r.causal) hi = min(hi, p1 + 1);
+    if (r.right >= 0) hi = min(hi, p1 + r.right + 1);
+    lo = r.left >= 0 ? p0 - r.left : 0;
+    sinks = r.left >= 0 ? r.sinks : 0;
+  }
+  __device__ __forceinline__ bool operator()(int j) const { return j < hi && (j >= lo || j < sinks); }
+};
 
 // Score of a visible key, natural units: s = scale*q.k -> softcap -> alibi.
 __device__ __forceinline__ float transform_score(float qk, float scale, float softcap, float slope,

@@ -77,18 +77,6 @@ template <> struct TraitsFor<256> : Traits<256, 64, 64, 4, 2> {};
 #include "flash_common.cuh"
 
 // --------------------------------------- tile loader -----------------------------------------
-// Which rows of a K/V tile a loader reads: all of them, or (for V) only keys some query row of the block sees.
-// A skipped row is zero-filled, so a hidden value contributes nothing whatever its bits: P = 0 for a hidden key,
-// but 0 * NaN would be NaN in P.V (uninitialized cache slots, keys outside a window).
-struct KeepAllRows {
-  __device__ __forceinline__ bool operator()(int) const { return true; }
-};
-struct KeepVisibleRows {
-  MaskRule rule;
-  int p0, p1;  // the block's first and last query positions
-  __device__ __forceinline__ bool operator()(int j) const { return key_visible_to_any(rule, p0, p1, j); }
-};
-
 // Copies rows [row0, row0 + kRows) of a [*, D] global matrix (row pitch `stride` elements) into
 // smem [kRows][kStride]; rows >= row_limit, and rows the keep predicate refuses, are zero-filled and never
 // read from global memory.
@@ -221,24 +209,7 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
     }
   };
 
-  MaskRule rule;
-  rule.lk = lk;
-  rule.off = lk - lq;
-  if (kAllOptions) {
-    rule.causal = p.mask.causal != 0;
-    rule.left = p.mask.window_left < 0 ? -1 : p.mask.window_left;
-    rule.right = p.mask.window_right < 0 ? -1 : p.mask.window_right;
-    rule.sinks = p.mask.sink_tokens;
-    if constexpr (kPaged || kVariant == kPositioned) {
-      rule.sinks = p.mask.sink_tokens - p.mask.key_offset;  // local key coordinates
-    }
-    if constexpr (kVariant == kPositioned) rule.off += p.mask.query_shift;
-  } else {
-    rule.causal = kVariant == kCausal;
-    rule.left = -1;
-    rule.right = -1;
-    rule.sinks = 0;
-  }
+  const MaskRule rule = flash_rule<kVariant>(p.mask, lk, lq, kPaged);
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
   // V tile n; with the options that hide keys inside [0, Lk) (window, sinks), values no row of the block sees
   // are zero-filled instead of read (plain/causal: every key of [0, Lk) is seen by the call's last query)

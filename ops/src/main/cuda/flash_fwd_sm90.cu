@@ -2,7 +2,7 @@
 //
 // ---------------------------------------------------------------------------------------------
 // Launch convention (identical to flash_fwd.cu; read by the Java launcher):
-//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|packed} (FlashFwdParams)
+//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|general|positioned|packed} (FlashFwdParams)
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
 //   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only
@@ -13,11 +13,13 @@
 //   sm_90a SASS only (no PTX), so module load / function lookup fails elsewhere.
 //
 // Semantics, caller requirements, variants: as flash_fwd.cu (plain = all keys visible,
-// causal = bottom-right causal; dense or varlen (each side), any strides that are multiples of
-// 8 elements, 16-byte aligned bases, GQA/MQA, ragged tails, Lk = 0, empty rows -> O = 0 and
-// LSE = -inf). There is no sm90 `general` kernel: windows / sinks / ALiBi / softcap use the sm80
-// `general` kernel from flash_fwd.fatbin (it runs on Hopper too). The mask / score rule is the
-// one in flash_common.cuh.
+// causal = bottom-right causal, general = every option of p.mask (windows, sinks, ALiBi, softcap,
+// causal) at bottom-right positions, positioned = general at the params' key offset / query shift;
+// dense or varlen (each side), any strides that are multiples of 8 elements, 16-byte aligned
+// bases, GQA/MQA, ragged tails, Lk = 0, empty rows -> O = 0 and LSE = -inf). The mask / score rule
+// is the one in flash_common.cuh. general / positioned without softcap and ALiBi run the plain
+// kernel's pipeline (mask pass only on tiles with a hidden key, decided per tile); with either,
+// every tile's scores go through transform_score. Values no row of a block sees are zero-filled.
 //
 // Design (per CTA: one query block of Br = 128 rows of one (batch, head); FlashAttention-3's
 // warp specialisation without TMA):
@@ -57,6 +59,15 @@
 #include <type_traits>
 
 #include "flash_wgmma.cuh"
+
+#ifndef FLASHDJL_SM90_BC128W
+#define FLASHDJL_SM90_BC128W 128
+#define FLASHDJL_SM90_PREG128W 40
+#define FLASHDJL_SM90_CREG128W 224
+#endif
+#ifndef FLASHDJL_SM90_BC256W
+#define FLASHDJL_SM90_BC256W 64
+#endif
 
 namespace flashdjl {
 
@@ -114,11 +125,16 @@ template <> struct Pack<__nv_bfloat16> {
 };
 
 // ----------------------------------- kernel traits -------------------------------------------
-template <int D_, int Bc_, int Stages_>
+template <int D_, int Bc_, int Stages_, int ProducerRegs_ = 40, int ConsumerRegs_ = 224>
 struct Traits {
   static constexpr int D = D_;
   static constexpr int Bc = Bc_;
   static constexpr int kStages = Stages_;         // K and V ring depth
+  // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 256 x consumer <= the
+  // 384 x 168 the CTA is launched with. At 40 / 224 ptxas spills nothing in the 128-key kernels (at 24 / 240 or
+  // 32 / 232 the producer spills its addresses); the wide-tile kernels need 240 in the consumers.
+  static constexpr int kProducerRegs = ProducerRegs_;
+  static constexpr int kConsumerRegs = ConsumerRegs_;
   static constexpr int kWG = 2;                   // consumer warpgroups
   static constexpr int Br = 64 * kWG;
   static constexpr int kThreads = 128 * (kWG + 1);  // + the producer warpgroup
@@ -128,21 +144,20 @@ struct Traits {
   static constexpr int kBarBytes = 4 * kStages * 8;  // full / empty mbarriers of K and V
   // Q | K[stages] | V[stages] | barriers, tiles 1024-byte aligned; +1024 for aligning the base
   static constexpr int kSmemBytes = kTileQ + 2 * kStages * kTileKV + kBarBytes + 1024;
-  static_assert(D % 64 == 0 && Bc % 16 == 0 && (Bc == 64 || Bc == 128 || Bc == 256), "shape");
+  static_assert(D % 64 == 0 && Bc % 16 == 0 && Bc <= 256, "shape");
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 384 * 168, "register budget");
   static_assert(128 % kCPR == 0, "loader mapping");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
-template <int D> struct TraitsFor;
-template <> struct TraitsFor<64> : Traits<64, 128, 3> {};
-template <> struct TraitsFor<128> : Traits<128, 128, 2> {};
-template <> struct TraitsFor<256> : Traits<256, 64, 2> {};
+// Tiles per head dim; kWide: the kernels without a causal walk (plain, packed) take FlashAttention-3's wider key
+// tiles where they measured faster (causal / general keep the narrower tile: less work past the diagonal).
+template <int D, bool kWide> struct TraitsFor;
+template <bool W> struct TraitsFor<64, W> : Traits<64, 128, 3> {};
+template <> struct TraitsFor<128, false> : Traits<128, 128, 2> {};
+template <> struct TraitsFor<128, true> : Traits<128, FLASHDJL_SM90_BC128W, 2, FLASHDJL_SM90_PREG128W, FLASHDJL_SM90_CREG128W> {};
+template <> struct TraitsFor<256, false> : Traits<256, 64, 2> {};
+template <> struct TraitsFor<256, true> : Traits<256, FLASHDJL_SM90_BC256W, 2, 40, 224> {};
 
-// Register budgets after the warpgroups specialise (setmaxnreg): 128 x 40 + 256 x 224 <= the
-// 384 x 168 the CTA is launched with; ptxas spills nothing at 40 / 224 (at 24 / 240 or 32 / 232
-// the producer spills its addresses).
-constexpr int kProducerRegs = 40;
-
-constexpr int kConsumerRegs = 224;
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
 __device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
@@ -190,19 +205,19 @@ __device__ __forceinline__ void setmaxnreg_dec() {
 }
 
 // Rows [row0, row0 + Rn) of a global matrix -> rows [srow0, srow0 + Rn) of a swizzled smem tile
-// of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit are zero-filled and
-// never read. row_off(row) is the element offset of a row (plain: row * stride; packed GQA: row r
+// of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit, and rows the keep
+// predicate refuses, are zero-filled and never read. row_off(row) is the element offset of a row (plain: row * stride; packed GQA: row r
 // is query r / G of head r % G).
-template <int kThr, int kCPR, int R, int Rn, typename T, class RowOff>
+template <int kThr, int kCPR, int R, int Rn, typename T, class RowOff, class Keep = KeepAllRows>
 __device__ __forceinline__ void load_rows(uint32_t s_base, const T* g, int srow0, int row0,
-                                          int row_limit, int tid, RowOff row_off) {
+                                          int row_limit, int tid, RowOff row_off, Keep keep = Keep()) {
   constexpr int kRPP = kThr / kCPR;  // rows per pass
   static_assert(Rn % kRPP == 0, "tile rows");
   const int ch = tid % kCPR, r0 = tid / kCPR;
 #pragma unroll
   for (int it = 0; it < Rn / kRPP; ++it) {
     const int r = r0 + it * kRPP;
-    const bool ok = row0 + r < row_limit;
+    const bool ok = row0 + r < row_limit && keep(row0 + r);
     cp_async_16(s_base + sw_off<R>(srow0 + r, ch), g + (ok ? row_off(row0 + r) : 0) + ch * 8, ok);
   }
 }
@@ -246,7 +261,9 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   const int tid = threadIdx.x;
   const int wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
   const int g = lane >> 2, t4 = lane & 3;
-  const int m_block = kVariant == kCausal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;  // every option of the params
+  const bool causal_order = kVariant == kCausal || (kAllOptions && p.mask.causal != 0);
+  const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy blocks first
   constexpr bool kPack = kVariant == kPacked;
   const int pack = kPack ? p.hq / p.hkv : 1;  // query heads per CTA (packed: G)
   // h: the CTA's first query head (packed: blockIdx.y is the key/value head, its G query heads are rows)
@@ -264,13 +281,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   if (m0 >= lq) return;  // uniform over the CTA
   const int m_end = min(m0 + Br, lq);
 
-  MaskRule rule;
-  rule.lk = lk;
-  rule.off = lk - lq;
-  rule.causal = kVariant == kCausal;  // packed: plain
-  rule.left = -1;
-  rule.right = -1;
-  rule.sinks = 0;
+  const MaskRule rule = flash_rule<kPack ? kPlain : kVariant>(p.mask, lk, lq, false);  // packed: plain
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
 
   if (tid == 0) {
@@ -286,7 +297,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
 
   // ================================ producer warpgroup ================================
   if (wg == 0) {
-    setmaxnreg_dec<kProducerRegs>();
+    setmaxnreg_dec<Tr::kProducerRegs>();
     const T* gK = static_cast<const T*>(p.k) +
                   seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
     const T* gV = static_cast<const T*>(p.v) +
@@ -302,8 +313,12 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     auto load_v = [&](int i, int n) {
       const int st = i % S;
       mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
-      load_rows<128, Tr::kCPR, Bc, Bc>(sV0 + st * Tr::kTileKV, gV, 0, n * Bc, lk, wtid,
-                                       [&](int r) { return static_cast<int64_t>(r) * opaque(vs); });
+      auto row_off = [&](int r) { return static_cast<int64_t>(r) * opaque(vs); };
+      if constexpr (kAllOptions)  // values no row of the block sees (window, sinks) are zero-filled, not read
+        load_rows<128, Tr::kCPR, Bc, Bc>(sV0 + st * Tr::kTileKV, gV, 0, n * Bc, lk, wtid, row_off,
+                                         KeepVisibleRows{rule, m0 + rule.off, m_end - 1 + rule.off});
+      else
+        load_rows<128, Tr::kCPR, Bc, Bc>(sV0 + st * Tr::kTileKV, gV, 0, n * Bc, lk, wtid, row_off);
       mbar_arrive_cp_async(full_v(st));
     };
     int n = range.first();
@@ -319,9 +334,13 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   }
 
   // ================================ consumer warpgroups ================================
-  setmaxnreg_inc<kConsumerRegs>();
+  setmaxnreg_inc<Tr::kConsumerRegs>();
   const int cw = wg - 1;  // consumer index: query rows [64 cw, 64 cw + 64) of the tile
-  const float sc = p.mask.scale * kLog2e;
+  // Scores: plain / causal, and general calls without softcap and ALiBi, only mask (tiles with a hidden key)
+  // and scale by sc; with a score modifier every tile goes through transform_score (then in log2 units, sc = 1).
+  const bool score_mod = kAllOptions && (p.mask.softcap > 0.f || p.alibi_slopes != nullptr);
+  const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
+  const float slope = (kAllOptions && p.alibi_slopes != nullptr) ? p.alibi_slopes[h] : 0.f;
   // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
   const uint64_t dQ = make_desc(sQ + cw * 64 * 128, 16, 1024);
   // B = K tile: K-major, same shape.
@@ -363,7 +382,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   auto release = [&](uint32_t bar) {  // this warp's wgmma reads of the slot have completed
     if (lane == 0) mbar_arrive(bar);
   };
-  // mask (only tiles with a masked element) + online softmax of tile n: s <- P (fp32),
+  // mask (only tiles with a masked element; every tile with a score modifier) + online softmax of tile n: s <- P (fp32),
   // corr = rescale factor of O. Packing P into pf happens in pack_p(), after the wait for the
   // P(prev) V(prev) wgmma that still reads pf.
   auto softmax = [&](int n, float (&corr)[2], auto mask_tag) {
@@ -375,8 +394,12 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
         for (int j = 0; j < Bc / 8; ++j)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const int col = n * Bc + 8 * j + 2 * t4 + e;
-            if (!key_visible(rule, pos0 + 8 * hh, col)) s[4 * j + 2 * hh + e] = -INFINITY;
+            const int col = n * Bc + 8 * j + 2 * t4 + e, pos = pos0 + 8 * hh;
+            float& x = s[4 * j + 2 * hh + e];
+            if (!key_visible(rule, pos, col))
+              x = -INFINITY;
+            else if (kAllOptions && score_mod)
+              x = transform_score(x, p.mask.scale, p.mask.softcap, slope, pos, col) * kLog2e;
           }
     }
 #pragma unroll
@@ -438,7 +461,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     release(empty_k(0));
     {
       float corr[2];
-      if (tile_all_visible<Bc>(rule, n, m0, m_end))
+      if (!score_mod && tile_all_visible<Bc>(rule, n, m0, m_end))
         softmax(n, corr, std::false_type());  // O is still zero: no rescale
       else
         softmax(n, corr, std::true_type());
@@ -467,6 +490,9 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       reg_fence(acc_o);
       reg_fence(pf);
       release(empty_v(pst));
+#if FLASHDJL_SM90_LAZY_RESCALE
+      if (corr[0] != 1.f || corr[1] != 1.f)
+#endif
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
         acc_o[4 * j + 0] *= corr[0];
@@ -478,8 +504,17 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       ++i;
       n = range.next(n);
     };
-    while (n >= 0 && !tile_all_visible<Bc>(rule, n, m0, m_end)) step(std::true_type());
-    while (n >= 0) step(std::false_type());
+    if constexpr (kAllOptions) {  // hidden keys at both ends (windows, sinks): decided per tile
+      while (n >= 0) {
+        if (score_mod || !tile_all_visible<Bc>(rule, n, m0, m_end))
+          step(std::true_type());
+        else
+          step(std::false_type());
+      }
+    } else {
+      while (n >= 0 && !tile_all_visible<Bc>(rule, n, m0, m_end)) step(std::true_type());
+      while (n >= 0) step(std::false_type());
+    }
     // ---- last P V ----
     wait_full(full_v((i - 1) % S), i - 1);
     wgmma_fence();
@@ -537,17 +572,24 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
 
 // ------------------------------------ exported kernels ---------------------------------------
 #define FLASHDJL_SM90_KERNEL(DTNAME, T, D, VNAME, VAR)                                         \
-  extern "C" __global__ void __launch_bounds__(flashdjl::sm90::TraitsFor<D>::kThreads, 1)      \
+  using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits =                                   \
+      flashdjl::sm90::TraitsFor<D, flashdjl::VAR == flashdjl::kPlain || flashdjl::VAR == flashdjl::kPacked>; \
+  extern "C" __global__ void __launch_bounds__(                                                \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads, 1)                         \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const FlashFwdParams params) {                 \
-    flashdjl::sm90::fwd_body<flashdjl::sm90::TraitsFor<D>, T, flashdjl::VAR>(params);          \
+    flashdjl::sm90::fwd_body<flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits, T, flashdjl::VAR>(params); \
   }                                                                                            \
   extern "C" __device__ int flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {             \
-      flashdjl::sm90::TraitsFor<D>::kThreads, flashdjl::sm90::TraitsFor<D>::kSmemBytes,        \
-      flashdjl::sm90::TraitsFor<D>::Br, flashdjl::sm90::TraitsFor<D>::Bc};
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads,                            \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kSmemBytes,                          \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Br,                                  \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Bc};
 
-#define FLASHDJL_SM90_VARIANTS(DTNAME, T, D)        \
-  FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain) \
-  FLASHDJL_SM90_KERNEL(DTNAME, T, D, causal, kCausal)
+#define FLASHDJL_SM90_VARIANTS(DTNAME, T, D)            \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain)     \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, causal, kCausal)   \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, general, kGeneral) \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, D, positioned, kPositioned)
 
 // packed (GQA packing): every head dim (FlashDispatch's PACKED_HEAD_DIMS lists the same)
 #define FLASHDJL_SM90_DIMS(DTNAME, T)   \

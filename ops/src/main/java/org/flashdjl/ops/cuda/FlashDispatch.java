@@ -14,9 +14,9 @@ import java.util.stream.Collectors;
 /**
  * The one dispatch table of the flash-attention forward kernels: (arch, dtype, head dim, variant) to a kernel and
  * the fatbin that holds it. On every arch: {@code flash_fwd_{fp16|bf16}_hd{D}_{plain|causal|general}}
- * ({@code flash_fwd.cu}, mma.sync, sm_80 and sm_90a code). On Hopper the plain and causal variants of hd 64, 128
- * and 256 use the wgmma kernels {@code flash_fwd_sm90_{fp16|bf16}_hd{D}_{plain|causal}} ({@code flash_fwd_sm90.cu},
- * sm_90a only) unless {@code -Dflashdjl.flash.sm90=false} or that fatbin was not built.
+ * ({@code flash_fwd.cu}, mma.sync, sm_80 and sm_90a code). On Hopper every variant of hd 64, 128 and 256 uses the
+ * wgmma kernels {@code flash_fwd_sm90_{fp16|bf16}_hd{D}_{plain|causal|general|positioned|packed}}
+ * ({@code flash_fwd_sm90.cu}, sm_90a only) unless {@code -Dflashdjl.flash.sm90=false} or that fatbin was not built.
  *
  * <p>The variant follows from the spec: {@code plain} when nothing masks or biases a score, {@code causal} for the
  * causal mask alone, {@code general} for everything else (window, sinks, ALiBi, softcap, causal with any of them).
@@ -163,8 +163,7 @@ public final class FlashDispatch {
                 for (int d : HEAD_DIMS) {
                     for (Variant v : Variant.values()) {
                         String suffix = type.shortName() + "_hd" + d + "_" + v.shortName();
-                        boolean wgmma = sm90 && arch == Arch.SM90 && v != Variant.GENERAL && v != Variant.POSITIONED
-                                && Arrays.stream(SM90_HEAD_DIMS).anyMatch(x -> x == d);
+                        boolean wgmma = sm90 && arch == Arch.SM90 && Arrays.stream(SM90_HEAD_DIMS).anyMatch(x -> x == d);
                         if (v == Variant.PACKED && (!wgmma || Arrays.stream(PACKED_HEAD_DIMS).noneMatch(x -> x == d))) {
                             continue; // packing exists in the Hopper kernels only
                         }

@@ -58,7 +58,9 @@ class FlashAttentionValidationTest {
         assertEquals(0.125f, p.get("mask.scale"));
         assertEquals(20f, p.get("mask.softcap"));
         assertEquals(0L, p.get("alibi_slopes"));
-        assertEquals("flash_fwd_fp16_hd64_general", call.kernelName(90));
+        assertEquals("flash_fwd_fp16_hd64_general", call.kernelName(80));
+        assertEquals(KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null
+                ? "flash_fwd_sm90_fp16_hd64_general" : "flash_fwd_fp16_hd64_general", call.kernelName(90));
     }
 
     @Test
@@ -219,7 +221,9 @@ class FlashAttentionValidationTest {
                 .optPositions(300, 200).build();
         assertEquals(200, ring.getParams().get("mask.key_offset"));
         assertEquals(300 - (200 + 17 - 33), ring.getParams().get("mask.query_shift"));
-        assertEquals("flash_fwd_fp16_hd64_positioned", ring.kernelName(90), "a shifted causal block needs positions");
+        assertEquals("flash_fwd_fp16_hd64_positioned", ring.kernelName(80), "a shifted causal block needs positions");
+        assertEquals(KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null
+                ? "flash_fwd_sm90_fp16_hd64_positioned" : "flash_fwd_fp16_hd64_positioned", ring.kernelName(90));
         FlashAttention open = dense(DeviceDataType.BF16, 128, AttentionSpec.builder().build())
                 .optPositions(300, 200).build();
         assertEquals("flash_fwd_bf16_hd128_plain", open.kernelName(80), "no mask: positions do not matter");

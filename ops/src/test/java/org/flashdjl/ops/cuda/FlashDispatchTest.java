@@ -39,20 +39,29 @@ class FlashDispatchTest {
         FlashDispatch.KernelRef hopper = FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal));
         assertEquals(sm90Built ? "flash_fwd_sm90_fp16_hd128_causal" : "flash_fwd_fp16_hd128_causal", hopper.name());
         assertEquals(sm90Built ? KernelModule.FLASH_FWD_SM90 : KernelModule.FLASH_FWD, hopper.module());
-        // Ampere gets the mma.sync kernels; Hopper keeps them for hd without wgmma kernels and for the general variant.
+        // Ampere gets the mma.sync kernels; Hopper keeps them for the head dims without wgmma kernels.
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd64_plain"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.BF16, 64, AttentionSpec.builder().build())));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd96_causal"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 96, causal)));
         AttentionSpec windowed = AttentionSpec.builder().optCausal(true).optWindowBounds(8, 0).build();
-        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
+        assertEquals(sm90Built
+                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_fp16_hd128_general")
+                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, windowed)));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
+                FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 128, windowed)));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd192_general"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.BF16, 192, windowed)));
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(86));
         assertEquals(FlashDispatch.Arch.SM90, FlashDispatch.Arch.of(90));
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(120));
-        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_positioned"),
-                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal, true)),
-                "positioned calls run on the mma.sync kernels on Hopper too");
+        assertEquals(sm90Built
+                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_fp16_hd128_positioned")
+                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_positioned"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal, true)));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd64_positioned"),
+                FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 64, causal, true)));
         // arch x dtype x head dim x variant, plus the packed variant on Hopper (2 dtypes x hd 64/128/256)
         assertEquals(2 * 2 * 6 * 4 + (sm90Built ? 2 * 3 : 0), FlashDispatch.entries().size());
     }

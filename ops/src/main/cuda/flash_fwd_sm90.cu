@@ -60,15 +60,6 @@
 
 #include "flash_wgmma.cuh"
 
-#ifndef FLASHDJL_SM90_BC128W
-#define FLASHDJL_SM90_BC128W 128
-#define FLASHDJL_SM90_PREG128W 40
-#define FLASHDJL_SM90_CREG128W 224
-#endif
-#ifndef FLASHDJL_SM90_BC256W
-#define FLASHDJL_SM90_BC256W 64
-#endif
-
 namespace flashdjl {
 
 // ----------------------------------- PTX helpers ---------------------------------------------
@@ -110,6 +101,10 @@ __device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) {
 
 namespace sm90 {
 
+// Score pass modes of a key tile (fwd_body's softmax).
+enum ScoreMode : int { kNone = 0, kMask = 1, kMod = 2 };
+template <int M> using Mode = std::integral_constant<int, M>;
+
 template <typename T> struct Pack;
 template <> struct Pack<__half> {
   static __device__ __forceinline__ uint32_t run(float lo, float hi) {
@@ -149,14 +144,12 @@ struct Traits {
   static_assert(128 % kCPR == 0, "loader mapping");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory");
 };
-// Tiles per head dim; kWide: the kernels without a causal walk (plain, packed) take FlashAttention-3's wider key
-// tiles where they measured faster (causal / general keep the narrower tile: less work past the diagonal).
-template <int D, bool kWide> struct TraitsFor;
-template <bool W> struct TraitsFor<64, W> : Traits<64, 128, 3> {};
-template <> struct TraitsFor<128, false> : Traits<128, 128, 2> {};
-template <> struct TraitsFor<128, true> : Traits<128, FLASHDJL_SM90_BC128W, 2, FLASHDJL_SM90_PREG128W, FLASHDJL_SM90_CREG128W> {};
-template <> struct TraitsFor<256, false> : Traits<256, 64, 2> {};
-template <> struct TraitsFor<256, true> : Traits<256, FLASHDJL_SM90_BC256W, 2, 40, 224> {};
+// Tiles per head dim. FlashAttention-3's wider key tiles for the non-causal kernels (hd 128: 176 keys with 24 / 240
+// registers; hd 256: 80 keys) measured slower here (run 13, docs/PERF.md): -30 % and -15 %.
+template <int D> struct TraitsFor;
+template <> struct TraitsFor<64> : Traits<64, 128, 3> {};
+template <> struct TraitsFor<128> : Traits<128, 128, 2> {};
+template <> struct TraitsFor<256> : Traits<256, 64, 2> {};
 
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
@@ -222,6 +215,28 @@ __device__ __forceinline__ void load_rows(uint32_t s_base, const T* g, int srow0
   }
 }
 
+// The producer's K / V loader: rows [row0, row0 + Rn) of a row-major global matrix (row pitch `stride` elements)
+// -> a swizzled smem tile of Rn rows, zero-filling rows >= row_limit and rows the keep predicate refuses. One
+// 64-bit source address per thread and tile, advanced kRPP rows per pass (a multiply per row cost the producer more
+// issue slots than its copies: it became the bottleneck of the general kernel); the smem offsets are compile-time
+// steps from the thread's first row.
+template <int kThr, int kCPR, int Rn, typename T, class Keep = KeepAllRows>
+__device__ __forceinline__ void load_kv_tile(uint32_t s_base, const T* g, int64_t stride, int row0, int row_limit,
+                                             int tid, Keep keep = Keep()) {
+  constexpr int kRPP = kThr / kCPR;  // rows per pass
+  static_assert(Rn % kRPP == 0, "tile rows");
+  const int ch = tid % kCPR, r0 = tid / kCPR;
+  const T* src = g + static_cast<int64_t>(row0 + r0) * stride + ch * 8;
+  const int64_t step = kRPP * stride;
+#pragma unroll
+  for (int it = 0; it < Rn / kRPP; ++it) {
+    const int row = row0 + r0 + it * kRPP;
+    const bool ok = row < row_limit && keep(row);
+    cp_async_16(s_base + sw_off<Rn>(r0 + it * kRPP, ch), ok ? src : g, ok);
+    src += step;
+  }
+}
+
 // ----------------------------------------- kernel body ---------------------------------------
 // Warp-specialised (FlashAttention-3): warpgroup 0 is the producer, warpgroups 1 and 2 the
 // consumers.
@@ -283,6 +298,17 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
 
   const MaskRule rule = flash_rule<kPack ? kPlain : kVariant>(p.mask, lk, lq, false);  // packed: plain
   const TileRange range = tile_range<Bc>(rule, m0, m_end);
+  // The general consumers read the rule from shared memory where they use it (tile edges, loop control): their
+  // registers go to the accumulators (plain / causal keep it in registers, mostly folded to constants).
+  __shared__ MaskRule s_rule;
+  auto rule_at_use = [&]() -> MaskRule {
+    if constexpr (kAllOptions) {
+      return s_rule;
+    } else {
+      return rule;
+    }
+  };
+  if (kAllOptions && tid == 0) s_rule = rule;
 
   if (tid == 0) {
 #pragma unroll
@@ -306,19 +332,18 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)
       const int st = i % S;
       mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
-      load_rows<128, Tr::kCPR, Bc, Bc>(sK0 + st * Tr::kTileKV, gK, 0, n * Bc, lk, wtid,
-                                       [&](int r) { return static_cast<int64_t>(r) * opaque(ks); });
+      load_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, ks, n * Bc, lk, wtid);
       mbar_arrive_cp_async(full_k(st));
     };
+    // values no row of the block sees (window, sinks) are zero-filled, not read
+    const KeepVisibleRows keep_v(rule, m0 + rule.off, m_end - 1 + rule.off);
     auto load_v = [&](int i, int n) {
       const int st = i % S;
       mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
-      auto row_off = [&](int r) { return static_cast<int64_t>(r) * opaque(vs); };
-      if constexpr (kAllOptions)  // values no row of the block sees (window, sinks) are zero-filled, not read
-        load_rows<128, Tr::kCPR, Bc, Bc>(sV0 + st * Tr::kTileKV, gV, 0, n * Bc, lk, wtid, row_off,
-                                         KeepVisibleRows{rule, m0 + rule.off, m_end - 1 + rule.off});
+      if constexpr (kAllOptions)
+        load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, n * Bc, lk, wtid, keep_v);
       else
-        load_rows<128, Tr::kCPR, Bc, Bc>(sV0 + st * Tr::kTileKV, gV, 0, n * Bc, lk, wtid, row_off);
+        load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, n * Bc, lk, wtid);
       mbar_arrive_cp_async(full_v(st));
     };
     int n = range.first();
@@ -382,12 +407,16 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   auto release = [&](uint32_t bar) {  // this warp's wgmma reads of the slot have completed
     if (lane == 0) mbar_arrive(bar);
   };
-  // mask (only tiles with a masked element; every tile with a score modifier) + online softmax of tile n: s <- P (fp32),
-  // corr = rescale factor of O. Packing P into pf happens in pack_p(), after the wait for the
-  // P(prev) V(prev) wgmma that still reads pf.
-  auto softmax = [&](int n, float (&corr)[2], auto mask_tag) {
-    if (decltype(mask_tag)::value) {
+  // Score pass of tile n by mode (a compile-time tag): kNone = every key visible, no modifier; kMask = hidden keys
+  // -> -inf; kMod = transform_score on every score (general calls with softcap or ALiBi), hidden keys -> -inf where
+  // the tile has any. Then the online softmax: s <- P (fp32), corr = rescale factor of O. Packing P into pf happens
+  // in pack_p(), after the wait for the P(prev) V(prev) wgmma that still reads pf.
+  auto softmax = [&](int n, float (&corr)[2], auto mode_tag) {
+    constexpr int kMode = decltype(mode_tag)::value;
+    if constexpr (kMode != kNone) {
+      const MaskRule rule = rule_at_use();
       const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
+      const bool check = kMode == kMask || !tile_all_visible<Bc>(rule, n, m0, m_end);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
@@ -396,10 +425,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
           for (int e = 0; e < 2; ++e) {
             const int col = n * Bc + 8 * j + 2 * t4 + e, pos = pos0 + 8 * hh;
             float& x = s[4 * j + 2 * hh + e];
-            if (!key_visible(rule, pos, col))
-              x = -INFINITY;
-            else if (kAllOptions && score_mod)
-              x = transform_score(x, p.mask.scale, p.mask.softcap, slope, pos, col) * kLog2e;
+            if constexpr (kMode == kMod) x = transform_score(x, p.mask.scale, p.mask.softcap, slope, pos, col) * kLog2e;
+            if (check && !key_visible(rule, pos, col)) x = -INFINITY;
           }
     }
 #pragma unroll
@@ -461,10 +488,12 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     release(empty_k(0));
     {
       float corr[2];
-      if (!score_mod && tile_all_visible<Bc>(rule, n, m0, m_end))
-        softmax(n, corr, std::false_type());  // O is still zero: no rescale
+      if (score_mod)
+        softmax(n, corr, Mode<kMod>());  // O is still zero: no rescale
+      else if (tile_all_visible<Bc>(rule, n, m0, m_end))
+        softmax(n, corr, Mode<kNone>());
       else
-        softmax(n, corr, std::true_type());
+        softmax(n, corr, Mode<kMask>());
     }
     pack_p();
     int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
@@ -473,7 +502,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     // Two loops so that the hot one has no branch between the wgmma issue and the waits: first
     // the tiles that need the mask (for plain / causal they come first in this descending walk:
     // visibility only grows towards key 0), then the rest. ----
-    auto step = [&](auto mask_tag) {
+    auto step = [&](auto mode_tag) {
       const int st = i % S, pst = (i - 1) % S;
       wait_full(full_k(st), i);
       wait_full(full_v(pst), i - 1);
@@ -484,15 +513,14 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       reg_fence(s);
       release(empty_k(st));
       float corr[2];
-      softmax(n, corr, mask_tag);
+      softmax(n, corr, mode_tag);
       reg_fence(s);
       wgmma_wait<0>();
       reg_fence(acc_o);
       reg_fence(pf);
       release(empty_v(pst));
-#if FLASHDJL_SM90_LAZY_RESCALE
-      if (corr[0] != 1.f || corr[1] != 1.f)
-#endif
+      // O is rescaled only when a row's max moved (hd >= 128: +1.5-3 % non-causal, run 13; hd 64 lost 3 %)
+      if (D < 128 || corr[0] != 1.f || corr[1] != 1.f)
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
         acc_o[4 * j + 0] *= corr[0];
@@ -504,16 +532,17 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       ++i;
       n = range.next(n);
     };
-    if constexpr (kAllOptions) {  // hidden keys at both ends (windows, sinks): decided per tile
-      while (n >= 0) {
-        if (score_mod || !tile_all_visible<Bc>(rule, n, m0, m_end))
-          step(std::true_type());
-        else
-          step(std::false_type());
-      }
+    // Loops without a branch between the wgmma issue and the waits: the tiles that need the mask come first in
+    // this descending walk for plain / causal (visibility only grows towards key 0); windows and sinks hide keys at
+    // the low end too, so general calls alternate between the two loops.
+    auto visible = [&](int nn) { return tile_all_visible<Bc>(rule_at_use(), nn, m0, m_end); };
+    if (kAllOptions && score_mod) {
+      while (n >= 0) step(Mode<kMod>());
     } else {
-      while (n >= 0 && !tile_all_visible<Bc>(rule, n, m0, m_end)) step(std::true_type());
-      while (n >= 0) step(std::false_type());
+      do {
+        while (n >= 0 && !visible(n)) step(Mode<kMask>());
+        while (n >= 0 && visible(n)) step(Mode<kNone>());
+      } while (kAllOptions && n >= 0);
     }
     // ---- last P V ----
     wait_full(full_v((i - 1) % S), i - 1);
@@ -572,8 +601,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
 
 // ------------------------------------ exported kernels ---------------------------------------
 #define FLASHDJL_SM90_KERNEL(DTNAME, T, D, VNAME, VAR)                                         \
-  using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits =                                   \
-      flashdjl::sm90::TraitsFor<D, flashdjl::VAR == flashdjl::kPlain || flashdjl::VAR == flashdjl::kPacked>; \
+  using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D>;       \
   extern "C" __global__ void __launch_bounds__(                                                \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads, 1)                         \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const FlashFwdParams params) {                 \

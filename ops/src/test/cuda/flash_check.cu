@@ -12,6 +12,7 @@
 //                           executable), --fatbin PATH (sm80 fatbin only, legacy),
 //       --kernels sm80|sm90|all   (default: all on a compute-capability-9.0 device when
 //                           flash_fwd_sm90.fatbin exists, else sm80).
+// --max-work W (with --check): only the cases with batch * hq * lq * lk <= W (for compute-sanitizer runs).
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
 // sm80 = flash_fwd_* (impl "flashdjl"), sm90 = flash_fwd_sm90_* (impl "flashdjl-sm90"; plain, causal and general,
@@ -912,6 +913,7 @@ static bool load_module(const std::string& path, CUmodule* mod, bool required) {
 
 int main(int argc, char** argv) {
   std::string mode, dir = default_fatbin_dir(), fatbin, kernels = "auto";
+  double max_work = 0;  // --max-work W: check only cases with batch * hq * lq * lk <= W (for compute-sanitizer runs)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--fatbin" && i + 1 < argc)
@@ -920,17 +922,19 @@ int main(int argc, char** argv) {
       dir = argv[++i];
     else if (a == "--kernels" && i + 1 < argc)
       kernels = argv[++i];
+    else if (a == "--max-work" && i + 1 < argc)
+      max_work = std::atof(argv[++i]);
     else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general")
       mode = a;
     else {
       fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
     fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W]\n", argv[0]);
     return 2;
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it
@@ -985,7 +989,20 @@ int main(int argc, char** argv) {
           ++failed;
         }
       }
-  for (const Case& c : make_cases()) failed += run_case(c, &passed);
+  int skipped = 0;
+  for (const Case& c : make_cases()) {
+    if (max_work > 0) {
+      const Geometry g = make_geometry(c);
+      double work = 0;
+      for (int b = 0; b < g.batch; ++b) work += (double)c.hq * g.lq[b] * g.lk[b];
+      if (work > max_work) {
+        ++skipped;
+        continue;
+      }
+    }
+    failed += run_case(c, &passed);
+  }
+  if (skipped > 0) fprintf(stderr, "--max-work %.0f: %d cases skipped\n", max_work, skipped);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fprintf(stderr, "check took %.1f s\n", secs);

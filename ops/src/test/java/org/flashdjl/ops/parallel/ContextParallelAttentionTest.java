@@ -124,7 +124,7 @@ class ContextParallelAttentionTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void matchesSingleRankAttention(Case c) throws Exception {
-        Random rnd = new Random(c.toString().hashCode() ^ System.nanoTime());
+        Random rnd = new Random(Seeds.next()); // a failure names the seed (Seeds extension)
         float[] q = Reference.randn(rnd, c.b * c.hq * c.lq * c.d); // bhsd
         float[] k = Reference.randn(rnd, c.b * c.hkv * c.lk * c.d);
         float[] v = Reference.randn(rnd, c.b * c.hkv * c.lk * c.d);
@@ -180,8 +180,10 @@ class ContextParallelAttentionTest {
             double[] lse = results.get(r)[1];
             double err = Reference.maxAbsDiff(out, refOut);
             double lseErr = Reference.maxAbsDiff(lse, refLse);
-            // fp16 running outputs are rounded once per ring step: allow one rounding per step.
-            double factor = c.fp32 || c.method == Method.ULYSSES ? 2 : c.world + 1;
+            // Ring in fp16: each step's block output is rounded to fp16 before the merge, so merging in fp32 adds one
+            // rounding to the single-rank one (the 2x budget failed in a CI run: 2.8x, fp16 d 32) and
+            // merging in fp16 one per step. fp32 inputs and Ulysses (one attention call per head) keep docs/SEMANTICS.md's 2x.
+            double factor = c.type == DataType.FLOAT32 || c.method == Method.ULYSSES ? 2 : c.fp32 ? 3 : c.world + 1;
             assertTrue(err <= factor * mathErr + 1e-5, "rank " + r + " output error " + err + " > " + factor
                     + " x math error " + mathErr + " + 1e-5");
             assertTrue(lseErr <= 2 * mathLseErr + 1e-5, "rank " + r + " lse error " + lseErr + " > 2 x " + mathLseErr);

@@ -122,13 +122,17 @@ struct KeepVisibleRows {
   __device__ __forceinline__ bool operator()(int j) const { return j < hi && (j >= lo || j < sinks); }
 };
 
-// Score of a visible key, natural units: s = scale*q.k -> softcap -> alibi.
-__device__ __forceinline__ float transform_score(float qk, float scale, float softcap, float slope,
-                                                 int pos, int j) {
+// Score of a visible key, natural units: s = scale*q.k -> softcap -> alibi, dist = |pos - j| as a float (exact:
+// positions stay below 2^24). Callers that walk a row's keys in steps pass dist without an int-to-float per score.
+__device__ __forceinline__ float transform_score_at(float qk, float scale, float softcap, float slope, float dist) {
   float s = qk * scale;
   if (softcap > 0.f) s = softcap * accurate_tanh(s * (1.f / softcap));
-  s -= slope * fabsf(static_cast<float>(pos - j));
+  s -= slope * dist;
   return s;
+}
+__device__ __forceinline__ float transform_score(float qk, float scale, float softcap, float slope,
+                                                 int pos, int j) {
+  return transform_score_at(qk, scale, softcap, slope, fabsf(static_cast<float>(pos - j)));
 }
 
 // Key tiles a query block [m0, m_end) has to visit, derived from the same rule: the union of

@@ -425,7 +425,10 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
           for (int e = 0; e < 2; ++e) {
             const int col = n * Bc + 8 * j + 2 * t4 + e, pos = pos0 + 8 * hh;
             float& x = s[4 * j + 2 * hh + e];
-            if constexpr (kMode == kMod) x = transform_score(x, p.mask.scale, p.mask.softcap, slope, pos, col) * kLog2e;
+            if constexpr (kMode == kMod) {  // |pos - col| from the row's first column by float steps of 8
+              const float d0 = static_cast<float>(pos - (n * Bc + 2 * t4 + e));
+              x = transform_score_at(x, p.mask.scale, p.mask.softcap, slope, fabsf(d0 - 8.f * j)) * kLog2e;
+            }
             if (check && !key_visible(rule, pos, col)) x = -INFINITY;
           }
     }

@@ -142,14 +142,16 @@ struct Traits {
   static_assert(D % 64 == 0 && Bc % 16 == 0 && Bc <= 256, "shape");
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 384 * 168, "register budget");
   static_assert(128 % kCPR == 0, "loader mapping");
-  static_assert(kSmemBytes <= 227 * 1024, "shared memory");
+  static_assert(kSmemBytes + 1024 <= 227 * 1024, "shared memory (+ the general kernels' static rule, 1 KB aligned)");
 };
-// Tiles per head dim. FlashAttention-3's wider key tiles for the non-causal kernels (hd 128: 176 keys with 24 / 240
-// registers; hd 256: 80 keys) measured slower here (run 13, docs/PERF.md): -30 % and -15 %.
-template <int D> struct TraitsFor;
-template <> struct TraitsFor<64> : Traits<64, 128, 3> {};
-template <> struct TraitsFor<128> : Traits<128, 128, 2> {};
-template <> struct TraitsFor<256> : Traits<256, 64, 2> {};
+// Tiles per head dim (docs/PERF.md, run 16, with the one-address K/V loader): hd 256 takes FlashAttention-3's 80-key
+// tile (geometric mean vs cuDNN 0.940 -> 0.956 over 64 keys); hd 128 stays at 128 keys (176 keys with 24 / 240
+// registers: 0.869 against 0.878). The hd 256 general / positioned kernels keep 64 keys: at 80 their softcap / ALiBi
+// path spills 144 B.
+template <int D, int kVariant> struct TraitsFor;
+template <int V> struct TraitsFor<64, V> : Traits<64, 128, 3> {};
+template <int V> struct TraitsFor<128, V> : Traits<128, 128, 2> {};
+template <int V> struct TraitsFor<256, V> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
 
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
@@ -340,7 +342,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     auto load_v = [&](int i, int n) {
       const int st = i % S;
       mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
-      if constexpr (kAllOptions)
+      const int j0 = n * Bc;  // a tile every row of which is kept takes the plain loader (the interior of a window)
+      if (kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks)))
         load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, n * Bc, lk, wtid, keep_v);
       else
         load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, n * Bc, lk, wtid);
@@ -604,7 +607,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
 
 // ------------------------------------ exported kernels ---------------------------------------
 #define FLASHDJL_SM90_KERNEL(DTNAME, T, D, VNAME, VAR)                                         \
-  using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D>;       \
+  using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D, flashdjl::VAR>; \
   extern "C" __global__ void __launch_bounds__(                                                \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads, 1)                         \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const FlashFwdParams params) {                 \

@@ -3,7 +3,7 @@
 used by flash_fwd_sm90.cu.   python3 gen_wgmma.py > flash_wgmma.cuh"""
 
 TYPES = [("__half", "f16"), ("__nv_bfloat16", "bf16")]
-NS = [64, 128, 256]
+NS = [64, 80, 128, 256]
 
 out = []
 w = out.append

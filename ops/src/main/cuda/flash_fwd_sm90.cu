@@ -126,8 +126,7 @@ struct Traits {
   static constexpr int Bc = Bc_;
   static constexpr int kStages = Stages_;         // K and V ring depth
   // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 256 x consumer <= the
-  // 384 x 168 the CTA is launched with. At 40 / 224 ptxas spills nothing in the 128-key kernels (at 24 / 240 or
-  // 32 / 232 the producer spills its addresses); the wide-tile kernels need 240 in the consumers.
+  // 384 x 168 the CTA is launched with. 40 / 224 for every kernel today (the 176-key hd 128 experiment ran 24 / 240).
   static constexpr int kProducerRegs = ProducerRegs_;
   static constexpr int kConsumerRegs = ConsumerRegs_;
   static constexpr int kWG = 2;                   // consumer warpgroups
@@ -199,10 +198,11 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 
-// Rows [row0, row0 + Rn) of a global matrix -> rows [srow0, srow0 + Rn) of a swizzled smem tile
-// of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit, and rows the keep
-// predicate refuses, are zero-filled and never read. row_off(row) is the element offset of a row (plain: row * stride; packed GQA: row r
-// is query r / G of head r % G).
+// The consumers' Q loader: rows [row0, row0 + Rn) of a global matrix -> rows [srow0, srow0 + Rn) of a swizzled
+// smem tile of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit, and rows the keep
+// predicate refuses, are zero-filled and never read. row_off(row) is the element offset of a row (plain: row *
+// stride; packed GQA: row r is query r / G of head r % G). Once per CTA, so a multiply per row is fine here (the
+// K / V loader below avoids it).
 template <int kThr, int kCPR, int R, int Rn, typename T, class RowOff, class Keep = KeepAllRows>
 __device__ __forceinline__ void load_rows(uint32_t s_base, const T* g, int srow0, int row0,
                                           int row_limit, int tid, RowOff row_off, Keep keep = Keep()) {

@@ -699,6 +699,27 @@ static std::vector<Case> make_cases() {
 }
 
 // ------------------------------------------------------------------ benchmark ----------------
+// Median time of `reps` launches, each between two CUDA events on stream 0 (run(r) launches repetition r).
+static double median_ms(int reps, const std::function<void(int)>& run) {
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int r = 0; r < reps; ++r) {
+    CK(cudaEventRecord(e0));
+    run(r);
+    CK(cudaEventRecord(e1));
+    CK(cudaEventSynchronize(e1));
+    float t;
+    CK(cudaEventElapsedTime(&t, e0, e1));
+    ms.push_back(t);
+  }
+  CK(cudaEventDestroy(e0));
+  CK(cudaEventDestroy(e1));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
 static void bench(bool quick) {
   const std::vector<int> dims = quick ? std::vector<int>{128} : std::vector<int>{64, 128, 256};
   const size_t tokens = 16384, width = 2048;  // batch*L and heads*hd of every shape
@@ -714,9 +735,6 @@ static void bench(bool quick) {
   }
   CK(cudaMalloc(&o, elems * 2));
   CK(cudaMalloc(&lse, tokens * 64 * 4));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
   for (int bf = 0; bf < 2; ++bf) {
     {  // fill all inputs with uniform [-1, 1) values of this dtype
       std::vector<uint16_t> h(elems);
@@ -761,20 +779,10 @@ static void bench(bool quick) {
             launch(k, p);
           }
           CK(cudaDeviceSynchronize());
-          std::vector<float> ms;
-          const int reps = 20;
-          for (int r = 0; r < reps; ++r) {
+          const double med = median_ms(20, [&](int r) {
             set(r % kSets);
-            CK(cudaEventRecord(e0));
             launch(k, p);
-            CK(cudaEventRecord(e1));
-            CK(cudaEventSynchronize(e1));
-            float t;
-            CK(cudaEventElapsedTime(&t, e0, e1));
-            ms.push_back(t);
-          }
-          std::sort(ms.begin(), ms.end());
-          const double med = ms[ms.size() / 2];
+          });
           double flops = 4.0 * batch * heads * (double)L * L * d;
           if (causal) flops /= 2;
           printf("{\"impl\":\"%s\",\"dtype\":\"%s\",\"hd\":%d,\"causal\":%s,\"L\":%d,"
@@ -858,23 +866,7 @@ static void bench_general() {
       }
       for (int w = 0; w < 3; ++w) launch(kern, p);
       CK(cudaDeviceSynchronize());
-      cudaEvent_t e0, e1;
-      CK(cudaEventCreate(&e0));
-      CK(cudaEventCreate(&e1));
-      std::vector<float> ms;
-      for (int r = 0; r < 20; ++r) {
-        CK(cudaEventRecord(e0));
-        launch(kern, p);
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        float t;
-        CK(cudaEventElapsedTime(&t, e0, e1));
-        ms.push_back(t);
-      }
-      CK(cudaEventDestroy(e0));
-      CK(cudaEventDestroy(e1));
-      std::sort(ms.begin(), ms.end());
-      const double med = ms[ms.size() / 2];
+      const double med = median_ms(20, [&](int) { launch(kern, p); });
       const double flops = 4.0 * batch * heads * pairs * d;
       printf("{\"impl\":\"%s\",\"kernel\":\"%s\",\"case\":\"%s\",\"dtype\":\"fp16\",\"hd\":%d,\"L\":%d,"
              "\"batch\":%d,\"heads\":%d,\"visible_pairs\":%.0f,\"ms\":%.4f,\"tflops\":%.1f}\n",

@@ -120,15 +120,15 @@ template <> struct Pack<__nv_bfloat16> {
 };
 
 // ----------------------------------- kernel traits -------------------------------------------
-template <int D_, int Bc_, int Stages_, int ProducerRegs_ = 40, int ConsumerRegs_ = 224>
+template <int D_, int Bc_, int Stages_>
 struct Traits {
   static constexpr int D = D_;
   static constexpr int Bc = Bc_;
   static constexpr int kStages = Stages_;         // K and V ring depth
   // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 256 x consumer <= the
-  // 384 x 168 the CTA is launched with. 40 / 224 for every kernel today (the 176-key hd 128 experiment ran 24 / 240).
-  static constexpr int kProducerRegs = ProducerRegs_;
-  static constexpr int kConsumerRegs = ConsumerRegs_;
+  // 384 x 168 the CTA is launched with; at 40 / 224 ptxas spills nothing in the plain / causal / packed kernels.
+  static constexpr int kProducerRegs = 40;
+  static constexpr int kConsumerRegs = 224;
   static constexpr int kWG = 2;                   // consumer warpgroups
   static constexpr int Br = 64 * kWG;
   static constexpr int kThreads = 128 * (kWG + 1);  // + the producer warpgroup
@@ -199,20 +199,19 @@ __device__ __forceinline__ void setmaxnreg_dec() {
 }
 
 // The consumers' Q loader: rows [row0, row0 + Rn) of a global matrix -> rows [srow0, srow0 + Rn) of a swizzled
-// smem tile of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit, and rows the keep
-// predicate refuses, are zero-filled and never read. row_off(row) is the element offset of a row (plain: row *
-// stride; packed GQA: row r is query r / G of head r % G). Once per CTA, so a multiply per row is fine here (the
-// K / V loader below avoids it).
-template <int kThr, int kCPR, int R, int Rn, typename T, class RowOff, class Keep = KeepAllRows>
+// smem tile of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit are zero-filled and never
+// read. row_off(row) is the element offset of a row (plain: row * stride; packed GQA: row r is query r / G of head
+// r % G). Once per CTA, so a multiply per row is fine here (the K / V loader below avoids it).
+template <int kThr, int kCPR, int R, int Rn, typename T, class RowOff>
 __device__ __forceinline__ void load_rows(uint32_t s_base, const T* g, int srow0, int row0,
-                                          int row_limit, int tid, RowOff row_off, Keep keep = Keep()) {
+                                          int row_limit, int tid, RowOff row_off) {
   constexpr int kRPP = kThr / kCPR;  // rows per pass
   static_assert(Rn % kRPP == 0, "tile rows");
   const int ch = tid % kCPR, r0 = tid / kCPR;
 #pragma unroll
   for (int it = 0; it < Rn / kRPP; ++it) {
     const int r = r0 + it * kRPP;
-    const bool ok = row0 + r < row_limit && keep(row0 + r);
+    const bool ok = row0 + r < row_limit;
     cp_async_16(s_base + sw_off<R>(srow0 + r, ch), g + (ok ? row_off(row0 + r) : 0) + ch * 8, ok);
   }
 }
@@ -504,10 +503,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     pack_p();
     int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
     n = range.next(n);
-    // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps.
-    // Two loops so that the hot one has no branch between the wgmma issue and the waits: first
-    // the tiles that need the mask (for plain / causal they come first in this descending walk:
-    // visibility only grows towards key 0), then the rest. ----
+    // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps ----
     auto step = [&](auto mode_tag) {
       const int st = i % S, pst = (i - 1) % S;
       wait_full(full_k(st), i);
@@ -525,7 +521,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       reg_fence(acc_o);
       reg_fence(pf);
       release(empty_v(pst));
-      // O is rescaled only when a row's max moved (hd >= 128: +1.5-3 % non-causal, run 13; hd 64 lost 3 %)
+      // O is rescaled only when a row's max moved (hd >= 128: +1.5-3 % non-causal, run 14; hd 64 lost 3 %)
       if (D < 128 || corr[0] != 1.f || corr[1] != 1.f)
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {

@@ -12,11 +12,22 @@
 // key/value tiles are read once per key/value head (grid y = hkv; dense queries only).
 enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3, kPacked = 4 };
 
-// tanh(x) = 1 - 2 / (1 + e^{2x}); absolute error ~1e-7 (tanh.approx.f32 would be ~1e-3 * |x|,
-// too coarse once multiplied by softcap); saturates to +-1 for large |x|.
+// amp * tanh(x) given e = 2^(-2 |x| log2(e)) (a caller may fold a scale of x into that exponent): with y = 1 + e in
+// (1, 2], tanh|x| = (1 - e) / (1 + e) = 2 / y - 1. One MUFU op (the caller's ex2); the reciprocal runs on the FMA pipe,
+// which the softmax leaves idle, where the MUFU pipe is already the busier one: a linear seed (relative error <= 1/17
+// on [1, 2]) and three Newton steps (the error squares: 3.5e-3, 1.2e-5, 1.5e-10) give 1 / y to float rounding, so the
+// absolute error is ~1e-7 * amp (tanh.approx.f32 would be ~1e-3 * amp, too coarse once amp = softcap). NaN stays NaN,
+// |x| = inf gives +-amp.
+__device__ __forceinline__ float scaled_tanh_from_exp2(float e, float x, float amp) {
+  const float y = 1.f + e;
+  float r = fmaf(y, -8.f / 17.f, 24.f / 17.f);
+  r = fmaf(r, fmaf(-y, r, 1.f), r);
+  r = fmaf(r, fmaf(-y, r, 1.f), r);
+  r = fmaf(r, fmaf(-y, r, 1.f), r);
+  return copysignf(fmaf(2.f * amp, r, -amp), x);
+}
 __device__ __forceinline__ float accurate_tanh(float x) {
-  const float e = fast_exp2(x * 2.8853900817779268f);  // 2*log2(e)
-  return 1.f - __fdividef(2.f, 1.f + e);
+  return scaled_tanh_from_exp2(fast_exp2(fabsf(x) * -2.8853900817779268f), x, 1.f);  // -2 log2(e)
 }
 
 __device__ __forceinline__ float quad_max(float x) {
@@ -122,17 +133,34 @@ struct KeepVisibleRows {
   __device__ __forceinline__ bool operator()(int j) const { return j < hi && (j >= lo || j < sinks); }
 };
 
-// Score of a visible key, natural units: s = scale*q.k -> softcap -> alibi, dist = |pos - j| as a float (exact:
-// positions stay below 2^24). Callers that walk a row's keys in steps pass dist without an int-to-float per score.
-__device__ __forceinline__ float transform_score_at(float qk, float scale, float softcap, float slope, float dist) {
-  float s = qk * scale;
-  if (softcap > 0.f) s = softcap * accurate_tanh(s * (1.f / softcap));
-  s -= slope * dist;
-  return s;
-}
-__device__ __forceinline__ float transform_score(float qk, float scale, float softcap, float slope,
-                                                 int pos, int j) {
-  return transform_score_at(qk, scale, softcap, slope, fabsf(static_cast<float>(pos - j)));
+// The score of a visible key in log2 units (what the kernels' exp2 softmax takes): s = scale * q.k -> softcap ->
+// - slope * |pos - j|, times log2(e). The constants are folded once (construct it outside a hot loop); at<kCap, kAlibi>
+// picks the modifiers at compile time (the sm90 kernel's unrolled score loops), apply() at run time. dist = |pos - j|
+// as a float (exact: positions stay below 2^24), so a caller walking a row's keys steps it without an int-to-float.
+struct ScoreMod {
+  float sc_l2;      // scale * log2(e)
+  float cap_l2;     // softcap * log2(e), 0 = none
+  float cap_e;      // tanh's exponent per |q.k|: -2 log2(e) * scale / softcap (scale > 0 keeps the sign of q.k)
+  float nslope_l2;  // -slope * log2(e)
+  __device__ __forceinline__ ScoreMod(float scale, float softcap, float slope) {
+    constexpr float kL2e = 1.4426950408889634f;
+    sc_l2 = scale * kL2e;
+    cap_l2 = softcap > 0.f ? softcap * kL2e : 0.f;
+    cap_e = softcap > 0.f ? -2.f * kL2e * scale / softcap : 0.f;
+    nslope_l2 = -slope * kL2e;
+  }
+  template <bool kCap, bool kAlibi>
+  __device__ __forceinline__ float at(float qk, float dist) const {
+    float x = kCap ? scaled_tanh_from_exp2(fast_exp2(fabsf(qk) * cap_e), qk, cap_l2) : qk * sc_l2;
+    if (kAlibi) x = fmaf(nslope_l2, dist, x);
+    return x;
+  }
+  __device__ __forceinline__ float apply(float qk, float dist) const {
+    return cap_l2 > 0.f ? at<true, true>(qk, dist) : at<false, true>(qk, dist);
+  }
+};
+__device__ __forceinline__ float transform_score_l2(float qk, float scale, float softcap, float slope, int pos, int j) {
+  return ScoreMod(scale, softcap, slope).apply(qk, fabsf(static_cast<float>(pos - j)));
 }
 
 // Key tiles a query block [m0, m_end) has to visit, derived from the same rule: the union of

@@ -22,7 +22,7 @@
 //   * scale > 0, hq % hkv == 0, varlen: cu_seqlens_* monotone, params.lq/lk >= every length.
 //   * cu_seqlens_q and cu_seqlens_k are independent: either may be null (that side is dense).
 //
-// Semantics (the library's one definition; see key_visible() / transform_score()):
+// Semantics (the library's one definition; see key_visible() / ScoreMod in flash_common.cuh):
 //   pos(i) = i + Lk - Lq; causal: j <= pos(i); window (l, r): pos(i)-l <= j <= pos(i)+r
 //   (bounds < 0 are unbounded); keys j < sinks ignore the left bound; s = scale*q.k,
 //   softcap: s = c*tanh(s/c); alibi: s -= slope[h]*|pos(i)-j|; LSE natural log, fp32, laid out

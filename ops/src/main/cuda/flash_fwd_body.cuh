@@ -315,7 +315,7 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
               float& x = s[mt][nt][2 * hh + e];
               if (kAllOptions) {
                 x = key_visible(rule, pos, j)
-                        ? transform_score(x, p.mask.scale, p.mask.softcap, slope, pos, j) * kLog2e
+                        ? transform_score_l2(x, p.mask.scale, p.mask.softcap, slope, pos, j)
                         : -INFINITY;
               } else {
                 x = key_visible(rule, pos, j) ? x : -INFINITY;

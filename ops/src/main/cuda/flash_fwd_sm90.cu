@@ -19,7 +19,7 @@
 // bases, GQA/MQA, ragged tails, Lk = 0, empty rows -> O = 0 and LSE = -inf). The mask / score rule
 // is the one in flash_common.cuh. general / positioned without softcap and ALiBi run the plain
 // kernel's pipeline (mask pass only on tiles with a hidden key, decided per tile); with either,
-// every tile's scores go through transform_score. Values no row of a block sees are zero-filled.
+// every tile's scores go through ScoreMod (flash_common.cuh). Values no row of a block sees are zero-filled.
 //
 // Design (per CTA: one query block of Br = 128 rows of one (batch, head); FlashAttention-3's
 // warp specialisation without TMA):
@@ -101,8 +101,9 @@ __device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) {
 
 namespace sm90 {
 
-// Score pass modes of a key tile (fwd_body's softmax).
-enum ScoreMode : int { kNone = 0, kMask = 1, kMod = 2 };
+// Score pass of a key tile (fwd_body's softmax), compile-time bits: kMask = hidden keys -> -inf (tiles with a hidden
+// key), kAlibi = the ALiBi bias, kCap = softcap. Each combination is its own unrolled loop without a branch per score.
+enum ScoreMode : int { kNone = 0, kMask = 1, kAlibi = 2, kCap = 4 };
 template <int M> using Mode = std::integral_constant<int, M>;
 
 template <typename T> struct Pack;
@@ -364,10 +365,12 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   setmaxnreg_inc<Tr::kConsumerRegs>();
   const int cw = wg - 1;  // consumer index: query rows [64 cw, 64 cw + 64) of the tile
   // Scores: plain / causal, and general calls without softcap and ALiBi, only mask (tiles with a hidden key)
-  // and scale by sc; with a score modifier every tile goes through transform_score (then in log2 units, sc = 1).
-  const bool score_mod = kAllOptions && (p.mask.softcap > 0.f || p.alibi_slopes != nullptr);
+  // and scale by sc; with a score modifier (softcap, ALiBi) the score pass works in log2 units (then sc = 1).
+  const float softcap = kAllOptions ? p.mask.softcap : 0.f;
+  const bool has_alibi = kAllOptions && p.alibi_slopes != nullptr;
+  const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
-  const float slope = (kAllOptions && p.alibi_slopes != nullptr) ? p.alibi_slopes[h] : 0.f;
+  const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
   // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
   const uint64_t dQ = make_desc(sQ + cw * 64 * 128, 16, 1024);
   // B = K tile: K-major, same shape.
@@ -409,30 +412,32 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   auto release = [&](uint32_t bar) {  // this warp's wgmma reads of the slot have completed
     if (lane == 0) mbar_arrive(bar);
   };
-  // Score pass of tile n by mode (a compile-time tag): kNone = every key visible, no modifier; kMask = hidden keys
-  // -> -inf; kMod = transform_score on every score (general calls with softcap or ALiBi), hidden keys -> -inf where
-  // the tile has any. Then the online softmax: s <- P (fp32), corr = rescale factor of O. Packing P into pf happens
-  // in pack_p(), after the wait for the P(prev) V(prev) wgmma that still reads pf.
+  // Score pass of tile n by mode (compile-time ScoreMode bits): kMask = hidden keys -> -inf; kAlibi / kCap = the
+  // score modifier on every score, in log2 units. Then the online softmax: s <- P (fp32), corr = rescale factor of O.
+  // Packing P into pf happens in pack_p(), after the wait for the P(prev) V(prev) wgmma that still reads pf.
   auto softmax = [&](int n, float (&corr)[2], auto mode_tag) {
     constexpr int kMode = decltype(mode_tag)::value;
+    constexpr bool kModified = (kMode & (kAlibi | kCap)) != 0;
+    const float scl = kModified ? 1.f : sc;  // the modifier's scores are already scaled, in log2 units
     if constexpr (kMode != kNone) {
+      const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
       const MaskRule rule = rule_at_use();
       const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
-      const bool check = kMode == kMask || !tile_all_visible<Bc>(rule, n, m0, m_end);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
-        for (int j = 0; j < Bc / 8; ++j)
+        for (int e = 0; e < 2; ++e) {
+          const int pos = pos0 + 8 * hh, col0 = n * Bc + 2 * t4 + e;
+          const float d0 = static_cast<float>(pos - col0);  // ALiBi distance |pos - col| = |d0 - 8 j|
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int col = n * Bc + 8 * j + 2 * t4 + e, pos = pos0 + 8 * hh;
+          for (int j = 0; j < Bc / 8; ++j) {
             float& x = s[4 * j + 2 * hh + e];
-            if constexpr (kMode == kMod) {  // |pos - col| from the row's first column by float steps of 8
-              const float d0 = static_cast<float>(pos - (n * Bc + 2 * t4 + e));
-              x = transform_score_at(x, p.mask.scale, p.mask.softcap, slope, fabsf(d0 - 8.f * j)) * kLog2e;
-            }
-            if (check && !key_visible(rule, pos, col)) x = -INFINITY;
+            if constexpr (kModified)
+              x = mod.at<(kMode & kCap) != 0, (kMode & kAlibi) != 0>(x, fabsf(d0 - 8.f * j));
+            if constexpr ((kMode & kMask) != 0)
+              if (!key_visible(rule, pos, col0 + 8 * j)) x = -INFINITY;
           }
+        }
     }
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
@@ -441,15 +446,15 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       for (int j = 0; j < Bc / 8; ++j)
         mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
       mx = quad_max(mx);
-      const float ms = mx == -INFINITY ? 0.f : mx * sc;  // all-masked row: exp2(-inf) = 0
-      corr[hh] = fast_exp2(row_m[hh] * sc - ms);
+      const float ms = mx == -INFINITY ? 0.f : mx * scl;  // all-masked row: exp2(-inf) = 0
+      corr[hh] = fast_exp2(row_m[hh] * scl - ms);
       row_m[hh] = mx;
       float sum = 0.f;
 #pragma unroll
       for (int j = 0; j < Bc / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float pv = fast_exp2(s[4 * j + 2 * hh + e] * sc - ms);
+          const float pv = fast_exp2(s[4 * j + 2 * hh + e] * scl - ms);
           s[4 * j + 2 * hh + e] = pv;
           sum += pv;
         }
@@ -491,18 +496,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     wgmma_wait<0>();
     reg_fence(s);
     release(empty_k(0));
-    {
-      float corr[2];
-      if (score_mod)
-        softmax(n, corr, Mode<kMod>());  // O is still zero: no rescale
-      else if (tile_all_visible<Bc>(rule, n, m0, m_end))
-        softmax(n, corr, Mode<kNone>());
-      else
-        softmax(n, corr, Mode<kMask>());
-    }
-    pack_p();
     int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
-    n = range.next(n);
     // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps ----
     auto step = [&](auto mode_tag) {
       const int st = i % S, pst = (i - 1) % S;
@@ -536,15 +530,38 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     };
     // Loops without a branch between the wgmma issue and the waits: the tiles that need the mask come first in
     // this descending walk for plain / causal (visibility only grows towards key 0); windows and sinks hide keys at
-    // the low end too, so general calls alternate between the two loops.
+    // the low end too, so general calls alternate between the two loops. One walk per score modifier (compile-time
+    // kModBits), chosen once per CTA.
     auto visible = [&](int nn) { return tile_all_visible<Bc>(rule_at_use(), nn, m0, m_end); };
-    if (kAllOptions && score_mod) {
-      while (n >= 0) step(Mode<kMod>());
-    } else {
+    auto walk = [&](auto mod_tag) {
+      constexpr int kModBits = decltype(mod_tag)::value;
+      {
+        float corr[2];  // O is still zero: no rescale
+        if (tile_all_visible<Bc>(rule, n, m0, m_end))
+          softmax(n, corr, Mode<kModBits>());
+        else
+          softmax(n, corr, Mode<kModBits | kMask>());
+      }
+      pack_p();
+      n = range.next(n);
       do {
-        while (n >= 0 && !visible(n)) step(Mode<kMask>());
-        while (n >= 0 && visible(n)) step(Mode<kNone>());
+        while (n >= 0 && !visible(n)) step(Mode<kModBits | kMask>());
+        while (n >= 0 && visible(n)) step(Mode<kModBits>());
       } while (kAllOptions && n >= 0);
+    };
+    if constexpr (kAllOptions) {
+      if (softcap > 0.f) {
+        if (has_alibi)
+          walk(Mode<kCap | kAlibi>());
+        else
+          walk(Mode<kCap>());
+      } else if (has_alibi) {
+        walk(Mode<kAlibi>());
+      } else {
+        walk(Mode<kNone>());
+      }
+    } else {
+      walk(Mode<kNone>());
     }
     // ---- last P V ----
     wait_full(full_v((i - 1) % S), i - 1);

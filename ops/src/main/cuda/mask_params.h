@@ -1,7 +1,7 @@
 // FlashDJL: the mask and score options every attention kernel takes, one struct nested in each kernel's
 // parameter block (FlashFwdParams, PagedDecodeParams, PagedPrefillParams), so the options are declared, packed
 // (org.flashdjl.ops.cuda.KernelStruct: a nested layout) and read (p.mask.x) the same way everywhere. The rule
-// they feed is flash_common.cuh's key_visible() / transform_score().
+// they feed is flash_common.cuh's key_visible() / ScoreMod.
 //
 // Positions: local key j of a sequence is global key key_offset + j; local query row i sits at global position
 // key_offset + Lk - Lq + query_shift + i (query_shift = 0: bottom-right aligned). Windows, causality and ALiBi

@@ -13,11 +13,11 @@
 //   (sequence, kv head) last (split_counters, atomics) merges the row's splits into o / lse with
 //   merge_state.cu's rule and re-zeroes the counter: one launch, no merge kernel.
 //   plain   : no window / sinks / ALiBi / softcap (causal and right windows are no-ops here);
-//   general : every option from params through flash_common.cuh's key_visible/transform_score.
+//   general : every option from params through flash_common.cuh's key_visible/transform_score_l2.
 //
 // Semantics: the query of sequence b is its last token, global position
 //   pos = key_offset + len_b - 1; paged token t is global key key_offset + t; keys are masked by
-//   key_visible() and scored by transform_score() of flash_common.cuh (the library's one rule).
+//   key_visible() and scored by transform_score_l2() of flash_common.cuh (the library's one rule).
 //   LSE natural log fp32; a sequence with no visible key writes o = 0, lse = -inf.
 //
 // Design (per CTA: 4 warps, one kv head, G query heads):
@@ -81,10 +81,28 @@ template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2> {};
 // num_splits partial states of its G heads into o / lse, by merge_state.cu's rule (weights
 // e^(lse_s - max); all -inf -> o = 0, lse = -inf), then re-zeroes the row's counter for the next
 // launch. The partials of other CTAs are read through L2 (__ldcg); every split's partial o is
-// written by its CTA (0 when it has no keys), so weight-0 splits are read but add nothing.
+// written by its CTA (0 when it has no keys), so weight-0 splits add nothing.
+// This merge is the tail of the launch (only the row's last CTA runs it), so it is built for latency: thread item
+// (head r, 4 columns d); the kLanes lanes of one head (a shuffle segment) read that head's split LSEs kLanes at a
+// time and pass each weight around by shuffles, so a row costs a few L2 round trips, not one per split.
+template <int kLanes>
+__device__ __forceinline__ float segment_max(float x) {
+#pragma unroll
+  for (int o = kLanes / 2; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o, kLanes));
+  return x;
+}
+template <int kLanes>
+__device__ __forceinline__ float segment_sum(float x) {
+#pragma unroll
+  for (int o = kLanes / 2; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o, kLanes);
+  return x;
+}
+
 template <typename T, int D>
 __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int b, int kvh,
                                                      int G, int tid, int threads) {
+  constexpr int kItemsPerHead = D / 4;
+  constexpr int kLanes = kItemsPerHead < 32 ? kItemsPerHead : 32;  // lanes of one head in a warp
   __shared__ int s_last;
   __threadfence();  // this CTA's partials are visible device-wide before it is counted
   __syncthreads();
@@ -96,29 +114,42 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  const int ns = p.num_splits;
-  for (int c = tid; c < G * (D / 4); c += threads) {
-    const int r = c / (D / 4), d = (c % (D / 4)) * 4;
+  const int ns = p.num_splits, items = G * kItemsPerHead, sl = tid % kLanes;
+  // every lane runs every pass (the shuffles need the whole warp); items past the end compute nothing they store.
+  // items % kLanes == 0, so a segment is all valid or all past the end.
+  for (int c0 = 0; c0 < items; c0 += threads) {
+    const int c = c0 + tid;
+    const bool valid = c < items;
+    const int r = valid ? c / kItemsPerHead : 0, d = (c % kItemsPerHead) * 4;
     const int head = kvh * G + r;
-    const int64_t row0 = static_cast<int64_t>(b) * ns * p.hq + head;  // split s: row0 + s * hq
-    // independent loads, unrolled: a row's splits are read 8 at a time, not one L2 round trip each
+    const float* lse_row = p.partial_lse + static_cast<int64_t>(b) * ns * p.hq + head;  // split s: + s * hq
+    const float* o_row = p.partial_o + (static_cast<int64_t>(b) * ns * p.hq + head) * D + d;
+    const int64_t o_step = static_cast<int64_t>(p.hq) * D;
     float mx = -INFINITY;
-#pragma unroll 8
-    for (int s = 0; s < ns; ++s) mx = fmaxf(mx, __ldcg(p.partial_lse + row0 + static_cast<int64_t>(s) * p.hq));
+    for (int s = sl; s < ns; s += kLanes) mx = fmaxf(mx, __ldcg(lse_row + static_cast<int64_t>(s) * p.hq));
+    mx = segment_max<kLanes>(mx);
     const float mu = mx == -INFINITY ? 0.f : mx;  // every split empty: all weights 0
     float sum = 0.f;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 8
-    for (int s = 0; s < ns; ++s) {
-      const int64_t row = row0 + static_cast<int64_t>(s) * p.hq;
-      const float w = expf(__ldcg(p.partial_lse + row) - mu);  // 0 for an empty split (its o is 0)
-      const float4 x = __ldcg(reinterpret_cast<const float4*>(p.partial_o + row * D + d));
-      acc.x = fmaf(w, x.x, acc.x);
-      acc.y = fmaf(w, x.y, acc.y);
-      acc.z = fmaf(w, x.z, acc.z);
-      acc.w = fmaf(w, x.w, acc.w);
-      sum += w;
+    for (int s0 = 0; s0 < ns; s0 += kLanes) {
+      // lane sl holds the weight of split s0 + sl (0 for an empty split, whose o is 0, and past the end)
+      const float wl = s0 + sl < ns ? expf(__ldcg(lse_row + static_cast<int64_t>(s0 + sl) * p.hq) - mu) : 0.f;
+      sum += wl;
+      const int n = min(kLanes, ns - s0);
+#pragma unroll 16
+      for (int k = 0; k < kLanes; ++k) {
+        const float w = __shfl_sync(0xffffffffu, wl, k, kLanes);
+        if (k < n && w != 0.f) {
+          const float4 x = __ldcg(reinterpret_cast<const float4*>(o_row + (s0 + k) * o_step));
+          acc.x = fmaf(w, x.x, acc.x);
+          acc.y = fmaf(w, x.y, acc.y);
+          acc.z = fmaf(w, x.z, acc.z);
+          acc.w = fmaf(w, x.w, acc.w);
+        }
+      }
     }
+    sum = segment_sum<kLanes>(sum);
+    if (!valid) continue;
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
              static_cast<int64_t>(head) * p.o_head_stride + d;
@@ -281,7 +312,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
         if (kGeneral) {
           const int j = p.mask.key_offset + t;
           x = (t < t1 && key_visible(rule, pos, j))
-                  ? transform_score(sc[nt][e], p.mask.scale, p.mask.softcap, slope[hh], pos, j) * kLog2e
+                  ? transform_score_l2(sc[nt][e], p.mask.scale, p.mask.softcap, slope[hh], pos, j)
                   : -INFINITY;
         } else {
           x = t < t1 ? sc[nt][e] * scale_log2 : -INFINITY;
@@ -399,7 +430,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
 }  // namespace flashdjl
 
 #define FLASHDJL_PAGED_DECODE(DTNAME, T, D, VNAME, GENERAL)                                     \
-  extern "C" __global__ void __launch_bounds__(flashdjl::DecodeTraitsFor<D>::kThreads)          \
+  extern "C" __global__ void __launch_bounds__(flashdjl::DecodeTraitsFor<D>::kThreads, 2)         \
       paged_decode_##DTNAME##_hd##D##_##VNAME(const PagedDecodeParams p) {                       \
     extern __shared__ __align__(128) unsigned char smem[];                                      \
     flashdjl::paged_decode<T, D, GENERAL>(p, smem);                                              \

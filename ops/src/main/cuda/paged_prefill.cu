@@ -7,7 +7,7 @@
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch); dynamic smem as flash_fwd.cu.
 //   causal  : bottom-right causal only (ignores window / sinks / ALiBi / softcap / params.causal);
-//   general : every option from params through flash_common.cuh's key_visible/transform_score.
+//   general : every option from params through flash_common.cuh's key_visible/transform_score_l2.
 //
 // Semantics: sequence b has queries q[qo_indptr[b] .. qo_indptr[b+1]) (Lq_b rows) and Lk_b =
 //   seq_lens[b] paged tokens; query i sits at global position key_offset + Lk_b - Lq_b + i, paged

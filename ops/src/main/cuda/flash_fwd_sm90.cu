@@ -70,9 +70,6 @@ __device__ __forceinline__ void fence_proxy_async() {
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
-__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
 
 __device__ __forceinline__ void wgmma_fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
@@ -422,7 +419,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     constexpr int kMode = decltype(mode_tag)::value;
     constexpr bool kModified = (kMode & (kAlibi | kCap)) != 0;
     const float scl = kModified ? 1.f : sc;  // the modifier's scores are already scaled, in log2 units
-    if constexpr (kMode != kNone) {
+    if constexpr (kModified) {
       const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
       const MaskRule rule = rule_at_use();
       const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
@@ -435,12 +432,23 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
 #pragma unroll
           for (int j = 0; j < Bc / 8; ++j) {
             float& x = s[4 * j + 2 * hh + e];
-            if constexpr (kModified)
-              x = mod.at<(kMode & kCap) != 0, (kMode & kAlibi) != 0>(x, fabsf(d0 - 8.f * j));
+            x = mod.at<(kMode & kCap) != 0, (kMode & kAlibi) != 0>(x, fabsf(d0 - 8.f * j));
             if constexpr ((kMode & kMask) != 0)
               if (!key_visible(rule, pos, col0 + 8 * j)) x = -INFINITY;
           }
         }
+    } else if constexpr (kMode == kMask) {
+      const MaskRule rule = rule_at_use();
+      const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n * Bc + 8 * j + 2 * t4 + e, pos = pos0 + 8 * hh;
+            if (!key_visible(rule, pos, col)) s[4 * j + 2 * hh + e] = -INFINITY;
+          }
     }
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
@@ -501,26 +509,13 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     release(empty_k(0));
     int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
     // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps ----
-    // FlashAttention-3's inter-warpgroup ping-pong, for the walks with a score modifier (softcap, ALiBi): their
-    // softmax is long enough that the two consumers' softmaxes would overlap and leave the tensor cores idle;
-    // consumer c issues its GEMMs only after the other has issued its own, so one's softmax runs under the other's
-    // GEMMs. Named barriers 3 + c (1 + c are the consumers' own). Plain walks run without it (no gain there).
-    auto pp_wait = [&]() { named_barrier(3 + cw, 256); };
-    auto pp_pass = [&]() { named_barrier_arrive(3 + (cw ^ 1), 256); };
     auto step = [&](auto mode_tag) {
-#ifdef FLASHDJL_SM90_PINGPONG_ALL
-      constexpr bool kPingPong = true;
-#else
-      constexpr bool kPingPong = (decltype(mode_tag)::value & (kAlibi | kCap)) != 0;
-#endif
       const int st = i % S, pst = (i - 1) % S;
       wait_full(full_k(st), i);
       wait_full(full_v(pst), i - 1);
       wgmma_fence();
-      if constexpr (kPingPong) pp_wait();
       issue_s(st);
       issue_pv(pst);
-      if constexpr (kPingPong) pp_pass();
       wgmma_wait<1>();
       reg_fence(s);
       release(empty_k(st));
@@ -551,13 +546,6 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     auto visible = [&](int nn) { return tile_all_visible<Bc>(rule_at_use(), nn, m0, m_end); };
     auto walk = [&](auto mod_tag) {
       constexpr int kModBits = decltype(mod_tag)::value;
-#ifdef FLASHDJL_SM90_PINGPONG_ALL
-      constexpr bool kPingPong = true;
-#else
-      constexpr bool kPingPong = kModBits != kNone;  // as in step(): both consumers take the same walk
-#endif
-      if constexpr (kPingPong)
-        if (cw == 1) pp_pass();  // consumer 0 issues first
       {
         float corr[2];  // O is still zero: no rescale
         if (tile_all_visible<Bc>(rule, n, m0, m_end))
@@ -571,8 +559,6 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
         while (n >= 0 && !visible(n)) step(Mode<kModBits | kMask>());
         while (n >= 0 && visible(n)) step(Mode<kModBits>());
       } while (kAllOptions && n >= 0);
-      if constexpr (kPingPong)
-        if (cw == 0) pp_wait();  // consumer 1's last pass: every arrival has its sync
     };
     if constexpr (kAllOptions) {
       if (softcap > 0.f) {

@@ -7,12 +7,11 @@
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, 16 (max group),
 //           16 (tokens per tile)}
 //   grid  = (num_splits, hkv, batch). CTA (s, h, b) attends query heads [h*G, (h+1)*G) of
-//   sequence b (G = hq / hkv <= 16). num_splits == 1: over the whole sequence, writes o (q's dtype) and lse;
-//   else the row's num_splits CTAs share the sequence's 16-token tiles, taken one at a time from the row's tile
-//   counter (split_counters[B * Hkv + b * Hkv + h]; chunk_size is not used), each CTA writes fp32 partial_o /
-//   partial_lse over the tiles its warps took (none: partial_lse = -inf, o = 0), and the CTA that finishes its
-//   (sequence, kv head) last (split_counters[b * Hkv + h], atomics) merges the row's splits into o / lse with
-//   merge_state.cu's rule and re-zeroes both counters: one launch, no merge kernel.
+//   sequence b (G = hq / hkv <= 16) over the tokens [s*chunk_size, (s+1)*chunk_size) of the
+//   sequence. num_splits == 1: writes o (q's dtype) and lse; else each CTA writes fp32 partial_o /
+//   partial_lse (a split without keys: partial_lse = -inf, o = 0) and the CTA that finishes its
+//   (sequence, kv head) last (split_counters, atomics) merges the row's splits into o / lse with
+//   merge_state.cu's rule and re-zeroes the counter: one launch, no merge kernel.
 //   plain   : no window / sinks / ALiBi / softcap (causal and right windows are no-ops here);
 //   general : every option from params through flash_common.cuh's key_visible/transform_score_l2.
 //
@@ -81,8 +80,8 @@ template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2> {};
 // Split-KV epilogue: the CTA that finishes a (sequence b, kv head) row last merges the row's
 // num_splits partial states of its G heads into o / lse, by merge_state.cu's rule (weights
 // e^(lse_s - max); all -inf -> o = 0, lse = -inf), then re-zeroes the row's counter for the next
-// launch, and the row's tile counter with it. The partials of other CTAs are read through L2 (__ldcg); every split's
-// partial o is written by its CTA (0 when it has no keys), so weight-0 splits add nothing.
+// launch. The partials of other CTAs are read through L2 (__ldcg); every split's partial o is
+// written by its CTA (0 when it has no keys), so weight-0 splits add nothing.
 // This merge is the tail of the launch (only the row's last CTA runs it), so it is built for latency: thread item
 // (head r, 4 columns d); the kLanes lanes of one head (a shuffle segment) read that head's split LSEs kLanes at a
 // time and pass each weight around by shuffles, so a row costs a few L2 round trips, not one per split.
@@ -110,10 +109,7 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
   if (tid == 0) {
     int* counter = p.split_counters + b * p.hkv + kvh;
     s_last = atomicAdd(counter, 1) == p.num_splits - 1;
-    if (s_last) {  // every CTA of the row has been counted, so has taken its last tile
-      *counter = 0;
-      counter[p.batch * p.hkv] = 0;  // the row's tile counter
-    }
+    if (s_last) *counter = 0;  // every CTA of the row has been counted
   }
   __syncthreads();
   if (!s_last) return;
@@ -201,14 +197,8 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   }
 
   // ---- the CTA's tiles: [t0, t1) of the sequence intersected with the visible keys ----
-  // Split-KV launches hand the row's tiles out dynamically: [t0, t1) is the whole sequence and the warps of the
-  // row's CTAs take its tiles one at a time from a counter (the second half of split_counters), so SMs that get more
-  // bandwidth take more tiles (with fixed chunks the SMs' busy times differed by 30 %, ncu run 18). A split's
-  // partial state covers whichever tiles its warps took; the merge does not care which.
-  const bool dynamic = p.num_splits > 1;
-  int* const tile_counter = dynamic ? p.split_counters + p.batch * p.hkv + b * p.hkv + kvh : nullptr;
-  const int t0 = dynamic ? 0 : split * p.chunk_size;
-  const int t1 = dynamic ? len : min(len, t0 + p.chunk_size);
+  const int t0 = split * p.chunk_size;
+  const int t1 = min(len, t0 + p.chunk_size);
   int lo = 0, sink_hi = 0;  // visible: [0, sink_hi) u [lo, len) (local token indices)
   if (kGeneral && p.mask.window_left >= 0) {
     lo = max(0, pos - p.mask.window_left - p.mask.key_offset);
@@ -226,16 +216,16 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   }
   const int n1 = a1 - a0, n_tiles = n1 + (b1 - b0);
   auto tile_at = [&](int i) { return i < n1 ? a0 + i : b0 + (i - n1); };
+  const int my_tiles = warp < n_tiles ? (n_tiles - warp + NW - 1) / NW : 0;
 
   const T* kbase = static_cast<const T*>(p.k_pages) + static_cast<int64_t>(kvh) * p.kv_head_stride;
   const T* vbase = static_cast<const T*>(p.v_pages) + static_cast<int64_t>(kvh) * p.kv_head_stride;
   const int* pages = p.page_indices + p.page_indptr[b];
 
-  // slot (page * page_size + row) of token tile_at(li)*16 + lane for lanes < 16 (li: an index into the CTA's tile
-  // list), -1 when past len or past the list
-  auto slot_of = [&](int li) -> int {
-    if (li >= n_tiles || lane >= 16) return -1;
-    const int t = tile_at(li) * 16 + lane;
+  // slot (page * page_size + row) of token tile*16 + lane for lanes < 16, -1 when past len
+  auto slot_of = [&](int my_index) -> int {
+    if (my_index >= my_tiles || lane >= 16) return -1;
+    const int t = tile_at(warp + my_index * NW) * 16 + lane;
     if (t >= t1) return -1;
     const int page = __ldg(pages + t / p.page_size);
     return page * p.page_size + t % p.page_size;
@@ -280,40 +270,23 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
 
   __syncthreads();  // sQ ready
 
-  // The warp's next S + 1 tiles as list indices, li[k] = the tile of iteration it + k (a shift register):
-  // fixed chunks take every NW-th tile of the chunk; dynamic ones take S + 1 consecutive tiles from the counter,
-  // then one per iteration, its atomic read one iteration after it was issued. Indices only grow, so the first one
-  // past the list ends the warp's walk.
-  int li[S + 1];
-  if (dynamic) {
-    int base = 0;
-    if (lane == 0) base = atomicAdd(tile_counter, S + 1);
-    base = __shfl_sync(0xffffffffu, base, 0);
-#pragma unroll
-    for (int k = 0; k <= S; ++k) li[k] = base + k;
-  } else {
-#pragma unroll
-    for (int k = 0; k <= S; ++k) li[k] = warp + k * NW;
-  }
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
-    const int sl = slot_of(li[s]);
-    if (li[s] < n_tiles) issue(s, sl);
+    const int sl = slot_of(s);
+    if (s < my_tiles) issue(s, sl);
     cp_async_commit();
   }
-  int next_slot = slot_of(li[S - 1]);
+  int next_slot = slot_of(S - 1);
 
-  for (int it = 0; li[0] < n_tiles; ++it) {
-    if (li[S - 1] < n_tiles) issue(it + S - 1, next_slot);
+  for (int it = 0; it < my_tiles; ++it) {
+    if (it + S - 1 < my_tiles) issue(it + S - 1, next_slot);
     cp_async_commit();
-    next_slot = slot_of(li[S]);
-    int grabbed = 0;  // lane 0: the tile of iteration it + S + 1 (not read before the shift below)
-    if (dynamic && lane == 0) grabbed = atomicAdd(tile_counter, 1);
+    next_slot = slot_of(it + S);
     cp_async_wait<S - 1>();
     __syncwarp();
     const T* sK = sRing + (it % S) * Tr::kStageElems;
     const T* sV = sK + Tr::kTileElems;
-    const int tbase = tile_at(li[0]) * 16;
+    const int tbase = tile_at(warp + it * NW) * 16;
 
     // S = Q K^T  (16 rows x 16 tokens)
     float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
@@ -384,9 +357,6 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
       Mma<T>::run(o[2 * nd + 1], pa, vb[2], vb[3]);
     }
     __syncwarp();
-#pragma unroll
-    for (int k = 0; k < S; ++k) li[k] = li[k + 1];
-    li[S] = dynamic ? __shfl_sync(0xffffffffu, grabbed, 0) : li[S - 1] + NW;
   }
   cp_async_wait<0>();
   l[0] = quad_sum(l[0]);

@@ -20,10 +20,8 @@ struct PagedDecodeParams {
   const int32_t* page_indices;// [page_indptr[B]] page ids
   const int32_t* seq_lens;    // [B] tokens per sequence
   const float* alibi_slopes;  // [Hq] or nullptr
-  int32_t* split_counters;    // [2 * B * Hkv] zero between launches, used when num_splits > 1: [0, B * Hkv) count
-                              // the finished CTAs of a (sequence, kv head) row (the last one merges its splits into
-                              // o / lse), [B * Hkv, 2 * B * Hkv) hand out the row's tiles; the merging CTA re-zeroes
-                              // both
+  int32_t* split_counters;    // [B * Hkv] zero between launches, used when num_splits > 1: the CTA that finishes
+                              // a (sequence, kv head) row last merges its splits into o / lse and re-zeroes it
   // ---- strides in elements ----
   int64_t q_batch_stride, q_head_stride;
   int64_t o_batch_stride, o_head_stride;
@@ -36,8 +34,8 @@ struct PagedDecodeParams {
   int32_t hkv;          // kv heads, hq % hkv == 0, hq / hkv <= 16
   int32_t head_dim;     // D (must equal the kernel's compiled D)
   int32_t page_size;    // tokens per page, 1..256
-  int32_t num_splits;   // CTAs per (sequence, kv head) row (grid x); > 1 = split-KV with dynamic tiles
-  int32_t chunk_size;   // num_splits == 1: >= the longest sequence, a multiple of 16 (unused when split)
+  int32_t num_splits;   // KV chunks per sequence (grid x)
+  int32_t chunk_size;   // tokens per chunk, a multiple of 16
   MaskParams mask;      // mask.key_offset: global index of each sequence's first paged key (cascade suffix);
                         // causal and right windows are no-ops for decode (the query is the last token)
 };

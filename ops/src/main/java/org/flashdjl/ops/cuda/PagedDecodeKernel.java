@@ -138,13 +138,8 @@ public final class PagedDecodeKernel {
     /**
      * The split-KV plan of one step.
      *
-     * <p>With a split the kernel does not cut the sequences into fixed chunks: the {@code numSplits} CTAs of a
-     * (sequence, kv head) row take the row's 16-token tiles one at a time from a counter, so the SMs that get more
-     * memory bandwidth take more of the row; {@code chunkSize} then only sizes the plan (the planner's wave model
-     * and the check {@code numSplits * chunkSize >=} the longest sequence).
-     *
-     * @param numSplits CTAs per (sequence, kv head) row (grid x); 1 = no split, no merge
-     * @param chunkSize tokens per CTA in the plan, a multiple of {@link #TILE}
+     * @param numSplits chunks per sequence (grid x); 1 = no split, no merge launch
+     * @param chunkSize tokens per chunk, a multiple of {@link #TILE}
      */
     public record Schedule(int numSplits, int chunkSize) {
 
@@ -280,9 +275,9 @@ public final class PagedDecodeKernel {
 
     /**
      * One step's device data for a page table: the table uploaded once (CSR indptr, indices and the sequence
-     * lengths, int32; with split-KV also the zeroed split and tile counters [2 * B * Hkv]) and, with split-KV, the
-     * fp32 partial outputs [B, numSplits, Hq, D] and LSEs [B, numSplits, Hq]. Every layer's {@link PagedDecodeKernel}
-     * of the step reuses it. Closing waits for the device (no kernel may still read it) and frees the memory.
+     * lengths, int32; with split-KV also the zeroed split counters [B * Hkv]) and, with split-KV, the fp32 partial
+     * outputs [B, numSplits, Hq, D] and LSEs [B, numSplits, Hq]. Every layer's {@link PagedDecodeKernel} of the
+     * step reuses it. Closing waits for the device (no kernel may still read it) and frees the memory.
      */
     public static final class DecodeStep implements AutoCloseable {
         private final PageTable table;
@@ -291,7 +286,7 @@ public final class PagedDecodeKernel {
         private final int headDim;
         private final int device;
         private final Schedule schedule;
-        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | 2 * B * Hkv split counters, 0 (split)]
+        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)]
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
         private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
@@ -373,9 +368,8 @@ public final class PagedDecodeKernel {
             int[] indptr = table.getIndptr();
             int[] indices = table.getIndices();
             int[] lens = table.getSeqLens();
-            // the split counters ride in the same upload, zero (the kernel leaves them zero after each launch):
-            // finished CTAs per (sequence, kv head) row, then the row's tile counter
-            int counters = schedule.numSplits() > 1 ? Math.multiplyExact(2, Math.multiplyExact(b, kvHeads)) : 0;
+            // the split counters ride in the same upload, zero (the kernel leaves them zero after each launch)
+            int counters = schedule.numSplits() > 1 ? Math.multiplyExact(b, kvHeads) : 0;
             int[] all = new int[Math.addExact(indptr.length + indices.length + lens.length, counters)];
             System.arraycopy(indptr, 0, all, 0, indptr.length);
             System.arraycopy(indices, 0, all, indptr.length, indices.length);

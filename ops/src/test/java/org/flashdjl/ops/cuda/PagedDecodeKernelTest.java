@@ -116,7 +116,7 @@ class PagedDecodeKernelTest {
                 new PagedDecodeKernel.Schedule(2, 16));
         PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
         assertEquals(2, s.getParams().get("num_splits"));
-        // the split and tile counters (zeroed int32 [2 * B * Hkv]) follow the sequence lengths [B] in the one upload
+        // the split counters (zeroed int32 [B * Hkv]) follow the sequence lengths [B] in the step's one table upload
         assertEquals(s.getParams().get("seq_lens").longValue() + 4L * 2, s.getParams().get("split_counters").longValue());
         IllegalStateException e = assertThrows(IllegalStateException.class, s::run);
         assertTrue(e.getMessage().contains("validation-only"), e.getMessage());

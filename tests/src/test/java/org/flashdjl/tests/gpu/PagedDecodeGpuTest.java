@@ -198,9 +198,8 @@ class PagedDecodeGpuTest {
             k.run();
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;
             if (ws.getSchedule().numSplits() > 1) {
-                // the split and tile counters are the kernel's to re-zero: a second launch on the same step, into
-                // freshly poisoned outputs, must give the same answer (a counter left non-zero loses tiles or the
-                // merge)
+                // the split counters are the kernel's to re-zero: a second launch on the same step, into freshly
+                // poisoned outputs, must give the same answer (a counter left non-zero would skip the merge)
                 if (type.byteSize() == 4) {
                     ob.fill32(Float.floatToRawIntBits(Float.NaN));
                 } else {

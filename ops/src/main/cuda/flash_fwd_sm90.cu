@@ -420,23 +420,40 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     constexpr bool kModified = (kMode & (kAlibi | kCap)) != 0;
     const float scl = kModified ? 1.f : sc;  // the modifier's scores are already scaled, in log2 units
     if constexpr (kModified) {
+      constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0;
       const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
       const MaskRule rule = rule_at_use();
-      const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
+      const int wpos = m0 + cw * 64 + warp * 16 + rule.off;  // the warp's rows are positions [wpos, wpos + 16)
+      const int pos0 = wpos + g;
+      // ALiBi on a tile wholly left (every key <= every row's position) or right of the warp's diagonal: the
+      // distance is linear in the key, so the bias steps by a constant (one FMA per score instead of |d0 - 8 j|)
+      const int sided = !kA ? 0 : n * Bc + Bc - 1 <= wpos ? 1 : n * Bc >= wpos + 15 ? -1 : 0;
+      auto pass = [&](auto linear_tag) {
+        constexpr bool kLinear = decltype(linear_tag)::value;
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh)
+        for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int pos = pos0 + 8 * hh, col0 = n * Bc + 2 * t4 + e;
-          const float d0 = static_cast<float>(pos - col0);  // ALiBi distance |pos - col| = |d0 - 8 j|
+          for (int e = 0; e < 2; ++e) {
+            const int pos = pos0 + 8 * hh, col0 = n * Bc + 2 * t4 + e;
+            const float d0 = static_cast<float>(pos - col0);  // ALiBi distance |pos - col| = |d0 - 8 j|
+            const float b0 = static_cast<float>(sided) * mod.nslope_l2 * d0;  // linear: bias(j) = b0 + j * bstep
+            const float bstep = -8.f * static_cast<float>(sided) * mod.nslope_l2;
 #pragma unroll
-          for (int j = 0; j < Bc / 8; ++j) {
-            float& x = s[4 * j + 2 * hh + e];
-            x = mod.at<(kMode & kCap) != 0, (kMode & kAlibi) != 0>(x, fabsf(d0 - 8.f * j));
-            if constexpr ((kMode & kMask) != 0)
-              if (!key_visible(rule, pos, col0 + 8 * j)) x = -INFINITY;
+            for (int j = 0; j < Bc / 8; ++j) {
+              float& x = s[4 * j + 2 * hh + e];
+              if constexpr (kLinear)
+                x = mod.biased<kC>(x, fmaf(bstep, static_cast<float>(j), b0));
+              else
+                x = mod.at<kC, kA>(x, fabsf(d0 - 8.f * j));
+              if constexpr ((kMode & kMask) != 0)
+                if (!key_visible(rule, pos, col0 + 8 * j)) x = -INFINITY;
+            }
           }
-        }
+      };
+      if (kA && sided != 0)
+        pass(std::true_type());
+      else
+        pass(std::false_type());
     } else if constexpr (kMode == kMask) {
       const MaskRule rule = rule_at_use();
       const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;

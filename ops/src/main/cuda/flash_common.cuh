@@ -149,14 +149,20 @@ struct ScoreMod {
     cap_e = softcap > 0.f ? -2.f * kL2e * scale / softcap : 0.f;
     nslope_l2 = -slope * kL2e;
   }
+  template <bool kCap>
+  __device__ __forceinline__ float capped(float qk) const {  // scale and softcap, log2 units
+    return kCap ? scaled_tanh_from_exp2(fast_exp2(fabsf(qk) * cap_e), qk, cap_l2) : qk * sc_l2;
+  }
   template <bool kCap, bool kAlibi>
   __device__ __forceinline__ float at(float qk, float dist) const {
-    return kAlibi ? biased<kCap>(qk, nslope_l2 * dist) : biased<kCap>(qk, 0.f);
+    float x = capped<kCap>(qk);
+    if (kAlibi) x = fmaf(nslope_l2, dist, x);
+    return x;
   }
   // ... with the ALiBi term given as a bias, -slope * dist * log2(e) (callers that step it along a row)
   template <bool kCap>
   __device__ __forceinline__ float biased(float qk, float bias) const {
-    return kCap ? scaled_tanh_from_exp2(fast_exp2(fabsf(qk) * cap_e), qk, cap_l2) + bias : fmaf(qk, sc_l2, bias);
+    return kCap ? capped<true>(qk) + bias : fmaf(qk, sc_l2, bias);
   }
   __device__ __forceinline__ float apply(float qk, float dist) const {
     return cap_l2 > 0.f ? at<true, true>(qk, dist) : at<false, true>(qk, dist);

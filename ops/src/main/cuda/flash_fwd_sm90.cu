@@ -426,8 +426,11 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       const int wpos = m0 + cw * 64 + warp * 16 + rule.off;  // the warp's rows are positions [wpos, wpos + 16)
       const int pos0 = wpos + g;
       // ALiBi on a tile wholly left (every key <= every row's position) or right of the warp's diagonal: the
-      // distance is linear in the key, so the bias steps by a constant (one FMA per score instead of |d0 - 8 j|)
-      const int sided = !kA ? 0 : n * Bc + Bc - 1 <= wpos ? 1 : n * Bc >= wpos + 15 ? -1 : 0;
+      // distance is linear in the key, so the bias steps by a constant (one FMA per score instead of |d0 - 8 j|).
+      // hd 128 only: there ALiBi ran 7 % faster; the hd 256 kernel lost 5 % on ALiBi and 14 % on softcap with it
+      // (its registers; run 24); hd 64 not measured.
+      constexpr bool kLinearAlibi = kA && D == 128;
+      const int sided = !kLinearAlibi ? 0 : n * Bc + Bc - 1 <= wpos ? 1 : n * Bc >= wpos + 15 ? -1 : 0;
       auto pass = [&](auto linear_tag) {
         constexpr bool kLinear = decltype(linear_tag)::value;
 #pragma unroll
@@ -450,7 +453,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
             }
           }
       };
-      if (kA && sided != 0)
+      if (kLinearAlibi && sided != 0)
         pass(std::true_type());
       else
         pass(std::false_type());

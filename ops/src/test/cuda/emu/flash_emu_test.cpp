@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
@@ -193,8 +194,51 @@ static bool run(const Spec& s) {
   return ok;
 }
 
+// The score rule of flash_common.cuh on its own (every kernel family uses it): the one-MUFU tanh against double tanh
+// over a log-spaced sweep and the special values, and ScoreMod (scale -> softcap -> ALiBi, log2 units; `at` and the
+// stepped-bias `biased`) against the formula in doubles. Here fast_exp2 is exp2f; the GPU's ex2.approx adds ~2 ulp.
+static bool check_score_rule() {
+  using flashdjl::ScoreMod;
+  using flashdjl::accurate_tanh;
+  double worst = 0;
+  float worst_x = 0;
+  for (int sign = -1; sign <= 1; sign += 2)
+    for (int i = 0; i <= 400000; ++i) {
+      const float x = sign * std::pow(10.f, -30.f + 32.5f * i / 400000.f);  // 1e-30 .. ~316
+      const double err = std::fabs(accurate_tanh(x) - std::tanh(static_cast<double>(x)));
+      if (!(err <= worst)) worst = err, worst_x = x;
+    }
+  bool ok = worst <= 4e-7;
+  printf("%s tanh: max abs error %.3g at x = %g (bound 4e-7)\n", ok ? "PASS" : "FAIL", worst, worst_x);
+  const bool special = accurate_tanh(INFINITY) == 1.f && accurate_tanh(-INFINITY) == -1.f &&
+                       std::isnan(accurate_tanh(NAN)) && accurate_tanh(0.f) == 0.f;
+  printf("%s tanh: +-inf -> +-1, NaN -> NaN, 0 -> 0\n", special ? "PASS" : "FAIL");
+  ok = ok && special;
+  // ScoreMod: softcap 30, slope 0.25, scale 1/sqrt(128); qk in [-400, 400], dist in [0, 2000]
+  const double kL2e = 1.4426950408889634;
+  const float scale = 1.f / std::sqrt(128.f), cap = 30.f, slope = 0.25f;
+  const ScoreMod mod(scale, cap, slope), plain(scale, 0.f, 0.f);
+  double worst_mod = 0;
+  for (int i = 0; i <= 20000; ++i) {
+    const float qk = -400.f + 0.04f * i, dist = static_cast<float>(i % 2001);
+    const double capped = cap * std::tanh(static_cast<double>(scale) * qk / cap);
+    const double want = (capped - static_cast<double>(slope) * dist) * kL2e;
+    const double got_at = mod.at<true, true>(qk, dist), got_b = mod.biased<true>(qk, -slope * dist * kL2e);
+    const double got_plain = plain.at<false, false>(qk, 0.f), want_plain = static_cast<double>(scale) * qk * kL2e;
+    // tolerance: the tanh's 4e-7 times the cap, plus float rounding of a bias up to ~720 (log2 units)
+    const double tol = 4e-7 * cap * kL2e + 1e-6 * std::fabs(want) + 1e-5;
+    worst_mod = std::max({worst_mod, std::fabs(got_at - want) / tol, std::fabs(got_b - want) / tol,
+                          std::fabs(got_plain - want_plain) / (1e-6 * std::fabs(want_plain) + 1e-6)});
+  }
+  const bool mod_ok = worst_mod <= 1.0;
+  printf("%s ScoreMod at / biased / plain vs doubles: worst error %.3g of the tolerance\n", mod_ok ? "PASS" : "FAIL",
+         worst_mod);
+  return ok && mod_ok;
+}
+
 int main(int argc, char** argv) {
   const std::string only = argc > 1 ? argv[1] : "";
+  const bool rule_ok = only.empty() ? check_score_rule() : true;
   std::vector<Spec> specs = {
       {"fp16 hd64 plain bhsd 130x150 gqa2", KREF(flash_fwd_fp16_hd64_plain), false, 64, 1, 2, 1, 130, 150, false, 0, -1, -1, 0, false, 0, {}, {}, 0},
       {"bf16 hd128 causal bshd 150x70 (Lq>Lk)", KREF(flash_fwd_bf16_hd128_causal), true, 128, 1, 1, 1, 150, 70, true, 1, -1, -1, 0, false, 0, {}, {}, 1},
@@ -219,6 +263,7 @@ int main(int argc, char** argv) {
     if (!only.empty() && s.name.find(only) == std::string::npos) continue;
     (run(s) ? passed : failed)++;
   }
+  if (!rule_ok) failed++;
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

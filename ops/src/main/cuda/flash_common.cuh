@@ -38,6 +38,20 @@ __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
+// The same over aligned segments of kLanes lanes (a power of two <= 32); quad_max / quad_sum are the 4-lane case
+// with full-warp shuffles, kept as they are (their SASS is the measured one).
+template <int kLanes>
+__device__ __forceinline__ float segment_max(float x) {
+#pragma unroll
+  for (int o = kLanes / 2; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o, kLanes));
+  return x;
+}
+template <int kLanes>
+__device__ __forceinline__ float segment_sum(float x) {
+#pragma unroll
+  for (int o = kLanes / 2; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o, kLanes);
+  return x;
+}
 
 // ------------------------------ sequence geometry of a dense or varlen call ----------------------
 // Sequence b of a FlashFwdParams call: each side is varlen when its cu_seqlens pointer is set (its rows start at

@@ -85,18 +85,6 @@ template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2> {};
 // This merge is the tail of the launch (only the row's last CTA runs it), so it is built for latency: thread item
 // (head r, 4 columns d); the kLanes lanes of one head (a shuffle segment) read that head's split LSEs kLanes at a
 // time and pass each weight around by shuffles, so a row costs a few L2 round trips, not one per split.
-template <int kLanes>
-__device__ __forceinline__ float segment_max(float x) {
-#pragma unroll
-  for (int o = kLanes / 2; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o, kLanes));
-  return x;
-}
-template <int kLanes>
-__device__ __forceinline__ float segment_sum(float x) {
-#pragma unroll
-  for (int o = kLanes / 2; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o, kLanes);
-  return x;
-}
 
 template <typename T, int D>
 __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int b, int kvh,

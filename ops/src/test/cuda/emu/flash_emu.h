@@ -49,7 +49,8 @@ inline void __syncwarp() { emu_block->warp_bar[threadIdx.x / 32].wait(); }
 inline uint32_t (&emu_slot())[8] { return emu_block->slots[threadIdx.x / 32][threadIdx.x % 32]; }
 inline uint32_t emu_peek(int lane, int i) { return emu_block->slots[threadIdx.x / 32][lane][i]; }
 
-inline float __shfl_xor_sync(unsigned, float x, int m) {
+inline float __shfl_xor_sync(unsigned, float x, int m, int width = 32) {  // m < width: lane ^ m stays in the segment
+  (void)width;
   uint32_t u;
   memcpy(&u, &x, 4);
   emu_slot()[0] = u;

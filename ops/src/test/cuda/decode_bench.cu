@@ -1,0 +1,324 @@
+// FlashDJL: a standalone harness for paged decode kernel experiments (not part of the build).
+//
+// It compiles a decode kernel source into itself (default ../../main/cuda/paged_decode.cu, or -DDECODE_SRC="path"
+// for a variant), checks paged_decode_fp16_hd128_plain against a CPU reference on the benchmark shapes (GQA 32/8,
+// hd 128, fp16, pages of 16 tokens in shuffled order), and times it against a 1 GiB device-to-device copy in the
+// same process, the way PagedDecodeBench does (events around back-to-back launches, median).
+//   nvcc -std=c++17 -O3 -arch=sm_90a -o decode_bench ops/src/test/cuda/decode_bench.cu [-DDECODE_SRC='"v.cu"']
+//   decode_bench [--reps N] [--tag NAME] [--head-major]   (--head-major: each kv head's pages contiguous)
+// A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
+// g_decode_trace; the harness then prints per-SM busy times and per-CTA warp spreads (where the time goes).
+
+#ifndef DECODE_SRC
+#define DECODE_SRC "../../main/cuda/paged_decode.cu"
+#endif
+#include DECODE_SRC
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#define CK(x)                                                                                   \
+  do {                                                                                          \
+    cudaError_t e_ = (x);                                                                       \
+    if (e_ != cudaSuccess) {                                                                    \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));        \
+      exit(1);                                                                                  \
+    }                                                                                           \
+  } while (0)
+
+struct Shape {
+  int batch, len;
+  std::vector<int> chunks;  // split chunk sizes to time (tokens); the first is the planner's
+};
+
+static const int kHq = 32, kHkv = 8, kD = 128, kPage = 16;
+
+static float h2f(uint16_t h) {
+  __half x;
+  memcpy(&x, &h, 2);
+  return __half2float(x);
+}
+
+int main(int argc, char** argv) {
+  int reps = 50;
+  std::string tag = "decode";
+  bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--head-major")) head_major = true;
+    if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
+  }
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  auto kern = paged_decode_fp16_hd128_plain;
+  const int cfg[2] = {flashdjl::DecodeTraitsFor<128>::kThreads, flashdjl::DecodeTraitsFor<128>::kSmemBytes};
+  CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg[1]));
+  int occ = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, cfg[0], cfg[1]));
+  fprintf(stderr, "%s: %s, %d SMs, %d threads, %d B smem, %d CTAs/SM\n", tag.c_str(), prop.name,
+          prop.multiProcessorCount, cfg[0], cfg[1], occ);
+
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  auto median_ms = [&](auto&& launch) {
+    for (int i = 0; i < 10; ++i) launch();
+    CK(cudaDeviceSynchronize());
+    std::vector<cudaEvent_t> s(reps), e(reps);
+    for (int i = 0; i < reps; ++i) {
+      CK(cudaEventCreate(&s[i]));
+      CK(cudaEventCreate(&e[i]));
+    }
+    for (int i = 0; i < reps; ++i) {
+      CK(cudaEventRecord(s[i]));
+      launch();
+      CK(cudaEventRecord(e[i]));
+    }
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ms(reps);
+    for (int i = 0; i < reps; ++i) {
+      CK(cudaEventElapsedTime(&ms[i], s[i], e[i]));
+      cudaEventDestroy(s[i]);
+      cudaEventDestroy(e[i]);
+    }
+    std::sort(ms.begin(), ms.end());
+    return reps % 2 ? ms[reps / 2] : 0.5f * (ms[reps / 2 - 1] + ms[reps / 2]);
+  };
+  double copy;
+  {
+    size_t n = size_t(1) << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    CK(cudaMemset(a, 0x3c, n));
+    float ms = median_ms([&] { CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice)); });
+    copy = 2.0 * n / (ms * 1e-3) / 1e9;
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+  }
+
+  std::vector<Shape> shapes = {{1, 65536, {2000, 8192, 5472, 4096, 2736, 1376}},
+                               {8, 16384, {4096, 16384, 8192, 5472}},
+                               {64, 4096, {4096, 2048}}};
+  int failures = 0;
+  for (const Shape& sh : shapes) {
+    const int B = sh.batch, L = sh.len, pps = (L + kPage - 1) / kPage, np = B * pps;
+    const size_t pool = size_t(np) * kPage * kHkv * kD, qn = size_t(B) * kHq * kD;
+    std::mt19937_64 rng(7);
+    std::vector<uint16_t> hk(pool), hv(pool), hq(qn);
+    auto fill = [&](std::vector<uint16_t>& v, uint64_t seed) {
+      std::mt19937_64 r(seed);
+      std::normal_distribution<float> n;
+      const size_t block = 1 << 20;
+      std::vector<uint16_t> blk(block);
+      for (auto& x : blk) {
+        __half h = __float2half(n(r));
+        memcpy(&x, &h, 2);
+      }
+      for (size_t i = 0; i < v.size(); ++i) v[i] = blk[(i * 7919) % block];  // cheap, non-periodic per row
+    };
+    fill(hk, 1);
+    fill(hv, 2);
+    fill(hq, 3);
+    std::vector<int> ids(np), indptr(B + 1), lens(B, L);
+    for (int i = 0; i < np; ++i) ids[i] = i;
+    std::shuffle(ids.begin(), ids.end(), rng);
+    for (int b = 0; b <= B; ++b) indptr[b] = b * pps;
+    // CPU reference (float accumulation is enough for fp16 inputs at these lengths)
+    // element offset of (slot, kv head) in the pools
+    auto kv_at = [&](size_t slot, int kvh) {
+      return head_major ? (size_t(kvh) * np * kPage + slot) * kD : (slot * kHkv + kvh) * kD;
+    };
+    std::vector<float> ref(qn);
+    {
+      std::vector<std::thread> th;
+      const int nt = std::max(1u, std::thread::hardware_concurrency());
+      for (int t = 0; t < nt; ++t) {
+        th.emplace_back([&, t] {
+          std::vector<double> sc(L);
+          for (int row = t; row < B * kHq; row += nt) {
+            const int b = row / kHq, h = row % kHq, kvh = h / (kHq / kHkv);
+            const uint16_t* q = &hq[(size_t(b) * kHq + h) * kD];
+            float qf[kD];
+            for (int d = 0; d < kD; ++d) qf[d] = h2f(q[d]);
+            double mx = -INFINITY;
+            for (int j = 0; j < L; ++j) {
+              const size_t slot = size_t(ids[indptr[b] + j / kPage]) * kPage + j % kPage;
+              const uint16_t* k = &hk[kv_at(slot, kvh)];
+              double s = 0;
+              for (int d = 0; d < kD; ++d) s += double(qf[d]) * h2f(k[d]);
+              sc[j] = s / std::sqrt(double(kD));
+              mx = std::max(mx, sc[j]);
+            }
+            double o[kD] = {0}, sum = 0;
+            for (int j = 0; j < L; ++j) {
+              const double w = std::exp(sc[j] - mx);
+              sum += w;
+              const size_t slot = size_t(ids[indptr[b] + j / kPage]) * kPage + j % kPage;
+              const uint16_t* v = &hv[kv_at(slot, kvh)];
+              for (int d = 0; d < kD; ++d) o[d] += w * h2f(v[d]);
+            }
+            for (int d = 0; d < kD; ++d) ref[size_t(row) * kD + d] = float(o[d] / sum);
+          }
+        });
+      }
+      for (auto& x : th) x.join();
+    }
+    void *dk, *dv, *dq, *dout;
+    int *dptr, *dids, *dlens, *dcnt;
+    float *dlse, *pO, *pL;
+    const int maxSplits = (L + 511) / 512;
+    CK(cudaMalloc(&dk, pool * 2));
+    CK(cudaMalloc(&dv, pool * 2));
+    CK(cudaMalloc(&dq, qn * 2));
+    CK(cudaMalloc(&dout, qn * 2));
+    CK(cudaMalloc(&dlse, size_t(B) * kHq * 4));
+    CK(cudaMalloc(&pO, size_t(B) * maxSplits * kHq * kD * 4));
+    CK(cudaMalloc(&pL, size_t(B) * maxSplits * kHq * 4));
+    CK(cudaMalloc(&dptr, (B + 1) * 4));
+    CK(cudaMalloc(&dids, np * 4));
+    CK(cudaMalloc(&dlens, B * 4));
+    CK(cudaMalloc(&dcnt, 2 * B * kHkv * 4));  // merge counters, then unit counters
+    CK(cudaMemset(dcnt, 0, 2 * B * kHkv * 4));
+    CK(cudaMemcpy(dk, hk.data(), pool * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dv, hv.data(), pool * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dq, hq.data(), qn * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dptr, indptr.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dids, ids.data(), np * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dlens, lens.data(), B * 4, cudaMemcpyHostToDevice));
+    for (size_t ci = 0; ci < sh.chunks.size(); ++ci) {
+      const int chunk = sh.chunks[ci], splits = (L + chunk - 1) / chunk;
+      PagedDecodeParams p;
+      memset(&p, 0, sizeof(p));
+      p.q = dq;
+      p.k_pages = dk;
+      p.v_pages = dv;
+      p.o = dout;
+      p.lse = dlse;
+      p.partial_o = pO;
+      p.partial_lse = pL;
+      p.page_indptr = dptr;
+      p.page_indices = dids;
+      p.seq_lens = dlens;
+      p.split_counters = dcnt;
+      p.q_batch_stride = kHq * kD;
+      p.q_head_stride = kD;
+      p.o_batch_stride = kHq * kD;
+      p.o_head_stride = kD;
+      p.lse_batch_stride = kHq;
+      p.kv_row_stride = head_major ? kD : kHkv * kD;
+      p.kv_head_stride = head_major ? size_t(np) * kPage * kD : kD;
+      p.batch = B;
+      p.hq = kHq;
+      p.hkv = kHkv;
+      p.head_dim = kD;
+      p.page_size = kPage;
+      p.num_splits = splits;
+      p.mask.scale = 1.f / std::sqrt(float(kD));
+      p.mask.window_left = -1;
+      p.mask.window_right = -1;
+      p.mask.softcap = 0.f;
+#ifdef DECODE_KVH_FIRST  // the variant reads split = blockIdx.x / hkv, kv head = blockIdx.x % hkv
+      const dim3 grid(splits * kHkv, 1, B);
+#else
+      const dim3 grid(splits, kHkv, B);
+#endif
+      auto launch = [&] { kern<<<grid, cfg[0], cfg[1]>>>(p); };
+      CK(cudaMemset(dout, 0xff, qn * 2));  // NaN poison
+      launch();
+      CK(cudaDeviceSynchronize());
+      std::vector<uint16_t> out(qn);
+      CK(cudaMemcpy(out.data(), dout, qn * 2, cudaMemcpyDeviceToHost));
+      double err = 0;
+      for (size_t i = 0; i < qn; ++i) {
+        const double e = std::fabs(double(h2f(out[i])) - ref[i]);
+        err = std::isnan(e) ? INFINITY : std::max(err, e);
+      }
+      const bool ok = err < 2e-3;
+      failures += !ok;
+#ifdef DECODE_TRACE
+      if (ci == 0) {
+        const int ctas = grid.x * grid.y * grid.z, warps = ctas * (cfg[0] / 32);
+        unsigned long long* dtr;
+        CK(cudaMalloc(&dtr, size_t(warps) * 4 * 8));
+        CK(cudaMemcpyToSymbol(flashdjl::g_decode_trace, &dtr, sizeof(dtr)));
+        for (int i = 0; i < 5; ++i) launch();
+        CK(cudaDeviceSynchronize());
+        std::vector<unsigned long long> tr(size_t(warps) * 4);
+        CK(cudaMemcpy(tr.data(), dtr, tr.size() * 8, cudaMemcpyDeviceToHost));
+        unsigned long long z = tr[1], end = 0;
+        for (int w = 0; w < warps; ++w) z = std::min(z, tr[w * 4 + 1]), end = std::max(end, tr[w * 4 + 3]);
+        const double span = double(end - z);
+        std::vector<double> smBusy(prop.multiProcessorCount, 0), smStart(prop.multiProcessorCount, 1e30);
+        std::vector<int> smWarps(prop.multiProcessorCount, 0);
+        double spreadSum = 0, spreadMax = 0, startMax = 0;
+        const int wpc = cfg[0] / 32;
+        for (int c = 0; c < ctas; ++c) {
+          double lmin = 1e30, lmax = 0;
+          for (int w = 0; w < wpc; ++w) {
+            const unsigned long long* r = &tr[(size_t(c) * wpc + w) * 4];
+            const int sm = int(r[0]);
+            smBusy[sm] = std::max(smBusy[sm], double(r[3] - z));
+            smStart[sm] = std::min(smStart[sm], double(r[1] - z));
+            smWarps[sm]++;
+            lmin = std::min(lmin, double(r[2] - z));
+            lmax = std::max(lmax, double(r[2] - z));
+            startMax = std::max(startMax, double(r[1] - z));
+          }
+          spreadSum += lmax - lmin;
+          spreadMax = std::max(spreadMax, lmax - lmin);
+        }
+        std::vector<double> busy;
+        for (int s = 0; s < prop.multiProcessorCount; ++s)
+          if (smWarps[s]) busy.push_back(smBusy[s]);
+        std::sort(busy.begin(), busy.end());
+        double avg = 0;
+        for (double x : busy) avg += x;
+        avg /= busy.size();
+        printf("{\"tag\":\"%s\",\"trace\":1,\"batch\":%d,\"L\":%d,\"chunk\":%d,\"span_us\":%.1f,\"sms\":%zu,"
+               "\"sm_end_min_us\":%.1f,\"sm_end_p10_us\":%.1f,\"sm_end_avg_us\":%.1f,\"sm_end_p90_us\":%.1f,"
+               "\"sm_end_max_us\":%.1f,\"cta_start_max_us\":%.1f,\"warp_loop_spread_avg_us\":%.1f,"
+               "\"warp_loop_spread_max_us\":%.1f}\n",
+               tag.c_str(), B, L, chunk, span / 1e3, busy.size(), busy.front() / 1e3, busy[busy.size() / 10] / 1e3,
+               avg / 1e3, busy[busy.size() * 9 / 10] / 1e3, busy.back() / 1e3, startMax / 1e3,
+               spreadSum / ctas / 1e3, spreadMax / 1e3);
+        // per-SM end times in SM order (to see whether slow SMs cluster, e.g. by GPC)
+        printf("{\"tag\":\"%s\",\"sm_end_us\":[", tag.c_str());
+        for (int s = 0; s < prop.multiProcessorCount; ++s)
+          printf("%s%.1f", s ? "," : "", smWarps[s] ? smBusy[s] / 1e3 : -1.0);
+        printf("]}\n");
+        unsigned long long* none = nullptr;
+        CK(cudaMemcpyToSymbol(flashdjl::g_decode_trace, &none, sizeof(none)));
+        CK(cudaFree(dtr));
+      }
+#endif
+      const float ms = median_ms(launch);
+      const double bytes = double(B) * L * kHkv * kD * 2 * 2, gbps = bytes / (ms * 1e-3) / 1e9;
+      printf("{\"tag\":\"%s\",\"batch\":%d,\"L\":%d,\"splits\":%d,\"chunk\":%d,\"ms\":%.4f,\"gbps\":%.1f,"
+             "\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%.2e,\"ok\":%s}\n",
+             tag.c_str(), B, L, splits, chunk, ms, gbps, copy, 100 * gbps / copy, err, ok ? "true" : "false");
+      fflush(stdout);
+    }
+    cudaFree(dk);
+    cudaFree(dv);
+    cudaFree(dq);
+    cudaFree(dout);
+    cudaFree(dlse);
+    cudaFree(pO);
+    cudaFree(pL);
+    cudaFree(dptr);
+    cudaFree(dids);
+    cudaFree(dlens);
+    cudaFree(dcnt);
+  }
+  return failures ? 1 : 0;
+}

@@ -90,12 +90,8 @@ def w8(s):
 open('w8.cu','w').write(w8(src))
 open('w8dyn.cu','w').write(w8(smemdyn(src)))
 open('w8dyn_trace.cu','w').write(trace(w8(smemdyn(src))))
-new=open('/work/main/ops/src/main/cuda/paged_decode.cu').read().replace('extern "C" __device__ int paged_decode_','__device__ int paged_decode_')
-open('new.cu','w').write(new)
-open('new_trace.cu','w').write(trace(new))
-for u in (2,8):
-    open('new_u%d.cu'%u,'w').write(sub(new,"static constexpr int kUnit = 4;","static constexpr int kUnit = %d;"%u))
-open('new_u2_trace.cu','w').write(trace(sub(new,"static constexpr int kUnit = 4;","static constexpr int kUnit = 2;")))
+# (run 26's dynamic-unit kernel 'new' and its kUnit 2 / 8 builds were generated here from the working tree of the
+# time, which later became the committed kernel; see docs/PERF.md, session 7)
 def cluster(s):
     s=kvhfirst(s)
     s=sub(s,'extern "C" __global__ void __launch_bounds__(flashdjl::DecodeTraitsFor<D>::kThreads, 2)','extern "C" __global__ void __cluster_dims__(8, 1, 1) __launch_bounds__(flashdjl::DecodeTraitsFor<D>::kThreads, 2)')
@@ -176,9 +172,7 @@ constexpr float kLog2e""")
     return s
 open('bulk.cu','w').write(bulk(src))
 open('bulk_trace.cu','w').write(trace(bulk(src)))
-u8=sub(new,"static constexpr int kUnit = 4;","static constexpr int kUnit = 8;")
-open('new_u8s.cu','w').write(sub(u8,"int* const unit_counter = p.num_splits > 1 ?","int* const unit_counter = false ?"))
-u16=sub(new,"static constexpr int kUnit = 4;","static constexpr int kUnit = 16;")
-open('new_u16s.cu','w').write(sub(u16,"int* const unit_counter = p.num_splits > 1 ?","int* const unit_counter = false ?"))
-u4=new
-open('new_u4s.cu','w').write(sub(u4,"int* const unit_counter = p.num_splits > 1 ?","int* const unit_counter = false ?"))
+fin=open('/work/exp/final.cu').read()
+open('final_trace.cu','w').write(trace(fin))
+open('final_b32.cu','w').write(sub(fin,"  constexpr int kBatch = 8;  ","  constexpr int kBatch = kLanes;  "))
+open('final_b32_trace.cu','w').write(trace(sub(fin,"  constexpr int kBatch = 8;  ","  constexpr int kBatch = kLanes;  ")))

@@ -7,8 +7,8 @@
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, 16 (max group),
 //           16 (tokens per tile)}
 //   grid  = (num_splits, hkv, batch). CTA (s, h, b) attends query heads [h*G, (h+1)*G) of
-//   sequence b (G = hq / hkv <= 16) over the tokens [s*chunk_size, (s+1)*chunk_size) of the
-//   sequence. num_splits == 1: writes o (q's dtype) and lse; else each CTA writes fp32 partial_o /
+//   sequence b (G = hq / hkv <= 16) over its share of the (sequence, kv head) row's tiles (below).
+//   num_splits == 1: writes o (q's dtype) and lse; else each CTA writes fp32 partial_o /
 //   partial_lse (a split without keys: partial_lse = -inf, o = 0) and the CTA that finishes its
 //   (sequence, kv head) last (split_counters, atomics) merges the row's splits into o / lse with
 //   merge_state.cu's rule and re-zeroes the counter: one launch, no merge kernel.
@@ -24,8 +24,9 @@
 //   * The G query rows sit in a 16-row mma slab (rows >= G are zero): S = Q K^T and O += P V are
 //     m16n8k16 mma.sync with K / V tiles of 16 tokens in shared memory, so each K/V byte of the
 //     kv head is read from HBM exactly once for all G heads.
-//   * Warp w takes tiles w, w+4, w+8, ... of the CTA's visible token range and keeps its own
-//     online-softmax state; a kStages-deep cp.async ring per warp (only __syncwarp in the main
+//   * The row's visible tiles are dealt to its num_splits * 4 warps in units of kUnit (8) consecutive
+//     tiles, round-robin: warp w of CTA s takes units 4s + w, then every (4 * num_splits)-th. Each
+//     warp keeps its own online-softmax state; a kStages-deep cp.async ring per warp (only __syncwarp in the main
 //     loop) keeps (kStages - 1) * 8 KiB (hd128) of loads in flight per warp. Page ids for the
 //     tile after next are loaded one iteration early (one id per lane, shared by shuffles), so the
 //     page-table lookup never sits on the load path; any page size 1..256 works (a tile may
@@ -36,7 +37,7 @@
 //   * The 4 warp states are merged through shared memory at the end (same merge rule as
 //     merge_state.cu).
 // Requirements (checked by the Java launcher): 16-byte aligned q/o/pools, strides multiples of 8
-// elements, head-dim stride 1, hq % hkv == 0, hq / hkv <= 16, chunk_size % 16 == 0.
+// elements, head-dim stride 1, hq % hkv == 0, hq / hkv <= 16.
 // ---------------------------------------------------------------------------------------------
 
 #include "paged_params.h"
@@ -62,6 +63,7 @@ struct DecodeTraits {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kTile = 16;                    // tokens per tile
+  static constexpr int kUnit = 8;                     // consecutive tiles a warp takes at a time
   static constexpr int kStride = D + 8;               // smem row pitch (elements): conflict-free ldmatrix
   static constexpr int kCPR = D / 8;                  // 16-byte chunks per row
   static constexpr int kTileElems = kTile * kStride;  // one K or V tile
@@ -91,6 +93,8 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
                                                      int G, int tid, int threads) {
   constexpr int kItemsPerHead = D / 4;
   constexpr int kLanes = kItemsPerHead < 32 ? kItemsPerHead : 32;  // lanes of one head in a warp
+  constexpr int kBatch = 8;                                         // partial o loads in flight per thread
+  static_assert(kLanes % kBatch == 0, "a batch never wraps around the segment");
   __shared__ int s_last;
   __threadfence();  // this CTA's partials are visible device-wide before it is counted
   __syncthreads();
@@ -124,15 +128,21 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
       const float wl = s0 + sl < ns ? expf(__ldcg(lse_row + static_cast<int64_t>(s0 + sl) * p.hq) - mu) : 0.f;
       sum += wl;
       const int n = min(kLanes, ns - s0);
-#pragma unroll 16
-      for (int k = 0; k < kLanes; ++k) {
-        const float w = __shfl_sync(0xffffffffu, wl, k, kLanes);
-        if (k < n && w != 0.f) {
-          const float4 x = __ldcg(reinterpret_cast<const float4*>(o_row + (s0 + k) * o_step));
-          acc.x = fmaf(w, x.x, acc.x);
-          acc.y = fmaf(w, x.y, acc.y);
-          acc.z = fmaf(w, x.z, acc.z);
-          acc.w = fmaf(w, x.w, acc.w);
+      // kBatch partial o loads are issued before the first FMA that needs one (a load per FMA would wait for
+      // each L2 round trip in turn); a split past the end reads split s0's row again with weight 0.
+      for (int k0 = 0; k0 < n; k0 += kBatch) {
+        float4 x[kBatch];
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) {
+          x[k] = __ldcg(reinterpret_cast<const float4*>(o_row + (s0 + (k0 + k < n ? k0 + k : 0)) * o_step));
+        }
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) {
+          const float w = __shfl_sync(0xffffffffu, wl, k0 + k, kLanes);  // 0 past n (wl = 0 there)
+          acc.x = fmaf(w, x[k].x, acc.x);
+          acc.y = fmaf(w, x[k].y, acc.y);
+          acc.z = fmaf(w, x[k].z, acc.z);
+          acc.w = fmaf(w, x[k].w, acc.w);
         }
       }
     }
@@ -184,15 +194,14 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     }
   }
 
-  // ---- the CTA's tiles: [t0, t1) of the sequence intersected with the visible keys ----
-  const int t0 = split * p.chunk_size;
-  const int t1 = min(len, t0 + p.chunk_size);
+  // ---- the row's tiles: the sequence [0, len) intersected with the visible keys ----
+  const int t0 = 0, t1 = len;
   int lo = 0, sink_hi = 0;  // visible: [0, sink_hi) u [lo, len) (local token indices)
   if (kGeneral && p.mask.window_left >= 0) {
     lo = max(0, pos - p.mask.window_left - p.mask.key_offset);
     sink_hi = min(max(p.mask.sink_tokens - p.mask.key_offset, 0), lo);
   }
-  // tile ranges (tile = 16 tokens, aligned since chunk_size % 16 == 0)
+  // tile ranges (tile = 16 tokens)
   int a0 = t0 / 16, a1 = 0, b0 = 0, b1 = 0;
   {
     const int s_end = min(t1, sink_hi);
@@ -204,22 +213,31 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   }
   const int n1 = a1 - a0, n_tiles = n1 + (b1 - b0);
   auto tile_at = [&](int i) { return i < n1 ? a0 + i : b0 + (i - n1); };
-  const int my_tiles = warp < n_tiles ? (n_tiles - warp + NW - 1) / NW : 0;
+
+  // ---- the row's tiles are dealt to its warps in units of kUnit consecutive tiles ----
+  // The row's num_splits * NW warps take the units round-robin: warp w of split s takes units s * NW + w, then
+  // every (num_splits * NW)-th, so all CTAs of a row (and of its kv heads) sweep the sequence front to back
+  // together; that streams 2-3 % faster than a contiguous chunk per CTA (docs/PERF.md, session 7). The order is
+  // fixed: results are bitwise reproducible. ord_of(i): the ordinal of the warp's i-th tile (increasing in i).
+  constexpr int kUnit = Tr::kUnit;
+  const int first_unit = split * NW + warp, stride_units = p.num_splits * NW;
+  auto ord_of = [&](int i) { return ((i / kUnit) * stride_units + first_unit) * kUnit + i % kUnit; };
 
   const T* kbase = static_cast<const T*>(p.k_pages) + static_cast<int64_t>(kvh) * p.kv_head_stride;
   const T* vbase = static_cast<const T*>(p.v_pages) + static_cast<int64_t>(kvh) * p.kv_head_stride;
   const int* pages = p.page_indices + p.page_indptr[b];
 
-  // slot (page * page_size + row) of token tile*16 + lane for lanes < 16, -1 when past len
-  auto slot_of = [&](int my_index) -> int {
-    if (my_index >= my_tiles || lane >= 16) return -1;
-    const int t = tile_at(warp + my_index * NW) * 16 + lane;
+  // slot (page * page_size + row) of token tile*16 + lane of the warp's i-th tile for lanes < 16, -1 when past len
+  auto slot_of = [&](int i) -> int {
+    const int ord = ord_of(i);
+    if (ord >= n_tiles || lane >= 16) return -1;
+    const int t = tile_at(ord) * 16 + lane;
     if (t >= t1) return -1;
     const int page = __ldg(pages + t / p.page_size);
     return page * p.page_size + t % p.page_size;
   };
-  auto issue = [&](int my_index, int slot) {
-    T* sK = sRing + (my_index % S) * Tr::kStageElems;
+  auto issue = [&](int i, int slot) {
+    T* sK = sRing + (i % S) * Tr::kStageElems;
     T* sV = sK + Tr::kTileElems;
 #pragma unroll
     for (int i = 0; i < kChunksPerLane; ++i) {
@@ -261,20 +279,20 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
     const int sl = slot_of(s);
-    if (s < my_tiles) issue(s, sl);
+    if (ord_of(s) < n_tiles) issue(s, sl);
     cp_async_commit();
   }
   int next_slot = slot_of(S - 1);
 
-  for (int it = 0; it < my_tiles; ++it) {
-    if (it + S - 1 < my_tiles) issue(it + S - 1, next_slot);
+  for (int it = 0; ord_of(it) < n_tiles; ++it) {
+    if (ord_of(it + S - 1) < n_tiles) issue(it + S - 1, next_slot);
     cp_async_commit();
     next_slot = slot_of(it + S);
     cp_async_wait<S - 1>();
     __syncwarp();
     const T* sK = sRing + (it % S) * Tr::kStageElems;
     const T* sV = sK + Tr::kTileElems;
-    const int tbase = tile_at(warp + it * NW) * 16;
+    const int tbase = tile_at(ord_of(it)) * 16;
 
     // S = Q K^T  (16 rows x 16 tokens)
     float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};

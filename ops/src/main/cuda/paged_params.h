@@ -34,13 +34,12 @@ struct PagedDecodeParams {
   int32_t hkv;          // kv heads, hq % hkv == 0, hq / hkv <= 16
   int32_t head_dim;     // D (must equal the kernel's compiled D)
   int32_t page_size;    // tokens per page, 1..256
-  int32_t num_splits;   // KV chunks per sequence (grid x)
-  int32_t chunk_size;   // tokens per chunk, a multiple of 16
+  int32_t num_splits;   // CTAs per (sequence, kv head) row (grid x); they share the row's tiles (paged_decode.cu)
   MaskParams mask;      // mask.key_offset: global index of each sequence's first paged key (cascade suffix);
                         // causal and right windows are no-ops for decode (the query is the last token)
 };
 
 static_assert(offsetof(PagedDecodeParams, q_batch_stride) == 96, "PagedDecodeParams layout");
 static_assert(offsetof(PagedDecodeParams, batch) == 152, "PagedDecodeParams layout");
-static_assert(offsetof(PagedDecodeParams, mask) == 180, "PagedDecodeParams layout");
-static_assert(sizeof(PagedDecodeParams) == 216, "PagedDecodeParams layout");
+static_assert(offsetof(PagedDecodeParams, mask) == 176, "PagedDecodeParams layout");
+static_assert(sizeof(PagedDecodeParams) == 208, "PagedDecodeParams layout");

@@ -67,7 +67,7 @@ public final class PagedDecodeKernel {
             "kv_head_stride", KernelStruct.Kind.INT64,
             "batch", KernelStruct.Kind.INT32, "hq", KernelStruct.Kind.INT32, "hkv", KernelStruct.Kind.INT32,
             "head_dim", KernelStruct.Kind.INT32, "page_size", KernelStruct.Kind.INT32,
-            "num_splits", KernelStruct.Kind.INT32, "chunk_size", KernelStruct.Kind.INT32,
+            "num_splits", KernelStruct.Kind.INT32,
             "mask", KernelStruct.MASK_PARAMS);
 
     private static final Logger logger = LoggerFactory.getLogger(PagedDecodeKernel.class);
@@ -126,20 +126,12 @@ public final class PagedDecodeKernel {
     }
 
     /**
-     * CTAs per SM a head dim's kernel fits (shared memory bound), used by the split planner.
+     * The split-KV plan of one step: {@code numSplits} CTAs per (sequence, kv head) row share the row's 16-token tiles
+     * (dealt to their warps in 8-tile units, round-robin); {@code chunkSize} is the planner's measure of one split's
+     * share of the longest sequence ({@code numSplits * chunkSize} covers it).
      *
-     * @param headDim D
-     * @return 2 for hd 64/128, 1 for hd 256
-     */
-    public static int ctasPerSm(int headDim) {
-        return headDim >= 256 ? 1 : 2;
-    }
-
-    /**
-     * The split-KV plan of one step.
-     *
-     * @param numSplits chunks per sequence (grid x); 1 = no split, no merge launch
-     * @param chunkSize tokens per chunk, a multiple of {@link #TILE}
+     * @param numSplits CTAs per row (grid x); 1 = no split, no merge
+     * @param chunkSize tokens of the longest sequence per split, a multiple of {@link #TILE}
      */
     public record Schedule(int numSplits, int chunkSize) {
 
@@ -152,24 +144,25 @@ public final class PagedDecodeKernel {
 
     /**
      * Plans split-KV with a wave model of the GPU: for each candidate split count s (chunk = the longest sequence / s,
-     * a multiple of {@link #TILE}, never below {@link #MIN_CHUNK} tokens) the CTAs that have keys, {@code kvHeads *
-     * sum_b ceil(len_b / chunk)}, run in {@code ceil(ctas / (smCount * ctasPerSm))} waves of at most one chunk each,
-     * plus a fixed cost per CTA and one for the merge; the cheapest s wins, ties to fewer splits. A batch
-     * that fills the GPU by itself is not split; a few long sequences are split into one full wave (e.g. 8 x 16k
-     * over 8 kv heads on 132 x 2 slots: 4 splits = 256 CTAs, where 5 would need a second, nearly empty wave).
+     * a multiple of {@link #TILE}, never below {@link #MIN_CHUNK} tokens) the chunks of work, {@code kvHeads *
+     * sum_b ceil(len_b / chunk)}, run in {@code ceil(chunks / smCount)} waves of one chunk each, plus a fixed cost per
+     * CTA and one for the merge; the cheapest s wins, ties to fewer splits. The kernel streams at the memory
+     * system's rate, so an SM is one slot however many CTAs it holds (a second resident CTA shares its bandwidth;
+     * measured in session 7: 1 x 64k over 8 kv heads on 132 SMs streams 2 % faster as 16 splits = 128 CTAs than as
+     * 33 splits = 264, and 12 or 24 splits, which load the SMs unevenly, 10 % slower). A batch that fills the GPU
+     * by itself is not split.
      *
      * @param seqLens tokens per sequence [B]
      * @param kvHeads Hkv
      * @param smCount streaming multiprocessors of the device
-     * @param ctasPerSm resident CTAs per SM ({@link #ctasPerSm})
      * @return the schedule
      */
-    public static Schedule schedule(int[] seqLens, int kvHeads, int smCount, int ctasPerSm) {
+    public static Schedule schedule(int[] seqLens, int kvHeads, int smCount) {
         int max = 0;
         for (int len : seqLens) {
             max = Math.max(max, len);
         }
-        long slots = Math.max(1L, (long) smCount * ctasPerSm);
+        long slots = Math.max(1L, smCount);
         int whole = (int) Math.max(TILE, roundUp(max, TILE));
         Schedule best = new Schedule(1, whole);
         double bestCost = waveCost(seqLens, kvHeads, slots, whole, false);
@@ -190,8 +183,11 @@ public final class PagedDecodeKernel {
         return best;
     }
 
-    /** Fixed cost of one CTA (Q load, pipeline fill and drain), in tokens of K/V streaming. */
-    private static final int CTA_COST = 64;
+    /**
+     * Fixed cost of one CTA (Q load, pipeline fill and drain, its partial state), in tokens of K/V streaming; fit to
+     * the session-7 split sweep (docs/PERF.md).
+     */
+    private static final int CTA_COST = 128;
     /** Cost of merging split-KV (the last CTA of a row reads every split), in tokens of K/V streaming. */
     private static final int MERGE_COST = 128;
 
@@ -323,7 +319,7 @@ public final class PagedDecodeKernel {
         public static DecodeStep create(PageTable table, int queryHeads, int kvHeads, int headDim, int device) {
             Objects.requireNonNull(table, "table");
             CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
-            Schedule s = schedule(table.getSeqLens(), kvHeads, info.smCount(), ctasPerSm(headDim));
+            Schedule s = schedule(table.getSeqLens(), kvHeads, info.smCount());
             return create(table, queryHeads, kvHeads, headDim, device, s);
         }
 
@@ -546,7 +542,7 @@ public final class PagedDecodeKernel {
                     .set("lse_batch_stride", lse == null ? 0 : lse.stride(0))
                     .set("kv_row_stride", k.stride(1)).set("kv_head_stride", k.stride(2));
             p.set("batch", b).set("hq", hq).set("hkv", hkv).set("head_dim", d).set("page_size", table.getPageSize())
-                    .set("num_splits", s.numSplits()).set("chunk_size", s.chunkSize())
+                    .set("num_splits", s.numSplits())
                     .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             if (s.numSplits() > 1) {
                 // a step without device memory (validation only) gets placeholder addresses; run() refuses it

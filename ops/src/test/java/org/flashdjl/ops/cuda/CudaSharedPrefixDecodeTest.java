@@ -28,7 +28,7 @@ class CudaSharedPrefixDecodeTest {
     private static CudaSharedPrefixDecode unallocated(PageTable suffixTable, int prefixLen, int queryHeads,
             int kvHeads, int headDim, int device, SharedPrefixSplit split, PagedDecodeKernel.Schedule schedule) {
         PagedDecodeKernel.Schedule sched = schedule != null ? schedule : PagedDecodeKernel.schedule(
-                suffixTable.getSeqLens(), kvHeads, 132, PagedDecodeKernel.ctasPerSm(headDim));
+                suffixTable.getSeqLens(), kvHeads, 132);
         PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(suffixTable, queryHeads, kvHeads,
                 headDim, device, sched);
         return new CudaSharedPrefixDecode(suffixTable, prefixLen, queryHeads, kvHeads, headDim, device, split, ws,

@@ -28,36 +28,36 @@ class PagedDecodeKernelTest {
     void paramsMatchTheHeader() throws IOException {
         assertEquals(4, KernelStructTest.checkAgainstHeader(PagedDecodeKernel.LAYOUT,
                 Path.of("src/main/cuda/paged_params.h")));
-        assertEquals(216, PagedDecodeKernel.LAYOUT.size());
+        assertEquals(208, PagedDecodeKernel.LAYOUT.size());
     }
 
     @Test
     void scheduleSplitsOnlyWhatTheBatchCannotFill() {
         int[] big = new int[64];
         Arrays.fill(big, 4096);
-        assertEquals(new PagedDecodeKernel.Schedule(1, 4096), PagedDecodeKernel.schedule(big, 8, 132, 2));
-        // batch 1 x 64k, 8 kv heads on 132 SMs x 2: one wave of 8 x 33 CTAs
-        PagedDecodeKernel.Schedule s = PagedDecodeKernel.schedule(new int[] {65536}, 8, 132, 2);
-        assertEquals(new PagedDecodeKernel.Schedule(33, 2000), s);
-        assertTrue(8L * s.numSplits() <= 264);
-        // 8 x 16k: 4 splits fill one wave (256 CTAs); 5 would spill 56 CTAs into a second wave
+        assertEquals(new PagedDecodeKernel.Schedule(1, 4096), PagedDecodeKernel.schedule(big, 8, 132));
+        // batch 1 x 64k, 8 kv heads on 132 SMs: one wave of 8 x 16 CTAs (33 splits = 264 CTAs, two per SM, costs more)
+        PagedDecodeKernel.Schedule s = PagedDecodeKernel.schedule(new int[] {65536}, 8, 132);
+        assertEquals(new PagedDecodeKernel.Schedule(16, 4096), s);
+        assertTrue(8L * s.numSplits() <= 132);
+        // 8 x 16k: 2 splits fill one wave (128 CTAs); 3 would spill 60 CTAs into a second wave
         int[] mid = new int[8];
         Arrays.fill(mid, 16384);
-        assertEquals(new PagedDecodeKernel.Schedule(4, 4096), PagedDecodeKernel.schedule(mid, 8, 132, 2));
+        assertEquals(new PagedDecodeKernel.Schedule(2, 8192), PagedDecodeKernel.schedule(mid, 8, 132));
         // 2 x 16k + 30 short: the long ones are split although the batch alone would fill a wave
         int[] mixed = new int[32];
         Arrays.fill(mixed, 300);
         mixed[0] = 16384;
         mixed[1] = 16384;
-        PagedDecodeKernel.Schedule m = PagedDecodeKernel.schedule(mixed, 8, 132, 2);
+        PagedDecodeKernel.Schedule m = PagedDecodeKernel.schedule(mixed, 8, 132);
         assertTrue(m.numSplits() > 1 && m.chunkSize() >= PagedDecodeKernel.MIN_CHUNK, m.toString());
         // short sequences never go below the minimum chunk
-        assertEquals(new PagedDecodeKernel.Schedule(1, 112), PagedDecodeKernel.schedule(new int[] {100, 3}, 1, 132, 2));
-        PagedDecodeKernel.Schedule odd = PagedDecodeKernel.schedule(new int[] {4099, 17, 0}, 2, 132, 2);
+        assertEquals(new PagedDecodeKernel.Schedule(1, 112), PagedDecodeKernel.schedule(new int[] {100, 3}, 1, 132));
+        PagedDecodeKernel.Schedule odd = PagedDecodeKernel.schedule(new int[] {4099, 17, 0}, 2, 132);
         assertEquals(0, odd.chunkSize() % PagedDecodeKernel.TILE);
         assertTrue(odd.chunkSize() >= PagedDecodeKernel.MIN_CHUNK);
         assertTrue((long) odd.numSplits() * odd.chunkSize() >= 4099);
-        assertEquals(new PagedDecodeKernel.Schedule(1, 16), PagedDecodeKernel.schedule(new int[] {0}, 8, 132, 2));
+        assertEquals(new PagedDecodeKernel.Schedule(1, 16), PagedDecodeKernel.schedule(new int[] {0}, 8, 132));
     }
 
     @Test

@@ -119,8 +119,7 @@ public final class PagedDecodeBench {
         CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
         PagedDecodeKernel.Schedule schedule = s.chunk() > 0
                 ? new PagedDecodeKernel.Schedule((s.len() + s.chunk() - 1) / s.chunk(), s.chunk())
-                : s.split() ? PagedDecodeKernel.schedule(table.getSeqLens(), s.hkv(), info.smCount(),
-                        PagedDecodeKernel.ctasPerSm(s.d()))
+                : s.split() ? PagedDecodeKernel.schedule(table.getSeqLens(), s.hkv(), info.smCount())
                 : new PagedDecodeKernel.Schedule(1, (s.len() + 15) / 16 * 16);
         try (DeviceBuffer k = random(device, type, poolElems, 1);
                 DeviceBuffer v = random(device, type, poolElems, 2);

@@ -93,6 +93,9 @@ class PagedDecodeGpuTest {
         list.add(new Case(b16, 16, 32, 8, 128, new int[] {4099}, "none", 0, 0, true));
         list.add(new Case(f16, 64, 4, 1, 256, new int[] {4099, 77}, "window", 0, 0, true));
         list.add(new Case(f16, 16, 32, 8, 128, new int[] {16, 32, 48}, "none", 0, 16, false));
+        // split-KV warps take several rounds of the row's 8-tile units (ragged rows, one row with a single tile)
+        list.add(new Case(f16, 16, 32, 8, 128, new int[] {20000, 9000, 1}, "alibi", 0, 2048, true));
+        list.add(new Case(b16, 64, 8, 2, 256, new int[] {12345}, "none", 0, 1024, true));
         return list.stream();
     }
 

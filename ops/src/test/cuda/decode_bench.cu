@@ -1,16 +1,22 @@
 // FlashDJL: a standalone harness for paged decode kernel experiments (not part of the build).
 //
-// It compiles a decode kernel source into itself (default ../../main/cuda/paged_decode.cu, or -DDECODE_SRC="path"
-// for a variant), checks paged_decode_fp16_hd128_plain against a CPU reference on the benchmark shapes (GQA 32/8,
+// It compiles a decode kernel source into itself (-DDECODE_SRC="path": paged_decode.cu or a variant of it), checks paged_decode_fp16_hd128_plain against a CPU reference on the benchmark shapes (GQA 32/8,
 // hd 128, fp16, pages of 16 tokens in shuffled order), and times it against a 1 GiB device-to-device copy in the
 // same process, the way PagedDecodeBench does (events around back-to-back launches, median).
-//   nvcc -std=c++17 -O3 -arch=sm_90a -o decode_bench ops/src/test/cuda/decode_bench.cu [-DDECODE_SRC='"v.cu"']
-//   decode_bench [--reps N] [--tag NAME] [--head-major]   (--head-major: each kv head's pages contiguous)
+// The kernel source's `extern "C" __device__ int <kernel>_cfg[4] = {...}` does not link into a host program, so the
+// harness compiles a copy without the `extern`:
+//   sed 's/extern "C" __device__ int/__device__ int/' ops/src/main/cuda/paged_decode.cu > /tmp/pd.cu
+//   nvcc -std=c++17 -O3 -arch=sm_90a -I ops/src/main/cuda -DDECODE_SRC='"/tmp/pd.cu"' -o decode_bench \
+//     ops/src/test/cuda/decode_bench.cu
+// (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
+//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small]
+//     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
+//     --reps 0: check only, no timing)
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
 // g_decode_trace; the harness then prints per-SM busy times and per-CTA warp spreads (where the time goes).
 
 #ifndef DECODE_SRC
-#define DECODE_SRC "../../main/cuda/paged_decode.cu"
+#error "build with -DDECODE_SRC='\"path\"' (a copy of paged_decode.cu without extern on the _cfg arrays; see above)"
 #endif
 #include DECODE_SRC
 
@@ -52,7 +58,9 @@ int main(int argc, char** argv) {
   int reps = 50;
   std::string tag = "decode";
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
+  bool small = false;
   for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--small")) small = true;
     if (!strcmp(argv[i], "--head-major")) head_major = true;
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
@@ -71,6 +79,7 @@ int main(int argc, char** argv) {
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
   auto median_ms = [&](auto&& launch) {
+    if (reps <= 0) return 0.f;
     for (int i = 0; i < 10; ++i) launch();
     CK(cudaDeviceSynchronize());
     std::vector<cudaEvent_t> s(reps), e(reps);
@@ -101,7 +110,7 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&b, n));
     CK(cudaMemset(a, 0x3c, n));
     float ms = median_ms([&] { CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice)); });
-    copy = 2.0 * n / (ms * 1e-3) / 1e9;
+    copy = ms > 0 ? 2.0 * n / (ms * 1e-3) / 1e9 : 0.0;
     CK(cudaFree(a));
     CK(cudaFree(b));
   }
@@ -109,6 +118,7 @@ int main(int argc, char** argv) {
   std::vector<Shape> shapes = {{1, 65536, {2000, 8192, 5472, 4096, 2736, 1376}},
                                {8, 16384, {4096, 16384, 8192, 5472}},
                                {64, 4096, {4096, 2048}}};
+  if (small) shapes = {{3, 4999, {5008, 1024, 208}}};  // 1, 5 and 25 splits: one to several unit rounds per warp
   int failures = 0;
   for (const Shape& sh : shapes) {
     const int B = sh.batch, L = sh.len, pps = (L + kPage - 1) / kPage, np = B * pps;
@@ -302,10 +312,10 @@ int main(int argc, char** argv) {
       }
 #endif
       const float ms = median_ms(launch);
-      const double bytes = double(B) * L * kHkv * kD * 2 * 2, gbps = bytes / (ms * 1e-3) / 1e9;
+      const double bytes = double(B) * L * kHkv * kD * 2 * 2, gbps = ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0;
       printf("{\"tag\":\"%s\",\"batch\":%d,\"L\":%d,\"splits\":%d,\"chunk\":%d,\"ms\":%.4f,\"gbps\":%.1f,"
              "\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%.2e,\"ok\":%s}\n",
-             tag.c_str(), B, L, splits, chunk, ms, gbps, copy, 100 * gbps / copy, err, ok ? "true" : "false");
+             tag.c_str(), B, L, splits, chunk, ms, gbps, copy, copy > 0 ? 100 * gbps / copy : 0.0, err, ok ? "true" : "false");
       fflush(stdout);
     }
     cudaFree(dk);

@@ -186,7 +186,8 @@ int main(int argc, char** argv) {
     void *dk, *dv, *dq, *dout;
     int *dptr, *dids, *dlens, *dcnt;
     float *dlse, *pO, *pL;
-    const int maxSplits = (L + 511) / 512;
+    int maxSplits = 1;  // partial buffers for the most splits any timed chunk size makes
+    for (int c : sh.chunks) maxSplits = std::max(maxSplits, (L + c - 1) / c);
     CK(cudaMalloc(&dk, pool * 2));
     CK(cudaMalloc(&dv, pool * 2));
     CK(cudaMalloc(&dq, qn * 2));

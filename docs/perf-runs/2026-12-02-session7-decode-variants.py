@@ -176,3 +176,10 @@ fin=open('/work/exp/final.cu').read()
 open('final_trace.cu','w').write(trace(fin))
 open('final_b32.cu','w').write(sub(fin,"  constexpr int kBatch = 8;  ","  constexpr int kBatch = kLanes;  "))
 open('final_b32_trace.cu','w').write(trace(sub(fin,"  constexpr int kBatch = 8;  ","  constexpr int kBatch = kLanes;  ")))
+def pdl(s):
+    s=sub(s,"  if (p.head_dim != D) return;\n","  asm volatile(\"griddepcontrol.wait;\\n\" ::: \"memory\");  // the previous grid's writes are visible\n  if (p.head_dim != D) return;\n")
+    s=sub(s,"  cp_async_wait<0>();\n  l[0] = quad_sum(l[0]);","  cp_async_wait<0>();\n  asm volatile(\"griddepcontrol.launch_dependents;\\n\" ::: \"memory\");\n  l[0] = quad_sum(l[0]);")
+    return s
+cur=open('/work/main/ops/src/main/cuda/paged_decode.cu').read().replace('extern "C" __device__ int paged_decode_','__device__ int paged_decode_')
+open('cur.cu','w').write(cur)
+open('cur_pdl.cu','w').write(pdl(cur))

@@ -9,9 +9,10 @@
 //   nvcc -std=c++17 -O3 -arch=sm_90a -I ops/src/main/cuda -DDECODE_SRC='"/tmp/pd.cu"' -o decode_bench \
 //     ops/src/test/cuda/decode_bench.cu
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
-//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small]
+//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
-//     --reps 0: check only, no timing)
+//     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
+//     runs griddepcontrol.wait before it reads its inputs)
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
 // g_decode_trace; the harness then prints per-SM busy times and per-CTA warp spreads (where the time goes).
 
@@ -58,8 +59,9 @@ int main(int argc, char** argv) {
   int reps = 50;
   std::string tag = "decode";
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
-  bool small = false;
+  bool small = false, pdl = false;  // pdl: launch with programmatic stream serialization (a variant that waits)
   for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--pdl")) pdl = true;
     if (!strcmp(argv[i], "--small")) small = true;
     if (!strcmp(argv[i], "--head-major")) head_major = true;
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
@@ -243,7 +245,24 @@ int main(int argc, char** argv) {
 #else
       const dim3 grid(splits, kHkv, B);
 #endif
-      auto launch = [&] { kern<<<grid, cfg[0], cfg[1]>>>(p); };
+      auto launch = [&] {
+        if (!pdl) {
+          kern<<<grid, cfg[0], cfg[1]>>>(p);
+          return;
+        }
+        // programmatic dependent launch: this grid may be scheduled before the previous kernel in the stream has
+        // finished; a kernel built for it waits (griddepcontrol.wait) before it reads anything
+        cudaLaunchConfig_t lc = {};
+        lc.gridDim = grid;
+        lc.blockDim = dim3(cfg[0]);
+        lc.dynamicSmemBytes = cfg[1];
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        lc.attrs = at;
+        lc.numAttrs = 1;
+        CK(cudaLaunchKernelEx(&lc, kern, p));
+      };
       CK(cudaMemset(dout, 0xff, qn * 2));  // NaN poison
       launch();
       CK(cudaDeviceSynchronize());

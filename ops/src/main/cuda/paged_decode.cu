@@ -236,8 +236,8 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     const int page = __ldg(pages + t / p.page_size);
     return page * p.page_size + t % p.page_size;
   };
-  auto issue = [&](int i, int slot) {
-    T* sK = sRing + (i % S) * Tr::kStageElems;
+  auto issue = [&](int nth, int slot) {  // the warp's nth tile into ring stage nth % S
+    T* sK = sRing + (nth % S) * Tr::kStageElems;
     T* sV = sK + Tr::kTileElems;
 #pragma unroll
     for (int i = 0; i < kChunksPerLane; ++i) {

@@ -183,3 +183,31 @@ def pdl(s):
 cur=open('/work/main/ops/src/main/cuda/paged_decode.cu').read().replace('extern "C" __device__ int paged_decode_','__device__ int paged_decode_')
 open('cur.cu','w').write(cur)
 open('cur_pdl.cu','w').write(pdl(cur))
+# split merge hand-off as CUTLASS's semaphore does it: one thread releases (fence.acq_rel.gpu + atomic) after the
+# CTA barrier, the last CTA's thread 0 acquires; no per-thread __threadfence
+def relacq(s):
+    s=sub(s,"""  __threadfence();  // this CTA's partials are visible device-wide before it is counted
+  __syncthreads();
+  if (tid == 0) {
+    int* counter = p.split_counters + b * p.hkv + kvh;
+    s_last = atomicAdd(counter, 1) == p.num_splits - 1;
+    if (s_last) *counter = 0;  // every CTA of the row has been counted
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+""","""  __syncthreads();  // every thread's partial writes happen before thread 0's release
+  if (tid == 0) {
+    int* counter = p.split_counters + b * p.hkv + kvh;
+    int prev;
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;\\n" : "=r"(prev) : "l"(counter) : "memory");
+    s_last = prev == p.num_splits - 1;
+    if (s_last) *counter = 0;  // every CTA of the row has been counted
+  }
+  __syncthreads();  // thread 0's acquire orders the other CTAs' partials before every thread's reads
+  if (!s_last) return;
+""")
+    return s
+open('cur_ra.cu','w').write(relacq(cur))
+open('cur_ra_trace.cu','w').write(trace(relacq(cur)))
+open('cur_trace.cu','w').write(trace(cur))

@@ -41,7 +41,9 @@
 // ---------------------------------------------------------------------------------------------
 
 #include "paged_params.h"
-#include "ptx.cuh"
+#ifndef FLASHDJL_HOST_EMULATION
+#include "ptx.cuh"  // the real PTX helpers (the CPU emulation test brings its own, below)
+#endif
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <float.h>
@@ -49,6 +51,11 @@
 
 namespace flashdjl {
 
+// FLASHDJL_HOST_EMULATION (test only, ops/src/test/cuda/emu/) names the header with the CPU emulation of the PTX
+// helpers (threads as OS threads, warp collectives lane by lane); never used by the real build.
+#ifdef FLASHDJL_HOST_EMULATION
+#include FLASHDJL_HOST_EMULATION
+#endif
 
 // The semantics (mask / score rule) shared with the flash kernels.
 #include "flash_common.cuh"
@@ -438,7 +445,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
 #define FLASHDJL_PAGED_DECODE(DTNAME, T, D, VNAME, GENERAL)                                     \
   extern "C" __global__ void __launch_bounds__(flashdjl::DecodeTraitsFor<D>::kThreads, 2)         \
       paged_decode_##DTNAME##_hd##D##_##VNAME(const PagedDecodeParams p) {                       \
-    extern __shared__ __align__(128) unsigned char smem[];                                      \
+    FLASHDJL_DYNAMIC_SMEM(smem);                                                                 \
     flashdjl::paged_decode<T, D, GENERAL>(p, smem);                                              \
   }                                                                                              \
   extern "C" __device__ int paged_decode_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {                \

@@ -1,11 +1,13 @@
-// CPU emulation of the PTX helpers used by flash_fwd.cu (test only; see flash_emu_test.cpp).
-// Included by flash_fwd.cu inside namespace flashdjl when FLASHDJL_HOST_EMULATION names it.
+// CPU emulation of the PTX helpers used by flash_fwd.cu and paged_decode.cu (test only; see flash_emu_test.cpp,
+// decode_emu_test.cpp). Included inside namespace flashdjl when FLASHDJL_HOST_EMULATION names it.
 // Every CUDA thread is an OS thread; warp collectives (shfl, ldmatrix, mma) exchange operands
 // through per-warp slots between two warp barriers, following the PTX ISA fragment layouts.
-// cp.async copies are deferred until the issuing thread's cp.async.wait_group, like hardware.
+// cp.async copies are deferred until the issuing thread's cp.async.wait_group, like hardware: a group completes
+// when a wait leaves fewer committed groups pending than it allows. CTAs run one after another, so a static
+// __shared__ variable (the test defines __shared__ as static) is the running CTA's.
 #pragma once
 
-#define FLASHDJL_DYNAMIC_SMEM(name) unsigned char* name = emu_block->smem.data()
+#define FLASHDJL_DYNAMIC_SMEM(name) unsigned char* name = ::flashdjl::emu_block->smem.data()
 
 struct EmuDim { unsigned x = 0, y = 0, z = 0; };
 
@@ -39,7 +41,8 @@ struct EmuCopy { uint32_t dst; const void* src; bool valid; };
 extern thread_local EmuDim threadIdx, blockIdx;
 extern EmuDim gridDim;
 extern thread_local EmuBlock* emu_block;
-extern thread_local std::vector<EmuCopy> emu_pending;
+extern thread_local std::vector<EmuCopy> emu_pending;                 // copies of the open (uncommitted) group
+extern thread_local std::vector<std::vector<EmuCopy>> emu_groups;     // committed, oldest first
 
 using std::max;
 using std::min;
@@ -56,6 +59,20 @@ inline float __shfl_xor_sync(unsigned, float x, int m, int width = 32) {  // m <
   emu_slot()[0] = u;
   __syncwarp();
   u = emu_peek((threadIdx.x % 32) ^ m, 0);
+  __syncwarp();
+  memcpy(&x, &u, 4);
+  return x;
+}
+// __shfl_sync of a 4-byte value from lane src of the caller's width-lane segment
+template <typename V>
+inline V __shfl_sync(unsigned, V x, int src, int width = 32) {
+  static_assert(sizeof(V) == 4, "4-byte shuffles only");
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  emu_slot()[0] = u;
+  __syncwarp();
+  const int lane = threadIdx.x % 32;
+  u = emu_peek((lane / width) * width + (src % width), 0);
   __syncwarp();
   memcpy(&x, &u, 4);
   return x;
@@ -81,19 +98,50 @@ inline void cp_async_16(uint32_t dst, const void* src, bool valid) {
   if (valid && (reinterpret_cast<uintptr_t>(src) % 16)) { fprintf(stderr, "misaligned cp.async src\n"); abort(); }
   emu_pending.push_back({dst, src, valid});
 }
-inline void cp_async_commit() {}
+inline void cp_async_commit() {
+  emu_groups.push_back(emu_pending);
+  emu_pending.clear();
+}
 // Read-only cached load (the paged tile loader reads page ids with it).
 template <typename T>
 inline T __ldg(const T* p) {
   return *p;
 }
-inline void cp_async_wait_all() {
-  for (const EmuCopy& c : emu_pending) {
+inline void emu_complete(const std::vector<EmuCopy>& group) {
+  for (const EmuCopy& c : group) {
     if (c.valid) memcpy(&emu_block->smem[c.dst], c.src, 16);
     else memset(&emu_block->smem[c.dst], 0, 16);
   }
-  emu_pending.clear();
 }
+// cp.async.wait_all = commit + wait_group 0
+inline void cp_async_wait_all() {
+  cp_async_commit();
+  for (const auto& g : emu_groups) emu_complete(g);
+  emu_groups.clear();
+}
+// cp.async.wait_group N: the committed groups but the newest N have landed
+template <int N>
+inline void cp_async_wait() {
+  while ((int)emu_groups.size() > N) {
+    emu_complete(emu_groups.front());
+    emu_groups.erase(emu_groups.begin());
+  }
+}
+// L2 loads, fences and atomics: one CTA runs at a time, so plain accesses (the atomic under a lock against the
+// CTA's own threads) have the hardware's semantics here.
+template <typename T>
+inline T __ldcg(const T* p) {
+  return *p;
+}
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline int atomicAdd(int* a, int v) {
+  static std::mutex m;
+  std::lock_guard<std::mutex> l(m);
+  const int old = *a;
+  *a = old + v;
+  return old;
+}
+inline float __log2f(float x) { return log2f(x); }
 
 // ldmatrix .x4: lane l supplies the address of row l%8 of matrix l/8; lane l receives
 // (row l/4, cols 2(l%4), 2(l%4)+1) of each matrix; .trans: (rows 2(l%4), 2(l%4)+1; col l/4).
@@ -161,6 +209,7 @@ template <> struct Mma<__half> {
     memcpy(&u, &h, 4);
     return u;
   }
+  static __half from(float x) { return __float2half_rn(x); }
 };
 template <> struct Mma<__nv_bfloat16> {
   static void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -172,6 +221,7 @@ template <> struct Mma<__nv_bfloat16> {
     memcpy(&u, &h, 4);
     return u;
   }
+  static __nv_bfloat16 from(float x) { return __float2bfloat16_rn(x); }
 };
 
 inline int64_t opaque(int64_t x) { return x; }

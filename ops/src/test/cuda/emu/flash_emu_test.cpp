@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,6 +29,7 @@ thread_local EmuDim threadIdx, blockIdx;
 EmuDim gridDim;
 thread_local EmuBlock* emu_block = nullptr;
 thread_local std::vector<EmuCopy> emu_pending;
+thread_local std::vector<std::vector<EmuCopy>> emu_groups;
 }  // namespace flashdjl
 
 using KernelFn = void (*)(const FlashFwdParams);
@@ -51,7 +53,10 @@ static void emulate(KernelRef k, const FlashFwdParams& p) {
             flashdjl::blockIdx = {x, y, z};
             flashdjl::emu_block = blk;
             k.fn(p);
-            if (!flashdjl::emu_pending.empty()) { fprintf(stderr, "cp.async never waited\n"); abort(); }
+            if (!flashdjl::emu_pending.empty() || !flashdjl::emu_groups.empty()) {
+              fprintf(stderr, "cp.async never waited\n");
+              abort();
+            }
           });
         for (auto& t : ts) t.join();
         delete blk;

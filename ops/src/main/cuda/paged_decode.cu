@@ -202,24 +202,19 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   }
 
   // ---- the row's tiles: the sequence [0, len) intersected with the visible keys ----
-  const int t0 = 0, t1 = len;
-  int lo = 0, sink_hi = 0;  // visible: [0, sink_hi) u [lo, len) (local token indices)
+  const int t1 = len;       // local token indices; tiles of 16 tokens
+  int lo = 0, sink_hi = 0;  // visible: [0, sink_hi) u [lo, len)
   if (kGeneral && p.mask.window_left >= 0) {
     lo = max(0, pos - p.mask.window_left - p.mask.key_offset);
     sink_hi = min(max(p.mask.sink_tokens - p.mask.key_offset, 0), lo);
   }
-  // tile ranges (tile = 16 tokens)
-  int a0 = t0 / 16, a1 = 0, b0 = 0, b1 = 0;
-  {
-    const int s_end = min(t1, sink_hi);
-    a1 = s_end > t0 ? (s_end + 15) / 16 : a0;
-    const int w0 = max(t0, lo);
-    b0 = max(w0 / 16, a1);
-    b1 = t1 > w0 ? (t1 + 15) / 16 : b0;
-    if (b1 < b0) b1 = b0;
-  }
-  const int n1 = a1 - a0, n_tiles = n1 + (b1 - b0);
-  auto tile_at = [&](int i) { return i < n1 ? a0 + i : b0 + (i - n1); };
+  // the visible tiles: [0, a1) (sinks), then [b0, b1) (the window, or everything)
+  const int s_end = min(t1, sink_hi);
+  const int a1 = s_end > 0 ? (s_end + 15) / 16 : 0;
+  const int b0 = max(lo / 16, a1);
+  const int b1 = max(t1 > lo ? (t1 + 15) / 16 : b0, b0);
+  const int n_tiles = a1 + (b1 - b0);
+  auto tile_at = [&](int i) { return i < a1 ? i : b0 + (i - a1); };
 
   // ---- the row's tiles are dealt to its warps in units of kUnit consecutive tiles ----
   // The row's num_splits * NW warps take the units round-robin: warp w of split s takes units s * NW + w, then

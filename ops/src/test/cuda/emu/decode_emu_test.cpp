@@ -26,42 +26,9 @@
 #define FLASHDJL_HOST_EMULATION "../../test/cuda/emu/flash_emu.h"  // relative to paged_decode.cu
 #include "../../../main/cuda/paged_decode.cu"
 
-namespace flashdjl {
-thread_local EmuDim threadIdx, blockIdx;
-EmuDim gridDim;
-thread_local EmuBlock* emu_block = nullptr;
-thread_local std::vector<EmuCopy> emu_pending;
-thread_local std::vector<std::vector<EmuCopy>> emu_groups;
-}  // namespace flashdjl
+#include "emu_launch.h"
 
 using KernelFn = void (*)(const PagedDecodeParams);
-
-// grid (num_splits, hkv, batch), CTAs one after another, each CTA's threads as OS threads
-static void emulate(KernelFn fn, int threads, int smem, const PagedDecodeParams& p) {
-  flashdjl::gridDim = {(unsigned)p.num_splits, (unsigned)p.hkv, (unsigned)p.batch};
-  for (unsigned z = 0; z < flashdjl::gridDim.z; ++z)
-    for (unsigned y = 0; y < flashdjl::gridDim.y; ++y)
-      for (unsigned x = 0; x < flashdjl::gridDim.x; ++x) {
-        auto* blk = new flashdjl::EmuBlock();
-        blk->smem.assign(smem, 0xAB);  // garbage, like real smem
-        blk->block_bar.n = threads;
-        for (auto& b : blk->warp_bar) b.n = 32;
-        std::vector<std::thread> ts;
-        for (int t = 0; t < threads; ++t)
-          ts.emplace_back([&, t] {
-            flashdjl::threadIdx = {(unsigned)t, 0, 0};
-            flashdjl::blockIdx = {x, y, z};
-            flashdjl::emu_block = blk;
-            fn(p);
-            if (!flashdjl::emu_pending.empty() || !flashdjl::emu_groups.empty()) {
-              fprintf(stderr, "cp.async never waited\n");
-              abort();
-            }
-          });
-        for (auto& t : ts) t.join();
-        delete blk;
-      }
-}
 
 struct Case {
   std::string name;
@@ -75,39 +42,19 @@ struct Case {
   int koff;          // mask.key_offset
 };
 
-static float b2f(uint16_t b, bool bf16) {
-  if (bf16) { uint32_t u = (uint32_t)b << 16; float f; memcpy(&f, &u, 4); return f; }
-  __half h; memcpy(&h, &b, 2); return __half2float(h);
-}
-static uint16_t f2b(float f, bool bf16) {
-  if (bf16) { __nv_bfloat16 h = __float2bfloat16_rn(f); uint16_t b; memcpy(&b, &h, 2); return b; }
-  __half h = __float2half_rn(f); uint16_t b; memcpy(&b, &h, 2); return b;
-}
-
-template <typename T, int D, bool G>
-static KernelFn kernel_for();
-#define KFOR(T, D, G, NAME) \
-  template <> KernelFn kernel_for<T, D, G>() { return NAME; }
-KFOR(__half, 64, false, paged_decode_fp16_hd64_plain)
-KFOR(__half, 64, true, paged_decode_fp16_hd64_general)
-KFOR(__half, 128, false, paged_decode_fp16_hd128_plain)
-KFOR(__half, 128, true, paged_decode_fp16_hd128_general)
-KFOR(__nv_bfloat16, 64, false, paged_decode_bf16_hd64_plain)
-KFOR(__nv_bfloat16, 64, true, paged_decode_bf16_hd64_general)
-KFOR(__nv_bfloat16, 128, false, paged_decode_bf16_hd128_plain)
-KFOR(__nv_bfloat16, 128, true, paged_decode_bf16_hd128_general)
+// the kernel and its launch config (threads, dynamic smem, ...) as the Java launcher reads them
+struct KernelRef { KernelFn fn; int* cfg; };
+#define KREF(NAME) {NAME, NAME##_cfg}
+static const KernelRef kKernels[2][2][2] = {  // [bf16][hd 128][general]
+    {{KREF(paged_decode_fp16_hd64_plain), KREF(paged_decode_fp16_hd64_general)},
+     {KREF(paged_decode_fp16_hd128_plain), KREF(paged_decode_fp16_hd128_general)}},
+    {{KREF(paged_decode_bf16_hd64_plain), KREF(paged_decode_bf16_hd64_general)},
+     {KREF(paged_decode_bf16_hd128_plain), KREF(paged_decode_bf16_hd128_general)}}};
 
 static bool run(const Case& c) {
   const int B = (int)c.lens.size(), D = c.d, G = c.hq / c.hkv;
   const bool general = c.wl >= 0 || c.alibi || c.softcap > 0;
-  KernelFn fn = nullptr;
-  int smem = 0;
-  if (D == 64) smem = flashdjl::DecodeTraitsFor<64>::kSmemBytes;
-  else smem = flashdjl::DecodeTraitsFor<128>::kSmemBytes;
-  if (c.bf16) fn = D == 64 ? (general ? kernel_for<__nv_bfloat16, 64, true>() : kernel_for<__nv_bfloat16, 64, false>())
-                           : (general ? kernel_for<__nv_bfloat16, 128, true>() : kernel_for<__nv_bfloat16, 128, false>());
-  else fn = D == 64 ? (general ? kernel_for<__half, 64, true>() : kernel_for<__half, 64, false>())
-                    : (general ? kernel_for<__half, 128, true>() : kernel_for<__half, 128, false>());
+  const KernelRef& k = kKernels[c.bf16][D == 128][general];
   // pages: each sequence's pages, shuffled over the pool, plus unused pages; unused slots hold NaN
   std::vector<int> indptr(B + 1, 0);
   for (int b = 0; b < B; ++b) indptr[b + 1] = indptr[b] + (c.lens[b] + c.page - 1) / c.page;
@@ -121,14 +68,14 @@ static bool run(const Case& c) {
   const int64_t row = (int64_t)c.hkv * D;  // NHD: a token's kv heads are adjacent
   const size_t pool = (size_t)np * c.page * row;
   const uint16_t nan = c.bf16 ? 0x7FC0 : 0x7E00;
-  std::vector<uint16_t> k(pool, nan), v(pool, nan), q((size_t)B * c.hq * D), o((size_t)B * c.hq * D, 0xFFFF);
+  std::vector<uint16_t> kp(pool, nan), v(pool, nan), q((size_t)B * c.hq * D), o((size_t)B * c.hq * D, 0xFFFF);
   auto rnd = [&] { return (float)(next() % 20001) / 10000.f - 1.f; };
   for (auto& x : q) x = f2b(rnd() * 2, c.bf16);
   auto slot = [&](int b, int t) { return (int64_t)indices[indptr[b] + t / c.page] * c.page + t % c.page; };
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < c.lens[b]; ++t)
       for (int e = 0; e < row; ++e) {
-        k[slot(b, t) * row + e] = f2b(rnd(), c.bf16);
+        kp[slot(b, t) * row + e] = f2b(rnd(), c.bf16);
         v[slot(b, t) * row + e] = f2b(rnd(), c.bf16);
       }
   std::vector<float> lse((size_t)B * c.hq, NAN), slopes(c.hq);
@@ -138,7 +85,7 @@ static bool run(const Case& c) {
 
   PagedDecodeParams p;
   memset(&p, 0, sizeof(p));
-  p.q = q.data(); p.k_pages = k.data(); p.v_pages = v.data(); p.o = o.data(); p.lse = lse.data();
+  p.q = q.data(); p.k_pages = kp.data(); p.v_pages = v.data(); p.o = o.data(); p.lse = lse.data();
   p.partial_o = po.data(); p.partial_lse = pl.data();
   p.page_indptr = indptr.data(); p.page_indices = indices.data(); p.seq_lens = c.lens.data();
   p.alibi_slopes = c.alibi ? slopes.data() : nullptr;
@@ -155,7 +102,8 @@ static bool run(const Case& c) {
   for (int launch = 0; launch < 2; ++launch) {  // the second launch needs the counters the first left at zero
     std::fill(o.begin(), o.end(), (uint16_t)0xFFFF);
     std::fill(lse.begin(), lse.end(), NAN);
-    emulate(fn, flashdjl::DecodeTraitsFor<128>::kThreads, smem, p);
+    // grid (num_splits, hkv, batch)
+    emu_launch(k.fn, {(unsigned)p.num_splits, (unsigned)p.hkv, (unsigned)p.batch}, k.cfg[0], k.cfg[1], p);
     double max_err = 0, max_lse = 0;
     long bad = 0;
     for (int b = 0; b < B; ++b)
@@ -168,7 +116,7 @@ static bool run(const Case& c) {
           if (c.wl >= 0 && j < pos - c.wl && j >= c.sinks) continue;
           double dot = 0;
           for (int d = 0; d < D; ++d)
-            dot += (double)b2f(q[((size_t)b * c.hq + h) * D + d], c.bf16) * b2f(k[slot(b, t) * row + hk * D + d], c.bf16);
+            dot += (double)b2f(q[((size_t)b * c.hq + h) * D + d], c.bf16) * b2f(kp[slot(b, t) * row + hk * D + d], c.bf16);
           double x = dot * p.mask.scale;
           if (c.softcap > 0) x = c.softcap * std::tanh(x / c.softcap);
           if (c.alibi) x -= slopes[h] * std::abs(pos - j);

@@ -24,13 +24,7 @@
 #define FLASHDJL_HOST_EMULATION "../../test/cuda/emu/flash_emu.h"  // relative to flash_fwd.cu
 #include "../../../main/cuda/flash_fwd.cu"
 
-namespace flashdjl {
-thread_local EmuDim threadIdx, blockIdx;
-EmuDim gridDim;
-thread_local EmuBlock* emu_block = nullptr;
-thread_local std::vector<EmuCopy> emu_pending;
-thread_local std::vector<std::vector<EmuCopy>> emu_groups;
-}  // namespace flashdjl
+#include "emu_launch.h"
 
 using KernelFn = void (*)(const FlashFwdParams);
 struct KernelRef { KernelFn fn; int* cfg; };
@@ -38,29 +32,7 @@ struct KernelRef { KernelFn fn; int* cfg; };
 
 static void emulate(KernelRef k, const FlashFwdParams& p) {
   const int threads = k.cfg[0], smem = k.cfg[1], br = k.cfg[2];
-  flashdjl::gridDim = {(unsigned)((p.lq + br - 1) / br), (unsigned)p.hq, (unsigned)p.batch};
-  for (unsigned z = 0; z < flashdjl::gridDim.z; ++z)
-    for (unsigned y = 0; y < flashdjl::gridDim.y; ++y)
-      for (unsigned x = 0; x < flashdjl::gridDim.x; ++x) {
-        auto* blk = new flashdjl::EmuBlock();
-        blk->smem.assign(smem, 0xAB);  // garbage, like real smem
-        blk->block_bar.n = threads;
-        for (auto& b : blk->warp_bar) b.n = 32;
-        std::vector<std::thread> ts;
-        for (int t = 0; t < threads; ++t)
-          ts.emplace_back([&, t] {
-            flashdjl::threadIdx = {(unsigned)t, 0, 0};
-            flashdjl::blockIdx = {x, y, z};
-            flashdjl::emu_block = blk;
-            k.fn(p);
-            if (!flashdjl::emu_pending.empty() || !flashdjl::emu_groups.empty()) {
-              fprintf(stderr, "cp.async never waited\n");
-              abort();
-            }
-          });
-        for (auto& t : ts) t.join();
-        delete blk;
-      }
+  emu_launch(k.fn, {(unsigned)((p.lq + br - 1) / br), (unsigned)p.hq, (unsigned)p.batch}, threads, smem, p);
 }
 
 struct Spec {
@@ -76,15 +48,6 @@ struct Spec {
   int variant;              // semantics: 0 plain, 1 causal, 2 general
   int qshift = 0, koff = 0; // positions: mask.query_shift, mask.key_offset (general only)
 };
-
-static float b2f(uint16_t b, bool bf16) {
-  if (bf16) { uint32_t u = (uint32_t)b << 16; float f; memcpy(&f, &u, 4); return f; }
-  __half h; memcpy(&h, &b, 2); return __half2float(h);
-}
-static uint16_t f2b(float f, bool bf16) {
-  if (bf16) { __nv_bfloat16 h = __float2bfloat16_rn(f); uint16_t b; memcpy(&b, &h, 2); return b; }
-  __half h = __float2half_rn(f); uint16_t b; memcpy(&b, &h, 2); return b;
-}
 
 static bool run(const Spec& s) {
   const bool varlen = !s.sq.empty();

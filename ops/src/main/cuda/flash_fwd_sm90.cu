@@ -2,7 +2,8 @@
 //
 // ---------------------------------------------------------------------------------------------
 // Launch convention (identical to flash_fwd.cu; read by the Java launcher):
-//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|general|positioned|packed} (FlashFwdParams)
+//   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|general|positioned|packed}
+//           (FlashFwdSm90Params: FlashFwdParams, then the TMA tensor maps of K and V; flash_params.h)
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
 //   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only
@@ -22,19 +23,24 @@
 // every tile's scores go through ScoreMod (flash_common.cuh). Values no row of a block sees are zero-filled.
 //
 // Design (per CTA: one query block of Br = 128 rows of one (batch, head); FlashAttention-3's
-// warp specialisation without TMA):
+// warp specialisation, K / V loaded by TMA):
 //   * 3 warpgroups (384 threads): warpgroup 0 is the producer, 1 and 2 the consumers; consumer c
-//     owns query rows [64c, 64c + 64) (wgmma m64). setmaxnreg gives the producer 40 registers and
+//     owns query rows [64c, 64c + 64) (wgmma m64). setmaxnreg gives the producer 56 registers and
 //     each consumer 224.
 //   * Q, K, V tiles live in shared memory in the canonical 128-byte-swizzle layout of wgmma:
 //     a tile of R rows x D columns is stored as D/64 column blocks of [R][64] elements (128 B
 //     rows); 16-byte chunk c of row r sits at chunk position c ^ (r % 8). K is the K-major B
 //     operand of S = Q K^T; V, stored the same way ([keys][D], row-major), is the MN-major
-//     ("transposed") B operand of O += P V. All loads are 16-byte cp.async, rows past the end
-//     zero-filled (src-size 0).
+//     ("transposed") B operand of O += P V. Whole K / V tiles of a sequence are loaded by TMA
+//     (cp.async.bulk.tensor, D / 64 boxes of {64, Bc} per tile, the 128-byte swizzle done by the
+//     copy engine, issued by one producer thread); the last, partial tile, value tiles with rows
+//     the mask hides, Q, and every tile when params.tma == 0 go through 16-byte cp.async, rows
+//     past the end (or hidden) zero-filled (src-size 0).
 //   * The producer fills a ring of kStages K and kStages V slots; a slot's `full` mbarrier
-//     completes through cp.async.mbarrier.arrive when its data has landed, its `empty` mbarrier
-//     when every consumer warp's wgmma has finished reading it. Consumers fence the async proxy
+//     (count 128) completes when every producer thread has arrived and the tile's bytes have
+//     landed (TMA: one thread's arrive.expect_tx + the copies' complete_tx, the others arrive
+//     plainly; cp.async: each thread's cp.async.mbarrier.arrive), its `empty` mbarrier when
+//     every consumer warp's wgmma has finished reading it. Consumers fence the async proxy
 //     after `full` and never run a CTA-wide barrier.
 //   * S = Q K^T: wgmma m64nBck16 SS (A = Q from smem). P = exp2(S*scale*log2e - m) is packed in
 //     registers into the A fragment of O += P V (wgmma m64nDk16 RS).
@@ -127,8 +133,9 @@ struct Traits {
   static constexpr int Bc = Bc_;
   static constexpr int kStages = Stages_;         // K and V ring depth
   // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 256 x consumer <= the
-  // 384 x 168 the CTA is launched with; at 40 / 224 ptxas spills nothing in the plain / causal / packed kernels.
-  static constexpr int kProducerRegs = 40;
+  // 384 x 168 the CTA is launched with (56 / 224 uses all of it). With the TMA path the producer needs 56: at 40 its
+  // walk spilled 12-32 B in the plain / causal / packed kernels; at 56 ptxas spills nothing there.
+  static constexpr int kProducerRegs = 56;
   static constexpr int kConsumerRegs = 224;
   static constexpr int kWG = 2;                   // consumer warpgroups
   static constexpr int Br = 64 * kWG;
@@ -177,6 +184,25 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
 // Arrives once every cp.async this thread issued so far has landed (the init count includes it).
 __device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives and adds `bytes` to the phase's expected transaction count (the TMA copies that complete it).
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// ----------------------------------- TMA -----------------------------------------------------
+// One box of a rank-4 tensor map (coordinates innermost first) into shared memory; its bytes complete `bar`'s
+// transaction count. `map` is the generic address of a __grid_constant__ kernel parameter.
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const FlashTensorMap* map, uint32_t bar, int c0, int c1,
+                                            int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void tma_prefetch_map(const FlashTensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
 }
 // Waits until the phase with this parity has completed.
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
@@ -242,10 +268,10 @@ __device__ __forceinline__ void load_kv_tile(uint32_t s_base, const T* g, int64_
 // ----------------------------------------- kernel body ---------------------------------------
 // Warp-specialised (FlashAttention-3): warpgroup 0 is the producer, warpgroups 1 and 2 the
 // consumers.
-//   * The producer (128 threads, 40 registers) walks the CTA's key tiles in the consumers' order
-//     and fills a ring of kStages K and kStages V slots with cp.async (zero-fill past the end);
-//     each thread's cp.async.mbarrier.arrive on the slot's `full` barrier (count 128) completes
-//     it when the data has landed. It waits on the slot's `empty` barrier (count 8: every
+//   * The producer (128 threads, 56 registers) walks the CTA's key tiles in the consumers' order
+//     and fills a ring of kStages K and kStages V slots: whole tiles by TMA (thread 0), the rest
+//     with cp.async (zero-fill past the end); the slot's `full` barrier (count 128) completes
+//     when all 128 threads have arrived and the data has landed. It waits on the slot's `empty` barrier (count 8: every
 //     consumer warp) before refilling. K(n+1) is issued before V(n): S needs K first.
 //   * Each consumer warpgroup (224 registers) loads its own 64 Q rows, then per key tile waits on
 //     `full`, runs S = Q K^T and O += P V on wgmma with the FA3 intra-warpgroup overlap (S(i) and
@@ -253,7 +279,8 @@ __device__ __forceinline__ void load_kv_tile(uint32_t s_base, const T* g, int64_
 //     releases each slot as soon as its wgmma has completed. The two consumer warpgroups never
 //     synchronise with each other; the CTA never runs a __syncthreads after the set-up.
 template <class Tr, typename T, int kVariant>
-__device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
+__device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
+  const FlashFwdParams& p = sp.p;
   constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br, S = Tr::kStages;
   constexpr int kNS = Bc / 2;   // S accumulator floats per thread
   constexpr int kNO = D / 2;    // O accumulator floats per thread
@@ -331,11 +358,33 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
     const T* gV = static_cast<const T*>(p.v) +
                   seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
     const int64_t ks = p.k_row_stride, vs = p.v_row_stride;
+    // TMA: whole tiles of the sequence (rows [n Bc, n Bc + Bc) all < lk) in D / 64 boxes of {64, Bc}, issued by one
+    // thread after its arrive.expect_tx; the warpgroup's other threads arrive plainly (the `full` count is 128).
+    // The last, partial tile and value tiles with hidden rows go through cp.async with zero fill.
+    const bool tma = sp.tma != 0;
+    const int map_row0 = varlen_k ? k0 : 0, map_batch = varlen_k ? 0 : b;  // the sequence's key 0 in the maps
+    if (tma && wtid == 0) {
+      tma_prefetch_map(&sp.k_map);
+      tma_prefetch_map(&sp.v_map);
+    }
+    auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int n) {
+      if (wtid == 0) {
+        mbar_arrive_expect_tx(bar, Tr::kTileKV);
+#pragma unroll
+        for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
+      } else {
+        mbar_arrive(bar);
+      }
+    };
     auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)
       const int st = i % S;
       mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
-      load_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, ks, n * Bc, lk, wtid);
-      mbar_arrive_cp_async(full_k(st));
+      if (tma && (n + 1) * Bc <= lk) {
+        tma_tile(sK0 + st * Tr::kTileKV, &sp.k_map, full_k(st), n);
+      } else {
+        load_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, ks, n * Bc, lk, wtid);
+        mbar_arrive_cp_async(full_k(st));
+      }
     };
     // values no row of the block sees (window, sinks) are zero-filled, not read
     const KeepVisibleRows keep_v(rule, m0 + rule.off, m_end - 1 + rule.off);
@@ -343,11 +392,16 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
       const int st = i % S;
       mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
       const int j0 = n * Bc;  // a tile every row of which is kept takes the plain loader (the interior of a window)
-      if (kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks)))
-        load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, n * Bc, lk, wtid, keep_v);
-      else
-        load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, n * Bc, lk, wtid);
-      mbar_arrive_cp_async(full_v(st));
+      const bool hides = kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks));
+      if (tma && !hides && j0 + Bc <= lk) {
+        tma_tile(sV0 + st * Tr::kTileKV, &sp.v_map, full_v(st), n);
+      } else {
+        if (hides)
+          load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, j0, lk, wtid, keep_v);
+        else
+          load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, j0, lk, wtid);
+        mbar_arrive_cp_async(full_v(st));
+      }
     };
     int n = range.first();
     if (n >= 0) load_k(0, n);
@@ -654,7 +708,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdParams& p) {
   using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D, flashdjl::VAR>; \
   extern "C" __global__ void __launch_bounds__(                                                \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads, 1)                         \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const FlashFwdParams params) {                 \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const __grid_constant__ FlashFwdSm90Params params) { \
     flashdjl::sm90::fwd_body<flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits, T, flashdjl::VAR>(params); \
   }                                                                                            \
   extern "C" __device__ int flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {             \

@@ -38,3 +38,26 @@ static_assert(offsetof(FlashFwdParams, q_batch_stride) == 64, "FlashFwdParams la
 static_assert(offsetof(FlashFwdParams, batch) == 184, "FlashFwdParams layout");
 static_assert(offsetof(FlashFwdParams, mask) == 204, "FlashFwdParams layout");
 static_assert(sizeof(FlashFwdParams) == 240, "FlashFwdParams layout");
+
+// The Hopper kernels (flash_fwd_sm90.cu) take this block instead: the common parameters, then the TMA tensor maps of
+// K and V (CUtensorMap: 128 opaque bytes, 64-byte aligned, written by the driver's cuTensorMapEncodeTiled; the Java
+// side: org.flashdjl.ops.cuda.TensorMaps). Each map is rank 4, innermost first: {D, rows, heads, batch} with the
+// tensor's row / head / batch strides in bytes, box {64, Bc, 1, 1} (Bc = the kernel's key tile, <kernel>_cfg[3]),
+// 128-byte swizzle, zero fill out of bounds. Dense: rows = Lk, batch = B; varlen: rows = the tensor's row count,
+// batch = 1 (a sequence's key 0 is row cu_seqlens_k[b]). The kernels load only whole key tiles with them (a tile
+// with a key past the sequence's end, or a value row the mask hides, goes through cp.async with zero fill), so a
+// map's bounds never decide what a kernel reads.
+struct alignas(64) FlashTensorMap {
+  uint64_t opaque[16];
+};
+struct FlashFwdSm90Params {
+  FlashFwdParams p;
+  int32_t tma;           // 1: whole K / V tiles through k_map / v_map; 0: every tile through cp.async (maps unused)
+  FlashTensorMap k_map;  // K as above
+  FlashTensorMap v_map;  // V as above
+};
+
+static_assert(offsetof(FlashFwdSm90Params, tma) == 240, "FlashFwdSm90Params layout");
+static_assert(offsetof(FlashFwdSm90Params, k_map) == 256, "FlashFwdSm90Params layout");
+static_assert(offsetof(FlashFwdSm90Params, v_map) == 384, "FlashFwdSm90Params layout");
+static_assert(sizeof(FlashFwdSm90Params) == 512, "FlashFwdSm90Params layout");

@@ -13,6 +13,8 @@
 //       --kernels sm80|sm90|all   (default: all on a compute-capability-9.0 device when
 //                           flash_fwd_sm90.fatbin exists, else sm80).
 // --max-work W (with --check): only the cases with batch * hq * lq * lk <= W (for compute-sanitizer runs).
+// --no-tma: the Hopper kernels load every K / V tile with cp.async (the TMA maps left unused); --ab-tma (benches):
+// each Hopper row timed with TMA on, off, on, off in turn (same kernels, same call); --hd D (benches): one head dim.
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
 // sm80 = flash_fwd_* (impl "flashdjl"), sm90 = flash_fwd_sm90_* (impl "flashdjl-sm90"; plain, causal and general,
@@ -60,6 +62,9 @@ struct Driver {
   CUresult (*launchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                            unsigned, CUstream, void**, void**) = nullptr;
   CUresult (*getErrorString)(CUresult, const char**) = nullptr;
+  CUresult (*tensorMapEncodeTiled)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill) = nullptr;
 
   template <class F>
   static void get(const char* name, F& fn) {
@@ -79,6 +84,7 @@ struct Driver {
     get("cuFuncSetAttribute", funcSetAttribute);
     get("cuLaunchKernel", launchKernel);
     get("cuGetErrorString", getErrorString);
+    get("cuTensorMapEncodeTiled", tensorMapEncodeTiled);
   }
   void check(CUresult r, const char* what, int line) const {
     if (r != CUDA_SUCCESS) {
@@ -142,12 +148,58 @@ static const Kernel& get_kernel(const std::string& name) {
   return g_kernels[name] = k;
 }
 
+// The Hopper kernels' TMA tensor maps, as flash_params.h defines them and the Java side (TensorMaps) encodes them:
+// rank 4 {D, rows, heads, batch}, strides in bytes, box {64, Bc, 1, 1}, 128-byte swizzle, zero fill. A size-1
+// dimension gets a packed stride (its stride is never used, but the driver wants a multiple of 16 below 2^40).
+static bool g_tma = true;  // --no-tma: the same kernels with every tile through cp.async
+static bool encode_map(FlashTensorMap* m, const void* base, int d, int64_t rows, int heads, int batch, int64_t rs,
+                       int64_t hs, int64_t bs, int box_rows) {
+  const cuuint64_t dims[4] = {(cuuint64_t)d, (cuuint64_t)rows, (cuuint64_t)heads, (cuuint64_t)batch};
+  const int64_t row_bytes = rs * 2, head_bytes = heads > 1 ? hs * 2 : row_bytes;
+  const int64_t batch_bytes = batch > 1 ? bs * 2 : head_bytes;
+  const cuuint64_t strides[3] = {(cuuint64_t)row_bytes, (cuuint64_t)head_bytes, (cuuint64_t)batch_bytes};
+  const cuuint32_t box[4] = {64, (cuuint32_t)box_rows, 1, 1}, estr[4] = {1, 1, 1, 1};
+  const CUresult r = drv.tensorMapEncodeTiled(
+      reinterpret_cast<CUtensorMap*>(m), CU_TENSOR_MAP_DATA_TYPE_UINT16, 4, const_cast<void*>(base), dims, strides,
+      box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  static int reported = 0;
+  if (r != CUDA_SUCCESS && reported++ < 5)
+    fprintf(stderr, "cuTensorMapEncodeTiled -> %d: dims {%d, %lld, %d, %d} strides {%lld, %lld, %lld} box %d\n", (int)r,
+            d, (long long)rows, heads, batch, (long long)row_bytes, (long long)head_bytes, (long long)batch_bytes,
+            box_rows);
+  return r == CUDA_SUCCESS;
+}
+
+// --ab-tma (benches): every Hopper row is timed four times, TMA on / off / on / off, one after the other.
+static bool g_ab_tma = false;
+static int ab_reps(bool sm90) { return g_ab_tma && sm90 ? 4 : 1; }
+static bool ab_tma(int rep) { return g_ab_tma ? rep % 2 == 0 : g_tma; }
+static int g_bench_hd = 0;  // --hd D (benches): only that head dim
+static long g_tma_launches = 0, g_tma_refused = 0;  // sm90 launches with maps / whose maps the driver refused
+
 // Launch exactly like the Java side; returns false (nothing launched) when the grid is empty.
 static bool launch(const Kernel& k, const FlashFwdParams& p, cudaStream_t stream = 0) {
   const unsigned gx = (unsigned)((p.lq + k.br - 1) / k.br);
   if (gx == 0 || p.hq == 0 || p.batch == 0) return false;
   FlashFwdParams copy = p;
+  FlashFwdSm90Params sp;
+  memset(&sp, 0, sizeof(sp));
   void* args[] = {&copy};
+  if (k.name.rfind("flash_fwd_sm90_", 0) == 0) {
+    sp.p = p;
+    const bool varlen = p.cu_seqlens_k != nullptr;
+    // varlen: unbounded rows (the kernels read whole tiles inside a sequence only), as TensorMaps.java does
+    const int64_t rows = varlen ? INT32_MAX : p.lk;
+    const int batch = varlen ? 1 : p.batch;
+    sp.tma = g_tma && rows > 0 && p.hkv > 0 &&
+             encode_map(&sp.k_map, p.k, p.head_dim, rows, p.hkv, batch, p.k_row_stride, p.k_head_stride,
+                        p.k_batch_stride, k.bc) &&
+             encode_map(&sp.v_map, p.v, p.head_dim, rows, p.hkv, batch, p.v_row_stride, p.v_head_stride,
+                        p.v_batch_stride, k.bc);
+    if (g_tma && rows > 0 && p.hkv > 0) ++(sp.tma ? g_tma_launches : g_tma_refused);
+    args[0] = &sp;
+  }
   CKD(drv.launchKernel(k.fn, gx, (unsigned)p.hq, (unsigned)p.batch, (unsigned)k.threads, 1, 1,
                        (unsigned)k.smem, (CUstream)stream, args, nullptr));
   CK(cudaGetLastError());
@@ -721,7 +773,8 @@ static double median_ms(int reps, const std::function<void(int)>& run) {
 }
 
 static void bench(bool quick) {
-  const std::vector<int> dims = quick ? std::vector<int>{128} : std::vector<int>{64, 128, 256};
+  std::vector<int> dims = quick ? std::vector<int>{128} : std::vector<int>{64, 128, 256};
+  if (g_bench_hd > 0) dims = {g_bench_hd};
   const size_t tokens = 16384, width = 2048;  // batch*L and heads*hd of every shape
   const size_t elems = tokens * width;       // one [B, H, L, D] tensor
   const int kSets = 2;                       // rotate input sets (each is 192 MB > L2)
@@ -774,6 +827,8 @@ static void bench(bool quick) {
             p.k = bufs[3 * s + 1];
             p.v = bufs[3 * s + 2];
           };
+          for (int rep = 0; rep < ab_reps(impl == 1); ++rep) {
+          g_tma = ab_tma(rep);
           for (int w = 0; w < 3; ++w) {
             set(w % kSets);
             launch(k, p);
@@ -785,11 +840,12 @@ static void bench(bool quick) {
           });
           double flops = 4.0 * batch * heads * (double)L * L * d;
           if (causal) flops /= 2;
-          printf("{\"impl\":\"%s\",\"dtype\":\"%s\",\"hd\":%d,\"causal\":%s,\"L\":%d,"
+          printf("{\"impl\":\"%s\",\"tma\":%s,\"dtype\":\"%s\",\"hd\":%d,\"causal\":%s,\"L\":%d,"
                  "\"batch\":%d,\"heads\":%d,\"ms\":%.4f,\"tflops\":%.1f}\n",
-                 impl ? "flashdjl-sm90" : "flashdjl", bf ? "bf16" : "fp16", d,
+                 impl ? "flashdjl-sm90" : "flashdjl", impl && g_tma ? "true" : "false", bf ? "bf16" : "fp16", d,
                  causal ? "true" : "false", L, batch, heads, med, flops / (med * 1e-3) / 1e12);
           fflush(stdout);
+          }
           }
         }
   }
@@ -805,6 +861,7 @@ static void bench_general() {
   const int L = 4096, batch = 4;
   const bool sm90 = g_use_sm90;
   for (int d : {128, 256}) {
+    if (g_bench_hd > 0 && d != g_bench_hd) continue;
     const int heads = 2048 / d;
     const size_t elems = (size_t)batch * heads * L * d;
     void *q, *k, *v, *o;
@@ -864,15 +921,19 @@ static void bench_general() {
         const int lo = op.wl >= 0 ? std::max(0, i - op.wl) : 0;
         pairs += (hi - lo) + std::min(op.sinks, lo);
       }
+      for (int rep = 0; rep < ab_reps(sm90); ++rep) {
+      g_tma = ab_tma(rep);
       for (int w = 0; w < 3; ++w) launch(kern, p);
       CK(cudaDeviceSynchronize());
       const double med = median_ms(20, [&](int) { launch(kern, p); });
       const double flops = 4.0 * batch * heads * pairs * d;
-      printf("{\"impl\":\"%s\",\"kernel\":\"%s\",\"case\":\"%s\",\"dtype\":\"fp16\",\"hd\":%d,\"L\":%d,"
+      printf("{\"impl\":\"%s\",\"tma\":%s,\"kernel\":\"%s\",\"case\":\"%s\",\"dtype\":\"fp16\",\"hd\":%d,\"L\":%d,"
              "\"batch\":%d,\"heads\":%d,\"visible_pairs\":%.0f,\"ms\":%.4f,\"tflops\":%.1f}\n",
-             sm90 ? "flashdjl-sm90" : "flashdjl", kern.name.c_str(), op.name, d, L, batch, heads, pairs, med,
+             sm90 ? "flashdjl-sm90" : "flashdjl", sm90 && g_tma ? "true" : "false", kern.name.c_str(), op.name, d, L,
+             batch, heads, pairs, med,
              flops / (med * 1e-3) / 1e12);
       fflush(stdout);
+      }
     }
     for (void* b : {q, k, v, o, (void*)lse, (void*)slopes}) CK(cudaFree(b));
   }
@@ -916,17 +977,23 @@ int main(int argc, char** argv) {
       kernels = argv[++i];
     else if (a == "--max-work" && i + 1 < argc)
       max_work = std::atof(argv[++i]);
+    else if (a == "--no-tma")
+      g_tma = false;
+    else if (a == "--ab-tma")
+      g_ab_tma = true;
+    else if (a == "--hd" && i + 1 < argc)
+      g_bench_hd = std::atoi(argv[++i]);
     else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general")
       mode = a;
     else {
       fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
     fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D]\n", argv[0]);
     return 2;
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it
@@ -998,6 +1065,8 @@ int main(int argc, char** argv) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fprintf(stderr, "check took %.1f s\n", secs);
+  fprintf(stderr, "sm90 launches with TMA maps: %ld, maps refused by the driver: %ld%s\n", g_tma_launches,
+          g_tma_refused, g_tma ? "" : " (--no-tma)");
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

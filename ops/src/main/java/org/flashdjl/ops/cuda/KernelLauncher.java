@@ -8,7 +8,10 @@ package org.flashdjl.ops.cuda;
  */
 public interface KernelLauncher {
 
-    /** The CUDA driver: the module's kernel on the legacy default stream of the device. */
+    /**
+     * The CUDA driver: the module's kernel on the legacy default stream of the device. The Hopper flash kernels get
+     * the parameter block extended by their TMA tensor maps ({@link TensorMaps}).
+     */
     KernelLauncher CUDA = new KernelLauncher() {
         @Override
         public int computeCapability(int device) {
@@ -24,7 +27,11 @@ public interface KernelLauncher {
             if (gridX == 0 || gridY == 0 || gridZ == 0) {
                 return; // nothing to write; a zero grid dimension is a launch error
             }
-            k.launch((int) gridX, gridY, gridZ, parameters);
+            // The Hopper kernels take FlashFwdSm90Params: the block plus the K / V tensor maps only the driver encodes
+            byte[] block = KernelModule.FLASH_FWD_SM90.equals(kernel.module())
+                    ? TensorMaps.sm90Parameters(parameters, k.colsPerBlock())
+                    : parameters;
+            k.launch((int) gridX, gridY, gridZ, block);
         }
 
         @Override

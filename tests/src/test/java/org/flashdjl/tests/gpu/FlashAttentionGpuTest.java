@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import org.flashdjl.ops.attention.AttentionBackends;
 import org.flashdjl.ops.attention.AttentionSpec;
@@ -14,6 +15,7 @@ import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.FlashAttention;
 import org.flashdjl.ops.cuda.FlashDispatch;
 import org.flashdjl.ops.cuda.KernelModule;
+import org.flashdjl.ops.cuda.TensorMaps;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -251,6 +253,29 @@ class FlashAttentionGpuTest {
         }
         assertTrue(missing.isEmpty(), "kernels of the dispatch table missing from the fatbin: " + missing);
         assertNull(AttentionBackends.get("flash").unavailableReason());
+    }
+
+    /**
+     * On Hopper the wgmma kernels load whole K / V tiles with TMA through tensor maps the driver encodes
+     * ({@link TensorMaps}): a dense bshd call and a varlen call (keys past a full tile, sequences at row offsets)
+     * must encode their maps, none refused, and still match the reference.
+     */
+    @Test
+    void hopperCallsLoadThroughTensorMaps() {
+        CudaRuntime.bind(GpuCheck.DEVICE);
+        assumeTrue(CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).computeCapability() == 90
+                && KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null
+                && !"false".equalsIgnoreCase(System.getProperty("flashdjl.flash.tma")),
+                "needs a compute capability 9.0 device, the sm90 fatbin and TMA on");
+        long encoded = TensorMaps.encodedMaps();
+        long refused = TensorMaps.refusedMaps();
+        GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.FP16, "none", 2, 4, 2, 300, 1023, 128,
+                GpuCheck.Mode.BSHD, true));
+        GpuCheck.runVarlen(TestMemory.GPU, new GpuCheck.Varlen(DeviceDataType.BF16, "causal", 4, 2, 64,
+                new int[] {17, 300}, new int[] {200, 300}));
+        assertEquals(refused, TensorMaps.refusedMaps(), "tensor maps the driver refused");
+        assertTrue(TensorMaps.encodedMaps() >= encoded + 4, "a K and a V map per launch: "
+                + (TensorMaps.encodedMaps() - encoded) + " encoded");
     }
 
     @Test

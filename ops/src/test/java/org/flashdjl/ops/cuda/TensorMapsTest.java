@@ -1,0 +1,111 @@
+package org.flashdjl.ops.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The Hopper kernels' parameter block ({@code FlashFwdSm90Params}) against {@code flash_params.h}, and the tensor-map
+ * geometry {@link TensorMaps} hands the driver (what the kernels' TMA path assumes: box {64, key tile}, strides in
+ * bytes, dense rows bounded by Lk, varlen rows unbounded with one batch entry). The maps themselves need a driver:
+ * the GPU runs of {@code flash_check} and the GPU suite cover them.
+ */
+class TensorMapsTest {
+
+    @Test
+    void blockOffsetsMatchTheHeader() throws IOException {
+        String text = Files.readString(Path.of("src/main/cuda/flash_params.h"));
+        Map<String, Integer> expected = Map.of("tma", TensorMaps.TMA_OFFSET, "k_map", TensorMaps.K_MAP_OFFSET,
+                "v_map", TensorMaps.V_MAP_OFFSET);
+        Matcher off = Pattern.compile("offsetof\\(FlashFwdSm90Params,\\s*(\\w+)\\)\\s*==\\s*(\\d+)").matcher(text);
+        int checked = 0;
+        while (off.find()) {
+            assertEquals(expected.get(off.group(1)), Integer.parseInt(off.group(2)), off.group(1));
+            checked++;
+        }
+        assertEquals(3, checked);
+        Matcher size = Pattern.compile("sizeof\\(FlashFwdSm90Params\\)\\s*==\\s*(\\d+)").matcher(text);
+        assertTrue(size.find());
+        assertEquals(TensorMaps.SIZE, Integer.parseInt(size.group(1)));
+        assertEquals(FlashAttention.LAYOUT.size(), TensorMaps.TMA_OFFSET, "the common block comes first");
+    }
+
+    private static KernelStruct params(int batch, int hkv, int lk, int d, long rowStride, long headStride,
+            long batchStride, boolean varlen) {
+        KernelStruct p = FlashAttention.LAYOUT.newStruct().set("k", 0x7000_0000L).set("v", 0x7100_0000L)
+                .set("batch", batch).set("hq", hkv * 4).set("hkv", hkv).set("lq", 1).set("lk", lk)
+                .set("head_dim", d);
+        for (String t : new String[] {"k", "v"}) {
+            p.set(t + "_row_stride", rowStride).set(t + "_head_stride", headStride)
+                    .set(t + "_batch_stride", batchStride);
+        }
+        if (varlen) {
+            p.set("cu_seqlens_q", 0x1000).set("cu_seqlens_k", 0x2000);
+        }
+        return p;
+    }
+
+    @Test
+    void denseBshdMap() {
+        // K [B=3, Lk=1000, Hkv=8, D=128]: rows 8 * 128 elements apart, heads 128, batch entries 1000 rows
+        TensorMaps.Geometry g = TensorMaps.geometry(params(3, 8, 1000, 128, 1024, 128, 1024 * 1000, false), "k", 128);
+        assertEquals(0x7000_0000L, g.address());
+        assertArrayEquals(new long[] {128, 1000, 8, 3}, g.dims());
+        assertArrayEquals(new long[] {2048, 256, 2048 * 1000}, g.strides());
+        assertArrayEquals(new int[] {64, 128, 1, 1}, g.box());
+        TensorMaps.Geometry v = TensorMaps.geometry(params(3, 8, 1000, 128, 1024, 128, 1024 * 1000, false), "v", 80);
+        assertEquals(0x7100_0000L, v.address());
+        assertArrayEquals(new int[] {64, 80, 1, 1}, v.box());
+    }
+
+    @Test
+    void varlenMapIsUnboundedInRowsWithOneBatchEntry() {
+        // K [totalK, Hkv=2, D=64] (batch stride 0, as varlen tensors have)
+        TensorMaps.Geometry g = TensorMaps.geometry(params(5, 2, 300, 64, 128, 64, 0, true), "k", 128);
+        assertArrayEquals(new long[] {64, Integer.MAX_VALUE, 2, 1}, g.dims());
+        assertArrayEquals(new long[] {256, 128, 128}, g.strides(), "row, head, and the head's for the one batch entry");
+    }
+
+    @Test
+    void sizeOneDimensionsGetUsableStrides() {
+        // MQA, one sequence: head and batch strides of 0 in the params (never used) take the row stride
+        TensorMaps.Geometry g = TensorMaps.geometry(params(1, 1, 4096, 256, 256, 0, 0, false), "k", 64);
+        assertArrayEquals(new long[] {256, 4096, 1, 1}, g.dims());
+        assertArrayEquals(new long[] {512, 512, 512}, g.strides());
+    }
+
+    @Test
+    void tmaOffLeavesTheCommonBlockAndAZeroFlag() {
+        byte[] common = params(2, 4, 777, 128, 512, 128, 512 * 777, false).toBytes();
+        String before = System.getProperty(TensorMaps.TMA_PROPERTY);
+        System.setProperty(TensorMaps.TMA_PROPERTY, "false");
+        try {
+            byte[] block = TensorMaps.sm90Parameters(common, 128);
+            assertEquals(TensorMaps.SIZE, block.length);
+            assertArrayEquals(common, Arrays.copyOf(block, common.length));
+            ByteBuffer b = ByteBuffer.wrap(block).order(ByteOrder.LITTLE_ENDIAN);
+            assertEquals(0, b.getInt(TensorMaps.TMA_OFFSET));
+            for (int i = TensorMaps.TMA_OFFSET; i < TensorMaps.SIZE; i++) {
+                assertEquals(0, block[i], "byte " + i);
+            }
+        } finally {
+            if (before == null) {
+                System.clearProperty(TensorMaps.TMA_PROPERTY);
+            } else {
+                System.setProperty(TensorMaps.TMA_PROPERTY, before);
+            }
+        }
+    }
+}

@@ -46,9 +46,10 @@
 //     registers into the A fragment of O += P V (wgmma m64nDk16 RS).
 //   * Intra-warpgroup pipelining (FA3): iteration i issues S(i) = Q K(i)^T and O += P(i-1)
 //     V(i-1) back to back, waits only for S(i), runs the softmax of tile i while the tensor
-//     cores do P(i-1) V(i-1), then waits for that and rescales O. The consumers drift apart freely;
-//     FA3's inter-warpgroup ping-pong (named-barrier turns) and a 3-deep hd 128 ring were measured
-//     and dropped: no gain over this (docs/kernel-notes.md).
+//     cores do P(i-1) V(i-1), then waits for that and rescales O. hd 128 adds FA3's inter-warpgroup
+//     ping-pong (named-barrier turns around the GEMM issue: +1.4 % there with TMA loads, nothing at
+//     hd 64 / 256, which let the consumers drift apart freely); a 3-deep hd 128 ring was measured
+//     and dropped (docs/kernel-notes.md).
 //   * Key tiles are walked from the last to the first (masked tiles first), invisible tiles
 //     (causal) are skipped; only tiles that contain a masked element get the mask pass. Causal
 //     launches schedule heavy query blocks first (blockIdx.x reversed).
@@ -75,6 +76,10 @@ __device__ __forceinline__ void fence_proxy_async() {
 }
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 __device__ __forceinline__ void wgmma_fence() {
@@ -276,8 +281,9 @@ __device__ __forceinline__ void load_kv_tile(uint32_t s_base, const T* g, int64_
 //   * Each consumer warpgroup (224 registers) loads its own 64 Q rows, then per key tile waits on
 //     `full`, runs S = Q K^T and O += P V on wgmma with the FA3 intra-warpgroup overlap (S(i) and
 //     P(i-1) V(i-1) in flight together, softmax(i) while the tensor cores do the P V), and
-//     releases each slot as soon as its wgmma has completed. The two consumer warpgroups never
-//     synchronise with each other; the CTA never runs a __syncthreads after the set-up.
+//     releases each slot as soon as its wgmma has completed. The two consumer warpgroups synchronise
+//     with each other only in hd 128's ping-pong turns; the CTA never runs a __syncthreads after the
+//     set-up.
 template <class Tr, typename T, int kVariant>
 __device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
   const FlashFwdParams& p = sp.p;
@@ -583,13 +589,23 @@ __device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
     release(empty_k(0));
     int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
     // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps ----
+    // FlashAttention-3's inter-warpgroup ping-pong (hd 128): consumer c issues its two GEMMs only after the other
+    // consumer has issued its own (named barriers 3 + c; 1 + c are the consumers' own), so one's softmax runs while
+    // the tensor cores do the other's GEMMs. Session 8 (TMA loads, run 36): +1.4 % over the 12 hd 128 shapes, +2-5 %
+    // on causal ones; nothing at hd 64 / 256 (+0.2 / -0.2 %), which run without it. Both consumers walk the same
+    // tiles, so the turns pair up.
+    constexpr bool kPingPong = D == 128;
+    auto pp_wait = [&]() { named_barrier(3 + cw, 256); };
+    auto pp_pass = [&]() { named_barrier_arrive(3 + (cw ^ 1), 256); };
     auto step = [&](auto mode_tag) {
       const int st = i % S, pst = (i - 1) % S;
       wait_full(full_k(st), i);
       wait_full(full_v(pst), i - 1);
       wgmma_fence();
+      if constexpr (kPingPong) pp_wait();
       issue_s(st);
       issue_pv(pst);
+      if constexpr (kPingPong) pp_pass();
       wgmma_wait<1>();
       reg_fence(s);
       release(empty_k(st));
@@ -620,6 +636,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
     auto visible = [&](int nn) { return tile_all_visible<Bc>(rule_at_use(), nn, m0, m_end); };
     auto walk = [&](auto mod_tag) {
       constexpr int kModBits = decltype(mod_tag)::value;
+      if constexpr (kPingPong)
+        if (cw == 1) pp_pass();  // consumer 0 issues first
       {
         float corr[2];  // O is still zero: no rescale
         if (tile_all_visible<Bc>(rule, n, m0, m_end))
@@ -633,6 +651,8 @@ __device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
         while (n >= 0 && !visible(n)) step(Mode<kModBits | kMask>());
         while (n >= 0 && visible(n)) step(Mode<kModBits>());
       } while (kAllOptions && n >= 0);
+      if constexpr (kPingPong)
+        if (cw == 0) pp_wait();  // consumer 1's last pass: every arrival has its sync
     };
     if constexpr (kAllOptions) {
       if (softcap > 0.f) {

@@ -11,6 +11,9 @@ import org.slf4j.LoggerFactory;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.function.Function;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -55,16 +58,28 @@ public final class TensorMaps {
 
     private static final Logger logger = LoggerFactory.getLogger(TensorMaps.class);
     private static final int[] ELEMENT_STRIDES = {1, 1, 1, 1};
+    private static final AtomicLong MAPPED = new AtomicLong();
     private static final AtomicLong ENCODED = new AtomicLong();
     private static final AtomicLong REFUSED = new AtomicLong();
     /** Each thread's 64-byte aligned scratch for the driver to write a map into. */
+    private static final MapCache CACHE = new MapCache(256, TensorMaps::encode);
     private static final ThreadLocal<Pointer> SCRATCH = ThreadLocal.withInitial(() -> new Memory(MAP_BYTES + 64)
             .align(64));
 
     private TensorMaps() {}
 
     /**
-     * Returns how many tensor maps this process has encoded for Hopper flash launches (two per launch with TMA).
+     * Returns how many Hopper flash launches carried tensor maps (TMA on).
+     *
+     * @return the count since the JVM started
+     */
+    public static long mappedLaunches() {
+        return MAPPED.get();
+    }
+
+    /**
+     * Returns how many tensor maps this process has encoded for Hopper flash launches (two per launch with TMA
+     * whose K / V geometry was not among the 256 most recent ones).
      *
      * @return the count since the JVM started
      */
@@ -91,7 +106,25 @@ public final class TensorMaps {
      *     before it (never used, but the driver wants a multiple of 16 below 2^40)
      * @param box {64, key tile, 1, 1}
      */
-    record Geometry(long address, long[] dims, long[] strides, int[] box) {}
+    record Geometry(long address, long[] dims, long[] strides, int[] box) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Geometry g && address == g.address && Arrays.equals(dims, g.dims)
+                    && Arrays.equals(strides, g.strides) && Arrays.equals(box, g.box);
+        }
+
+        @Override
+        public int hashCode() {
+            return (Long.hashCode(address) * 31 + Arrays.hashCode(dims)) * 31 + Arrays.hashCode(strides) * 7
+                    + Arrays.hashCode(box);
+        }
+
+        @Override
+        public String toString() {
+            return "Geometry{0x" + Long.toHexString(address) + " dims " + Arrays.toString(dims) + " strides "
+                    + Arrays.toString(strides) + " box " + Arrays.toString(box) + "}";
+        }
+    }
 
     /**
      * Computes the K or V map's geometry of a call from its {@code FlashFwdParams}.
@@ -126,19 +159,64 @@ public final class TensorMaps {
         ByteBuffer block = ByteBuffer.allocate(SIZE).order(ByteOrder.LITTLE_ENDIAN);
         block.put(flashParams);
         KernelStruct params = FlashAttention.LAYOUT.read(flashParams);
-        byte[] k = null;
-        byte[] v = null;
         if (!"false".equalsIgnoreCase(System.getProperty(TMA_PROPERTY)) && params.get("lk").longValue() > 0
                 && params.get("hkv").longValue() > 0) {
-            k = encode(geometry(params, "k", keyTile));
-            v = k == null ? null : encode(geometry(params, "v", keyTile));
-        }
-        if (k != null && v != null) {
-            block.putInt(TMA_OFFSET, 1);
-            block.put(K_MAP_OFFSET, k);
-            block.put(V_MAP_OFFSET, v);
+            Geometry k = geometry(params, "k", keyTile);
+            Geometry v = geometry(params, "v", keyTile);
+            byte[] maps = CACHE.get(k, v);
+            if (maps != null) {
+                MAPPED.incrementAndGet();
+                block.putInt(TMA_OFFSET, 1);
+                block.put(K_MAP_OFFSET, maps);
+            }
         }
         return block.array();
+    }
+
+    /**
+     * The K and V maps of recent geometries (a map is a pure function of its geometry, and the driver call costs
+     * microseconds: decode-time calls such as the cascade's prefix repeat the same K / V every step).
+     */
+    static final class MapCache {
+        private final int capacity;
+        private final Function<Geometry, byte[]> encoder;
+        private final LinkedHashMap<List<Geometry>, byte[]> maps = new LinkedHashMap<>(16, 0.75f, true);
+
+        /**
+         * Creates a cache.
+         *
+         * @param capacity the geometry pairs kept (least recently used evicted)
+         * @param encoder one map's 128 bytes, or null when refused
+         */
+        MapCache(int capacity, Function<Geometry, byte[]> encoder) {
+            this.capacity = capacity;
+            this.encoder = encoder;
+        }
+
+        /** Returns the K map then the V map (256 bytes), encoding them on a miss; null if either was refused. */
+        synchronized byte[] get(Geometry k, Geometry v) {
+            List<Geometry> key = List.of(k, v);
+            byte[] hit = maps.get(key);
+            if (hit != null) {
+                return hit;
+            }
+            byte[] km = encoder.apply(k);
+            byte[] vm = km == null ? null : encoder.apply(v);
+            if (vm == null) {
+                return null; // refused: not cached, counted by encode
+            }
+            byte[] both = Arrays.copyOf(km, 2 * MAP_BYTES);
+            System.arraycopy(vm, 0, both, MAP_BYTES, MAP_BYTES);
+            maps.put(key, both);
+            if (maps.size() > capacity) {
+                maps.remove(maps.keySet().iterator().next()); // least recently used
+            }
+            return both;
+        }
+
+        synchronized int size() {
+            return maps.size();
+        }
     }
 
     // The map's 128 bytes, or null if the driver refused it or has no cuTensorMapEncodeTiled.

@@ -108,4 +108,38 @@ class TensorMapsTest {
             }
         }
     }
+
+    private static TensorMaps.Geometry g(long address) {
+        return new TensorMaps.Geometry(address, new long[] {128, 1000, 8, 2}, new long[] {2048, 256, 2048000},
+                new int[] {64, 128, 1, 1});
+    }
+
+    @Test
+    void cacheEncodesEachGeometryOnceAndEvictsTheLeastRecent() {
+        java.util.List<Long> calls = new java.util.ArrayList<>();
+        TensorMaps.MapCache cache = new TensorMaps.MapCache(2, geometry -> {
+            calls.add(geometry.address());
+            byte[] map = new byte[TensorMaps.MAP_BYTES];
+            Arrays.fill(map, (byte) geometry.address());
+            return geometry.address() == 99 ? null : map;
+        });
+        byte[] first = cache.get(g(1), g(2));
+        assertEquals(2 * TensorMaps.MAP_BYTES, first.length);
+        assertEquals(1, first[0], "K map first");
+        assertEquals(2, first[TensorMaps.MAP_BYTES], "then the V map");
+        assertArrayEquals(first, cache.get(g(1), g(2)), "equal geometry (new arrays) hits");
+        assertEquals(java.util.List.of(1L, 2L), calls);
+        cache.get(g(3), g(4));
+        cache.get(g(1), g(2)); // (1, 2) most recent: (3, 4) goes next
+        cache.get(g(5), g(6));
+        assertEquals(2, cache.size());
+        calls.clear();
+        cache.get(g(1), g(2));
+        cache.get(g(3), g(4));
+        assertEquals(java.util.List.of(3L, 4L), calls, "(1, 2) stayed, (3, 4) was evicted");
+        assertEquals(null, cache.get(g(7), g(99)), "a refused map is not a hit");
+        calls.clear();
+        assertEquals(null, cache.get(g(7), g(99)));
+        assertEquals(java.util.List.of(7L, 99L), calls, "and is not cached");
+    }
 }

@@ -14,7 +14,9 @@
 //                           flash_fwd_sm90.fatbin exists, else sm80).
 // --max-work W (with --check): only the cases with batch * hq * lq * lk <= W (for compute-sanitizer runs).
 // --no-tma: the Hopper kernels load every K / V tile with cp.async (the TMA maps left unused); --ab-tma (benches):
-// each Hopper row timed with TMA on, off, on, off in turn (same kernels, same call); --hd D (benches): one head dim.
+// each Hopper row timed with TMA on, off, on, off in turn (same kernels, same call); --hd D (benches): one head dim;
+// --l2 none|64|128|256: the tensor maps' L2 promotion (TensorMaps.java uses 256).
+//   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
 // sm80 = flash_fwd_* (impl "flashdjl"), sm90 = flash_fwd_sm90_* (impl "flashdjl-sm90"; plain, causal and general,
@@ -152,6 +154,8 @@ static const Kernel& get_kernel(const std::string& name) {
 // rank 4 {D, rows, heads, batch}, strides in bytes, box {64, Bc, 1, 1}, 128-byte swizzle, zero fill. A size-1
 // dimension gets a packed stride (its stride is never used, but the driver wants a multiple of 16 below 2^40).
 static bool g_tma = true;  // --no-tma: the same kernels with every tile through cp.async
+// --l2 none|64|128|256: the maps' L2 promotion (TensorMaps.java: 256)
+static CUtensorMapL2promotion g_l2 = CU_TENSOR_MAP_L2_PROMOTION_L2_256B;
 static bool encode_map(FlashTensorMap* m, const void* base, int d, int64_t rows, int heads, int batch, int64_t rs,
                        int64_t hs, int64_t bs, int box_rows) {
   const cuuint64_t dims[4] = {(cuuint64_t)d, (cuuint64_t)rows, (cuuint64_t)heads, (cuuint64_t)batch};
@@ -161,7 +165,7 @@ static bool encode_map(FlashTensorMap* m, const void* base, int d, int64_t rows,
   const cuuint32_t box[4] = {64, (cuuint32_t)box_rows, 1, 1}, estr[4] = {1, 1, 1, 1};
   const CUresult r = drv.tensorMapEncodeTiled(
       reinterpret_cast<CUtensorMap*>(m), CU_TENSOR_MAP_DATA_TYPE_UINT16, 4, const_cast<void*>(base), dims, strides,
-      box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, g_l2,
       CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   static int reported = 0;
   if (r != CUDA_SUCCESS && reported++ < 5)
@@ -180,8 +184,12 @@ static long g_tma_launches = 0, g_tma_refused = 0;  // sm90 launches with maps /
 
 // Launch exactly like the Java side; returns false (nothing launched) when the grid is empty.
 static bool launch(const Kernel& k, const FlashFwdParams& p, cudaStream_t stream = 0) {
-  const unsigned gx = (unsigned)((p.lq + k.br - 1) / k.br);
-  if (gx == 0 || p.hq == 0 || p.batch == 0) return false;
+  // packed (GQA packing): a key/value head's G query heads are rows, grid (ceil(lq G / Br), hkv, batch)
+  const bool packed = k.name.size() > 7 && k.name.compare(k.name.size() - 7, 7, "_packed") == 0;
+  const long rows = packed && p.hkv > 0 ? (long)p.lq * (p.hq / p.hkv) : p.lq;
+  const unsigned gx = (unsigned)((rows + k.br - 1) / k.br);
+  const unsigned gy = (unsigned)(packed ? p.hkv : p.hq);
+  if (gx == 0 || gy == 0 || p.batch == 0) return false;
   FlashFwdParams copy = p;
   FlashFwdSm90Params sp;
   memset(&sp, 0, sizeof(sp));
@@ -200,7 +208,7 @@ static bool launch(const Kernel& k, const FlashFwdParams& p, cudaStream_t stream
     if (g_tma && rows > 0 && p.hkv > 0) ++(sp.tma ? g_tma_launches : g_tma_refused);
     args[0] = &sp;
   }
-  CKD(drv.launchKernel(k.fn, gx, (unsigned)p.hq, (unsigned)p.batch, (unsigned)k.threads, 1, 1,
+  CKD(drv.launchKernel(k.fn, gx, gy, (unsigned)p.batch, (unsigned)k.threads, 1, 1,
                        (unsigned)k.smem, (CUstream)stream, args, nullptr));
   CK(cudaGetLastError());
   return true;
@@ -854,6 +862,58 @@ static void bench(bool quick) {
   CK(cudaFree(lse));
 }
 
+// The cascade's prefix calls (CascadeBench's shapes): GQA-packed hd 128 fp16, 32 query / 8 key-value heads, B queries
+// of one step against a shared prefix split into `splits` sequences of `keys` keys (bshd K / V), so every K / V byte is
+// read by ceil(4 B / 128) CTAs; memory-bound at B = 32. Two input sets rotate (each > L2 at 32k keys).
+static void bench_packed() {
+  const int d = 128, hq = 32, hkv = 8;
+  struct Shape { int queries, splits, keys; };
+  for (const Shape sh : {Shape{32, 16, 2048}, Shape{128, 16, 2048}, Shape{64, 16, 512}}) {
+    const size_t kv = (size_t)sh.splits * sh.keys * hkv * d, q = (size_t)sh.splits * sh.queries * hq * d;
+    void *bufs[4], *qb, *o;
+    float* lse;
+    for (void*& b : bufs) CK(cudaMalloc(&b, kv * 2));
+    CK(cudaMalloc(&qb, q * 2));
+    CK(cudaMalloc(&o, q * 2));
+    CK(cudaMalloc(&lse, (size_t)sh.splits * sh.queries * hq * 4));
+    {
+      std::vector<uint16_t> h(kv);
+      Rng rng(5);
+      for (void* b : bufs) {
+        for (size_t e = 0; e < kv; ++e) h[e] = float_to_bits(rng.uniform(), false);
+        CK(cudaMemcpy(b, h.data(), kv * 2, cudaMemcpyHostToDevice));
+      }
+      CK(cudaMemcpy(qb, h.data(), q * 2, cudaMemcpyHostToDevice));
+    }
+    const Kernel& kern = get_kernel("flash_fwd_sm90_fp16_hd128_packed");
+    FlashFwdParams p;
+    memset(&p, 0, sizeof(p));
+    p.q = qb, p.o = o, p.lse = lse;
+    p.q_row_stride = p.o_row_stride = (int64_t)hq * d, p.q_head_stride = p.o_head_stride = d;
+    p.q_batch_stride = p.o_batch_stride = (int64_t)sh.queries * hq * d;
+    p.k_row_stride = p.v_row_stride = (int64_t)hkv * d, p.k_head_stride = p.v_head_stride = d;
+    p.k_batch_stride = p.v_batch_stride = (int64_t)sh.keys * hkv * d;
+    p.lse_batch_stride = (int64_t)hq * sh.queries, p.lse_head_stride = sh.queries, p.lse_row_stride = 1;
+    p.batch = sh.splits, p.hq = hq, p.hkv = hkv, p.lq = sh.queries, p.lk = sh.keys, p.head_dim = d;
+    p.mask.window_left = p.mask.window_right = -1;
+    p.mask.scale = 1.f / std::sqrt((float)d);
+    auto set = [&](int r) { p.k = bufs[2 * (r % 2)], p.v = bufs[2 * (r % 2) + 1]; };
+    for (int rep = 0; rep < ab_reps(true); ++rep) {
+      g_tma = ab_tma(rep);
+      for (int w = 0; w < 3; ++w) set(w), launch(kern, p);
+      CK(cudaDeviceSynchronize());
+      const double med = median_ms(30, [&](int r) { set(r), launch(kern, p); });
+      printf("{\"impl\":\"flashdjl-sm90\",\"tma\":%s,\"kernel\":\"%s\",\"queries\":%d,\"splits\":%d,\"keys\":%d,"
+             "\"ms\":%.4f,\"kv_gbps\":%.1f}\n",
+             g_tma ? "true" : "false", kern.name.c_str(), sh.queries, sh.splits, sh.keys, med,
+             2.0 * kv * 2 / (med * 1e-3) / 1e9);
+      fflush(stdout);
+    }
+    for (void* b : bufs) CK(cudaFree(b));
+    for (void* b : {qb, o, (void*)lse}) CK(cudaFree(b));
+  }
+}
+
 // The general kernel's cost against the specialised one on the same call (issue: "general within 10% of plain").
 // Each row times one kernel on one option set; "visible_pairs" counts the (query, key) pairs the mask keeps, so
 // TFLOP/s compare across masks (4 * pairs * D flops).
@@ -981,18 +1041,24 @@ int main(int argc, char** argv) {
       g_tma = false;
     else if (a == "--ab-tma")
       g_ab_tma = true;
-    else if (a == "--hd" && i + 1 < argc)
+    else if (a == "--l2" && i + 1 < argc) {
+      const std::string v = argv[++i];
+      g_l2 = v == "none" ? CU_TENSOR_MAP_L2_PROMOTION_NONE
+             : v == "64" ? CU_TENSOR_MAP_L2_PROMOTION_L2_64B
+             : v == "128" ? CU_TENSOR_MAP_L2_PROMOTION_L2_128B : CU_TENSOR_MAP_L2_PROMOTION_L2_256B;
+    } else if (a == "--hd" && i + 1 < argc)
       g_bench_hd = std::atoi(argv[++i]);
-    else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general")
+    else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general" ||
+             a == "--bench-packed")
       mode = a;
     else {
-      fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general [--fatbin-dir DIR] [--fatbin PATH] "
+      fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
                       "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
-    fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general [--fatbin-dir DIR] [--fatbin PATH] "
+    fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
                       "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D]\n", argv[0]);
     return 2;
   }
@@ -1026,6 +1092,10 @@ int main(int argc, char** argv) {
   if (mode == "--bench-general") {
     if (g_use_sm80 && g_use_sm90) g_use_sm80 = false;  // one family per run: --kernels sm80 for the other
     bench_general();
+    return 0;
+  }
+  if (mode == "--bench-packed") {
+    bench_packed();
     return 0;
   }
   if (mode == "--bench" || mode == "--bench-quick") {

@@ -368,6 +368,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
     // thread after its arrive.expect_tx; the warpgroup's other threads arrive plainly (the `full` count is 128).
     // The last, partial tile and value tiles with hidden rows go through cp.async with zero fill.
     const bool tma = sp.tma != 0;
+    auto whole = [&](int j0) { return j0 + Bc <= lk; };  // tile [j0, j0 + Bc) lies inside the sequence
     const int map_row0 = varlen_k ? k0 : 0, map_batch = varlen_k ? 0 : b;  // the sequence's key 0 in the maps
     if (tma && wtid == 0) {
       tma_prefetch_map(&sp.k_map);
@@ -385,7 +386,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
     auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)
       const int st = i % S;
       mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
-      if (tma && (n + 1) * Bc <= lk) {
+      if (tma && whole(n * Bc)) {
         tma_tile(sK0 + st * Tr::kTileKV, &sp.k_map, full_k(st), n);
       } else {
         load_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, ks, n * Bc, lk, wtid);
@@ -399,7 +400,7 @@ __device__ __forceinline__ void fwd_body(const FlashFwdSm90Params& sp) {
       mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
       const int j0 = n * Bc;  // a tile every row of which is kept takes the plain loader (the interior of a window)
       const bool hides = kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks));
-      if (tma && !hides && j0 + Bc <= lk) {
+      if (tma && !hides && whole(j0)) {
         tma_tile(sV0 + st * Tr::kTileKV, &sp.v_map, full_v(st), n);
       } else {
         if (hides)

@@ -13,8 +13,9 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.function.Function;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
 
 /**
  * The TMA tensor maps of the Hopper flash kernels: {@code struct FlashFwdSm90Params} ({@code flash_params.h}) is the
@@ -61,8 +62,8 @@ public final class TensorMaps {
     private static final AtomicLong MAPPED = new AtomicLong();
     private static final AtomicLong ENCODED = new AtomicLong();
     private static final AtomicLong REFUSED = new AtomicLong();
-    /** Each thread's 64-byte aligned scratch for the driver to write a map into. */
     private static final MapCache CACHE = new MapCache(256, TensorMaps::encode);
+    /** Each thread's 64-byte aligned scratch for the driver to write a map into. */
     private static final ThreadLocal<Pointer> SCRATCH = ThreadLocal.withInitial(() -> new Memory(MAP_BYTES + 64)
             .align(64));
 
@@ -178,9 +179,8 @@ public final class TensorMaps {
      * microseconds: decode-time calls such as the cascade's prefix repeat the same K / V every step).
      */
     static final class MapCache {
-        private final int capacity;
         private final Function<Geometry, byte[]> encoder;
-        private final LinkedHashMap<List<Geometry>, byte[]> maps = new LinkedHashMap<>(16, 0.75f, true);
+        private final LinkedHashMap<List<Geometry>, byte[]> maps;
 
         /**
          * Creates a cache.
@@ -189,8 +189,13 @@ public final class TensorMaps {
          * @param encoder one map's 128 bytes, or null when refused
          */
         MapCache(int capacity, Function<Geometry, byte[]> encoder) {
-            this.capacity = capacity;
             this.encoder = encoder;
+            this.maps = new LinkedHashMap<>(16, 0.75f, true) { // access order: the eldest is the least recently used
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<List<Geometry>, byte[]> eldest) {
+                    return size() > capacity;
+                }
+            };
         }
 
         /** Returns the K map then the V map (256 bytes), encoding them on a miss; null if either was refused. */
@@ -208,9 +213,6 @@ public final class TensorMaps {
             byte[] both = Arrays.copyOf(km, 2 * MAP_BYTES);
             System.arraycopy(vm, 0, both, MAP_BYTES, MAP_BYTES);
             maps.put(key, both);
-            if (maps.size() > capacity) {
-                maps.remove(maps.keySet().iterator().next()); // least recently used
-            }
             return both;
         }
 

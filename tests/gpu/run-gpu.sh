@@ -8,7 +8,8 @@
 #   run-gpu.sh --bench-only  nvidia-smi and the benchmarks
 #   run-gpu.sh --quick       a shorter sweep (no 1023-long sequences) and short benchmarks (hd 128, L 1k/4k)
 #   run-gpu.sh --paged       nvidia-smi and only the paged-attention GPU work: MergeStateGpuTest,
-#                            PagedDecodeGpuTest, PagedDecodeBench, decode_peer_bench.py (torch copy + SDPA peers);
+#                            PagedDecodeGpuTest, PagedPrefillGpuTest, PagedDecodeBench, decode_peer_bench.py (torch
+#                            copy + SDPA peers), PagedPrefillBench, prefill_peer_bench.py (SDPA on contiguous KV);
 #                            with --tests-only / --bench-only just that half
 #   run-gpu.sh --cascade     nvidia-smi and only the shared-prefix (cascade) GPU work: SharedPrefixGpuTest and
 #                            CascadeBench (cascade vs plain paged decode); --tests-only / --bench-only as above
@@ -219,6 +220,21 @@ if [ "$PAGED_BENCH" = 1 ]; then
     record "decode_peer_bench.py" "$rc"
   else
     note "python3 or python/decode_peer_bench.py missing: skipped the torch peers"
+  fi
+  note "PagedPrefillBench (paged prefill: Hopper wgmma kernels, mma.sync kernels, dense flash on contiguous KV)"
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.gpu.PagedPrefillBench --device "$DEVICE" \
+    ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} > "$OUT/bench-paged-prefill.jsonl" 2> >(tee "$OUT/bench-paged-prefill.log" >&2)
+  rc=$?
+  cat "$OUT/bench-paged-prefill.jsonl"
+  record "PagedPrefillBench" "$rc"
+  if command -v python3 >/dev/null 2>&1 && [ -f "$HERE/python/prefill_peer_bench.py" ]; then
+    note "prefill_peer_bench.py (torch SDPA cuDNN/flash/efficient on contiguous KV, bottom-right causal)"
+    CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-$DEVICE}" python3 "$HERE/python/prefill_peer_bench.py" \
+      --ours "$OUT/bench-paged-prefill.jsonl" > "$OUT/bench-paged-prefill-peers.jsonl" \
+      2> >(tee "$OUT/bench-paged-prefill-peers.log" >&2)
+    rc=$?
+    cat "$OUT/bench-paged-prefill-peers.jsonl"
+    record "prefill_peer_bench.py" "$rc"
   fi
 fi
 

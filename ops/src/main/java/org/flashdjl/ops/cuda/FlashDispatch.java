@@ -154,9 +154,19 @@ public final class FlashDispatch {
 
     private FlashDispatch() {}
 
+    /**
+     * Returns whether the Hopper wgmma kernels of a fatbin may be used: the fatbin was built and
+     * {@code -Dflashdjl.flash.sm90=false} is not set ({@link #SM90_PROPERTY}, read once per call).
+     *
+     * @param module the sm_90a fatbin resource, e.g. {@link KernelModule#FLASH_FWD_SM90}
+     * @return true when the module's kernels are enabled
+     */
+    static boolean hopperKernelsEnabled(String module) {
+        return !"false".equalsIgnoreCase(System.getProperty(SM90_PROPERTY)) && KernelModule.notBuiltReason(module) == null;
+    }
+
     private static Map<Key, KernelRef> table() {
-        boolean sm90 = !"false".equalsIgnoreCase(System.getProperty(SM90_PROPERTY))
-                && KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
+        boolean sm90 = hopperKernelsEnabled(KernelModule.FLASH_FWD_SM90);
         Map<Key, KernelRef> t = new LinkedHashMap<>();
         for (Arch arch : Arch.values()) {
             for (DeviceDataType type : DATA_TYPES) {

@@ -10,8 +10,11 @@ import java.util.Objects;
 
 /**
  * Paged prefill / append over raw device memory: several query tokens per sequence (chunked prefill), packed by
- * {@code qoIndptr}, against K/V page pools ({@code ops/src/main/cuda/paged_prefill.cu}: the FA2 body of
- * {@code flash_fwd.cu} with K/V tiles read from pages).
+ * {@code qoIndptr}, against K/V page pools. Two kernel families with one launch contract: on Hopper (compute
+ * capability 9.0) the wgmma pipeline of the flash kernels ({@code ops/src/main/cuda/paged_prefill_sm90.cu}: producer
+ * warpgroup, mbarrier ring, two consumer warpgroups, K/V tiles read from pages with cp.async); elsewhere, or with
+ * {@code -Dflashdjl.flash.sm90=false}, the FA2 body of {@code flash_fwd.cu} ({@code paged_prefill.cu}).
+ * {@link Builder#optArch} picks one explicitly.
  *
  * <p>Semantics ({@link org.flashdjl.ops.paged.PagedPlan}'s): query i of sequence b sits at global position
  * {@code keyOffset + Lk_b - Lq_b + i} (bottom-right), paged token t is global key {@code keyOffset + t}; causal,
@@ -22,8 +25,11 @@ import java.util.Objects;
  */
 public final class PagedPrefillKernel {
 
-    /** The prefill fatbin resource. */
+    /** The prefill fatbin resource (mma.sync kernels, sm_80 and sm_90a code). */
     public static final String MODULE = "org/flashdjl/ops/cuda/paged_prefill.fatbin";
+
+    /** The Hopper prefill fatbin resource (wgmma kernels, sm_90a code only). */
+    public static final String MODULE_SM90 = "org/flashdjl/ops/cuda/paged_prefill_sm90.fatbin";
 
     /** The head dims with kernels. */
     public static final int[] HEAD_DIMS = {64, 128};
@@ -43,23 +49,25 @@ public final class PagedPrefillKernel {
             "lq", KernelStruct.Kind.INT32, "head_dim", KernelStruct.Kind.INT32, "page_size", KernelStruct.Kind.INT32,
             "mask", KernelStruct.MASK_PARAMS);
 
-    /** Query rows per CTA of each head dim's kernel ({@code TraitsFor<D>::Br}, also in the cfg array). */
+    /** Query rows per CTA of each head dim's kernel, both families ({@code TraitsFor<D>::Br}, also in the cfg array). */
     static int blockRows(int headDim) {
         return 128;
     }
 
     private final PrefillStep workspace;
     private final KernelStruct params;
+    private final String module;
     private final String kernelName;
     private final int gridX;
     private final int hq;
     private final float[] alibi;
     private final boolean synchronize;
 
-    private PagedPrefillKernel(PrefillStep workspace, KernelStruct params, String kernelName, int gridX, int hq,
-            float[] alibi, boolean synchronize) {
+    private PagedPrefillKernel(PrefillStep workspace, KernelStruct params, String module, String kernelName, int gridX,
+            int hq, float[] alibi, boolean synchronize) {
         this.workspace = workspace;
         this.params = params;
+        this.module = module;
         this.kernelName = kernelName;
         this.gridX = gridX;
         this.hq = hq;
@@ -100,7 +108,8 @@ public final class PagedPrefillKernel {
     /**
      * Returns the kernel this call launches.
      *
-     * @return e.g. {@code "paged_prefill_fp16_hd128_causal"}
+     * @return e.g. {@code "paged_prefill_fp16_hd128_causal"}, or {@code "paged_prefill_sm90_fp16_hd128_causal"} on
+     *     Hopper
      */
     public String kernelName() {
         return kernelName;
@@ -127,7 +136,7 @@ public final class PagedPrefillKernel {
             throw new IllegalStateException("the workspace has no device memory (a validation-only workspace)");
         }
         int device = workspace.device;
-        KernelModule.Kernel kernel = KernelModule.get(MODULE, device).getKernel(kernelName);
+        KernelModule.Kernel kernel = KernelModule.get(module, device).getKernel(kernelName);
         if (gridX == 0 || workspace.table.getBatchSize() == 0) {
             return;
         }
@@ -293,8 +302,48 @@ public final class PagedPrefillKernel {
     /** Collects and validates one call; {@code setX} are required. */
     public static final class Builder extends PagedCallBuilder<Builder> {
         private PrefillStep workspace;
+        private FlashDispatch.Arch arch;
 
         private Builder() {}
+
+        /**
+         * Picks the kernel family instead of the device's: {@link FlashDispatch.Arch#SM80} runs the mma.sync kernels
+         * on any device (on Hopper too), {@link FlashDispatch.Arch#SM90} the wgmma kernels, which need a compute
+         * capability 9.0 device and their fatbin. Default (null): SM90 on a 9.0 device when the Hopper kernels are
+         * built and {@code -Dflashdjl.flash.sm90=false} is not set, else SM80; a workspace without device memory
+         * defaults to SM80.
+         *
+         * @param arch the kernel family, or null for the device's
+         * @return this builder
+         */
+        public Builder optArch(FlashDispatch.Arch arch) {
+            this.arch = arch;
+            return this;
+        }
+
+        // The family of this call: the explicit one (checked against the device), or the device's.
+        private FlashDispatch.Arch resolveArch() {
+            if (workspace.tableBuffer == null) {
+                return arch == null ? FlashDispatch.Arch.SM80 : arch;
+            }
+            int cc = CudaRuntime.getDeviceInfo(workspace.device).computeCapability();
+            if (arch == null) {
+                return cc == 90 && FlashDispatch.hopperKernelsEnabled(MODULE_SM90) ? FlashDispatch.Arch.SM90
+                        : FlashDispatch.Arch.SM80;
+            }
+            if (arch == FlashDispatch.Arch.SM90) {
+                if (cc != 90) {
+                    throw new IllegalArgumentException("the sm90 paged prefill kernels need a compute capability 9.0"
+                            + " device; cuda:" + workspace.device + " is " + cc / 10 + "." + cc % 10
+                            + " (use SM80 or the default)");
+                }
+                String why = KernelModule.notBuiltReason(MODULE_SM90);
+                if (why != null) {
+                    throw new UnsupportedOperationException(why);
+                }
+            }
+            return arch;
+        }
 
         /**
          * Sets the step's workspace.
@@ -344,7 +393,9 @@ public final class PagedPrefillKernel {
             }
             boolean general = !spec.isCausal() || spec.hasAlibi() || spec.getSoftcap() > 0
                     || spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0;
-            String name = "paged_prefill_" + type.shortName() + "_hd" + d + (general ? "_general" : "_causal");
+            boolean hopper = resolveArch() == FlashDispatch.Arch.SM90;
+            String name = (hopper ? "paged_prefill_sm90_" : "paged_prefill_") + type.shortName() + "_hd" + d
+                    + (general ? "_general" : "_causal");
             KernelStruct p = LAYOUT.newStruct();
             p.set("q", q.getAddress()).set("k_pages", k.getAddress()).set("v_pages", v.getAddress())
                     .set("o", o.getAddress()).set("lse", lse == null ? 0 : lse.getAddress())
@@ -360,7 +411,7 @@ public final class PagedPrefillKernel {
                     .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             int br = blockRows((int) d);
             int gridX = (workspace.maxQueryLength + br - 1) / br;
-            return new PagedPrefillKernel(workspace, p, name, gridX, (int) hq,
+            return new PagedPrefillKernel(workspace, p, hopper ? MODULE_SM90 : MODULE, name, gridX, (int) hq,
                     spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);
         }
     }

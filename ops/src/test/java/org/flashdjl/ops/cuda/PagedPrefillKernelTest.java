@@ -48,6 +48,13 @@ class PagedPrefillKernelTest {
         assertEquals(2L * 128, k.getParams().get("kv_row_stride"));
         assertEquals("paged_prefill_fp16_hd128_general",
                 call.setSpec(AttentionSpec.builder().optCausal(false).build()).build().kernelName());
+        // the Hopper family by name (a workspace without device memory never asks the device), the same block
+        PagedPrefillKernel hopper = call.optArch(FlashDispatch.Arch.SM90).build();
+        assertEquals("paged_prefill_sm90_fp16_hd128_general", hopper.kernelName());
+        assertEquals(k.getParams().get("kv_row_stride"), hopper.getParams().get("kv_row_stride"));
+        assertEquals("paged_prefill_fp16_hd128_causal", call.optArch(FlashDispatch.Arch.SM80)
+                .setSpec(AttentionSpec.builder().optCausal(true).build()).build().kernelName());
+        call.optArch(null);
         IllegalStateException s = assertThrows(IllegalStateException.class, k::run);
         assertTrue(s.getMessage().contains("validation-only") || s.getMessage().contains("CUDA"), s.getMessage());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

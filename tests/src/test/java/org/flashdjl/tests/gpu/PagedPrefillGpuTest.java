@@ -1,12 +1,15 @@
 package org.flashdjl.tests.gpu;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
+import org.flashdjl.ops.cuda.CudaRuntime;
 import org.flashdjl.ops.cuda.DeviceBuffer;
 import org.flashdjl.ops.cuda.DeviceDataType;
+import org.flashdjl.ops.cuda.FlashDispatch;
 import org.flashdjl.ops.cuda.KernelModule;
 import org.flashdjl.ops.cuda.PagedPrefillKernel;
 import org.flashdjl.ops.paged.PageTable;
@@ -77,6 +80,9 @@ class PagedPrefillGpuTest {
         list.add(new Case(b16, 7, 8, 1, 64, new int[] {40, 1}, new int[] {300, 5}, "causal+window+sinks", 3, true));
         list.add(new Case(f16, 256, 16, 4, 128, new int[] {129, 300}, new int[] {513, 300}, "causal", 0, true));
         list.add(new Case(b16, 64, 32, 8, 128, new int[] {256, 1}, new int[] {1000, 64}, "none", 0, true));
+        // several whole key tiles per CTA (the Hopper kernels' ring wraps), tiles straddling pages of 24 tokens
+        list.add(new Case(f16, 24, 8, 2, 128, new int[] {300, 129}, new int[] {2100, 700}, "causal", 0, true));
+        list.add(new Case(b16, 32, 4, 1, 64, new int[] {257, 64}, new int[] {1900, 64}, "all", 0, true));
         return list.stream();
     }
 
@@ -167,45 +173,61 @@ class PagedPrefillGpuTest {
         long refMs = (System.nanoTime() - t0) / 1_000_000;
         long outLen = (long) totalQ * hq * d;
         long lseLen = (long) totalQ * hq;
+        // every kernel family the device runs: on Hopper the wgmma kernels (the default) and the mma.sync ones
+        List<FlashDispatch.Arch> archs = new ArrayList<>();
+        if (CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).computeCapability() == 90
+                && KernelModule.notBuiltReason(PagedPrefillKernel.MODULE_SM90) == null) {
+            archs.add(FlashDispatch.Arch.SM90);
+        }
+        archs.add(FlashDispatch.Arch.SM80);
         try (DeviceBuffer qb = MergeStateGpuTest.upload(type, q.length == 0 ? new float[8] : q, 0);
                 DeviceBuffer kb = MergeStateGpuTest.upload(type, kPool, 0);
-                DeviceBuffer vb = MergeStateGpuTest.upload(type, vPool, 0);
-                DeviceBuffer ob = MergeStateGpuTest.poisoned(type, outLen + 256);
-                DeviceBuffer lb = MergeStateGpuTest.poisoned(DeviceDataType.FP32, lseLen + 256);
-                PagedPrefillKernel.PrefillStep ws = PagedPrefillKernel.PrefillStep.create(table, qo, GpuCheck.DEVICE)) {
-            PagedPrefillKernel.Builder call = PagedPrefillKernel.builder()
-                    .setQuery(qb.view(type, totalQ, hq, d))
-                    .setKeyPages(kb.view(type, numPages, ps, hkv, d))
-                    .setValuePages(vb.view(type, numPages, ps, hkv, d))
-                    .setOutput(ob.view(type, totalQ, hq, d))
-                    .setSpec(spec)
-                    .optKeyOffset(c.keyOffset())
-                    .setWorkspace(ws)
-                    .optSynchronize(true);
-            if (c.lse()) {
-                call.optLse(lb.view(DeviceDataType.FP32, totalQ, hq));
-            }
-            PagedPrefillKernel k = call.build();
-            long t1 = System.nanoTime();
-            k.run();
-            long gpuMs = (System.nanoTime() - t1) / 1_000_000;
-            float[] outAll = MergeStateGpuTest.download(ob, type, outLen + 256);
-            float[] lseAll = MergeStateGpuTest.download(lb, DeviceDataType.FP32, lseLen + 256);
-            for (long i = outLen; i < outAll.length; i++) {
-                assertTrue(Float.isNaN(outAll[(int) i]), c + ": wrote past the output's end (element " + i + ")");
-            }
-            for (long i = lseLen; i < lseAll.length; i++) {
-                assertTrue(Float.isNaN(lseAll[(int) i]), c + ": wrote past the LSE's end (element " + i + ")");
-            }
-            float[] out = Arrays.copyOf(outAll, (int) outLen);
-            float[] lse = c.lse() ? Arrays.copyOf(lseAll, (int) lseLen) : null;
-            if (!c.lse()) {
-                for (int i = 0; i < lseLen; i++) {
-                    assertTrue(Float.isNaN(lseAll[i]), c + ": no LSE asked, but the LSE buffer was written");
+                DeviceBuffer vb = MergeStateGpuTest.upload(type, vPool, 0)) {
+            for (FlashDispatch.Arch arch : archs) {
+                try (DeviceBuffer ob = MergeStateGpuTest.poisoned(type, outLen + 256);
+                        DeviceBuffer lb = MergeStateGpuTest.poisoned(DeviceDataType.FP32, lseLen + 256);
+                        PagedPrefillKernel.PrefillStep ws =
+                                PagedPrefillKernel.PrefillStep.create(table, qo, GpuCheck.DEVICE)) {
+                    PagedPrefillKernel.Builder call = PagedPrefillKernel.builder()
+                            .setQuery(qb.view(type, totalQ, hq, d))
+                            .setKeyPages(kb.view(type, numPages, ps, hkv, d))
+                            .setValuePages(vb.view(type, numPages, ps, hkv, d))
+                            .setOutput(ob.view(type, totalQ, hq, d))
+                            .setSpec(spec)
+                            .optKeyOffset(c.keyOffset())
+                            .setWorkspace(ws)
+                            .optArch(arch)
+                            .optSynchronize(true);
+                    if (c.lse()) {
+                        call.optLse(lb.view(DeviceDataType.FP32, totalQ, hq));
+                    }
+                    PagedPrefillKernel k = call.build();
+                    assertEquals(arch == FlashDispatch.Arch.SM90, k.kernelName().startsWith("paged_prefill_sm90_"),
+                            k.kernelName());
+                    long t1 = System.nanoTime();
+                    k.run();
+                    long gpuMs = (System.nanoTime() - t1) / 1_000_000;
+                    String what = c + " [" + k.kernelName() + "]";
+                    float[] outAll = MergeStateGpuTest.download(ob, type, outLen + 256);
+                    float[] lseAll = MergeStateGpuTest.download(lb, DeviceDataType.FP32, lseLen + 256);
+                    for (long i = outLen; i < outAll.length; i++) {
+                        assertTrue(Float.isNaN(outAll[(int) i]), what + ": wrote past the output's end (element " + i
+                                + ")");
+                    }
+                    for (long i = lseLen; i < lseAll.length; i++) {
+                        assertTrue(Float.isNaN(lseAll[(int) i]), what + ": wrote past the LSE's end (element " + i
+                                + ")");
+                    }
+                    float[] out = Arrays.copyOf(outAll, (int) outLen);
+                    float[] lse = c.lse() ? Arrays.copyOf(lseAll, (int) lseLen) : null;
+                    if (!c.lse()) {
+                        for (int i = 0; i < lseLen; i++) {
+                            assertTrue(Float.isNaN(lseAll[i]), what + ": no LSE asked, but the LSE buffer was written");
+                        }
+                    }
+                    PagedDecodeGpuTest.compare(what, seed, type, outExp, lowExp, lseExp, out, lse, refMs, gpuMs);
                 }
             }
-            PagedDecodeGpuTest.compare(c + " [" + k.kernelName() + "]", seed, type, outExp, lowExp, lseExp, out, lse,
-                    refMs, gpuMs);
         }
     }
 }

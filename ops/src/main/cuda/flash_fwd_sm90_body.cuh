@@ -1,0 +1,823 @@
+// FlashDJL: the Hopper (sm_90a) flash-attention forward kernel body, shared by flash_fwd_sm90.cu (dense / varlen
+// K / V, FlashFwdSm90Params) and paged_prefill_sm90.cu (K / V from page pools, PagedPrefillParams).
+//
+// ---------------------------------------------------------------------------------------------
+// Design (per CTA: one query block of Br = 128 rows of one (batch, head); FlashAttention-3's
+// warp specialisation, K / V loaded by TMA):
+//   * 3 warpgroups (384 threads): warpgroup 0 is the producer, 1 and 2 the consumers; consumer c
+//     owns query rows [64c, 64c + 64) (wgmma m64). setmaxnreg gives the producer 56 registers and
+//     each consumer 224.
+//   * Q, K, V tiles live in shared memory in the canonical 128-byte-swizzle layout of wgmma:
+//     a tile of R rows x D columns is stored as D/64 column blocks of [R][64] elements (128 B
+//     rows); 16-byte chunk c of row r sits at chunk position c ^ (r % 8). K is the K-major B
+//     operand of S = Q K^T; V, stored the same way ([keys][D], row-major), is the MN-major
+//     ("transposed") B operand of O += P V. Whole K / V tiles of a sequence are loaded by TMA
+//     (cp.async.bulk.tensor, D / 64 boxes of {64, Bc} per tile, the 128-byte swizzle done by the
+//     copy engine, issued by one producer thread); the last, partial tile, value tiles with rows
+//     the mask hides, Q, and every tile when params.tma == 0 go through 16-byte cp.async, rows
+//     past the end (or hidden) zero-filled (src-size 0).
+//   * The producer fills a ring of kStages K and kStages V slots; a slot's `full` mbarrier
+//     (count 128) completes when every producer thread has arrived and the tile's bytes have
+//     landed (TMA: one thread's arrive.expect_tx + the copies' complete_tx, the others arrive
+//     plainly; cp.async: each thread's cp.async.mbarrier.arrive), its `empty` mbarrier when
+//     every consumer warp's wgmma has finished reading it. Consumers fence the async proxy
+//     after `full` and never run a CTA-wide barrier.
+//   * S = Q K^T: wgmma m64nBck16 SS (A = Q from smem). P = exp2(S*scale*log2e - m) is packed in
+//     registers into the A fragment of O += P V (wgmma m64nDk16 RS).
+//   * Intra-warpgroup pipelining (FA3): iteration i issues S(i) = Q K(i)^T and O += P(i-1)
+//     V(i-1) back to back, waits only for S(i), runs the softmax of tile i while the tensor
+//     cores do P(i-1) V(i-1), then waits for that and rescales O. hd 128 adds FA3's inter-warpgroup
+//     ping-pong (named-barrier turns around the GEMM issue: +1.4 % there with TMA loads, nothing at
+//     hd 64 / 256, which let the consumers drift apart freely); a 3-deep hd 128 ring was measured
+//     and dropped (docs/kernel-notes.md).
+//   * Key tiles are walked from the last to the first (masked tiles first), invisible tiles
+//     (causal) are skipped; only tiles that contain a masked element get the mask pass. Causal
+//     launches schedule heavy query blocks first (blockIdx.x reversed).
+//   * Epilogue: O normalised, staged through the warpgroup's own Q rows in smem, written with
+//     16-byte coalesced stores; LSE (natural log) per row.
+// ---------------------------------------------------------------------------------------------
+#pragma once
+
+#include "flash_params.h"
+#include "paged_prefill_params.h"
+#include "ptx.cuh"
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "flash_wgmma.cuh"
+
+namespace flashdjl {
+
+// ----------------------------------- PTX helpers ---------------------------------------------
+// generic-proxy writes (cp.async, st.shared) -> visible to the async proxy (wgmma operand reads)
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accesses of registers that an in-flight wgmma reads or writes
+// across the wait (the asm statements are ordered; this makes the registers depend on them).
+template <int N>
+__device__ __forceinline__ void reg_fence(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
+// The library's one definition of the mask / score rule and tile ranges.
+#include "flash_common.cuh"
+
+// Sequence b of a paged prefill call (paged_prefill_sm90.cu): queries packed by qo_indptr, seq_lens[b] keys in pages
+// (no packed key rows: a token's slot comes from the page table).
+__device__ __forceinline__ SeqGeometry seq_geometry(const PagedPrefillParams& p, int b) {
+  SeqGeometry s;
+  s.varlen_q = true;
+  s.varlen_k = false;
+  s.q0 = p.qo_indptr[b];
+  s.lq = p.qo_indptr[b + 1] - s.q0;
+  s.lk = p.seq_lens[b];
+  s.k0 = 0;
+  return s;
+}
+
+namespace sm90 {
+
+// Score pass of a key tile (fwd_body's softmax), compile-time bits: kMask = hidden keys -> -inf (tiles with a hidden
+// key), kAlibi = the ALiBi bias, kCap = softcap. Each combination is its own unrolled loop without a branch per score.
+enum ScoreMode : int { kNone = 0, kMask = 1, kAlibi = 2, kCap = 4 };
+template <int M> using Mode = std::integral_constant<int, M>;
+
+template <typename T> struct Pack;
+template <> struct Pack<__half> {
+  static __device__ __forceinline__ uint32_t run(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+template <> struct Pack<__nv_bfloat16> {
+  static __device__ __forceinline__ uint32_t run(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+
+// ----------------------------------- kernel traits -------------------------------------------
+template <int D_, int Bc_, int Stages_>
+struct Traits {
+  static constexpr int D = D_;
+  static constexpr int Bc = Bc_;
+  static constexpr int kStages = Stages_;         // K and V ring depth
+  // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 256 x consumer <= the
+  // 384 x 168 the CTA is launched with (56 / 224 uses all of it). With the TMA path the producer needs 56: at 40 its
+  // walk spilled 12-32 B in the plain / causal / packed kernels; at 56 ptxas spills nothing there.
+  static constexpr int kProducerRegs = 56;
+  static constexpr int kConsumerRegs = 224;
+  static constexpr int kWG = 2;                   // consumer warpgroups
+  static constexpr int Br = 64 * kWG;
+  static constexpr int kThreads = 128 * (kWG + 1);  // + the producer warpgroup
+  static constexpr int kCPR = D / 8;              // 16-byte chunks per row
+  static constexpr int kTileQ = Br * D * 2;       // bytes
+  static constexpr int kTileKV = Bc * D * 2;      // bytes
+  static constexpr int kBarBytes = 4 * kStages * 8;  // full / empty mbarriers of K and V
+  // Q | K[stages] | V[stages] | barriers, tiles 1024-byte aligned; +1024 for aligning the base
+  static constexpr int kSmemBytes = kTileQ + 2 * kStages * kTileKV + kBarBytes + 1024;
+  static_assert(D % 64 == 0 && Bc % 16 == 0 && Bc <= 256, "shape");
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 384 * 168, "register budget");
+  static_assert(128 % kCPR == 0, "loader mapping");
+  static_assert(kSmemBytes + 1024 <= 227 * 1024, "shared memory (+ the general kernels' static rule, 1 KB aligned)");
+};
+// Tiles per head dim (docs/PERF.md, run 16, with the one-address K/V loader): hd 256 takes FlashAttention-3's 80-key
+// tile (geometric mean vs cuDNN 0.940 -> 0.956 over 64 keys); hd 128 stays at 128 keys (176 keys with 24 / 240
+// registers: 0.869 against 0.878). The hd 256 general / positioned kernels keep 64 keys: at 80 their softcap / ALiBi
+// path spills 144 B.
+template <int D, int kVariant> struct TraitsFor;
+template <int V> struct TraitsFor<64, V> : Traits<64, 128, 3> {};
+template <int V> struct TraitsFor<128, V> : Traits<128, 128, 2> {};
+template <int V> struct TraitsFor<256, V> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
+
+
+// wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
+__device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((saddr & 0x3FFFF) >> 4) |
+         (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
+         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+
+// Byte offset of 16-byte chunk `ch` (0 .. D/8-1) of row r in a swizzled tile of R rows.
+template <int R>
+__device__ __forceinline__ uint32_t sw_off(int r, int ch) {
+  return (ch >> 3) * (R * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
+}
+
+// ----------------------------------- mbarriers -----------------------------------------------
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives once every cp.async this thread issued so far has landed (the init count includes it).
+__device__ __forceinline__ void mbar_arrive_cp_async(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives and adds `bytes` to the phase's expected transaction count (the TMA copies that complete it).
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// ----------------------------------- TMA -----------------------------------------------------
+// One box of a rank-4 tensor map (coordinates innermost first) into shared memory; its bytes complete `bar`'s
+// transaction count. `map` is the generic address of a __grid_constant__ kernel parameter.
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const FlashTensorMap* map, uint32_t bar, int c0, int c1,
+                                            int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void tma_prefetch_map(const FlashTensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+// Waits until the phase with this parity has completed.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred P1;\n"
+      "LAB_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
+      "@P1 bra DONE;\n"
+      "bra LAB_WAIT;\n"
+      "DONE:\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+// The consumers' Q loader: rows [row0, row0 + Rn) of a global matrix -> rows [srow0, srow0 + Rn) of a swizzled
+// smem tile of R rows at s_base, by kThr threads (tid in [0, kThr)); rows >= row_limit are zero-filled and never
+// read. row_off(row) is the element offset of a row (plain: row * stride; packed GQA: row r is query r / G of head
+// r % G). Once per CTA, so a multiply per row is fine here (the K / V loader below avoids it).
+template <int kThr, int kCPR, int R, int Rn, typename T, class RowOff>
+__device__ __forceinline__ void load_rows(uint32_t s_base, const T* g, int srow0, int row0,
+                                          int row_limit, int tid, RowOff row_off) {
+  constexpr int kRPP = kThr / kCPR;  // rows per pass
+  static_assert(Rn % kRPP == 0, "tile rows");
+  const int ch = tid % kCPR, r0 = tid / kCPR;
+#pragma unroll
+  for (int it = 0; it < Rn / kRPP; ++it) {
+    const int r = r0 + it * kRPP;
+    const bool ok = row0 + r < row_limit;
+    cp_async_16(s_base + sw_off<R>(srow0 + r, ch), g + (ok ? row_off(row0 + r) : 0) + ch * 8, ok);
+  }
+}
+
+// The producer's K / V loader: rows [row0, row0 + Rn) of a row-major global matrix (row pitch `stride` elements)
+// -> a swizzled smem tile of Rn rows, zero-filling rows >= row_limit and rows the keep predicate refuses. One
+// 64-bit source address per thread and tile, advanced kRPP rows per pass (a multiply per row cost the producer more
+// issue slots than its copies: it became the bottleneck of the general kernel); the smem offsets are compile-time
+// steps from the thread's first row.
+template <int kThr, int kCPR, int Rn, typename T, class Keep = KeepAllRows>
+__device__ __forceinline__ void load_kv_tile(uint32_t s_base, const T* g, int64_t stride, int row0, int row_limit,
+                                             int tid, Keep keep = Keep()) {
+  constexpr int kRPP = kThr / kCPR;  // rows per pass
+  static_assert(Rn % kRPP == 0, "tile rows");
+  const int ch = tid % kCPR, r0 = tid / kCPR;
+  const T* src = g + static_cast<int64_t>(row0 + r0) * stride + ch * 8;
+  const int64_t step = kRPP * stride;
+#pragma unroll
+  for (int it = 0; it < Rn / kRPP; ++it) {
+    const int row = row0 + r0 + it * kRPP;
+    const bool ok = row < row_limit && keep(row);
+    cp_async_16(s_base + sw_off<Rn>(r0 + it * kRPP, ch), ok ? src : g, ok);
+    src += step;
+  }
+}
+
+// Division by the page size (a runtime value >= 1) as a multiply-high, an add and a shift: with s = ceil(log2 d) and
+// m = ceil(2^(32+s) / d) - 2^32, floor(n / d) = (umulhi(n, m) + n) >> s for every 0 <= n < 2^31 (the rounding error
+// n (ceil - exact) / 2^(32+s) stays below 1 / d). Set up once per thread (one 64-bit division).
+struct PageDiv {
+  uint32_t d = 1, m = 0, s = 0;  // default: by 1
+  PageDiv() = default;
+  __device__ __forceinline__ explicit PageDiv(int page_size) : d(static_cast<uint32_t>(page_size)) {
+    s = d > 1 ? 32 - __clz(d - 1) : 0;
+    const uint64_t one = 1ull << 32;
+    m = static_cast<uint32_t>(((one << s) + d - 1) / d - one);
+  }
+  __device__ __forceinline__ int div(int n) const {
+    return static_cast<int>((__umulhi(static_cast<uint32_t>(n), m) + static_cast<uint32_t>(n)) >> s);
+  }
+};
+
+// The paged producer's K / V loader: the same tile as load_kv_tile, token t of the sequence read from pool slot
+// pages[t / page_size] * page_size + t % page_size (row pitch `stride`; `pool` already offset to the kv head). Rows
+// >= row_limit and rows keep refuses are zero-filled without a read (unused pages are never touched); any page size
+// >= 1 works (a tile may straddle pages). Per row: a page id from the table (L1), a divide by PageDiv.
+template <int kThr, int kCPR, int Rn, typename T, class Keep = KeepAllRows>
+__device__ __forceinline__ void load_paged_kv_tile(uint32_t s_base, const T* pool, const int32_t* pages,
+                                                   const PageDiv& div, int64_t stride, int row0, int row_limit,
+                                                   int tid, Keep keep = Keep()) {
+  constexpr int kRPP = kThr / kCPR;  // rows per pass
+  static_assert(Rn % kRPP == 0, "tile rows");
+  const int ch = tid % kCPR, r0 = tid / kCPR;
+  const T* base = pool + ch * 8;
+#pragma unroll
+  for (int it = 0; it < Rn / kRPP; ++it) {
+    const int t = row0 + r0 + it * kRPP;
+    const bool ok = t < row_limit && keep(t);
+    int64_t slot = 0;
+    if (ok) {
+      const int pi = div.div(t);
+      slot = static_cast<int64_t>(__ldg(pages + pi)) * div.d + (t - pi * static_cast<int>(div.d));
+    }
+    cp_async_16(s_base + sw_off<Rn>(r0 + it * kRPP, ch), base + slot * stride, ok);
+  }
+}
+
+// The paged prefill kernels' block as fwd_body reads it: PagedPrefillParams unchanged (the same 192 bytes the sm80 paged
+// kernels take) under the member name of FlashFwdSm90Params' common block (fwd_body reads sp.p).
+struct PagedSm90Params {
+  PagedPrefillParams p;
+};
+static_assert(sizeof(PagedSm90Params) == sizeof(PagedPrefillParams) && alignof(PagedSm90Params) == alignof(PagedPrefillParams),
+              "PagedSm90Params is PagedPrefillParams");
+
+// What differs between the two blocks, by overload: whether whole K / V tiles may come through the tensor maps (the
+// paged kernels have none: their pages go through cp.async), the maps, the K / V row pitch, the page table.
+__device__ __forceinline__ bool uses_tma(const FlashFwdSm90Params& sp) { return sp.tma != 0; }
+__device__ __forceinline__ bool uses_tma(const PagedSm90Params&) { return false; }
+__device__ __forceinline__ int64_t row_pitch_k(const FlashFwdParams& p) { return p.k_row_stride; }
+__device__ __forceinline__ int64_t row_pitch_v(const FlashFwdParams& p) { return p.v_row_stride; }
+__device__ __forceinline__ int64_t row_pitch_k(const PagedPrefillParams& p) { return p.kv_row_stride; }
+__device__ __forceinline__ int64_t row_pitch_v(const PagedPrefillParams& p) { return p.kv_row_stride; }
+__device__ __forceinline__ const int32_t* page_ids(const FlashFwdParams&, int) { return nullptr; }
+__device__ __forceinline__ const int32_t* page_ids(const PagedPrefillParams& p, int b) {
+  return p.page_indices + p.page_indptr[b];
+}
+__device__ __forceinline__ PageDiv page_divisor(const FlashFwdParams&) { return PageDiv(); }
+__device__ __forceinline__ PageDiv page_divisor(const PagedPrefillParams& p) { return PageDiv(p.page_size); }
+__device__ __forceinline__ const FlashTensorMap* key_map(const FlashFwdSm90Params& sp) { return &sp.k_map; }
+__device__ __forceinline__ const FlashTensorMap* value_map(const FlashFwdSm90Params& sp) { return &sp.v_map; }
+__device__ __forceinline__ const FlashTensorMap* key_map(const PagedSm90Params&) { return nullptr; }
+__device__ __forceinline__ const FlashTensorMap* value_map(const PagedSm90Params&) { return nullptr; }
+
+// ----------------------------------------- kernel body ---------------------------------------
+// Warp-specialised (FlashAttention-3): warpgroup 0 is the producer, warpgroups 1 and 2 the
+// consumers.
+//   * The producer (128 threads, 56 registers) walks the CTA's key tiles in the consumers' order
+//     and fills a ring of kStages K and kStages V slots: whole tiles by TMA (thread 0), the rest
+//     with cp.async (zero-fill past the end); the slot's `full` barrier (count 128) completes
+//     when all 128 threads have arrived and the data has landed. It waits on the slot's `empty` barrier (count 8: every
+//     consumer warp) before refilling. K(n+1) is issued before V(n): S needs K first.
+//   * Each consumer warpgroup (224 registers) loads its own 64 Q rows, then per key tile waits on
+//     `full`, runs S = Q K^T and O += P V on wgmma with the FA3 intra-warpgroup overlap (S(i) and
+//     P(i-1) V(i-1) in flight together, softmax(i) while the tensor cores do the P V), and
+//     releases each slot as soon as its wgmma has completed. The two consumer warpgroups synchronise
+//     with each other only in hd 128's ping-pong turns; the CTA never runs a __syncthreads after the
+//     set-up.
+template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
+__device__ __forceinline__ void fwd_body(const SP& sp) {
+  constexpr bool kPaged = std::is_same<SP, PagedSm90Params>::value;  // K / V from page pools, q packed by qo_indptr
+  const auto& p = sp.p;  // FlashFwdParams, or PagedPrefillParams
+  constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br, S = Tr::kStages;
+  constexpr int kNS = Bc / 2;   // S accumulator floats per thread
+  constexpr int kNO = D / 2;    // O accumulator floats per thread
+  constexpr int kKP = Bc / 16;  // k16 steps of O += P V
+  constexpr float kLog2e = 1.4426950408889634f;
+  constexpr float kLn2 = 0.6931471805599453f;
+  using W_S = WG<T, Bc>;
+  using W_O = WG<T, D>;
+
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  if (p.head_dim != D) return;
+  const uint32_t s_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sQ = s_base;
+  const uint32_t sK0 = sQ + Tr::kTileQ;
+  const uint32_t sV0 = sK0 + S * Tr::kTileKV;
+  const uint32_t bars = sV0 + S * Tr::kTileKV;
+  auto full_k = [&](int st) { return bars + 8 * st; };
+  auto full_v = [&](int st) { return bars + 8 * (S + st); };
+  auto empty_k = [&](int st) { return bars + 8 * (2 * S + st); };
+  auto empty_v = [&](int st) { return bars + 8 * (3 * S + st); };
+
+  const int tid = threadIdx.x;
+  const int wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;  // every option of the params
+  const bool causal_order = kVariant == kCausal || (kAllOptions && p.mask.causal != 0);
+  const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy blocks first
+  constexpr bool kPack = kVariant == kPacked;
+  const int pack = kPack ? p.hq / p.hkv : 1;  // query heads per CTA (packed: G)
+  // h: the CTA's first query head (packed: blockIdx.y is the key/value head, its G query heads are rows)
+  const int h = blockIdx.y * pack, b = blockIdx.z;
+  const int hk = kPack ? blockIdx.y : h / (p.hq / p.hkv);
+
+  const SeqGeometry sg = seq_geometry(p, b);  // dense or varlen, each side independently (paged: varlen q)
+  const bool varlen_q = sg.varlen_q, varlen_k = sg.varlen_k;
+  const int lk = sg.lk, q0 = sg.q0, k0 = sg.k0;
+  const int lq = sg.lq * pack;  // the CTA rows' extent (packed: queries x G)
+  auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
+    return (varlen ? row0 * rs : b * bs) + head * hs;
+  };
+  const int m0 = m_block * Br;
+  if (m0 >= lq) return;  // uniform over the CTA
+  const int m_end = min(m0 + Br, lq);
+
+  // packed: plain; paged: the general variant places the keys at mask.key_offset (a cascade suffix)
+  const MaskRule rule = flash_rule<kPack ? kPlain : kVariant>(p.mask, lk, lq, kPaged);
+  const TileRange range = tile_range<Bc>(rule, m0, m_end);
+  // The general consumers read the rule from shared memory where they use it (tile edges, loop control): their
+  // registers go to the accumulators (plain / causal keep it in registers, mostly folded to constants).
+  __shared__ MaskRule s_rule;
+  auto rule_at_use = [&]() -> MaskRule {
+    if constexpr (kAllOptions) {
+      return s_rule;
+    } else {
+      return rule;
+    }
+  };
+  if (kAllOptions && tid == 0) s_rule = rule;
+
+  if (tid == 0) {
+#pragma unroll
+    for (int st = 0; st < S; ++st) {
+      mbar_init(full_k(st), 128);
+      mbar_init(full_v(st), 128);
+      mbar_init(empty_k(st), 4 * Tr::kWG);
+      mbar_init(empty_v(st), 4 * Tr::kWG);
+    }
+  }
+  __syncthreads();
+
+  // ================================ producer warpgroup ================================
+  if (wg == 0) {
+    setmaxnreg_dec<Tr::kProducerRegs>();
+    // the sequence's key 0 and row pitch (paged: the pools offset to the kv head, the pitch between a page's tokens)
+    const T* gK = [&] {
+      if constexpr (kPaged)
+        return static_cast<const T*>(p.k_pages) + hk * p.kv_head_stride;
+      else
+        return static_cast<const T*>(p.k) +
+               seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+    }();
+    const T* gV = [&] {
+      if constexpr (kPaged)
+        return static_cast<const T*>(p.v_pages) + hk * p.kv_head_stride;
+      else
+        return static_cast<const T*>(p.v) +
+               seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+    }();
+    const int64_t ks = row_pitch_k(p), vs = row_pitch_v(p);
+    // TMA: whole tiles of the sequence (rows [n Bc, n Bc + Bc) all < lk) in D / 64 boxes of {64, Bc}, issued by one
+    // thread after its arrive.expect_tx; the warpgroup's other threads arrive plainly (the `full` count is 128).
+    // The last, partial tile and value tiles with hidden rows go through cp.async with zero fill. Paged: never.
+    const bool tma = uses_tma(sp);
+    const int32_t* pages = page_ids(p, b);     // paged: the sequence's page ids
+    const PageDiv page_div = page_divisor(p);  // paged: by the page size
+    // a tile by cp.async: rows of the sequence, or tokens looked up in its pages; zero fill past lk / where !keep
+    auto cp_tile = [&](uint32_t dst, const T* g, int64_t stride, int j0, const auto& keep) {
+      if constexpr (kPaged)
+        load_paged_kv_tile<128, Tr::kCPR, Bc>(dst, g, pages, page_div, stride, j0, lk, wtid, keep);
+      else
+        load_kv_tile<128, Tr::kCPR, Bc>(dst, g, stride, j0, lk, wtid, keep);
+    };
+    auto whole = [&](int j0) { return j0 + Bc <= lk; };  // tile [j0, j0 + Bc) lies inside the sequence
+    const int map_row0 = varlen_k ? k0 : 0, map_batch = varlen_k ? 0 : b;  // the sequence's key 0 in the maps
+    if (tma && wtid == 0) {
+      tma_prefetch_map(key_map(sp));
+      tma_prefetch_map(value_map(sp));
+    }
+    auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int n) {
+      if (wtid == 0) {
+        mbar_arrive_expect_tx(bar, Tr::kTileKV);
+#pragma unroll
+        for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
+      } else {
+        mbar_arrive(bar);
+      }
+    };
+    auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)
+      const int st = i % S;
+      mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
+      if (tma && whole(n * Bc)) {
+        tma_tile(sK0 + st * Tr::kTileKV, key_map(sp), full_k(st), n);
+      } else {
+        cp_tile(sK0 + st * Tr::kTileKV, gK, ks, n * Bc, KeepAllRows());
+        mbar_arrive_cp_async(full_k(st));
+      }
+    };
+    // values no row of the block sees (window, sinks) are zero-filled, not read
+    const KeepVisibleRows keep_v(rule, m0 + rule.off, m_end - 1 + rule.off);
+    auto load_v = [&](int i, int n) {
+      const int st = i % S;
+      mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
+      const int j0 = n * Bc;  // a tile every row of which is kept takes the plain loader (the interior of a window)
+      const bool hides = kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks));
+      if (tma && !hides && whole(j0)) {
+        tma_tile(sV0 + st * Tr::kTileKV, value_map(sp), full_v(st), n);
+      } else {
+        if (hides)
+          cp_tile(sV0 + st * Tr::kTileKV, gV, vs, j0, keep_v);
+        else
+          cp_tile(sV0 + st * Tr::kTileKV, gV, vs, j0, KeepAllRows());
+        mbar_arrive_cp_async(full_v(st));
+      }
+    };
+    int n = range.first();
+    if (n >= 0) load_k(0, n);
+    for (int i = 0; n >= 0; ++i) {
+      const int n_next = range.next(n);
+      if (n_next >= 0) load_k(i + 1, n_next);
+      load_v(i, n);
+      n = n_next;
+    }
+    cp_async_wait_all();
+    return;
+  }
+
+  // ================================ consumer warpgroups ================================
+  setmaxnreg_inc<Tr::kConsumerRegs>();
+  const int cw = wg - 1;  // consumer index: query rows [64 cw, 64 cw + 64) of the tile
+  // Scores: plain / causal, and general calls without softcap and ALiBi, only mask (tiles with a hidden key)
+  // and scale by sc; with a score modifier (softcap, ALiBi) the score pass works in log2 units (then sc = 1).
+  const float softcap = kAllOptions ? p.mask.softcap : 0.f;
+  const bool has_alibi = kAllOptions && p.alibi_slopes != nullptr;
+  const bool score_mod = softcap > 0.f || has_alibi;
+  const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
+  const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
+  // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
+  const uint64_t dQ = make_desc(sQ + cw * 64 * 128, 16, 1024);
+  // B = K tile: K-major, same shape.
+  const uint64_t dK0 = make_desc(sK0, 16, 1024);
+  // B = V tile, MN-major: LBO = next 64-column block (Bc rows * 128 B), SBO = 8-key groups.
+  const uint64_t dV0 = make_desc(sV0, Bc * 128, 1024);
+
+  float acc_o[kNO];
+#pragma unroll
+  for (int i = 0; i < kNO; ++i) acc_o[i] = 0.f;
+  float s[kNS];
+#pragma unroll
+  for (int i = 0; i < kNS; ++i) s[i] = 0.f;
+  uint32_t pf[kKP][4];  // P of the previous tile (A fragments of O += P V)
+  float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
+
+  // ---- building blocks of the pipeline ----
+  auto issue_s = [&](int st) {  // S = Q K^T, K in slot st
+    const uint64_t dK = dK0 + ((st * Tr::kTileKV) >> 4);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t qoff = (kk >> 2) * (Br * 128) + (kk & 3) * 32;
+      const uint32_t koff = (kk >> 2) * (Bc * 128) + (kk & 3) * 32;
+      W_S::ss(s, kk > 0 ? 1 : 0, dQ + (qoff >> 4), dK + (koff >> 4));
+    }
+    wgmma_commit();
+  };
+  auto issue_pv = [&](int st) {  // O += P V, P in pf, V in slot st
+    const uint64_t dV = dV0 + ((st * Tr::kTileKV) >> 4);
+#pragma unroll
+    for (int kk = 0; kk < kKP; ++kk) W_O::rs(acc_o, pf[kk], dV + ((kk * 16 * 128) >> 4));
+    wgmma_commit();
+  };
+  // waits for a slot's data: the cp.async writes (generic proxy) are then made visible to wgmma
+  auto wait_full = [&](uint32_t bar, int i) {
+    mbar_wait(bar, (i / S) & 1);
+    fence_proxy_async();
+  };
+  auto release = [&](uint32_t bar) {  // this warp's wgmma reads of the slot have completed
+    if (lane == 0) mbar_arrive(bar);
+  };
+  // Score pass of tile n by mode (compile-time ScoreMode bits): kMask = hidden keys -> -inf; kAlibi / kCap = the
+  // score modifier on every score, in log2 units. Then the online softmax: s <- P (fp32), corr = rescale factor of O.
+  // Packing P into pf happens in pack_p(), after the wait for the P(prev) V(prev) wgmma that still reads pf.
+  auto softmax = [&](int n, float (&corr)[2], auto mode_tag) {
+    constexpr int kMode = decltype(mode_tag)::value;
+    constexpr bool kModified = (kMode & (kAlibi | kCap)) != 0;
+    const float scl = kModified ? 1.f : sc;  // the modifier's scores are already scaled, in log2 units
+    if constexpr (kModified) {
+      constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0;
+      const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
+      const MaskRule rule = rule_at_use();
+      const int wpos = m0 + cw * 64 + warp * 16 + rule.off;  // the warp's rows are positions [wpos, wpos + 16)
+      const int pos0 = wpos + g;
+      // ALiBi on a tile wholly left (every key <= every row's position) or right of the warp's diagonal: the
+      // distance is linear in the key, so the bias steps by a constant (one FMA per score instead of |d0 - 8 j|).
+      // hd 128 only: there ALiBi ran 7 % faster; the hd 256 kernel lost 5 % on ALiBi and 14 % on softcap with it
+      // (its registers; run 24); hd 64 not measured.
+      constexpr bool kLinearAlibi = kA && D == 128;
+      const int sided = !kLinearAlibi ? 0 : n * Bc + Bc - 1 <= wpos ? 1 : n * Bc >= wpos + 15 ? -1 : 0;
+      auto pass = [&](auto linear_tag) {
+        constexpr bool kLinear = decltype(linear_tag)::value;
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int pos = pos0 + 8 * hh, col0 = n * Bc + 2 * t4 + e;
+            const float d0 = static_cast<float>(pos - col0);  // ALiBi distance |pos - col| = |d0 - 8 j|
+            const float b0 = static_cast<float>(sided) * mod.nslope_l2 * d0;  // linear: bias(j) = b0 + j * bstep
+            const float bstep = -8.f * static_cast<float>(sided) * mod.nslope_l2;
+#pragma unroll
+            for (int j = 0; j < Bc / 8; ++j) {
+              float& x = s[4 * j + 2 * hh + e];
+              if constexpr (kLinear)
+                x = mod.biased<kC>(x, fmaf(bstep, static_cast<float>(j), b0));
+              else
+                x = mod.at<kC, kA>(x, fabsf(d0 - 8.f * j));
+              if constexpr ((kMode & kMask) != 0)
+                if (!key_visible(rule, pos, col0 + 8 * j)) x = -INFINITY;
+            }
+          }
+      };
+      if (kLinearAlibi && sided != 0)
+        pass(std::true_type());
+      else
+        pass(std::false_type());
+    } else if constexpr (kMode == kMask) {
+      const MaskRule rule = rule_at_use();
+      const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n * Bc + 8 * j + 2 * t4 + e, pos = pos0 + 8 * hh;
+            if (!key_visible(rule, pos, col)) s[4 * j + 2 * hh + e] = -INFINITY;
+          }
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float mx = row_m[hh];
+#pragma unroll
+      for (int j = 0; j < Bc / 8; ++j)
+        mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+      mx = quad_max(mx);
+      const float ms = mx == -INFINITY ? 0.f : mx * scl;  // all-masked row: exp2(-inf) = 0
+      corr[hh] = fast_exp2(row_m[hh] * scl - ms);
+      row_m[hh] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pv = fast_exp2(s[4 * j + 2 * hh + e] * scl - ms);
+          s[4 * j + 2 * hh + e] = pv;
+          sum += pv;
+        }
+      row_l[hh] = row_l[hh] * corr[hh] + sum;
+    }
+  };
+  auto pack_p = [&]() {
+#pragma unroll
+    for (int kk = 0; kk < kKP; ++kk) {
+      pf[kk][0] = Pack<T>::run(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = Pack<T>::run(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = Pack<T>::run(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = Pack<T>::run(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  };
+
+  int n = range.first();
+  if (n >= 0) {
+    // ---- this warpgroup's Q rows (its own cp.async group), then the first tile: S, softmax ----
+    {
+      const T* gQ = static_cast<const T*>(p.q);
+      if constexpr (kPaged)
+        gQ += q0 * p.q_row_stride + h * p.q_head_stride;
+      else
+        gQ += seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+      const int64_t qs = p.q_row_stride, qh = p.q_head_stride;
+      if constexpr (kPack)
+        load_rows<128, Tr::kCPR, Br, 64>(sQ, gQ, cw * 64, m0 + cw * 64, lq, wtid, [&](int r) {
+          return static_cast<int64_t>(r / pack) * qs + static_cast<int64_t>(r % pack) * qh;
+        });
+      else
+        load_rows<128, Tr::kCPR, Br, 64>(sQ, gQ, cw * 64, m0 + cw * 64, lq, wtid,
+                                         [&](int r) { return static_cast<int64_t>(r) * qs; });
+      cp_async_commit();
+      cp_async_wait_all();
+      fence_proxy_async();
+      named_barrier(1 + cw, 128);
+    }
+    wait_full(full_k(0), 0);
+    wgmma_fence();
+    issue_s(0);
+    wgmma_wait<0>();
+    reg_fence(s);
+    release(empty_k(0));
+    int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
+    // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps ----
+    // FlashAttention-3's inter-warpgroup ping-pong (hd 128): consumer c issues its two GEMMs only after the other
+    // consumer has issued its own (named barriers 3 + c; 1 + c are the consumers' own), so one's softmax runs while
+    // the tensor cores do the other's GEMMs. Session 8 (TMA loads, run 36): +1.4 % over the 12 hd 128 shapes, +2-5 %
+    // on causal ones; nothing at hd 64 / 256 (+0.2 / -0.2 %), which run without it. Both consumers walk the same
+    // tiles, so the turns pair up.
+    constexpr bool kPingPong = D == 128;
+    auto pp_wait = [&]() { named_barrier(3 + cw, 256); };
+    auto pp_pass = [&]() { named_barrier_arrive(3 + (cw ^ 1), 256); };
+    auto step = [&](auto mode_tag) {
+      const int st = i % S, pst = (i - 1) % S;
+      wait_full(full_k(st), i);
+      wait_full(full_v(pst), i - 1);
+      wgmma_fence();
+      if constexpr (kPingPong) pp_wait();
+      issue_s(st);
+      issue_pv(pst);
+      if constexpr (kPingPong) pp_pass();
+      wgmma_wait<1>();
+      reg_fence(s);
+      release(empty_k(st));
+      float corr[2];
+      softmax(n, corr, mode_tag);
+      reg_fence(s);
+      wgmma_wait<0>();
+      reg_fence(acc_o);
+      reg_fence(pf);
+      release(empty_v(pst));
+      // O is rescaled only when a row's max moved (hd >= 128: +1.5-3 % non-causal, run 14; hd 64 lost 3 %)
+      if (D < 128 || corr[0] != 1.f || corr[1] != 1.f)
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        acc_o[4 * j + 0] *= corr[0];
+        acc_o[4 * j + 1] *= corr[0];
+        acc_o[4 * j + 2] *= corr[1];
+        acc_o[4 * j + 3] *= corr[1];
+      }
+      pack_p();
+      ++i;
+      n = range.next(n);
+    };
+    // Loops without a branch between the wgmma issue and the waits: the tiles that need the mask come first in
+    // this descending walk for plain / causal (visibility only grows towards key 0); windows and sinks hide keys at
+    // the low end too, so general calls alternate between the two loops. One walk per score modifier (compile-time
+    // kModBits), chosen once per CTA.
+    auto visible = [&](int nn) { return tile_all_visible<Bc>(rule_at_use(), nn, m0, m_end); };
+    auto walk = [&](auto mod_tag) {
+      constexpr int kModBits = decltype(mod_tag)::value;
+      if constexpr (kPingPong)
+        if (cw == 1) pp_pass();  // consumer 0 issues first
+      {
+        float corr[2];  // O is still zero: no rescale
+        if (tile_all_visible<Bc>(rule, n, m0, m_end))
+          softmax(n, corr, Mode<kModBits>());
+        else
+          softmax(n, corr, Mode<kModBits | kMask>());
+      }
+      pack_p();
+      n = range.next(n);
+      do {
+        while (n >= 0 && !visible(n)) step(Mode<kModBits | kMask>());
+        while (n >= 0 && visible(n)) step(Mode<kModBits>());
+      } while (kAllOptions && n >= 0);
+      if constexpr (kPingPong)
+        if (cw == 0) pp_wait();  // consumer 1's last pass: every arrival has its sync
+    };
+    if constexpr (kAllOptions) {
+      if (softcap > 0.f) {
+        if (has_alibi)
+          walk(Mode<kCap | kAlibi>());
+        else
+          walk(Mode<kCap>());
+      } else if (has_alibi) {
+        walk(Mode<kAlibi>());
+      } else {
+        walk(Mode<kNone>());
+      }
+    } else {
+      walk(Mode<kNone>());
+    }
+    // ---- last P V ----
+    wait_full(full_v((i - 1) % S), i - 1);
+    wgmma_fence();
+    issue_pv((i - 1) % S);
+    wgmma_wait<0>();
+    reg_fence(acc_o);
+    reg_fence(pf);
+  }
+
+  // ---- epilogue: normalise, LSE, O staged in this warpgroup's Q rows, 16-byte stores ----
+  int64_t lse_off;  // the LSE of row r: lse_off + r * lse_row_stride (packed: see below)
+  if constexpr (kPaged)
+    lse_off = q0 * p.lse_row_stride + h;  // [totalQ, Hq], head stride 1
+  else
+    lse_off = varlen_q ? h * p.lse_head_stride + q0 * p.lse_row_stride
+                       : b * p.lse_batch_stride + h * p.lse_head_stride;
+  const int rw = cw * 64 + warp * 16 + g;  // CTA row of hh = 0
+  float inv[2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const float l = quad_sum(row_l[hh]);
+    inv[hh] = l > 0.f ? 1.f / l : 0.f;
+    const int r = m0 + rw + 8 * hh;
+    if (p.lse != nullptr && t4 == 0 && r < lq) {
+      int64_t at;
+      if constexpr (kPack)
+        at = (r / pack) * p.lse_row_stride + (r % pack) * p.lse_head_stride;
+      else
+        at = r * p.lse_row_stride;
+      p.lse[lse_off + at] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
+    }
+  }
+  unsigned char* smem_gen = smem_raw + (s_base - smem_addr(smem_raw));  // generic view of sQ
+  named_barrier(1 + cw, 128);  // every warp of this warpgroup is done reading its Q rows
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = rw + 8 * hh;
+      *reinterpret_cast<uint32_t*>(smem_gen + sw_off<Br>(r, j) + 4 * t4) =
+          Pack<T>::run(acc_o[4 * j + 2 * hh] * inv[hh], acc_o[4 * j + 2 * hh + 1] * inv[hh]);
+    }
+  named_barrier(1 + cw, 128);
+  T* gO = static_cast<T*>(p.o);
+  if constexpr (kPaged)
+    gO += q0 * p.o_row_stride + h * p.o_head_stride;
+  else
+    gO += seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
+#pragma unroll
+  for (int c = wtid; c < 64 * Tr::kCPR; c += 128) {
+    const int rl = c / Tr::kCPR, ch = c % Tr::kCPR;
+    const int r = cw * 64 + rl;
+    if (m0 + r < lq) {
+      const int row = m0 + r;
+      const int64_t at = kPack ? (row / pack) * p.o_row_stride + (row % pack) * p.o_head_stride
+                               : static_cast<int64_t>(row) * p.o_row_stride;
+      *reinterpret_cast<uint4*>(gO + at + ch * 8) =
+          *reinterpret_cast<const uint4*>(smem_gen + sw_off<Br>(r, ch));
+    }
+  }
+}
+
+}  // namespace sm90
+}  // namespace flashdjl

@@ -83,13 +83,14 @@ def main():
             sys.stdout.flush()
         del q, k, v
         torch.cuda.empty_cache()
-    print("%-5s %3s %5s %5s %6s %4s %5s %-38s %8s | %-16s %s" % ("dtype", "B", "Lq", "Lk", "Hq/Hkv", "hd", "page",
+    print("%-5s %3s %5s %5s %6s %4s %5s %-45s %8s | %-16s %s" % ("dtype", "B", "Lq", "Lk", "Hq/Hkv", "hd", "page",
           "kernel", "TF/s", "best SDPA TF/s", "ours / best"), file=sys.stderr)
     for r in ours:
         key = (r["dtype"], r["batch"], r["lq"], r["lk"], r["hq"], r["hkv"], r["hd"])
         peer = best.get(key) if r["window"] < 0 else None
-        print("%-5s %3d %5d %5d %3d/%-2d %4d %5d %-38s %8.1f | %-16s %s" % (
-            r["dtype"], r["batch"], r["lq"], r["lk"], r["hq"], r["hkv"], r["hd"], r["page"], r["kernel"],
+        print("%-5s %3d %5d %5d %3d/%-2d %4d %5d %-45s %8.1f | %-16s %s" % (
+            r["dtype"], r["batch"], r["lq"], r["lk"], r["hq"], r["hkv"], r["hd"], r["page"],
+            r["kernel"] + ("" if r.get("tma", True) else " no-TMA"),
             r["tflops"], "%.1f (%s)" % peer if peer else "-",
             "%.2fx" % (r["tflops"] / peer[0]) if peer else "-"), file=sys.stderr)
 

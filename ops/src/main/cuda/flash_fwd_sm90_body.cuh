@@ -293,7 +293,7 @@ __device__ __forceinline__ void load_paged_kv_tile(uint32_t s_base, const T* poo
   static_assert(Rn % kRPP == 0, "tile rows");
   const int ch = tid % kCPR, r0 = tid / kCPR;
   const T* base = pool + ch * 8;
-#pragma unroll
+#pragma unroll 4
   for (int it = 0; it < Rn / kRPP; ++it) {
     const int t = row0 + r0 + it * kRPP;
     const bool ok = t < row_limit && keep(t);
@@ -306,18 +306,10 @@ __device__ __forceinline__ void load_paged_kv_tile(uint32_t s_base, const T* poo
   }
 }
 
-// The paged prefill kernels' block as fwd_body reads it: PagedPrefillParams unchanged (the same 192 bytes the sm80 paged
-// kernels take) under the member name of FlashFwdSm90Params' common block (fwd_body reads sp.p).
-struct PagedSm90Params {
-  PagedPrefillParams p;
-};
-static_assert(sizeof(PagedSm90Params) == sizeof(PagedPrefillParams) && alignof(PagedSm90Params) == alignof(PagedPrefillParams),
-              "PagedSm90Params is PagedPrefillParams");
-
-// What differs between the two blocks, by overload: whether whole K / V tiles may come through the tensor maps (the
-// paged kernels have none: their pages go through cp.async), the maps, the K / V row pitch, the page table.
+// What differs between the two parameter blocks (FlashFwdSm90Params, PagedPrefillSm90Params: both read the common
+// block as sp.p), by overload: the TMA flag and maps, the K / V row pitch, the page table.
 __device__ __forceinline__ bool uses_tma(const FlashFwdSm90Params& sp) { return sp.tma != 0; }
-__device__ __forceinline__ bool uses_tma(const PagedSm90Params&) { return false; }
+__device__ __forceinline__ bool uses_tma(const PagedPrefillSm90Params& sp) { return sp.tma != 0; }
 __device__ __forceinline__ int64_t row_pitch_k(const FlashFwdParams& p) { return p.k_row_stride; }
 __device__ __forceinline__ int64_t row_pitch_v(const FlashFwdParams& p) { return p.v_row_stride; }
 __device__ __forceinline__ int64_t row_pitch_k(const PagedPrefillParams& p) { return p.kv_row_stride; }
@@ -330,8 +322,10 @@ __device__ __forceinline__ PageDiv page_divisor(const FlashFwdParams&) { return 
 __device__ __forceinline__ PageDiv page_divisor(const PagedPrefillParams& p) { return PageDiv(p.page_size); }
 __device__ __forceinline__ const FlashTensorMap* key_map(const FlashFwdSm90Params& sp) { return &sp.k_map; }
 __device__ __forceinline__ const FlashTensorMap* value_map(const FlashFwdSm90Params& sp) { return &sp.v_map; }
-__device__ __forceinline__ const FlashTensorMap* key_map(const PagedSm90Params&) { return nullptr; }
-__device__ __forceinline__ const FlashTensorMap* value_map(const PagedSm90Params&) { return nullptr; }
+__device__ __forceinline__ const FlashTensorMap* key_map(const PagedPrefillSm90Params& sp) { return &sp.k_map; }
+__device__ __forceinline__ const FlashTensorMap* value_map(const PagedPrefillSm90Params& sp) { return &sp.v_map; }
+__device__ __forceinline__ int box_rows(const FlashFwdSm90Params&) { return 0; }
+__device__ __forceinline__ int box_rows(const PagedPrefillSm90Params& sp) { return sp.box_rows; }
 
 // ----------------------------------------- kernel body ---------------------------------------
 // Warp-specialised (FlashAttention-3): warpgroup 0 is the producer, warpgroups 1 and 2 the
@@ -349,7 +343,7 @@ __device__ __forceinline__ const FlashTensorMap* value_map(const PagedSm90Params
 //     set-up.
 template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
 __device__ __forceinline__ void fwd_body(const SP& sp) {
-  constexpr bool kPaged = std::is_same<SP, PagedSm90Params>::value;  // K / V from page pools, q packed by qo_indptr
+  constexpr bool kPaged = std::is_same<SP, PagedPrefillSm90Params>::value;  // K / V from page pools, q packed by qo_indptr
   const auto& p = sp.p;  // FlashFwdParams, or PagedPrefillParams
   constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br, S = Tr::kStages;
   constexpr int kNS = Bc / 2;   // S accumulator floats per thread
@@ -460,12 +454,30 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       tma_prefetch_map(value_map(sp));
     }
     auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int n) {
-      if (wtid == 0) {
-        mbar_arrive_expect_tx(bar, Tr::kTileKV);
+      if constexpr (kPaged) {
+        // Paged: Bc / box_rows boxes of box_rows tokens per 64 columns, each inside one page (box_rows divides the
+        // page size and Bc); thread c < Bc / box_rows looks box c's page up and issues its D / 64 copies. Thread 0
+        // arrives with the tile's bytes first; a copy that lands before that only takes the transaction count below
+        // zero for a while (the phase still waits for all 128 arrivals).
+        if (wtid == 0) mbar_arrive_expect_tx(bar, Tr::kTileKV);
+        const int rb = box_rows(sp);
+        if (wtid * rb < Bc) {
+          const int t = n * Bc + wtid * rb;  // the box's first token
+          const int pi = page_div.div(t);
+          const int page = __ldg(pages + pi), in_page = t - pi * static_cast<int>(page_div.d);
 #pragma unroll
-        for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
+          for (int j = 0; j < D / 64; ++j)
+            tma_load_4d(dst + j * (Bc * 128) + wtid * rb * 128, map, bar, 64 * j, in_page, hk, page);
+        }
+        if (wtid != 0) mbar_arrive(bar);
       } else {
-        mbar_arrive(bar);
+        if (wtid == 0) {
+          mbar_arrive_expect_tx(bar, Tr::kTileKV);
+#pragma unroll
+          for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
+        } else {
+          mbar_arrive(bar);
+        }
       }
     };
     auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "flash_params.h"  // FlashTensorMap
 #include "mask_params.h"
 
 struct PagedPrefillParams {
@@ -40,3 +41,25 @@ static_assert(offsetof(PagedPrefillParams, q_row_stride) == 80, "PagedPrefillPar
 static_assert(offsetof(PagedPrefillParams, batch) == 136, "PagedPrefillParams layout");
 static_assert(offsetof(PagedPrefillParams, mask) == 160, "PagedPrefillParams layout");
 static_assert(sizeof(PagedPrefillParams) == 192, "PagedPrefillParams layout");
+
+// The Hopper paged kernels (paged_prefill_sm90.cu) take this block: the common parameters, then the TMA tensor maps of
+// the K and V pools (Java: org.flashdjl.ops.cuda.TensorMaps). Each map is rank 4, innermost first:
+// {D, page_size, Hkv, num_pages} with the pool's token / head / page strides in bytes (pages dense in the pool: page
+// stride = page_size * kv_row_stride), box {64, box_rows, 1, 1}, 128-byte swizzle, zero fill out of bounds. box_rows
+// is a power of two >= 8 that divides both the page size and the kernel's key tile, so a whole key tile is
+// Bc / box_rows boxes (per 64 columns) that each lie inside one page. A tile with a key past the sequence's end, value
+// rows the mask hides, pages of fewer than 8 tokens (or not a multiple of 8) and every tile when tma == 0 go through
+// cp.async with zero fill.
+struct PagedPrefillSm90Params {
+  PagedPrefillParams p;
+  int32_t tma;           // 1: whole K / V tiles through k_map / v_map; 0: every tile through cp.async (maps unused)
+  int32_t box_rows;      // tokens per box (see above); read only when tma == 1
+  FlashTensorMap k_map;  // the K pool as above
+  FlashTensorMap v_map;  // the V pool as above
+};
+
+static_assert(offsetof(PagedPrefillSm90Params, tma) == 192, "PagedPrefillSm90Params layout");
+static_assert(offsetof(PagedPrefillSm90Params, box_rows) == 196, "PagedPrefillSm90Params layout");
+static_assert(offsetof(PagedPrefillSm90Params, k_map) == 256, "PagedPrefillSm90Params layout");
+static_assert(offsetof(PagedPrefillSm90Params, v_map) == 384, "PagedPrefillSm90Params layout");
+static_assert(sizeof(PagedPrefillSm90Params) == 512, "PagedPrefillSm90Params layout");

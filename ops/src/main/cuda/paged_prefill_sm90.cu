@@ -3,7 +3,8 @@
 //
 // ---------------------------------------------------------------------------------------------
 // Launch convention (read by org.flashdjl.ops.cuda.PagedPrefillKernel; as paged_prefill.cu's, other names):
-//   kernel  paged_prefill_sm90_{fp16|bf16}_hd{64|128}_{causal|general}(PagedPrefillParams)
+//   kernel  paged_prefill_sm90_{fp16|bf16}_hd{64|128}_{causal|general}(PagedPrefillSm90Params: PagedPrefillParams,
+//           then the TMA flag, the box rows and the tensor maps of the K and V pools; paged_prefill_params.h)
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1), dynamic smem =
 //   dynamicSmemBytes (> 48 KB: set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first), no clusters. Only for
@@ -17,9 +18,11 @@
 // writes O = 0 and LSE = -inf. 16-byte aligned q / o / pools, strides multiples of 8 elements, head-dim stride 1.
 //
 // Design: flash_fwd_sm90_body.cuh's fwd_body (producer warpgroup, mbarrier ring, two wgmma consumer warpgroups) with
-// P = PagedSm90Params: the producer reads each tile row's page from the table (any page size >= 1, a tile may straddle
-// pages) and copies it with cp.async, zero-filling rows past Lk_b without a read (unused pool pages are never
-// touched); the paged kernels take no tensor maps.
+// SP = PagedPrefillSm90Params. Whole key tiles of a sequence come by TMA when the page size is a multiple of 8:
+// Bc / box_rows boxes per 64 columns, each inside one page, issued by as many producer threads, each looking its
+// box's page up. Otherwise (the last, partial tile; value tiles with rows the mask hides; smaller or odd page sizes;
+// tma == 0) the producer reads each row's page from the table (any page size >= 1, a tile may straddle pages) and
+// copies it with cp.async, zero-filling rows past Lk_b without a read: unused pool pages are never touched.
 // ---------------------------------------------------------------------------------------------
 
 #include "flash_fwd_sm90_body.cuh"
@@ -27,7 +30,7 @@
 #define FLASHDJL_PAGED_PREFILL_SM90(DTNAME, T, D, VNAME, VAR)                                                  \
   using paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D, flashdjl::VAR>; \
   extern "C" __global__ void __launch_bounds__(paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads, 1) \
-      paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME(const __grid_constant__ flashdjl::sm90::PagedSm90Params params) { \
+      paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME(const __grid_constant__ PagedPrefillSm90Params params) { \
     flashdjl::sm90::fwd_body<paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_traits, T, flashdjl::VAR>(params);   \
   }                                                                                                            \
   extern "C" __device__ int paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {                         \

@@ -12,9 +12,9 @@ import java.util.Objects;
  * Paged prefill / append over raw device memory: several query tokens per sequence (chunked prefill), packed by
  * {@code qoIndptr}, against K/V page pools. Two kernel families with one launch contract: on Hopper (compute
  * capability 9.0) the wgmma pipeline of the flash kernels ({@code ops/src/main/cuda/paged_prefill_sm90.cu}: producer
- * warpgroup, mbarrier ring, two consumer warpgroups, K/V tiles read from pages with cp.async); elsewhere, or with
- * {@code -Dflashdjl.flash.sm90=false}, the FA2 body of {@code flash_fwd.cu} ({@code paged_prefill.cu}).
- * {@link Builder#optArch} picks one explicitly.
+ * warpgroup, mbarrier ring, two consumer warpgroups; whole K/V tiles of pages by TMA where the page size is a multiple
+ * of 8, else cp.async); elsewhere, or with {@code -Dflashdjl.flash.sm90=false}, the FA2 body of {@code flash_fwd.cu}
+ * ({@code paged_prefill.cu}). {@link Builder#optArch} picks one explicitly.
  *
  * <p>Semantics ({@link org.flashdjl.ops.paged.PagedPlan}'s): query i of sequence b sits at global position
  * {@code keyOffset + Lk_b - Lq_b + i} (bottom-right), paged token t is global key {@code keyOffset + t}; causal,
@@ -60,17 +60,19 @@ public final class PagedPrefillKernel {
     private final String kernelName;
     private final int gridX;
     private final int hq;
+    private final long numPages;
     private final float[] alibi;
     private final boolean synchronize;
 
     private PagedPrefillKernel(PrefillStep workspace, KernelStruct params, String module, String kernelName, int gridX,
-            int hq, float[] alibi, boolean synchronize) {
+            int hq, long numPages, float[] alibi, boolean synchronize) {
         this.workspace = workspace;
         this.params = params;
         this.module = module;
         this.kernelName = kernelName;
         this.gridX = gridX;
         this.hq = hq;
+        this.numPages = numPages;
         this.alibi = alibi;
         this.synchronize = synchronize;
     }
@@ -143,7 +145,11 @@ public final class PagedPrefillKernel {
         if (alibi != null) {
             params.set("alibi_slopes", workspace.arguments().fp32("paged.alibi_slopes", alibi).getAddress());
         }
-        kernel.launch(gridX, hq, workspace.table.getBatchSize(), params.toBytes());
+        // the Hopper kernels take PagedPrefillSm90Params: the block plus the pools' TMA maps, which only the driver encodes
+        byte[] block = MODULE_SM90.equals(module)
+                ? TensorMaps.pagedSm90Parameters(params.toBytes(), numPages, kernel.colsPerBlock())
+                : params.toBytes();
+        kernel.launch(gridX, hq, workspace.table.getBatchSize(), block);
         if (synchronize) {
             CudaRuntime.synchronize(kernelName);
         }
@@ -411,7 +417,7 @@ public final class PagedPrefillKernel {
                     .setMask(spec, (int) d).set("mask.key_offset", keyOffset);
             int br = blockRows((int) d);
             int gridX = (workspace.maxQueryLength + br - 1) / br;
-            return new PagedPrefillKernel(workspace, p, hopper ? MODULE_SM90 : MODULE, name, gridX, (int) hq,
+            return new PagedPrefillKernel(workspace, p, hopper ? MODULE_SM90 : MODULE, name, gridX, (int) hq, k.size(0),
                     spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);
         }
     }

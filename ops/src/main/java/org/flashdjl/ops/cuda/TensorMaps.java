@@ -31,6 +31,12 @@ import java.util.function.Function;
  * and value rows that the mask hides through {@code cp.async} with zero fill, so a map's bounds never decide what is
  * read. When the driver refuses a map (it checks alignment and strides) the call runs with {@code tma = 0}: the same
  * results through {@code cp.async} only.
+ *
+ * <p>The Hopper paged prefill kernels take {@code struct PagedPrefillSm90Params} ({@code paged_prefill_params.h}): the
+ * {@link PagedPrefillKernel#LAYOUT} block, the flag, the box rows, and maps of the K and V pools, rank 4
+ * {@code {D, pageSize, Hkv, numPages}} with box {@code {64, boxRows, 1, 1}}: {@code boxRows} is the largest power of
+ * two from 8 to 256 that divides both the page size and the key tile ({@link #pagedBoxRows}), so each box lies inside
+ * one page; page sizes without one run with {@code tma = 0}.
  */
 public final class TensorMaps {
 
@@ -42,6 +48,10 @@ public final class TensorMaps {
     static final int V_MAP_OFFSET = 384;
     /** {@code sizeof(FlashFwdSm90Params)}. */
     static final int SIZE = 512;
+    /** {@code offsetof(PagedPrefillSm90Params, tma)}. */
+    static final int PAGED_TMA_OFFSET = 192;
+    /** {@code offsetof(PagedPrefillSm90Params, box_rows)}. */
+    static final int PAGED_BOX_ROWS_OFFSET = 196;
     /** {@code sizeof(CUtensorMap)}. */
     static final int MAP_BYTES = 128;
 
@@ -160,18 +170,87 @@ public final class TensorMaps {
         ByteBuffer block = ByteBuffer.allocate(SIZE).order(ByteOrder.LITTLE_ENDIAN);
         block.put(flashParams);
         KernelStruct params = FlashAttention.LAYOUT.read(flashParams);
-        if (!"false".equalsIgnoreCase(System.getProperty(TMA_PROPERTY)) && params.get("lk").longValue() > 0
-                && params.get("hkv").longValue() > 0) {
-            Geometry k = geometry(params, "k", keyTile);
-            Geometry v = geometry(params, "v", keyTile);
-            byte[] maps = CACHE.get(k, v);
-            if (maps != null) {
-                MAPPED.incrementAndGet();
-                block.putInt(TMA_OFFSET, 1);
-                block.put(K_MAP_OFFSET, maps);
-            }
+        if (enabled() && params.get("lk").longValue() > 0 && params.get("hkv").longValue() > 0) {
+            putMaps(block, TMA_OFFSET, geometry(params, "k", keyTile), geometry(params, "v", keyTile));
         }
         return block.array();
+    }
+
+    /**
+     * Returns the tokens per box of a paged map: the largest power of two from 8 to 256 that divides both the page
+     * size and the kernel's key tile, so that a whole key tile is {@code keyTile / boxRows} boxes, each inside one
+     * page (the 128-byte swizzle needs boxes of 8-row multiples in shared memory).
+     *
+     * @param pageSize tokens per page
+     * @param keyTile the kernel's key tile
+     * @return the box rows, or 0 when none fits (the call then runs with cp.async only)
+     */
+    static int pagedBoxRows(int pageSize, int keyTile) {
+        for (int r = 256; r >= 8; r /= 2) {
+            if (pageSize % r == 0 && keyTile % r == 0) {
+                return r;
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * Computes the map geometry of a K or V page pool from a call's {@code PagedPrefillParams}.
+     *
+     * @param params the call's parameter block ({@link PagedPrefillKernel#LAYOUT})
+     * @param pool "k_pages" or "v_pages"
+     * @param numPages the pool's pages
+     * @param boxRows tokens per box ({@link #pagedBoxRows})
+     * @return the geometry
+     */
+    static Geometry pagedGeometry(KernelStruct params, String pool, long numPages, int boxRows) {
+        long d = params.get("head_dim").longValue();
+        long pageSize = params.get("page_size").longValue();
+        long heads = params.get("hkv").longValue();
+        long rowBytes = 2 * params.get("kv_row_stride").longValue();
+        long headBytes = heads > 1 ? 2 * params.get("kv_head_stride").longValue() : rowBytes;
+        long pageBytes = numPages > 1 ? pageSize * rowBytes : headBytes; // pages dense in the pool
+        return new Geometry(params.get(pool).longValue(), new long[] {d, pageSize, heads, numPages},
+                new long[] {rowBytes, headBytes, pageBytes}, new int[] {BOX_COLUMNS, boxRows, 1, 1});
+    }
+
+    /**
+     * Builds the Hopper paged prefill kernels' parameter block: the call's {@code PagedPrefillParams}, then the flag,
+     * the box rows and the maps of the K and V pools (or {@code tma = 0} where TMA is off, no box fits the page size,
+     * or the driver refused a map).
+     *
+     * @param pagedParams the packed {@code PagedPrefillParams} ({@link PagedPrefillKernel#LAYOUT})
+     * @param numPages the pools' pages
+     * @param keyTile the kernel's key tile
+     * @return the packed {@code PagedPrefillSm90Params}
+     */
+    static byte[] pagedSm90Parameters(byte[] pagedParams, long numPages, int keyTile) {
+        ByteBuffer block = ByteBuffer.allocate(SIZE).order(ByteOrder.LITTLE_ENDIAN);
+        block.put(pagedParams);
+        KernelStruct params = PagedPrefillKernel.LAYOUT.read(pagedParams);
+        int boxRows = pagedBoxRows(params.get("page_size").intValue(), keyTile);
+        if (enabled() && boxRows > 0 && numPages > 0 && params.get("hkv").longValue() > 0
+                && putMaps(block, PAGED_TMA_OFFSET, pagedGeometry(params, "k_pages", numPages, boxRows),
+                        pagedGeometry(params, "v_pages", numPages, boxRows))) {
+            block.putInt(PAGED_BOX_ROWS_OFFSET, boxRows);
+        }
+        return block.array();
+    }
+
+    private static boolean enabled() {
+        return !"false".equalsIgnoreCase(System.getProperty(TMA_PROPERTY));
+    }
+
+    // Writes tma = 1 and the K / V maps into a block; false (block unchanged) when either map was refused.
+    private static boolean putMaps(ByteBuffer block, int tmaOffset, Geometry k, Geometry v) {
+        byte[] maps = CACHE.get(k, v);
+        if (maps == null) {
+            return false;
+        }
+        MAPPED.incrementAndGet();
+        block.putInt(tmaOffset, 1);
+        block.put(K_MAP_OFFSET, maps);
+        return true;
     }
 
     /**

@@ -109,6 +109,62 @@ class TensorMapsTest {
         }
     }
 
+    @Test
+    void pagedBlockOffsetsMatchTheHeader() throws IOException {
+        String text = Files.readString(Path.of("src/main/cuda/paged_prefill_params.h"));
+        Map<String, Integer> expected = Map.of("tma", TensorMaps.PAGED_TMA_OFFSET, "box_rows",
+                TensorMaps.PAGED_BOX_ROWS_OFFSET, "k_map", TensorMaps.K_MAP_OFFSET, "v_map", TensorMaps.V_MAP_OFFSET);
+        Matcher off = Pattern.compile("offsetof\\(PagedPrefillSm90Params,\\s*(\\w+)\\)\\s*==\\s*(\\d+)").matcher(text);
+        int checked = 0;
+        while (off.find()) {
+            assertEquals(expected.get(off.group(1)), Integer.parseInt(off.group(2)), off.group(1));
+            checked++;
+        }
+        assertEquals(4, checked);
+        Matcher size = Pattern.compile("sizeof\\(PagedPrefillSm90Params\\)\\s*==\\s*(\\d+)").matcher(text);
+        assertTrue(size.find());
+        assertEquals(TensorMaps.SIZE, Integer.parseInt(size.group(1)));
+        assertEquals(PagedPrefillKernel.LAYOUT.size(), TensorMaps.PAGED_TMA_OFFSET, "the common block comes first");
+    }
+
+    @Test
+    void pagedBoxesLieInsideOnePage() {
+        assertEquals(16, TensorMaps.pagedBoxRows(16, 128));
+        assertEquals(128, TensorMaps.pagedBoxRows(256, 128));
+        assertEquals(16, TensorMaps.pagedBoxRows(16, 80));
+        assertEquals(8, TensorMaps.pagedBoxRows(24, 128));
+        assertEquals(0, TensorMaps.pagedBoxRows(1, 128), "pages of one token: cp.async");
+        assertEquals(0, TensorMaps.pagedBoxRows(7, 128));
+        assertEquals(0, TensorMaps.pagedBoxRows(12, 128), "4 | 12 but boxes need 8-row multiples");
+        for (int ps = 1; ps <= 512; ps++) {
+            int r = TensorMaps.pagedBoxRows(ps, 128);
+            assertTrue(r == 0 || (ps % r == 0 && 128 % r == 0 && r >= 8 && Integer.bitCount(r) == 1), "page " + ps);
+        }
+    }
+
+    @Test
+    void pagedPoolMap() {
+        // pools [numPages=50, pageSize=16, Hkv=8, D=128] dense: tokens 8 * 128 elements apart, heads 128, pages 16 tokens
+        KernelStruct p = PagedPrefillKernel.LAYOUT.newStruct().set("k_pages", 0x7000_0000L).set("v_pages", 0x7100_0000L)
+                .set("hkv", 8).set("head_dim", 128).set("page_size", 16).set("kv_row_stride", 1024)
+                .set("kv_head_stride", 128);
+        TensorMaps.Geometry k = TensorMaps.pagedGeometry(p, "k_pages", 50, 16);
+        assertEquals(0x7000_0000L, k.address());
+        assertArrayEquals(new long[] {128, 16, 8, 50}, k.dims());
+        assertArrayEquals(new long[] {2048, 256, 2048 * 16}, k.strides());
+        assertArrayEquals(new int[] {64, 16, 1, 1}, k.box());
+        assertEquals(0x7100_0000L, TensorMaps.pagedGeometry(p, "v_pages", 50, 16).address());
+        // no box fits pages of 12 tokens: the block carries tma = 0 and no maps, whatever the driver
+        p.set("page_size", 12);
+        byte[] common = p.toBytes();
+        byte[] block = TensorMaps.pagedSm90Parameters(common, 50, 128);
+        assertEquals(TensorMaps.SIZE, block.length);
+        assertArrayEquals(common, Arrays.copyOf(block, common.length));
+        for (int i = TensorMaps.PAGED_TMA_OFFSET; i < TensorMaps.SIZE; i++) {
+            assertEquals(0, block[i], "byte " + i);
+        }
+    }
+
     private static TensorMaps.Geometry g(long address) {
         return new TensorMaps.Geometry(address, new long[] {128, 1000, 8, 2}, new long[] {2048, 256, 2048000},
                 new int[] {64, 128, 1, 1});

@@ -19,7 +19,8 @@ import java.util.Random;
 
 /**
  * The GPU benchmark of paged prefill ({@link PagedPrefillKernel}): each shape timed with the Hopper wgmma kernels
- * (on a compute capability 9.0 device), with the mma.sync kernels, and with the dense flash kernel
+ * (on a compute capability 9.0 device; with their TMA page loads, and again with {@code -Dflashdjl.flash.tma=false},
+ * cp.async only), with the mma.sync kernels, and with the dense flash kernel
  * ({@link FlashAttention}) on the same queries against contiguous K/V of the same lengths (what the pages cost).
  * Pages are scattered over the pool in a random order; CUDA events after warm-up, median of the repetitions.
  *
@@ -29,11 +30,14 @@ import java.util.Random;
  * keys, 16 x 512 on 4k), bf16, pages of 1 and 64, a sliding window of 1024 (the general kernels), hd 64 with 16/16
  * heads. One JSON object per line on stdout, e.g. <pre>{"impl":"flashdjl-paged-prefill","kernel":"paged_prefill_sm90_
  * fp16_hd128_causal","dtype":"fp16","batch":4,"lq":2048,"lk":8192,"hq":32,"hkv":8,"hd":128,"page":16,"window":-1,
- * "ms":1.23,"tflops":456.7}</pre> (impl {@code flashdjl-dense} for the contiguous peer), and a table on stderr.
+ * "tma":true,"ms":1.23,"tflops":456.7}</pre> (impl {@code flashdjl-dense} for the contiguous peer), and a table on stderr.
  *
  * <p>Options: {@code --reps N} (default 30), {@code --warmup N} (default 5), {@code --device N}, {@code --quick}.
  */
 public final class PagedPrefillBench {
+
+    /** The property that turns the Hopper kernels' TMA loads off (TensorMaps reads it per launch). */
+    private static final String TMA_PROPERTY = "flashdjl.flash.tma";
 
     private PagedPrefillBench() {}
 
@@ -81,19 +85,23 @@ public final class PagedPrefillBench {
         boolean hopper = CudaRuntime.getDeviceInfo(opts.device).computeCapability() == 90
                 && KernelModule.notBuiltReason(PagedPrefillKernel.MODULE_SM90) == null;
         List<String> table = new ArrayList<>();
-        table.add(String.format(Locale.ROOT, "%-5s %3s %5s %5s %6s %4s %5s %6s | %-10s %-10s %-10s | %s", "dtype",
-                "B", "Lq", "Lk", "Hq/Hkv", "hd", "page", "window", "sm90 TF/s", "sm80 TF/s", "dense TF/s",
-                "sm90/sm80, sm90/dense"));
+        table.add(String.format(Locale.ROOT, "%-5s %3s %5s %5s %6s %4s %5s %6s | %-10s %-10s %-10s %-10s | %s",
+                "dtype", "B", "Lq", "Lk", "Hq/Hkv", "hd", "page", "window", "sm90 TF/s", "no-TMA", "sm80 TF/s",
+                "dense TF/s", "sm90/sm80, sm90/dense"));
         int failures = 0;
         for (Shape s : shapes) {
-            double[] tflops = new double[3];
-            for (int which = 0; which < 3; which++) {
-                if (which == 0 && !hopper) {
+            double[] tflops = new double[4]; // sm90, sm90 without TMA, sm80, dense
+            for (int which = 0; which < 4; which++) {
+                if (which < 2 && !hopper) {
                     continue;
                 }
+                String before = System.getProperty(TMA_PROPERTY);
                 try {
-                    tflops[which] = which == 2 ? dense(opts, s) : paged(opts, s,
-                            which == 0 ? FlashDispatch.Arch.SM90 : FlashDispatch.Arch.SM80);
+                    if (which == 1) {
+                        System.setProperty(TMA_PROPERTY, "false"); // read per launch
+                    }
+                    tflops[which] = which == 3 ? dense(opts, s) : paged(opts, s,
+                            which < 2 ? FlashDispatch.Arch.SM90 : FlashDispatch.Arch.SM80, which != 1);
                 } catch (RuntimeException e) {
                     failures++;
                     System.out.println("{\"impl\":\"flashdjl-paged-prefill\",\"error\":\""
@@ -102,11 +110,18 @@ public final class PagedPrefillBench {
                     if (!CudaRuntime.isAvailable()) {
                         throw e;
                     }
+                } finally {
+                    if (before == null) {
+                        System.clearProperty(TMA_PROPERTY);
+                    } else {
+                        System.setProperty(TMA_PROPERTY, before);
+                    }
                 }
             }
-            table.add(String.format(Locale.ROOT, "%-5s %3d %5d %5d %3d/%-2d %4d %5d %6d | %10.1f %10.1f %10.1f | "
+            table.add(String.format(Locale.ROOT, "%-5s %3d %5d %5d %3d/%-2d %4d %5d %6d | %10.1f %10.1f %10.1f %10.1f | "
                     + "%.2fx, %.2fx", s.dtype(), s.batch(), s.lq(), s.lk(), s.hq(), s.hkv(), s.d(), s.page(),
-                    s.window(), tflops[0], tflops[1], tflops[2], tflops[0] / tflops[1], tflops[0] / tflops[2]));
+                    s.window(), tflops[0], tflops[1], tflops[2], tflops[3], tflops[0] / tflops[2],
+                    tflops[0] / tflops[3]));
         }
         for (String line : table) {
             System.err.println(line);
@@ -114,7 +129,7 @@ public final class PagedPrefillBench {
         System.exit(failures == 0 ? 0 : 1);
     }
 
-    private static double paged(GpuTiming.Options opts, Shape s, FlashDispatch.Arch arch) {
+    private static double paged(GpuTiming.Options opts, Shape s, FlashDispatch.Arch arch, boolean tma) {
         int device = opts.device;
         DeviceDataType type = DeviceDataType.ofName(s.dtype());
         int pagesPerSeq = (s.lk() + s.page() - 1) / s.page();
@@ -156,7 +171,7 @@ public final class PagedPrefillBench {
                     .optArch(arch)
                     .build();
             double ms = GpuTiming.medianMs(call::run, opts.reps, opts.warmup, call.kernelName());
-            return report("flashdjl-paged-prefill", call.kernelName(), s, ms);
+            return report("flashdjl-paged-prefill", call.kernelName(), s, tma, ms);
         }
     }
 
@@ -180,16 +195,16 @@ public final class PagedPrefillBench {
                     .build();
             String kernel = call.kernelName(CudaRuntime.getDeviceInfo(device).computeCapability());
             double ms = GpuTiming.medianMs(call::run, opts.reps, opts.warmup, kernel);
-            return report("flashdjl-dense", kernel, s, ms);
+            return report("flashdjl-dense", kernel, s, true, ms);
         }
     }
 
-    private static double report(String impl, String kernel, Shape s, double ms) {
+    private static double report(String impl, String kernel, Shape s, boolean tma, double ms) {
         double tflops = 4.0 * s.hq() * s.d() * s.pairs() * s.batch() / (ms * 1e-3) / 1e12;
         System.out.println(String.format(Locale.ROOT, "{\"impl\":\"%s\",\"kernel\":\"%s\",\"dtype\":\"%s\","
                 + "\"batch\":%d,\"lq\":%d,\"lk\":%d,\"hq\":%d,\"hkv\":%d,\"hd\":%d,\"page\":%d,\"window\":%d,"
-                + "\"ms\":%.4f,\"tflops\":%.1f}", impl, kernel, s.dtype(), s.batch(), s.lq(), s.lk(), s.hq(), s.hkv(),
-                s.d(), s.page(), s.window(), ms, tflops));
+                + "\"tma\":%s,\"ms\":%.4f,\"tflops\":%.1f}", impl, kernel, s.dtype(), s.batch(), s.lq(), s.lk(), s.hq(),
+                s.hkv(), s.d(), s.page(), s.window(), tma, ms, tflops));
         System.out.flush();
         return tflops;
     }

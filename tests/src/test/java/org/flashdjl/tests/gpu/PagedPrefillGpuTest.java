@@ -12,6 +12,7 @@ import org.flashdjl.ops.cuda.DeviceDataType;
 import org.flashdjl.ops.cuda.FlashDispatch;
 import org.flashdjl.ops.cuda.KernelModule;
 import org.flashdjl.ops.cuda.PagedPrefillKernel;
+import org.flashdjl.ops.cuda.TensorMaps;
 import org.flashdjl.ops.paged.PageTable;
 import org.flashdjl.ops.testing.Reference;
 import org.junit.jupiter.api.BeforeEach;
@@ -204,9 +205,15 @@ class PagedPrefillGpuTest {
                     PagedPrefillKernel k = call.build();
                     assertEquals(arch == FlashDispatch.Arch.SM90, k.kernelName().startsWith("paged_prefill_sm90_"),
                             k.kernelName());
+                    long mapped = TensorMaps.mappedLaunches();
                     long t1 = System.nanoTime();
                     k.run();
                     long gpuMs = (System.nanoTime() - t1) / 1_000_000;
+                    // the Hopper kernels load whole tiles through the pools' tensor maps when pages are a multiple
+                    // of 8 tokens
+                    boolean tmaOn = !"false".equalsIgnoreCase(System.getProperty("flashdjl.flash.tma"));
+                    assertEquals(arch == FlashDispatch.Arch.SM90 && ps % 8 == 0 && tmaOn ? 1 : 0,
+                            TensorMaps.mappedLaunches() - mapped, k.kernelName() + " page " + ps + ": launches with maps");
                     String what = c + " [" + k.kernelName() + "]";
                     float[] outAll = MergeStateGpuTest.download(ob, type, outLen + 256);
                     float[] lseAll = MergeStateGpuTest.download(lb, DeviceDataType.FP32, lseLen + 256);

@@ -343,7 +343,8 @@ __device__ __forceinline__ int box_rows(const PagedPrefillSm90Params& sp) { retu
 //     set-up.
 template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
 __device__ __forceinline__ void fwd_body(const SP& sp) {
-  constexpr bool kPaged = std::is_same<SP, PagedPrefillSm90Params>::value;  // K / V from page pools, q packed by qo_indptr
+  // paged: K / V from page pools, q packed by qo_indptr
+  constexpr bool kPaged = std::is_same<SP, PagedPrefillSm90Params>::value;
   const auto& p = sp.p;  // FlashFwdParams, or PagedPrefillParams
   constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br, S = Tr::kStages;
   constexpr int kNS = Bc / 2;   // S accumulator floats per thread

@@ -49,7 +49,7 @@ public final class PagedPrefillKernel {
             "lq", KernelStruct.Kind.INT32, "head_dim", KernelStruct.Kind.INT32, "page_size", KernelStruct.Kind.INT32,
             "mask", KernelStruct.MASK_PARAMS);
 
-    /** Query rows per CTA of each head dim's kernel, both families ({@code TraitsFor<D>::Br}, also in the cfg array). */
+    /** Query rows per CTA of each head dim's kernel in both families ({@code TraitsFor<D>::Br}, in the cfg array). */
     static int blockRows(int headDim) {
         return 128;
     }
@@ -145,7 +145,7 @@ public final class PagedPrefillKernel {
         if (alibi != null) {
             params.set("alibi_slopes", workspace.arguments().fp32("paged.alibi_slopes", alibi).getAddress());
         }
-        // the Hopper kernels take PagedPrefillSm90Params: the block plus the pools' TMA maps, which only the driver encodes
+        // the Hopper kernels take PagedPrefillSm90Params: the block plus the pools' TMA maps (only the driver encodes)
         byte[] block = MODULE_SM90.equals(module)
                 ? TensorMaps.pagedSm90Parameters(params.toBytes(), numPages, kernel.colsPerBlock())
                 : params.toBytes();

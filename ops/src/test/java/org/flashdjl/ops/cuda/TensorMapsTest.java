@@ -144,7 +144,7 @@ class TensorMapsTest {
 
     @Test
     void pagedPoolMap() {
-        // pools [numPages=50, pageSize=16, Hkv=8, D=128] dense: tokens 8 * 128 elements apart, heads 128, pages 16 tokens
+        // pools [numPages=50, pageSize=16, Hkv=8, D=128] dense: tokens 8 * 128 elements apart, heads 128
         KernelStruct p = PagedPrefillKernel.LAYOUT.newStruct().set("k_pages", 0x7000_0000L).set("v_pages", 0x7100_0000L)
                 .set("hkv", 8).set("head_dim", 128).set("page_size", 16).set("kv_row_stride", 1024)
                 .set("kv_head_stride", 128);

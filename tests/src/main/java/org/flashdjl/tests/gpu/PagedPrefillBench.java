@@ -30,7 +30,8 @@ import java.util.Random;
  * keys, 16 x 512 on 4k), bf16, pages of 1 and 64, a sliding window of 1024 (the general kernels), hd 64 with 16/16
  * heads. One JSON object per line on stdout, e.g. <pre>{"impl":"flashdjl-paged-prefill","kernel":"paged_prefill_sm90_
  * fp16_hd128_causal","dtype":"fp16","batch":4,"lq":2048,"lk":8192,"hq":32,"hkv":8,"hd":128,"page":16,"window":-1,
- * "tma":true,"ms":1.23,"tflops":456.7}</pre> (impl {@code flashdjl-dense} for the contiguous peer), and a table on stderr.
+ * "tma":true,"ms":1.23,"tflops":456.7}</pre> (impl {@code flashdjl-dense} for the contiguous peer), and a table on
+ * stderr.
  *
  * <p>Options: {@code --reps N} (default 30), {@code --warmup N} (default 5), {@code --device N}, {@code --quick}.
  */
@@ -118,8 +119,8 @@ public final class PagedPrefillBench {
                     }
                 }
             }
-            table.add(String.format(Locale.ROOT, "%-5s %3d %5d %5d %3d/%-2d %4d %5d %6d | %10.1f %10.1f %10.1f %10.1f | "
-                    + "%.2fx, %.2fx", s.dtype(), s.batch(), s.lq(), s.lk(), s.hq(), s.hkv(), s.d(), s.page(),
+            table.add(String.format(Locale.ROOT, "%-5s %3d %5d %5d %3d/%-2d %4d %5d %6d | %10.1f %10.1f %10.1f "
+                    + "%10.1f | %.2fx, %.2fx", s.dtype(), s.batch(), s.lq(), s.lk(), s.hq(), s.hkv(), s.d(), s.page(),
                     s.window(), tflops[0], tflops[1], tflops[2], tflops[3], tflops[0] / tflops[2],
                     tflops[0] / tflops[3]));
         }

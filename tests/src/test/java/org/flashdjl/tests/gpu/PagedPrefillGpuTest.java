@@ -213,7 +213,8 @@ class PagedPrefillGpuTest {
                     // of 8 tokens
                     boolean tmaOn = !"false".equalsIgnoreCase(System.getProperty("flashdjl.flash.tma"));
                     assertEquals(arch == FlashDispatch.Arch.SM90 && ps % 8 == 0 && tmaOn ? 1 : 0,
-                            TensorMaps.mappedLaunches() - mapped, k.kernelName() + " page " + ps + ": launches with maps");
+                            TensorMaps.mappedLaunches() - mapped,
+                            k.kernelName() + " page " + ps + ": launches with maps");
                     String what = c + " [" + k.kernelName() + "]";
                     float[] outAll = MergeStateGpuTest.download(ob, type, outLen + 256);
                     float[] lseAll = MergeStateGpuTest.download(lb, DeviceDataType.FP32, lseLen + 256);

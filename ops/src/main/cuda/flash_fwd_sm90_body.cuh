@@ -269,8 +269,7 @@ __device__ __forceinline__ void load_kv_tile(uint32_t s_base, const T* g, int64_
 // m = ceil(2^(32+s) / d) - 2^32, floor(n / d) = (umulhi(n, m) + n) >> s for every 0 <= n < 2^31 (the rounding error
 // n (ceil - exact) / 2^(32+s) stays below 1 / d). Set up once per thread (one 64-bit division).
 struct PageDiv {
-  uint32_t d = 1, m = 0, s = 0;  // default: by 1
-  PageDiv() = default;
+  uint32_t d, m, s;
   __device__ __forceinline__ explicit PageDiv(int page_size) : d(static_cast<uint32_t>(page_size)) {
     s = d > 1 ? 32 - __clz(d - 1) : 0;
     const uint64_t one = 1ull << 32;
@@ -293,7 +292,7 @@ __device__ __forceinline__ void load_paged_kv_tile(uint32_t s_base, const T* poo
   static_assert(Rn % kRPP == 0, "tile rows");
   const int ch = tid % kCPR, r0 = tid / kCPR;
   const T* base = pool + ch * 8;
-#pragma unroll 4
+#pragma unroll
   for (int it = 0; it < Rn / kRPP; ++it) {
     const int t = row0 + r0 + it * kRPP;
     const bool ok = t < row_limit && keep(t);
@@ -314,12 +313,6 @@ __device__ __forceinline__ int64_t row_pitch_k(const FlashFwdParams& p) { return
 __device__ __forceinline__ int64_t row_pitch_v(const FlashFwdParams& p) { return p.v_row_stride; }
 __device__ __forceinline__ int64_t row_pitch_k(const PagedPrefillParams& p) { return p.kv_row_stride; }
 __device__ __forceinline__ int64_t row_pitch_v(const PagedPrefillParams& p) { return p.kv_row_stride; }
-__device__ __forceinline__ const int32_t* page_ids(const FlashFwdParams&, int) { return nullptr; }
-__device__ __forceinline__ const int32_t* page_ids(const PagedPrefillParams& p, int b) {
-  return p.page_indices + p.page_indptr[b];
-}
-__device__ __forceinline__ PageDiv page_divisor(const FlashFwdParams&) { return PageDiv(); }
-__device__ __forceinline__ PageDiv page_divisor(const PagedPrefillParams& p) { return PageDiv(p.page_size); }
 __device__ __forceinline__ const FlashTensorMap* key_map(const FlashFwdSm90Params& sp) { return &sp.k_map; }
 __device__ __forceinline__ const FlashTensorMap* value_map(const FlashFwdSm90Params& sp) { return &sp.v_map; }
 __device__ __forceinline__ const FlashTensorMap* key_map(const PagedPrefillSm90Params& sp) { return &sp.k_map; }
@@ -419,6 +412,91 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   // ================================ producer warpgroup ================================
   if (wg == 0) {
     setmaxnreg_dec<Tr::kProducerRegs>();
+    if constexpr (kPaged) {
+      // ---- paged: the pools offset to the kv head; token t of the sequence is in page pages[t / page_size] ----
+      const T* gK = static_cast<const T*>(p.k_pages) + hk * p.kv_head_stride;
+      const T* gV = static_cast<const T*>(p.v_pages) + hk * p.kv_head_stride;
+      const int32_t* pages = p.page_indices + p.page_indptr[b];
+      const PageDiv page_div(p.page_size);
+      // TMA (whole tiles, page size a multiple of 8): Bc / box_rows boxes of box_rows tokens per 64 columns, each
+      // inside one page; thread c < Bc / box_rows issues box c's D / 64 copies. Its page is looked up before the wait
+      // for the slot (K tile n's boxes serve V tile n too), so the table read is off the ring's critical path.
+      const bool tma = uses_tma(sp);
+      const int rb = box_rows(sp);
+      const bool box_thread = tma && wtid * rb < Bc;
+      // values no row of the block sees (window, sinks) are zero-filled, not read; a tile every row of which is kept
+      // (the interior of a window) takes the plain loader
+      const KeepVisibleRows keep_v(rule, m0 + rule.off, m_end - 1 + rule.off);
+      auto hides = [&](int j0) {
+        return kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks));
+      };
+      if (tma && wtid == 0) {
+        tma_prefetch_map(key_map(sp));
+        tma_prefetch_map(value_map(sp));
+      }
+      auto whole = [&](int j0) { return j0 + Bc <= lk; };
+      auto box_of = [&](int n) {  // {page, first token in the page} of this thread's box in tile n
+        int2 box = make_int2(0, 0);
+        if (box_thread && n >= 0 && whole(n * Bc)) {
+          const int t = n * Bc + wtid * rb;
+          const int pi = page_div.div(t);
+          box = make_int2(__ldg(pages + pi), t - pi * static_cast<int>(page_div.d));
+        }
+        return box;
+      };
+      // Thread 0 arrives with the tile's bytes; a box that lands before that only takes the transaction count below
+      // zero for a while (the phase also waits for all 128 arrivals).
+      auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int2 box) {
+        if (wtid == 0) mbar_arrive_expect_tx(bar, Tr::kTileKV);
+        if (box_thread) {
+#pragma unroll
+          for (int j = 0; j < D / 64; ++j)
+            tma_load_4d(dst + j * (Bc * 128) + wtid * rb * 128, map, bar, 64 * j, box.y, hk, box.x);
+        }
+        if (wtid != 0) mbar_arrive(bar);
+      };
+      auto load_k = [&](int i, int n, int2 box) {
+        const int st = i % S;
+        mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
+        if (tma && whole(n * Bc)) {
+          tma_tile(sK0 + st * Tr::kTileKV, key_map(sp), full_k(st), box);
+        } else {
+          load_paged_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, pages, page_div, p.kv_row_stride,
+                                                n * Bc, lk, wtid);
+          mbar_arrive_cp_async(full_k(st));
+        }
+      };
+      auto load_v = [&](int i, int n, int2 box) {
+        const int st = i % S;
+        mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
+        const int j0 = n * Bc;
+        if (tma && !hides(j0) && whole(j0)) {
+          tma_tile(sV0 + st * Tr::kTileKV, value_map(sp), full_v(st), box);
+        } else {
+          if (hides(j0))
+            load_paged_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, pages, page_div, p.kv_row_stride, j0,
+                                                  lk, wtid, keep_v);
+          else
+            load_paged_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, pages, page_div, p.kv_row_stride, j0,
+                                                  lk, wtid);
+          mbar_arrive_cp_async(full_v(st));
+        }
+      };
+      int n = range.first();
+      int2 box = box_of(n);  // tile n's boxes (K(n) and V(n))
+      if (n >= 0) load_k(0, n, box);
+      for (int i = 0; n >= 0; ++i) {
+        const int n_next = range.next(n);
+        const int2 box_next = box_of(n_next);
+        if (n_next >= 0) load_k(i + 1, n_next, box_next);
+        load_v(i, n, box);
+        n = n_next;
+        box = box_next;
+      }
+      cp_async_wait_all();
+      return;
+    }
+    // ---- dense / varlen ----
     // the sequence's key 0 and row pitch (paged: the pools offset to the kv head, the pitch between a page's tokens)
     const T* gK = [&] {
       if constexpr (kPaged)
@@ -437,16 +515,11 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     const int64_t ks = row_pitch_k(p), vs = row_pitch_v(p);
     // TMA: whole tiles of the sequence (rows [n Bc, n Bc + Bc) all < lk) in D / 64 boxes of {64, Bc}, issued by one
     // thread after its arrive.expect_tx; the warpgroup's other threads arrive plainly (the `full` count is 128).
-    // The last, partial tile and value tiles with hidden rows go through cp.async with zero fill. Paged: never.
+    // The last, partial tile and value tiles with hidden rows go through cp.async with zero fill.
     const bool tma = uses_tma(sp);
-    const int32_t* pages = page_ids(p, b);     // paged: the sequence's page ids
-    const PageDiv page_div = page_divisor(p);  // paged: by the page size
-    // a tile by cp.async: rows of the sequence, or tokens looked up in its pages; zero fill past lk / where !keep
+    // a tile by cp.async, zero fill past lk / where !keep
     auto cp_tile = [&](uint32_t dst, const T* g, int64_t stride, int j0, const auto& keep) {
-      if constexpr (kPaged)
-        load_paged_kv_tile<128, Tr::kCPR, Bc>(dst, g, pages, page_div, stride, j0, lk, wtid, keep);
-      else
-        load_kv_tile<128, Tr::kCPR, Bc>(dst, g, stride, j0, lk, wtid, keep);
+      load_kv_tile<128, Tr::kCPR, Bc>(dst, g, stride, j0, lk, wtid, keep);
     };
     auto whole = [&](int j0) { return j0 + Bc <= lk; };  // tile [j0, j0 + Bc) lies inside the sequence
     const int map_row0 = varlen_k ? k0 : 0, map_batch = varlen_k ? 0 : b;  // the sequence's key 0 in the maps
@@ -455,30 +528,12 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       tma_prefetch_map(value_map(sp));
     }
     auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int n) {
-      if constexpr (kPaged) {
-        // Paged: Bc / box_rows boxes of box_rows tokens per 64 columns, each inside one page (box_rows divides the
-        // page size and Bc); thread c < Bc / box_rows looks box c's page up and issues its D / 64 copies. Thread 0
-        // arrives with the tile's bytes first; a copy that lands before that only takes the transaction count below
-        // zero for a while (the phase still waits for all 128 arrivals).
-        if (wtid == 0) mbar_arrive_expect_tx(bar, Tr::kTileKV);
-        const int rb = box_rows(sp);
-        if (wtid * rb < Bc) {
-          const int t = n * Bc + wtid * rb;  // the box's first token
-          const int pi = page_div.div(t);
-          const int page = __ldg(pages + pi), in_page = t - pi * static_cast<int>(page_div.d);
+      if (wtid == 0) {
+        mbar_arrive_expect_tx(bar, Tr::kTileKV);
 #pragma unroll
-          for (int j = 0; j < D / 64; ++j)
-            tma_load_4d(dst + j * (Bc * 128) + wtid * rb * 128, map, bar, 64 * j, in_page, hk, page);
-        }
-        if (wtid != 0) mbar_arrive(bar);
+        for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
       } else {
-        if (wtid == 0) {
-          mbar_arrive_expect_tx(bar, Tr::kTileKV);
-#pragma unroll
-          for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
-        } else {
-          mbar_arrive(bar);
-        }
+        mbar_arrive(bar);
       }
     };
     auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)

@@ -94,26 +94,35 @@ public final class PagedDecodeBench {
         System.exit(failures == 0 ? 0 : 1);
     }
 
-    private static String run(int device, Shape s, int reps, int warmup, double copy) {
-        DeviceDataType type = DeviceDataType.ofName(s.dtype());
-        int pagesPerSeq = (s.len() + s.page() - 1) / s.page();
-        int numPages = s.batch() * pagesPerSeq;
+    /**
+     * A page table of {@code batch} sequences of {@code len} tokens each, whose pages are scattered over a pool of
+     * exactly the pages they use in a fixed random order.
+     */
+    static PageTable scatteredTable(int batch, int len, int page) {
+        int pagesPerSeq = (len + page - 1) / page;
+        int numPages = batch * pagesPerSeq;
         List<Integer> ids = new ArrayList<>(numPages);
         for (int i = 0; i < numPages; i++) {
             ids.add(i);
         }
         Collections.shuffle(ids, new Random(7));
-        int[] indptr = new int[s.batch() + 1];
-        int[] last = new int[s.batch()];
+        int[] indptr = new int[batch + 1];
+        int[] last = new int[batch];
         int[] indices = new int[numPages];
-        for (int b = 0; b < s.batch(); b++) {
+        for (int b = 0; b < batch; b++) {
             indptr[b + 1] = indptr[b] + pagesPerSeq;
-            last[b] = s.len() - (pagesPerSeq - 1) * s.page();
+            last[b] = len - (pagesPerSeq - 1) * page;
         }
         for (int i = 0; i < numPages; i++) {
             indices[i] = ids.get(i);
         }
-        PageTable table = PageTable.fromCsr(s.page(), indptr, indices, last, numPages);
+        return PageTable.fromCsr(page, indptr, indices, last, numPages);
+    }
+
+    private static String run(int device, Shape s, int reps, int warmup, double copy) {
+        DeviceDataType type = DeviceDataType.ofName(s.dtype());
+        PageTable table = scatteredTable(s.batch(), s.len(), s.page());
+        int numPages = table.getMaxPageIndex() + 1; // the pool holds exactly the pages the table uses
         long poolElems = (long) numPages * s.page() * s.hkv() * s.d();
         long qElems = (long) s.batch() * s.hq() * s.d();
         CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);

@@ -12,10 +12,8 @@ import org.flashdjl.ops.cuda.PagedPrefillKernel;
 import org.flashdjl.ops.paged.PageTable;
 
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
-import java.util.Random;
 
 /**
  * The GPU benchmark of paged prefill ({@link PagedPrefillKernel}): each shape timed with the Hopper wgmma kernels
@@ -133,26 +131,12 @@ public final class PagedPrefillBench {
     private static double paged(GpuTiming.Options opts, Shape s, FlashDispatch.Arch arch, boolean tma) {
         int device = opts.device;
         DeviceDataType type = DeviceDataType.ofName(s.dtype());
-        int pagesPerSeq = (s.lk() + s.page() - 1) / s.page();
-        int numPages = s.batch() * pagesPerSeq;
-        List<Integer> ids = new ArrayList<>(numPages);
-        for (int i = 0; i < numPages; i++) {
-            ids.add(i);
-        }
-        Collections.shuffle(ids, new Random(7));
-        int[] indptr = new int[s.batch() + 1];
-        int[] last = new int[s.batch()];
-        int[] indices = new int[numPages];
+        PageTable table = PagedDecodeBench.scatteredTable(s.batch(), s.lk(), s.page());
+        int numPages = table.getMaxPageIndex() + 1; // the pool holds exactly the pages the table uses
         int[] qo = new int[s.batch() + 1];
         for (int b = 0; b < s.batch(); b++) {
-            indptr[b + 1] = indptr[b] + pagesPerSeq;
-            last[b] = s.lk() - (pagesPerSeq - 1) * s.page();
             qo[b + 1] = qo[b] + s.lq();
         }
-        for (int i = 0; i < numPages; i++) {
-            indices[i] = ids.get(i);
-        }
-        PageTable table = PageTable.fromCsr(s.page(), indptr, indices, last, numPages);
         long poolElems = (long) numPages * s.page() * s.hkv() * s.d();
         long qElems = (long) qo[s.batch()] * s.hq() * s.d();
         try (DeviceBuffer k = PagedDecodeBench.random(device, type, poolElems, 1);

@@ -283,26 +283,38 @@ struct PageDiv {
 // The paged producer's K / V loader: the same tile as load_kv_tile, token t of the sequence read from pool slot
 // pages[t / page_size] * page_size + t % page_size (row pitch `stride`; `pool` already offset to the kv head). Rows
 // >= row_limit and rows keep refuses are zero-filled without a read (unused pages are never touched); any page size
-// >= 1 works (a tile may straddle pages). Per row: a page id from the table (L1), a divide by PageDiv.
+// >= 1 works (a tile may straddle pages). The slots come from paged_row_slot (below): each warp touches 32 rows of a
+// tile, lane l looked row l's slot up, and the thread copying a row takes it by a shuffle.
 template <int kThr, int kCPR, int Rn, typename T, class Keep = KeepAllRows>
-__device__ __forceinline__ void load_paged_kv_tile(uint32_t s_base, const T* pool, const int32_t* pages,
-                                                   const PageDiv& div, int64_t stride, int row0, int row_limit,
-                                                   int tid, Keep keep = Keep()) {
+__device__ __forceinline__ void load_paged_kv_tile(uint32_t s_base, const T* pool, uint32_t lane_slot, int64_t stride,
+                                                   int row0, int row_limit, int tid, Keep keep = Keep()) {
   constexpr int kRPP = kThr / kCPR;  // rows per pass
-  static_assert(Rn % kRPP == 0, "tile rows");
+  constexpr int kWR = 32 / kCPR;     // rows per pass of one warp
+  static_assert(Rn % kRPP == 0 && 32 % kCPR == 0 && Rn / kRPP * kWR == 32, "one row per lane");
   const int ch = tid % kCPR, r0 = tid / kCPR;
   const T* base = pool + ch * 8;
-#pragma unroll
+#pragma unroll 8
   for (int it = 0; it < Rn / kRPP; ++it) {
     const int t = row0 + r0 + it * kRPP;
     const bool ok = t < row_limit && keep(t);
-    int64_t slot = 0;
-    if (ok) {
-      const int pi = div.div(t);
-      slot = static_cast<int64_t>(__ldg(pages + pi)) * div.d + (t - pi * static_cast<int>(div.d));
-    }
-    cp_async_16(s_base + sw_off<Rn>(r0 + it * kRPP, ch), base + slot * stride, ok);
+    const uint32_t slot = __shfl_sync(0xffffffffu, lane_slot, it * kWR + r0 % kWR);
+    cp_async_16(s_base + sw_off<Rn>(r0 + it * kRPP, ch), base + static_cast<int64_t>(ok ? slot : 0u) * stride, ok);
   }
+}
+
+// The pool slot (page * page_size + token in the page; the launcher keeps pools below 2^32 tokens) of the row this lane
+// looks up for load_paged_kv_tile (tile rows from row0; 0 past row_limit): lane l of the warp holds row
+// (l % kWR) + (l / kWR) * kRPP of the warp's rows. One table read per lane and tile, issued before the producer waits
+// for the ring slot; a value tile reuses its key tile's slots.
+template <int kThr, int kCPR>
+__device__ __forceinline__ uint32_t paged_row_slot(const int32_t* pages, const PageDiv& div, int row0, int row_limit,
+                                                   int tid) {
+  constexpr int kRPP = kThr / kCPR, kWR = 32 / kCPR;
+  const int lane = tid & 31, r0 = tid / kCPR;
+  const int t = row0 + (r0 - r0 % kWR) + lane % kWR + (lane / kWR) * kRPP;
+  if (t >= row_limit) return 0;
+  const int pi = div.div(t);
+  return static_cast<uint32_t>(__ldg(pages + pi)) * div.d + static_cast<uint32_t>(t - pi * static_cast<int>(div.d));
 }
 
 // What differs between the two parameter blocks (FlashFwdSm90Params, PagedPrefillSm90Params: both read the common
@@ -419,8 +431,9 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       const int32_t* pages = p.page_indices + p.page_indptr[b];
       const PageDiv page_div(p.page_size);
       // TMA (whole tiles, page size a multiple of 8): Bc / box_rows boxes of box_rows tokens per 64 columns, each
-      // inside one page; thread c < Bc / box_rows issues box c's D / 64 copies. Its page is looked up before the wait
-      // for the slot (K tile n's boxes serve V tile n too), so the table read is off the ring's critical path.
+      // inside one page; thread c < Bc / box_rows issues box c's D / 64 copies. cp.async (the rest): one row's slot
+      // per lane, shuffled to the threads that copy the row. Either way the table is read before the wait for the
+      // ring slot (K tile n's lookups serve V tile n too), off the ring's critical path.
       const bool tma = uses_tma(sp);
       const int rb = box_rows(sp);
       const bool box_thread = tma && wtid * rb < Bc;
@@ -435,63 +448,72 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
         tma_prefetch_map(value_map(sp));
       }
       auto whole = [&](int j0) { return j0 + Bc <= lk; };
-      auto box_of = [&](int n) {  // {page, first token in the page} of this thread's box in tile n
-        int2 box = make_int2(0, 0);
-        if (box_thread && n >= 0 && whole(n * Bc)) {
-          const int t = n * Bc + wtid * rb;
+      // Where tile n's rows are, looked up before the waits and shared by K(n) and V(n): when the tile goes by TMA,
+      // this thread's box (page << 32 | first token in the page), else this lane's row slot for cp.async. (A TMA tile
+      // whose values the mask partly hides looks its value slots up after the wait, in load_v.)
+      auto rows_of = [&](int n) -> int64_t {
+        if (n < 0) return 0;
+        const int j0 = n * Bc;
+        if (tma && whole(j0)) {
+          if (!box_thread) return 0;
+          const int t = j0 + wtid * rb;
           const int pi = page_div.div(t);
-          box = make_int2(__ldg(pages + pi), t - pi * static_cast<int>(page_div.d));
+          const uint32_t in_page = static_cast<uint32_t>(t - pi * static_cast<int>(page_div.d));
+          return static_cast<int64_t>((static_cast<uint64_t>(__ldg(pages + pi)) << 32) | in_page);
         }
-        return box;
+        return static_cast<int64_t>(paged_row_slot<128, Tr::kCPR>(pages, page_div, j0, lk, wtid));
       };
       // Thread 0 arrives with the tile's bytes; a box that lands before that only takes the transaction count below
       // zero for a while (the phase also waits for all 128 arrivals).
-      auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int2 box) {
+      auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int64_t box) {
         if (wtid == 0) mbar_arrive_expect_tx(bar, Tr::kTileKV);
         if (box_thread) {
+          const int page = static_cast<int>(static_cast<uint64_t>(box) >> 32), in_page = static_cast<int>(box);
 #pragma unroll
           for (int j = 0; j < D / 64; ++j)
-            tma_load_4d(dst + j * (Bc * 128) + wtid * rb * 128, map, bar, 64 * j, box.y, hk, box.x);
+            tma_load_4d(dst + j * (Bc * 128) + wtid * rb * 128, map, bar, 64 * j, in_page, hk, page);
         }
         if (wtid != 0) mbar_arrive(bar);
       };
-      auto load_k = [&](int i, int n, int2 box) {
+      auto load_k = [&](int i, int n, int64_t rows) {
         const int st = i % S;
         mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
         if (tma && whole(n * Bc)) {
-          tma_tile(sK0 + st * Tr::kTileKV, key_map(sp), full_k(st), box);
+          tma_tile(sK0 + st * Tr::kTileKV, key_map(sp), full_k(st), rows);
         } else {
-          load_paged_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, pages, page_div, p.kv_row_stride,
-                                                n * Bc, lk, wtid);
+          load_paged_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, static_cast<uint32_t>(rows),
+                                                p.kv_row_stride, n * Bc, lk, wtid);
           mbar_arrive_cp_async(full_k(st));
         }
       };
-      auto load_v = [&](int i, int n, int2 box) {
+      auto load_v = [&](int i, int n, int64_t rows) {
         const int st = i % S;
         mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
         const int j0 = n * Bc;
-        if (tma && !hides(j0) && whole(j0)) {
-          tma_tile(sV0 + st * Tr::kTileKV, value_map(sp), full_v(st), box);
+        const bool by_tma = tma && whole(j0);  // how K(n) came, so what `rows` holds
+        if (by_tma && !hides(j0)) {
+          tma_tile(sV0 + st * Tr::kTileKV, value_map(sp), full_v(st), rows);
         } else {
+          const uint32_t slot = by_tma ? paged_row_slot<128, Tr::kCPR>(pages, page_div, j0, lk, wtid)
+                                       : static_cast<uint32_t>(rows);
           if (hides(j0))
-            load_paged_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, pages, page_div, p.kv_row_stride, j0,
-                                                  lk, wtid, keep_v);
+            load_paged_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, slot, p.kv_row_stride, j0, lk, wtid,
+                                                  keep_v);
           else
-            load_paged_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, pages, page_div, p.kv_row_stride, j0,
-                                                  lk, wtid);
+            load_paged_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, slot, p.kv_row_stride, j0, lk, wtid);
           mbar_arrive_cp_async(full_v(st));
         }
       };
       int n = range.first();
-      int2 box = box_of(n);  // tile n's boxes (K(n) and V(n))
-      if (n >= 0) load_k(0, n, box);
+      int64_t rows = rows_of(n);  // tile n's rows (K(n) and V(n))
+      if (n >= 0) load_k(0, n, rows);
       for (int i = 0; n >= 0; ++i) {
         const int n_next = range.next(n);
-        const int2 box_next = box_of(n_next);
-        if (n_next >= 0) load_k(i + 1, n_next, box_next);
-        load_v(i, n, box);
+        const int64_t rows_next = rows_of(n_next);
+        if (n_next >= 0) load_k(i + 1, n_next, rows_next);
+        load_v(i, n, rows);
         n = n_next;
-        box = box_next;
+        rows = rows_next;
       }
       cp_async_wait_all();
       return;

@@ -31,6 +31,9 @@ public final class PagedPrefillKernel {
     /** The Hopper prefill fatbin resource (wgmma kernels, sm_90a code only). */
     public static final String MODULE_SM90 = "org/flashdjl/ops/cuda/paged_prefill_sm90.fatbin";
 
+    /** The largest pool (numPages x pageSize tokens) the Hopper kernels address (32-bit token slots). */
+    public static final long MAX_SM90_POOL_TOKENS = 0xFFFF_FFFFL;
+
     /** The head dims with kernels. */
     public static final int[] HEAD_DIMS = {64, 128};
 
@@ -400,6 +403,15 @@ public final class PagedPrefillKernel {
             boolean general = !spec.isCausal() || spec.hasAlibi() || spec.getSoftcap() > 0
                     || spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0;
             boolean hopper = resolveArch() == FlashDispatch.Arch.SM90;
+            long poolTokens = k.size(0) * k.size(1);
+            if (hopper && poolTokens > MAX_SM90_POOL_TOKENS) { // the kernels' row slots are 32-bit
+                if (arch == FlashDispatch.Arch.SM90) {
+                    throw new IllegalArgumentException("the sm90 paged prefill kernels address pools of up to "
+                            + MAX_SM90_POOL_TOKENS + " tokens; this pool has " + poolTokens
+                            + " (numPages x pageSize): use SM80 or the default");
+                }
+                hopper = false;
+            }
             String name = (hopper ? "paged_prefill_sm90_" : "paged_prefill_") + type.shortName() + "_hd" + d
                     + (general ? "_general" : "_causal");
             KernelStruct p = LAYOUT.newStruct();

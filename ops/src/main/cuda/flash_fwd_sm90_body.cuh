@@ -1,5 +1,7 @@
 // FlashDJL: the Hopper (sm_90a) flash-attention forward kernel body, shared by flash_fwd_sm90.cu (dense / varlen
-// K / V, FlashFwdSm90Params) and paged_prefill_sm90.cu (K / V from page pools, PagedPrefillParams).
+// K / V, FlashFwdSm90Params) and paged_prefill_sm90.cu (K / V from page pools, PagedPrefillSm90Params). The two differ
+// only in the sequence geometry (seq_geometry overloads), the producer's K / V walk (the paged one has its own branch:
+// page lookups, per-page TMA boxes; see paged_prefill_sm90.cu) and the Q / O / LSE base offsets.
 //
 // ---------------------------------------------------------------------------------------------
 // Design (per CTA: one query block of Br = 128 rows of one (batch, head); FlashAttention-3's

@@ -21,8 +21,10 @@
 // SP = PagedPrefillSm90Params. Whole key tiles of a sequence come by TMA when the page size is a multiple of 8:
 // Bc / box_rows boxes per 64 columns, each inside one page, issued by as many producer threads, each looking its
 // box's page up. Otherwise (the last, partial tile; value tiles with rows the mask hides; smaller or odd page sizes;
-// tma == 0) the producer reads each row's page from the table (any page size >= 1, a tile may straddle pages) and
-// copies it with cp.async, zero-filling rows past Lk_b without a read: unused pool pages are never touched.
+// tma == 0) cp.async: each lane of a producer warp looks one of the warp's 32 rows up in the table (any page size >= 1,
+// a tile may straddle pages) and the threads that copy a row take its pool slot by a shuffle; rows past Lk_b are
+// zero-filled without a read, so unused pool pages are never touched. Page ids are read before the producer waits for
+// the ring slot, and a key tile's lookups serve the value tile of the same index.
 // ---------------------------------------------------------------------------------------------
 
 #include "flash_fwd_sm90_body.cuh"

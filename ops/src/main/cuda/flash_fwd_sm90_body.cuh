@@ -319,21 +319,6 @@ __device__ __forceinline__ uint32_t paged_row_slot(const int32_t* pages, const P
   return static_cast<uint32_t>(__ldg(pages + pi)) * div.d + static_cast<uint32_t>(t - pi * static_cast<int>(div.d));
 }
 
-// What differs between the two parameter blocks (FlashFwdSm90Params, PagedPrefillSm90Params: both read the common
-// block as sp.p), by overload: the TMA flag and maps, the K / V row pitch, the page table.
-__device__ __forceinline__ bool uses_tma(const FlashFwdSm90Params& sp) { return sp.tma != 0; }
-__device__ __forceinline__ bool uses_tma(const PagedPrefillSm90Params& sp) { return sp.tma != 0; }
-__device__ __forceinline__ int64_t row_pitch_k(const FlashFwdParams& p) { return p.k_row_stride; }
-__device__ __forceinline__ int64_t row_pitch_v(const FlashFwdParams& p) { return p.v_row_stride; }
-__device__ __forceinline__ int64_t row_pitch_k(const PagedPrefillParams& p) { return p.kv_row_stride; }
-__device__ __forceinline__ int64_t row_pitch_v(const PagedPrefillParams& p) { return p.kv_row_stride; }
-__device__ __forceinline__ const FlashTensorMap* key_map(const FlashFwdSm90Params& sp) { return &sp.k_map; }
-__device__ __forceinline__ const FlashTensorMap* value_map(const FlashFwdSm90Params& sp) { return &sp.v_map; }
-__device__ __forceinline__ const FlashTensorMap* key_map(const PagedPrefillSm90Params& sp) { return &sp.k_map; }
-__device__ __forceinline__ const FlashTensorMap* value_map(const PagedPrefillSm90Params& sp) { return &sp.v_map; }
-__device__ __forceinline__ int box_rows(const FlashFwdSm90Params&) { return 0; }
-__device__ __forceinline__ int box_rows(const PagedPrefillSm90Params& sp) { return sp.box_rows; }
-
 // ----------------------------------------- kernel body ---------------------------------------
 // Warp-specialised (FlashAttention-3): warpgroup 0 is the producer, warpgroups 1 and 2 the
 // consumers.
@@ -436,8 +421,8 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       // inside one page; thread c < Bc / box_rows issues box c's D / 64 copies. cp.async (the rest): one row's slot
       // per lane, shuffled to the threads that copy the row. Either way the table is read before the wait for the
       // ring slot (K tile n's lookups serve V tile n too), off the ring's critical path.
-      const bool tma = uses_tma(sp);
-      const int rb = box_rows(sp);
+      const bool tma = sp.tma != 0;
+      const int rb = sp.box_rows;
       const bool box_thread = tma && wtid * rb < Bc;
       // values no row of the block sees (window, sinks) are zero-filled, not read; a tile every row of which is kept
       // (the interior of a window) takes the plain loader
@@ -446,8 +431,8 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
         return kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks));
       };
       if (tma && wtid == 0) {
-        tma_prefetch_map(key_map(sp));
-        tma_prefetch_map(value_map(sp));
+        tma_prefetch_map(&sp.k_map);
+        tma_prefetch_map(&sp.v_map);
       }
       auto whole = [&](int j0) { return j0 + Bc <= lk; };
       // Where tile n's rows are, looked up before the waits and shared by K(n) and V(n): when the tile goes by TMA,
@@ -481,7 +466,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
         const int st = i % S;
         mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
         if (tma && whole(n * Bc)) {
-          tma_tile(sK0 + st * Tr::kTileKV, key_map(sp), full_k(st), rows);
+          tma_tile(sK0 + st * Tr::kTileKV, &sp.k_map, full_k(st), rows);
         } else {
           load_paged_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, static_cast<uint32_t>(rows),
                                                 p.kv_row_stride, n * Bc, lk, wtid);
@@ -494,7 +479,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
         const int j0 = n * Bc;
         const bool by_tma = tma && whole(j0);  // how K(n) came, so what `rows` holds
         if (by_tma && !hides(j0)) {
-          tma_tile(sV0 + st * Tr::kTileKV, value_map(sp), full_v(st), rows);
+          tma_tile(sV0 + st * Tr::kTileKV, &sp.v_map, full_v(st), rows);
         } else {
           const uint32_t slot = by_tma ? paged_row_slot<128, Tr::kCPR>(pages, page_div, j0, lk, wtid)
                                        : static_cast<uint32_t>(rows);
@@ -519,84 +504,70 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       }
       cp_async_wait_all();
       return;
-    }
-    // ---- dense / varlen ----
-    // the sequence's key 0 and row pitch (paged: the pools offset to the kv head, the pitch between a page's tokens)
-    const T* gK = [&] {
-      if constexpr (kPaged)
-        return static_cast<const T*>(p.k_pages) + hk * p.kv_head_stride;
-      else
-        return static_cast<const T*>(p.k) +
-               seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
-    }();
-    const T* gV = [&] {
-      if constexpr (kPaged)
-        return static_cast<const T*>(p.v_pages) + hk * p.kv_head_stride;
-      else
-        return static_cast<const T*>(p.v) +
-               seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
-    }();
-    const int64_t ks = row_pitch_k(p), vs = row_pitch_v(p);
-    // TMA: whole tiles of the sequence (rows [n Bc, n Bc + Bc) all < lk) in D / 64 boxes of {64, Bc}, issued by one
-    // thread after its arrive.expect_tx; the warpgroup's other threads arrive plainly (the `full` count is 128).
-    // The last, partial tile and value tiles with hidden rows go through cp.async with zero fill.
-    const bool tma = uses_tma(sp);
-    // a tile by cp.async, zero fill past lk / where !keep
-    auto cp_tile = [&](uint32_t dst, const T* g, int64_t stride, int j0, const auto& keep) {
-      load_kv_tile<128, Tr::kCPR, Bc>(dst, g, stride, j0, lk, wtid, keep);
-    };
-    auto whole = [&](int j0) { return j0 + Bc <= lk; };  // tile [j0, j0 + Bc) lies inside the sequence
-    const int map_row0 = varlen_k ? k0 : 0, map_batch = varlen_k ? 0 : b;  // the sequence's key 0 in the maps
-    if (tma && wtid == 0) {
-      tma_prefetch_map(key_map(sp));
-      tma_prefetch_map(value_map(sp));
-    }
-    auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int n) {
-      if (wtid == 0) {
-        mbar_arrive_expect_tx(bar, Tr::kTileKV);
-#pragma unroll
-        for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
-      } else {
-        mbar_arrive(bar);
+    } else {
+      // ---- dense / varlen ----
+      const T* gK = static_cast<const T*>(p.k) +
+                    seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+      const T* gV = static_cast<const T*>(p.v) +
+                    seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+      const int64_t ks = p.k_row_stride, vs = p.v_row_stride;
+      // TMA: whole tiles of the sequence (rows [n Bc, n Bc + Bc) all < lk) in D / 64 boxes of {64, Bc}, issued by one
+      // thread after its arrive.expect_tx; the warpgroup's other threads arrive plainly (the `full` count is 128).
+      // The last, partial tile and value tiles with hidden rows go through cp.async with zero fill.
+      const bool tma = sp.tma != 0;
+      auto whole = [&](int j0) { return j0 + Bc <= lk; };  // tile [j0, j0 + Bc) lies inside the sequence
+      const int map_row0 = varlen_k ? k0 : 0, map_batch = varlen_k ? 0 : b;  // the sequence's key 0 in the maps
+      if (tma && wtid == 0) {
+        tma_prefetch_map(&sp.k_map);
+        tma_prefetch_map(&sp.v_map);
       }
-    };
-    auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)
-      const int st = i % S;
-      mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
-      if (tma && whole(n * Bc)) {
-        tma_tile(sK0 + st * Tr::kTileKV, key_map(sp), full_k(st), n);
-      } else {
-        cp_tile(sK0 + st * Tr::kTileKV, gK, ks, n * Bc, KeepAllRows());
-        mbar_arrive_cp_async(full_k(st));
+      auto tma_tile = [&](uint32_t dst, const FlashTensorMap* map, uint32_t bar, int n) {
+        if (wtid == 0) {
+          mbar_arrive_expect_tx(bar, Tr::kTileKV);
+  #pragma unroll
+          for (int j = 0; j < D / 64; ++j) tma_load_4d(dst + j * (Bc * 128), map, bar, 64 * j, map_row0 + n * Bc, hk, map_batch);
+        } else {
+          mbar_arrive(bar);
+        }
+      };
+      auto load_k = [&](int i, int n) {  // K tile n into slot i % S (the i-th tile of the walk)
+        const int st = i % S;
+        mbar_wait(empty_k(st), ((i / S) & 1) ^ 1);
+        if (tma && whole(n * Bc)) {
+          tma_tile(sK0 + st * Tr::kTileKV, &sp.k_map, full_k(st), n);
+        } else {
+          load_kv_tile<128, Tr::kCPR, Bc>(sK0 + st * Tr::kTileKV, gK, ks, n * Bc, lk, wtid);
+          mbar_arrive_cp_async(full_k(st));
+        }
+      };
+      // values no row of the block sees (window, sinks) are zero-filled, not read
+      const KeepVisibleRows keep_v(rule, m0 + rule.off, m_end - 1 + rule.off);
+      auto load_v = [&](int i, int n) {
+        const int st = i % S;
+        mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
+        const int j0 = n * Bc;  // a tile every row of which is kept takes the plain loader (the interior of a window)
+        const bool hides = kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks));
+        if (tma && !hides && whole(j0)) {
+          tma_tile(sV0 + st * Tr::kTileKV, &sp.v_map, full_v(st), n);
+        } else {
+          if (hides)
+            load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, j0, lk, wtid, keep_v);
+          else
+            load_kv_tile<128, Tr::kCPR, Bc>(sV0 + st * Tr::kTileKV, gV, vs, j0, lk, wtid);
+          mbar_arrive_cp_async(full_v(st));
+        }
+      };
+      int n = range.first();
+      if (n >= 0) load_k(0, n);
+      for (int i = 0; n >= 0; ++i) {
+        const int n_next = range.next(n);
+        if (n_next >= 0) load_k(i + 1, n_next);
+        load_v(i, n);
+        n = n_next;
       }
-    };
-    // values no row of the block sees (window, sinks) are zero-filled, not read
-    const KeepVisibleRows keep_v(rule, m0 + rule.off, m_end - 1 + rule.off);
-    auto load_v = [&](int i, int n) {
-      const int st = i % S;
-      mbar_wait(empty_v(st), ((i / S) & 1) ^ 1);
-      const int j0 = n * Bc;  // a tile every row of which is kept takes the plain loader (the interior of a window)
-      const bool hides = kAllOptions && !(j0 + Bc <= keep_v.hi && (j0 >= keep_v.lo || j0 + Bc <= keep_v.sinks));
-      if (tma && !hides && whole(j0)) {
-        tma_tile(sV0 + st * Tr::kTileKV, value_map(sp), full_v(st), n);
-      } else {
-        if (hides)
-          cp_tile(sV0 + st * Tr::kTileKV, gV, vs, j0, keep_v);
-        else
-          cp_tile(sV0 + st * Tr::kTileKV, gV, vs, j0, KeepAllRows());
-        mbar_arrive_cp_async(full_v(st));
-      }
-    };
-    int n = range.first();
-    if (n >= 0) load_k(0, n);
-    for (int i = 0; n >= 0; ++i) {
-      const int n_next = range.next(n);
-      if (n_next >= 0) load_k(i + 1, n_next);
-      load_v(i, n);
-      n = n_next;
+      cp_async_wait_all();
+      return;
     }
-    cp_async_wait_all();
-    return;
   }
 
   // ================================ consumer warpgroups ================================

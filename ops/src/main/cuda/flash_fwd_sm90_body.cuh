@@ -333,6 +333,20 @@ __device__ __forceinline__ uint32_t paged_row_slot(const int32_t* pages, const P
 //     releases each slot as soon as its wgmma has completed. The two consumer warpgroups synchronise
 //     with each other only in hd 128's ping-pong turns; the CTA never runs a __syncthreads after the
 //     set-up.
+__device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }  // b > 0
+
+// The ALiBi key-term tile of the tensor-core ALiBi path (fwd_body): 16 x Bc elements in the V tile's MN-major layout
+// (Bc / 64 blocks of 16 rows x 128 B), static shared memory of the kernels that have the path only.
+template <bool kOn, int Bc>
+__device__ __forceinline__ unsigned char* alibi_key_tile() {
+  if constexpr (kOn) {
+    __shared__ __align__(1024) unsigned char tile[Bc * 32];
+    return tile;
+  } else {
+    return nullptr;
+  }
+}
+
 template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
 __device__ __forceinline__ void fwd_body(const SP& sp) {
   // paged: K / V from page pools, q packed by qo_indptr
@@ -580,6 +594,50 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
   const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
+  // ALiBi on the tensor cores (general kernels, ALiBi without softcap): on a key tile wholly left or right of the
+  // warpgroup's 64 rows, -slope |pos - key| = side * slope * c + C(row) with c = key - n Bc, so the c term rides on
+  // one more k16 step of S = Q K^T (A = side in columns 0-2 from registers, B = slope c / scale split into three
+  // half / bfloat16 terms, built once per CTA in shared memory) and the row term C is applied to the row max and
+  // inside the exp2's FMA: the score pass of such a tile has the plain kernel's op count (the |pos - key| path of
+  // the tiles across the diagonal stays). Off when slope (Bc - 1) / scale would not fit a half.
+  constexpr bool kTcAlibi = kAllOptions && D <= 128 && Bc % 64 == 0;
+  const bool tc_alibi = kTcAlibi && has_alibi && !(softcap > 0.f) && p.mask.scale > 0.f &&
+                        fabsf(slope) * static_cast<float>(Bc - 1) <= 6.0e4f * p.mask.scale;
+  unsigned char* const kx = alibi_key_tile<kTcAlibi, Bc>();
+  const uint32_t sKx = kTcAlibi ? smem_addr(kx) : 0u;
+  // Tiles n <= alibi_left lie wholly left of this warpgroup's rows (every key <= every row position: side +1),
+  // n >= alibi_right wholly right (side -1); set once, so that a step spends two compares on it.
+  const int wgpos = m0 + cw * 64 + rule.off;  // positions of this warpgroup's rows: [wgpos, wgpos + 64)
+  const int alibi_left = tc_alibi ? floor_div(wgpos + 1, Bc) - 1 : -1;           // n Bc + Bc - 1 <= wgpos
+  const int alibi_right = tc_alibi ? -floor_div(-(wgpos + 63), Bc) : INT_MAX;    // n Bc >= wgpos + 63
+  auto alibi_side = [&](int nn) -> int {
+    if constexpr (!kTcAlibi) return 0;
+    return nn <= alibi_left ? 1 : nn >= alibi_right ? -1 : 0;
+  };
+  if constexpr (kTcAlibi) {
+    if (has_alibi && !(softcap > 0.f)) {  // the ALiBi walk reads the tile (zero without tc_alibi)
+      // B (16 x Bc, MN-major, the V tile's layout with 16 rows): row k < 3 = term k of slope c / scale, rows 3-15 zero
+      const int ct = wtid + 128 * cw;
+      for (int pc = ct; pc < Bc * 2; pc += 256) {  // 16-byte chunks: [Bc / 64 blocks][16 rows][8 chunks]
+        const int blk = pc >> 7, k = (pc >> 3) & 15, c0 = blk * 64 + (((pc & 7) ^ (k & 7)) << 3);
+        uint32_t w[4] = {0u, 0u, 0u, 0u};
+        if (tc_alibi && k < 3)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            const float v = slope * static_cast<float>(c0 + e) / p.mask.scale;  // v = hi + mid + lo
+            const T hi = static_cast<T>(v);
+            const float r = v - static_cast<float>(hi);
+            const T mid = static_cast<T>(r);
+            const T lo = static_cast<T>(r - static_cast<float>(mid));
+            const T term = k == 0 ? hi : k == 1 ? mid : lo;
+            w[e >> 1] |= static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&term)) << (16 * (e & 1));
+          }
+        *reinterpret_cast<uint4*>(kx + pc * 16) = make_uint4(w[0], w[1], w[2], w[3]);
+      }
+      fence_proxy_async();
+      named_barrier(5, 256);
+    }
+  }
   // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
   const uint64_t dQ = make_desc(sQ + cw * 64 * 128, 16, 1024);
   // B = K tile: K-major, same shape.
@@ -597,7 +655,22 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
 
   // ---- building blocks of the pipeline ----
-  auto issue_s = [&](int st) {  // S = Q K^T, K in slot st
+  // S = Q K^T, K in slot st; the ALiBi walk (kKeyTerm) adds the key term, with A = 0 on tiles without a side (a
+  // wgmma under a runtime branch makes ptxas serialise them all). ax: its A fragment, alibi_a(side), set before the
+  // caller's wgmma_fence like every register a wgmma reads.
+  auto alibi_a = [&](int side, uint32_t (&ax)[1][4]) {
+    // this thread's A register 0 (= 1: columns 2 t4, 2 t4 + 1 of row g): side in columns 0-2, zero elsewhere
+    constexpr uint32_t kOne = std::is_same<T, __half>::value ? 0x3C00u : 0x3F80u;  // 1.0; | 0x8000 = -1.0
+    const uint32_t one = side > 0 ? kOne : kOne | 0x8000u;
+    const uint32_t a = side == 0 ? 0u : t4 == 0 ? one * 0x10001u : t4 == 1 ? one : 0u;
+    ax[0][0] = a;
+    ax[0][1] = a;
+    ax[0][2] = 0u;
+    ax[0][3] = 0u;
+    reg_fence(ax);
+  };
+  auto issue_s = [&](int st, const uint32_t (&ax)[1][4], auto key_term_tag) {
+    constexpr bool kKeyTerm = decltype(key_term_tag)::value;
     const uint64_t dK = dK0 + ((st * Tr::kTileKV) >> 4);
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
@@ -605,6 +678,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       const uint32_t koff = (kk >> 2) * (Bc * 128) + (kk & 3) * 32;
       W_S::ss(s, kk > 0 ? 1 : 0, dQ + (qoff >> 4), dK + (koff >> 4));
     }
+    if constexpr (kTcAlibi && kKeyTerm) W_S::rs(s, ax[0], make_desc(sKx, 2048, 1024));
     wgmma_commit();
   };
   auto issue_pv = [&](int st) {  // O += P V, P in pf, V in slot st
@@ -621,52 +695,102 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   auto release = [&](uint32_t bar) {  // this warp's wgmma reads of the slot have completed
     if (lane == 0) mbar_arrive(bar);
   };
-  // Score pass of tile n by mode (compile-time ScoreMode bits): kMask = hidden keys -> -inf; kAlibi / kCap = the
-  // score modifier on every score, in log2 units. Then the online softmax: s <- P (fp32), corr = rescale factor of O.
-  // Packing P into pf happens in pack_p(), after the wait for the P(prev) V(prev) wgmma that still reads pf.
-  auto softmax = [&](int n, float (&corr)[2], auto mode_tag) {
+  // Score pass of a tile with a modifier (kAlibi / kCap, + kMask), then its online softmax; rows in log2 units.
+  //  * ALiBi alone on a tile with a tensor-core side (alibi_side): s = q.k + side slope c / scale already, so the
+  //    mask goes on the raw values and the max is taken raw, then one FMA per row (sc_l2 max + C) and per score
+  //    (P = exp2(sc_l2 s + C - m)): the plain kernel's op count.
+  //  * The rest (ALiBi across the diagonal, softcap, both modifiers): every score to log2 units (ScoreMod::at), the
+  //    mask, the max. (Softcap's max taken on the raw q.k first, as it is increasing, measured 0-5 % slower: its
+  //    MUFU and FMA pipes are full either way, docs/kernel-notes.md.)
+  auto softmax_modified = [&](int n, float (&corr)[2], auto mode_tag) {
     constexpr int kMode = decltype(mode_tag)::value;
-    constexpr bool kModified = (kMode & (kAlibi | kCap)) != 0;
-    const float scl = kModified ? 1.f : sc;  // the modifier's scores are already scaled, in log2 units
-    if constexpr (kModified) {
-      constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0;
-      const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
-      const MaskRule rule = rule_at_use();
-      const int wpos = m0 + cw * 64 + warp * 16 + rule.off;  // the warp's rows are positions [wpos, wpos + 16)
-      const int pos0 = wpos + g;
-      // ALiBi on a tile wholly left (every key <= every row's position) or right of the warp's diagonal: the
-      // distance is linear in the key, so the bias steps by a constant (one FMA per score instead of |d0 - 8 j|).
-      // hd 128 only: there ALiBi ran 7 % faster; the hd 256 kernel lost 5 % on ALiBi and 14 % on softcap with it
-      // (its registers; run 24); hd 64 not measured.
-      constexpr bool kLinearAlibi = kA && D == 128;
-      const int sided = !kLinearAlibi ? 0 : n * Bc + Bc - 1 <= wpos ? 1 : n * Bc >= wpos + 15 ? -1 : 0;
-      auto pass = [&](auto linear_tag) {
-        constexpr bool kLinear = decltype(linear_tag)::value;
+    constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0, kM = (kMode & kMask) != 0;
+    const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
+    const MaskRule rule = rule_at_use();
+    const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;  // the positions of this thread's rows: pos0 + 8 hh
+    auto mask = [&]() {
+      if constexpr (kM) {
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int pos = pos0 + 8 * hh, col0 = n * Bc + 2 * t4 + e;
-            const float d0 = static_cast<float>(pos - col0);  // ALiBi distance |pos - col| = |d0 - 8 j|
-            const float b0 = static_cast<float>(sided) * mod.nslope_l2 * d0;  // linear: bias(j) = b0 + j * bstep
-            const float bstep = -8.f * static_cast<float>(sided) * mod.nslope_l2;
+          for (int j = 0; j < Bc / 8; ++j)
 #pragma unroll
-            for (int j = 0; j < Bc / 8; ++j) {
-              float& x = s[4 * j + 2 * hh + e];
-              if constexpr (kLinear)
-                x = mod.biased<kC>(x, fmaf(bstep, static_cast<float>(j), b0));
-              else
-                x = mod.at<kC, kA>(x, fabsf(d0 - 8.f * j));
-              if constexpr ((kMode & kMask) != 0)
-                if (!key_visible(rule, pos, col0 + 8 * j)) x = -INFINITY;
-            }
+            for (int e = 0; e < 2; ++e)
+              if (!key_visible(rule, pos0 + 8 * hh, n * Bc + 8 * j + 2 * t4 + e)) s[4 * j + 2 * hh + e] = -INFINITY;
+      }
+    };
+    // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]
+    auto finish = [&](auto kind_tag, float cb0, float cb1) {
+      constexpr int kKind = decltype(kind_tag)::value;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const float cb = hh == 0 ? cb0 : cb1;
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < Bc / 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+        mx = quad_max(mx);
+        float mt = mx;
+        if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
+        const float m_new = fmaxf(row_m[hh], mt);
+        const float ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
+        corr[hh] = fast_exp2(row_m[hh] - ms);
+        row_m[hh] = m_new;
+        const float bias = cb - ms;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < Bc / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float x = s[4 * j + 2 * hh + e];
+            float pv;
+            if constexpr (kKind == 1)
+              pv = fast_exp2(fmaf(x, mod.sc_l2, bias));
+            else
+              pv = fast_exp2(x - ms);
+            s[4 * j + 2 * hh + e] = pv;
+            sum += pv;
           }
-      };
-      if (kLinearAlibi && sided != 0)
-        pass(std::true_type());
-      else
-        pass(std::false_type());
-    } else if constexpr (kMode == kMask) {
+        row_l[hh] = row_l[hh] * corr[hh] + sum;
+      }
+    };
+    if constexpr (kA && !kC) {
+      const int side = alibi_side(n);
+      if (side != 0) {
+        // -slope |pos - key| in log2 units = sc_l2 * (side slope c / scale) + nslope_l2 side (pos - n Bc)
+        mask();
+        const int d = wgpos + warp * 16 + g - n * Bc;  // row hh's pos - n Bc: d + 8 hh
+        finish(std::integral_constant<int, 1>(), mod.nslope_l2 * static_cast<float>(side * d),
+               mod.nslope_l2 * static_cast<float>(side * (d + 8)));
+        return;
+      }
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float d0 = static_cast<float>(pos0 + 8 * hh - (n * Bc + 2 * t4 + e));  // |pos - key| = |d0 - 8 j|
+#pragma unroll
+        for (int j = 0; j < Bc / 8; ++j) {
+          float& x = s[4 * j + 2 * hh + e];
+          x = mod.template at<kC, kA>(x, fabsf(d0 - 8.f * j));
+        }
+      }
+    mask();
+    finish(std::integral_constant<int, 0>(), 0.f, 0.f);
+  };
+  // Score pass of tile n by mode (compile-time ScoreMode bits): kMask = hidden keys -> -inf; kAlibi / kCap = the
+  // score modifier, in log2 units. Then the online softmax: s <- P (fp32), corr = rescale factor of O.
+  // Packing P into pf happens in pack_p(), after the wait for the P(prev) V(prev) wgmma that still reads pf.
+  // Row maxima: raw q.k units (scaled by sc) without a modifier, log2 units with one.
+  auto softmax = [&](int n, float (&corr)[2], auto mode_tag) {
+    constexpr int kMode = decltype(mode_tag)::value;
+    constexpr bool kModified = (kMode & (kAlibi | kCap)) != 0;
+    if constexpr (kModified) {
+      softmax_modified(n, corr, mode_tag);
+      return;
+    }
+    const float scl = sc;
+    if constexpr (kMode == kMask) {
       const MaskRule rule = rule_at_use();
       const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;
 #pragma unroll
@@ -733,12 +857,17 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       fence_proxy_async();
       named_barrier(1 + cw, 128);
     }
-    wait_full(full_k(0), 0);
-    wgmma_fence();
-    issue_s(0);
-    wgmma_wait<0>();
-    reg_fence(s);
-    release(empty_k(0));
+    auto first_s = [&](auto key_term_tag) {  // tile 0 of the walk: S alone (in the walk when its GEMM differs)
+      wait_full(full_k(0), 0);
+      uint32_t ax[1][4];
+      alibi_a(decltype(key_term_tag)::value ? alibi_side(n) : 0, ax);
+      wgmma_fence();
+      issue_s(0, ax, key_term_tag);
+      wgmma_wait<0>();
+      reg_fence(s);
+      release(empty_k(0));
+    };
+    if constexpr (!kTcAlibi) first_s(std::false_type());
     int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
     // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps ----
     // FlashAttention-3's inter-warpgroup ping-pong (hd 128): consumer c issues its two GEMMs only after the other
@@ -749,13 +878,21 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     constexpr bool kPingPong = D == 128;
     auto pp_wait = [&]() { named_barrier(3 + cw, 256); };
     auto pp_pass = [&]() { named_barrier_arrive(3 + (cw ^ 1), 256); };
+    // the ALiBi walk's S GEMMs carry the key term (kTcAlibi kernels, the Kx tile set up)
+    auto key_term = [&](auto mode_tag) {
+      return std::bool_constant<kTcAlibi && (decltype(mode_tag)::value & (kAlibi | kCap)) == kAlibi>();
+    };
     auto step = [&](auto mode_tag) {
+      constexpr bool kAlibiOnly = decltype(key_term(mode_tag))::value;
       const int st = i % S, pst = (i - 1) % S;
       wait_full(full_k(st), i);
       wait_full(full_v(pst), i - 1);
+      const int side = kAlibiOnly ? alibi_side(n) : 0;
+      uint32_t ax[1][4];
+      alibi_a(side, ax);
       wgmma_fence();
       if constexpr (kPingPong) pp_wait();
-      issue_s(st);
+      issue_s(st, ax, key_term(mode_tag));
       issue_pv(pst);
       if constexpr (kPingPong) pp_pass();
       wgmma_wait<1>();
@@ -786,8 +923,13 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     // the low end too, so general calls alternate between the two loops. One walk per score modifier (compile-time
     // kModBits), chosen once per CTA.
     auto visible = [&](int nn) { return tile_all_visible<Bc>(rule_at_use(), nn, m0, m_end); };
+    // Without a left window bound visibility only grows towards key 0 (causal and right bounds hide high keys):
+    // after the first wholly visible tile every tile is, and the general walk skips the test (a shared-memory
+    // read and a compare chain before each issue).
+    const bool grows = kAllOptions && rule.left < 0;
     auto walk = [&](auto mod_tag) {
       constexpr int kModBits = decltype(mod_tag)::value;
+      if constexpr (kTcAlibi) first_s(key_term(mod_tag));
       if constexpr (kPingPong)
         if (cw == 1) pp_pass();  // consumer 0 issues first
       {
@@ -801,7 +943,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       n = range.next(n);
       do {
         while (n >= 0 && !visible(n)) step(Mode<kModBits | kMask>());
-        while (n >= 0 && visible(n)) step(Mode<kModBits>());
+        while (n >= 0 && (grows || visible(n))) step(Mode<kModBits>());
       } while (kAllOptions && n >= 0);
       if constexpr (kPingPong)
         if (cw == 0) pp_wait();  // consumer 1's last pass: every arrival has its sync

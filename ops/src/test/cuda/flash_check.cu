@@ -723,6 +723,10 @@ static std::vector<Case> make_cases() {
       {1, 0, 8, 2, 0, 0, BSHD, 1, -1, -1, 0, false, 0, 1, {17, 0, 113, 1}, {17, 9, 1023, 0}},
       {2, 0, 4, 4, 0, 0, BSHD, 1, 37, 0, 4, true, 0, 1, {113, 17, 0}, {1023, 17, 5}},
       {2, 0, 4, 1, 0, 0, BSHD, 1, -1, -1, 0, false, 30, 2, {1023, 1}, {1023, 1023}},
+      // ALiBi alone, no window: key tiles wholly left and right of a warpgroup's rows (the tensor-core key term),
+      // positions shifted both ways (Lk > Lq, Lk < Lq)
+      {2, 1, 4, 2, 700, 1023, BSHD, 0, -1, -1, 0, true, 0, 1, {}, {}},
+      {2, 2, 4, 4, 1023, 300, BHSD, 0, -1, -1, 0, true, 0, 2, {}, {}},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;
@@ -955,7 +959,7 @@ static void bench_general() {
         {"general-softcap30", 2, 0, -1, 0, false, 30.f}, {"general-alibi", 2, 0, -1, 0, true, 0.f},
         {"causal", 1, 1, -1, 0, false, 0.f},         {"general-causal", 2, 1, -1, 0, false, 0.f},
         {"general-causal-window1024-sinks4", 2, 1, 1024, 4, false, 0.f},
-        {"causal-softcap30", 2, 1, -1, 0, false, 30.f},
+        {"causal-softcap30", 2, 1, -1, 0, false, 30.f}, {"causal-alibi", 2, 1, -1, 0, true, 0.f},
     };
     for (const Opt& op : opts) {
       const Kernel& kern = get_kernel(kernel_name(false, d, op.variant, sm90));

@@ -600,7 +600,8 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   // half / bfloat16 terms, built once per CTA in shared memory) and the row term C is applied to the row max and
   // inside the exp2's FMA: the score pass of such a tile has the plain kernel's op count (the |pos - key| path of
   // the tiles across the diagonal stays). Off when slope (Bc - 1) / scale would not fit a half.
-  constexpr bool kTcAlibi = kAllOptions && D <= 128 && Bc % 64 == 0;
+  // Dense hd 64 / 128 only: hd 256's walk spilled 208-276 B with it, the paged hd 128 general kernel 60 B (0 without).
+  constexpr bool kTcAlibi = kAllOptions && !kPaged && D <= 128 && Bc % 64 == 0;
   const bool tc_alibi = kTcAlibi && has_alibi && !(softcap > 0.f) && p.mask.scale > 0.f &&
                         fabsf(slope) * static_cast<float>(Bc - 1) <= 6.0e4f * p.mask.scale;
   unsigned char* const kx = alibi_key_tile<kTcAlibi, Bc>();
@@ -923,10 +924,11 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     // the low end too, so general calls alternate between the two loops. One walk per score modifier (compile-time
     // kModBits), chosen once per CTA.
     auto visible = [&](int nn) { return tile_all_visible<Bc>(rule_at_use(), nn, m0, m_end); };
-    // Without a left window bound visibility only grows towards key 0 (causal and right bounds hide high keys):
-    // after the first wholly visible tile every tile is, and the general walk skips the test (a shared-memory
-    // read and a compare chain before each issue).
-    const bool grows = kAllOptions && rule.left < 0;
+    // Below the first wholly visible tile of the walk, every tile n >= vis_lo is wholly visible too (the causal and
+    // right bounds hide only high keys; vis_lo: the lowest tile whose first key the last row's left window bound
+    // keeps, none without a left bound): the general walk tests visibility (a shared-memory read and a compare
+    // chain before each issue) only below it (left window edge, sinks).
+    const int vis_lo = !kAllOptions || rule.left < 0 ? INT_MIN : -floor_div(rule.left - (m_end - 1 + rule.off), Bc);
     auto walk = [&](auto mod_tag) {
       constexpr int kModBits = decltype(mod_tag)::value;
       if constexpr (kTcAlibi) first_s(key_term(mod_tag));
@@ -943,7 +945,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       n = range.next(n);
       do {
         while (n >= 0 && !visible(n)) step(Mode<kModBits | kMask>());
-        while (n >= 0 && (grows || visible(n))) step(Mode<kModBits>());
+        while (n >= 0 && ((kAllOptions && n >= vis_lo) || visible(n))) step(Mode<kModBits>());
       } while (kAllOptions && n >= 0);
       if constexpr (kPingPong)
         if (cw == 0) pp_wait();  // consumer 1's last pass: every arrival has its sync

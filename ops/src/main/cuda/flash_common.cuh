@@ -173,11 +173,6 @@ struct ScoreMod {
     if (kAlibi) x = fmaf(nslope_l2, dist, x);
     return x;
   }
-  // ... with the ALiBi term given as a bias, -slope * dist * log2(e) (callers that step it along a row)
-  template <bool kCap>
-  __device__ __forceinline__ float biased(float qk, float bias) const {
-    return kCap ? capped<true>(qk) + bias : fmaf(qk, sc_l2, bias);
-  }
   __device__ __forceinline__ float apply(float qk, float dist) const {
     return cap_l2 > 0.f ? at<true, true>(qk, dist) : at<false, true>(qk, dist);
   }

@@ -266,6 +266,7 @@ struct Case {
   bool alibi = false;
   float softcap = 0.f;
   float qscale = 1.f;
+  float slope_mul = 1.f;  // ALiBi slopes x this (steep slopes: the kernels' tensor-core ALiBi path steps aside)
   uint64_t seed = 1;
   bool varlen() const { return !seq_q.empty(); }
   std::string describe() const {
@@ -281,9 +282,9 @@ struct Case {
       snprintf(buf, sizeof(buf), "B%d Lq%d Lk%d %s", batch, lq, lk, layout_name[layout]);
       shape = buf;
     }
-    snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g",
+    snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g%s",
              bf16 ? "bf16" : "fp16", d, shape.c_str(), hq, hkv, causal, wl, wr, sinks, (int)alibi,
-             softcap);
+             softcap, slope_mul != 1.f ? (" slopes x" + std::to_string((int)slope_mul)).c_str() : "");
     return buf;
   }
 };
@@ -547,7 +548,7 @@ static int run_case(const Case& c, int* passed) {
   fill(g.k, kb, kf, 1.f);
   fill(g.v, vb, vf, 1.f);
   std::vector<float> slopes(c.hq);
-  for (int h = 0; h < c.hq; ++h) slopes[h] = std::pow(2.f, -8.f * (h + 1) / c.hq);
+  for (int h = 0; h < c.hq; ++h) slopes[h] = c.slope_mul * std::pow(2.f, -8.f * (h + 1) / c.hq);
 
   // ---- reference (all rows, parallel) ----
   std::vector<std::pair<int, int>> rows_bh;  // (b, h) per flattened row block
@@ -695,6 +696,7 @@ static std::vector<Case> make_cases() {
     bool alibi;
     float softcap, qscale;
     std::vector<int> sq, sk;
+    float slope_mul = 1.f;
   };
   // The list covers: odd/ragged lengths, Lq != Lk both ways, Lk = 0, GQA 1/4/8, the three dense
   // layouts, causal, windows, sinks, ALiBi, softcap, varlen with empty sequences.
@@ -727,6 +729,10 @@ static std::vector<Case> make_cases() {
       // positions shifted both ways (Lk > Lq, Lk < Lq)
       {2, 1, 4, 2, 700, 1023, BSHD, 0, -1, -1, 0, true, 0, 1, {}, {}},
       {2, 2, 4, 4, 1023, 300, BHSD, 0, -1, -1, 0, true, 0, 2, {}, {}},
+      // steep slopes (x 200 at hd 128: the first head's slope (Bc - 1) / scale is past a half's range, so its CTAs
+      // keep the |pos - key| path while the other heads take the tensor-core one; x 2000: every head keeps it)
+      {2, 1, 4, 4, 400, 700, BSHD, 0, -1, -1, 0, true, 0, 1, {}, {}, 200.f},
+      {2, 1, 4, 2, 700, 700, BHSD, 1, -1, -1, 0, true, 0, 1, {}, {}, 2000.f},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;
@@ -753,6 +759,7 @@ static std::vector<Case> make_cases() {
         c.alibi = x.alibi;
         c.softcap = x.softcap;
         c.qscale = x.qscale;
+        c.slope_mul = x.slope_mul;
         c.seq_q = x.sq;
         c.seq_k = x.sk;
         c.seed = ++seed;

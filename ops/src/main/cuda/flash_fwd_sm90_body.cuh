@@ -594,6 +594,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
   const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
+  const bool alibi_only = has_alibi && !(softcap > 0.f);  // the CTA walks Mode<kAlibi> (see the dispatch below)
   // ALiBi on the tensor cores (general kernels, ALiBi without softcap): on a key tile wholly left or right of the
   // warpgroup's 64 rows, -slope |pos - key| = side * slope * c + C(row) with c = key - n Bc, so the c term rides on
   // one more k16 step of S = Q K^T (A = side in columns 0-2 from registers, B = slope c / scale split into three
@@ -602,7 +603,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   // the tiles across the diagonal stays). Off when slope (Bc - 1) / scale would not fit a half.
   // Dense hd 64 / 128 only: hd 256's walk spilled 208-276 B with it, the paged hd 128 general kernel 60 B (0 without).
   constexpr bool kTcAlibi = kAllOptions && !kPaged && D <= 128 && Bc % 64 == 0;
-  const bool tc_alibi = kTcAlibi && has_alibi && !(softcap > 0.f) && p.mask.scale > 0.f &&
+  const bool tc_alibi = kTcAlibi && alibi_only && p.mask.scale > 0.f &&
                         fabsf(slope) * static_cast<float>(Bc - 1) <= 6.0e4f * p.mask.scale;
   unsigned char* const kx = alibi_key_tile<kTcAlibi, Bc>();
   const uint32_t sKx = kTcAlibi ? smem_addr(kx) : 0u;
@@ -616,7 +617,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     return nn <= alibi_left ? 1 : nn >= alibi_right ? -1 : 0;
   };
   if constexpr (kTcAlibi) {
-    if (has_alibi && !(softcap > 0.f)) {  // the ALiBi walk reads the tile (zero without tc_alibi)
+    if (alibi_only) {  // the ALiBi walk reads the tile (zero without tc_alibi)
       // B (16 x Bc, MN-major, the V tile's layout with 16 rows): row k < 3 = term k of slope c / scale, rows 3-15 zero
       const int ct = wtid + 128 * cw;
       for (int pc = ct; pc < Bc * 2; pc += 256) {  // 16-byte chunks: [Bc / 64 blocks][16 rows][8 chunks]
@@ -759,7 +760,8 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       if (side != 0) {
         // -slope |pos - key| in log2 units = sc_l2 * (side slope c / scale) + nslope_l2 side (pos - n Bc)
         mask();
-        const int d = wgpos + warp * 16 + g - n * Bc;  // row hh's pos - n Bc: d + 8 hh
+        // row hh's pos - n Bc: d + 8 hh (= pos0 + 8 hh - n Bc, from wgpos's register: no shared-memory read here)
+        const int d = wgpos + warp * 16 + g - n * Bc;
         finish(std::integral_constant<int, 1>(), mod.nslope_l2 * static_cast<float>(side * d),
                mod.nslope_l2 * static_cast<float>(side * (d + 8)));
         return;

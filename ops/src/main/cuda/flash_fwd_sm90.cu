@@ -4,9 +4,11 @@
 // Launch convention (identical to flash_fwd.cu; read by the Java launcher):
 //   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|general|positioned|packed}
 //           (FlashFwdSm90Params: FlashFwdParams, then the TMA tensor maps of K and V; flash_params.h)
-//   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, Br, Bc}
+//   config  __device__ int <kernel>_cfg[5] = {threadsPerBlock, dynamicSmemBytes, Br, Bc, persistent}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
-//   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only
+//   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only;
+//   persistent (cfg[4] = 1: plain / causal at hd 64 / 128): grid = (min(the blocks of the grid above, SMs), 1, 1),
+//   its CTAs walking those blocks as work tiles (flash_fwd_sm90_body.cuh, fwd_body)
 //   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first;
 //   every value is > 48 KB), no clusters, stream of the caller. Do not launch when
 //   ceil(lq / Br) == 0, hq == 0 or batch == 0 (a zero grid dimension is a launch error).
@@ -35,11 +37,12 @@
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const __grid_constant__ FlashFwdSm90Params params) { \
     flashdjl::sm90::fwd_body<flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits, T, flashdjl::VAR>(params); \
   }                                                                                            \
-  extern "C" __device__ int flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {             \
+  extern "C" __device__ int flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_cfg[5] = {             \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads,                            \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kSmemBytes,                          \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Br,                                  \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Bc};
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Bc,                                  \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kPersistent ? 1 : 0};
 
 #define FLASHDJL_SM90_VARIANTS(DTNAME, T, D)            \
   FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain)     \

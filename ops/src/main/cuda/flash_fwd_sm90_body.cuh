@@ -129,11 +129,16 @@ template <> struct Pack<__nv_bfloat16> {
 };
 
 // ----------------------------------- kernel traits -------------------------------------------
-template <int D_, int Bc_, int Stages_>
+template <int D_, int Bc_, int Stages_, bool Persistent_ = false>
 struct Traits {
   static constexpr int D = D_;
   static constexpr int Bc = Bc_;
   static constexpr int kStages = Stages_;         // K and V ring depth
+  // Persistent kernels (fwd_body): min(work tiles, SMs) CTAs walk the launch's work tiles, Q double-buffered.
+  static constexpr bool kPersistent = Persistent_;
+  static constexpr int kQBufs = Persistent_ ? 2 : 1;
+  // FlashAttention-3's inter-warpgroup ping-pong (fwd_tile): hd 128 only
+  static constexpr bool kPingPong = D == 128;
   // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 256 x consumer <= the
   // 384 x 168 the CTA is launched with (56 / 224 uses all of it). With the TMA path the producer needs 56: at 40 its
   // walk spilled 12-32 B in the plain / causal / packed kernels; at 56 ptxas spills nothing there.
@@ -146,8 +151,11 @@ struct Traits {
   static constexpr int kTileQ = Br * D * 2;       // bytes
   static constexpr int kTileKV = Bc * D * 2;      // bytes
   static constexpr int kBarBytes = 4 * kStages * 8;  // full / empty mbarriers of K and V
-  // Q | K[stages] | V[stages] | barriers, tiles 1024-byte aligned; +1024 for aligning the base
-  static constexpr int kSmemBytes = kTileQ + 2 * kStages * kTileKV + kBarBytes + 1024;
+  // Q | K[stages] | V[stages] | (persistent: the second Q buffer) | barriers, tiles 1024-byte aligned; +1024 for
+  // aligning the base
+  static constexpr int kQ1Offset = kTileQ + 2 * kStages * kTileKV;
+  static constexpr int kBarOffset = kQ1Offset + (kQBufs - 1) * kTileQ;
+  static constexpr int kSmemBytes = kBarOffset + kBarBytes + 1024;
   static_assert(D % 64 == 0 && Bc % 16 == 0 && Bc <= 256, "shape");
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 384 * 168, "register budget");
   static_assert(128 % kCPR == 0, "loader mapping");
@@ -157,10 +165,19 @@ struct Traits {
 // tile (geometric mean vs cuDNN 0.940 -> 0.956 over 64 keys); hd 128 stays at 128 keys (176 keys with 24 / 240
 // registers: 0.869 against 0.878). The hd 256 general / positioned kernels keep 64 keys: at 80 their softcap / ALiBi
 // path spills 144 B.
-template <int D, int kVariant> struct TraitsFor;
-template <int V> struct TraitsFor<64, V> : Traits<64, 128, 3> {};
-template <int V> struct TraitsFor<128, V> : Traits<128, 128, 2> {};
-template <int V> struct TraitsFor<256, V> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
+// Persistent (fwd_body): the dense plain / causal kernels at hd 64 / 128 (hd 256 has no room for a second Q buffer);
+// the paged prefill kernels take kAllowPersistent = false. FLASHDJL_SM90_PERSISTENT=0 builds them all per tile.
+#ifndef FLASHDJL_SM90_PERSISTENT
+#define FLASHDJL_SM90_PERSISTENT 1
+#endif
+template <int D, int V, bool kAllowPersistent>
+struct PersistentFor : std::bool_constant<FLASHDJL_SM90_PERSISTENT != 0 && kAllowPersistent && D <= 128 &&
+                                          (V == kPlain || V == kCausal)> {};
+template <int D, int kVariant, bool kAllowPersistent = true> struct TraitsFor;
+template <int V, bool P> struct TraitsFor<64, V, P> : Traits<64, 128, 3, PersistentFor<64, V, P>::value> {};
+template <int V, bool P> struct TraitsFor<128, V, P> : Traits<128, 128, 2, PersistentFor<128, V, P>::value> {};
+template <int V, bool P>
+struct TraitsFor<256, V, P> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
 
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
@@ -335,6 +352,20 @@ __device__ __forceinline__ uint32_t paged_row_slot(const int32_t* pages, const P
 //     set-up.
 __device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }  // b > 0
 
+// The ring's mbarriers at `bars`: full K [S], full V [S] (count 128: every producer thread), empty K [S], empty V [S]
+// (count 8: every consumer warp).
+template <class Tr>
+__device__ __forceinline__ void init_ring_barriers(uint32_t bars) {
+  constexpr int S = Tr::kStages;
+#pragma unroll
+  for (int st = 0; st < S; ++st) {
+    mbar_init(bars + 8 * st, 128);
+    mbar_init(bars + 8 * (S + st), 128);
+    mbar_init(bars + 8 * (2 * S + st), 4 * Tr::kWG);
+    mbar_init(bars + 8 * (3 * S + st), 4 * Tr::kWG);
+  }
+}
+
 // The ALiBi key-term tile of the tensor-core ALiBi path (fwd_body): 16 x Bc elements in the V tile's MN-major layout
 // (Bc / 64 blocks of 16 rows x 128 B), static shared memory of the kernels that have the path only.
 template <bool kOn, int Bc>
@@ -347,10 +378,26 @@ __device__ __forceinline__ unsigned char* alibi_key_tile() {
   }
 }
 
-template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
-__device__ __forceinline__ void fwd_body(const SP& sp) {
+// A work tile of a launch: query block m_block of head slot hy (a query head; packed: a key / value head) of
+// sequence b; m_block < 0: none.
+struct WorkTile {
+  int m_block, hy, b;
+};
+// Which warpgroups run fwd_tile: all three (a per-tile CTA: it initialises the barriers and sets the register
+// budgets itself), or one role of a persistent CTA (fwd_body did both).
+enum TileRole : int { kAllRoles = 0, kProducerRole = 1, kConsumerRole = 2 };
+
+// One work tile (m_block, hy, b) of the CTA. `ring` counts the key tiles the CTA's ring has carried before this tile
+// (the producer and the consumers count alike, so every slot's phase follows from it); returns the tiles this work
+// tile added. Persistent consumers (kConsumerRole) also take the Q protocol: Q of this tile is in buffer `qb`
+// (loaded by the previous tile, or here when `first`), and the next tile's Q goes into the other buffer while this
+// one runs.
+template <class Tr, typename T, int kVariant, int kRole, class SP>
+__device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b, int ring, int qb, WorkTile next,
+                                        bool first) {
   // paged: K / V from page pools, q packed by qo_indptr
   constexpr bool kPaged = std::is_same<SP, PagedPrefillSm90Params>::value;
+  static_assert(kRole == kAllRoles || (Tr::kPersistent && !kPaged), "roles are split only in persistent kernels");
   const auto& p = sp.p;  // FlashFwdParams, or PagedPrefillParams
   constexpr int D = Tr::D, Bc = Tr::Bc, Br = Tr::Br, S = Tr::kStages;
   constexpr int kNS = Bc / 2;   // S accumulator floats per thread
@@ -362,12 +409,11 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   using W_O = WG<T, D>;
 
   extern __shared__ __align__(1024) unsigned char smem_raw[];
-  if (p.head_dim != D) return;
   const uint32_t s_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sQ = s_base;
-  const uint32_t sK0 = sQ + Tr::kTileQ;
+  const uint32_t sQ = qb ? s_base + Tr::kQ1Offset : s_base;  // this tile's Q rows (O is staged there too)
+  const uint32_t sK0 = s_base + Tr::kTileQ;
   const uint32_t sV0 = sK0 + S * Tr::kTileKV;
-  const uint32_t bars = sV0 + S * Tr::kTileKV;
+  const uint32_t bars = s_base + Tr::kBarOffset;
   auto full_k = [&](int st) { return bars + 8 * st; };
   auto full_v = [&](int st) { return bars + 8 * (S + st); };
   auto empty_k = [&](int st) { return bars + 8 * (2 * S + st); };
@@ -377,13 +423,11 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   const int wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
   const int g = lane >> 2, t4 = lane & 3;
   constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;  // every option of the params
-  const bool causal_order = kVariant == kCausal || (kAllOptions && p.mask.causal != 0);
-  const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy blocks first
   constexpr bool kPack = kVariant == kPacked;
   const int pack = kPack ? p.hq / p.hkv : 1;  // query heads per CTA (packed: G)
-  // h: the CTA's first query head (packed: blockIdx.y is the key/value head, its G query heads are rows)
-  const int h = blockIdx.y * pack, b = blockIdx.z;
-  const int hk = kPack ? blockIdx.y : h / (p.hq / p.hkv);
+  // h: the tile's first query head (packed: hy is the key/value head, its G query heads are rows)
+  const int h = hy * pack;
+  const int hk = kPack ? hy : h / (p.hq / p.hkv);
 
   const SeqGeometry sg = seq_geometry(p, b);  // dense or varlen, each side independently (paged: varlen q)
   const bool varlen_q = sg.varlen_q, varlen_k = sg.varlen_k;
@@ -393,7 +437,40 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     return (varlen ? row0 * rs : b * bs) + head * hs;
   };
   const int m0 = m_block * Br;
-  if (m0 >= lq) return;  // uniform over the CTA
+  // Q rows [m0 + 64 cw, m0 + 64 cw + 64) of query head qh of sequence qbatch (geometry g) -> Q buffer sq, by the 128
+  // threads of consumer cw (their own cp.async group, committed by the caller)
+  auto load_q = [&](uint32_t sq, int qbatch, int qh, const SeqGeometry& g, int qm0, int cw) {
+    const T* gQ = static_cast<const T*>(p.q);
+    if constexpr (kPaged)
+      gQ += g.q0 * p.q_row_stride + qh * p.q_head_stride;
+    else
+      gQ += (g.varlen_q ? g.q0 * p.q_row_stride : qbatch * p.q_batch_stride) + qh * p.q_head_stride;
+    const int64_t qs = p.q_row_stride, qhs = p.q_head_stride;
+    const int qlq = g.lq * pack;
+    if constexpr (kPack)
+      load_rows<128, Tr::kCPR, Br, 64>(sq, gQ, cw * 64, qm0 + cw * 64, qlq, wtid, [&](int r) {
+        return static_cast<int64_t>(r / pack) * qs + static_cast<int64_t>(r % pack) * qhs;
+      });
+    else
+      load_rows<128, Tr::kCPR, Br, 64>(sq, gQ, cw * 64, qm0 + cw * 64, qlq, wtid,
+                                       [&](int r) { return static_cast<int64_t>(r) * qs; });
+  };
+  if constexpr (kRole == kConsumerRole) {
+    // Persistent Q protocol (every tile of the CTA's walk, skipped ones too, so that the buffers alternate): wait
+    // for this tile's Q; once every thread of the warpgroup is past it (so also past the previous tile's epilogue,
+    // which read its O out of the other buffer), load the next tile's Q into the other buffer.
+    const int cw = wg - 1;
+    if (first) load_q(sQ, b, h, sg, m0, cw);
+    cp_async_commit();
+    cp_async_wait_all();
+    fence_proxy_async();
+    named_barrier(1 + cw, 128);
+    if (next.m_block >= 0)
+      load_q(qb ? s_base : s_base + Tr::kQ1Offset, next.b, next.hy * pack, seq_geometry(p, next.b),
+             next.m_block * Br, cw);
+    cp_async_commit();
+  }
+  if (m0 >= lq) return 0;  // uniform over the CTA
   const int m_end = min(m0 + Br, lq);
 
   // packed: plain; paged: the general variant places the keys at mask.key_offset (a cascade suffix)
@@ -409,22 +486,20 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       return rule;
     }
   };
-  if (kAllOptions && tid == 0) s_rule = rule;
-
-  if (tid == 0) {
-#pragma unroll
-    for (int st = 0; st < S; ++st) {
-      mbar_init(full_k(st), 128);
-      mbar_init(full_v(st), 128);
-      mbar_init(empty_k(st), 4 * Tr::kWG);
-      mbar_init(empty_v(st), 4 * Tr::kWG);
-    }
+  if constexpr (kRole == kAllRoles) {  // a per-tile CTA sets itself up (a persistent one: fwd_body)
+    if (kAllOptions && tid == 0) s_rule = rule;
+    if (tid == 0) init_ring_barriers<Tr>(bars);
+    __syncthreads();
   }
-  __syncthreads();
 
   // ================================ producer warpgroup ================================
-  if (wg == 0) {
-    setmaxnreg_dec<Tr::kProducerRegs>();
+  bool producer_role;
+  if constexpr (kRole == kAllRoles)
+    producer_role = wg == 0;
+  else
+    producer_role = kRole == kProducerRole;
+  if (producer_role) {
+    if constexpr (kRole == kAllRoles) setmaxnreg_dec<Tr::kProducerRegs>();
     if constexpr (kPaged) {
       // ---- paged: the pools offset to the kv head; token t of the sequence is in page pages[t / page_size] ----
       const T* gK = static_cast<const T*>(p.k_pages) + hk * p.kv_head_stride;
@@ -517,7 +592,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
         rows = rows_next;
       }
       cp_async_wait_all();
-      return;
+      return 0;
     } else {
       // ---- dense / varlen ----
       const T* gK = static_cast<const T*>(p.k) +
@@ -572,20 +647,21 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
         }
       };
       int n = range.first();
-      if (n >= 0) load_k(0, n);
-      for (int i = 0; n >= 0; ++i) {
+      if (n >= 0) load_k(ring, n);
+      int i = ring;  // ring index of tile n
+      for (; n >= 0; ++i) {
         const int n_next = range.next(n);
         if (n_next >= 0) load_k(i + 1, n_next);
         load_v(i, n);
         n = n_next;
       }
-      cp_async_wait_all();
-      return;
+      if constexpr (kRole == kAllRoles) cp_async_wait_all();  // (persistent: once, after the CTA's last tile)
+      return i - ring;
     }
   }
 
   // ================================ consumer warpgroups ================================
-  setmaxnreg_inc<Tr::kConsumerRegs>();
+  if constexpr (kRole == kAllRoles) setmaxnreg_inc<Tr::kConsumerRegs>();
   const int cw = wg - 1;  // consumer index: query rows [64 cw, 64 cw + 64) of the tile
   // Scores: plain / causal, and general calls without softcap and ALiBi, only mask (tiles with a hidden key)
   // and scale by sc; with a score modifier (softcap, ALiBi) the score pass works in log2 units (then sc = 1).
@@ -839,46 +915,35 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   };
 
   int n = range.first();
+  int walked = 0;  // key tiles this work tile took through the ring
   if (n >= 0) {
-    // ---- this warpgroup's Q rows (its own cp.async group), then the first tile: S, softmax ----
-    {
-      const T* gQ = static_cast<const T*>(p.q);
-      if constexpr (kPaged)
-        gQ += q0 * p.q_row_stride + h * p.q_head_stride;
-      else
-        gQ += seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
-      const int64_t qs = p.q_row_stride, qh = p.q_head_stride;
-      if constexpr (kPack)
-        load_rows<128, Tr::kCPR, Br, 64>(sQ, gQ, cw * 64, m0 + cw * 64, lq, wtid, [&](int r) {
-          return static_cast<int64_t>(r / pack) * qs + static_cast<int64_t>(r % pack) * qh;
-        });
-      else
-        load_rows<128, Tr::kCPR, Br, 64>(sQ, gQ, cw * 64, m0 + cw * 64, lq, wtid,
-                                         [&](int r) { return static_cast<int64_t>(r) * qs; });
+    // ---- this warpgroup's Q rows (its own cp.async group; persistent: loaded ahead), then the first tile ----
+    if constexpr (kRole == kAllRoles) {
+      load_q(sQ, b, h, sg, m0, cw);
       cp_async_commit();
       cp_async_wait_all();
       fence_proxy_async();
       named_barrier(1 + cw, 128);
     }
     auto first_s = [&](auto key_term_tag) {  // tile 0 of the walk: S alone (in the walk when its GEMM differs)
-      wait_full(full_k(0), 0);
+      wait_full(full_k(ring % S), ring);
       uint32_t ax[1][4];
       alibi_a(decltype(key_term_tag)::value ? alibi_side(n) : 0, ax);
       wgmma_fence();
-      issue_s(0, ax, key_term_tag);
+      issue_s(ring % S, ax, key_term_tag);
       wgmma_wait<0>();
       reg_fence(s);
-      release(empty_k(0));
+      release(empty_k(ring % S));
     };
     if constexpr (!kTcAlibi) first_s(std::false_type());
-    int i = 1;  // walk index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
+    int i = ring + 1;  // ring index of tile n; P(i - 1) in pf, V(i - 1) in slot (i - 1) % S
     // ---- steady state: S(i) and P(i-1) V(i-1) in flight together, softmax(i) overlaps ----
     // FlashAttention-3's inter-warpgroup ping-pong (hd 128): consumer c issues its two GEMMs only after the other
     // consumer has issued its own (named barriers 3 + c; 1 + c are the consumers' own), so one's softmax runs while
     // the tensor cores do the other's GEMMs. Session 8 (TMA loads, run 36): +1.4 % over the 12 hd 128 shapes, +2-5 %
     // on causal ones; nothing at hd 64 / 256 (+0.2 / -0.2 %), which run without it. Both consumers walk the same
     // tiles, so the turns pair up.
-    constexpr bool kPingPong = D == 128;
+    constexpr bool kPingPong = Tr::kPingPong;
     auto pp_wait = [&]() { named_barrier(3 + cw, 256); };
     auto pp_pass = [&]() { named_barrier_arrive(3 + (cw ^ 1), 256); };
     // the ALiBi walk's S GEMMs carry the key term (kTcAlibi kernels, the Kx tile set up)
@@ -934,8 +999,11 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     auto walk = [&](auto mod_tag) {
       constexpr int kModBits = decltype(mod_tag)::value;
       if constexpr (kTcAlibi) first_s(key_term(mod_tag));
+      // consumer 0 issues first. A persistent CTA's consumers take turns across its work tiles as in one walk (so
+      // that consumer 1 can never pass twice before consumer 0 has waited): the first pass at its first walked tile,
+      // consumer 0's last wait after its last (fwd_body).
       if constexpr (kPingPong)
-        if (cw == 1) pp_pass();  // consumer 0 issues first
+        if (cw == 1 && ring == 0) pp_pass();
       {
         float corr[2];  // O is still zero: no rescale
         if (tile_all_visible<Bc>(rule, n, m0, m_end))
@@ -949,7 +1017,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
         while (n >= 0 && !visible(n)) step(Mode<kModBits | kMask>());
         while (n >= 0 && ((kAllOptions && n >= vis_lo) || visible(n))) step(Mode<kModBits>());
       } while (kAllOptions && n >= 0);
-      if constexpr (kPingPong)
+      if constexpr (kPingPong && kRole == kAllRoles)
         if (cw == 0) pp_wait();  // consumer 1's last pass: every arrival has its sync
     };
     if constexpr (kAllOptions) {
@@ -973,6 +1041,8 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
     wgmma_wait<0>();
     reg_fence(acc_o);
     reg_fence(pf);
+    if constexpr (kRole != kAllRoles) release(empty_v((i - 1) % S));  // the producer refills it for the next tile
+    walked = i - ring;
   }
 
   // ---- epilogue: normalise, LSE, O staged in this warpgroup's Q rows, 16-byte stores ----
@@ -998,7 +1068,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       p.lse[lse_off + at] = l > 0.f ? (row_m[hh] * sc + fast_log2(l)) * kLn2 : -INFINITY;
     }
   }
-  unsigned char* smem_gen = smem_raw + (s_base - smem_addr(smem_raw));  // generic view of sQ
+  unsigned char* smem_gen = smem_raw + (sQ - smem_addr(smem_raw));  // generic view of sQ
   named_barrier(1 + cw, 128);  // every warp of this warpgroup is done reading its Q rows
 #pragma unroll
   for (int j = 0; j < D / 8; ++j)
@@ -1024,6 +1094,82 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
                                : static_cast<int64_t>(row) * p.o_row_stride;
       *reinterpret_cast<uint4*>(gO + at + ch * 8) =
           *reinterpret_cast<const uint4*>(smem_gen + sw_off<Br>(r, ch));
+    }
+  }
+  return walked;
+}
+
+// The work of a persistent launch: the per-tile grid's blocks (m_blocks query blocks x slots head slots x batch) as
+// jobs that CTA c takes in turn, c, c + gridDim.x, ...; units (sequence b, head slot hy) in the grid's order (head
+// slot fastest), the query block fastest inside a unit, so that the jobs in flight at a time share the K / V of a few
+// units in L2, as a per-tile grid's blocks do. Causal launches pair a unit's query blocks q and m_blocks - 1 - q in one
+// job (the heavy one first): a pair's key tiles add up to the same count for every q, so strided jobs keep the CTAs'
+// shares even (with single blocks per job, the CTAs' shares of a causal launch differed by ~15 %).
+struct TileOrder {
+  int m_blocks, slots, per_unit, jobs;
+  bool pairs;
+  __device__ __forceinline__ TileOrder(int m_blocks_, int slots_, int batch, bool pairs_)
+      : m_blocks(m_blocks_), slots(slots_), per_unit(pairs_ ? (m_blocks_ + 1) / 2 : m_blocks_),
+        jobs((pairs_ ? (m_blocks_ + 1) / 2 : m_blocks_) * slots_ * batch), pairs(pairs_) {}
+  // work tiles of job j: two for a pair, one otherwise (non-causal, or the middle block of an odd count)
+  __device__ __forceinline__ int count(int j) const {
+    if (!pairs) return 1;
+    const int q = j % per_unit;
+    return m_blocks - 1 - q == q ? 1 : 2;
+  }
+  __device__ __forceinline__ WorkTile at(int j, int half) const {
+    const int unit = j / per_unit, q = j - unit * per_unit;
+    return WorkTile{pairs && half == 0 ? m_blocks - 1 - q : q, unit % slots, unit / slots};
+  }
+  // the tile after tile `half` of job j in a CTA's walk (stride: the grid); m_block = -1 past its last
+  __device__ __forceinline__ WorkTile after(int j, int half, int stride) const {
+    if (half + 1 < count(j)) return at(j, half + 1);
+    return j + stride < jobs ? at(j + stride, 0) : WorkTile{-1, 0, 0};
+  }
+};
+
+// The kernel body. Per-tile kernels (one CTA per block of the grid (ceil(lq / Br), slots, batch)) run fwd_tile once
+// for blockIdx, causal blocks heavy first. Persistent ones (Tr::kPersistent; grid = min(blocks, SMs) x 1 x 1) set up
+// the ring once and walk TileOrder's jobs: the producer runs ahead into the next tile's K / V while the consumers
+// finish the last one, and each consumer loads the next tile's Q into its second buffer.
+template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
+__device__ __forceinline__ void fwd_body(const SP& sp) {
+  const auto& p = sp.p;
+  if (p.head_dim != Tr::D) return;
+  constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;
+  const bool causal_order = kVariant == kCausal || (kAllOptions && p.mask.causal != 0);
+  if constexpr (!Tr::kPersistent) {
+    const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy blocks first
+    fwd_tile<Tr, T, kVariant, kAllRoles>(sp, m_block, blockIdx.y, blockIdx.z, 0, 0, WorkTile{-1, 0, 0}, true);
+  } else {
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t s_base = (smem_addr(smem_raw) + 1023u) & ~1023u;
+    const int tid = threadIdx.x, wg = tid >> 7;
+    if (tid == 0) init_ring_barriers<Tr>(s_base + Tr::kBarOffset);
+    __syncthreads();
+    const TileOrder order((p.lq + Tr::Br - 1) / Tr::Br, p.hq, p.batch, causal_order);
+    const int stride = gridDim.x;
+    int ring = 0;
+    if (wg == 0) {
+      setmaxnreg_dec<Tr::kProducerRegs>();
+      for (int j = blockIdx.x; j < order.jobs; j += stride)
+        for (int half = 0; half < order.count(j); ++half) {
+          const WorkTile w = order.at(j, half);
+          ring += fwd_tile<Tr, T, kVariant, kProducerRole>(sp, w.m_block, w.hy, w.b, ring, 0, WorkTile{-1, 0, 0},
+                                                           false);
+        }
+      cp_async_wait_all();
+    } else {
+      setmaxnreg_inc<Tr::kConsumerRegs>();
+      int k = 0;  // tiles walked so far: Q buffer k & 1
+      for (int j = blockIdx.x; j < order.jobs; j += stride)
+        for (int half = 0; half < order.count(j); ++half, ++k) {
+          const WorkTile w = order.at(j, half);
+          ring += fwd_tile<Tr, T, kVariant, kConsumerRole>(sp, w.m_block, w.hy, w.b, ring, k & 1,
+                                                           order.after(j, half, stride), k == 0);
+        }
+      // consumer 0's last ping-pong wait: consumer 1's last pass has its sync (fwd_tile's walk)
+      if (Tr::kPingPong && wg == 1 && ring > 0) named_barrier(3, 256);
     }
   }
 }

@@ -16,6 +16,8 @@
 // --no-tma: the Hopper kernels load every K / V tile with cp.async (the TMA maps left unused); --ab-tma (benches):
 // each Hopper row timed with TMA on, off, on, off in turn (same kernels, same call); --hd D (benches): one head dim;
 // --l2 none|64|128|256: the tensor maps' L2 promotion (TensorMaps.java uses 256).
+// --ctas N: persistent kernels (cfg[4] = 1) get at most N CTAs instead of one per SM, so that --check walks each CTA
+// through many work tiles (buffers, ring phases and ping-pong turns carried across tiles) even on small cases.
 //   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
@@ -105,6 +107,7 @@ struct Kernel {
   std::string name;
   CUfunction fn = nullptr;
   int threads = 0, smem = 0, br = 0, bc = 0;
+  bool persistent = false;  // cfg[4] = 1: grid min(blocks, SMs) x 1 x 1, the CTAs walking the blocks
 };
 
 static CUmodule g_module = nullptr;       // flash_fwd.fatbin
@@ -131,12 +134,13 @@ static const Kernel& get_kernel(const std::string& name) {
   CUdeviceptr cfg_ptr = 0;
   size_t cfg_size = 0;
   CKD(drv.moduleGetGlobal(&cfg_ptr, &cfg_size, mod, (name + "_cfg").c_str()));
-  if (cfg_size != 4 * sizeof(int)) {
-    fprintf(stderr, "%s_cfg has size %zu, expected 16\n", name.c_str(), cfg_size);
+  if (cfg_size != 4 * sizeof(int) && cfg_size != 5 * sizeof(int)) {
+    fprintf(stderr, "%s_cfg has size %zu, expected 16 or 20\n", name.c_str(), cfg_size);
     exit(2);
   }
-  int cfg[4];
-  CK(cudaMemcpy(cfg, reinterpret_cast<void*>(cfg_ptr), sizeof(cfg), cudaMemcpyDeviceToHost));
+  int cfg[5] = {0, 0, 0, 0, 0};
+  CK(cudaMemcpy(cfg, reinterpret_cast<void*>(cfg_ptr), cfg_size, cudaMemcpyDeviceToHost));
+  k.persistent = cfg[4] != 0;
   k.threads = cfg[0];
   k.smem = cfg[1];
   k.br = cfg[2];
@@ -180,6 +184,8 @@ static bool g_ab_tma = false;
 static int ab_reps(bool sm90) { return g_ab_tma && sm90 ? 4 : 1; }
 static bool ab_tma(int rep) { return g_ab_tma ? rep % 2 == 0 : g_tma; }
 static int g_bench_hd = 0;  // --hd D (benches): only that head dim
+static int g_sms = 132;     // the device's SMs (persistent grids)
+static int g_ctas = 0;      // --ctas N: persistent grids of at most N CTAs (0: one per SM)
 static long g_tma_launches = 0, g_tma_refused = 0;  // sm90 launches with maps / whose maps the driver refused
 
 // Launch exactly like the Java side; returns false (nothing launched) when the grid is empty.
@@ -208,7 +214,12 @@ static bool launch(const Kernel& k, const FlashFwdParams& p, cudaStream_t stream
     if (g_tma && rows > 0 && p.hkv > 0) ++(sp.tma ? g_tma_launches : g_tma_refused);
     args[0] = &sp;
   }
-  CKD(drv.launchKernel(k.fn, gx, gy, (unsigned)p.batch, (unsigned)k.threads, 1, 1,
+  unsigned grid[3] = {gx, gy, (unsigned)p.batch};
+  if (k.persistent) {  // as KernelLauncher.CUDA: min(blocks, SMs) CTAs walk the blocks
+    grid[0] = (unsigned)std::min<long>((long)gx * gy * p.batch, g_sms);
+    grid[1] = grid[2] = 1;
+  }
+  CKD(drv.launchKernel(k.fn, grid[0], grid[1], grid[2], (unsigned)k.threads, 1, 1,
                        (unsigned)k.smem, (CUstream)stream, args, nullptr));
   CK(cudaGetLastError());
   return true;
@@ -733,6 +744,10 @@ static std::vector<Case> make_cases() {
       // keep the |pos - key| path while the other heads take the tensor-core one; x 2000: every head keeps it)
       {2, 1, 4, 4, 400, 700, BSHD, 0, -1, -1, 0, true, 0, 1, {}, {}, 200.f},
       {2, 1, 4, 2, 700, 700, BHSD, 1, -1, -1, 0, true, 0, 1, {}, {}, 2000.f},
+      // more work tiles than an H200 has SMs (160 / 180 query blocks), so the persistent kernels' CTAs walk several
+      // with the default grid too (--ctas N makes every case do so)
+      {1, 2, 16, 4, 520, 600, BSHD, 1, -1, -1, 0, false, 0, 1, {}, {}},
+      {0, 5, 12, 3, 300, 257, BHSD, 0, -1, -1, 0, false, 0, 1, {}, {}},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;
@@ -1057,6 +1072,8 @@ int main(int argc, char** argv) {
       g_l2 = v == "none" ? CU_TENSOR_MAP_L2_PROMOTION_NONE
              : v == "64" ? CU_TENSOR_MAP_L2_PROMOTION_L2_64B
              : v == "128" ? CU_TENSOR_MAP_L2_PROMOTION_L2_128B : CU_TENSOR_MAP_L2_PROMOTION_L2_256B;
+    } else if (a == "--ctas" && i + 1 < argc) {
+      g_ctas = std::atoi(argv[++i]);
     } else if (a == "--hd" && i + 1 < argc)
       g_bench_hd = std::atoi(argv[++i]);
     else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general" ||
@@ -1064,18 +1081,19 @@ int main(int argc, char** argv) {
       mode = a;
     else {
       fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
     fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N]\n", argv[0]);
     return 2;
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
+  g_sms = g_ctas > 0 ? g_ctas : prop.multiProcessorCount;
   if (fatbin.empty()) fatbin = dir + "/flash_fwd.fatbin";
   const std::string fatbin90 = dir + "/flash_fwd_sm90.fatbin";
   drv.init();

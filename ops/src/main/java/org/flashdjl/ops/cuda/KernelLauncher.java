@@ -10,7 +10,8 @@ public interface KernelLauncher {
 
     /**
      * The CUDA driver: the module's kernel on the legacy default stream of the device. The Hopper flash kernels get
-     * the parameter block extended by their TMA tensor maps ({@link TensorMaps}).
+     * the parameter block extended by their TMA tensor maps ({@link TensorMaps}); a persistent kernel
+     * ({@link KernelModule.Kernel#isPersistent()}) gets at most one CTA per SM for the grid's blocks.
      */
     KernelLauncher CUDA = new KernelLauncher() {
         @Override
@@ -31,7 +32,12 @@ public interface KernelLauncher {
             byte[] block = KernelModule.FLASH_FWD_SM90.equals(kernel.module())
                     ? TensorMaps.sm90Parameters(parameters, k.colsPerBlock())
                     : parameters;
-            k.launch((int) gridX, gridY, gridZ, block);
+            if (k.isPersistent()) { // at most one CTA per SM, each walking the grid's blocks as work tiles
+                long tiles = gridX * gridY * gridZ;
+                k.launch((int) Math.min(tiles, CudaRuntime.getDeviceInfo(device).smCount()), 1, 1, block);
+            } else {
+                k.launch((int) gridX, gridY, gridZ, block);
+            }
         }
 
         @Override

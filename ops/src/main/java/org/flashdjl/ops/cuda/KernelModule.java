@@ -25,8 +25,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * are cached.
  *
  * <p>Each kernel {@code N} comes with {@code __device__ int N_cfg[] = {threadsPerBlock, dynamicSmemBytes,
- * rowsPerBlock, colsPerBlock, ...}}, read once with {@code cuModuleGetGlobal}; the kernel's dynamic shared memory
- * limit is raised to what the configuration asks.
+ * rowsPerBlock, colsPerBlock[, persistent]}}, read once with {@code cuModuleGetGlobal}; the kernel's dynamic shared
+ * memory limit is raised to what the configuration asks.
  */
 public final class KernelModule {
 
@@ -246,6 +246,16 @@ public final class KernelModule {
          */
         public int colsPerBlock() {
             return config[3];
+        }
+
+        /**
+         * Returns whether the kernel is persistent ({@code N_cfg[4] = 1}): its CTAs walk the blocks of the grid it is
+         * described with as work tiles, so it is launched with at most one CTA per SM ({@link KernelLauncher#CUDA}).
+         *
+         * @return true for a persistent kernel
+         */
+        public boolean isPersistent() {
+            return config.length > 4 && config[4] != 0;
         }
 
         /**

@@ -1,6 +1,7 @@
 package org.flashdjl.tests.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -276,6 +277,35 @@ class FlashAttentionGpuTest {
         assertEquals(refused, TensorMaps.refusedMaps(), "tensor maps the driver refused");
         assertTrue(TensorMaps.mappedLaunches() >= mapped + 2, "both launches carry K / V maps: "
                 + (TensorMaps.mappedLaunches() - mapped) + " did");
+    }
+
+    /**
+     * On Hopper the plain / causal kernels of hd 64 / 128 are persistent: at most one CTA per SM, each walking several
+     * of the grid's blocks (its K / V ring, Q buffers and the consumers' turns carried from one to the next). Calls
+     * with more blocks than the device has SMs, dense GQA and varlen with ragged and empty sequences (blocks past a
+     * sequence's end are skipped), must match the reference.
+     */
+    @Test
+    void hopperPersistentKernelsWalkSeveralBlocksPerCta() {
+        CudaRuntime.bind(GpuCheck.DEVICE);
+        assumeTrue(CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).computeCapability() == 90
+                && KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null,
+                "needs a compute capability 9.0 device and the sm90 fatbin");
+        KernelModule sm90 = KernelModule.get(KernelModule.FLASH_FWD_SM90, GpuCheck.DEVICE);
+        for (String k : List.of("fp16_hd64_plain", "fp16_hd128_plain", "bf16_hd128_causal", "bf16_hd64_causal")) {
+            assertTrue(sm90.getKernel("flash_fwd_sm90_" + k).isPersistent(), k);
+        }
+        for (String k : List.of("fp16_hd128_general", "fp16_hd256_causal", "fp16_hd128_packed")) {
+            assertFalse(sm90.getKernel("flash_fwd_sm90_" + k).isPersistent(), k);
+        }
+        int sms = CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).smCount();
+        // 2 x 16 heads x 5 query blocks = 160 blocks
+        assumeTrue(sms < 160, "the device has " + sms + " SMs: the dense call would not walk several blocks per CTA");
+        GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.FP16, "causal", 2, 16, 4, 600, 300, 128,
+                GpuCheck.Mode.BSHD, true));
+        GpuCheck.runVarlen(TestMemory.GPU, new GpuCheck.Varlen(DeviceDataType.BF16, "none", 8, 2, 64,
+                new int[] {700, 1, 0, 513, 129, 1000, 300, 640, 17, 256, 900, 33},
+                new int[] {300, 5, 17, 513, 0, 1000, 129, 700, 1, 256, 64, 900}));
     }
 
     @Test

@@ -165,8 +165,9 @@ struct Traits {
 // tile (geometric mean vs cuDNN 0.940 -> 0.956 over 64 keys); hd 128 stays at 128 keys (176 keys with 24 / 240
 // registers: 0.869 against 0.878). The hd 256 general / positioned kernels keep 64 keys: at 80 their softcap / ALiBi
 // path spills 144 B.
-// Persistent (fwd_body): the dense plain / causal kernels at hd 64 / 128 (hd 256 has no room for a second Q buffer);
-// the paged prefill kernels take kAllowPersistent = false. FLASHDJL_SM90_PERSISTENT=0 builds them all per tile.
+// Persistent (fwd_body): the dense plain / causal kernels at hd 64 / 128. Not hd 256: no room for a second Q buffer,
+// and a persistent causal kernel with one (Q reloaded after each tile's epilogue) spilled 152 B. The paged prefill
+// kernels take kAllowPersistent = false. FLASHDJL_SM90_PERSISTENT=0 builds them all per tile.
 #ifndef FLASHDJL_SM90_PERSISTENT
 #define FLASHDJL_SM90_PERSISTENT 1
 #endif

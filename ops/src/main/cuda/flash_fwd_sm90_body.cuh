@@ -35,6 +35,10 @@
 //   * Key tiles are walked from the last to the first (masked tiles first), invisible tiles
 //     (causal) are skipped; only tiles that contain a masked element get the mask pass. Causal
 //     launches schedule heavy query blocks first (blockIdx.x reversed).
+//   * Persistent (dense plain / causal, hd 64 / 128; fwd_body): min(blocks, SMs) CTAs each walk a
+//     strided share of the grid's blocks, the K / V ring, its phases and the consumers' ping-pong
+//     turns carried from block to block, Q double-buffered (the next block's Q loads while this
+//     one runs), causal blocks paired q / m - 1 - q so that every CTA's share is even (TileOrder).
 //   * Epilogue: O normalised, staged through the warpgroup's own Q rows in smem, written with
 //     16-byte coalesced stores; LSE (natural log) per row.
 // ---------------------------------------------------------------------------------------------

@@ -4,11 +4,12 @@
 // Launch convention (identical to flash_fwd.cu; read by the Java launcher):
 //   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|general|positioned|packed}
 //           (FlashFwdSm90Params: FlashFwdParams, then the TMA tensor maps of K and V; flash_params.h)
-//   config  __device__ int <kernel>_cfg[5] = {threadsPerBlock, dynamicSmemBytes, Br, Bc, persistent}
+//   config  __device__ int <kernel>_cfg[5] = {threadsPerBlock, dynamicSmemBytes, Br, Bc, persistentBlocks}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
 //   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only;
-//   persistent (cfg[4] = 1: plain / causal at hd 64 / 128): grid = (min(the blocks of the grid above, SMs), 1, 1),
-//   its CTAs walking those blocks as work tiles (flash_fwd_sm90_body.cuh, fwd_body)
+//   persistent (cfg[4] = P > 0: plain / causal at hd 64 / 128): the blocks of the grid above as a flat grid,
+//   (gx * gy * gz, 1, 1), or (min(gx * gy * gz, SMs), 1, 1) when gx <= P; the CTAs walk the blocks as work tiles
+//   (flash_fwd_sm90_body.cuh, fwd_body)
 //   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first;
 //   every value is > 48 KB), no clusters, stream of the caller. Do not launch when
 //   ceil(lq / Br) == 0, hq == 0 or batch == 0 (a zero grid dimension is a launch error).
@@ -42,7 +43,7 @@
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kSmemBytes,                          \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Br,                                  \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Bc,                                  \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kPersistent ? 1 : 0};
+      flashdjl::sm90::persistent_blocks<flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits, flashdjl::VAR>()};
 
 #define FLASHDJL_SM90_VARIANTS(DTNAME, T, D)            \
   FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain)     \

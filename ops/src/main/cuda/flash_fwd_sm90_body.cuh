@@ -1133,10 +1133,21 @@ struct TileOrder {
   }
 };
 
+// cfg[4] of a kernel (flash_fwd_sm90.cu): the launcher gives a persistent kernel min(blocks, SMs) CTAs when its grid
+// has at most this many query blocks per (sequence, head), else one CTA per job (a block; a causal pair), flat. Run 53
+// (H200, hd 64 / 128, same call, medians of 3): one CTA per SM gained 5-15 % at L 1k (causal 4k: +6-8 %), but lost
+// 2-5 % on the long rows (non-causal 4k at hd 64, 16k; causal 16k), where the per-block start it saves is small and a
+// static share cannot follow the SMs' different speeds the way the hardware's block scheduler does.
+template <class Tr, int kVariant>
+constexpr int persistent_blocks() {
+  return !Tr::kPersistent ? 0 : kVariant == kCausal ? 32 : 16;
+}
+
 // The kernel body. Per-tile kernels (one CTA per block of the grid (ceil(lq / Br), slots, batch)) run fwd_tile once
-// for blockIdx, causal blocks heavy first. Persistent ones (Tr::kPersistent; grid = min(blocks, SMs) x 1 x 1) set up
-// the ring once and walk TileOrder's jobs: the producer runs ahead into the next tile's K / V while the consumers
-// finish the last one, and each consumer loads the next tile's Q into its second buffer.
+// for blockIdx, causal blocks heavy first. Persistent ones (Tr::kPersistent; grid = (min(blocks, SMs), 1, 1), or one
+// CTA per block, flat, for long work: persistent_blocks) set up the ring once and walk TileOrder's jobs blockIdx.x,
+// + gridDim.x, ...: the producer runs ahead into the next tile's K / V while the consumers finish the last one, and
+// each consumer loads the next tile's Q into its second buffer. (CTAs past the last job exit at once.)
 template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
 __device__ __forceinline__ void fwd_body(const SP& sp) {
   const auto& p = sp.p;

@@ -16,8 +16,10 @@
 // --no-tma: the Hopper kernels load every K / V tile with cp.async (the TMA maps left unused); --ab-tma (benches):
 // each Hopper row timed with TMA on, off, on, off in turn (same kernels, same call); --hd D (benches): one head dim;
 // --l2 none|64|128|256: the tensor maps' L2 promotion (TensorMaps.java uses 256).
-// --ctas N: persistent kernels (cfg[4] = 1) get at most N CTAs instead of one per SM, so that --check walks each CTA
-// through many work tiles (buffers, ring phases and ping-pong turns carried across tiles) even on small cases.
+// --ctas N: persistent kernels (cfg[4] > 0) get at most N CTAs instead of one per SM, so that --check walks each CTA
+// through many work tiles (buffers, ring phases and ping-pong turns carried across tiles) even on small cases;
+// --persistent-blocks P: their one-CTA-per-SM grid up to P query blocks per head (the kernels' cfg[4]; 0: always the
+// flat grid of one CTA per job).
 //   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
@@ -107,7 +109,7 @@ struct Kernel {
   std::string name;
   CUfunction fn = nullptr;
   int threads = 0, smem = 0, br = 0, bc = 0;
-  bool persistent = false;  // cfg[4] = 1: grid min(blocks, SMs) x 1 x 1, the CTAs walking the blocks
+  int persistent_blocks = 0;  // cfg[4] > 0: persistent kernel (grid: see launch)
 };
 
 static CUmodule g_module = nullptr;       // flash_fwd.fatbin
@@ -140,7 +142,7 @@ static const Kernel& get_kernel(const std::string& name) {
   }
   int cfg[5] = {0, 0, 0, 0, 0};
   CK(cudaMemcpy(cfg, reinterpret_cast<void*>(cfg_ptr), cfg_size, cudaMemcpyDeviceToHost));
-  k.persistent = cfg[4] != 0;
+  k.persistent_blocks = cfg[4];
   k.threads = cfg[0];
   k.smem = cfg[1];
   k.br = cfg[2];
@@ -186,6 +188,7 @@ static bool ab_tma(int rep) { return g_ab_tma ? rep % 2 == 0 : g_tma; }
 static int g_bench_hd = 0;  // --hd D (benches): only that head dim
 static int g_sms = 132;     // the device's SMs (persistent grids)
 static int g_ctas = 0;      // --ctas N: persistent grids of at most N CTAs (0: one per SM)
+static int g_persistent_blocks = -1;  // --persistent-blocks P: the kernels' cfg[4] limit replaced (0: flat grids)
 static long g_tma_launches = 0, g_tma_refused = 0;  // sm90 launches with maps / whose maps the driver refused
 
 // Launch exactly like the Java side; returns false (nothing launched) when the grid is empty.
@@ -215,8 +218,10 @@ static bool launch(const Kernel& k, const FlashFwdParams& p, cudaStream_t stream
     args[0] = &sp;
   }
   unsigned grid[3] = {gx, gy, (unsigned)p.batch};
-  if (k.persistent) {  // as KernelLauncher.CUDA: min(blocks, SMs) CTAs walk the blocks
-    grid[0] = (unsigned)std::min<long>((long)gx * gy * p.batch, g_sms);
+  if (k.persistent_blocks > 0) {  // as KernelLauncher.CUDA: the blocks flat, min(blocks, SMs) of them for short work
+    const long blocks = (long)gx * gy * p.batch;
+    const int limit = g_persistent_blocks >= 0 ? g_persistent_blocks : k.persistent_blocks;
+    grid[0] = (unsigned)((long)gx <= limit ? std::min<long>(blocks, g_sms) : blocks);
     grid[1] = grid[2] = 1;
   }
   CKD(drv.launchKernel(k.fn, grid[0], grid[1], grid[2], (unsigned)k.threads, 1, 1,
@@ -1074,6 +1079,8 @@ int main(int argc, char** argv) {
              : v == "128" ? CU_TENSOR_MAP_L2_PROMOTION_L2_128B : CU_TENSOR_MAP_L2_PROMOTION_L2_256B;
     } else if (a == "--ctas" && i + 1 < argc) {
       g_ctas = std::atoi(argv[++i]);
+    } else if (a == "--persistent-blocks" && i + 1 < argc) {
+      g_persistent_blocks = std::atoi(argv[++i]);
     } else if (a == "--hd" && i + 1 < argc)
       g_bench_hd = std::atoi(argv[++i]);
     else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general" ||
@@ -1081,13 +1088,13 @@ int main(int argc, char** argv) {
       mode = a;
     else {
       fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
     fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P]\n", argv[0]);
     return 2;
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it

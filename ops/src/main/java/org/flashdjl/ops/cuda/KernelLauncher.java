@@ -11,7 +11,8 @@ public interface KernelLauncher {
     /**
      * The CUDA driver: the module's kernel on the legacy default stream of the device. The Hopper flash kernels get
      * the parameter block extended by their TMA tensor maps ({@link TensorMaps}); a persistent kernel
-     * ({@link KernelModule.Kernel#isPersistent()}) gets at most one CTA per SM for the grid's blocks.
+     * ({@link KernelModule.Kernel#isPersistent()}) gets the grid's blocks as a flat grid, at most one CTA per SM when
+     * there are at most {@link KernelModule.Kernel#persistentBlocks()} query blocks per (sequence, head).
      */
     KernelLauncher CUDA = new KernelLauncher() {
         @Override
@@ -32,9 +33,18 @@ public interface KernelLauncher {
             byte[] block = KernelModule.FLASH_FWD_SM90.equals(kernel.module())
                     ? TensorMaps.sm90Parameters(parameters, k.colsPerBlock())
                     : parameters;
-            if (k.isPersistent()) { // at most one CTA per SM, each walking the grid's blocks as work tiles
-                long tiles = gridX * gridY * gridZ;
-                k.launch((int) Math.min(tiles, CudaRuntime.getDeviceInfo(device).smCount()), 1, 1, block);
+            if (k.isPersistent()) {
+                // the grid's blocks flat, walked by the CTAs as work tiles: at most one CTA per SM for short work per
+                // (sequence, head), else one per block (the hardware's scheduler follows the SMs' speeds)
+                long blocks = gridX * gridY * gridZ;
+                long ctas = gridX <= k.persistentBlocks()
+                        ? Math.min(blocks, CudaRuntime.getDeviceInfo(device).smCount())
+                        : blocks;
+                if (ctas > Integer.MAX_VALUE) {
+                    throw new IllegalArgumentException(kernel.name() + ": " + blocks + " blocks (" + gridX + " x "
+                            + gridY + " x " + gridZ + ") exceed a flat grid's " + Integer.MAX_VALUE);
+                }
+                k.launch((int) ctas, 1, 1, block);
             } else {
                 k.launch((int) gridX, gridY, gridZ, block);
             }

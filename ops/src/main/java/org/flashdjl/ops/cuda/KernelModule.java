@@ -249,13 +249,23 @@ public final class KernelModule {
         }
 
         /**
-         * Returns whether the kernel is persistent ({@code N_cfg[4] = 1}): its CTAs walk the blocks of the grid it is
-         * described with as work tiles, so it is launched with at most one CTA per SM ({@link KernelLauncher#CUDA}).
+         * Returns whether the kernel is persistent ({@code N_cfg[4] > 0}): its CTAs walk the blocks of the grid it is
+         * described with as work tiles, so it is launched with a flat grid ({@link KernelLauncher#CUDA}).
          *
          * @return true for a persistent kernel
          */
         public boolean isPersistent() {
-            return config.length > 4 && config[4] != 0;
+            return persistentBlocks() > 0;
+        }
+
+        /**
+         * Returns, for a persistent kernel, the most query blocks per (sequence, head) for which it runs with at most
+         * one CTA per SM (above that: one CTA per block of the grid, flat); 0 for other kernels.
+         *
+         * @return {@code N_cfg[4]}, or 0 when the configuration has no fifth entry
+         */
+        public int persistentBlocks() {
+            return config.length > 4 ? Math.max(0, config[4]) : 0;
         }
 
         /**

@@ -280,10 +280,11 @@ class FlashAttentionGpuTest {
     }
 
     /**
-     * On Hopper the plain / causal kernels of hd 64 / 128 are persistent: at most one CTA per SM, each walking several
-     * of the grid's blocks (its K / V ring, Q buffers and the consumers' turns carried from one to the next). Calls
-     * with more blocks than the device has SMs, dense GQA and varlen with ragged and empty sequences (blocks past a
-     * sequence's end are skipped), must match the reference.
+     * On Hopper the plain / causal kernels of hd 64 / 128 are persistent: for short work per head at most one CTA per
+     * SM, each walking several of the grid's blocks (its K / V ring, Q buffers and the consumers' turns carried from
+     * one to the next), else one CTA per job of a flat grid. Calls with more blocks than the device has SMs, dense GQA
+     * and varlen with ragged and empty sequences (blocks past a sequence's end are skipped), and calls long enough
+     * for the flat grid must match the reference.
      */
     @Test
     void hopperPersistentKernelsWalkSeveralBlocksPerCta() {
@@ -306,6 +307,12 @@ class FlashAttentionGpuTest {
         GpuCheck.runVarlen(TestMemory.GPU, new GpuCheck.Varlen(DeviceDataType.BF16, "none", 8, 2, 64,
                 new int[] {700, 1, 0, 513, 129, 1000, 300, 640, 17, 256, 900, 33},
                 new int[] {300, 5, 17, 513, 0, 1000, 129, 700, 1, 256, 64, 900}));
+        // more query blocks per head than the kernels' persistentBlocks: one CTA per job, flat (causal: pairs, with
+        // the first 3600 rows of this bottom-right call seeing no key)
+        GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.FP16, "none", 1, 2, 2, 2100, 300, 64,
+                GpuCheck.Mode.BHSD, true));
+        GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.BF16, "causal", 1, 2, 1, 4200, 600, 128,
+                GpuCheck.Mode.BSHD, true));
     }
 
     @Test

@@ -7,9 +7,9 @@
 //   config  __device__ int <kernel>_cfg[5] = {threadsPerBlock, dynamicSmemBytes, Br, Bc, persistentBlocks}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
 //   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only;
-//   persistent (cfg[4] = P > 0: plain / causal at hd 64 / 128): the blocks of the grid above as a flat grid,
-//   (gx * gy * gz, 1, 1), or (min(gx * gy * gz, SMs), 1, 1) when gx <= P; the CTAs walk the blocks as work tiles
-//   (flash_fwd_sm90_body.cuh, fwd_body)
+//   persistentBlocks = P > 0 (plain / causal at hd 64 / 128): when gx = ceil(lq / Br) <= P, launch
+//   <kernel>_persistent (same parameters, its own cfg) instead, grid (min(gx * gy * gz, SMs), 1, 1): its CTAs walk
+//   the blocks of the grid above as work tiles (flash_fwd_sm90_body.cuh, fwd_body)
 //   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first;
 //   every value is > 48 KB), no clusters, stream of the caller. Do not launch when
 //   ceil(lq / Br) == 0, hq == 0 or batch == 0 (a zero grid dimension is a launch error).
@@ -32,18 +32,24 @@
 
 // ------------------------------------ exported kernels ---------------------------------------
 #define FLASHDJL_SM90_KERNEL(DTNAME, T, D, VNAME, VAR)                                         \
-  using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D, flashdjl::VAR>; \
+  FLASHDJL_SM90_KERNEL_FORM(DTNAME, T, D, VNAME, VAR, , false,                                 \
+                            (flashdjl::sm90::persistent_blocks<D, flashdjl::VAR>()))
+// the persistent form of a plain / causal kernel (hd 64 / 128): <kernel>_persistent, cfg[4] = 0
+#define FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, D, VNAME, VAR) \
+  FLASHDJL_SM90_KERNEL_FORM(DTNAME, T, D, VNAME, VAR, _persistent, true, 0)
+#define FLASHDJL_SM90_KERNEL_FORM(DTNAME, T, D, VNAME, VAR, SUFFIX, PERSISTENT, PBLOCKS)       \
+  using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits =                           \
+      flashdjl::sm90::TraitsFor<D, flashdjl::VAR, PERSISTENT>;                                 \
   extern "C" __global__ void __launch_bounds__(                                                \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads, 1)                         \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME(const __grid_constant__ FlashFwdSm90Params params) { \
-    flashdjl::sm90::fwd_body<flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits, T, flashdjl::VAR>(params); \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits::kThreads, 1)                 \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX(const __grid_constant__ FlashFwdSm90Params params) { \
+    flashdjl::sm90::fwd_body<flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits, T, flashdjl::VAR>(params); \
   }                                                                                            \
-  extern "C" __device__ int flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_cfg[5] = {             \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads,                            \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kSmemBytes,                          \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Br,                                  \
-      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits::Bc,                                  \
-      flashdjl::sm90::persistent_blocks<flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##_traits, flashdjl::VAR>()};
+  extern "C" __device__ int flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_cfg[5] = {     \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits::kThreads,                    \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits::kSmemBytes,                  \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits::Br,                          \
+      flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits::Bc, PBLOCKS};
 
 #define FLASHDJL_SM90_VARIANTS(DTNAME, T, D)            \
   FLASHDJL_SM90_KERNEL(DTNAME, T, D, plain, kPlain)     \
@@ -58,7 +64,11 @@
   FLASHDJL_SM90_VARIANTS(DTNAME, T, 256) \
   FLASHDJL_SM90_KERNEL(DTNAME, T, 64, packed, kPacked) \
   FLASHDJL_SM90_KERNEL(DTNAME, T, 128, packed, kPacked) \
-  FLASHDJL_SM90_KERNEL(DTNAME, T, 256, packed, kPacked)
+  FLASHDJL_SM90_KERNEL(DTNAME, T, 256, packed, kPacked) \
+  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 64, plain, kPlain) \
+  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 64, causal, kCausal) \
+  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 128, plain, kPlain) \
+  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 128, causal, kCausal)
 
 FLASHDJL_SM90_DIMS(fp16, __half)
 FLASHDJL_SM90_DIMS(bf16, __nv_bfloat16)

@@ -35,10 +35,11 @@
 //   * Key tiles are walked from the last to the first (masked tiles first), invisible tiles
 //     (causal) are skipped; only tiles that contain a masked element get the mask pass. Causal
 //     launches schedule heavy query blocks first (blockIdx.x reversed).
-//   * Persistent (dense plain / causal, hd 64 / 128; fwd_body): min(blocks, SMs) CTAs each walk a
-//     strided share of the grid's blocks, the K / V ring, its phases and the consumers' ping-pong
-//     turns carried from block to block, Q double-buffered (the next block's Q loads while this
-//     one runs), causal blocks paired q / m - 1 - q so that every CTA's share is even (TileOrder).
+//   * Persistent forms (<kernel>_persistent: dense plain / causal, hd 64 / 128, for short work per
+//     head; fwd_body): min(blocks, SMs) CTAs each walk a strided share of the grid's blocks, the
+//     K / V ring, its phases and the consumers' ping-pong turns carried from block to block, Q
+//     double-buffered (the next block's Q loads while this one runs), causal blocks paired
+//     q / m - 1 - q so that every CTA's share is even (TileOrder).
 //   * Epilogue: O normalised, staged through the warpgroup's own Q rows in smem, written with
 //     16-byte coalesced stores; LSE (natural log) per row.
 // ---------------------------------------------------------------------------------------------
@@ -169,20 +170,17 @@ struct Traits {
 // tile (geometric mean vs cuDNN 0.940 -> 0.956 over 64 keys); hd 128 stays at 128 keys (176 keys with 24 / 240
 // registers: 0.869 against 0.878). The hd 256 general / positioned kernels keep 64 keys: at 80 their softcap / ALiBi
 // path spills 144 B.
-// Persistent (fwd_body): the dense plain / causal kernels at hd 64 / 128. Not hd 256: no room for a second Q buffer,
-// and a persistent causal kernel with one (Q reloaded after each tile's epilogue) spilled 152 B. The paged prefill
-// kernels take kAllowPersistent = false. FLASHDJL_SM90_PERSISTENT=0 builds them all per tile.
-#ifndef FLASHDJL_SM90_PERSISTENT
-#define FLASHDJL_SM90_PERSISTENT 1
-#endif
-template <int D, int V, bool kAllowPersistent>
-struct PersistentFor : std::bool_constant<FLASHDJL_SM90_PERSISTENT != 0 && kAllowPersistent && D <= 128 &&
-                                          (V == kPlain || V == kCausal)> {};
-template <int D, int kVariant, bool kAllowPersistent = true> struct TraitsFor;
-template <int V, bool P> struct TraitsFor<64, V, P> : Traits<64, 128, 3, PersistentFor<64, V, P>::value> {};
-template <int V, bool P> struct TraitsFor<128, V, P> : Traits<128, 128, 2, PersistentFor<128, V, P>::value> {};
-template <int V, bool P>
-struct TraitsFor<256, V, P> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
+// kPersistent: the persistent form (fwd_body) of a dense plain / causal kernel at hd 64 / 128, exported beside the
+// per-tile one as <kernel>_persistent (flash_fwd_sm90.cu). Not hd 256: no room for a second Q buffer, and a persistent
+// causal kernel with one (Q reloaded after each tile's epilogue) spilled 152 B.
+template <int D, int V> struct HasPersistentForm : std::bool_constant<D <= 128 && (V == kPlain || V == kCausal)> {};
+template <int D, int kVariant, bool kPersistent = false> struct TraitsFor {
+  static_assert(!kPersistent || HasPersistentForm<D, kVariant>::value, "no persistent form of this kernel");
+};
+template <int V, bool P> struct TraitsFor<64, V, P> : Traits<64, 128, 3, P> {};
+template <int V, bool P> struct TraitsFor<128, V, P> : Traits<128, 128, 2, P> {};
+template <int V>
+struct TraitsFor<256, V, false> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
 
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
@@ -1133,21 +1131,21 @@ struct TileOrder {
   }
 };
 
-// cfg[4] of a kernel (flash_fwd_sm90.cu): the launcher gives a persistent kernel min(blocks, SMs) CTAs when its grid
-// has at most this many query blocks per (sequence, head), else one CTA per job (a block; a causal pair), flat. Run 53
-// (H200, hd 64 / 128, same call, medians of 3): one CTA per SM gained 5-15 % at L 1k (causal 4k: +6-8 %), but lost
+// cfg[4] of a per-tile kernel (flash_fwd_sm90.cu): the launcher runs its persistent form <kernel>_persistent instead,
+// with min(blocks, SMs) CTAs, when the grid has at most this many query blocks per (sequence, head); 0: no such form.
+// Runs 53-54 (H200, hd 64 / 128, same call): one CTA per SM gained 5-15 % at L 1k (causal 4k: +6-8 %), but lost
 // 2-5 % on the long rows (non-causal 4k at hd 64, 16k; causal 16k), where the per-block start it saves is small and a
-// static share cannot follow the SMs' different speeds the way the hardware's block scheduler does.
-template <class Tr, int kVariant>
+// static share cannot follow the SMs' different speeds the way the hardware's block scheduler does; the persistent
+// form run with one CTA per job (a flat grid) still lost 2-5 % there, so long work keeps the per-tile kernel.
+template <int D, int kVariant>
 constexpr int persistent_blocks() {
-  return !Tr::kPersistent ? 0 : kVariant == kCausal ? 32 : 16;
+  return !HasPersistentForm<D, kVariant>::value ? 0 : kVariant == kCausal ? 32 : 16;
 }
 
 // The kernel body. Per-tile kernels (one CTA per block of the grid (ceil(lq / Br), slots, batch)) run fwd_tile once
-// for blockIdx, causal blocks heavy first. Persistent ones (Tr::kPersistent; grid = (min(blocks, SMs), 1, 1), or one
-// CTA per block, flat, for long work: persistent_blocks) set up the ring once and walk TileOrder's jobs blockIdx.x,
-// + gridDim.x, ...: the producer runs ahead into the next tile's K / V while the consumers finish the last one, and
-// each consumer loads the next tile's Q into its second buffer. (CTAs past the last job exit at once.)
+// for blockIdx, causal blocks heavy first. Persistent ones (Tr::kPersistent; grid = (min(blocks, SMs), 1, 1)) set up
+// the ring once and walk TileOrder's jobs blockIdx.x, + gridDim.x, ...: the producer runs ahead into the next tile's
+// K / V while the consumers finish the last one, and each consumer loads the next tile's Q into its second buffer.
 template <class Tr, typename T, int kVariant, class SP = FlashFwdSm90Params>
 __device__ __forceinline__ void fwd_body(const SP& sp) {
   const auto& p = sp.p;

@@ -29,9 +29,8 @@
 
 #include "flash_fwd_sm90_body.cuh"
 
-// (TraitsFor<..., false>: one CTA per query block, never the persistent form of the dense kernels)
 #define FLASHDJL_PAGED_PREFILL_SM90(DTNAME, T, D, VNAME, VAR)                                                  \
-  using paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D, flashdjl::VAR, false>; \
+  using paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_traits = flashdjl::sm90::TraitsFor<D, flashdjl::VAR>; \
   extern "C" __global__ void __launch_bounds__(paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_traits::kThreads, 1) \
       paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME(const __grid_constant__ PagedPrefillSm90Params params) { \
     flashdjl::sm90::fwd_body<paged_prefill_sm90_##DTNAME##_hd##D##_##VNAME##_traits, T, flashdjl::VAR>(params);   \

@@ -16,10 +16,10 @@
 // --no-tma: the Hopper kernels load every K / V tile with cp.async (the TMA maps left unused); --ab-tma (benches):
 // each Hopper row timed with TMA on, off, on, off in turn (same kernels, same call); --hd D (benches): one head dim;
 // --l2 none|64|128|256: the tensor maps' L2 promotion (TensorMaps.java uses 256).
-// --ctas N: persistent kernels (cfg[4] > 0) get at most N CTAs instead of one per SM, so that --check walks each CTA
-// through many work tiles (buffers, ring phases and ping-pong turns carried across tiles) even on small cases;
-// --persistent-blocks P: their one-CTA-per-SM grid up to P query blocks per head (the kernels' cfg[4]; 0: always the
-// flat grid of one CTA per job).
+// --ctas N: the persistent kernel forms (<kernel>_persistent, run for calls of up to cfg[4] query blocks per head) get
+// at most N CTAs instead of one per SM, so that --check walks each CTA through many work tiles (buffers, ring phases
+// and ping-pong turns carried across tiles) even on small cases; --persistent-blocks P: the persistent forms run up to
+// P query blocks per head instead of cfg[4] (0: never; the per-tile kernels run every call).
 //   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
@@ -109,7 +109,7 @@ struct Kernel {
   std::string name;
   CUfunction fn = nullptr;
   int threads = 0, smem = 0, br = 0, bc = 0;
-  int persistent_blocks = 0;  // cfg[4] > 0: persistent kernel (grid: see launch)
+  int persistent_blocks = 0;  // cfg[4] > 0: <name>_persistent runs calls of up to this many query blocks per head
 };
 
 static CUmodule g_module = nullptr;       // flash_fwd.fatbin
@@ -188,7 +188,7 @@ static bool ab_tma(int rep) { return g_ab_tma ? rep % 2 == 0 : g_tma; }
 static int g_bench_hd = 0;  // --hd D (benches): only that head dim
 static int g_sms = 132;     // the device's SMs (persistent grids)
 static int g_ctas = 0;      // --ctas N: persistent grids of at most N CTAs (0: one per SM)
-static int g_persistent_blocks = -1;  // --persistent-blocks P: the kernels' cfg[4] limit replaced (0: flat grids)
+static int g_persistent_blocks = -1;  // --persistent-blocks P: the kernels' cfg[4] limit replaced (0: never persistent)
 static long g_tma_launches = 0, g_tma_refused = 0;  // sm90 launches with maps / whose maps the driver refused
 
 // Launch exactly like the Java side; returns false (nothing launched) when the grid is empty.
@@ -217,15 +217,17 @@ static bool launch(const Kernel& k, const FlashFwdParams& p, cudaStream_t stream
     if (g_tma && rows > 0 && p.hkv > 0) ++(sp.tma ? g_tma_launches : g_tma_refused);
     args[0] = &sp;
   }
+  // as KernelLauncher.CUDA: short work per head runs the kernel's persistent form on min(blocks, SMs) CTAs
+  const Kernel* run = &k;
   unsigned grid[3] = {gx, gy, (unsigned)p.batch};
-  if (k.persistent_blocks > 0) {  // as KernelLauncher.CUDA: the blocks flat, min(blocks, SMs) of them for short work
-    const long blocks = (long)gx * gy * p.batch;
-    const int limit = g_persistent_blocks >= 0 ? g_persistent_blocks : k.persistent_blocks;
-    grid[0] = (unsigned)((long)gx <= limit ? std::min<long>(blocks, g_sms) : blocks);
+  const int limit = g_persistent_blocks >= 0 ? g_persistent_blocks : k.persistent_blocks;
+  if (k.persistent_blocks > 0 && (long)gx <= limit) {
+    run = &get_kernel(k.name + "_persistent");
+    grid[0] = (unsigned)std::min<long>((long)gx * gy * p.batch, g_sms);
     grid[1] = grid[2] = 1;
   }
-  CKD(drv.launchKernel(k.fn, grid[0], grid[1], grid[2], (unsigned)k.threads, 1, 1,
-                       (unsigned)k.smem, (CUstream)stream, args, nullptr));
+  CKD(drv.launchKernel(run->fn, grid[0], grid[1], grid[2], (unsigned)run->threads, 1, 1,
+                       (unsigned)run->smem, (CUstream)stream, args, nullptr));
   CK(cudaGetLastError());
   return true;
 }

@@ -10,9 +10,9 @@ public interface KernelLauncher {
 
     /**
      * The CUDA driver: the module's kernel on the legacy default stream of the device. The Hopper flash kernels get
-     * the parameter block extended by their TMA tensor maps ({@link TensorMaps}); a persistent kernel
-     * ({@link KernelModule.Kernel#isPersistent()}) gets the grid's blocks as a flat grid, at most one CTA per SM when
-     * there are at most {@link KernelModule.Kernel#persistentBlocks()} query blocks per (sequence, head).
+     * the parameter block extended by their TMA tensor maps ({@link TensorMaps}); a call with at most
+     * {@link KernelModule.Kernel#persistentBlocks()} query blocks per (sequence, head) runs the kernel's persistent
+     * form {@code <name>_persistent} on at most one CTA per SM.
      */
     KernelLauncher CUDA = new KernelLauncher() {
         @Override
@@ -33,18 +33,14 @@ public interface KernelLauncher {
             byte[] block = KernelModule.FLASH_FWD_SM90.equals(kernel.module())
                     ? TensorMaps.sm90Parameters(parameters, k.colsPerBlock())
                     : parameters;
-            if (k.isPersistent()) {
-                // the grid's blocks flat, walked by the CTAs as work tiles: at most one CTA per SM for short work per
-                // (sequence, head), else one per block (the hardware's scheduler follows the SMs' speeds)
+            if (gridX <= k.persistentBlocks()) {
+                // short work per (sequence, head): the kernel's persistent form, at most one CTA per SM, each walking
+                // several of the grid's blocks (long work keeps one CTA per block: the hardware's scheduler follows
+                // the SMs' speeds)
+                KernelModule.Kernel persistent = KernelModule.get(kernel.module(), device)
+                        .getKernel(kernel.name() + "_persistent");
                 long blocks = gridX * gridY * gridZ;
-                long ctas = gridX <= k.persistentBlocks()
-                        ? Math.min(blocks, CudaRuntime.getDeviceInfo(device).smCount())
-                        : blocks;
-                if (ctas > Integer.MAX_VALUE) {
-                    throw new IllegalArgumentException(kernel.name() + ": " + blocks + " blocks (" + gridX + " x "
-                            + gridY + " x " + gridZ + ") exceed a flat grid's " + Integer.MAX_VALUE);
-                }
-                k.launch((int) ctas, 1, 1, block);
+                persistent.launch((int) Math.min(blocks, CudaRuntime.getDeviceInfo(device).smCount()), 1, 1, block);
             } else {
                 k.launch((int) gridX, gridY, gridZ, block);
             }

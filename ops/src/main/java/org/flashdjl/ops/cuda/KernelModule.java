@@ -25,7 +25,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * are cached.
  *
  * <p>Each kernel {@code N} comes with {@code __device__ int N_cfg[] = {threadsPerBlock, dynamicSmemBytes,
- * rowsPerBlock, colsPerBlock[, persistent]}}, read once with {@code cuModuleGetGlobal}; the kernel's dynamic shared
+ * rowsPerBlock, colsPerBlock[, persistentBlocks]}}, read once with {@code cuModuleGetGlobal}; the kernel's dynamic shared
  * memory limit is raised to what the configuration asks.
  */
 public final class KernelModule {
@@ -249,18 +249,9 @@ public final class KernelModule {
         }
 
         /**
-         * Returns whether the kernel is persistent ({@code N_cfg[4] > 0}): its CTAs walk the blocks of the grid it is
-         * described with as work tiles, so it is launched with a flat grid ({@link KernelLauncher#CUDA}).
-         *
-         * @return true for a persistent kernel
-         */
-        public boolean isPersistent() {
-            return persistentBlocks() > 0;
-        }
-
-        /**
-         * Returns, for a persistent kernel, the most query blocks per (sequence, head) for which it runs with at most
-         * one CTA per SM (above that: one CTA per block of the grid, flat); 0 for other kernels.
+         * Returns the most query blocks per (sequence, head) for which the launcher runs this kernel's persistent form
+         * {@code <name>_persistent} instead ({@link KernelLauncher#CUDA}: at most one CTA per SM, each walking several
+         * of the grid's blocks); 0 when it has none.
          *
          * @return {@code N_cfg[4]}, or 0 when the configuration has no fifth entry
          */

@@ -1,7 +1,6 @@
 package org.flashdjl.tests.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -280,11 +279,11 @@ class FlashAttentionGpuTest {
     }
 
     /**
-     * On Hopper the plain / causal kernels of hd 64 / 128 are persistent: for short work per head at most one CTA per
-     * SM, each walking several of the grid's blocks (its K / V ring, Q buffers and the consumers' turns carried from
-     * one to the next), else one CTA per job of a flat grid. Calls with more blocks than the device has SMs, dense GQA
-     * and varlen with ragged and empty sequences (blocks past a sequence's end are skipped), and calls long enough
-     * for the flat grid must match the reference.
+     * On Hopper the plain / causal kernels of hd 64 / 128 have a persistent form that runs calls with short work per
+     * head: at most one CTA per SM, each walking several of the grid's blocks (its K / V ring, Q buffers and the
+     * consumers' turns carried from one to the next). Calls with more blocks than the device has SMs, dense GQA and
+     * varlen with ragged and empty sequences (blocks past a sequence's end are skipped), and calls long enough for the
+     * per-tile kernels must match the reference.
      */
     @Test
     void hopperPersistentKernelsWalkSeveralBlocksPerCta() {
@@ -294,10 +293,12 @@ class FlashAttentionGpuTest {
                 "needs a compute capability 9.0 device and the sm90 fatbin");
         KernelModule sm90 = KernelModule.get(KernelModule.FLASH_FWD_SM90, GpuCheck.DEVICE);
         for (String k : List.of("fp16_hd64_plain", "fp16_hd128_plain", "bf16_hd128_causal", "bf16_hd64_causal")) {
-            assertTrue(sm90.getKernel("flash_fwd_sm90_" + k).isPersistent(), k);
+            assertTrue(sm90.getKernel("flash_fwd_sm90_" + k).persistentBlocks() > 0, k);
+            KernelModule.Kernel persistent = sm90.getKernel("flash_fwd_sm90_" + k + "_persistent");
+            assertEquals(0, persistent.persistentBlocks(), persistent.toString());
         }
         for (String k : List.of("fp16_hd128_general", "fp16_hd256_causal", "fp16_hd128_packed")) {
-            assertFalse(sm90.getKernel("flash_fwd_sm90_" + k).isPersistent(), k);
+            assertEquals(0, sm90.getKernel("flash_fwd_sm90_" + k).persistentBlocks(), k);
         }
         int sms = CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).smCount();
         // 2 x 16 heads x 5 query blocks = 160 blocks
@@ -307,8 +308,8 @@ class FlashAttentionGpuTest {
         GpuCheck.runVarlen(TestMemory.GPU, new GpuCheck.Varlen(DeviceDataType.BF16, "none", 8, 2, 64,
                 new int[] {700, 1, 0, 513, 129, 1000, 300, 640, 17, 256, 900, 33},
                 new int[] {300, 5, 17, 513, 0, 1000, 129, 700, 1, 256, 64, 900}));
-        // more query blocks per head than the kernels' persistentBlocks: one CTA per job, flat (causal: pairs, with
-        // the first 3600 rows of this bottom-right call seeing no key)
+        // more query blocks per head than the kernels' persistentBlocks: the per-tile kernels (the first 3600 rows of
+        // this bottom-right causal call see no key)
         GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.FP16, "none", 1, 2, 2, 2100, 300, 64,
                 GpuCheck.Mode.BHSD, true));
         GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.BF16, "causal", 1, 2, 1, 4200, 600, 128,

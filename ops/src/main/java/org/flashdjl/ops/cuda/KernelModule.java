@@ -25,8 +25,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * are cached.
  *
  * <p>Each kernel {@code N} comes with {@code __device__ int N_cfg[] = {threadsPerBlock, dynamicSmemBytes,
- * rowsPerBlock, colsPerBlock[, persistentBlocks]}}, read once with {@code cuModuleGetGlobal}; the kernel's dynamic shared
- * memory limit is raised to what the configuration asks.
+ * rowsPerBlock, colsPerBlock[, persistentBlocks]}}, read once with {@code cuModuleGetGlobal}; the kernel's dynamic
+ * shared memory limit is raised to what the configuration asks.
  */
 public final class KernelModule {
 

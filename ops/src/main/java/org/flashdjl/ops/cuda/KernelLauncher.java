@@ -33,14 +33,11 @@ public interface KernelLauncher {
             byte[] block = KernelModule.FLASH_FWD_SM90.equals(kernel.module())
                     ? TensorMaps.sm90Parameters(parameters, k.colsPerBlock())
                     : parameters;
-            if (gridX <= k.persistentBlocks()) {
-                // short work per (sequence, head): the kernel's persistent form, at most one CTA per SM, each walking
-                // several of the grid's blocks (long work keeps one CTA per block: the hardware's scheduler follows
-                // the SMs' speeds)
-                KernelModule.Kernel persistent = KernelModule.get(kernel.module(), device)
-                        .getKernel(kernel.name() + "_persistent");
-                long blocks = gridX * gridY * gridZ;
-                persistent.launch((int) Math.min(blocks, CudaRuntime.getDeviceInfo(device).smCount()), 1, 1, block);
+            int persistentCtas = persistentCtas(gridX, gridY, gridZ, k.persistentBlocks(),
+                    CudaRuntime.getDeviceInfo(device).smCount());
+            if (persistentCtas > 0) { // the kernel's persistent form, each CTA walking several of the grid's blocks
+                KernelModule.get(kernel.module(), device).getKernel(kernel.name() + "_persistent")
+                        .launch(persistentCtas, 1, 1, block);
             } else {
                 k.launch((int) gridX, gridY, gridZ, block);
             }
@@ -52,6 +49,26 @@ public interface KernelLauncher {
             CudaRuntime.synchronize(what);
         }
     };
+
+    /**
+     * Returns how many CTAs a kernel's persistent form {@code <name>_persistent} runs a grid on: {@code min(blocks,
+     * smCount)} when the grid has at most {@code persistentBlocks} query blocks per (sequence, head), else 0 (the
+     * per-tile kernel runs it: for long work the hardware's block scheduler, which follows the SMs' speeds, did
+     * better than a static share; docs/kernel-notes.md).
+     *
+     * @param gridX query blocks per (sequence, head)
+     * @param gridY heads (or key / value heads for GQA-packed kernels)
+     * @param gridZ sequences
+     * @param persistentBlocks the kernel's {@link KernelModule.Kernel#persistentBlocks()}; 0: no persistent form
+     * @param smCount streaming multiprocessors of the device
+     * @return the persistent grid's CTAs, or 0 to launch the per-tile kernel
+     */
+    static int persistentCtas(long gridX, long gridY, long gridZ, int persistentBlocks, int smCount) {
+        if (persistentBlocks <= 0 || gridX > persistentBlocks) {
+            return 0;
+        }
+        return (int) Math.min(gridX * gridY * gridZ, Math.max(1, smCount));
+    }
 
     /**
      * Returns the compute capability of a device, which picks the kernel.

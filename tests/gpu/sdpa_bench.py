@@ -3,7 +3,7 @@
 
 Same shapes and JSON-lines format as `flash_check --bench` (impl = torch-flash / torch-cudnn /
 torch-efficient). Tensors are bhsd, batch*L = 16384 tokens, heads = 2048 / hd.
-    python3 tests/gpu/sdpa_bench.py [--quick] > peers.jsonl
+    python3 tests/gpu/sdpa_bench.py [--quick] [--backends torch-cudnn,...] > peers.jsonl
 """
 import argparse
 import json
@@ -41,7 +41,14 @@ def time_ms(fn, sets, warmup=3, reps=20):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="hd128 only")
+    ap.add_argument("--backends", default=",".join(b for b, _ in BACKENDS),
+                    help="comma-separated impl names to time (default: all)")
     args = ap.parse_args()
+    chosen = args.backends.split(",")
+    unknown = [b for b in chosen if b not in dict(BACKENDS)]
+    if unknown:
+        ap.error(f"unknown backend(s) {unknown}; allowed: {[b for b, _ in BACKENDS]}")
+    backends = [(b, k) for b, k in BACKENDS if b in chosen]
     dims = [128] if args.quick else [64, 128, 256]
     torch.manual_seed(0)
     for dtype_name, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
@@ -53,7 +60,7 @@ def main():
                     sets = [tuple(torch.empty(shape, device="cuda", dtype=dtype).uniform_(-1, 1)
                                   for _ in range(3)) for _ in range(2)]
                     flops = 4.0 * batch * heads * L * L * hd / (2 if causal else 1)
-                    for impl, backend in BACKENDS:
+                    for impl, backend in backends:
                         def run(q, k, v, backend=backend):
                             with sdpa_kernel([backend]):
                                 return F.scaled_dot_product_attention(q, k, v, is_causal=causal)

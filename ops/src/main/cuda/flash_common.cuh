@@ -62,6 +62,13 @@ struct SeqGeometry {
   int q0, k0;  // first packed row (varlen), 0 when dense
 };
 
+// Element offset of sequence `batch`'s first row of head `head` in a [batch, rows, heads, D] tensor (dense: strides
+// bs / rs / hs) or a packed [total rows, heads, D] one (varlen: the sequence starts at packed row row0).
+__device__ __forceinline__ int64_t seq_offset(bool varlen, int batch, int row0, int head, int64_t bs, int64_t hs,
+                                              int64_t rs) {
+  return (varlen ? row0 * rs : batch * bs) + head * hs;
+}
+
 template <class P>
 __device__ __forceinline__ SeqGeometry seq_geometry(const P& p, int b) {
   SeqGeometry s;

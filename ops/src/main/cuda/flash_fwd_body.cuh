@@ -185,20 +185,17 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
     k0 = s.k0;
   }
   // element offset of (sequence b, row 0, head) in a tensor with these strides
-  auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
-    return (varlen ? row0 * rs : b * bs) + head * hs;
-  };
   const int m0 = m_block * Br;
   if (m0 >= lq) return;
   const int m_end = min(m0 + Br, lq);
 
   if constexpr (!kPaged) {
     gQ = static_cast<const T*>(p.q) +
-         seq_offset(varlen_q, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+         seq_offset(varlen_q, b, q0, h, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
     gK = static_cast<const T*>(p.k) +
-         seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+         seq_offset(varlen_k, b, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
     gV = static_cast<const T*>(p.v) +
-         seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+         seq_offset(varlen_k, b, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
   }
   // K / V tile n (rows n*Bc.. of this sequence's keys) into smem
   auto load_k = [&](int n) {
@@ -421,7 +418,7 @@ __device__ __forceinline__ void flash_fwd_body(const P& p) {
     gO = static_cast<T*>(p.o) + q0 * p.o_row_stride + h * p.o_head_stride;
   } else {
     gO = static_cast<T*>(p.o) +
-         seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
+         seq_offset(varlen_q, b, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
   }
   constexpr int kChunks = Tr::kWarpRows * Tr::kCPR;
 #pragma unroll

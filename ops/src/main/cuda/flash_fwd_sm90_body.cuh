@@ -436,9 +436,6 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const bool varlen_q = sg.varlen_q, varlen_k = sg.varlen_k;
   const int lk = sg.lk, q0 = sg.q0, k0 = sg.k0;
   const int lq = sg.lq * pack;  // the CTA rows' extent (packed: queries x G)
-  auto seq_offset = [&](bool varlen, int row0, int head, int64_t bs, int64_t hs, int64_t rs) {
-    return (varlen ? row0 * rs : b * bs) + head * hs;
-  };
   const int m0 = m_block * Br;
   // Q rows [m0 + 64 cw, m0 + 64 cw + 64) of query head qh of sequence qbatch (geometry g) -> Q buffer sq, by the 128
   // threads of consumer cw (their own cp.async group, committed by the caller)
@@ -447,7 +444,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     if constexpr (kPaged)
       gQ += g.q0 * p.q_row_stride + qh * p.q_head_stride;
     else
-      gQ += (g.varlen_q ? g.q0 * p.q_row_stride : qbatch * p.q_batch_stride) + qh * p.q_head_stride;
+      gQ += seq_offset(g.varlen_q, qbatch, g.q0, qh, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
     const int64_t qs = p.q_row_stride, qhs = p.q_head_stride;
     const int qlq = g.lq * pack;
     if constexpr (kPack)
@@ -599,9 +596,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     } else {
       // ---- dense / varlen ----
       const T* gK = static_cast<const T*>(p.k) +
-                    seq_offset(varlen_k, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+                    seq_offset(varlen_k, b, k0, hk, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
       const T* gV = static_cast<const T*>(p.v) +
-                    seq_offset(varlen_k, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
+                    seq_offset(varlen_k, b, k0, hk, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
       const int64_t ks = p.k_row_stride, vs = p.v_row_stride;
       // TMA: whole tiles of the sequence (rows [n Bc, n Bc + Bc) all < lk) in D / 64 boxes of {64, Bc}, issued by one
       // thread after its arrive.expect_tx; the warpgroup's other threads arrive plainly (the `full` count is 128).
@@ -1086,7 +1083,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   if constexpr (kPaged)
     gO += q0 * p.o_row_stride + h * p.o_head_stride;
   else
-    gO += seq_offset(varlen_q, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
+    gO += seq_offset(varlen_q, b, q0, h, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
 #pragma unroll
   for (int c = wtid; c < 64 * Tr::kCPR; c += 128) {
     const int rl = c / Tr::kCPR, ch = c % Tr::kCPR;

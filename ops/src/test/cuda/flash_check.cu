@@ -20,6 +20,8 @@
 // at most N CTAs instead of one per SM, so that --check walks each CTA through many work tiles (buffers, ring phases
 // and ping-pong turns carried across tiles) even on small cases; --persistent-blocks P: the persistent forms run up to
 // P query blocks per head instead of cfg[4] (0: never; the per-tile kernels run every call).
+// --L N, --causal 0|1, --dtype fp16|bf16 (--bench): only the shapes with that sequence length / mask / dtype;
+// --reps N (--bench): timed launches per shape (default 20; long runs for clock sampling or a profiler).
 //   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
@@ -186,6 +188,10 @@ static bool g_ab_tma = false;
 static int ab_reps(bool sm90) { return g_ab_tma && sm90 ? 4 : 1; }
 static bool ab_tma(int rep) { return g_ab_tma ? rep % 2 == 0 : g_tma; }
 static int g_bench_hd = 0;  // --hd D (benches): only that head dim
+static int g_bench_L = 0;        // --L N (--bench): only that sequence length
+static int g_bench_causal = -1;  // --causal 0|1 (--bench): only non-causal / causal shapes
+static int g_bench_bf16 = -1;    // --dtype fp16|bf16 (--bench): only that dtype
+static int g_bench_reps = 20;    // --reps N (--bench): timed launches per shape (the median is printed)
 static int g_sms = 132;     // the device's SMs (persistent grids)
 static int g_ctas = 0;      // --ctas N: persistent grids of at most N CTAs (0: one per SM)
 static int g_persistent_blocks = -1;  // --persistent-blocks P: the kernels' cfg[4] limit replaced (0: never persistent)
@@ -830,6 +836,7 @@ static void bench(bool quick) {
   CK(cudaMalloc(&o, elems * 2));
   CK(cudaMalloc(&lse, tokens * 64 * 4));
   for (int bf = 0; bf < 2; ++bf) {
+    if (g_bench_bf16 >= 0 && bf != g_bench_bf16) continue;
     {  // fill all inputs with uniform [-1, 1) values of this dtype
       std::vector<uint16_t> h(elems);
       Rng rng(77 + bf);
@@ -841,6 +848,7 @@ static void bench(bool quick) {
     for (int d : dims)
       for (int causal = 0; causal < 2; ++causal)
         for (int L : {1024, 4096, 16384}) {
+          if ((g_bench_L > 0 && L != g_bench_L) || (g_bench_causal >= 0 && causal != g_bench_causal)) continue;
           const int batch = (int)(tokens / L), heads = (int)(width / d);
           for (int impl = 0; impl < 2; ++impl) {
           if (impl == 0 ? !g_use_sm80 : !g_use_sm90) continue;
@@ -875,7 +883,7 @@ static void bench(bool quick) {
             launch(k, p);
           }
           CK(cudaDeviceSynchronize());
-          const double med = median_ms(20, [&](int r) {
+          const double med = median_ms(g_bench_reps, [&](int r) {
             set(r % kSets);
             launch(k, p);
           });
@@ -1085,18 +1093,37 @@ int main(int argc, char** argv) {
       g_persistent_blocks = std::atoi(argv[++i]);
     } else if (a == "--hd" && i + 1 < argc)
       g_bench_hd = std::atoi(argv[++i]);
-    else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general" ||
+    else if (a == "--L" && i + 1 < argc)
+      g_bench_L = std::atoi(argv[++i]);
+    else if (a == "--causal" && i + 1 < argc)
+      g_bench_causal = std::atoi(argv[++i]) != 0;
+    else if (a == "--dtype" && i + 1 < argc) {
+      const std::string t = argv[++i];
+      if (t != "fp16" && t != "bf16") {
+        fprintf(stderr, "--dtype must be fp16 or bf16, got %s\n", t.c_str());
+        return 2;
+      }
+      g_bench_bf16 = t == "bf16";
+    } else if (a == "--reps" && i + 1 < argc) {
+      g_bench_reps = std::atoi(argv[++i]);
+      if (g_bench_reps < 1 || g_bench_reps > 1000000) {
+        fprintf(stderr, "--reps must be in [1, 1000000], got %d\n", g_bench_reps);
+        return 2;
+      }
+    } else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general" ||
              a == "--bench-packed")
       mode = a;
     else {
       fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P] "
+                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
     fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P]\n", argv[0]);
+                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P] "
+                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N]\n", argv[0]);
     return 2;
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it

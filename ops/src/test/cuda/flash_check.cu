@@ -21,7 +21,8 @@
 // and ping-pong turns carried across tiles) even on small cases; --persistent-blocks P: the persistent forms run up to
 // P query blocks per head instead of cfg[4] (0: never; the per-tile kernels run every call).
 // --L N, --causal 0|1, --dtype fp16|bf16 (--bench): only the shapes with that sequence length / mask / dtype;
-// --reps N (--bench): timed launches per shape (default 20; long runs for clock sampling or a profiler).
+// --reps N (--bench): timed launches per shape (default 20; long runs for clock sampling or a profiler);
+// --idle-ms I / --warm-ms W / --seconds S (--bench): the GPU's clock state for each shape's timing (see g_bench_idle_ms).
 //   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
@@ -192,6 +193,13 @@ static int g_bench_L = 0;        // --L N (--bench): only that sequence length
 static int g_bench_causal = -1;  // --causal 0|1 (--bench): only non-causal / causal shapes
 static int g_bench_bf16 = -1;    // --dtype fp16|bf16 (--bench): only that dtype
 static int g_bench_reps = 20;    // --reps N (--bench): timed launches per shape (the median is printed)
+// The H200 holds its top clock (1980 MHz) for about a second of full load, then its power cap brings the SMs to
+// ~1450-1650 MHz (run 56): a short timing measures whichever state the work before it left. --idle-ms I: the GPU idles
+// I ms before each shape (a burst from rest: top clock); --warm-ms W: W ms of untimed back-to-back launches before
+// the timed ones, --seconds S: the timed launches span about S s (the power-capped steady state).
+static int g_bench_idle_ms = 0;
+static int g_bench_warm_ms = 0;
+static double g_bench_seconds = 0;
 static int g_sms = 132;     // the device's SMs (persistent grids)
 static int g_ctas = 0;      // --ctas N: persistent grids of at most N CTAs (0: one per SM)
 static int g_persistent_blocks = -1;  // --persistent-blocks P: the kernels' cfg[4] limit replaced (0: never persistent)
@@ -878,12 +886,30 @@ static void bench(bool quick) {
           };
           for (int rep = 0; rep < ab_reps(impl == 1); ++rep) {
           g_tma = ab_tma(rep);
+          if (g_bench_idle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(g_bench_idle_ms));
           for (int w = 0; w < 3; ++w) {
             set(w % kSets);
             launch(k, p);
           }
           CK(cudaDeviceSynchronize());
-          const double med = median_ms(g_bench_reps, [&](int r) {
+          int reps = g_bench_reps;
+          if (g_bench_warm_ms > 0 || g_bench_seconds > 0) {
+            const auto t0 = std::chrono::steady_clock::now();
+            int n = 0;
+            auto elapsed_ms = [&] {
+              return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            };
+            do {  // back-to-back launches, synchronised every 4 (also times one launch for --seconds)
+              for (int i = 0; i < 4; ++i, ++n) {
+                set(n % kSets);
+                launch(k, p);
+              }
+              CK(cudaDeviceSynchronize());
+            } while (elapsed_ms() < g_bench_warm_ms);
+            if (g_bench_seconds > 0)
+              reps = (int)std::min(1e6, std::max(20.0, g_bench_seconds * 1e3 / (elapsed_ms() / n)));
+          }
+          const double med = median_ms(reps, [&](int r) {
             set(r % kSets);
             launch(k, p);
           });
@@ -1093,6 +1119,12 @@ int main(int argc, char** argv) {
       g_persistent_blocks = std::atoi(argv[++i]);
     } else if (a == "--hd" && i + 1 < argc)
       g_bench_hd = std::atoi(argv[++i]);
+    else if (a == "--idle-ms" && i + 1 < argc)
+      g_bench_idle_ms = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--warm-ms" && i + 1 < argc)
+      g_bench_warm_ms = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--seconds" && i + 1 < argc)
+      g_bench_seconds = std::max(0.0, std::atof(argv[++i]));
     else if (a == "--L" && i + 1 < argc)
       g_bench_L = std::atoi(argv[++i]);
     else if (a == "--causal" && i + 1 < argc)
@@ -1116,14 +1148,14 @@ int main(int argc, char** argv) {
     else {
       fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
                       "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P] "
-                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N]\n", argv[0]);
+                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N] [--idle-ms I] [--warm-ms W] [--seconds S]\n", argv[0]);
       return 2;
     }
   }
   if (mode.empty()) {
     fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
                       "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P] "
-                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N]\n", argv[0]);
+                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N] [--idle-ms I] [--warm-ms W] [--seconds S]\n", argv[0]);
     return 2;
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it

@@ -31,7 +31,8 @@
 # are set for every JVM. Without it those steps skip (the DJL tests report "DJL sees no GPU").
 #
 # Env: OUT (results dir), FLASHDJL_DEVICE (CUDA ordinal, default 0), JAVA_OPTS (extra JVM options), MODEL_DIR,
-#      FLASHDJL_DJL_JNI, MODEL_BENCH_ARGS, SERVING_REQUESTS, SERVING_BENCH_ARGS.
+#      FLASHDJL_DJL_JNI, MODEL_BENCH_ARGS, SERVING_REQUESTS, SERVING_BENCH_ARGS, FLASHDJL_BENCH_IDLE_MS (idle GPU time
+#      before each FlashBench / sdpa_bench.py shape, default 1000: both sides timed from the same clock state).
 # Exit status: 0 when every step that ran succeeded, else the first failing step's status.
 set -uo pipefail
 
@@ -149,10 +150,14 @@ if [ "$RUN_TESTS" = 1 ]; then
 fi
 
 if [ "$RUN_BENCH" = 1 ]; then
+  # Both sides idle this long before each shape, so each starts from rest at the top clock (the H200's power cap
+  # lowers the clock after about a second of full load: a short timing otherwise measures what ran before it)
+  BENCH_IDLE_MS="${FLASHDJL_BENCH_IDLE_MS:-1000}"
   QUICK_ARG=()
   [ "$QUICK" = 1 ] && QUICK_ARG=(--quick)
   note "FlashBench (flashdjl-java)"
-  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.gpu.FlashBench --device "$DEVICE" ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} \
+  "$JAVA" "${JVM[@]}" -cp "$CP" org.flashdjl.tests.gpu.FlashBench --device "$DEVICE" --idle-ms "$BENCH_IDLE_MS" \
+    ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} \
     > "$OUT/bench-flashdjl.jsonl" 2> >(tee "$OUT/bench-flashdjl.log" >&2)
   rc=$?
   cat "$OUT/bench-flashdjl.jsonl"
@@ -164,7 +169,8 @@ if [ "$RUN_BENCH" = 1 ]; then
   else
     if [ -f "$HERE/python/sdpa_bench.py" ]; then
       note "sdpa_bench.py (torch SDPA peers)"
-      CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-$DEVICE}" python3 "$HERE/python/sdpa_bench.py" ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} \
+      CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-$DEVICE}" python3 "$HERE/python/sdpa_bench.py" --idle-ms "$BENCH_IDLE_MS" \
+        ${QUICK_ARG[@]+"${QUICK_ARG[@]}"} \
         > "$OUT/bench-sdpa.jsonl" 2> >(tee "$OUT/bench-sdpa.log" >&2)
       rc=$?
       cat "$OUT/bench-sdpa.jsonl"

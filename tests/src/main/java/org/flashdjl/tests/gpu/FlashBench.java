@@ -26,7 +26,10 @@ import java.util.Random;
  *
  * <p>Options: {@code --quick} (hd 128, L 1k and 4k, 10 reps), {@code --reps N} (default 20), {@code --warmup N}
  * (default 3), {@code --dtypes fp16,bf16}, {@code --hd 64,128,256}, {@code --lengths 1024,4096,16384},
- * {@code --lse} (also write the LSE), {@code --device N}.
+ * {@code --lse} (also write the LSE), {@code --device N}, {@code --idle-ms N} (default 0: the GPU idles that long
+ * before each shape, so every shape is timed from rest: the H200 holds its top clock for about a second of full load
+ * and then its power cap lowers it, docs/PERF.md run 56; {@code run-gpu.sh} passes the same value to
+ * {@code sdpa_bench.py}, so both sides start each shape in the same clock state).
  */
 public final class FlashBench {
 
@@ -42,6 +45,7 @@ public final class FlashBench {
     public static void main(String[] args) {
         int reps = 20;
         int warmup = 3;
+        int idleMs = 0;
         int device = 0;
         boolean lse = false;
         List<String> dtypes = List.of("fp16", "bf16");
@@ -60,6 +64,9 @@ public final class FlashBench {
                 case "--warmup":
                     warmup = Integer.parseInt(args[++i]);
                     break;
+                case "--idle-ms":
+                    idleMs = Integer.parseInt(args[++i]);
+                    break;
                 case "--device":
                     device = Integer.parseInt(args[++i]);
                     break;
@@ -77,12 +84,16 @@ public final class FlashBench {
                     break;
                 default:
                     System.err.println("unknown option " + args[i] + "; options: --quick --reps N --warmup N"
-                            + " --device N --dtypes fp16,bf16 --hd 64,128,256 --lengths 1024,4096,16384 --lse");
+                            + " --idle-ms N --device N --dtypes fp16,bf16 --hd 64,128,256 --lengths 1024,4096,16384 --lse");
                     System.exit(2);
             }
         }
         if (reps < 10) {
             System.err.println("--reps must be >= 10 (the median of at least 10 repetitions), got " + reps);
+            System.exit(2);
+        }
+        if (idleMs < 0 || idleMs > 60_000) {
+            System.err.println("--idle-ms must be in [0, 60000], got " + idleMs);
             System.exit(2);
         }
         if (!CudaRuntime.isAvailable()) {
@@ -91,7 +102,7 @@ public final class FlashBench {
         }
         CudaRuntime.bind(device);
         System.err.println("FlashBench on " + CudaRuntime.getDeviceInfo(device) + ", driver "
-                + CudaRuntime.getDriverVersion() + ", reps " + reps + ", warmup " + warmup);
+                + CudaRuntime.getDriverVersion() + ", reps " + reps + ", warmup " + warmup + ", idle " + idleMs + " ms");
         int failures = 0;
         for (String name : dtypes) {
             DeviceDataType type = DeviceDataType.ofName(name.trim());
@@ -103,6 +114,7 @@ public final class FlashBench {
                 for (int hd : dims) {
                     for (boolean causal : new boolean[] {false, true}) {
                         for (int len : lengths) {
+                            idle(idleMs);
                             failures += run(device, type, hd, causal, len, q, k, v, o, lse ? l : null, reps, warmup)
                                     ? 0 : 1;
                         }
@@ -111,6 +123,20 @@ public final class FlashBench {
             }
         }
         System.exit(failures == 0 ? 0 : 1);
+    }
+
+    /** Lets the GPU idle: every launch so far finished, then {@code ms} without work. */
+    private static void idle(int ms) {
+        if (ms <= 0) {
+            return;
+        }
+        CudaRuntime.synchronize("FlashBench idle");
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while idling between shapes", e);
+        }
     }
 
     private static DeviceBuffer random(int device, DeviceDataType type, long seed) {

@@ -21,8 +21,8 @@
 // and ping-pong turns carried across tiles) even on small cases; --persistent-blocks P: the persistent forms run up to
 // P query blocks per head instead of cfg[4] (0: never; the per-tile kernels run every call).
 // --L N, --causal 0|1, --dtype fp16|bf16 (--bench): only the shapes with that sequence length / mask / dtype;
-// --reps N (--bench): timed launches per shape (default 20; long runs for clock sampling or a profiler);
-// --idle-ms I / --warm-ms W / --seconds S (--bench): the GPU's clock state for each shape's timing (see g_bench_idle_ms).
+// --reps N (every bench): timed launches per row (default 20; long runs for clock sampling or a profiler);
+// --idle-ms I / --warm-ms W / --seconds S (every bench): the GPU's clock state for each shape's timing (see g_bench_idle_ms).
 //   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
 //                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
@@ -192,7 +192,9 @@ static int g_bench_hd = 0;  // --hd D (benches): only that head dim
 static int g_bench_L = 0;        // --L N (--bench): only that sequence length
 static int g_bench_causal = -1;  // --causal 0|1 (--bench): only non-causal / causal shapes
 static int g_bench_bf16 = -1;    // --dtype fp16|bf16 (--bench): only that dtype
-static int g_bench_reps = 20;    // --reps N (--bench): timed launches per shape (the median is printed)
+static int g_bench_reps = 20;    // --reps N (benches): timed launches per row (the median is printed; default 20,
+                                 // --bench-packed 30)
+static bool g_bench_reps_set = false;
 // The H200 holds its top clock (1980 MHz) for about a second of full load, then its power cap brings the SMs to
 // ~1450-1650 MHz (run 56): a short timing measures whichever state the work before it left. --idle-ms I: the GPU idles
 // I ms before each shape (a burst from rest: top clock); --warm-ms W: W ms of untimed back-to-back launches before
@@ -827,6 +829,32 @@ static double median_ms(int reps, const std::function<void(int)>& run) {
   return ms[ms.size() / 2];
 }
 
+// One benchmark row: the pacing options (g_bench_idle_ms: idle first; 3 warm-up launches; g_bench_warm_ms: untimed
+// back-to-back launches; g_bench_seconds: the timed launches span about that long, else `reps`, or --reps when given),
+// then median_ms. run(r) launches repetition r.
+static double paced_median_ms(int reps, const std::function<void(int)>& run) {
+  if (g_bench_idle_ms > 0) {
+    CK(cudaDeviceSynchronize());
+    std::this_thread::sleep_for(std::chrono::milliseconds(g_bench_idle_ms));
+  }
+  for (int w = 0; w < 3; ++w) run(w);
+  CK(cudaDeviceSynchronize());
+  if (g_bench_reps_set) reps = g_bench_reps;
+  if (g_bench_warm_ms > 0 || g_bench_seconds > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto elapsed_ms = [&] {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    };
+    int n = 0;
+    do {  // back-to-back launches, synchronised every 4 (also times one launch for --seconds)
+      for (int i = 0; i < 4; ++i, ++n) run(n);
+      CK(cudaDeviceSynchronize());
+    } while (elapsed_ms() < g_bench_warm_ms);
+    if (g_bench_seconds > 0) reps = (int)std::min(1e6, std::max(20.0, g_bench_seconds * 1e3 / (elapsed_ms() / n)));
+  }
+  return median_ms(reps, run);
+}
+
 static void bench(bool quick) {
   std::vector<int> dims = quick ? std::vector<int>{128} : std::vector<int>{64, 128, 256};
   if (g_bench_hd > 0) dims = {g_bench_hd};
@@ -886,30 +914,7 @@ static void bench(bool quick) {
           };
           for (int rep = 0; rep < ab_reps(impl == 1); ++rep) {
           g_tma = ab_tma(rep);
-          if (g_bench_idle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(g_bench_idle_ms));
-          for (int w = 0; w < 3; ++w) {
-            set(w % kSets);
-            launch(k, p);
-          }
-          CK(cudaDeviceSynchronize());
-          int reps = g_bench_reps;
-          if (g_bench_warm_ms > 0 || g_bench_seconds > 0) {
-            const auto t0 = std::chrono::steady_clock::now();
-            int n = 0;
-            auto elapsed_ms = [&] {
-              return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-            };
-            do {  // back-to-back launches, synchronised every 4 (also times one launch for --seconds)
-              for (int i = 0; i < 4; ++i, ++n) {
-                set(n % kSets);
-                launch(k, p);
-              }
-              CK(cudaDeviceSynchronize());
-            } while (elapsed_ms() < g_bench_warm_ms);
-            if (g_bench_seconds > 0)
-              reps = (int)std::min(1e6, std::max(20.0, g_bench_seconds * 1e3 / (elapsed_ms() / n)));
-          }
-          const double med = median_ms(reps, [&](int r) {
+          const double med = paced_median_ms(20, [&](int r) {
             set(r % kSets);
             launch(k, p);
           });
@@ -967,9 +972,7 @@ static void bench_packed() {
     auto set = [&](int r) { p.k = bufs[2 * (r % 2)], p.v = bufs[2 * (r % 2) + 1]; };
     for (int rep = 0; rep < ab_reps(true); ++rep) {
       g_tma = ab_tma(rep);
-      for (int w = 0; w < 3; ++w) set(w), launch(kern, p);
-      CK(cudaDeviceSynchronize());
-      const double med = median_ms(30, [&](int r) { set(r), launch(kern, p); });
+      const double med = paced_median_ms(30, [&](int r) { set(r), launch(kern, p); });
       printf("{\"impl\":\"flashdjl-sm90\",\"tma\":%s,\"kernel\":\"%s\",\"queries\":%d,\"splits\":%d,\"keys\":%d,"
              "\"ms\":%.4f,\"kv_gbps\":%.1f}\n",
              g_tma ? "true" : "false", kern.name.c_str(), sh.queries, sh.splits, sh.keys, med,
@@ -1050,9 +1053,7 @@ static void bench_general() {
       }
       for (int rep = 0; rep < ab_reps(sm90); ++rep) {
       g_tma = ab_tma(rep);
-      for (int w = 0; w < 3; ++w) launch(kern, p);
-      CK(cudaDeviceSynchronize());
-      const double med = median_ms(20, [&](int) { launch(kern, p); });
+      const double med = paced_median_ms(20, [&](int) { launch(kern, p); });
       const double flops = 4.0 * batch * heads * pairs * d;
       printf("{\"impl\":\"%s\",\"tma\":%s,\"kernel\":\"%s\",\"case\":\"%s\",\"dtype\":\"fp16\",\"hd\":%d,\"L\":%d,"
              "\"batch\":%d,\"heads\":%d,\"visible_pairs\":%.0f,\"ms\":%.4f,\"tflops\":%.1f}\n",
@@ -1138,6 +1139,7 @@ int main(int argc, char** argv) {
       g_bench_bf16 = t == "bf16";
     } else if (a == "--reps" && i + 1 < argc) {
       g_bench_reps = std::atoi(argv[++i]);
+      g_bench_reps_set = true;
       if (g_bench_reps < 1 || g_bench_reps > 1000000) {
         fprintf(stderr, "--reps must be in [1, 1000000], got %d\n", g_bench_reps);
         return 2;

@@ -13,6 +13,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
+import java.util.Set;
 
 /**
  * The GPU benchmark of the flash kernels through the Java launch path: fp16 and bf16, head dims 64/128/256,
@@ -34,6 +35,8 @@ import java.util.Random;
 public final class FlashBench {
 
     private static final long ELEMENTS = 16384L * 2048; // B * L * H * D for every shape
+    private static final Set<String> VALUE_OPTIONS =
+            Set.of("--reps", "--warmup", "--idle-ms", "--device", "--dtypes", "--hd", "--lengths");
 
     private FlashBench() {}
 
@@ -52,6 +55,11 @@ public final class FlashBench {
         int[] dims = {64, 128, 256};
         int[] lengths = {1024, 4096, 16384};
         for (int i = 0; i < args.length; i++) {
+            if (VALUE_OPTIONS.contains(args[i]) && (i + 1 >= args.length || !isValue(args[i + 1], args[i]))) {
+                System.err.println(args[i] + " needs a value: "
+                        + (i + 1 < args.length ? "got '" + args[i + 1] + "'" : "none given"));
+                System.exit(2);
+            }
             switch (args[i]) {
                 case "--quick":
                     reps = 10;
@@ -123,6 +131,12 @@ public final class FlashBench {
             }
         }
         System.exit(failures == 0 ? 0 : 1);
+    }
+
+    /** Whether {@code v} is a well-formed value of option {@code opt}: comma-separated integers, or dtype names. */
+    private static boolean isValue(String v, String opt) {
+        String item = opt.equals("--dtypes") ? "[a-z0-9]+" : "[0-9]{1,9}";
+        return v.matches(item + "(," + item + ")*");
     }
 
     /** Lets the GPU idle: every launch so far finished, then {@code ms} without work. */

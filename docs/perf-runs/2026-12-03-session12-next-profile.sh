@@ -3,16 +3,10 @@
 # cuDNN's at the same base clock (run 56: cuDNN 3 % ahead per cycle at fp16 16k, issue slots 43 vs 38 %, tensor pipe
 # 75 vs 73 %). Stall reasons per SASS line of ours (ncu --page source), the warp-state breakdown of both, and the
 # persistent form run on the same shape (--persistent-blocks 100000) to see what it loses on long rows.
-# .devcarry: bundle.txz (tests/gpu/bundle.sh; tar of bundle/flashdjl-gpu), fc.xz (flash_check of the tree:
-# nvcc -std=c++17 -O3 -cudart static -o fc ops/src/test/cuda/flash_check.cu -lpthread; xz -9). Run from the repo root.
+# .devcarry: tests/gpu/devcarry.sh (bundle.txz, fc.xz). Run from the repository root.
 T=$PWD/.devcarry
-mkdir -p /tmp/b /tmp/fb && tar xJf $T/bundle.txz -C /tmp/b && xz -dc $T/fc.xz > /tmp/fc && chmod +x /tmp/fc
-python3 -c "
-import zipfile
-z=zipfile.ZipFile('/tmp/b/lib/flashdjl-ops-0.1.0-SNAPSHOT.jar')
-for n in z.namelist():
-    if n.endswith('.fatbin'): open('/tmp/fb/'+n.split('/')[-1],'wb').write(z.read(n))
-"
+mkdir -p /tmp/b && tar xJf $T/bundle.txz -C /tmp/b && xz -dc $T/fc.xz > /tmp/fc && chmod +x /tmp/fc
+python3 /tmp/b/python/extract_fatbins.py /tmp/b /tmp/fb > /dev/null
 A="--bench --kernels sm90 --fatbin-dir /tmp/fb --hd 128 --L 16384 --causal 0 --dtype fp16 --reps 3"
 for form in "plain|" "plain_persistent|--persistent-blocks 100000"; do name=${form%%|*}; extra=${form#*|}
   timeout 150 ncu --set full --import-source no --page raw --kernel-name regex:"flash_fwd_sm90_fp16_hd128_${name}\$" \

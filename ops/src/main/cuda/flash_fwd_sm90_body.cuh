@@ -134,7 +134,26 @@ template <> struct Pack<__nv_bfloat16> {
 };
 
 // ----------------------------------- kernel traits -------------------------------------------
-template <int D_, int Bc_, int Stages_, bool Persistent_ = false>
+// Build-time tile of the hd 64 kernels, for measuring FlashAttention-3's hd 64 shape in a flash_fwd_sm90.cu build (the
+// paged prefill's per-lane loader needs 128 keys at hd 64): a 192-row tile on three consumer warpgroups (512
+// threads): -DFLASHDJL_SM90_HD64_WG=3 [-DFLASHDJL_SM90_HD64_BC=64]
+// [-DFLASHDJL_SM90_WG3_REGS_P=.. -DFLASHDJL_SM90_WG3_REGS_C=..]. The defaults are the measured kernels (two consumers,
+// 128 keys); the three-consumer form has not run on a GPU yet (docs/perf-runs/2026-12-03-session12-next-hd64.sh).
+// ptxas (CUDA 13.0), three consumers: 64 keys at 56 / 152 registers spill nothing in any hd 64 kernel; 128 keys at
+// 56 / 152 spill 80 B, at 32 / 160 44 B in the per-tile plain / causal / packed kernels and 1280 B in general.
+#ifndef FLASHDJL_SM90_HD64_WG
+#define FLASHDJL_SM90_HD64_WG 2
+#endif
+#ifndef FLASHDJL_SM90_HD64_BC
+#define FLASHDJL_SM90_HD64_BC 128
+#endif
+#ifndef FLASHDJL_SM90_WG3_REGS_P
+#define FLASHDJL_SM90_WG3_REGS_P 56
+#endif
+#ifndef FLASHDJL_SM90_WG3_REGS_C
+#define FLASHDJL_SM90_WG3_REGS_C 152
+#endif
+template <int D_, int Bc_, int Stages_, bool Persistent_ = false, int WG_ = 2>
 struct Traits {
   static constexpr int D = D_;
   static constexpr int Bc = Bc_;
@@ -144,12 +163,12 @@ struct Traits {
   static constexpr int kQBufs = Persistent_ ? 2 : 1;
   // FlashAttention-3's inter-warpgroup ping-pong (fwd_tile): hd 128 only
   static constexpr bool kPingPong = D == 128;
-  // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 256 x consumer <= the
-  // 384 x 168 the CTA is launched with (56 / 224 uses all of it). With the TMA path the producer needs 56: at 40 its
+  // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 128 kWG x consumer <= the 64 K
+  // registers of the SM the CTA is launched with (two consumers: 384 x 168; 56 / 224 uses all of it). With the TMA path the producer needs 56: at 40 its
   // walk spilled 12-32 B in the plain / causal / packed kernels; at 56 ptxas spills nothing there.
-  static constexpr int kProducerRegs = 56;
-  static constexpr int kConsumerRegs = 224;
-  static constexpr int kWG = 2;                   // consumer warpgroups
+  static constexpr int kProducerRegs = WG_ == 3 ? FLASHDJL_SM90_WG3_REGS_P : 56;
+  static constexpr int kConsumerRegs = WG_ == 3 ? FLASHDJL_SM90_WG3_REGS_C : 224;
+  static constexpr int kWG = WG_;                 // consumer warpgroups
   static constexpr int Br = 64 * kWG;
   static constexpr int kThreads = 128 * (kWG + 1);  // + the producer warpgroup
   static constexpr int kCPR = D / 8;              // 16-byte chunks per row
@@ -162,7 +181,8 @@ struct Traits {
   static constexpr int kBarOffset = kQ1Offset + (kQBufs - 1) * kTileQ;
   static constexpr int kSmemBytes = kBarOffset + kBarBytes + 1024;
   static_assert(D % 64 == 0 && Bc % 16 == 0 && Bc <= 256, "shape");
-  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 384 * 168, "register budget");
+  static_assert(128 * kProducerRegs + 128 * kWG * kConsumerRegs <= 65536, "register budget");
+  static_assert(!kPingPong || kWG == 2, "ping-pong pairs two consumers");
   static_assert(128 % kCPR == 0, "loader mapping");
   static_assert(kSmemBytes + 1024 <= 227 * 1024, "shared memory (+ the general kernels' static rule, 1 KB aligned)");
 };
@@ -177,7 +197,8 @@ template <int D, int V> struct HasPersistentForm : std::bool_constant<D <= 128 &
 template <int D, int kVariant, bool kPersistent = false> struct TraitsFor {
   static_assert(!kPersistent || HasPersistentForm<D, kVariant>::value, "no persistent form of this kernel");
 };
-template <int V, bool P> struct TraitsFor<64, V, P> : Traits<64, 128, 3, P> {};
+template <int V, bool P>
+struct TraitsFor<64, V, P> : Traits<64, FLASHDJL_SM90_HD64_BC, 3, P, FLASHDJL_SM90_HD64_WG> {};
 template <int V, bool P> struct TraitsFor<128, V, P> : Traits<128, 128, 2, P> {};
 template <int V>
 struct TraitsFor<256, V, false> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
@@ -696,7 +717,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     if (alibi_only) {  // the ALiBi walk reads the tile (zero without tc_alibi)
       // B (16 x Bc, MN-major, the V tile's layout with 16 rows): row k < 3 = term k of slope c / scale, rows 3-15 zero
       const int ct = wtid + 128 * cw;
-      for (int pc = ct; pc < Bc * 2; pc += 256) {  // 16-byte chunks: [Bc / 64 blocks][16 rows][8 chunks]
+      for (int pc = ct; pc < Bc * 2; pc += 128 * Tr::kWG) {  // 16-byte chunks: [Bc / 64 blocks][16 rows][8 chunks]
         const int blk = pc >> 7, k = (pc >> 3) & 15, c0 = blk * 64 + (((pc & 7) ^ (k & 7)) << 3);
         uint32_t w[4] = {0u, 0u, 0u, 0u};
         if (tc_alibi && k < 3)
@@ -713,7 +734,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         *reinterpret_cast<uint4*>(kx + pc * 16) = make_uint4(w[0], w[1], w[2], w[3]);
       }
       fence_proxy_async();
-      named_barrier(5, 256);
+      named_barrier(5, 128 * Tr::kWG);
     }
   }
   // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).

@@ -192,9 +192,8 @@ static int g_bench_hd = 0;  // --hd D (benches): only that head dim
 static int g_bench_L = 0;        // --L N (--bench): only that sequence length
 static int g_bench_causal = -1;  // --causal 0|1 (--bench): only non-causal / causal shapes
 static int g_bench_bf16 = -1;    // --dtype fp16|bf16 (--bench): only that dtype
-static int g_bench_reps = 20;    // --reps N (benches): timed launches per row (the median is printed; default 20,
-                                 // --bench-packed 30)
-static bool g_bench_reps_set = false;
+static int g_bench_reps = 0;     // --reps N (benches): timed launches per row (the median is printed); 0: the
+                                 // bench's own count (20, --bench-packed 30)
 // The H200 holds its top clock (1980 MHz) for about a second of full load, then its power cap brings the SMs to
 // ~1450-1650 MHz (run 56): a short timing measures whichever state the work before it left. --idle-ms I: the GPU idles
 // I ms before each shape (a burst from rest: top clock); --warm-ms W: W ms of untimed back-to-back launches before
@@ -839,7 +838,7 @@ static double paced_median_ms(int reps, const std::function<void(int)>& run) {
   }
   for (int w = 0; w < 3; ++w) run(w);
   CK(cudaDeviceSynchronize());
-  if (g_bench_reps_set) reps = g_bench_reps;
+  if (g_bench_reps > 0) reps = g_bench_reps;
   if (g_bench_warm_ms > 0 || g_bench_seconds > 0) {
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed_ms = [&] {
@@ -1092,6 +1091,33 @@ static bool load_module(const std::string& path, CUmodule* mod, bool required) {
   return true;
 }
 
+static int usage(const char* prog) {
+  fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
+                  "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P] "
+                  "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N] [--idle-ms I] [--warm-ms W] [--seconds S]\n", prog);
+  return 2;
+}
+
+// A numeric option's value, or exit 2 naming the option, the value and the allowed range.
+static int int_arg(const std::string& opt, const char* text, int lo, int hi) {
+  char* end = nullptr;
+  const long v = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "%s must be an integer in [%d, %d], got '%s'\n", opt.c_str(), lo, hi, text);
+    exit(2);
+  }
+  return (int)v;
+}
+static double double_arg(const std::string& opt, const char* text, double lo, double hi) {
+  char* end = nullptr;
+  const double v = std::strtod(text, &end);
+  if (end == text || *end != '\0' || !(v >= lo && v <= hi)) {
+    fprintf(stderr, "%s must be a number in [%g, %g], got '%s'\n", opt.c_str(), lo, hi, text);
+    exit(2);
+  }
+  return v;
+}
+
 int main(int argc, char** argv) {
   std::string mode, dir = default_fatbin_dir(), fatbin, kernels = "auto";
   double max_work = 0;  // --max-work W: check only cases with batch * hq * lq * lk <= W (for compute-sanitizer runs)
@@ -1104,7 +1130,7 @@ int main(int argc, char** argv) {
     else if (a == "--kernels" && i + 1 < argc)
       kernels = argv[++i];
     else if (a == "--max-work" && i + 1 < argc)
-      max_work = std::atof(argv[++i]);
+      max_work = double_arg(a, argv[++i], 0, 1e18);
     else if (a == "--no-tma")
       g_tma = false;
     else if (a == "--ab-tma")
@@ -1115,22 +1141,22 @@ int main(int argc, char** argv) {
              : v == "64" ? CU_TENSOR_MAP_L2_PROMOTION_L2_64B
              : v == "128" ? CU_TENSOR_MAP_L2_PROMOTION_L2_128B : CU_TENSOR_MAP_L2_PROMOTION_L2_256B;
     } else if (a == "--ctas" && i + 1 < argc) {
-      g_ctas = std::atoi(argv[++i]);
+      g_ctas = int_arg(a, argv[++i], 1, 1 << 20);
     } else if (a == "--persistent-blocks" && i + 1 < argc) {
-      g_persistent_blocks = std::atoi(argv[++i]);
-    } else if (a == "--hd" && i + 1 < argc)
-      g_bench_hd = std::atoi(argv[++i]);
-    else if (a == "--idle-ms" && i + 1 < argc)
-      g_bench_idle_ms = std::max(0, std::atoi(argv[++i]));
-    else if (a == "--warm-ms" && i + 1 < argc)
-      g_bench_warm_ms = std::max(0, std::atoi(argv[++i]));
-    else if (a == "--seconds" && i + 1 < argc)
-      g_bench_seconds = std::max(0.0, std::atof(argv[++i]));
-    else if (a == "--L" && i + 1 < argc)
-      g_bench_L = std::atoi(argv[++i]);
-    else if (a == "--causal" && i + 1 < argc)
-      g_bench_causal = std::atoi(argv[++i]) != 0;
-    else if (a == "--dtype" && i + 1 < argc) {
+      g_persistent_blocks = int_arg(a, argv[++i], 0, 1 << 30);
+    } else if (a == "--hd" && i + 1 < argc) {
+      g_bench_hd = int_arg(a, argv[++i], 1, 1024);
+    } else if (a == "--idle-ms" && i + 1 < argc) {
+      g_bench_idle_ms = int_arg(a, argv[++i], 0, 600000);
+    } else if (a == "--warm-ms" && i + 1 < argc) {
+      g_bench_warm_ms = int_arg(a, argv[++i], 0, 600000);
+    } else if (a == "--seconds" && i + 1 < argc) {
+      g_bench_seconds = double_arg(a, argv[++i], 0, 600);
+    } else if (a == "--L" && i + 1 < argc) {
+      g_bench_L = int_arg(a, argv[++i], 1, 1 << 30);
+    } else if (a == "--causal" && i + 1 < argc) {
+      g_bench_causal = int_arg(a, argv[++i], 0, 1);
+    } else if (a == "--dtype" && i + 1 < argc) {
       const std::string t = argv[++i];
       if (t != "fp16" && t != "bf16") {
         fprintf(stderr, "--dtype must be fp16 or bf16, got %s\n", t.c_str());
@@ -1138,27 +1164,16 @@ int main(int argc, char** argv) {
       }
       g_bench_bf16 = t == "bf16";
     } else if (a == "--reps" && i + 1 < argc) {
-      g_bench_reps = std::atoi(argv[++i]);
-      g_bench_reps_set = true;
-      if (g_bench_reps < 1 || g_bench_reps > 1000000) {
-        fprintf(stderr, "--reps must be in [1, 1000000], got %d\n", g_bench_reps);
-        return 2;
-      }
+      g_bench_reps = int_arg(a, argv[++i], 1, 1000000);
     } else if (a == "--check" || a == "--bench" || a == "--bench-quick" || a == "--bench-general" ||
              a == "--bench-packed")
       mode = a;
     else {
-      fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P] "
-                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N] [--idle-ms I] [--warm-ms W] [--seconds S]\n", argv[0]);
-      return 2;
+      return usage(argv[0]);
     }
   }
   if (mode.empty()) {
-    fprintf(stderr, "usage: %s --check|--bench|--bench-quick|--bench-general|--bench-packed [--fatbin-dir DIR] [--fatbin PATH] "
-                      "[--kernels sm80|sm90|all] [--max-work W] [--no-tma] [--ab-tma] [--hd D] [--ctas N] [--persistent-blocks P] "
-                      "[--L N] [--causal 0|1] [--dtype fp16|bf16] [--reps N] [--idle-ms I] [--warm-ms W] [--seconds S]\n", argv[0]);
-    return 2;
+    return usage(argv[0]);
   }
   CK(cudaFree(0));  // create the primary context; the driver calls below run in it
   cudaDeviceProp prop;

@@ -24,7 +24,8 @@ public interface KernelLauncher {
         public void launch(int device, FlashDispatch.KernelRef kernel, long rows, int gridY, int gridZ,
                 byte[] parameters) {
             CudaRuntime.bind(device);
-            KernelModule.Kernel k = KernelModule.get(kernel.module(), device).getKernel(kernel.name());
+            KernelModule module = KernelModule.get(kernel.module(), device);
+            KernelModule.Kernel k = module.getKernel(kernel.name());
             long gridX = (rows + k.rowsPerBlock() - 1) / k.rowsPerBlock();
             if (gridX == 0 || gridY == 0 || gridZ == 0) {
                 return; // nothing to write; a zero grid dimension is a launch error
@@ -36,8 +37,7 @@ public interface KernelLauncher {
             int persistentCtas = persistentCtas(gridX, gridY, gridZ, k.persistentBlocks(),
                     CudaRuntime.getDeviceInfo(device).smCount());
             if (persistentCtas > 0) { // the kernel's persistent form, each CTA walking several of the grid's blocks
-                KernelModule.get(kernel.module(), device).getKernel(kernel.name() + "_persistent")
-                        .launch(persistentCtas, 1, 1, block);
+                module.getKernel(kernel.name() + "_persistent").launch(persistentCtas, 1, 1, block);
             } else {
                 k.launch((int) gridX, gridY, gridZ, block);
             }

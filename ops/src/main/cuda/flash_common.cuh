@@ -184,6 +184,34 @@ struct ScoreMod {
     return cap_l2 > 0.f ? at<true, true>(qk, dist) : at<false, true>(qk, dist);
   }
 };
+// Softcap's tanh without a MUFU op, for scores with |u| <= 1 (u = scale q.k / softcap: a logit within the cap):
+// tanh(u) = u P(u^2), P of degree 6 (the odd degree-13 least-maximum-error fit of tanh on [-1, 1]; fit error 2e-8),
+// so capped(qk) = (cap_l2 u) P(u^2) is ScoreMod::capped<true>(qk) in log2 units with 10 FMA-pipe ops and no MUFU op;
+// absolute error <= 2.6e-7 cap_l2 in float (flash_emu_test's sweep; ScoreMod's ex2 + Newton form: ~1.8e-7). The sm90
+// kernels take it on a warp's key tile when every |q.k| of it is within range (their other MUFU op per score is the
+// softmax's exp2), else ScoreMod. Built from the ScoreMod of the call (no constants of its own held in registers).
+struct CapPoly {
+  float a;      // scale / softcap: u = a q.k
+  float a_l2;   // a cap_l2: the capped score is (a_l2 q.k) P(u^2)
+  __device__ __forceinline__ explicit CapPoly(const ScoreMod& mod)
+      : a(mod.cap_e * -0.34657359027997264f), a_l2(mod.sc_l2) {}  // cap_e / (-2 log2 e)
+  // P(u^2) = tanh(u) / u; the coefficients are immediates of the FMAs (no registers held across the walk)
+  static __device__ __forceinline__ float poly(float u) {
+    const float t = u * u;
+    float r = fmaf(9.637580570e-04f, t, -5.951235815e-03f);
+    r = fmaf(r, t, 1.997322850e-02f);
+    r = fmaf(r, t, -5.326580381e-02f);
+    r = fmaf(r, t, 1.331958281e-01f);
+    r = fmaf(r, t, -3.333212922e-01f);
+    return fmaf(r, t, 9.999996931e-01f);
+  }
+  __device__ __forceinline__ float capped(float qk) const {  // softcap tanh(scale qk / softcap), log2 units
+    return (qk * a_l2) * poly(qk * a);
+  }
+  __device__ __forceinline__ float capped_minus(float qk, float m) const {  // capped(qk) - m, the last op one FMA
+    return fmaf(qk * a_l2, poly(qk * a), -m);
+  }
+};
 __device__ __forceinline__ float transform_score_l2(float qk, float scale, float softcap, float slope, int pos, int j) {
   return ScoreMod(scale, softcap, slope).apply(qk, fabsf(static_cast<float>(pos - j)));
 }

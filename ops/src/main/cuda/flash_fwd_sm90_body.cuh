@@ -805,6 +805,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     constexpr int kMode = decltype(mode_tag)::value;
     constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0, kM = (kMode & kMask) != 0;
     const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
+    const CapPoly cp(mod);  // softcap alone: its MUFU-free tanh (unused otherwise)
     const MaskRule rule = rule_at_use();
     const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;  // the positions of this thread's rows: pos0 + 8 hh
     auto mask = [&]() {
@@ -818,7 +819,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
               if (!key_visible(rule, pos0 + 8 * hh, n * Bc + 8 * j + 2 * t4 + e)) s[4 * j + 2 * hh + e] = -INFINITY;
       }
     };
-    // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]
+    // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]; 2: raw softcap scores, all in cp's range
+    // (the max taken raw: cp.capped is increasing)
     auto finish = [&](auto kind_tag, float cb0, float cb1) {
       constexpr int kKind = decltype(kind_tag)::value;
 #pragma unroll
@@ -830,6 +832,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         mx = quad_max(mx);
         float mt = mx;
         if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
+        if constexpr (kKind == 2) mt = mx == -INFINITY ? -INFINITY : cp.capped(mx);
         const float m_new = fmaxf(row_m[hh], mt);
         const float ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
         corr[hh] = fast_exp2(row_m[hh] - ms);
@@ -844,6 +847,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             float pv;
             if constexpr (kKind == 1)
               pv = fast_exp2(fmaf(x, mod.sc_l2, bias));
+            else if constexpr (kKind == 2)
+              pv = fast_exp2(cp.capped_minus(x, ms));
             else
               pv = fast_exp2(x - ms);
             s[4 * j + 2 * hh + e] = pv;
@@ -852,6 +857,26 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         row_l[hh] = row_l[hh] * corr[hh] + sum;
       }
     };
+    if constexpr (kC && !kA) {
+      // Softcap alone, every score of the warp's rows within |u| <= 1 (no logit past the cap; a hidden key's bits
+      // may fail the test, never pass it wrongly: NaN is ignored by fmaxf and masked below): the MUFU-free tanh,
+      // one MUFU op per score (the softmax's exp2) instead of two. Without a hidden key the max is taken raw and
+      // the tanh's last multiply is the exp2's FMA. Else, or on a warp with a larger logit, ScoreMod below.
+      float ma = 0.f;
+#pragma unroll
+      for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
+      if (__all_sync(0xffffffffu, ma * cp.a <= 1.f)) {
+        if constexpr (kM) {
+#pragma unroll
+          for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
+          mask();
+          finish(std::integral_constant<int, 0>(), 0.f, 0.f);
+        } else {
+          finish(std::integral_constant<int, 2>(), 0.f, 0.f);
+        }
+        return;
+      }
+    }
     if constexpr (kA && !kC) {
       const int side = alibi_side(n);
       if (side != 0) {

@@ -770,6 +770,11 @@ static std::vector<Case> make_cases() {
       // with the default grid too (--ctas N makes every case do so)
       {1, 2, 16, 4, 520, 600, BSHD, 1, -1, -1, 0, false, 0, 1, {}, {}},
       {0, 5, 12, 3, 300, 257, BHSD, 0, -1, -1, 0, false, 0, 1, {}, {}},
+      // softcap alone with logits past the cap (sm90: warps with |scale q.k| > softcap take the ex2 + Newton tanh,
+      // the others the polynomial; softcap 4 at qscale 2 mixes both within a row block, 1.5 at 3 is mostly past it)
+      {2, 1, 8, 2, 300, 1023, BSHD, 0, -1, -1, 0, false, 4, 2, {}, {}},
+      {2, 2, 4, 4, 700, 1023, BHSD, 1, -1, -1, 0, false, 1.5f, 3, {}, {}},
+      {2, 0, 4, 1, 0, 0, BSHD, 0, -1, -1, 0, false, 1.5f, 3, {300, 0, 77}, {1023, 5, 300}},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;
@@ -1025,6 +1030,8 @@ static void bench_general() {
         {"causal", 1, 1, -1, 0, false, 0.f},         {"general-causal", 2, 1, -1, 0, false, 0.f},
         {"general-causal-window1024-sinks4", 2, 1, 1024, 4, false, 0.f},
         {"causal-softcap30", 2, 1, -1, 0, false, 30.f}, {"causal-alibi", 2, 1, -1, 0, true, 0.f},
+        // logits past the cap (|scale q.k| up to ~1.7 here): sm90 takes softcap's ex2 + Newton tanh on those warps
+        {"general-softcap1", 2, 0, -1, 0, false, 1.f},
     };
     for (const Opt& op : opts) {
       const Kernel& kern = get_kernel(kernel_name(false, d, op.variant, sm90));

@@ -201,7 +201,26 @@ static bool check_score_rule() {
   const bool mod_ok = worst_mod <= 1.0;
   printf("%s ScoreMod at / plain vs doubles: worst error %.3g of the tolerance\n", mod_ok ? "PASS" : "FAIL",
          worst_mod);
-  return ok && mod_ok;
+  // CapPoly (the sm90 kernels' MUFU-free softcap tanh on |scale q.k| <= softcap) against the formula in doubles, over
+  // its whole range, for caps and head dims around the ones models use; bound 4e-7 cap_l2 (as the tanh above)
+  double worst_poly = 0;
+  for (float c : {0.5f, 1.f, 5.f, 30.f, 50.f, 1000.f})
+    for (int d : {64, 128, 256}) {
+      const float sc = 1.f / std::sqrt(static_cast<float>(d));
+      const ScoreMod m(sc, c, 0.f);
+      const flashdjl::CapPoly cp(m);
+      const double cap_l2 = c * kL2e, lim = c / static_cast<double>(sc);
+      for (int i = -100000; i <= 100000; ++i) {
+        const float qk = static_cast<float>(lim * i / 100000.0);
+        const double want = cap_l2 * std::tanh(static_cast<double>(sc) * qk / c);
+        worst_poly = std::max({worst_poly, std::fabs(cp.capped(qk) - want) / cap_l2,
+                               std::fabs(cp.capped_minus(qk, 3.f) - (want - 3.0)) / cap_l2});
+      }
+    }
+  const bool poly_ok = worst_poly <= 4e-7;
+  printf("%s CapPoly vs doubles on |u| <= 1: max abs error %.3g cap_l2 (bound 4e-7)\n", poly_ok ? "PASS" : "FAIL",
+         worst_poly);
+  return ok && mod_ok && poly_ok;
 }
 
 int main(int argc, char** argv) {

@@ -39,7 +39,7 @@
   FLASHDJL_SM90_KERNEL_FORM(DTNAME, T, D, VNAME, VAR, _persistent, true, 0)
 #define FLASHDJL_SM90_KERNEL_FORM(DTNAME, T, D, VNAME, VAR, SUFFIX, PERSISTENT, PBLOCKS)       \
   using flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits =                           \
-      flashdjl::sm90::TraitsFor<D, flashdjl::VAR, PERSISTENT>;                                 \
+      flashdjl::sm90::FlashTraitsFor<D, flashdjl::VAR, PERSISTENT>;                                 \
   extern "C" __global__ void __launch_bounds__(                                                \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX##_traits::kThreads, 1)                 \
       flash_fwd_sm90_##DTNAME##_hd##D##_##VNAME##SUFFIX(const __grid_constant__ FlashFwdSm90Params params) { \

@@ -134,25 +134,6 @@ template <> struct Pack<__nv_bfloat16> {
 };
 
 // ----------------------------------- kernel traits -------------------------------------------
-// Build-time tile of the hd 64 kernels, for measuring FlashAttention-3's hd 64 shape in a flash_fwd_sm90.cu build (the
-// paged prefill's per-lane loader needs 128 keys at hd 64): a 192-row tile on three consumer warpgroups (512
-// threads): -DFLASHDJL_SM90_HD64_WG=3 [-DFLASHDJL_SM90_HD64_BC=64]
-// [-DFLASHDJL_SM90_WG3_REGS_P=.. -DFLASHDJL_SM90_WG3_REGS_C=..]. The defaults are the measured kernels (two consumers,
-// 128 keys); the three-consumer form has not run on a GPU yet (docs/perf-runs/2026-12-03-session12-next-hd64.sh).
-// ptxas (CUDA 13.0), three consumers: 64 keys at 56 / 152 registers spill nothing in any hd 64 kernel; 128 keys at
-// 56 / 152 spill 80 B, at 32 / 160 44 B in the per-tile plain / causal / packed kernels and 1280 B in general.
-#ifndef FLASHDJL_SM90_HD64_WG
-#define FLASHDJL_SM90_HD64_WG 2
-#endif
-#ifndef FLASHDJL_SM90_HD64_BC
-#define FLASHDJL_SM90_HD64_BC 128
-#endif
-#ifndef FLASHDJL_SM90_WG3_REGS_P
-#define FLASHDJL_SM90_WG3_REGS_P 56
-#endif
-#ifndef FLASHDJL_SM90_WG3_REGS_C
-#define FLASHDJL_SM90_WG3_REGS_C 152
-#endif
 template <int D_, int Bc_, int Stages_, bool Persistent_ = false, int WG_ = 2>
 struct Traits {
   static constexpr int D = D_;
@@ -166,8 +147,9 @@ struct Traits {
   // Register budgets after the warpgroups specialise (setmaxnreg): 128 x producer + 128 kWG x consumer <= the 64 K
   // registers of the SM the CTA is launched with (two consumers: 384 x 168; 56 / 224 uses all of it). With the TMA path the producer needs 56: at 40 its
   // walk spilled 12-32 B in the plain / causal / packed kernels; at 56 ptxas spills nothing there.
-  static constexpr int kProducerRegs = WG_ == 3 ? FLASHDJL_SM90_WG3_REGS_P : 56;
-  static constexpr int kConsumerRegs = WG_ == 3 ? FLASHDJL_SM90_WG3_REGS_C : 224;
+  // Three consumers (FlashTraitsFor's hd 64 tile): FlashAttention-3's 32 / 160.
+  static constexpr int kProducerRegs = WG_ == 3 ? 32 : 56;
+  static constexpr int kConsumerRegs = WG_ == 3 ? 160 : 224;
   static constexpr int kWG = WG_;                 // consumer warpgroups
   static constexpr int Br = 64 * kWG;
   static constexpr int kThreads = 128 * (kWG + 1);  // + the producer warpgroup
@@ -197,11 +179,20 @@ template <int D, int V> struct HasPersistentForm : std::bool_constant<D <= 128 &
 template <int D, int kVariant, bool kPersistent = false> struct TraitsFor {
   static_assert(!kPersistent || HasPersistentForm<D, kVariant>::value, "no persistent form of this kernel");
 };
-template <int V, bool P>
-struct TraitsFor<64, V, P> : Traits<64, FLASHDJL_SM90_HD64_BC, 3, P, FLASHDJL_SM90_HD64_WG> {};
+template <int V, bool P> struct TraitsFor<64, V, P> : Traits<64, 128, 3, P> {};
 template <int V, bool P> struct TraitsFor<128, V, P> : Traits<128, 128, 2, P> {};
 template <int V>
 struct TraitsFor<256, V, false> : Traits<256, (V == kGeneral || V == kPositioned) ? 64 : 80, 2> {};
+// The flash forward kernels' tiles (flash_fwd_sm90.cu; the paged prefill takes TraitsFor): TraitsFor, but at hd 64 the
+// plain kernels and the per-tile causal one take FlashAttention-3's hd 64 tile, 192 query rows on three consumer
+// warpgroups (512 threads), 128 keys. Run 59 (H200, flash_check --bench, cuDNN in the same call): +8-15 % on every plain
+// row and on causal 16k; the persistent causal form keeps two consumers (three lost 13 % at causal 1k), and so do
+// general / positioned (1280 B of spills with three) and packed. ptxas: the three-consumer kernels spill 44 B.
+template <int D, int kVariant, bool kPersistent = false>
+struct FlashTraitsFor : TraitsFor<D, kVariant, kPersistent> {};
+template <int V, bool P>
+struct FlashTraitsFor<64, V, P>
+    : std::conditional_t<V == kPlain || (V == kCausal && !P), Traits<64, 128, 3, P, 3>, TraitsFor<64, V, P>> {};
 
 
 // wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
@@ -687,6 +678,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   // Scores: plain / causal, and general calls without softcap and ALiBi, only mask (tiles with a hidden key)
   // and scale by sc; with a score modifier (softcap, ALiBi) the score pass works in log2 units (then sc = 1).
   const float softcap = kAllOptions ? p.mask.softcap : 0.f;
+  // softcap alone: this warp's tiles take CapPoly until one has a logit past the cap, then ScoreMod to the end of the
+  // work tile (a row block past the cap does not pay the range test on every tile)
+  bool cap_poly = true;
   const bool has_alibi = kAllOptions && p.alibi_slopes != nullptr;
   const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
@@ -861,20 +855,23 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       // Softcap alone, every score of the warp's rows within |u| <= 1 (no logit past the cap; a hidden key's bits
       // may fail the test, never pass it wrongly: NaN is ignored by fmaxf and masked below): the MUFU-free tanh,
       // one MUFU op per score (the softmax's exp2) instead of two. Without a hidden key the max is taken raw and
-      // the tanh's last multiply is the exp2's FMA. Else, or on a warp with a larger logit, ScoreMod below.
-      float ma = 0.f;
+      // the tanh's last multiply is the exp2's FMA. On a tile with a larger logit (and the warp's later tiles), ScoreMod.
+      if (cap_poly) {
+        float ma = 0.f;
 #pragma unroll
-      for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
-      if (__all_sync(0xffffffffu, ma * cp.a <= 1.f)) {
-        if constexpr (kM) {
+        for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
+        cap_poly = __all_sync(0xffffffffu, ma * cp.a <= 1.f);
+        if (cap_poly) {
+          if constexpr (kM) {
 #pragma unroll
-          for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
-          mask();
-          finish(std::integral_constant<int, 0>(), 0.f, 0.f);
-        } else {
-          finish(std::integral_constant<int, 2>(), 0.f, 0.f);
+            for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
+            mask();
+            finish(std::integral_constant<int, 0>(), 0.f, 0.f);
+          } else {
+            finish(std::integral_constant<int, 2>(), 0.f, 0.f);
+          }
+          return;
         }
-        return;
       }
     }
     if constexpr (kA && !kC) {

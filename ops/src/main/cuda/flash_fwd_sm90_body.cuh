@@ -4,11 +4,12 @@
 // page lookups, per-page TMA boxes; see paged_prefill_sm90.cu) and the Q / O / LSE base offsets.
 //
 // ---------------------------------------------------------------------------------------------
-// Design (per CTA: one query block of Br = 128 rows of one (batch, head); FlashAttention-3's
+// Design (per CTA: one query block of Br = 64 kWG rows of one (batch, head); FlashAttention-3's
 // warp specialisation, K / V loaded by TMA):
-//   * 3 warpgroups (384 threads): warpgroup 0 is the producer, 1 and 2 the consumers; consumer c
-//     owns query rows [64c, 64c + 64) (wgmma m64). setmaxnreg gives the producer 56 registers and
-//     each consumer 224.
+//   * 1 + kWG warpgroups: warpgroup 0 is the producer, 1 .. kWG the consumers; consumer c owns query
+//     rows [64c, 64c + 64) (wgmma m64). Two consumers (384 threads, Br = 128): setmaxnreg gives the
+//     producer 56 registers and each consumer 224; three (FlashTraitsFor's hd 64 plain / causal tile,
+//     512 threads, Br = 192): 32 and 160.
 //   * Q, K, V tiles live in shared memory in the canonical 128-byte-swizzle layout of wgmma:
 //     a tile of R rows x D columns is stored as D/64 column blocks of [R][64] elements (128 B
 //     rows); 16-byte chunk c of row r sits at chunk position c ^ (r % 8). K is the K-major B

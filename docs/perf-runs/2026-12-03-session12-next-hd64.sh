@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# (Ran in session 13 as part of run 59, perf-runs/2026-12-03-h200-run59-*; the build knobs it names were removed
+# when the three-consumer tile became FlashTraitsFor's hd 64 plain / causal tile.)
 # For the next session: FlashAttention-3's hd 64 tile (192 query rows on three consumer warpgroups) against the
 # product's hd 64 kernels (128 rows, two consumers), with both pacings and cuDNN in the same call. hd 64 is the head
 # dim of the Llama-3.2-1B-shaped model and the weakest against cuDNN (0.935x geometric mean, run 57).

@@ -4,6 +4,11 @@
 # (v176); paged decode ring depth 3 / 4 / 6 at hd 128 (decode_bench harness, db_s3 = the committed kernel).
 # .devcarry: bundle.txz + fc.xz (tests/gpu/devcarry.sh -o of this tree), base.txz, v176.txz (flash_fwd_sm90.fatbin
 # each), db.txz (decode_bench builds, ops/src/test/cuda/decode_bench.cu's header, -ftz=true).
+# Builds (this machine, CUDA 13.0): base = `nvcc -fatbin -O3 -std=c++17 --threads 0 -gencode arch=compute_90a,code=sm_90a
+# -ftz=true` of eb00987's flash_fwd_sm90.cu (md5 ee1337de..., run 62's); v176 = this tree (a43f368) with
+# `template <> struct FlashTraitsFor<128, kPlain, false> : Traits<128, 176, 2> {};` and gen_wgmma.py's NS + 176;
+# db_sN = paged_decode.cu with `DecodeTraitsFor<128> : DecodeTraits<128, N>` (extern dropped from the _cfg arrays).
+# Result: v176 hung (--check timed out at 60 s, its benches too): not pursued.
 T=$PWD/.devcarry; END=$((SECONDS + 540))
 mkdir -p /tmp/b /tmp/new /tmp/base /tmp/v176 /tmp/db && tar xJf $T/bundle.txz -C /tmp/b && xz -dc $T/fc.xz > /tmp/fc && chmod +x /tmp/fc
 python3 /tmp/b/python/extract_fatbins.py /tmp/b /tmp/new > /dev/null

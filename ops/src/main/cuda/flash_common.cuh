@@ -205,32 +205,22 @@ struct CapPoly {
     r = fmaf(r, t, -3.333212922e-01f);
     return fmaf(r, t, 9.999996931e-01f);
   }
-  // Tiles well inside the cap take shorter fits, each with the same float error as poly (flash_emu_test): tier 1 (every
-  // |u| <= kLim1) P of degree 3 (the odd degree-7 least-maximum-error fit on [-0.45, 0.45]; fit error 5e-8), three
-  // FMA-pipe ops fewer; tier 2 (|u| <= kLim2) degree 2 (odd degree 5 on [-0.25, 0.25]; 5e-8), four fewer.
-  static constexpr float kLim1 = 0.45f, kLim2 = 0.25f;
-  template <int kTier>
-  static __device__ __forceinline__ float poly_tier(float u) {
+  // Tiles well inside the cap (every |u| <= kShortLim): P of degree 3 (the odd degree-7 least-maximum-error fit on
+  // [-0.45, 0.45]; fit error 5e-8), three FMA-pipe ops fewer, the same float error as poly (flash_emu_test)
+  static constexpr float kShortLim = 0.45f;
+  static __device__ __forceinline__ float poly_short(float u) {
     const float t = u * u;
-    if constexpr (kTier == 0) {
-      return poly(u);
-    } else if constexpr (kTier == 1) {
-      float r = fmaf(-4.514955409e-02f, t, 1.320517700e-01f);
-      r = fmaf(r, t, -3.332630052e-01f);
-      return fmaf(r, t, 9.999989515e-01f);
-    } else {
-      static_assert(kTier == 2, "tiers 0-2");
-      const float r = fmaf(1.276229059e-01f, t, -3.331570645e-01f);
-      return fmaf(r, t, 9.999986336e-01f);
-    }
+    float r = fmaf(-4.514955409e-02f, t, 1.320517700e-01f);
+    r = fmaf(r, t, -3.332630052e-01f);
+    return fmaf(r, t, 9.999989515e-01f);
   }
-  template <int kTier = 0>
+  template <bool kShort = false>
   __device__ __forceinline__ float capped(float qk) const {  // softcap tanh(scale qk / softcap), log2 units
-    return (qk * a_l2) * poly_tier<kTier>(qk * a);
+    return (qk * a_l2) * (kShort ? poly_short(qk * a) : poly(qk * a));
   }
-  template <int kTier = 0>
+  template <bool kShort = false>
   __device__ __forceinline__ float capped_minus(float qk, float m) const {  // capped(qk) - m, the last op one FMA
-    return fmaf(qk * a_l2, poly_tier<kTier>(qk * a), -m);
+    return fmaf(qk * a_l2, kShort ? poly_short(qk * a) : poly(qk * a), -m);
   }
 };
 __device__ __forceinline__ float transform_score_l2(float qk, float scale, float softcap, float slope, int pos, int j) {

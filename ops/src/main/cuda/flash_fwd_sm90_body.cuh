@@ -820,7 +820,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       }
     };
     // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]; 2: raw softcap scores, all in cp's range
-    // (the max taken raw: cp.capped is increasing); 3, 4: as 2, all within CapPoly::kLim1 / kLim2 (its shorter fits)
+    // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its short polynomial)
     auto finish = [&](auto kind_tag, float cb0, float cb1) {
       constexpr int kKind = decltype(kind_tag)::value;
 #pragma unroll
@@ -832,7 +832,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         mx = quad_max(mx);
         float mt = mx;
         if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
-        if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind - 2>(mx);
+        if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
         float m_new = fmaxf(row_m[hh], mt);
         if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
         const float ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
@@ -849,7 +849,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             if constexpr (kKind == 1)
               pv = fast_exp2(fmaf(x, mod.sc_l2, bias));
             else if constexpr (kKind >= 2)
-              pv = fast_exp2(cp.capped_minus<kKind - 2>(x, ms));
+              pv = fast_exp2(cp.capped_minus<kKind == 3>(x, ms));
             else
               pv = fast_exp2(x - ms);
             s[4 * j + 2 * hh + e] = pv;
@@ -864,21 +864,18 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       // one MUFU op per score (the softmax's exp2) instead of two. Without a hidden key the max is taken raw and
       // the tanh's last multiply is the exp2's FMA. On a tile with a larger logit (and the warp's later tiles), ScoreMod.
       if (cap_poly) {
-        float ma = 0.f;  // >= 0, so its bits order as the values do (+inf included)
+        float ma = 0.f;
 #pragma unroll
         for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
-        const float wu = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(ma))) * cp.a;  // warp's max |u|
-        cap_poly = wu <= 1.f;
+        cap_poly = __all_sync(0xffffffffu, ma * cp.a <= 1.f);
         if (cap_poly) {
           if constexpr (kM) {
 #pragma unroll
             for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
             mask();
             finish(std::integral_constant<int, 0>(), 0.f, 0.f);
-          } else if (wu <= CapPoly::kLim2) {  // well inside the cap: the shorter fits
-            finish(std::integral_constant<int, 4>(), 0.f, 0.f);
-          } else if (wu <= CapPoly::kLim1) {
-            finish(std::integral_constant<int, 3>(), 0.f, 0.f);
+          } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kShortLim)) {
+            finish(std::integral_constant<int, 3>(), 0.f, 0.f);  // well inside the cap: the short polynomial
           } else {
             finish(std::integral_constant<int, 2>(), 0.f, 0.f);
           }

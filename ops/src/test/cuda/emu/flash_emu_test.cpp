@@ -215,18 +215,14 @@ static bool check_score_rule() {
         const double want = cap_l2 * std::tanh(static_cast<double>(sc) * qk / c);
         worst_poly = std::max({worst_poly, std::fabs(cp.capped(qk) - want) / cap_l2,
                                std::fabs(cp.capped_minus(qk, 3.f) - (want - 3.0)) / cap_l2});
-        if (std::fabs(i) <= 100000 * flashdjl::CapPoly::kLim1)  // the shorter fits, each on its range
-          worst_short = std::max({worst_short, std::fabs(cp.capped<1>(qk) - want) / cap_l2,
-                                  std::fabs(cp.capped_minus<1>(qk, 3.f) - (want - 3.0)) / cap_l2});
-        if (std::fabs(i) <= 100000 * flashdjl::CapPoly::kLim2)
-          worst_short = std::max({worst_short, std::fabs(cp.capped<2>(qk) - want) / cap_l2,
-                                  std::fabs(cp.capped_minus<2>(qk, 3.f) - (want - 3.0)) / cap_l2});
+        if (std::fabs(i) <= 100000 * flashdjl::CapPoly::kShortLim)  // the short form's range
+          worst_short = std::max({worst_short, std::fabs(cp.capped<true>(qk) - want) / cap_l2,
+                                  std::fabs(cp.capped_minus<true>(qk, 3.f) - (want - 3.0)) / cap_l2});
       }
     }
   const bool poly_ok = worst_poly <= 4e-7 && worst_short <= 4e-7;
-  printf("%s CapPoly vs doubles on |u| <= 1: max abs error %.3g cap_l2, shorter fits on |u| <= %.2f / %.2f: %.3g "
-         "(bound 4e-7)\n", poly_ok ? "PASS" : "FAIL", worst_poly, flashdjl::CapPoly::kLim1, flashdjl::CapPoly::kLim2,
-         worst_short);
+  printf("%s CapPoly vs doubles on |u| <= 1: max abs error %.3g cap_l2, short form on |u| <= %.2f: %.3g (bound 4e-7)\n",
+         poly_ok ? "PASS" : "FAIL", worst_poly, flashdjl::CapPoly::kShortLim, worst_short);
   return ok && mod_ok && poly_ok;
 }
 

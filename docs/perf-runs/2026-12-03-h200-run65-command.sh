@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run 65 (session 14): the final tree (softcap with two polynomial tiers = run 64's v2t; its sm90 fatbin must have
+# run 64's v2t md5 a96a63cd...) checked: flash_check --check --kernels all, memcheck and racecheck on the sm90 kernels,
+# the Java GPU suite with DJL's JNI; bench-general against eb00987 (base) once more.
+# .devcarry: bundle.txz + fc.xz + libdjl_torch.so.xz (tests/gpu/devcarry.sh -o of this tree), base.txz (run 63's).
+T=$PWD/.devcarry
+mkdir -p /tmp/b /tmp/new /tmp/base && tar xJf $T/bundle.txz -C /tmp/b && xz -dc $T/fc.xz > /tmp/fc && chmod +x /tmp/fc
+xz -dc $T/libdjl_torch.so.xz > /tmp/libdjl_torch.so
+python3 /tmp/b/python/extract_fatbins.py /tmp/b /tmp/new > /dev/null
+cp /tmp/new/* /tmp/base/ && tar xJf $T/base.txz -C /tmp/base
+md5sum /tmp/{new,base}/flash_fwd_sm90.fatbin /tmp/new/paged_prefill_sm90.fatbin
+timeout 90 /tmp/fc --check --kernels all --fatbin-dir /tmp/new > /tmp/check.txt 2>&1; echo "check rc=$? $(tail -1 /tmp/check.txt) at ${SECONDS}s"; grep -m5 FAIL /tmp/check.txt
+xz -9 -c /tmp/check.txt > $OUT/check.txt.xz
+timeout 80 compute-sanitizer --tool memcheck /tmp/fc --check --kernels sm90 --fatbin-dir /tmp/new --max-work 600000 > /tmp/mc.txt 2>&1; echo "memcheck rc=$? $(grep 'ERROR SUMMARY' /tmp/mc.txt | head -1) $(tail -1 /tmp/mc.txt) at ${SECONDS}s"
+timeout 100 compute-sanitizer --tool racecheck --racecheck-report analysis /tmp/fc --check --kernels sm90 --fatbin-dir /tmp/new --max-work 600000 > /tmp/rc.txt 2>&1; echo "racecheck rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' /tmp/rc.txt | head -1) $(tail -1 /tmp/rc.txt) at ${SECONDS}s"
+FLASHDJL_DJL_JNI=/tmp/libdjl_torch.so OUT=/tmp/suite timeout 200 /tmp/b/run-gpu.sh --tests-only > /tmp/suite.log 2>&1; echo "suite rc=$? at ${SECONDS}s"
+grep -E "tests (successful|failed|aborted|found|skipped)" /tmp/suite.log | tr -s ' ' > $OUT/suite-summary.txt; cat $OUT/suite-summary.txt | tr '\n' ' '; echo
+grep -B2 -A12 "\[X\]" /tmp/suite.log | head -30
+for v in base new; do
+  timeout 60 /tmp/fc --bench-general --kernels sm90 --fatbin-dir /tmp/$v --idle-ms 800 2>/dev/null | grep '^{' | sed "s/\"impl\":\"flashdjl-sm90\"/\"impl\":\"$v\",\"mode\":\"burst\"/" >> $OUT/general.jsonl
+done
+python3 - $OUT/general.jsonl <<'PY'
+import json,sys,collections
+t=collections.defaultdict(list)
+for l in open(sys.argv[1]):
+    j=json.loads(l); t[(j['hd'],j['case'],j['impl'])].append(j['tflops'])
+for hd in (128,256):
+    base={v:max(t[(hd,'plain',v)]) for v in ('base','new')}; cb={v:max(t[(hd,'causal',v)]) for v in ('base','new')}
+    for case in sorted({k[1] for k in t if k[0]==hd}):
+      ref = cb if 'causal' in case else base
+      print('burst', hd, case.ljust(34), ' '.join('%s %.0f (%.2f)'%(v,max(t[(hd,case,v)]),max(t[(hd,case,v)])/ref[v]) for v in ('base','new')))
+PY
+echo "end at ${SECONDS}s"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run 65 (session 14): the final tree (softcap with two polynomial tiers = run 64's v2t; its sm90 fatbin must have
 # run 64's v2t md5 a96a63cd...) checked: flash_check --check --kernels all, memcheck and racecheck on the sm90 kernels,
-# the Java GPU suite with DJL's JNI; bench-general against eb00987 (base) once more.
+# the Java GPU suite with DJL's JNI; bench-general against eb00987 (base): burst twice, sustained (hd 128) once.
 # .devcarry: bundle.txz + fc.xz + libdjl_torch.so.xz (tests/gpu/devcarry.sh -o of this tree), base.txz (run 63's).
 T=$PWD/.devcarry
 mkdir -p /tmp/b /tmp/new /tmp/base && tar xJf $T/bundle.txz -C /tmp/b && xz -dc $T/fc.xz > /tmp/fc && chmod +x /tmp/fc
@@ -16,18 +16,23 @@ timeout 100 compute-sanitizer --tool racecheck --racecheck-report analysis /tmp/
 FLASHDJL_DJL_JNI=/tmp/libdjl_torch.so OUT=/tmp/suite timeout 200 /tmp/b/run-gpu.sh --tests-only > /tmp/suite.log 2>&1; echo "suite rc=$? at ${SECONDS}s"
 grep -E "tests (successful|failed|aborted|found|skipped)" /tmp/suite.log | tr -s ' ' > $OUT/suite-summary.txt; cat $OUT/suite-summary.txt | tr '\n' ' '; echo
 grep -B2 -A12 "\[X\]" /tmp/suite.log | head -30
-for v in base new; do
-  timeout 60 /tmp/fc --bench-general --kernels sm90 --fatbin-dir /tmp/$v --idle-ms 800 2>/dev/null | grep '^{' | sed "s/\"impl\":\"flashdjl-sm90\"/\"impl\":\"$v\",\"mode\":\"burst\"/" >> $OUT/general.jsonl
+for mode in burst sustained burst; do
+  [ $mode = burst ] && a="--idle-ms 800" || a="--warm-ms 800 --seconds 0.7 --hd 128"
+  for v in base new; do
+    [ $SECONDS -lt 520 ] && timeout 60 /tmp/fc --bench-general --kernels sm90 --fatbin-dir /tmp/$v $a 2>/dev/null | grep '^{' | sed "s/\"impl\":\"flashdjl-sm90\"/\"impl\":\"$v\",\"mode\":\"$mode\"/" >> $OUT/general.jsonl
+  done
 done
 python3 - $OUT/general.jsonl <<'PY'
 import json,sys,collections
 t=collections.defaultdict(list)
 for l in open(sys.argv[1]):
-    j=json.loads(l); t[(j['hd'],j['case'],j['impl'])].append(j['tflops'])
-for hd in (128,256):
-    base={v:max(t[(hd,'plain',v)]) for v in ('base','new')}; cb={v:max(t[(hd,'causal',v)]) for v in ('base','new')}
-    for case in sorted({k[1] for k in t if k[0]==hd}):
+    j=json.loads(l); t[(j['mode'],j['hd'],j['case'],j['impl'])].append(j['tflops'])
+for mode in ('burst','sustained'):
+  for hd in (128,256):
+    if (mode,hd,'plain','new') not in t: continue
+    base={v:max(t[(mode,hd,'plain',v)]) for v in ('base','new')}; cb={v:max(t[(mode,hd,'causal',v)]) for v in ('base','new')}
+    for case in sorted({k[2] for k in t if k[0]==mode and k[1]==hd}):
       ref = cb if 'causal' in case else base
-      print('burst', hd, case.ljust(34), ' '.join('%s %.0f (%.2f)'%(v,max(t[(hd,case,v)]),max(t[(hd,case,v)])/ref[v]) for v in ('base','new')))
+      print(mode, hd, case.ljust(34), ' '.join('%s %s'%(v,'/'.join('%.0f (%.2f)'%(x,x/ref[v]) for x in t[(mode,hd,case,v)])) for v in ('base','new') if (mode,hd,case,v) in t))
 PY
 echo "end at ${SECONDS}s"

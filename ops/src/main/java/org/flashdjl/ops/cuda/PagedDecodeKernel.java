@@ -1,7 +1,5 @@
 package org.flashdjl.ops.cuda;
 
-import jcuda.Pointer;
-
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.paged.PageTable;
 
@@ -275,18 +273,14 @@ public final class PagedDecodeKernel {
      * outputs [B, numSplits, Hq, D] and LSEs [B, numSplits, Hq]. Every layer's {@link PagedDecodeKernel} of the
      * step reuses it. Closing waits for the device (no kernel may still read it) and frees the memory.
      */
-    public static final class DecodeStep implements AutoCloseable {
-        private final PageTable table;
+    public static final class DecodeStep extends PagedStepBuffers {
         private final int queryHeads;
         private final int kvHeads;
         private final int headDim;
-        private final int device;
         private final Schedule schedule;
-        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)]
+        // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)]
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
-        private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
-        private volatile boolean closed;
 
         /**
          * Assembles a step over uploaded buffers ({@link #create}); null buffers make a step without device memory
@@ -294,13 +288,11 @@ public final class PagedDecodeKernel {
          */
         DecodeStep(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
                 DeviceBuffer tableBuffer, DeviceBuffer partialO, DeviceBuffer partialLse) {
-            this.table = table;
+            super("paged decode", table, device, tableBuffer);
             this.queryHeads = queryHeads;
             this.kvHeads = kvHeads;
             this.headDim = headDim;
-            this.device = device;
             this.schedule = schedule;
-            this.tableBuffer = tableBuffer;
             this.partialO = partialO;
             this.partialLse = partialLse;
         }
@@ -361,20 +353,12 @@ public final class PagedDecodeKernel {
                 throw new IllegalArgumentException("batch " + b + " exceeds the CUDA grid z limit "
                         + FlashAttention.MAX_GRID_YZ);
             }
-            int[] indptr = table.getIndptr();
-            int[] indices = table.getIndices();
-            int[] lens = table.getSeqLens();
             // the split counters ride in the same upload, zero (the kernel leaves them zero after each launch)
             int counters = schedule.numSplits() > 1 ? Math.multiplyExact(b, kvHeads) : 0;
-            int[] all = new int[Math.addExact(indptr.length + indices.length + lens.length, counters)];
-            System.arraycopy(indptr, 0, all, 0, indptr.length);
-            System.arraycopy(indices, 0, all, indptr.length, indices.length);
-            System.arraycopy(lens, 0, all, indptr.length + indices.length, lens.length);
-            DeviceBuffer tb = DeviceBuffer.allocate(device, 4L * all.length);
+            DeviceBuffer tb = upload(table, new int[counters], device);
             DeviceBuffer po = null;
             DeviceBuffer pl = null;
             try {
-                tb.copyFromHost(Pointer.to(all), 0, 4L * all.length);
                 if (schedule.numSplits() > 1) {
                     long rows = (long) b * schedule.numSplits() * queryHeads;
                     po = DeviceBuffer.allocate(device, 4L * rows * headDim);
@@ -403,15 +387,6 @@ public final class PagedDecodeKernel {
         }
 
         /**
-         * Returns the page table.
-         *
-         * @return the table
-         */
-        public PageTable getPageTable() {
-            return table;
-        }
-
-        /**
          * Returns the device ordinal.
          *
          * @return the ordinal
@@ -420,52 +395,12 @@ public final class PagedDecodeKernel {
             return device;
         }
 
-        void checkOpen() {
-            if (closed) {
-                throw new IllegalStateException("paged decode workspace is closed (end of step)");
-            }
-        }
-
-        long indptrAddress() {
-            return tableBuffer == null ? 0 : tableBuffer.getAddress();
-        }
-
-        long indicesAddress() {
-            return indptrAddress() + 4L * (table.getBatchSize() + 1);
-        }
-
-        long seqLensAddress() {
-            return indicesAddress() + 4L * table.getIndices().length;
-        }
-
         long splitCountersAddress() {
-            return seqLensAddress() + 4L * table.getBatchSize();
+            return extraAddress();
         }
 
-        // The step's small kernel arguments (ALiBi slopes): uploaded once, shared by the layers.
-        DeviceWorkspace arguments() {
-            if (arguments == null) {
-                arguments = new DeviceWorkspace(device);
-            }
-            return arguments;
-        }
-
-        /** Waits for the device, then frees the uploaded table and partials. */
         @Override
-        public void close() {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            if (tableBuffer == null) {
-                return;
-            }
-            CudaRuntime.bind(device);
-            CudaRuntime.synchronize("paged decode workspace close");
-            tableBuffer.close();
-            if (arguments != null) {
-                arguments.close();
-            }
+        void closeMore() {
             if (partialO != null) {
                 partialO.close();
                 partialLse.close();

@@ -1,7 +1,5 @@
 package org.flashdjl.ops.cuda;
 
-import jcuda.Pointer;
-
 import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.paged.PageTable;
 
@@ -169,24 +167,18 @@ public final class PagedPrefillKernel {
      * sequence lengths and qoIndptr); every layer's {@link PagedPrefillKernel} of the step reuses it. Closing
      * waits for the device and frees it.
      */
-    public static final class PrefillStep implements AutoCloseable {
-        private final PageTable table;
+    public static final class PrefillStep extends PagedStepBuffers {
         private final int[] qoIndptr;
         private final int maxQueryLength;
-        private final int device;
-        private final DeviceBuffer tableBuffer; // int32 [B + 1 | nnz | B | B + 1]
-        private DeviceWorkspace arguments; // the ALiBi slopes of the step's calls, on first use
-        private volatile boolean closed;
+        // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | qoIndptr B + 1]
 
         /**
          * Assembles a step over an uploaded table ({@link #create}); a null table makes a step without device memory
          * that builds launches but refuses to run them (the launcher's validation tests build such steps).
          */
         PrefillStep(PageTable table, int[] qoIndptr, int device, DeviceBuffer tableBuffer) {
-            this.table = table;
+            super("paged prefill", table, device, tableBuffer);
             this.qoIndptr = qoIndptr;
-            this.device = device;
-            this.tableBuffer = tableBuffer;
             int max = 0;
             for (int b = 0; b + 1 < qoIndptr.length; b++) {
                 max = Math.max(max, qoIndptr[b + 1] - qoIndptr[b]);
@@ -225,79 +217,11 @@ public final class PagedPrefillKernel {
          */
         public static PrefillStep create(PageTable table, int[] qoIndptr, int device) {
             int[] qo = checkQo(table, qoIndptr);
-            int[] indptr = table.getIndptr();
-            int[] indices = table.getIndices();
-            int[] lens = table.getSeqLens();
-            int[] all = new int[indptr.length + indices.length + lens.length + qo.length];
-            System.arraycopy(indptr, 0, all, 0, indptr.length);
-            System.arraycopy(indices, 0, all, indptr.length, indices.length);
-            System.arraycopy(lens, 0, all, indptr.length + indices.length, lens.length);
-            System.arraycopy(qo, 0, all, indptr.length + indices.length + lens.length, qo.length);
-            DeviceBuffer tb = DeviceBuffer.allocate(device, 4L * all.length);
-            try {
-                tb.copyFromHost(Pointer.to(all), 0, 4L * all.length);
-            } catch (RuntimeException e) {
-                tb.close();
-                throw e;
-            }
-            return new PrefillStep(table, qo, device, tb);
-        }
-
-        /**
-         * Returns the page table.
-         *
-         * @return the table
-         */
-        public PageTable getPageTable() {
-            return table;
-        }
-
-        void checkOpen() {
-            if (closed) {
-                throw new IllegalStateException("paged prefill workspace is closed (end of step)");
-            }
-        }
-
-        long indptrAddress() {
-            return tableBuffer == null ? 0 : tableBuffer.getAddress();
-        }
-
-        long indicesAddress() {
-            return indptrAddress() + 4L * (table.getBatchSize() + 1);
-        }
-
-        long seqLensAddress() {
-            return indicesAddress() + 4L * table.getIndices().length;
+            return new PrefillStep(table, qo, device, upload(table, qo, device));
         }
 
         long qoIndptrAddress() {
-            return seqLensAddress() + 4L * table.getBatchSize();
-        }
-
-        // The step's small kernel arguments (ALiBi slopes): uploaded once, shared by the layers.
-        DeviceWorkspace arguments() {
-            if (arguments == null) {
-                arguments = new DeviceWorkspace(device);
-            }
-            return arguments;
-        }
-
-        /** Waits for the device, then frees the uploaded table. */
-        @Override
-        public void close() {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            if (tableBuffer == null) {
-                return;
-            }
-            CudaRuntime.bind(device);
-            CudaRuntime.synchronize("paged prefill workspace close");
-            tableBuffer.close();
-            if (arguments != null) {
-                arguments.close();
-            }
+            return extraAddress();
         }
 
         /** {@inheritDoc} */

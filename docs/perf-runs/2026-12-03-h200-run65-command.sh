@@ -56,11 +56,11 @@ with zipfile.ZipFile(src) as zi, zipfile.ZipFile(tmp,'w',zipfile.ZIP_DEFLATED) a
         zo.writestr(it,data)
 shutil.move(tmp,src); print('jar rewritten:',j)
 PY
-[ $SECONDS -lt 320 ] && { FLASHDJL_DJL_JNI=/tmp/libdjl_torch.so OUT=/tmp/suite2 timeout 110 /tmp/b/run-gpu.sh --tests-only > /tmp/suite2.log 2>&1; echo "suite valibi rc=$? at ${SECONDS}s"; }
+[ $SECONDS -lt 250 ] && { FLASHDJL_DJL_JNI=/tmp/libdjl_torch.so OUT=/tmp/suite2 timeout 110 /tmp/b/run-gpu.sh --tests-only > /tmp/suite2.log 2>&1; echo "suite valibi rc=$? at ${SECONDS}s"; }
 grep -E "tests (successful|failed|aborted|found|skipped)" /tmp/suite2.log | tr -s ' ' > $OUT/suite-valibi-summary.txt; cat $OUT/suite-valibi-summary.txt | tr '\n' ' '; echo
 grep -B2 -A12 "\[X\]" /tmp/suite2.log | head -30
-[ $SECONDS -lt 370 ] && bench sustained new valibi
-[ $SECONDS -lt 370 ] && python3 - $OUT/general.jsonl <<'PY'
+[ $SECONDS -lt 270 ] && bench sustained new valibi
+[ $SECONDS -lt 330 ] && python3 - $OUT/general.jsonl <<'PY'
 import json,sys,collections
 t=collections.defaultdict(list)
 for l in open(sys.argv[1]):

@@ -705,9 +705,12 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   unsigned char* const kx = alibi_key_tile<kTcAlibi, Bc>();
   const uint32_t sKx = kTcAlibi ? smem_addr(kx) : 0u;
   // Tiles n <= alibi_left lie wholly left of this warpgroup's rows (every key <= every row position: side +1),
-  // n >= alibi_right wholly right (side -1); set once, so that a step spends two compares on it.
+  // n >= alibi_right wholly right (side -1); set once, so that a step spends two compares on it. Under a causal rule
+  // (or a right window of 0) every visible key is <= its row's position, so every tile takes side +1, the tiles across
+  // the diagonal included (their keys past a row's position are masked, whatever the key term gave them).
   const int wgpos = m0 + cw * 64 + rule.off;  // positions of this warpgroup's rows: [wgpos, wgpos + 64)
-  const int alibi_left = tc_alibi ? floor_div(wgpos + 1, Bc) - 1 : -1;           // n Bc + Bc - 1 <= wgpos
+  const bool keys_left = rule.causal || rule.right == 0;
+  const int alibi_left = !tc_alibi ? -1 : keys_left ? INT_MAX : floor_div(wgpos + 1, Bc) - 1;  // n Bc + Bc - 1 <= wgpos
   const int alibi_right = tc_alibi ? -floor_div(-(wgpos + 63), Bc) : INT_MAX;    // n Bc >= wgpos + 63
   auto alibi_side = [&](int nn) -> int {
     if constexpr (!kTcAlibi) return 0;

@@ -114,30 +114,9 @@ class PagedDecodeGpuTest {
         int hq = c.hq();
         int hkv = c.hkv();
         int d = c.d();
-        // page table: every sequence's pages drawn from a shuffled pool with unused pages between them
-        int[] pagesPer = new int[b];
-        int used = 0;
-        for (int i = 0; i < b; i++) {
-            pagesPer[i] = (c.lens()[i] + ps - 1) / ps;
-            used += pagesPer[i];
-        }
-        int numPages = used + 3 + used / 4;
-        List<Integer> ids = new ArrayList<>();
-        for (int i = 0; i < numPages; i++) {
-            ids.add(i);
-        }
-        Collections.shuffle(ids, rnd);
-        int[] indptr = new int[b + 1];
-        int[] last = new int[b];
-        for (int i = 0; i < b; i++) {
-            indptr[i + 1] = indptr[i] + pagesPer[i];
-            last[i] = pagesPer[i] == 0 ? 0 : c.lens()[i] - (pagesPer[i] - 1) * ps;
-        }
-        int[] indices = new int[used];
-        for (int i = 0; i < used; i++) {
-            indices[i] = ids.get(i);
-        }
-        PageTable table = PageTable.fromCsr(ps, indptr, indices, last, numPages);
+        ShuffledPages pages = ShuffledPages.of(c.lens(), ps, rnd);
+        PageTable table = pages.table();
+        int numPages = pages.numPages();
         // pools [numPages, ps, Hkv, D]: NaN everywhere except the sequences' tokens
         long slotElems = (long) hkv * d;
         float[] kPool = new float[(int) ((long) numPages * ps * slotElems)];
@@ -155,13 +134,7 @@ class PagedDecodeGpuTest {
             int len = c.lens()[s];
             float[] ks = MergeStateGpuTest.values(rnd, type, hkv * len, d); // [Hkv, len, D]
             float[] vs = MergeStateGpuTest.values(rnd, type, hkv * len, d);
-            for (int j = 0; j < len; j++) {
-                long slot = table.getSlot(s, j);
-                for (int h = 0; h < hkv; h++) {
-                    System.arraycopy(ks, (h * len + j) * d, kPool, (int) ((slot * hkv + h) * d), d);
-                    System.arraycopy(vs, (h * len + j) * d, vPool, (int) ((slot * hkv + h) * d), d);
-                }
-            }
+            scatter(table, s, ks, vs, hkv, d, kPool, vPool);
             Reference.Options one = copy(ref);
             one.queryStart = (long) c.keyOffset() + len - 1;
             one.keyStart = c.keyOffset();
@@ -228,6 +201,54 @@ class PagedDecodeGpuTest {
             }
             compare(c + " [" + k.kernelName() + ", " + ws.getSchedule() + "]", seed, type, outExp, lowExp, lseExp,
                     out, lse, refMs, gpuMs);
+        }
+    }
+
+    /**
+     * A page table whose sequences' pages are drawn from a shuffled pool with unused pages between them (the callers
+     * fill the pools with NaN, so a read of an unused page shows).
+     *
+     * @param table the table
+     * @param numPages the pool's pages
+     */
+    record ShuffledPages(PageTable table, int numPages) {
+        static ShuffledPages of(int[] lens, int pageSize, Random rnd) {
+            int b = lens.length;
+            int[] pagesPer = new int[b];
+            int used = 0;
+            for (int i = 0; i < b; i++) {
+                pagesPer[i] = (lens[i] + pageSize - 1) / pageSize;
+                used += pagesPer[i];
+            }
+            int numPages = used + 3 + used / 4;
+            List<Integer> ids = new ArrayList<>();
+            for (int i = 0; i < numPages; i++) {
+                ids.add(i);
+            }
+            Collections.shuffle(ids, rnd);
+            int[] indptr = new int[b + 1];
+            int[] last = new int[b];
+            for (int i = 0; i < b; i++) {
+                indptr[i + 1] = indptr[i] + pagesPer[i];
+                last[i] = pagesPer[i] == 0 ? 0 : lens[i] - (pagesPer[i] - 1) * pageSize;
+            }
+            int[] indices = new int[used];
+            for (int i = 0; i < used; i++) {
+                indices[i] = ids.get(i);
+            }
+            return new ShuffledPages(PageTable.fromCsr(pageSize, indptr, indices, last, numPages), numPages);
+        }
+    }
+
+    /** Writes sequence s's keys and values ({@code [Hkv, len, D]}) into the pools ({@code [numPages, page, Hkv, D]}). */
+    static void scatter(PageTable table, int s, float[] ks, float[] vs, int hkv, int d, float[] kPool, float[] vPool) {
+        int len = table.getSeqLen(s);
+        for (int j = 0; j < len; j++) {
+            long slot = table.getSlot(s, j);
+            for (int h = 0; h < hkv; h++) {
+                System.arraycopy(ks, (h * len + j) * d, kPool, (int) ((slot * hkv + h) * d), d);
+                System.arraycopy(vs, (h * len + j) * d, vPool, (int) ((slot * hkv + h) * d), d);
+            }
         }
     }
 

@@ -22,7 +22,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
@@ -98,31 +97,13 @@ class PagedPrefillGpuTest {
         int hq = c.hq();
         int hkv = c.hkv();
         int d = c.d();
-        int[] pagesPer = new int[b];
-        int used = 0;
-        for (int i = 0; i < b; i++) {
-            pagesPer[i] = (c.lk()[i] + ps - 1) / ps;
-            used += pagesPer[i];
-        }
-        int numPages = used + 3 + used / 4;
-        List<Integer> ids = new ArrayList<>();
-        for (int i = 0; i < numPages; i++) {
-            ids.add(i);
-        }
-        Collections.shuffle(ids, rnd);
-        int[] indptr = new int[b + 1];
-        int[] last = new int[b];
+        PagedDecodeGpuTest.ShuffledPages pages = PagedDecodeGpuTest.ShuffledPages.of(c.lk(), ps, rnd);
+        PageTable table = pages.table();
+        int numPages = pages.numPages();
         int[] qo = new int[b + 1];
         for (int i = 0; i < b; i++) {
-            indptr[i + 1] = indptr[i] + pagesPer[i];
-            last[i] = pagesPer[i] == 0 ? 0 : c.lk()[i] - (pagesPer[i] - 1) * ps;
             qo[i + 1] = qo[i] + c.lq()[i];
         }
-        int[] indices = new int[used];
-        for (int i = 0; i < used; i++) {
-            indices[i] = ids.get(i);
-        }
-        PageTable table = PageTable.fromCsr(ps, indptr, indices, last, numPages);
         int totalQ = qo[b];
         long slotElems = (long) hkv * d;
         float[] kPool = new float[(int) ((long) numPages * ps * slotElems)];
@@ -141,13 +122,7 @@ class PagedPrefillGpuTest {
             int lq = c.lq()[s];
             float[] ks = MergeStateGpuTest.values(rnd, type, hkv * len, d); // [Hkv, len, D]
             float[] vs = MergeStateGpuTest.values(rnd, type, hkv * len, d);
-            for (int j = 0; j < len; j++) {
-                long slot = table.getSlot(s, j);
-                for (int h = 0; h < hkv; h++) {
-                    System.arraycopy(ks, (h * len + j) * d, kPool, (int) ((slot * hkv + h) * d), d);
-                    System.arraycopy(vs, (h * len + j) * d, vPool, (int) ((slot * hkv + h) * d), d);
-                }
-            }
+            PagedDecodeGpuTest.scatter(table, s, ks, vs, hkv, d, kPool, vPool);
             if (lq == 0) {
                 continue;
             }

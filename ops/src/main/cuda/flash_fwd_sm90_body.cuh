@@ -1191,9 +1191,11 @@ struct TileOrder {
 // 2-5 % on the long rows (non-causal 4k at hd 64, 16k; causal 16k), where the per-block start it saves is small and a
 // static share cannot follow the SMs' different speeds the way the hardware's block scheduler does; the persistent
 // form run with one CTA per job (a flat grid) still lost 2-5 % there, so long work keeps the per-tile kernel.
+// Run 66 (session 15): hd 128 non-causal L 4k (32 blocks per head) on the persistent form +1.4-2.3 % (burst and
+// sustained, fp16 and bf16, three pairs each): the hd 128 plain kernel's limit is 32 like the causal ones'.
 template <int D, int kVariant>
 constexpr int persistent_blocks() {
-  return !HasPersistentForm<D, kVariant>::value ? 0 : kVariant == kCausal ? 32 : 16;
+  return !HasPersistentForm<D, kVariant>::value ? 0 : (kVariant == kCausal || D == 128) ? 32 : 16;
 }
 
 // The kernel body. Per-tile kernels (one CTA per block of the grid (ceil(lq / Br), slots, batch)) run fwd_tile once

@@ -238,6 +238,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     const int page = __ldg(pages + t / p.page_size);
     return page * p.page_size + t % p.page_size;
   };
+  // K / V rows are whole 128-byte lines read once: the copies ask L2 for whole lines (cp_async_16_line)
   auto issue = [&](int nth, int slot) {  // the warp's nth tile into ring stage nth % S
     T* sK = sRing + (nth % S) * Tr::kStageElems;
     T* sV = sK + Tr::kTileElems;
@@ -248,8 +249,8 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
       const int sl = __shfl_sync(0xffffffffu, slot, r);
       const bool ok = sl >= 0;
       const int64_t off = static_cast<int64_t>(ok ? sl : 0) * p.kv_row_stride + ch * 8;
-      cp_async_16(smem_addr(sK + r * Tr::kStride + ch * 8), kbase + off, ok);
-      cp_async_16(smem_addr(sV + r * Tr::kStride + ch * 8), vbase + off, ok);
+      cp_async_16_line(smem_addr(sK + r * Tr::kStride + ch * 8), kbase + off, ok);
+      cp_async_16_line(smem_addr(sV + r * Tr::kStride + ch * 8), vbase + off, ok);
     }
   };
   (void)kRowsPerPass;

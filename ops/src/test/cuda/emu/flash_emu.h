@@ -98,6 +98,7 @@ inline void cp_async_16(uint32_t dst, const void* src, bool valid) {
   if (valid && (reinterpret_cast<uintptr_t>(src) % 16)) { fprintf(stderr, "misaligned cp.async src\n"); abort(); }
   emu_pending.push_back({dst, src, valid});
 }
+inline void cp_async_16_line(uint32_t dst, const void* src, bool valid) { cp_async_16(dst, src, valid); }  // a hint only
 inline void cp_async_commit() {
   emu_groups.push_back(emu_pending);
   emu_pending.clear();

@@ -312,6 +312,8 @@ class FlashAttentionGpuTest {
         // this bottom-right causal call see no key)
         GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.FP16, "none", 1, 2, 2, 2100, 300, 64,
                 GpuCheck.Mode.BHSD, true));
+        GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.FP16, "none", 1, 2, 2, 4200, 300, 128,
+                GpuCheck.Mode.BHSD, true));
         GpuCheck.runDense(TestMemory.GPU, new GpuCheck.Dense(DeviceDataType.BF16, "causal", 1, 2, 1, 4200, 600, 128,
                 GpuCheck.Mode.BSHD, true));
     }

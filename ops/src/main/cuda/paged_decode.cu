@@ -27,7 +27,8 @@
 //   * The row's visible tiles are dealt to its num_splits * 4 warps in units of kUnit (8) consecutive
 //     tiles, round-robin: warp w of CTA s takes units 4s + w, then every (4 * num_splits)-th. Each
 //     warp keeps its own online-softmax state; a kStages-deep cp.async ring per warp (only __syncwarp in the main
-//     loop) keeps (kStages - 1) * 8 KiB (hd128) of loads in flight per warp. Page ids for the
+//     loop) keeps (kStages - 1) * 8 KiB (hd128) of loads in flight per warp; the copies ask L2 for whole 128-byte
+//     lines, evicted first (ptx.cuh's cp_async_16_stream: +3-4 points of the copy rate, runs 66-68). Page ids for the
 //     tile after next are loaded one iteration early (one id per lane, shared by shuffles), so the
 //     page-table lookup never sits on the load path; any page size 1..256 works (a tile may
 //     straddle pages).
@@ -238,7 +239,8 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     const int page = __ldg(pages + t / p.page_size);
     return page * p.page_size + t % p.page_size;
   };
-  // K / V rows are whole 128-byte lines read once: the copies ask L2 for whole lines (cp_async_16_line)
+  // K / V rows are read once, in whole 128-byte lines: the copies ask L2 for whole lines, evicted first
+  const uint64_t stream_policy = l2_evict_first_policy();
   auto issue = [&](int nth, int slot) {  // the warp's nth tile into ring stage nth % S
     T* sK = sRing + (nth % S) * Tr::kStageElems;
     T* sV = sK + Tr::kTileElems;
@@ -249,8 +251,8 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
       const int sl = __shfl_sync(0xffffffffu, slot, r);
       const bool ok = sl >= 0;
       const int64_t off = static_cast<int64_t>(ok ? sl : 0) * p.kv_row_stride + ch * 8;
-      cp_async_16_line(smem_addr(sK + r * Tr::kStride + ch * 8), kbase + off, ok);
-      cp_async_16_line(smem_addr(sV + r * Tr::kStride + ch * 8), vbase + off, ok);
+      cp_async_16_stream(smem_addr(sK + r * Tr::kStride + ch * 8), kbase + off, ok, stream_policy);
+      cp_async_16_stream(smem_addr(sV + r * Tr::kStride + ch * 8), vbase + off, ok, stream_policy);
     }
   };
   (void)kRowsPerPass;

@@ -19,13 +19,21 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool 
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n)
                : "memory");
 }
-// The same copy with an L2 prefetch size of 128 bytes (.L2::128B): on an L2 miss the whole line comes from DRAM at once
-// instead of the sectors the request names. For streams whose every line is read whole soon after (the paged decode's
-// K / V rows: +2-3 points of the copy rate at every benchmark shape, run 66; .L2::256B was 0.5-1.5 points below no
-// hint there).
-__device__ __forceinline__ void cp_async_16_line(uint32_t dst, const void* src, bool valid) {
+// An L2 cache policy for data read once: its lines are evicted first (createpolicy ... evict_first), so a stream does
+// not push out what is read again (page tables, partial states). Create it once per thread, outside the copy loop.
+__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+  uint64_t policy;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+// The 16-byte copy for streams read once in whole 128-byte lines (the paged decode's K / V rows): on an L2 miss the
+// whole line comes from DRAM at once (.L2::128B prefetch size) instead of the sectors the request names, under
+// `policy` (l2_evict_first_policy). Runs 66-67 (H200, decode_bench): the prefetch size +2-3 points of the copy rate
+// at every benchmark shape (.L2::256B 0.5-1.5 points below no hint), evict_first another +0.4-1.9.
+__device__ __forceinline__ void cp_async_16_stream(uint32_t dst, const void* src, bool valid, uint64_t policy) {
   const int n = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n)
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src),
+               "r"(n), "l"(policy)
                : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() {

@@ -98,7 +98,9 @@ inline void cp_async_16(uint32_t dst, const void* src, bool valid) {
   if (valid && (reinterpret_cast<uintptr_t>(src) % 16)) { fprintf(stderr, "misaligned cp.async src\n"); abort(); }
   emu_pending.push_back({dst, src, valid});
 }
-inline void cp_async_16_line(uint32_t dst, const void* src, bool valid) { cp_async_16(dst, src, valid); }  // a hint only
+// the cache hints of the stream copy change nothing a CPU can see
+inline uint64_t l2_evict_first_policy() { return 0; }
+inline void cp_async_16_stream(uint32_t dst, const void* src, bool valid, uint64_t) { cp_async_16(dst, src, valid); }
 inline void cp_async_commit() {
   emu_groups.push_back(emu_pending);
   emu_pending.clear();

@@ -9,12 +9,13 @@
 //   nvcc -std=c++17 -O3 -arch=sm_90a -I ops/src/main/cuda -DDECODE_SRC='"/tmp/pd.cu"' -o decode_bench \
 //     ops/src/test/cuda/decode_bench.cu
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
-//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl]
+//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
 //     runs griddepcontrol.wait before it reads its inputs)
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
-// g_decode_trace; the harness then prints per-SM busy times and per-CTA warp spreads (where the time goes).
+// g_decode_trace; the harness then prints per-SM busy times, per-CTA warp spreads and CTA loop ends (the time after
+// the last CTA streamed its last tile is the merge tail) for the first chunk size of each shape (--trace-all: every one).
 
 #ifndef DECODE_SRC
 #error "build with -DDECODE_SRC='\"path\"' (a copy of paged_decode.cu without extern on the _cfg arrays; see above)"
@@ -60,9 +61,11 @@ int main(int argc, char** argv) {
   std::string tag = "decode";
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
   bool small = false, pdl = false;  // pdl: launch with programmatic stream serialization (a variant that waits)
+  bool trace_all = false;            // --trace-all: a DECODE_TRACE variant traces every chunk size, not only the first
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--pdl")) pdl = true;
     if (!strcmp(argv[i], "--small")) small = true;
+    if (!strcmp(argv[i], "--trace-all")) trace_all = true;
     if (!strcmp(argv[i], "--head-major")) head_major = true;
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
@@ -276,7 +279,7 @@ int main(int argc, char** argv) {
       const bool ok = err < 2e-3;
       failures += !ok;
 #ifdef DECODE_TRACE
-      if (ci == 0) {
+      if (ci == 0 || trace_all) {
         const int ctas = grid.x * grid.y * grid.z, warps = ctas * (cfg[0] / 32);
         unsigned long long* dtr;
         CK(cudaMalloc(&dtr, size_t(warps) * 4 * 8));
@@ -291,6 +294,7 @@ int main(int argc, char** argv) {
         std::vector<double> smBusy(prop.multiProcessorCount, 0), smStart(prop.multiProcessorCount, 1e30);
         std::vector<int> smWarps(prop.multiProcessorCount, 0);
         double spreadSum = 0, spreadMax = 0, startMax = 0;
+        std::vector<double> ctaLoopEnd;  // per CTA: its last warp's loop end (streaming done)
         const int wpc = cfg[0] / 32;
         for (int c = 0; c < ctas; ++c) {
           double lmin = 1e30, lmax = 0;
@@ -306,7 +310,9 @@ int main(int argc, char** argv) {
           }
           spreadSum += lmax - lmin;
           spreadMax = std::max(spreadMax, lmax - lmin);
+          ctaLoopEnd.push_back(lmax);
         }
+        std::sort(ctaLoopEnd.begin(), ctaLoopEnd.end());
         std::vector<double> busy;
         for (int s = 0; s < prop.multiProcessorCount; ++s)
           if (smWarps[s]) busy.push_back(smBusy[s]);
@@ -317,10 +323,13 @@ int main(int argc, char** argv) {
         printf("{\"tag\":\"%s\",\"trace\":1,\"batch\":%d,\"L\":%d,\"chunk\":%d,\"span_us\":%.1f,\"sms\":%zu,"
                "\"sm_end_min_us\":%.1f,\"sm_end_p10_us\":%.1f,\"sm_end_avg_us\":%.1f,\"sm_end_p90_us\":%.1f,"
                "\"sm_end_max_us\":%.1f,\"cta_start_max_us\":%.1f,\"warp_loop_spread_avg_us\":%.1f,"
-               "\"warp_loop_spread_max_us\":%.1f}\n",
+               "\"warp_loop_spread_max_us\":%.1f,\"cta_loop_end_p50_us\":%.1f,\"cta_loop_end_p90_us\":%.1f,"
+               "\"cta_loop_end_max_us\":%.1f,\"tail_after_last_loop_us\":%.1f,\"splits\":%d}\n",
                tag.c_str(), B, L, chunk, span / 1e3, busy.size(), busy.front() / 1e3, busy[busy.size() / 10] / 1e3,
                avg / 1e3, busy[busy.size() * 9 / 10] / 1e3, busy.back() / 1e3, startMax / 1e3,
-               spreadSum / ctas / 1e3, spreadMax / 1e3);
+               spreadSum / ctas / 1e3, spreadMax / 1e3, ctaLoopEnd[ctaLoopEnd.size() / 2] / 1e3,
+               ctaLoopEnd[ctaLoopEnd.size() * 9 / 10] / 1e3, ctaLoopEnd.back() / 1e3, (span - ctaLoopEnd.back()) / 1e3,
+               splits);
         // per-SM end times in SM order (to see whether slow SMs cluster, e.g. by GPC)
         printf("{\"tag\":\"%s\",\"sm_end_us\":[", tag.c_str());
         for (int s = 0; s < prop.multiProcessorCount; ++s)

@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
   }
+#ifndef DECODE_TRACE
+  (void)trace_all;  // only a DECODE_TRACE build traces
+#endif
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   auto kern = paged_decode_fp16_hd128_plain;

@@ -3,9 +3,11 @@
 # 84.5-84.6, 8 x 16k 87.9 vs 90.7-91.1; no split 96.1 vs 96.3: same). One difference on the split path: the Java
 # launcher uploads [indptr | indices | seq lens | split counters] as one int32 buffer (PagedStepBuffers), the harness
 # used four allocations. decode_bench (this tree's, product nvcc flags for sm_90a) with and without --one-table, interleaved.
+# (First call: sep / one. Second call, run 71b: sep / one / pad = --one-table --pad-counters, the counters on their own
+# 128-byte line after the table.)
 mkdir -p /tmp/dbv && tar xJf .devcarry/dbv6.txz -C /tmp/dbv
-for pass in 1 2; do for v in sep one; do
-  a=""; [ $v = one ] && a="--one-table"
+for pass in 1 2; do for v in sep one pad; do
+  a=""; [ $v = one ] && a="--one-table"; [ $v = pad ] && a="--one-table --pad-counters"
   timeout 60 /tmp/dbv/db_tab --tag $v --reps 30 $a 2>&1 | grep '^{' >> $OUT/decode.jsonl
 done; done
 python3 - $OUT/decode.jsonl <<'PY'

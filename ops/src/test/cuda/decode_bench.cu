@@ -9,7 +9,7 @@
 //   nvcc -std=c++17 -O3 -arch=sm_90a -I ops/src/main/cuda -DDECODE_SRC='"/tmp/pd.cu"' -o decode_bench \
 //     ops/src/test/cuda/decode_bench.cu
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
-//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all] [--one-table [--pad-counters]]
+//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all] [--one-table [--pad-counters] [--align-indices]]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
 //     runs griddepcontrol.wait before it reads its inputs)
@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
   bool small = false, pdl = false;  // pdl: launch with programmatic stream serialization (a variant that waits)
   bool trace_all = false;            // --trace-all: a DECODE_TRACE variant traces every chunk size, not only the first
+  bool align_indices = false;  // --align-indices (with --one-table): the page indices start on a 128-byte line
   bool pad_counters = false;  // --pad-counters (with --one-table): the counters start on their own 128-byte line
   bool one_table = false;            // --one-table: indptr | indices | lens | counters in one int32 buffer (the Java launcher's layout)
   for (int i = 1; i < argc; ++i) {
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--trace-all")) trace_all = true;
     if (!strcmp(argv[i], "--one-table")) one_table = true;
     if (!strcmp(argv[i], "--pad-counters")) pad_counters = true;
+    if (!strcmp(argv[i], "--align-indices")) align_indices = true;
     if (!strcmp(argv[i], "--head-major")) head_major = true;
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
@@ -209,12 +211,12 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&pL, size_t(B) * maxSplits * kHq * 4));
     int* dtable = nullptr;  // --one-table: PagedStepBuffers' upload [B + 1 | np | B | 2 B Hkv]
     if (one_table) {
-      CK(cudaMalloc(&dtable, size_t(B + 1 + np + B + 2 * B * kHkv + 32) * 4));
+      CK(cudaMalloc(&dtable, size_t(B + 1 + np + B + 2 * B * kHkv + 64) * 4));
       dptr = dtable;
-      dids = dptr + B + 1;
+      dids = dptr + (align_indices ? (B + 1 + 31) / 32 * 32 : B + 1);
       dlens = dids + np;
       dcnt = dlens + B;
-      if (pad_counters) dcnt = dtable + (B + 1 + np + B + 31) / 32 * 32;
+      if (pad_counters) dcnt = dlens + B + 32 - (dlens + B - dtable) % 32;
     } else {
       CK(cudaMalloc(&dptr, (B + 1) * 4));
       CK(cudaMalloc(&dids, np * 4));

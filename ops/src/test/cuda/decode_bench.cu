@@ -9,13 +9,17 @@
 //   nvcc -std=c++17 -O3 -arch=sm_90a -I ops/src/main/cuda -DDECODE_SRC='"/tmp/pd.cu"' -o decode_bench \
 //     ops/src/test/cuda/decode_bench.cu
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
-//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all] [--one-table [--pad-counters] [--align-indices]]
+//   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all]
+//                [--one-table [--pad-counters] [--align-indices]]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
-//     runs griddepcontrol.wait before it reads its inputs)
+//     runs griddepcontrol.wait before it reads its inputs); --one-table: indptr | indices | lens | counters in one
+//     int32 buffer, the Java launcher's layout (PagedStepBuffers.upload), instead of four allocations; with it,
+//     --pad-counters starts the counters on their own 128-byte line, --align-indices the page indices on one
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
 // g_decode_trace; the harness then prints per-SM busy times, per-CTA warp spreads and CTA loop ends (the time after
-// the last CTA streamed its last tile is the merge tail) for the first chunk size of each shape (--trace-all: every one).
+// the last CTA streamed its last tile is the merge tail) for the first chunk size of each shape (--trace-all: every
+// one).
 
 #ifndef DECODE_SRC
 #error "build with -DDECODE_SRC='\"path\"' (a copy of paged_decode.cu without extern on the _cfg arrays; see above)"
@@ -61,10 +65,8 @@ int main(int argc, char** argv) {
   std::string tag = "decode";
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
   bool small = false, pdl = false;  // pdl: launch with programmatic stream serialization (a variant that waits)
-  bool trace_all = false;            // --trace-all: a DECODE_TRACE variant traces every chunk size, not only the first
-  bool align_indices = false;  // --align-indices (with --one-table): the page indices start on a 128-byte line
-  bool pad_counters = false;  // --pad-counters (with --one-table): the counters start on their own 128-byte line
-  bool one_table = false;            // --one-table: indptr | indices | lens | counters in one int32 buffer (the Java launcher's layout)
+  [[maybe_unused]] bool trace_all = false;  // a DECODE_TRACE variant traces every chunk size, not only the first
+  bool one_table = false, pad_counters = false, align_indices = false;  // the page table's layout (header)
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--pdl")) pdl = true;
     if (!strcmp(argv[i], "--small")) small = true;
@@ -76,9 +78,6 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
   }
-#ifndef DECODE_TRACE
-  (void)trace_all;  // only a DECODE_TRACE build traces
-#endif
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   auto kern = paged_decode_fp16_hd128_plain;
@@ -347,8 +346,8 @@ int main(int argc, char** argv) {
                tag.c_str(), B, L, chunk, span / 1e3, busy.size(), busy.front() / 1e3, busy[busy.size() / 10] / 1e3,
                avg / 1e3, busy[busy.size() * 9 / 10] / 1e3, busy.back() / 1e3, startMax / 1e3,
                spreadSum / ctas / 1e3, spreadMax / 1e3, ctaLoopEnd[ctaLoopEnd.size() / 2] / 1e3,
-               ctaLoopEnd[ctaLoopEnd.size() * 9 / 10] / 1e3, ctaLoopEnd.back() / 1e3, (span - ctaLoopEnd.back()) / 1e3,
-               splits);
+               ctaLoopEnd[ctaLoopEnd.size() * 9 / 10] / 1e3, ctaLoopEnd.back() / 1e3,
+               (span - ctaLoopEnd.back()) / 1e3, splits);
         // per-SM end times in SM order (to see whether slow SMs cluster, e.g. by GPC)
         printf("{\"tag\":\"%s\",\"sm_end_us\":[", tag.c_str());
         for (int s = 0; s < prop.multiProcessorCount; ++s)

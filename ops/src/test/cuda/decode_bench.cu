@@ -10,12 +10,13 @@
 //     ops/src/test/cuda/decode_bench.cu
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
 //   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all]
-//                [--one-table [--pad-counters] [--align-indices]]
+//                [--one-table [--pad-counters] [--align-indices] [--align-sections]]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
 //     runs griddepcontrol.wait before it reads its inputs); --one-table: indptr | indices | lens | counters in one
 //     int32 buffer, the Java launcher's layout (PagedStepBuffers.upload), instead of four allocations; with it,
 //     --pad-counters starts the counters on their own 128-byte line, --align-indices the page indices on one
+//     128-byte boundary, --align-sections every section on a 256-byte boundary (cudaMalloc's own alignment).
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
 // g_decode_trace; the harness then prints per-SM busy times, per-CTA warp spreads and CTA loop ends (the time after
 // the last CTA streamed its last tile is the merge tail) for the first chunk size of each shape (--trace-all: every
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
   bool small = false, pdl = false;  // pdl: launch with programmatic stream serialization (a variant that waits)
   [[maybe_unused]] bool trace_all = false;  // a DECODE_TRACE variant traces every chunk size, not only the first
-  bool one_table = false, pad_counters = false, align_indices = false;  // the page table's layout (header)
+  bool one_table = false, pad_counters = false, align_indices = false, align_sections = false;  // the page table's layout (header)
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--pdl")) pdl = true;
     if (!strcmp(argv[i], "--small")) small = true;
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--one-table")) one_table = true;
     if (!strcmp(argv[i], "--pad-counters")) pad_counters = true;
     if (!strcmp(argv[i], "--align-indices")) align_indices = true;
+    if (!strcmp(argv[i], "--align-sections")) align_sections = true;
     if (!strcmp(argv[i], "--head-major")) head_major = true;
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
@@ -210,11 +212,12 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&pL, size_t(B) * maxSplits * kHq * 4));
     int* dtable = nullptr;  // --one-table: PagedStepBuffers' upload [B + 1 | np | B | 2 B Hkv]
     if (one_table) {
-      CK(cudaMalloc(&dtable, size_t(B + 1 + np + B + 2 * B * kHkv + 64) * 4));
+      auto up64 = [](int n) { return (n + 63) / 64 * 64; };  // --align-sections: every section on 256 bytes
+      CK(cudaMalloc(&dtable, size_t(up64(B + 1) + up64(np) + up64(B) + 2 * B * kHkv + 64) * 4));
       dptr = dtable;
-      dids = dptr + (align_indices ? (B + 1 + 31) / 32 * 32 : B + 1);
-      dlens = dids + np;
-      dcnt = dlens + B;
+      dids = dptr + (align_sections ? up64(B + 1) : align_indices ? (B + 1 + 31) / 32 * 32 : B + 1);
+      dlens = dids + (align_sections ? up64(np) : np);
+      dcnt = dlens + (align_sections ? up64(B) : B);
       if (pad_counters) dcnt = dlens + B + 32 - (dlens + B - dtable) % 32;
     } else {
       CK(cudaMalloc(&dptr, (B + 1) * 4));

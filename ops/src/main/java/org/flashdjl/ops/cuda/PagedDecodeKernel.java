@@ -278,7 +278,7 @@ public final class PagedDecodeKernel {
         private final int kvHeads;
         private final int headDim;
         private final Schedule schedule;
-        // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)]
+        // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)], 256-B sections
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
 

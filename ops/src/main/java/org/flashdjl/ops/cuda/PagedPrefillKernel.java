@@ -170,7 +170,7 @@ public final class PagedPrefillKernel {
     public static final class PrefillStep extends PagedStepBuffers {
         private final int[] qoIndptr;
         private final int maxQueryLength;
-        // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | qoIndptr B + 1]
+        // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | qoIndptr B + 1], 256-byte aligned sections
 
         /**
          * Assembles a step over an uploaded table ({@link #create}); a null table makes a step without device memory

@@ -32,6 +32,28 @@ class PagedDecodeKernelTest {
     }
 
     @Test
+    void uploadedTableSectionsStartOnTheirOwnBoundary() {
+        // batch 1: indptr is 2 ints; the page indices start on the next 256-byte boundary (not at byte 8, which cost
+        // the split decode launches 1-4 points of the copy rate, runs 70-72), then the lengths, then the extra ints
+        PageTable one = PageTable.fromBlockTable(16, new int[][] {{3, 0, 2}}, new int[] {40}, 4);
+        assertEquals(Arrays.toString(new int[] {0, 64, 128, 192}),
+                Arrays.toString(PagedStepBuffers.sectionStarts(one)));
+        // 65 sequences of 5 pages (325 indices): indptr 66 ints -> 128, indices -> 128 + 384, lengths 65 -> + 128
+        int[][] blocks = new int[65][5];
+        int[] lens = new int[65];
+        for (int i = 0; i < 65; i++) {
+            for (int j = 0; j < 5; j++) {
+                blocks[i][j] = i * 5 + j;
+            }
+            lens[i] = 80;
+        }
+        PageTable many = PageTable.fromBlockTable(16, blocks, lens, 325);
+        assertEquals(Arrays.toString(new int[] {0, 128, 512, 640}),
+                Arrays.toString(PagedStepBuffers.sectionStarts(many)));
+        assertEquals(0, PagedStepBuffers.SECTION_BYTES % 128, "a section starts on whole 128-byte L2 lines");
+    }
+
+    @Test
     void scheduleSplitsOnlyWhatTheBatchCannotFill() {
         int[] big = new int[64];
         Arrays.fill(big, 4096);
@@ -116,8 +138,12 @@ class PagedDecodeKernelTest {
                 new PagedDecodeKernel.Schedule(2, 16));
         PagedDecodeKernel s = call(split, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
         assertEquals(2, s.getParams().get("num_splits"));
-        // the split counters (zeroed int32 [B * Hkv]) follow the sequence lengths [B] in the step's one table upload
-        assertEquals(s.getParams().get("seq_lens").longValue() + 4L * 2, s.getParams().get("split_counters").longValue());
+        // the split counters (zeroed int32 [B * Hkv]) follow the sequence lengths [B] in the step's one table upload,
+        // each section on its own 256-byte boundary
+        assertEquals(s.getParams().get("seq_lens").longValue() + PagedStepBuffers.SECTION_BYTES,
+                s.getParams().get("split_counters").longValue());
+        assertEquals(PagedStepBuffers.SECTION_BYTES, s.getParams().get("page_indices").longValue()
+                - s.getParams().get("page_indptr").longValue());
         IllegalStateException e = assertThrows(IllegalStateException.class, s::run);
         assertTrue(e.getMessage().contains("validation-only"), e.getMessage());
     }

@@ -10,13 +10,14 @@
 //     ops/src/test/cuda/decode_bench.cu
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
 //   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all]
-//                [--one-table [--pad-counters] [--align-indices] [--align-sections]]
+//                [--one-table [--pad-counters] [--align-indices] [--align-sections]] [--shape B:L:chunk[,chunk...]]...
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
 //     runs griddepcontrol.wait before it reads its inputs); --one-table: indptr | indices | lens | counters in one
 //     int32 buffer, the Java launcher's layout (PagedStepBuffers.upload), instead of four allocations; with it,
 //     --pad-counters starts the counters on their own 128-byte line, --align-indices the page indices on one
 //     128-byte boundary, --align-sections every section on a 256-byte boundary (cudaMalloc's own alignment).
+//     --shape (repeatable) times B sequences of L tokens at the given split chunk sizes instead of the default shapes.
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
 // g_decode_trace; the harness then prints per-SM busy times, per-CTA warp spreads and CTA loop ends (the time after
 // the last CTA streamed its last tile is the merge tail) for the first chunk size of each shape (--trace-all: every
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
   bool small = false, pdl = false;  // pdl: launch with programmatic stream serialization (a variant that waits)
   [[maybe_unused]] bool trace_all = false;  // a DECODE_TRACE variant traces every chunk size, not only the first
+  std::vector<Shape> custom;  // --shape: replaces the benchmark shapes
   bool one_table = false, pad_counters = false, align_indices = false, align_sections = false;  // the page table's layout (header)
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--pdl")) pdl = true;
@@ -77,6 +79,24 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--align-indices")) align_indices = true;
     if (!strcmp(argv[i], "--align-sections")) align_sections = true;
     if (!strcmp(argv[i], "--head-major")) head_major = true;
+    if (!strcmp(argv[i], "--shape") && i + 1 < argc) {  // B:L:chunk[,chunk...] (repeatable; replaces the defaults)
+      Shape sh{0, 0, {}};
+      char* rest = nullptr;
+      sh.batch = strtol(argv[++i], &rest, 10);
+      sh.len = *rest == ':' ? strtol(rest + 1, &rest, 10) : 0;
+      while (*rest == ':' || *rest == ',') sh.chunks.push_back(strtol(rest + 1, &rest, 10));
+      if (sh.batch <= 0 || sh.len <= 0 || sh.chunks.empty() || *rest != 0) {
+        fprintf(stderr, "--shape wants B:L:chunk[,chunk...], got %s\n", argv[i]);
+        return 2;
+      }
+      for (int c : sh.chunks) {
+        if (c <= 0 || c % 16 != 0) {
+          fprintf(stderr, "--shape: chunk %d is not a positive multiple of 16\n", c);
+          return 2;
+        }
+      }
+      custom.push_back(sh);
+    }
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
   }
@@ -134,6 +154,7 @@ int main(int argc, char** argv) {
                                {8, 16384, {4096, 16384, 8192, 5472}},
                                {64, 4096, {4096, 2048}}};
   if (small) shapes = {{3, 4999, {5008, 1024, 208}}};  // 1, 5 and 25 splits: one to several unit rounds per warp
+  if (!custom.empty()) shapes = custom;
   int failures = 0;
   for (const Shape& sh : shapes) {
     const int B = sh.batch, L = sh.len, pps = (L + kPage - 1) / kPage, np = B * pps;

@@ -823,9 +823,11 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       }
     };
     // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]; 2: raw softcap scores, all in cp's range
-    // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its short polynomial)
+    // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its short polynomial);
+    // 4: as 2, all within CapPoly::kTinyLim (its degree-5 fit, folded per tile: CapPoly::Tiny)
     auto finish = [&](auto kind_tag, float cb0, float cb1) {
       constexpr int kKind = decltype(kind_tag)::value;
+      const CapPoly::Tiny tn = cp.tiny();  // kind 4 only (unused otherwise)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const float cb = hh == 0 ? cb0 : cb1;
@@ -835,7 +837,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         mx = quad_max(mx);
         float mt = mx;
         if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
-        if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
+        if constexpr (kKind == 4) mt = mx == -INFINITY ? -INFINITY : tn.capped(mx);
+        else if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
         float m_new = fmaxf(row_m[hh], mt);
         if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
         const float ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
@@ -851,6 +854,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             float pv;
             if constexpr (kKind == 1)
               pv = fast_exp2(fmaf(x, mod.sc_l2, bias));
+            else if constexpr (kKind == 4)
+              pv = fast_exp2(tn.capped_minus(x, ms));
             else if constexpr (kKind >= 2)
               pv = fast_exp2(cp.capped_minus<kKind == 3>(x, ms));
             else
@@ -877,6 +882,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
             mask();
             finish(std::integral_constant<int, 0>(), 0.f, 0.f);
+          } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && CapPoly::tiny_usable(cp.tiny())) {
+            finish(std::integral_constant<int, 4>(), 0.f, 0.f);  // deep inside the cap: the degree-5 fit
           } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kShortLim)) {
             finish(std::integral_constant<int, 3>(), 0.f, 0.f);  // well inside the cap: the short polynomial
           } else {

@@ -203,12 +203,17 @@ static bool check_score_rule() {
          worst_mod);
   // CapPoly (the sm90 kernels' MUFU-free softcap tanh on |scale q.k| <= softcap) against the formula in doubles, over
   // its whole range, for caps and head dims around the ones models use; bound 4e-7 cap_l2 (as the tanh above)
-  double worst_poly = 0, worst_short = 0;
+  double worst_poly = 0, worst_short = 0, worst_tiny = 0;
   for (float c : {0.5f, 1.f, 5.f, 30.f, 50.f, 1000.f})
     for (int d : {64, 128, 256}) {
       const float sc = 1.f / std::sqrt(static_cast<float>(d));
       const ScoreMod m(sc, c, 0.f);
       const flashdjl::CapPoly cp(m);
+      const flashdjl::CapPoly::Tiny tn = cp.tiny();
+      if (!flashdjl::CapPoly::tiny_usable(tn)) {
+        printf("FAIL CapPoly::tiny not usable at cap %g, hd %d\n", c, d);
+        return false;
+      }
       const double cap_l2 = c * kL2e, lim = c / static_cast<double>(sc);
       for (int i = -100000; i <= 100000; ++i) {
         const float qk = static_cast<float>(lim * i / 100000.0);
@@ -218,11 +223,16 @@ static bool check_score_rule() {
         if (std::fabs(i) <= 100000 * flashdjl::CapPoly::kShortLim)  // the short form's range
           worst_short = std::max({worst_short, std::fabs(cp.capped<true>(qk) - want) / cap_l2,
                                   std::fabs(cp.capped_minus<true>(qk, 3.f) - (want - 3.0)) / cap_l2});
+        if (std::fabs(i) <= 100000 * flashdjl::CapPoly::kTinyLim)  // the degree-5 form's range
+          worst_tiny = std::max({worst_tiny, std::fabs(tn.capped(qk) - want) / cap_l2,
+                                 std::fabs(tn.capped_minus(qk, 3.f) - (want - 3.0)) / cap_l2});
       }
     }
-  const bool poly_ok = worst_poly <= 4e-7 && worst_short <= 4e-7;
-  printf("%s CapPoly vs doubles on |u| <= 1: max abs error %.3g cap_l2, short form on |u| <= %.2f: %.3g (bound 4e-7)\n",
-         poly_ok ? "PASS" : "FAIL", worst_poly, flashdjl::CapPoly::kShortLim, worst_short);
+  const bool poly_ok = worst_poly <= 4e-7 && worst_short <= 4e-7 && worst_tiny <= 4e-7;
+  printf("%s CapPoly vs doubles on |u| <= 1: max abs error %.3g cap_l2, short form on |u| <= %.2f: %.3g, degree-5 form "
+         "on |u| <= %.2f: %.3g (bound 4e-7)\n",
+         poly_ok ? "PASS" : "FAIL", worst_poly, flashdjl::CapPoly::kShortLim, worst_short, flashdjl::CapPoly::kTinyLim,
+         worst_tiny);
   return ok && mod_ok && poly_ok;
 }
 

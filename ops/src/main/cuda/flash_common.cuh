@@ -216,7 +216,7 @@ struct CapPoly {
   }
   // Tiles deep inside the cap (every |u| <= kTinyLim): P of degree 2 (the odd degree-5 least-maximum-error fit on
   // [-0.25, 0.25]; fit error 5e-8), its coefficients folded per tile with sc_l2 and a^(2i) (tiny()), so that the capped
-  // score is q.k Q(q.k^2): four FMA-pipe ops with the max's subtraction (the short fit's seven); float error <= 1e-7
+  // score is q.k Q(q.k^2): four FMA-pipe ops with the max's subtraction (the short fit's seven); float error <= 2.3e-7
   // cap_l2 (flash_emu_test). tiny_usable(): the folded coefficients are normal floats (a = scale / softcap not
   // vanishingly small), else the caller takes the short fit.
   static constexpr float kTinyLim = 0.25f;

@@ -217,25 +217,25 @@ struct CapPoly {
   // Tiles deep inside the cap (every |u| <= kTinyLim): P of degree 2 (the odd degree-5 least-maximum-error fit on
   // [-0.25, 0.25]; fit error 5e-8), its coefficients folded per tile with sc_l2 and a^(2i) (tiny()), so that the capped
   // score is q.k Q(q.k^2): four FMA-pipe ops with the max's subtraction (the short fit's seven); float error <= 2.3e-7
-  // cap_l2 (flash_emu_test). tiny_usable(): the folded coefficients are normal floats (a = scale / softcap not
+  // cap_l2 (flash_emu_test). Tiny::usable(): the folded coefficients are normal floats (a = scale / softcap not
   // vanishingly small), else the caller takes the short fit.
   static constexpr float kTinyLim = 0.25f;
   struct Tiny {
     float c0, c1, c2;  // sc_l2 k_i a^(2i): the capped score is qk (c0 + c1 qk^2 + c2 qk^4)
-    __device__ __forceinline__ float capped(float qk) const {
+    __device__ __forceinline__ float q(float qk) const {  // c0 + c1 qk^2 + c2 qk^4
       const float t = qk * qk;
-      return qk * fmaf(fmaf(c2, t, c1), t, c0);
+      return fmaf(fmaf(c2, t, c1), t, c0);
     }
+    __device__ __forceinline__ float capped(float qk) const { return qk * q(qk); }
     __device__ __forceinline__ float capped_minus(float qk, float m) const {  // capped(qk) - m, the last op one FMA
-      const float t = qk * qk;
-      return fmaf(qk, fmaf(fmaf(c2, t, c1), t, c0), -m);
+      return fmaf(qk, q(qk), -m);
     }
+    __device__ __forceinline__ bool usable() const { return fabsf(c2) >= 1e-30f; }
   };
   __device__ __forceinline__ Tiny tiny() const {
     const float a2 = a * a;
     return {9.999986291e-01f * a_l2, -3.331570029e-01f * a_l2 * a2, 1.276223212e-01f * a_l2 * a2 * a2};
   }
-  static __device__ __forceinline__ bool tiny_usable(const Tiny& t) { return fabsf(t.c2) >= 1e-30f; }
   template <bool kShort = false>
   __device__ __forceinline__ float capped(float qk) const {  // softcap tanh(scale qk / softcap), log2 units
     return (qk * a_l2) * (kShort ? poly_short(qk * a) : poly(qk * a));

@@ -882,7 +882,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
             mask();
             finish(std::integral_constant<int, 0>(), 0.f, 0.f);
-          } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && CapPoly::tiny_usable(cp.tiny())) {
+          } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && cp.tiny().usable()) {
             finish(std::integral_constant<int, 4>(), 0.f, 0.f);  // deep inside the cap: the degree-5 fit
           } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kShortLim)) {
             finish(std::integral_constant<int, 3>(), 0.f, 0.f);  // well inside the cap: the short polynomial

@@ -210,7 +210,7 @@ static bool check_score_rule() {
       const ScoreMod m(sc, c, 0.f);
       const flashdjl::CapPoly cp(m);
       const flashdjl::CapPoly::Tiny tn = cp.tiny();
-      if (!flashdjl::CapPoly::tiny_usable(tn)) {
+      if (!tn.usable()) {
         printf("FAIL CapPoly::tiny not usable at cap %g, hd %d\n", c, d);
         return false;
       }
@@ -228,11 +228,11 @@ static bool check_score_rule() {
                                  std::fabs(tn.capped_minus(qk, 3.f) - (want - 3.0)) / cap_l2});
       }
     }
-  // a = scale / softcap so small that the folded coefficients are not normal floats: tiny_usable says so (the kernel
+  // a = scale / softcap so small that the folded coefficients are not normal floats: Tiny::usable says so (the kernel
   // then takes the short fit)
   const flashdjl::CapPoly far(ScoreMod(0.125f, 1e30f, 0.f));
-  const bool guard_ok = !flashdjl::CapPoly::tiny_usable(far.tiny());
-  if (!guard_ok) printf("FAIL CapPoly::tiny_usable at a = %g\n", far.a);
+  const bool guard_ok = !far.tiny().usable();
+  if (!guard_ok) printf("FAIL CapPoly::Tiny::usable at a = %g\n", far.a);
   const bool poly_ok = worst_poly <= 4e-7 && worst_short <= 4e-7 && worst_tiny <= 4e-7 && guard_ok;
   printf("%s CapPoly vs doubles on |u| <= 1: max abs error %.3g cap_l2, short form on |u| <= %.2f: %.3g, degree-5 form "
          "on |u| <= %.2f: %.3g (bound 4e-7)\n",

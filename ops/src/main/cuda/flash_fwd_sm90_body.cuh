@@ -824,7 +824,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     };
     // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]; 2: raw softcap scores, all in cp's range
     // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its short polynomial);
-    // 4: as 2, all within CapPoly::kTinyLim (its degree-5 fit, folded per tile: CapPoly::Tiny)
+    // 4: as 2, all within CapPoly::kTinyLim (its degree-5 fit, folded per tile: CapPoly::Tiny); on a masked tile the
+    // hidden keys are -inf already (capped_minus(-inf) = -inf)
     auto finish = [&](auto kind_tag, float cb0, float cb1) {
       constexpr int kKind = decltype(kind_tag)::value;
       const CapPoly::Tiny tn = cp.tiny();  // kind 4 only (unused otherwise)
@@ -876,12 +877,20 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
 #pragma unroll
         for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
         cap_poly = __all_sync(0xffffffffu, ma * cp.a <= 1.f);
+        // (the degree-5 tier's test is written out twice: as one lambda it moved the SASS, run 80 measured this form)
         if (cap_poly) {
           if constexpr (kM) {
+            if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && cp.tiny().usable()) {
+              // hidden keys -> -inf first (capped_minus(-inf) = -inf: scale > 0 makes the fold's c0, c2 positive),
+              // the max taken raw over the visible keys
+              mask();
+              finish(std::integral_constant<int, 4>(), 0.f, 0.f);
+            } else {
 #pragma unroll
-            for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
-            mask();
-            finish(std::integral_constant<int, 0>(), 0.f, 0.f);
+              for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
+              mask();
+              finish(std::integral_constant<int, 0>(), 0.f, 0.f);
+            }
           } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && cp.tiny().usable()) {
             finish(std::integral_constant<int, 4>(), 0.f, 0.f);  // deep inside the cap: the degree-5 fit
           } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kShortLim)) {

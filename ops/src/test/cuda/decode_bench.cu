@@ -18,6 +18,9 @@
 //     --pad-counters starts the counters on their own 128-byte line, --align-indices the page indices on one
 //     128-byte boundary, --align-sections every section on a 256-byte boundary (cudaMalloc's own alignment).
 //     --shape (repeatable) times B sequences of L tokens at the given split chunk sizes instead of the default shapes.
+//     --loop N: also time N launches back to back between one pair of events (5 times, median of the per-launch
+//     time: ms_loop / pct_copy_loop), the kernel as a model's decode loop runs it, with no event between launches;
+//     and the same for an empty kernel of the same grid (ms_empty, ms_empty_loop: what a launch costs around the work).
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
 // g_decode_trace; the harness then prints per-SM busy times, per-CTA warp spreads and CTA loop ends (the time after
 // the last CTA streamed its last tile is the merge tail) for the first chunk size of each shape (--trace-all: every
@@ -56,6 +59,8 @@ struct Shape {
 
 static const int kHq = 32, kHkv = 8, kD = 128, kPage = 16;
 
+__global__ void empty_kernel() {}
+
 static float h2f(uint16_t h) {
   __half x;
   memcpy(&x, &h, 2);
@@ -63,7 +68,7 @@ static float h2f(uint16_t h) {
 }
 
 int main(int argc, char** argv) {
-  int reps = 50;
+  int reps = 50, loop = 0;
   std::string tag = "decode";
   bool head_major = false;  // pools [Hkv][pages * page][D] (each kv head's pages contiguous) instead of NHD
   bool small = false, pdl = false;  // pdl: launch with programmatic stream serialization (a variant that waits)
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
       custom.push_back(sh);
     }
     if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--loop") && i + 1 < argc) loop = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
   }
   cudaDeviceProp prop;
@@ -136,6 +142,22 @@ int main(int argc, char** argv) {
     }
     std::sort(ms.begin(), ms.end());
     return reps % 2 ? ms[reps / 2] : 0.5f * (ms[reps / 2 - 1] + ms[reps / 2]);
+  };
+  // loop > 0: the per-launch time of `loop` back-to-back launches between one pair of events (median of 5)
+  auto loop_ms = [&](auto&& launch) {
+    if (loop <= 0) return 0.f;
+    for (int i = 0; i < 10; ++i) launch();
+    std::vector<float> ms(5);
+    for (float& m : ms) {
+      CK(cudaEventRecord(e0));
+      for (int i = 0; i < loop; ++i) launch();
+      CK(cudaEventRecord(e1));
+      CK(cudaEventSynchronize(e1));
+      CK(cudaEventElapsedTime(&m, e0, e1));
+      m /= loop;
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[2];
   };
   double copy;
   {
@@ -386,13 +408,25 @@ int main(int argc, char** argv) {
       }
 #endif
       const float ms = median_ms(launch);
+      const float ms_loop = loop_ms(launch);
+      float ms_empty = 0.f, ms_empty_loop = 0.f;  // an empty kernel on the same grid: the launch's own cost
+      if (loop > 0) {
+        auto empty = [&] { empty_kernel<<<grid, cfg[0]>>>(); };
+        ms_empty = median_ms(empty);
+        ms_empty_loop = loop_ms(empty);
+      }
       err = std::max(err, check());  // again after the timed launches (split counters re-zeroed by each launch)
       const bool ok = err < 2e-3;
       failures += !ok;
       const double bytes = double(B) * L * kHkv * kD * 2 * 2, gbps = ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0;
       printf("{\"tag\":\"%s\",\"batch\":%d,\"L\":%d,\"splits\":%d,\"chunk\":%d,\"ms\":%.4f,\"gbps\":%.1f,"
-             "\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%.2e,\"ok\":%s}\n",
+             "\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%.2e,\"ok\":%s",
              tag.c_str(), B, L, splits, chunk, ms, gbps, copy, copy > 0 ? 100 * gbps / copy : 0.0, err, ok ? "true" : "false");
+      if (loop > 0)
+        printf(",\"loop\":%d,\"ms_loop\":%.4f,\"pct_copy_loop\":%.1f,\"ms_empty\":%.4f,\"ms_empty_loop\":%.4f", loop,
+               ms_loop, ms_loop > 0 && copy > 0 ? 100 * bytes / (ms_loop * 1e-3) / 1e9 / copy : 0.0, ms_empty,
+               ms_empty_loop);
+      printf("}\n");
       fflush(stdout);
     }
     cudaFree(dk);

@@ -214,6 +214,14 @@ static bool check_score_rule() {
         printf("FAIL CapPoly::tiny not usable at cap %g, hd %d\n", c, d);
         return false;
       }
+      // a hidden key of a masked tile reaches the degree-5 form as -inf (sm90 body: mask, then finish kind 4): it
+      // must stay -inf, so that its exp2 is 0 (scale > 0 makes the fold's c0 and c2 positive)
+      for (float m : {-5.f, 0.f, 3.f})
+        if (!(tn.capped_minus(-INFINITY, m) == -INFINITY)) {
+          printf("FAIL CapPoly::Tiny::capped_minus(-inf, %g) = %g at cap %g, hd %d\n", m,
+                 tn.capped_minus(-INFINITY, m), c, d);
+          return false;
+        }
       const double cap_l2 = c * kL2e, lim = c / static_cast<double>(sc);
       for (int i = -100000; i <= 100000; ++i) {
         const float qk = static_cast<float>(lim * i / 100000.0);

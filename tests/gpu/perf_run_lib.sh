@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Shell functions for the one-off device calls recorded in docs/perf-runs/*-command.sh (session 17: runs 75-81 wrote
+# these steps inline each time). Source it from the repository root on the GPU machine:
+#   . tests/gpu/perf_run_lib.sh
+#   bench_general burst OUT.jsonl base cand      # flash_check --bench-general over /tmp/<variant> for each variant
+#   bench_general sustained OUT.jsonl base cand  # (sustained: hd 128 only); rows tagged "impl":"<variant>","mode":...
+#   swap_ops_fatbins /tmp/b/lib /tmp/cand flash_fwd_sm90.fatbin paged_prefill_sm90.fatbin
+#                                                # the bundle's ops jar rewritten with those fatbins from the folder,
+#                                                # so that run-gpu.sh --tests-only runs the Java suite over a candidate
+# Expects /tmp/fc (flash_check, tests/gpu/devcarry.sh's fc.xz) and one folder of fatbins per variant under /tmp.
+
+# bench_general MODE OUT VARIANT...: MODE burst (--idle-ms 800, every head dim) or sustained (--warm-ms 800
+# --seconds 0.7, hd 128); appends the JSON lines to OUT. Summary: tests/gpu/perf_summary.py general OUT VARIANT...
+bench_general() {
+  local mode=$1 out=$2 args v
+  shift 2
+  case "$mode" in
+    burst) args="--idle-ms 800" ;;
+    sustained) args="--warm-ms 800 --seconds 0.7 --hd 128" ;;
+    *) echo "bench_general: mode burst|sustained, got '$mode'" >&2; return 2 ;;
+  esac
+  for v in "$@"; do
+    # shellcheck disable=SC2086
+    timeout 90 /tmp/fc --bench-general --kernels sm90 --fatbin-dir "/tmp/$v" $args 2>/dev/null | grep '^{' |
+      sed "s/\"impl\":\"flashdjl-sm90\"/\"impl\":\"$v\",\"mode\":\"$mode\"/" >> "$out"
+  done
+}
+
+# swap_ops_fatbins LIB FATBIN_DIR NAME...: replaces the named fatbins inside LIB's flashdjl-ops jar by FATBIN_DIR's.
+swap_ops_fatbins() {
+  python3 - "$@" <<'PY'
+import os, shutil, sys, zipfile
+lib, fbdir, names = sys.argv[1], sys.argv[2], set(sys.argv[3:])
+missing = sorted(x for x in names if not os.path.isfile(os.path.join(fbdir, x)))
+if missing:
+    sys.exit('swap_ops_fatbins: not in %s: %s' % (fbdir, ' '.join(missing)))
+jar = [x for x in sorted(os.listdir(lib)) if x.startswith('flashdjl-ops-') and x.endswith('.jar')
+       and not x.endswith(('-tests.jar', '-sources.jar', '-javadoc.jar'))][0]
+src = os.path.join(lib, jar)
+tmp = src + '.new'
+n = 0
+with zipfile.ZipFile(src) as zi, zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as zo:
+    for it in zi.infolist():
+        name = os.path.basename(it.filename)
+        if name in names:
+            with open(os.path.join(fbdir, name), 'rb') as f:
+                data = f.read()
+            n += 1
+        else:
+            data = zi.read(it.filename)
+        zo.writestr(it, data)
+shutil.move(tmp, src)
+print('jar rewritten:', jar, n, 'of', len(names), 'fatbins')
+sys.exit(0 if n == len(names) else 1)
+PY
+}

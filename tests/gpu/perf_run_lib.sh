@@ -10,7 +10,8 @@
 # Expects /tmp/fc (flash_check, tests/gpu/devcarry.sh's fc.xz) and one folder of fatbins per variant under /tmp.
 
 # bench_general MODE OUT VARIANT...: MODE burst (--idle-ms 800, every head dim) or sustained (--warm-ms 800
-# --seconds 0.7, hd 128); appends the JSON lines to OUT. Summary: tests/gpu/perf_summary.py general OUT VARIANT...
+# --seconds 0.7, hd 128); appends the JSON lines to OUT; $BENCH_ARGS (e.g. "--hd 128") goes to flash_check too.
+# Summary: tests/gpu/perf_summary.py general OUT VARIANT...
 bench_general() {
   local mode=$1 out=$2 args v
   shift 2
@@ -21,7 +22,7 @@ bench_general() {
   esac
   for v in "$@"; do
     # shellcheck disable=SC2086
-    timeout 90 /tmp/fc --bench-general --kernels sm90 --fatbin-dir "/tmp/$v" $args 2>/dev/null | grep '^{' |
+    timeout 90 /tmp/fc --bench-general --kernels sm90 --fatbin-dir "/tmp/$v" $args ${BENCH_ARGS:-} 2>/dev/null | grep '^{' |
       sed "s/\"impl\":\"flashdjl-sm90\"/\"impl\":\"$v\",\"mode\":\"$mode\"/" >> "$out"
   done
 }

@@ -5,9 +5,11 @@
 # docs/perf-runs/2026-12-04-session17-persistent-general.patch exports flash_fwd_sm90_{fp16,bf16}_hd{64,128}_general
 # _persistent (HasPersistentForm takes kGeneral; cfg[4] of the general kernels becomes 32 / 16, so the Java launcher
 # and flash_check pick the persistent form for short work per head by themselves) and extends
-# FlashAttentionGpuTest.hopperPersistentKernelsWalkSeveralBlocksPerCta to general calls. ptxas (CUDA 13.0): the four
-# persistent general kernels spill 0 B (the per-tile hd 128 general kernels 36 / 52 B). Compiled, not run: session
-# 17's device time was spent.
+# FlashAttentionGpuTest.hopperPersistentKernelsWalkSeveralBlocksPerCta to general calls. The general consumers' state
+# that the per-tile kernel sets once per CTA is per work tile in a persistent one: the MaskRule in shared memory
+# (s_rule) and the ALiBi key tile (its slope is the head's); the patch has both consumers meet (named barrier 5) at
+# each work tile before the rule is rewritten, and again after (the key tile is written after that, as before).
+# Compiled (ptxas numbers in kernel-notes' "Next (after session 17)"), not run: session 17's device time was spent.
 # Before the call: git apply the patch; tests/gpu/devcarry.sh --no-fc -o (bundle of the patched tree, its ops jar
 # holding the new fatbins); extract the base fatbins from the previous bundle (HEAD without the patch) into
 # .devcarry/base.txz (tar cJf of flash_fwd_sm90.fatbin). Then this script: flash_check --check over the candidate

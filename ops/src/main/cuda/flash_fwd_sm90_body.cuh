@@ -826,15 +826,21 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its short polynomial);
     // 4: as 2, all within CapPoly::kTinyLim (its degree-5 fit, folded per tile: CapPoly::Tiny); on a masked tile the
     // hidden keys are -inf already (capped_minus(-inf) = -inf)
-    auto finish = [&](auto kind_tag, float cb0, float cb1) {
+    // pre: this thread's raw row maxima (kinds 2-4 on a tile without a hidden key: taken by the softcap walk's range
+    // pass, pmax), else nullptr: finish takes them from s
+    auto finish = [&](auto kind_tag, float cb0, float cb1, const float* pre = nullptr) {
       constexpr int kKind = decltype(kind_tag)::value;
       const CapPoly::Tiny tn = cp.tiny();  // kind 4 only (unused otherwise)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const float cb = hh == 0 ? cb0 : cb1;
         float mx = -INFINITY;
+        if (pre != nullptr) {
+          mx = pre[hh];
+        } else {
 #pragma unroll
-        for (int j = 0; j < Bc / 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+          for (int j = 0; j < Bc / 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+        }
         mx = quad_max(mx);
         float mt = mx;
         if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
@@ -873,9 +879,32 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       // one MUFU op per score (the softmax's exp2) instead of two. Without a hidden key the max is taken raw and
       // the tanh's last multiply is the exp2's FMA. On a tile with a larger logit (and the warp's later tiles), ScoreMod.
       if (cap_poly) {
+        // ma >= every |s| of this thread's; pmax: its raw row maxima (unmasked tiles). On a tile without a hidden key
+        // both come from one packed pass: each row's score pairs rounded to bfloat16x2 (one cvt a pair), their max and
+        // min (one op a pair each), 1.5 ops a score against the two FMNMX (|s| for the range, s for the row max) of
+        // the exact pass. The rounding (<= 2^-9 relative) is covered by ma's factor 1 + 2^-8, and a row max that is
+        // off by it only moves the softmax's reference m (P of the row's top score 2^(+-tiny), the LSE exact).
         float ma = 0.f;
+        float pmax[2];
+        if constexpr (kM) {
 #pragma unroll
-        for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
+          for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
+        } else {
+          float mn = INFINITY;
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            __nv_bfloat162 hi2 = __floats2bfloat162_rn(s[2 * hh], s[2 * hh + 1]), lo2 = hi2;
+#pragma unroll
+            for (int j = 1; j < Bc / 8; ++j) {
+              const __nv_bfloat162 v = __floats2bfloat162_rn(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]);
+              hi2 = __hmax2(hi2, v);
+              lo2 = __hmin2(lo2, v);
+            }
+            pmax[hh] = fmaxf(__low2float(hi2), __high2float(hi2));
+            mn = fminf(mn, fminf(__low2float(lo2), __high2float(lo2)));
+          }
+          ma = fmaxf(fmaxf(pmax[0], pmax[1]), -mn) * (1.f + 0x1p-8f);
+        }
         cap_poly = __all_sync(0xffffffffu, ma * cp.a <= 1.f);
         // (the degree-5 tier's test is written out twice: as one lambda it moved the SASS, run 80 measured this form)
         if (cap_poly) {
@@ -892,11 +921,11 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
               finish(std::integral_constant<int, 0>(), 0.f, 0.f);
             }
           } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && cp.tiny().usable()) {
-            finish(std::integral_constant<int, 4>(), 0.f, 0.f);  // deep inside the cap: the degree-5 fit
+            finish(std::integral_constant<int, 4>(), 0.f, 0.f, pmax);  // deep inside the cap: the degree-5 fit
           } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kShortLim)) {
-            finish(std::integral_constant<int, 3>(), 0.f, 0.f);  // well inside the cap: the short polynomial
+            finish(std::integral_constant<int, 3>(), 0.f, 0.f, pmax);  // well inside the cap: the short polynomial
           } else {
-            finish(std::integral_constant<int, 2>(), 0.f, 0.f);
+            finish(std::integral_constant<int, 2>(), 0.f, 0.f, pmax);
           }
           return;
         }

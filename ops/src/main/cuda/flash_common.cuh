@@ -245,6 +245,32 @@ struct CapPoly {
     return fmaf(qk * a_l2, kShort ? poly_short(qk * a) : poly(qk * a), -m);
   }
 };
+// Softcap's range pass on a tile without a hidden key (the sm90 softcap walk): the raw max and min of the scores of
+// one row that a thread holds, s[4 j + 2 hh] and s[4 j + 2 hh + 1] for j < kJ, from the pairs rounded to bfloat16x2
+// (one cvt a pair) and their running max / min (one op a pair each): 1.5 ops a score where the exact pass spends two
+// FMNMX (|s| for the range test, s for the row max). Round to nearest in bfloat16 (unit roundoff u = 2^-8) gives
+// x = x_b (1 + d) with |d| <= u, so packed_range_bound() = max |x_b| (1 + u) >= every |s| (the tier tests stay sound;
+// normal floats: a subnormal score may round below its bound, far under every tier's limit), and mx is within 2^-8
+// of the exact row max (the softmax's reference m may take it: P of the row's top score is 2^(+-tiny), the LSE
+// m + log2 l stays exact). NaN is ignored (as by fmaxf); an infinite score makes the bound infinite.
+struct RowRange {
+  float mx, mn;
+};
+template <int kJ>
+__device__ __forceinline__ RowRange packed_row_range(const float* s, int hh) {
+  __nv_bfloat162 hi2 = __floats2bfloat162_rn(s[2 * hh], s[2 * hh + 1]), lo2 = hi2;
+#pragma unroll
+  for (int j = 1; j < kJ; ++j) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]);
+    hi2 = __hmax2(hi2, v);
+    lo2 = __hmin2(lo2, v);
+  }
+  return {fmaxf(__low2float(hi2), __high2float(hi2)), fminf(__low2float(lo2), __high2float(lo2))};
+}
+// >= every |s| of the rows whose packed_row_range() gave mx0 / mx1 and (the smaller) mn
+__device__ __forceinline__ float packed_range_bound(float mx0, float mx1, float mn) {
+  return fmaxf(fmaxf(mx0, mx1), -mn) * (1.f + 0x1p-8f);
+}
 __device__ __forceinline__ float transform_score_l2(float qk, float scale, float softcap, float slope, int pos, int j) {
   return ScoreMod(scale, softcap, slope).apply(qk, fabsf(static_cast<float>(pos - j)));
 }

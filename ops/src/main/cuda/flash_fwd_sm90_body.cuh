@@ -879,31 +879,18 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       // one MUFU op per score (the softmax's exp2) instead of two. Without a hidden key the max is taken raw and
       // the tanh's last multiply is the exp2's FMA. On a tile with a larger logit (and the warp's later tiles), ScoreMod.
       if (cap_poly) {
-        // ma >= every |s| of this thread's; pmax: its raw row maxima (unmasked tiles). On a tile without a hidden key
-        // both come from one packed pass: each row's score pairs rounded to bfloat16x2 (one cvt a pair), their max and
-        // min (one op a pair each), 1.5 ops a score against the two FMNMX (|s| for the range, s for the row max) of
-        // the exact pass. The rounding (<= 2^-9 relative) is covered by ma's factor 1 + 2^-8, and a row max that is
-        // off by it only moves the softmax's reference m (P of the row's top score 2^(+-tiny), the LSE exact).
+        // ma >= every |s| of this thread's; pmax: its raw row maxima. On a tile without a hidden key both come from
+        // one packed pass (packed_row_range: 1.5 ops a score instead of two FMNMX, run 86), else from the exact one.
         float ma = 0.f;
         float pmax[2];
         if constexpr (kM) {
 #pragma unroll
           for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
         } else {
-          float mn = INFINITY;
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            __nv_bfloat162 hi2 = __floats2bfloat162_rn(s[2 * hh], s[2 * hh + 1]), lo2 = hi2;
-#pragma unroll
-            for (int j = 1; j < Bc / 8; ++j) {
-              const __nv_bfloat162 v = __floats2bfloat162_rn(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]);
-              hi2 = __hmax2(hi2, v);
-              lo2 = __hmin2(lo2, v);
-            }
-            pmax[hh] = fmaxf(__low2float(hi2), __high2float(hi2));
-            mn = fminf(mn, fminf(__low2float(lo2), __high2float(lo2)));
-          }
-          ma = fmaxf(fmaxf(pmax[0], pmax[1]), -mn) * (1.f + 0x1p-8f);
+          const RowRange r0 = packed_row_range<Bc / 8>(s, 0), r1 = packed_row_range<Bc / 8>(s, 1);
+          pmax[0] = r0.mx;
+          pmax[1] = r1.mx;
+          ma = packed_range_bound(r0.mx, r1.mx, fminf(r0.mn, r1.mn));
         }
         cap_poly = __all_sync(0xffffffffu, ma * cp.a <= 1.f);
         // (the degree-5 tier's test is written out twice: as one lambda it moved the SASS, run 80 measured this form)

@@ -246,7 +246,65 @@ static bool check_score_rule() {
          "on |u| <= %.2f: %.3g (bound 4e-7)\n",
          poly_ok ? "PASS" : "FAIL", worst_poly, flashdjl::CapPoly::kShortLim, worst_short, flashdjl::CapPoly::kTinyLim,
          worst_tiny);
-  return ok && mod_ok && poly_ok;
+  // The sm90 softcap walk's packed range pass (packed_row_range / packed_range_bound, the kernel's own functions):
+  // over seeded random rows of 16 score pairs (the hd 128 tile: Bc / 8 = 16) at magnitudes from 1e-3 to 1e5, signs
+  // mixed, exact ties and +-0 included: the bound covers every |s| (so a tile never takes a tier whose range it
+  // leaves), it exceeds max |s| by at most (1 + 2^-8)^2, and the row max is within 2^-8 (bfloat16's unit roundoff) of the
+  // exact one.
+  // An infinite score makes the bound infinite; a NaN score is ignored (as fmaxf does).
+  bool range_ok = true;
+  {
+    const uint64_t seed = 86;
+    uint64_t st = seed;
+    auto rnd = [&]() {  // uniform in [0, 1)
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      return static_cast<double>(st >> 11) * 0x1p-53;
+    };
+    double worst_max = 0, worst_over = 0;
+    for (int row = 0; row < 20000 && range_ok; ++row) {
+      float sv[4 * 16];  // rows hh = 0, 1 interleaved as in the kernel's S fragment
+      const double mag = std::pow(10.0, -3.0 + 8.0 * rnd());
+      for (float& x : sv) x = static_cast<float>((2 * rnd() - 1) * mag);
+      if (row % 7 == 0) sv[5] = sv[9];          // a tie
+      if (row % 11 == 0) sv[2] = -0.f;          // a negative zero
+      const flashdjl::RowRange r0 = flashdjl::packed_row_range<16>(sv, 0), r1 = flashdjl::packed_row_range<16>(sv, 1);
+      const float bound = flashdjl::packed_range_bound(r0.mx, r1.mx, std::min(r0.mn, r1.mn));
+      double amax = 0, mx[2] = {-INFINITY, -INFINITY};
+      for (int j = 0; j < 16; ++j)
+        for (int hh = 0; hh < 2; ++hh)
+          for (int e = 0; e < 2; ++e) {
+            const double x = sv[4 * j + 2 * hh + e];
+            amax = std::max(amax, std::fabs(x));
+            mx[hh] = std::max(mx[hh], x);
+          }
+      const flashdjl::RowRange* rr[2] = {&r0, &r1};
+      for (int hh = 0; hh < 2; ++hh)
+        worst_max = std::max(worst_max, std::fabs(rr[hh]->mx - mx[hh]) / std::max(std::fabs(mx[hh]), 1e-30));
+      if (!(bound >= amax)) {
+        printf("FAIL packed_range_bound %.9g below max |s| %.9g (seed %llu, row %d)\n", bound, amax,
+               (unsigned long long)seed, row);
+        range_ok = false;
+      }
+      worst_over = std::max(worst_over, amax > 0 ? bound / amax - 1 : 0.0);
+    }
+    if (worst_max > 0x1p-8 || worst_over > (1 + 0x1p-8) * (1 + 0x1p-8) - 1) range_ok = false;
+    float sv[4 * 16];
+    for (int k = 0; k < 64; ++k) sv[k] = 0.5f;
+    sv[7] = INFINITY;  // row 1
+    const flashdjl::RowRange a0 = flashdjl::packed_row_range<16>(sv, 0), a1 = flashdjl::packed_row_range<16>(sv, 1);
+    const bool inf_ok = std::isinf(flashdjl::packed_range_bound(a0.mx, a1.mx, std::min(a0.mn, a1.mn)));
+    sv[7] = NAN;
+    const flashdjl::RowRange n1 = flashdjl::packed_row_range<16>(sv, 1);
+    const bool nan_ok = n1.mx == 0.5f && n1.mn == 0.5f;
+    if (!inf_ok || !nan_ok) printf("FAIL packed_row_range: inf gives a finite bound (%d) or NaN not ignored (%d)\n",
+                                   !inf_ok, !nan_ok);
+    range_ok = range_ok && inf_ok && nan_ok;
+    printf("%s packed_row_range (seed %llu, 20000 rows): row max within %.3g of exact (bound 2^-8 = %.3g), bound over "
+           "max |s| by <= %.3g (bound %.3g)\n",
+           range_ok ? "PASS" : "FAIL", (unsigned long long)seed, worst_max, 0x1p-8, worst_over,
+           (1 + 0x1p-8) * (1 + 0x1p-8) - 1);
+  }
+  return ok && mod_ok && poly_ok && range_ok;
 }
 
 int main(int argc, char** argv) {

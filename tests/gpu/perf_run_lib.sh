@@ -7,6 +7,8 @@
 #   swap_ops_fatbins /tmp/b/lib /tmp/cand flash_fwd_sm90.fatbin paged_prefill_sm90.fatbin
 #                                                # the bundle's ops jar rewritten with those fatbins from the folder,
 #                                                # so that run-gpu.sh --tests-only runs the Java suite over a candidate
+#   gpu_suite /tmp/b /tmp/libdjl_torch.so        # that suite (run-gpu.sh --tests-only, 200 s at most): its JUnit
+#                                                # counts to $OUT/suite-summary.txt and stdout, failures' context
 # Expects /tmp/fc (flash_check, tests/gpu/devcarry.sh's fc.xz) and one folder of fatbins per variant under /tmp.
 
 # bench_general MODE OUT VARIANT...: MODE burst (--idle-ms 800, every head dim) or sustained (--warm-ms 800
@@ -54,4 +56,14 @@ shutil.move(tmp, src)
 print('jar rewritten:', jar, n, 'of', len(names), 'fatbins')
 sys.exit(0 if n == len(names) else 1)
 PY
+}
+
+# gpu_suite BUNDLE JNI: the Java GPU suite of an unpacked bundle (run-gpu.sh --tests-only) with DJL's PyTorch JNI at
+# JNI; writes the JUnit counts to $OUT/suite-summary.txt and prints them with the context of any failure.
+gpu_suite() {
+  FLASHDJL_DJL_JNI="$2" OUT=/tmp/suite timeout 200 "$1/run-gpu.sh" --tests-only > /tmp/suite.log 2>&1
+  echo "suite rc=$? at ${SECONDS}s"
+  grep -E "tests (successful|failed|aborted|found|skipped)" /tmp/suite.log | tr -s ' ' > "$OUT/suite-summary.txt"
+  tr '\n' ' ' < "$OUT/suite-summary.txt"; echo
+  grep -B2 -A12 "\[X\]" /tmp/suite.log | head -40
 }

@@ -103,9 +103,25 @@ int main(int argc, char** argv) {
       }
       custom.push_back(sh);
     }
-    if (!strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--loop") && i + 1 < argc) loop = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--tag")) tag = argv[++i];
+    // --reps N (>= 0; 0 with --small: check only) and --loop N (>= 0): a whole non-negative integer, else an error
+    auto count_arg = [&](const char* name, int& out) {
+      char* end = nullptr;
+      const long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+      if (i + 1 >= argc || *argv[i + 1] == 0 || *end != 0 || v < 0 || v > 1000000) {
+        fprintf(stderr, "%s wants a whole number in [0, 1000000], got %s\n", name, i + 1 < argc ? argv[i + 1] : "nothing");
+        return false;
+      }
+      out = static_cast<int>(v);
+      ++i;
+      return true;
+    };
+    if (!strcmp(argv[i], "--reps")) {
+      if (!count_arg("--reps", reps)) return 2;
+    } else if (!strcmp(argv[i], "--loop")) {
+      if (!count_arg("--loop", loop)) return 2;
+    } else if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
+      tag = argv[++i];
+    }
   }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));

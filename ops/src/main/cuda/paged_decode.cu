@@ -3,7 +3,9 @@
 //
 // ---------------------------------------------------------------------------------------------
 // Launch convention (read by org.flashdjl.ops.cuda.PagedDecodeKernel):
-//   kernel  paged_decode_{fp16|bf16}_hd{64|128|256}_{plain|general}(PagedDecodeParams)
+//   kernel  paged_decode_{fp16|bf16}_hd{64|128|256}_{plain|general}(PagedDecodeParams), and at hd 128 also
+//           ..._{plain|general}_wide (8 warps a CTA, DecodeWideTraits128): the launcher takes it when the grid
+//           has at most one CTA per SM
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, 16 (max group),
 //           16 (tokens per tile)}
 //   grid  = (num_splits, hkv, batch). CTA (s, h, b) attends query heads [h*G, (h+1)*G) of
@@ -20,12 +22,12 @@
 //   key_visible() and scored by transform_score_l2() of flash_common.cuh (the library's one rule).
 //   LSE natural log fp32; a sequence with no visible key writes o = 0, lse = -inf.
 //
-// Design (per CTA: 4 warps, one kv head, G query heads):
+// Design (per CTA: NW = Traits::kWarps warps (4; 8 in the _wide kernels), one kv head, G query heads):
 //   * The G query rows sit in a 16-row mma slab (rows >= G are zero): S = Q K^T and O += P V are
 //     m16n8k16 mma.sync with K / V tiles of 16 tokens in shared memory, so each K/V byte of the
 //     kv head is read from HBM exactly once for all G heads.
-//   * The row's visible tiles are dealt to its num_splits * 4 warps in units of kUnit (8) consecutive
-//     tiles, round-robin: warp w of CTA s takes units 4s + w, then every (4 * num_splits)-th. Each
+//   * The row's visible tiles are dealt to its num_splits * NW warps in units of kUnit (8; 4 in _wide)
+//     consecutive tiles, round-robin: warp w of CTA s takes units NW s + w, then every (NW num_splits)-th. Each
 //     warp keeps its own online-softmax state; a kStages-deep cp.async ring per warp (only __syncwarp in the main
 //     loop) keeps (kStages - 1) * 8 KiB (hd128) of loads in flight per warp; the copies ask L2 for whole 128-byte
 //     lines, evicted first (ptx.cuh's cp_async_16_stream: +3-4 points of the copy rate, runs 66-68). Page ids for the
@@ -35,7 +37,7 @@
 //   * Invisible tokens (tail of the sequence, left window) are zero-filled by cp.async without a
 //     global read and masked to -inf; fully invisible tiles (outside [sinks) u [window, len)) are
 //     never visited. Unused pool pages are never read.
-//   * The 4 warp states are merged through shared memory at the end (same merge rule as
+//   * The NW warp states are merged through shared memory at the end (same merge rule as
 //     merge_state.cu).
 // Requirements (checked by the Java launcher): 16-byte aligned q/o/pools, strides multiples of 8
 // elements, head-dim stride 1, hq % hkv == 0, hq / hkv <= 16.
@@ -64,14 +66,15 @@ namespace flashdjl {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-template <int D_, int Stages_>
+template <int D_, int Stages_, int Warps_, int Unit_>
 struct DecodeTraits {
   static constexpr int D = D_;
   static constexpr int kStages = Stages_;
-  static constexpr int kWarps = 4;
+  static constexpr int kWarps = Warps_;
   static constexpr int kThreads = kWarps * 32;
+  static constexpr int kMinBlocks = 8 / kWarps;       // __launch_bounds__: 4 warps -> 2 CTAs an SM, 8 warps -> 1
   static constexpr int kTile = 16;                    // tokens per tile
-  static constexpr int kUnit = 8;                     // consecutive tiles a warp takes at a time
+  static constexpr int kUnit = Unit_;                 // consecutive tiles a warp takes at a time
   static constexpr int kStride = D + 8;               // smem row pitch (elements): conflict-free ldmatrix
   static constexpr int kCPR = D / 8;                  // 16-byte chunks per row
   static constexpr int kTileElems = kTile * kStride;  // one K or V tile
@@ -83,9 +86,15 @@ struct DecodeTraits {
   static_assert((kTile * kCPR) % 32 == 0, "whole chunks per lane");
 };
 template <int D> struct DecodeTraitsFor;
-template <> struct DecodeTraitsFor<64> : DecodeTraits<64, 4> {};
-template <> struct DecodeTraitsFor<128> : DecodeTraits<128, 3> {};
-template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2> {};
+template <> struct DecodeTraitsFor<64> : DecodeTraits<64, 4, 4, 8> {};
+template <> struct DecodeTraitsFor<128> : DecodeTraits<128, 3, 4, 8> {};
+template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2, 4, 8> {};
+// The `_wide` hd 128 kernels: 8 warps of 2 ring stages (143 KB of shared memory, one CTA an SM) dealt units of 4
+// tiles. For a grid of at most one CTA an SM (the planner's split plans: 1 x 64k / 16 splits, 8 x 16k / 2, 4 x 32k / 4,
+// 16 x 8k / 1) two warps a scheduler hide each other's tile math: 1.3-2.9 points of the copy rate above the 4-warp
+// kernel (docs/PERF.md, runs 92-94); with more CTAs than SMs the 4-warp kernel, two CTAs an SM, overlaps one CTA's
+// start and end with the other's stream and is ahead (128 x 2k: 95.9 against 92.2 %). The launcher picks by grid size.
+struct DecodeWideTraits128 : DecodeTraits<128, 2, 8, 4> {};
 
 // Split-KV epilogue: the CTA that finishes a (sequence b, kv head) row last merges the row's
 // num_splits partial states of its G heads into o / lse, by merge_state.cu's rule (weights
@@ -171,9 +180,9 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
   }
 }
 
-template <typename T, int D, bool kGeneral>
+template <typename T, typename Tr, bool kGeneral>
 __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigned char* smem) {
-  using Tr = DecodeTraitsFor<D>;
+  constexpr int D = Tr::D;
   constexpr int S = Tr::kStages;
   constexpr int NW = Tr::kWarps;
   constexpr int kChunksPerLane = Tr::kTile * Tr::kCPR / 32;
@@ -440,22 +449,25 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
 
 }  // namespace flashdjl
 
-#define FLASHDJL_PAGED_DECODE(DTNAME, T, D, VNAME, GENERAL)                                     \
-  extern "C" __global__ void __launch_bounds__(flashdjl::DecodeTraitsFor<D>::kThreads, 2)         \
-      paged_decode_##DTNAME##_hd##D##_##VNAME(const PagedDecodeParams p) {                       \
+// TRAITS: the kernel's DecodeTraits; SUFFIX: "" or _wide (kernel and _cfg names)
+#define FLASHDJL_PAGED_DECODE(DTNAME, T, D, VNAME, GENERAL, TRAITS, SUFFIX)                       \
+  extern "C" __global__ void __launch_bounds__(TRAITS::kThreads, TRAITS::kMinBlocks)              \
+      paged_decode_##DTNAME##_hd##D##_##VNAME##SUFFIX(const PagedDecodeParams p) {               \
     FLASHDJL_DYNAMIC_SMEM(smem);                                                                 \
-    flashdjl::paged_decode<T, D, GENERAL>(p, smem);                                              \
+    flashdjl::paged_decode<T, TRAITS, GENERAL>(p, smem);                                          \
   }                                                                                              \
-  extern "C" __device__ int paged_decode_##DTNAME##_hd##D##_##VNAME##_cfg[4] = {                \
-      flashdjl::DecodeTraitsFor<D>::kThreads, flashdjl::DecodeTraitsFor<D>::kSmemBytes, 16, 16};
+  extern "C" __device__ int paged_decode_##DTNAME##_hd##D##_##VNAME##SUFFIX##_cfg[4] = {        \
+      TRAITS::kThreads, TRAITS::kSmemBytes, 16, 16};
 
-#define FLASHDJL_PAGED_DECODE_DT(D, VNAME, GENERAL)                  \
-  FLASHDJL_PAGED_DECODE(fp16, __half, D, VNAME, GENERAL)             \
-  FLASHDJL_PAGED_DECODE(bf16, __nv_bfloat16, D, VNAME, GENERAL)
+#define FLASHDJL_PAGED_DECODE_DT(D, VNAME, GENERAL, TRAITS, SUFFIX)                  \
+  FLASHDJL_PAGED_DECODE(fp16, __half, D, VNAME, GENERAL, TRAITS, SUFFIX)             \
+  FLASHDJL_PAGED_DECODE(bf16, __nv_bfloat16, D, VNAME, GENERAL, TRAITS, SUFFIX)
 
-FLASHDJL_PAGED_DECODE_DT(64, plain, false)
-FLASHDJL_PAGED_DECODE_DT(64, general, true)
-FLASHDJL_PAGED_DECODE_DT(128, plain, false)
-FLASHDJL_PAGED_DECODE_DT(128, general, true)
-FLASHDJL_PAGED_DECODE_DT(256, plain, false)
-FLASHDJL_PAGED_DECODE_DT(256, general, true)
+FLASHDJL_PAGED_DECODE_DT(64, plain, false, flashdjl::DecodeTraitsFor<64>, )
+FLASHDJL_PAGED_DECODE_DT(64, general, true, flashdjl::DecodeTraitsFor<64>, )
+FLASHDJL_PAGED_DECODE_DT(128, plain, false, flashdjl::DecodeTraitsFor<128>, )
+FLASHDJL_PAGED_DECODE_DT(128, general, true, flashdjl::DecodeTraitsFor<128>, )
+FLASHDJL_PAGED_DECODE_DT(128, plain, false, flashdjl::DecodeWideTraits128, _wide)
+FLASHDJL_PAGED_DECODE_DT(128, general, true, flashdjl::DecodeWideTraits128, _wide)
+FLASHDJL_PAGED_DECODE_DT(256, plain, false, flashdjl::DecodeTraitsFor<256>, )
+FLASHDJL_PAGED_DECODE_DT(256, general, true, flashdjl::DecodeTraitsFor<256>, )

@@ -1,6 +1,6 @@
 // FlashDJL: a standalone harness for paged decode kernel experiments (not part of the build).
 //
-// It compiles a decode kernel source into itself (-DDECODE_SRC="path": paged_decode.cu or a variant of it), checks paged_decode_fp16_hd128_plain against a CPU reference on the benchmark shapes (GQA 32/8,
+// It compiles a decode kernel source into itself (-DDECODE_SRC="path": paged_decode.cu or a variant of it), checks paged_decode_fp16_hd128_plain (or its _wide form, --kernel) against a CPU reference on the benchmark shapes (GQA 32/8,
 // hd 128, fp16, pages of 16 tokens in shuffled order), and times it against a 1 GiB device-to-device copy in the
 // same process, the way PagedDecodeBench does (events around back-to-back launches, median).
 // The kernel source's `extern "C" __device__ int <kernel>_cfg[4] = {...}` does not link into a host program, so the
@@ -11,7 +11,7 @@
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
 //   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all]
 //                [--one-table [--pad-counters] [--align-indices] [--align-sections]] [--shape B:L:chunk[,chunk...]]...
-//                [--loop N]
+//                [--loop N] [--read-probe] [--kernel narrow|wide|auto]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
 //     runs griddepcontrol.wait before it reads its inputs); --one-table: indptr | indices | lens | counters in one
@@ -22,6 +22,10 @@
 //     --loop N: also time N launches back to back between one pair of events (5 times, median of the per-launch
 //     time: ms_loop / pct_copy_loop), the kernel as a model's decode loop runs it, with no event between launches;
 //     and the same for an empty kernel of the same grid (ms_empty, ms_empty_loop: what a launch costs around the work).
+//     --kernel: the 4-warp paged_decode_fp16_hd128_plain (narrow), its 8-warp _wide form, or (auto, the default) the
+//     launcher's choice: _wide when the grid has at most one CTA an SM.
+//     --read-probe: instead of the decode shapes, a kernel that only reads (read_probe_kernel) over the shapes' K / V
+//     byte counts and 1 GiB, timed the same way: the ceiling of the decode rows under the benchmark's method.
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
 // g_decode_trace; the harness then prints per-SM busy times, per-CTA warp spreads and CTA loop ends (the time after
 // the last CTA streamed its last tile is the merge tail) for the first chunk size of each shape (--trace-all: every
@@ -62,6 +66,27 @@ static const int kHq = 32, kHkv = 8, kD = 128, kPage = 16;
 
 __global__ void empty_kernel() {}
 
+// --read-probe: the ceiling a kernel that only reads can reach under this benchmark's method. Each CTA streams its own
+// contiguous share of n 16-byte words (evict-first loads, kInFlight of them per thread before the first use) and
+// folds them into one word, stored only when it equals a value the data never holds (the loads cannot be dropped).
+template <int kInFlight>
+__global__ void __launch_bounds__(512) read_probe_kernel(const uint4* __restrict__ src, size_t n, uint4* sink) {
+  const size_t per = (n + gridDim.x - 1) / gridDim.x;
+  const size_t lo = blockIdx.x * per, hi = lo + per < n ? lo + per : n;
+  uint32_t acc = 0;
+  for (size_t i0 = lo + threadIdx.x; i0 < hi; i0 += size_t(blockDim.x) * kInFlight) {
+    uint4 x[kInFlight];
+#pragma unroll
+    for (int k = 0; k < kInFlight; ++k) {
+      const size_t i = i0 + size_t(k) * blockDim.x;
+      x[k] = i < hi ? __ldcs(src + i) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int k = 0; k < kInFlight; ++k) acc ^= x[k].x ^ x[k].y ^ x[k].z ^ x[k].w;
+  }
+  if (acc == 0x9e3779b9u) sink[blockIdx.x * blockDim.x + threadIdx.x] = make_uint4(acc, 0, 0, 0);
+}
+
 static float h2f(uint16_t h) {
   __half x;
   memcpy(&x, &h, 2);
@@ -76,8 +101,11 @@ int main(int argc, char** argv) {
   [[maybe_unused]] bool trace_all = false;  // a DECODE_TRACE variant traces every chunk size, not only the first
   std::vector<Shape> custom;  // --shape: replaces the benchmark shapes
   bool one_table = false, pad_counters = false, align_indices = false, align_sections = false;  // the page table's layout (header)
+  bool read_probe = false;  // time a read-only kernel over the benchmark shapes' K / V bytes, then exit
+  std::string kernel_mode = "auto";  // --kernel narrow | wide | auto
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--pdl")) pdl = true;
+    if (!strcmp(argv[i], "--read-probe")) read_probe = true;
     if (!strcmp(argv[i], "--small")) small = true;
     if (!strcmp(argv[i], "--trace-all")) trace_all = true;
     if (!strcmp(argv[i], "--one-table")) one_table = true;
@@ -121,17 +149,30 @@ int main(int argc, char** argv) {
       if (!count_arg("--loop", loop)) return 2;
     } else if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
       tag = argv[++i];
+    } else if (!strcmp(argv[i], "--kernel")) {
+      kernel_mode = i + 1 < argc ? argv[++i] : "";
+      if (kernel_mode != "narrow" && kernel_mode != "wide" && kernel_mode != "auto") {
+        fprintf(stderr, "--kernel wants narrow, wide or auto, got '%s'\n", kernel_mode.c_str());
+        return 2;
+      }
     }
   }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  auto kern = paged_decode_fp16_hd128_plain;
-  const int cfg[2] = {flashdjl::DecodeTraitsFor<128>::kThreads, flashdjl::DecodeTraitsFor<128>::kSmemBytes};
-  CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg[1]));
-  int occ = 0;
-  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, cfg[0], cfg[1]));
-  fprintf(stderr, "%s: %s, %d SMs, %d threads, %d B smem, %d CTAs/SM\n", tag.c_str(), prop.name,
-          prop.multiProcessorCount, cfg[0], cfg[1], occ);
+  // the 4-warp kernel and the 8-warp _wide one; --kernel auto (default) takes _wide for a grid of at most one CTA an
+  // SM, as PagedDecodeKernel does
+  struct KSel { void (*fn)(const PagedDecodeParams); int threads, smem; const char* name; };
+  const KSel narrow_k = {paged_decode_fp16_hd128_plain, flashdjl::DecodeTraitsFor<128>::kThreads,
+                         flashdjl::DecodeTraitsFor<128>::kSmemBytes, "narrow"};
+  const KSel wide_k = {paged_decode_fp16_hd128_plain_wide, flashdjl::DecodeWideTraits128::kThreads,
+                       flashdjl::DecodeWideTraits128::kSmemBytes, "wide"};
+  for (const KSel* k : {&narrow_k, &wide_k}) {
+    CK(cudaFuncSetAttribute(k->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, k->smem));
+    int occ = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k->fn, k->threads, k->smem));
+    fprintf(stderr, "%s: %s, %d SMs, %s kernel %d threads, %d B smem, %d CTAs/SM\n", tag.c_str(), prop.name,
+            prop.multiProcessorCount, k->name, k->threads, k->smem, occ);
+  }
 
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
@@ -187,6 +228,37 @@ int main(int argc, char** argv) {
     copy = ms > 0 ? 2.0 * n / (ms * 1e-3) / 1e9 : 0.0;
     CK(cudaFree(a));
     CK(cudaFree(b));
+  }
+
+  if (read_probe) {
+    // K + V bytes of 1 x 64k / 8 x 16k / 64 x 4k (GQA 32/8, hd 128, fp16) and the 1 GiB of the copy, read at a few
+    // grid sizes (CTAs a multiprocessor) and loads in flight; % of the copy's rate (read + write) as the decode rows
+    const size_t sizes[] = {size_t(65536) * kHkv * kD * 2 * 2, size_t(8) * 16384 * kHkv * kD * 2 * 2,
+                            size_t(64) * 4096 * kHkv * kD * 2 * 2, size_t(1) << 30};
+    void *buf, *sink;
+    CK(cudaMalloc(&buf, size_t(1) << 30));
+    CK(cudaMemset(buf, 0x3c, size_t(1) << 30));
+    CK(cudaMalloc(&sink, size_t(prop.multiProcessorCount) * 4 * 512 * 16));
+    for (size_t bytes : sizes) {
+      for (int per_sm : {1, 2, 4}) {
+        for (int depth : {4, 8}) {
+          const int grid = prop.multiProcessorCount * per_sm;
+          const size_t n = bytes / 16;
+          const float ms = median_ms([&] {
+            if (depth == 4) read_probe_kernel<4><<<grid, 512>>>(static_cast<const uint4*>(buf), n, static_cast<uint4*>(sink));
+            else read_probe_kernel<8><<<grid, 512>>>(static_cast<const uint4*>(buf), n, static_cast<uint4*>(sink));
+          });
+          CK(cudaGetLastError());
+          const double gbps = ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0;
+          printf("{\"impl\":\"read-probe\",\"bytes\":%zu,\"ctas_per_sm\":%d,\"in_flight\":%d,\"ms\":%.4f,"
+                 "\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f}\n",
+                 bytes, per_sm, depth, ms, gbps, copy, copy > 0 ? 100 * gbps / copy : 0.0);
+        }
+      }
+    }
+    CK(cudaFree(buf));
+    CK(cudaFree(sink));
+    return 0;
   }
 
   std::vector<Shape> shapes = {{1, 65536, {2000, 8192, 5472, 4096, 2736, 1376}},
@@ -294,6 +366,10 @@ int main(int argc, char** argv) {
     CK(cudaMemcpy(dlens, lens.data(), B * 4, cudaMemcpyHostToDevice));
     for (size_t ci = 0; ci < sh.chunks.size(); ++ci) {
       const int chunk = sh.chunks[ci], splits = (L + chunk - 1) / chunk;
+      const bool one_wave = int64_t(splits) * kHkv * B <= prop.multiProcessorCount;
+      const KSel& ks = kernel_mode == "wide" || (kernel_mode == "auto" && one_wave) ? wide_k : narrow_k;
+      const auto kern = ks.fn;
+      const int cfg[2] = {ks.threads, ks.smem};
       PagedDecodeParams p;
       memset(&p, 0, sizeof(p));
       p.q = dq;
@@ -436,9 +512,9 @@ int main(int argc, char** argv) {
       const bool ok = err < 2e-3;
       failures += !ok;
       const double bytes = double(B) * L * kHkv * kD * 2 * 2, gbps = ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0;
-      printf("{\"tag\":\"%s\",\"batch\":%d,\"L\":%d,\"splits\":%d,\"chunk\":%d,\"ms\":%.4f,\"gbps\":%.1f,"
-             "\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%.2e,\"ok\":%s",
-             tag.c_str(), B, L, splits, chunk, ms, gbps, copy, copy > 0 ? 100 * gbps / copy : 0.0, err, ok ? "true" : "false");
+      printf("{\"tag\":\"%s\",\"kernel\":\"%s\",\"batch\":%d,\"L\":%d,\"splits\":%d,\"chunk\":%d,\"ms\":%.4f,"
+             "\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%.2e,\"ok\":%s",
+             tag.c_str(), ks.name, B, L, splits, chunk, ms, gbps, copy, copy > 0 ? 100 * gbps / copy : 0.0, err, ok ? "true" : "false");
       if (loop > 0)
         printf(",\"loop\":%d,\"ms_loop\":%.4f,\"pct_copy_loop\":%.1f,\"ms_empty\":%.4f,\"ms_empty_loop\":%.4f", loop,
                ms_loop, ms_loop > 0 && copy > 0 ? 100 * bytes / (ms_loop * 1e-3) / 1e9 / copy : 0.0, ms_empty,

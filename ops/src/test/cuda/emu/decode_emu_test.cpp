@@ -45,16 +45,19 @@ struct Case {
 // the kernel and its launch config (threads, dynamic smem, ...) as the Java launcher reads them
 struct KernelRef { KernelFn fn; int* cfg; };
 #define KREF(NAME) {NAME, NAME##_cfg}
-static const KernelRef kKernels[2][2][2] = {  // [bf16][hd 128][general]
+static const KernelRef kKernels[2][3][2] = {  // [bf16][hd 64, hd 128, hd 128 _wide][general]
     {{KREF(paged_decode_fp16_hd64_plain), KREF(paged_decode_fp16_hd64_general)},
-     {KREF(paged_decode_fp16_hd128_plain), KREF(paged_decode_fp16_hd128_general)}},
+     {KREF(paged_decode_fp16_hd128_plain), KREF(paged_decode_fp16_hd128_general)},
+     {KREF(paged_decode_fp16_hd128_plain_wide), KREF(paged_decode_fp16_hd128_general_wide)}},
     {{KREF(paged_decode_bf16_hd64_plain), KREF(paged_decode_bf16_hd64_general)},
-     {KREF(paged_decode_bf16_hd128_plain), KREF(paged_decode_bf16_hd128_general)}}};
+     {KREF(paged_decode_bf16_hd128_plain), KREF(paged_decode_bf16_hd128_general)},
+     {KREF(paged_decode_bf16_hd128_plain_wide), KREF(paged_decode_bf16_hd128_general_wide)}}};
 
-static bool run(const Case& c) {
+// wide: the hd 128 case on the 8-warp _wide kernel (the same reference)
+static bool run(const Case& c, bool wide) {
   const int B = (int)c.lens.size(), D = c.d, G = c.hq / c.hkv;
   const bool general = c.wl >= 0 || c.alibi || c.softcap > 0;
-  const KernelRef& k = kKernels[c.bf16][D == 128][general];
+  const KernelRef& k = kKernels[c.bf16][D == 128 ? (wide ? 2 : 1) : 0][general];
   // pages: each sequence's pages, shuffled over the pool, plus unused pages; unused slots hold NaN
   std::vector<int> indptr(B + 1, 0);
   for (int b = 0; b < B; ++b) indptr[b + 1] = indptr[b] + (c.lens[b] + c.page - 1) / c.page;
@@ -145,8 +148,8 @@ static bool run(const Case& c) {
     for (int x : counters) bad += x != 0;  // the row's last CTA re-zeroes its counter
     const double tol = c.bf16 ? 1.5e-2 : 2e-3;
     const bool pass = bad == 0 && max_err <= tol && max_lse <= 1e-3;
-    printf("%s %s (launch %d): max_err %.2e lse_err %.2e bad %ld\n", pass ? "PASS" : "FAIL", c.name.c_str(),
-           launch + 1, max_err, max_lse, bad);
+    printf("%s %s%s (launch %d): max_err %.2e lse_err %.2e bad %ld\n", pass ? "PASS" : "FAIL", c.name.c_str(),
+           wide ? " [_wide]" : "", launch + 1, max_err, max_lse, bad);
     fflush(stdout);
     ok = ok && pass;
   }
@@ -174,8 +177,11 @@ int main(int argc, char** argv) {
   int failed = 0, run_n = 0;
   for (const Case& c : cases) {
     if (!only.empty() && c.name.find(only) == std::string::npos) continue;
-    ++run_n;
-    failed += !run(c);
+    for (bool wide : {false, true}) {  // hd 128 cases run on both hd 128 kernels
+      if (wide && c.d != 128) continue;
+      ++run_n;
+      failed += !run(c, wide);
+    }
   }
   printf("%d passed, %d failed\n", run_n - failed, failed);
   return failed == 0 ? 0 : 1;

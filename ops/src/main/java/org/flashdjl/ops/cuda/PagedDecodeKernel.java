@@ -42,6 +42,14 @@ public final class PagedDecodeKernel {
     /** The head dims with kernels. */
     public static final int[] HEAD_DIMS = {64, 128, 256};
 
+    /**
+     * The head dim that also has {@code _wide} kernels (8 warps a CTA instead of 4, one CTA an SM):
+     * {@link Builder#build()} takes them when the grid ({@code numSplits * Hkv * B} CTAs) has at most one CTA per SM,
+     * where they stream 1.3-2.9 points of the copy rate faster; with more CTAs the 4-warp kernels, two an SM, are
+     * ahead (docs/PERF.md, runs 92-94).
+     */
+    public static final int WIDE_HEAD_DIM = 128;
+
     /** The largest GQA group (query heads per kv head) one CTA's 16-row mma slab holds. */
     public static final int MAX_GROUP = 16;
 
@@ -125,8 +133,8 @@ public final class PagedDecodeKernel {
 
     /**
      * The split-KV plan of one step: {@code numSplits} CTAs per (sequence, kv head) row share the row's 16-token tiles
-     * (dealt to their warps in 8-tile units, round-robin); {@code chunkSize} is the planner's measure of one split's
-     * share of the longest sequence ({@code numSplits * chunkSize} covers it).
+     * (dealt to their warps in units of 8 tiles, 4 in the {@code _wide} kernels, round-robin); {@code chunkSize} is
+     * the planner's measure of one split's share of the longest sequence ({@code numSplits * chunkSize} covers it).
      *
      * @param numSplits CTAs per row (grid x); 1 = no split, no merge
      * @param chunkSize tokens of the longest sequence per split, a multiple of {@link #TILE}
@@ -278,6 +286,7 @@ public final class PagedDecodeKernel {
         private final int kvHeads;
         private final int headDim;
         private final Schedule schedule;
+        private final int smCount; // the device's SMs: the launch takes the _wide kernel when its grid fits one wave
         // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)], 256-B sections
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
@@ -287,12 +296,13 @@ public final class PagedDecodeKernel {
          * that builds launches but refuses to run them (the launcher's validation tests build such steps).
          */
         DecodeStep(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
-                DeviceBuffer tableBuffer, DeviceBuffer partialO, DeviceBuffer partialLse) {
+                int smCount, DeviceBuffer tableBuffer, DeviceBuffer partialO, DeviceBuffer partialLse) {
             super("paged decode", table, device, tableBuffer);
             this.queryHeads = queryHeads;
             this.kvHeads = kvHeads;
             this.headDim = headDim;
             this.schedule = schedule;
+            this.smCount = smCount;
             this.partialO = partialO;
             this.partialLse = partialLse;
         }
@@ -353,6 +363,7 @@ public final class PagedDecodeKernel {
                 throw new IllegalArgumentException("batch " + b + " exceeds the CUDA grid z limit "
                         + FlashAttention.MAX_GRID_YZ);
             }
+            int smCount = CudaRuntime.getDeviceInfo(device).smCount();
             // the split counters ride in the same upload, zero (the kernel leaves them zero after each launch)
             int counters = schedule.numSplits() > 1 ? Math.multiplyExact(b, kvHeads) : 0;
             DeviceBuffer tb = upload(table, new int[counters], device);
@@ -371,7 +382,7 @@ public final class PagedDecodeKernel {
                 }
                 throw e;
             }
-            DecodeStep ws = new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, tb, po, pl);
+            DecodeStep ws = new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, smCount, tb, po, pl);
             logger.debug("paged decode workspace: B={} Hq={} Hkv={} D={} page={} on cuda:{}: {}", b, queryHeads,
                     kvHeads, headDim, table.getPageSize(), device, schedule);
             return ws;
@@ -465,8 +476,11 @@ public final class PagedDecodeKernel {
                 throw new UnsupportedOperationException(why);
             }
             boolean general = spec.hasAlibi() || spec.getSoftcap() > 0 || spec.getWindowLeft() >= 0;
-            String name = "paged_decode_" + type.shortName() + "_hd" + d + (general ? "_general" : "_plain");
             Schedule s = workspace.schedule;
+            // grid (numSplits, Hkv, B): one wave of one CTA an SM takes the 8-warp kernel (WIDE_HEAD_DIM)
+            boolean wide = d == WIDE_HEAD_DIM && (long) s.numSplits() * hkv * b <= workspace.smCount;
+            String name = "paged_decode_" + type.shortName() + "_hd" + d + (general ? "_general" : "_plain")
+                    + (wide ? "_wide" : "");
             KernelStruct p = LAYOUT.newStruct();
             p.set("q", q.getAddress()).set("k_pages", k.getAddress()).set("v_pages", v.getAddress())
                     .set("o", o.getAddress()).set("lse", lse == null ? 0 : lse.getAddress())

@@ -116,7 +116,8 @@ class PagedDecodeKernelTest {
         PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
                 new PagedDecodeKernel.Schedule(1, 32));
         PagedDecodeKernel k = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build();
-        assertEquals("paged_decode_fp16_hd128_plain", k.kernelName());
+        // grid (1, 8, 2): 16 CTAs, at most one an SM -> the 8-warp _wide kernel
+        assertEquals("paged_decode_fp16_hd128_plain_wide", k.kernelName());
         KernelStruct p = k.getParams();
         assertEquals(0L, p.get("split_counters"));
         assertEquals(8L * 128, p.get("kv_row_stride"));
@@ -128,11 +129,11 @@ class PagedDecodeKernelTest {
         assertEquals((float) (1 / Math.sqrt(128)), p.get("mask.scale").floatValue(), 1e-7);
         PagedDecodeKernel general = call(ws, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16)
                 .setSpec(AttentionSpec.builder().optWindowBounds(64, -1).optSinkTokens(4).build()).optKeyOffset(7).build();
-        assertEquals("paged_decode_fp16_hd128_general", general.kernelName());
+        assertEquals("paged_decode_fp16_hd128_general_wide", general.kernelName());
         assertEquals(64, general.getParams().get("mask.window_left"));
         assertEquals(7, general.getParams().get("mask.key_offset"));
         // causal and right windows are no-ops for decode: still the plain kernel
-        assertEquals("paged_decode_bf16_hd128_plain", call(ws, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
+        assertEquals("paged_decode_bf16_hd128_plain_wide", call(ws, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
                 .setSpec(AttentionSpec.builder().optCausal(true).optWindowBounds(-1, 3).build()).build().kernelName());
         PagedDecodeKernel.DecodeStep split = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
                 new PagedDecodeKernel.Schedule(2, 16));
@@ -146,6 +147,29 @@ class PagedDecodeKernelTest {
                 - s.getParams().get("page_indptr").longValue());
         IllegalStateException e = assertThrows(IllegalStateException.class, s::run);
         assertTrue(e.getMessage().contains("validation-only"), e.getMessage());
+    }
+
+    @Test
+    void takesTheWideKernelOnlyForOneWaveAtHeadDim128() {
+        // B = 2, Hkv = 8: 16 CTAs a split; UnallocatedSteps plans for 132 SMs
+        int fits = UnallocatedSteps.SM_COUNT / 16; // 8 splits: 128 CTAs, one wave
+        PagedDecodeKernel.DecodeStep oneWave = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
+                new PagedDecodeKernel.Schedule(fits, 16));
+        assertEquals("paged_decode_fp16_hd128_plain_wide",
+                call(oneWave, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build().kernelName());
+        PagedDecodeKernel.DecodeStep twoWaves = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
+                new PagedDecodeKernel.Schedule(fits + 1, 16)); // 144 CTAs > 132 SMs
+        assertEquals("paged_decode_fp16_hd128_plain",
+                call(twoWaves, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build().kernelName());
+        assertEquals("paged_decode_bf16_hd128_general", call(twoWaves, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
+                .setSpec(AttentionSpec.builder().optSoftcap(30f).build()).build().kernelName());
+        // hd 64 and 256 have no _wide kernels
+        for (int d : new int[] {64, 256}) {
+            PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(table(16), 32, 8, d, 0,
+                    new PagedDecodeKernel.Schedule(1, 32));
+            assertEquals("paged_decode_fp16_hd" + d + "_plain",
+                    call(ws, DeviceDataType.FP16, 2, 32, 8, d, 6, 16).build().kernelName());
+        }
     }
 
     @Test

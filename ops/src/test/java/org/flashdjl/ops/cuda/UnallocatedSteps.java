@@ -19,13 +19,16 @@ final class UnallocatedSteps {
      * @param headDim D
      * @param device the CUDA ordinal the launches name
      * @param schedule the split-KV schedule
-     * @return the step
+     * @return the step, planned for a device of {@link #SM_COUNT} SMs
      */
     static PagedDecodeKernel.DecodeStep decode(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
             PagedDecodeKernel.Schedule schedule) {
-        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, null, null,
-                null);
+        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, SM_COUNT, null,
+                null, null);
     }
+
+    /** The SM count of the decode steps built here (an H100's / H200's). */
+    static final int SM_COUNT = 132;
 
     /**
      * A prefill step whose table has no device memory.

@@ -96,6 +96,15 @@ class PagedDecodeGpuTest {
         // split-KV warps take several rounds of the row's 8-tile units (ragged rows, one row with a single tile)
         list.add(new Case(f16, 16, 32, 8, 128, new int[] {20000, 9000, 1}, "alibi", 0, 2048, true));
         list.add(new Case(b16, 64, 8, 2, 256, new int[] {12345}, "none", 0, 1024, true));
+        // hd 128 takes the 8-warp _wide kernel for a grid of at most one CTA an SM (132 on an H100 / H200): the row
+        // above (10 splits x 8 x 3 = 240 CTAs) runs the 4-warp kernel, this one (5 x 8 x 3 = 120) the _wide one with
+        // its 4-tile units over ragged rows; 20 sequences x 8 kv heads without a split: 160 CTAs, the 4-warp plain one
+        list.add(new Case(b16, 16, 32, 8, 128, new int[] {20000, 9000, 1}, "alibi", 0, 4096, true));
+        int[] twenty = new int[20];
+        for (int i = 0; i < twenty.length; i++) {
+            twenty[i] = 37 * i + 1;
+        }
+        list.add(new Case(f16, 16, 32, 8, 128, twenty, "none", 0, 0, true));
         return list.stream();
     }
 
@@ -170,6 +179,11 @@ class PagedDecodeGpuTest {
                 call.optLse(lb.view(DeviceDataType.FP32, b, hq));
             }
             PagedDecodeKernel k = call.build();
+            if (d == PagedDecodeKernel.WIDE_HEAD_DIM) { // the 8-warp kernel exactly for a grid of one CTA an SM at most
+                boolean oneWave = (long) ws.getSchedule().numSplits() * hkv * b
+                        <= CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).smCount();
+                assertEquals(oneWave, k.kernelName().endsWith("_wide"), c + ": " + k.kernelName());
+            }
             long t1 = System.nanoTime();
             k.run();
             long gpuMs = (System.nanoTime() - t1) / 1_000_000;

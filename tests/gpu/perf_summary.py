@@ -6,13 +6,14 @@
     python3 tests/gpu/perf_summary.py general GENERAL.jsonl [V..]  # flash_check --bench-general: TFLOP/s and fraction
                                                                    # of plain (causal rows: of causal) per variant V
 
-decode: rows keyed (batch, L, splits), each variant's "pct_copy" in file order, "BAD" where the harness's reference
-check failed. general: variants are the "impl" values the script's sed wrote (default: every one found, in file
+decode: rows keyed (batch, L, splits), each variant's "pct_copy" in file order (tag/kernel when decode_bench named
+the kernel), "BAD" where the harness's reference check failed. general: variants are the "impl" values the script's sed wrote (default: every one found, in file
 order), grouped by the "mode" it wrote (burst / sustained).
 """
 import collections
 import json
 import os
+import re
 import sys
 
 
@@ -21,7 +22,8 @@ def rows(path):
         for line in f:
             line = line.strip()
             if line.startswith("{"):
-                yield json.loads(line)
+                # decode_bench before session 19 printed a non-finite max_err as C's inf / nan (not JSON)
+                yield json.loads(re.sub(r':\s*-?(inf|nan)\b', ':null', line))
 
 
 def decode(path):
@@ -30,7 +32,8 @@ def decode(path):
         if "pct_copy" not in j:
             continue  # trace lines
         bad = "" if j.get("ok", True) else " BAD"
-        by_shape[(j["batch"], j["L"], j["splits"])].append("%s %.1f%s" % (j["tag"], j["pct_copy"], bad))
+        tag = j["tag"] + ("/" + j["kernel"] if "kernel" in j else "")  # decode_bench --kernel: narrow / wide
+        by_shape[(j["batch"], j["L"], j["splits"])].append("%s %.1f%s" % (tag, j["pct_copy"], bad))
     for k in sorted(by_shape):
         print("decode", k, " | ".join(by_shape[k]))
 

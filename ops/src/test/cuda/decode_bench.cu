@@ -512,9 +512,12 @@ int main(int argc, char** argv) {
       const bool ok = err < 2e-3;
       failures += !ok;
       const double bytes = double(B) * L * kHkv * kD * 2 * 2, gbps = ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0;
+      char err_json[32];  // JSON has no inf / nan: a non-finite error (NaN in the output) is null
+      snprintf(err_json, sizeof err_json, std::isfinite(err) ? "%.2e" : "null", err);
       printf("{\"tag\":\"%s\",\"kernel\":\"%s\",\"batch\":%d,\"L\":%d,\"splits\":%d,\"chunk\":%d,\"ms\":%.4f,"
-             "\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%.2e,\"ok\":%s",
-             tag.c_str(), ks.name, B, L, splits, chunk, ms, gbps, copy, copy > 0 ? 100 * gbps / copy : 0.0, err, ok ? "true" : "false");
+             "\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,\"max_err\":%s,\"ok\":%s",
+             tag.c_str(), ks.name, B, L, splits, chunk, ms, gbps, copy, copy > 0 ? 100 * gbps / copy : 0.0, err_json,
+             ok ? "true" : "false");
       if (loop > 0)
         printf(",\"loop\":%d,\"ms_loop\":%.4f,\"pct_copy_loop\":%.1f,\"ms_empty\":%.4f,\"ms_empty_loop\":%.4f", loop,
                ms_loop, ms_loop > 0 && copy > 0 ? 100 * bytes / (ms_loop * 1e-3) / 1e9 / copy : 0.0, ms_empty,

@@ -142,11 +142,14 @@ class RollingBatchSchedulerTest {
 
     @Test
     void aRequestThatCannotBeAdmittedIsRejectedWithTheReasonAndCancelFreesPages() throws Exception {
+        // the first request must outlive the second's 100 ms admission wait by far: 150 tokens of the tiny model
+        // took under 100 ms on a fast machine (it ended with LENGTH before the cancel), 1500 take ~10 times as long
+        // and are cancelled long before their end
         try (RollingBatchScheduler s = scheduler().optMaxRollingBatchSize(1).optMaxNumBatchedTokens(8)
-                .optKvCache(40, 4).optAdmissionTimeoutMillis(100).build()) {
+                .optKvCache(400, 4).optAdmissionTimeoutMillis(100).build()) {
             int[] prompt = {ByteTokenizer.BOS, 'a', 'b'};
             CountDownLatch running = new CountDownLatch(1);
-            GenerationHandle first = s.submit(prompt, config(150, false, 0), e -> running.countDown());
+            GenerationHandle first = s.submit(prompt, config(1500, false, 0), e -> running.countDown());
             assertTrue(running.await(30, TimeUnit.SECONDS));
             GenerationHandle second = s.submit(prompt, config(4, false, 0), null);
             GenerationRejectedException e = assertThrows(GenerationRejectedException.class, second::await);
@@ -156,9 +159,9 @@ class RollingBatchSchedulerTest {
             assertTrue(first.cancel());
             GenerationResult r = first.await(30, TimeUnit.SECONDS);
             assertEquals(GenerationResult.FinishReason.CANCELLED, r.getFinishReason());
-            assertTrue(r.getTokenIds().length < 150, "cancel came too late: " + r.getTokenIds().length);
+            assertTrue(r.getTokenIds().length < 1500, "cancel came too late: " + r.getTokenIds().length);
             awaitIdle(s);
-            assertEquals(40, s.getStats().getFreePages(), s.getStats().toString());
+            assertEquals(400, s.getStats().getFreePages(), s.getStats().toString());
             assertEquals(0, s.getStats().getCommittedPages());
             // and the scheduler still serves
             Generator single = new Generator(model, TOKENIZER, manager);

@@ -30,6 +30,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * Rolling batching for concurrent callers: every request equals its single-stream {@link Generator} result (greedy
@@ -174,7 +175,15 @@ class RollingBatchSchedulerTest {
     void aTimeLimitEndsTheRequestAndFreesItsPages() throws Exception {
         try (RollingBatchScheduler s = scheduler().optKvCache(64, 4).build()) {
             int[] prompt = {ByteTokenizer.BOS, 'x'};
-            GenerationResult r = s.submit(prompt, config(200, false, 0), null, 30).await(30, TimeUnit.SECONDS);
+            // each token takes at least 1 ms (the listener runs on the generating thread), so 200 tokens cannot end
+            // inside the 30 ms limit however fast the machine
+            GenerationListener slow = e -> {
+                long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(1);
+                for (long left = end - System.nanoTime(); left > 0; left = end - System.nanoTime()) {
+                    LockSupport.parkNanos(left);
+                }
+            };
+            GenerationResult r = s.submit(prompt, config(200, false, 0), slow, 30).await(30, TimeUnit.SECONDS);
             assertEquals(GenerationResult.FinishReason.TIMEOUT, r.getFinishReason());
             assertTrue(r.getTokenIds().length < 200, "ran to the end: " + r.getTokenIds().length);
             awaitIdle(s);

@@ -5,7 +5,7 @@
 // Launch convention (read by org.flashdjl.ops.cuda.PagedDecodeKernel):
 //   kernel  paged_decode_{fp16|bf16}_hd{64|128|256}_{plain|general}(PagedDecodeParams), and at hd 128 also
 //           ..._{plain|general}_wide (8 warps a CTA, DecodeWideTraits128): the launcher takes it when the grid
-//           has at most one CTA per SM
+//           has at most one CTA per SM; ..._wide_pair (sm_90, clusters of 2 CTAs) when that grid has 2 splits
 //   config  __device__ int <kernel>_cfg[4] = {threadsPerBlock, dynamicSmemBytes, 16 (max group),
 //           16 (tokens per tile)}
 //   grid  = (num_splits, hkv, batch). CTA (s, h, b) attends query heads [h*G, (h+1)*G) of
@@ -46,6 +46,14 @@
 #include "paged_params.h"
 #ifndef FLASHDJL_HOST_EMULATION
 #include "ptx.cuh"  // the real PTX helpers (the CPU emulation test brings its own, below)
+#endif
+// The _wide_pair kernels (thread block clusters) exist in the sm_90 device pass and the host pass, not in the sm_80 /
+// compute_80 ones (nvcc refuses __cluster_dims__ there) nor in the CPU emulation test.
+#if !defined(FLASHDJL_HOST_EMULATION) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900)
+#define FLASHDJL_DECODE_PAIR 1
+#include <cooperative_groups.h>
+#else
+#define FLASHDJL_DECODE_PAIR 0
 #endif
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -180,7 +188,49 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
   }
 }
 
-template <typename T, typename Tr, bool kGeneral>
+#if FLASHDJL_DECODE_PAIR
+// The _wide_pair kernels (sm_90, clusters of 2 CTAs, launched only with num_splits == 2): the row's two CTAs merge
+// their states through distributed shared memory instead of the global partials, fence, row counter and last-CTA merge
+// (that chain costs 1.5 points of the copy rate at 8 x 16k; the pair merge gains 1.1 there, docs/PERF.md run 99).
+// sO [16][D] / sLse [16]: this CTA's normalized output and natural-log LSE of its G rows; each CTA writes half the
+// row's items (merge_state.cu's rule: weights e^(lse - max); both -inf -> o = 0, lse = -inf).
+template <typename T, int D>
+__device__ __forceinline__ void merge_pair(const PagedDecodeParams& p, int b, int kvh, int G, int tid, int threads,
+                                           const float* sO, const float* sLse) {
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // both CTAs' states are in their shared memory
+  const unsigned me = cluster.block_rank();
+  const float* peer_o = cluster.map_shared_rank(sO, me ^ 1u);
+  const float* peer_lse = cluster.map_shared_rank(sLse, me ^ 1u);
+  for (int c = tid; c < G * (D / 4); c += threads) {
+    if ((c & 1) != static_cast<int>(me)) continue;
+    const int r = c / (D / 4), d = (c % (D / 4)) * 4;
+    const float l0 = sLse[r], l1 = peer_lse[r];
+    const float mx = fmaxf(l0, l1);
+    const float mu = mx == -INFINITY ? 0.f : mx;
+    const float w0 = expf(l0 - mu), w1 = expf(l1 - mu), sum = w0 + w1;
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    const float4 a = *reinterpret_cast<const float4*>(sO + r * D + d);
+    const float4 x = *reinterpret_cast<const float4*>(peer_o + r * D + d);
+    T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
+             static_cast<int64_t>(kvh * G + r) * p.o_head_stride + d;
+    union { T h[4]; uint2 u; } pk;
+    pk.h[0] = Mma<T>::from((w0 * a.x + w1 * x.x) * inv);
+    pk.h[1] = Mma<T>::from((w0 * a.y + w1 * x.y) * inv);
+    pk.h[2] = Mma<T>::from((w0 * a.z + w1 * x.z) * inv);
+    pk.h[3] = Mma<T>::from((w0 * a.w + w1 * x.w) * inv);
+    *reinterpret_cast<uint2*>(out) = pk.u;
+    if (d == 0 && p.lse != nullptr) {
+      p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + kvh * G + r] = sum > 0.f ? mx + logf(sum) : -INFINITY;
+    }
+  }
+  cluster.sync();  // the peer has read this CTA's state before either exits
+}
+#endif
+
+// kPair: a _wide_pair kernel (num_splits == 2, a cluster of 2 CTAs a row; merge_pair instead of the global merge)
+template <typename T, typename Tr, bool kGeneral, bool kPair = false>
 __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigned char* smem) {
   constexpr int D = Tr::D;
   constexpr int S = Tr::kStages;
@@ -400,7 +450,10 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     sL[warp * 16 + g + 8] = l[1];
   }
   __syncthreads();
-  const bool partial = p.num_splits > 1;
+  const bool partial = p.num_splits > 1 && !kPair;
+  float* sPair = sL + NW * 16;  // kPair: [16][D] this CTA's normalized output, then [16] its LSE
+  static_assert(!kPair || (NW * 16 * (D + 2) + 16 * (D + 1)) * 4 <= NW * S * Tr::kStageElems * 2,
+                "the pair's state must fit the ring after the warps' merge area");
   for (int c = tid; c < G * (D / 4); c += Tr::kThreads) {
     const int r = c / (D / 4), d = (c % (D / 4)) * 4;
     float mx = -INFINITY;
@@ -428,7 +481,10 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     acc.w *= inv;
     const float lse = sum > 0.f ? (mx + __log2f(sum)) * kLn2 : -INFINITY;
     const int head = kvh * G + r;
-    if (partial) {
+    if (kPair) {
+      *reinterpret_cast<float4*>(sPair + r * D + d) = acc;
+      if (d == 0) sPair[16 * D + r] = lse;
+    } else if (partial) {
       const int64_t row = (static_cast<int64_t>(b) * p.num_splits + split) * p.hq + head;
       *reinterpret_cast<float4*>(p.partial_o + row * D + d) = acc;
       if (d == 0) p.partial_lse[row] = lse;
@@ -445,6 +501,9 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     }
   }
   if (partial) merge_splits_if_last<T, D>(p, b, kvh, G, tid, Tr::kThreads);
+#if FLASHDJL_DECODE_PAIR
+  if constexpr (kPair) merge_pair<T, D>(p, b, kvh, G, tid, Tr::kThreads, sPair, sPair + 16 * D);
+#endif
 }
 
 }  // namespace flashdjl
@@ -469,5 +528,20 @@ FLASHDJL_PAGED_DECODE_DT(128, plain, false, flashdjl::DecodeTraitsFor<128>, )
 FLASHDJL_PAGED_DECODE_DT(128, general, true, flashdjl::DecodeTraitsFor<128>, )
 FLASHDJL_PAGED_DECODE_DT(128, plain, false, flashdjl::DecodeWideTraits128, _wide)
 FLASHDJL_PAGED_DECODE_DT(128, general, true, flashdjl::DecodeWideTraits128, _wide)
+// the _wide_pair kernels: sm_90 only (thread block clusters); the launcher takes them on compute capability 9.x
+#if FLASHDJL_DECODE_PAIR
+#define FLASHDJL_PAGED_DECODE_PAIR(DTNAME, T, VNAME, GENERAL)                                            \
+  extern "C" __global__ void __launch_bounds__(flashdjl::DecodeWideTraits128::kThreads, 1)                \
+      __cluster_dims__(2, 1, 1) paged_decode_##DTNAME##_hd128_##VNAME##_wide_pair(const PagedDecodeParams p) { \
+    FLASHDJL_DYNAMIC_SMEM(smem);                                                                         \
+    flashdjl::paged_decode<T, flashdjl::DecodeWideTraits128, GENERAL, true>(p, smem);                    \
+  }                                                                                                      \
+  extern "C" __device__ int paged_decode_##DTNAME##_hd128_##VNAME##_wide_pair_cfg[4] = {                \
+      flashdjl::DecodeWideTraits128::kThreads, flashdjl::DecodeWideTraits128::kSmemBytes, 16, 16};
+FLASHDJL_PAGED_DECODE_PAIR(fp16, __half, plain, false)
+FLASHDJL_PAGED_DECODE_PAIR(bf16, __nv_bfloat16, plain, false)
+FLASHDJL_PAGED_DECODE_PAIR(fp16, __half, general, true)
+FLASHDJL_PAGED_DECODE_PAIR(bf16, __nv_bfloat16, general, true)
+#endif
 FLASHDJL_PAGED_DECODE_DT(256, plain, false, flashdjl::DecodeTraitsFor<256>, )
 FLASHDJL_PAGED_DECODE_DT(256, general, true, flashdjl::DecodeTraitsFor<256>, )

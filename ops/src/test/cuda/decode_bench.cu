@@ -23,7 +23,7 @@
 //     time: ms_loop / pct_copy_loop), the kernel as a model's decode loop runs it, with no event between launches;
 //     and the same for an empty kernel of the same grid (ms_empty, ms_empty_loop: what a launch costs around the work).
 //     --kernel: the 4-warp paged_decode_fp16_hd128_plain (narrow), its 8-warp _wide form, or (auto, the default) the
-//     launcher's choice: _wide when the grid has at most one CTA an SM.
+//     launcher's choice: _wide when the grid has at most one CTA an SM, _wide_pair (clusters of 2) when it has 2 splits.
 //     --read-probe: instead of the decode shapes, a kernel that only reads (read_probe_kernel) over the shapes' K / V
 //     byte counts and 1 GiB, timed the same way: the ceiling of the decode rows under the benchmark's method.
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
@@ -166,7 +166,9 @@ int main(int argc, char** argv) {
                          flashdjl::DecodeTraitsFor<128>::kSmemBytes, "narrow"};
   const KSel wide_k = {paged_decode_fp16_hd128_plain_wide, flashdjl::DecodeWideTraits128::kThreads,
                        flashdjl::DecodeWideTraits128::kSmemBytes, "wide"};
-  for (const KSel* k : {&narrow_k, &wide_k}) {
+  const KSel pair_k = {paged_decode_fp16_hd128_plain_wide_pair, flashdjl::DecodeWideTraits128::kThreads,
+                       flashdjl::DecodeWideTraits128::kSmemBytes, "wide_pair"};
+  for (const KSel* k : {&narrow_k, &wide_k, &pair_k}) {
     CK(cudaFuncSetAttribute(k->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, k->smem));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k->fn, k->threads, k->smem));
@@ -367,7 +369,10 @@ int main(int argc, char** argv) {
     for (size_t ci = 0; ci < sh.chunks.size(); ++ci) {
       const int chunk = sh.chunks[ci], splits = (L + chunk - 1) / chunk;
       const bool one_wave = int64_t(splits) * kHkv * B <= prop.multiProcessorCount;
-      const KSel& ks = kernel_mode == "wide" || (kernel_mode == "auto" && one_wave) ? wide_k : narrow_k;
+      // auto: the launcher's rule (_wide for one wave; its cluster-of-2 form _wide_pair when that wave has 2 splits)
+      const KSel& ks = kernel_mode == "wide" || (kernel_mode == "auto" && one_wave)
+                           ? (kernel_mode == "auto" && splits == 2 ? pair_k : wide_k)
+                           : narrow_k;
       const auto kern = ks.fn;
       const int cfg[2] = {ks.threads, ks.smem};
       PagedDecodeParams p;

@@ -46,7 +46,9 @@ public final class PagedDecodeKernel {
      * The head dim that also has {@code _wide} kernels (8 warps a CTA instead of 4, one CTA an SM):
      * {@link Builder#build()} takes them when the grid ({@code numSplits * Hkv * B} CTAs) has at most one CTA per SM,
      * where they stream 1.3-2.9 points of the copy rate faster; with more CTAs the 4-warp kernels, two an SM, are
-     * ahead (docs/PERF.md, runs 92-94).
+     * ahead (docs/PERF.md, runs 92-94). On compute capability 9.x a one-wave grid of 2 splits takes their
+     * {@code _wide_pair} form (clusters of 2 CTAs that merge a row's two states through distributed shared memory,
+     * not global memory: +1.1 points at 8 x 16k, run 99).
      */
     public static final int WIDE_HEAD_DIM = 128;
 
@@ -287,6 +289,7 @@ public final class PagedDecodeKernel {
         private final int headDim;
         private final Schedule schedule;
         private final int smCount; // the device's SMs: the launch takes the _wide kernel when its grid fits one wave
+        private final int computeMajor; // the device's compute capability major: _wide_pair needs 9 (sm_90 clusters)
         // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)], 256-B sections
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
@@ -296,13 +299,15 @@ public final class PagedDecodeKernel {
          * that builds launches but refuses to run them (the launcher's validation tests build such steps).
          */
         DecodeStep(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
-                int smCount, DeviceBuffer tableBuffer, DeviceBuffer partialO, DeviceBuffer partialLse) {
+                int smCount, int computeMajor, DeviceBuffer tableBuffer, DeviceBuffer partialO,
+                DeviceBuffer partialLse) {
             super("paged decode", table, device, tableBuffer);
             this.queryHeads = queryHeads;
             this.kvHeads = kvHeads;
             this.headDim = headDim;
             this.schedule = schedule;
             this.smCount = smCount;
+            this.computeMajor = computeMajor;
             this.partialO = partialO;
             this.partialLse = partialLse;
         }
@@ -363,7 +368,7 @@ public final class PagedDecodeKernel {
                 throw new IllegalArgumentException("batch " + b + " exceeds the CUDA grid z limit "
                         + FlashAttention.MAX_GRID_YZ);
             }
-            int smCount = CudaRuntime.getDeviceInfo(device).smCount();
+            CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(device);
             // the split counters ride in the same upload, zero (the kernel leaves them zero after each launch)
             int counters = schedule.numSplits() > 1 ? Math.multiplyExact(b, kvHeads) : 0;
             DeviceBuffer tb = upload(table, new int[counters], device);
@@ -382,7 +387,8 @@ public final class PagedDecodeKernel {
                 }
                 throw e;
             }
-            DecodeStep ws = new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, smCount, tb, po, pl);
+            DecodeStep ws = new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, info.smCount(),
+                    info.major(), tb, po, pl);
             logger.debug("paged decode workspace: B={} Hq={} Hkv={} D={} page={} on cuda:{}: {}", b, queryHeads,
                     kvHeads, headDim, table.getPageSize(), device, schedule);
             return ws;
@@ -477,10 +483,12 @@ public final class PagedDecodeKernel {
             }
             boolean general = spec.hasAlibi() || spec.getSoftcap() > 0 || spec.getWindowLeft() >= 0;
             Schedule s = workspace.schedule;
-            // grid (numSplits, Hkv, B): one wave of one CTA an SM takes the 8-warp kernel (WIDE_HEAD_DIM)
+            // grid (numSplits, Hkv, B): one wave of one CTA an SM takes the 8-warp kernel (WIDE_HEAD_DIM), with 2
+            // splits on sm_90 its cluster-of-2 form
             boolean wide = d == WIDE_HEAD_DIM && (long) s.numSplits() * hkv * b <= workspace.smCount;
+            boolean pair = wide && s.numSplits() == 2 && workspace.computeMajor == 9;
             String name = "paged_decode_" + type.shortName() + "_hd" + d + (general ? "_general" : "_plain")
-                    + (wide ? "_wide" : "");
+                    + (pair ? "_wide_pair" : wide ? "_wide" : "");
             KernelStruct p = LAYOUT.newStruct();
             p.set("q", q.getAddress()).set("k_pages", k.getAddress()).set("v_pages", v.getAddress())
                     .set("o", o.getAddress()).set("lse", lse == null ? 0 : lse.getAddress())

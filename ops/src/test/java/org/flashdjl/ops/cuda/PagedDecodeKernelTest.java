@@ -163,6 +163,17 @@ class PagedDecodeKernelTest {
                 call(twoWaves, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build().kernelName());
         assertEquals("paged_decode_bf16_hd128_general", call(twoWaves, DeviceDataType.BF16, 2, 32, 8, 128, 6, 16)
                 .setSpec(AttentionSpec.builder().optSoftcap(30f).build()).build().kernelName());
+        // a one-wave grid of 2 splits on sm_90: the cluster-of-2 form; on compute capability 8.x the plain _wide one
+        PagedDecodeKernel.DecodeStep twoSplits = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
+                new PagedDecodeKernel.Schedule(2, 16));
+        assertEquals("paged_decode_fp16_hd128_plain_wide_pair",
+                call(twoSplits, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build().kernelName());
+        assertEquals("paged_decode_bf16_hd128_general_wide_pair", call(twoSplits, DeviceDataType.BF16, 2, 32, 8, 128,
+                6, 16).setSpec(AttentionSpec.builder().optWindowBounds(8, -1).build()).build().kernelName());
+        PagedDecodeKernel.DecodeStep ampere = UnallocatedSteps.decode(table(16), 32, 8, 128, 0,
+                new PagedDecodeKernel.Schedule(2, 16), 8);
+        assertEquals("paged_decode_fp16_hd128_plain_wide",
+                call(ampere, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build().kernelName());
         // hd 64 and 256 have no _wide kernels
         for (int d : new int[] {64, 256}) {
             PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(table(16), 32, 8, d, 0,

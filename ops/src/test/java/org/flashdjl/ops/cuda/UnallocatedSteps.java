@@ -19,12 +19,29 @@ final class UnallocatedSteps {
      * @param headDim D
      * @param device the CUDA ordinal the launches name
      * @param schedule the split-KV schedule
-     * @return the step, planned for a device of {@link #SM_COUNT} SMs
+     * @return the step, planned for a device of {@link #SM_COUNT} SMs and compute capability 9.0 (an H100 / H200)
      */
     static PagedDecodeKernel.DecodeStep decode(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
             PagedDecodeKernel.Schedule schedule) {
-        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, SM_COUNT, null,
-                null, null);
+        return decode(table, queryHeads, kvHeads, headDim, device, schedule, 9);
+    }
+
+    /**
+     * A decode step without device memory for a device of {@link #SM_COUNT} SMs and the given compute capability.
+     *
+     * @param table the page table
+     * @param queryHeads Hq
+     * @param kvHeads Hkv
+     * @param headDim D
+     * @param device the CUDA ordinal the launches name
+     * @param schedule the split-KV schedule
+     * @param computeMajor the compute capability's major number
+     * @return the step
+     */
+    static PagedDecodeKernel.DecodeStep decode(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+            PagedDecodeKernel.Schedule schedule, int computeMajor) {
+        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, SM_COUNT,
+                computeMajor, null, null, null);
     }
 
     /** The SM count of the decode steps built here (an H100's / H200's). */

@@ -105,6 +105,10 @@ class PagedDecodeGpuTest {
             twenty[i] = 37 * i + 1;
         }
         list.add(new Case(f16, 16, 32, 8, 128, twenty, "none", 0, 0, true));
+        // 2 splits in one wave: on sm_90 the _wide_pair kernels (a cluster of 2 CTAs merges a row in shared memory),
+        // a row with an empty second split (17 tokens) and one with an empty sequence among them
+        list.add(new Case(f16, 16, 8, 2, 128, new int[] {300, 17, 0, 250}, "alibi", 0, 160, true));
+        list.add(new Case(b16, 7, 32, 8, 128, new int[] {4099, 2000}, "causal+window+sinks", 0, 2064, true));
         return list.stream();
     }
 
@@ -179,10 +183,15 @@ class PagedDecodeGpuTest {
                 call.optLse(lb.view(DeviceDataType.FP32, b, hq));
             }
             PagedDecodeKernel k = call.build();
-            if (d == PagedDecodeKernel.WIDE_HEAD_DIM) { // the 8-warp kernel exactly for a grid of one CTA an SM at most
-                boolean oneWave = (long) ws.getSchedule().numSplits() * hkv * b
-                        <= CudaRuntime.getDeviceInfo(GpuCheck.DEVICE).smCount();
-                assertEquals(oneWave, k.kernelName().endsWith("_wide"), c + ": " + k.kernelName());
+            if (d == PagedDecodeKernel.WIDE_HEAD_DIM) {
+                // the 8-warp kernel exactly for a grid of one CTA an SM at most; with 2 splits on sm_90 its
+                // cluster-of-2 form
+                CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(GpuCheck.DEVICE);
+                boolean oneWave = (long) ws.getSchedule().numSplits() * hkv * b <= info.smCount();
+                boolean pair = oneWave && ws.getSchedule().numSplits() == 2 && info.major() == 9;
+                String suffix = pair ? "_wide_pair" : oneWave ? "_wide" : "";
+                assertTrue(k.kernelName().endsWith(suffix) && (oneWave || !k.kernelName().contains("_wide")),
+                        c + ": " + k.kernelName() + ", expected the suffix '" + suffix + "'");
             }
             long t1 = System.nanoTime();
             k.run();

@@ -99,7 +99,7 @@ template <> struct DecodeTraitsFor<128> : DecodeTraits<128, 3, 4, 8> {};
 template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2, 4, 8> {};
 // The `_wide` hd 128 kernels: 8 warps of 2 ring stages (143 KB of shared memory, one CTA an SM) dealt units of 4
 // tiles. For a grid of at most one CTA an SM (the planner's split plans: 1 x 64k / 16 splits, 8 x 16k / 2, 4 x 32k / 4,
-// 16 x 8k / 1) two warps a scheduler hide each other's tile math: 1.3-2.9 points of the copy rate above the 4-warp
+// 16 x 8k / 1) two warps a scheduler hide each other's tile math: 1.4-2.6 points of the copy rate above the 4-warp
 // kernel (docs/PERF.md, runs 92-94); with more CTAs than SMs the 4-warp kernel, two CTAs an SM, overlaps one CTA's
 // start and end with the other's stream and is ahead (128 x 2k: 95.9 against 92.2 %). The launcher picks by grid size.
 struct DecodeWideTraits128 : DecodeTraits<128, 2, 8, 4> {};
@@ -191,7 +191,8 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
 #if FLASHDJL_DECODE_PAIR
 // The _wide_pair kernels (sm_90, clusters of 2 CTAs, launched only with num_splits == 2): the row's two CTAs merge
 // their states through distributed shared memory instead of the global partials, fence, row counter and last-CTA merge
-// (that chain costs 1.5 points of the copy rate at 8 x 16k; the pair merge gains 1.1 there, docs/PERF.md run 99).
+// (that chain costs 1.5 points of the copy rate at 8 x 16k; the pair merge gains 1.7-1.9 there, docs/PERF.md runs
+// 99-100).
 // sO [16][D] / sLse [16]: this CTA's normalized output and natural-log LSE of its G rows; each CTA writes half the
 // row's items (merge_state.cu's rule: weights e^(lse - max); both -inf -> o = 0, lse = -inf).
 template <typename T, int D>

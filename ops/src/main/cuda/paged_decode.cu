@@ -104,6 +104,17 @@ template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2, 4, 8> {};
 // start and end with the other's stream and is ahead (128 x 2k: 95.9 against 92.2 %). The launcher picks by grid size.
 struct DecodeWideTraits128 : DecodeTraits<128, 2, 8, 4> {};
 
+// Four fp32 values of an output row in q's dtype T, stored as one 8-byte write (out is 8-byte aligned).
+template <typename T>
+__device__ __forceinline__ void store_out4(T* out, float x, float y, float z, float w) {
+  union { T h[4]; uint2 u; } pk;
+  pk.h[0] = Mma<T>::from(x);
+  pk.h[1] = Mma<T>::from(y);
+  pk.h[2] = Mma<T>::from(z);
+  pk.h[3] = Mma<T>::from(w);
+  *reinterpret_cast<uint2*>(out) = pk.u;
+}
+
 // Split-KV epilogue: the CTA that finishes a (sequence b, kv head) row last merges the row's
 // num_splits partial states of its G heads into o / lse, by merge_state.cu's rule (weights
 // e^(lse_s - max); all -inf -> o = 0, lse = -inf), then re-zeroes the row's counter for the next
@@ -176,12 +187,7 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
              static_cast<int64_t>(head) * p.o_head_stride + d;
-    union { T h[4]; uint2 u; } pk;
-    pk.h[0] = Mma<T>::from(acc.x * inv);
-    pk.h[1] = Mma<T>::from(acc.y * inv);
-    pk.h[2] = Mma<T>::from(acc.z * inv);
-    pk.h[3] = Mma<T>::from(acc.w * inv);
-    *reinterpret_cast<uint2*>(out) = pk.u;
+    store_out4(out, acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
     if (d == 0 && p.lse != nullptr) {
       p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + head] = sum > 0.f ? mx + logf(sum) : -INFINITY;
     }
@@ -216,12 +222,8 @@ __device__ __forceinline__ void merge_pair(const PagedDecodeParams& p, int b, in
     const float4 x = *reinterpret_cast<const float4*>(peer_o + r * D + d);
     T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
              static_cast<int64_t>(kvh * G + r) * p.o_head_stride + d;
-    union { T h[4]; uint2 u; } pk;
-    pk.h[0] = Mma<T>::from((w0 * a.x + w1 * x.x) * inv);
-    pk.h[1] = Mma<T>::from((w0 * a.y + w1 * x.y) * inv);
-    pk.h[2] = Mma<T>::from((w0 * a.z + w1 * x.z) * inv);
-    pk.h[3] = Mma<T>::from((w0 * a.w + w1 * x.w) * inv);
-    *reinterpret_cast<uint2*>(out) = pk.u;
+    store_out4(out, (w0 * a.x + w1 * x.x) * inv, (w0 * a.y + w1 * x.y) * inv, (w0 * a.z + w1 * x.z) * inv,
+               (w0 * a.w + w1 * x.w) * inv);
     if (d == 0 && p.lse != nullptr) {
       p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + kvh * G + r] = sum > 0.f ? mx + logf(sum) : -INFINITY;
     }
@@ -492,12 +494,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     } else {
       T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
                static_cast<int64_t>(head) * p.o_head_stride + d;
-      union { T h[4]; uint2 u; } pk;
-      pk.h[0] = Mma<T>::from(acc.x);
-      pk.h[1] = Mma<T>::from(acc.y);
-      pk.h[2] = Mma<T>::from(acc.z);
-      pk.h[3] = Mma<T>::from(acc.w);
-      *reinterpret_cast<uint2*>(out) = pk.u;
+      store_out4(out, acc.x, acc.y, acc.z, acc.w);
       if (d == 0 && p.lse != nullptr) p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + head] = lse;
     }
   }

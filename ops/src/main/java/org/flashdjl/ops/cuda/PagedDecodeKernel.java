@@ -288,8 +288,8 @@ public final class PagedDecodeKernel {
         private final int kvHeads;
         private final int headDim;
         private final Schedule schedule;
-        private final int smCount; // the device's SMs: the launch takes the _wide kernel when its grid fits one wave
-        private final int computeMajor; // the device's compute capability major: _wide_pair needs 9 (sm_90 clusters)
+        // the device: its SM count decides _wide (a grid of one wave), its compute capability _wide_pair (9.x clusters)
+        private final CudaRuntime.DeviceInfo deviceInfo;
         // tableBuffer (PagedStepBuffers): int32 [B + 1 | nnz | B | B * Hkv split counters, 0 (with split)], 256-B sections
         private final DeviceBuffer partialO; // fp32 [B, numSplits, Hq, D], null without split
         private final DeviceBuffer partialLse; // fp32 [B, numSplits, Hq], null without split
@@ -299,15 +299,14 @@ public final class PagedDecodeKernel {
          * that builds launches but refuses to run them (the launcher's validation tests build such steps).
          */
         DecodeStep(PageTable table, int queryHeads, int kvHeads, int headDim, int device, Schedule schedule,
-                int smCount, int computeMajor, DeviceBuffer tableBuffer, DeviceBuffer partialO,
+                CudaRuntime.DeviceInfo deviceInfo, DeviceBuffer tableBuffer, DeviceBuffer partialO,
                 DeviceBuffer partialLse) {
             super("paged decode", table, device, tableBuffer);
             this.queryHeads = queryHeads;
             this.kvHeads = kvHeads;
             this.headDim = headDim;
             this.schedule = schedule;
-            this.smCount = smCount;
-            this.computeMajor = computeMajor;
+            this.deviceInfo = deviceInfo;
             this.partialO = partialO;
             this.partialLse = partialLse;
         }
@@ -387,8 +386,7 @@ public final class PagedDecodeKernel {
                 }
                 throw e;
             }
-            DecodeStep ws = new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, info.smCount(),
-                    info.major(), tb, po, pl);
+            DecodeStep ws = new DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, info, tb, po, pl);
             logger.debug("paged decode workspace: B={} Hq={} Hkv={} D={} page={} on cuda:{}: {}", b, queryHeads,
                     kvHeads, headDim, table.getPageSize(), device, schedule);
             return ws;
@@ -485,8 +483,9 @@ public final class PagedDecodeKernel {
             Schedule s = workspace.schedule;
             // grid (numSplits, Hkv, B): one wave of one CTA an SM takes the 8-warp kernel (WIDE_HEAD_DIM), with 2
             // splits on sm_90 its cluster-of-2 form
-            boolean wide = d == WIDE_HEAD_DIM && (long) s.numSplits() * hkv * b <= workspace.smCount;
-            boolean pair = wide && s.numSplits() == 2 && workspace.computeMajor == 9;
+            CudaRuntime.DeviceInfo info = workspace.deviceInfo;
+            boolean wide = d == WIDE_HEAD_DIM && (long) s.numSplits() * hkv * b <= info.smCount();
+            boolean pair = wide && s.numSplits() == 2 && info.major() == 9;
             String name = "paged_decode_" + type.shortName() + "_hd" + d + (general ? "_general" : "_plain")
                     + (pair ? "_wide_pair" : wide ? "_wide" : "");
             KernelStruct p = LAYOUT.newStruct();

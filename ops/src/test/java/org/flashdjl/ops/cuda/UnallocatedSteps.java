@@ -40,8 +40,9 @@ final class UnallocatedSteps {
      */
     static PagedDecodeKernel.DecodeStep decode(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
             PagedDecodeKernel.Schedule schedule, int computeMajor) {
-        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule, SM_COUNT,
-                computeMajor, null, null, null);
+        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule,
+                new CudaRuntime.DeviceInfo(device, "no device (validation only)", computeMajor, 0, SM_COUNT), null,
+                null, null);
     }
 
     /** The SM count of the decode steps built here (an H100's / H200's). */

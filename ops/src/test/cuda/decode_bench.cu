@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  // the 4-warp kernel and the 8-warp _wide one; --kernel auto (default) takes _wide for a grid of at most one CTA an
-  // SM, as PagedDecodeKernel does
+  // the 4-warp kernel, the 8-warp _wide one and its cluster-of-2 form _wide_pair; --kernel auto (default) picks as
+  // PagedDecodeKernel does (the choice is made per shape, below)
   struct KSel { void (*fn)(const PagedDecodeParams); int threads, smem; const char* name; };
   const KSel narrow_k = {paged_decode_fp16_hd128_plain, flashdjl::DecodeTraitsFor<128>::kThreads,
                          flashdjl::DecodeTraitsFor<128>::kSmemBytes, "narrow"};

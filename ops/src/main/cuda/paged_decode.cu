@@ -22,7 +22,8 @@
 //   key_visible() and scored by transform_score_l2() of flash_common.cuh (the library's one rule).
 //   LSE natural log fp32; a sequence with no visible key writes o = 0, lse = -inf.
 //
-// Design (per CTA: NW = Traits::kWarps warps (4; 8 in the _wide kernels), one kv head, G query heads):
+// Design (per CTA: NW = Traits::kWarps warps (4; 8 in the _wide kernels, 2 in hd 256 _compact), one kv head, G
+//   query heads):
 //   * The G query rows sit in a 16-row mma slab (rows >= G are zero): S = Q K^T and O += P V are
 //     m16n8k16 mma.sync with K / V tiles of 16 tokens in shared memory, so each K/V byte of the
 //     kv head is read from HBM exactly once for all G heads.
@@ -89,7 +90,11 @@ struct DecodeTraits {
   static constexpr int kStageElems = 2 * kTileElems;  // K + V
   static constexpr int kSmemQ = 16 * kStride;
   static constexpr int kSmemBytes = (kSmemQ + kWarps * kStages * kStageElems) * 2;
-  static constexpr int kMergeBytes = kWarps * 16 * (D + 2) * 4;  // O [w][16][D] + m, l [w][16]
+  // the warps' merge area sO [w][16][kOStride] fp32: rows 16 bytes apart, so a warp's float2 writes of its 8 rows
+  // (g = lane / 4) spread over all 32 banks; with a pitch of D they shared one 8-bank window, and the merging CTA's
+  // writes took ~1.3 us of the launch's tail (run 102's trace; +0.2-1.0 points of the copy rate)
+  static constexpr int kOStride = D + 4;
+  static constexpr int kMergeBytes = kWarps * 16 * (kOStride + 2) * 4;  // O [w][16][kOStride] + m, l [w][16]
   static_assert(kMergeBytes <= kWarps * kStages * kStageElems * 2, "merge area must fit the ring");
   static_assert((kTile * kCPR) % 32 == 0, "whole chunks per lane");
 };
@@ -103,6 +108,22 @@ template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2, 4, 8> {};
 // kernel (docs/PERF.md, runs 92-94); with more CTAs than SMs the 4-warp kernel, two CTAs an SM, overlaps one CTA's
 // start and end with the other's stream and is ahead (128 x 2k: 95.9 against 92.2 %). The launcher picks by grid size.
 struct DecodeWideTraits128 : DecodeTraits<128, 2, 8, 4> {};
+// The `_compact` hd 128 / 256 kernels, for GPUs whose CTAs may take at most 99 KB of dynamic shared memory (compute
+// capability 8.6, 8.9, 12.x: RTX / A10 / L4 / L40 class), where the kernels above (108.8 / 143.6 KB) cannot launch:
+// 2 ring stages a warp, hd 256 with 2 warps a CTA. The launcher takes them only when the device (or the caller's
+// limit) leaves no room for the others; numerics and semantics are the same kernel's.
+template <int D> struct DecodeCompactTraitsFor;
+template <> struct DecodeCompactTraitsFor<128> : DecodeTraits<128, 2, 4, 8> {};
+template <> struct DecodeCompactTraitsFor<256> : DecodeTraits<256, 2, 2, 8> {};
+// Dynamic shared memory of every kernel form, in bytes: PagedDecodeKernel.SHARED_MEMORY mirrors these numbers to pick a
+// form that fits the device, and PagedDecodeKernelTest reads them from here.
+static_assert(DecodeTraitsFor<64>::kSmemBytes == 76032, "PagedDecodeKernel.SHARED_MEMORY hd64");
+static_assert(DecodeTraitsFor<128>::kSmemBytes == 108800, "PagedDecodeKernel.SHARED_MEMORY hd128");
+static_assert(DecodeTraitsFor<256>::kSmemBytes == 143616, "PagedDecodeKernel.SHARED_MEMORY hd256");
+static_assert(DecodeWideTraits128::kSmemBytes == 143616, "PagedDecodeKernel.SHARED_MEMORY hd128_wide");
+static_assert(DecodeWideTraits128::kSmemBytes == 143616, "PagedDecodeKernel.SHARED_MEMORY hd128_wide_pair");
+static_assert(DecodeCompactTraitsFor<128>::kSmemBytes == 73984, "PagedDecodeKernel.SHARED_MEMORY hd128_compact");
+static_assert(DecodeCompactTraitsFor<256>::kSmemBytes == 76032, "PagedDecodeKernel.SHARED_MEMORY hd256_compact");
 
 // Four fp32 values of an output row in q's dtype T, stored as one 8-byte write (out is 8-byte aligned).
 template <typename T>
@@ -436,15 +457,16 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   l[1] = quad_sum(l[1]);
   __syncthreads();  // every warp is done with its ring: reuse it for the merge
 
-  // ---- merge the warps' states: sO [w][16][D] fp32, sM / sL [w][16] ----
+  // ---- merge the warps' states: sO [w][16][kOStride] fp32, sM / sL [w][16] ----
+  constexpr int kOS = Tr::kOStride;
   float* sO = reinterpret_cast<float*>(smem + Tr::kSmemQ * 2);
-  float* sM = sO + NW * 16 * D;
+  float* sM = sO + NW * 16 * kOS;
   float* sL = sM + NW * 16;
 #pragma unroll
   for (int i = 0; i < kDT; ++i) {
     const int d = i * 8 + 2 * tq;
-    *reinterpret_cast<float2*>(sO + (warp * 16 + g) * D + d) = make_float2(o[i][0], o[i][1]);
-    *reinterpret_cast<float2*>(sO + (warp * 16 + g + 8) * D + d) = make_float2(o[i][2], o[i][3]);
+    *reinterpret_cast<float2*>(sO + (warp * 16 + g) * kOS + d) = make_float2(o[i][0], o[i][1]);
+    *reinterpret_cast<float2*>(sO + (warp * 16 + g + 8) * kOS + d) = make_float2(o[i][2], o[i][3]);
   }
   if (tq == 0) {
     sM[warp * 16 + g] = m[0];
@@ -455,7 +477,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   __syncthreads();
   const bool partial = p.num_splits > 1 && !kPair;
   float* sPair = sL + NW * 16;  // kPair: [16][D] this CTA's normalized output, then [16] its LSE
-  static_assert(!kPair || (NW * 16 * (D + 2) + 16 * (D + 1)) * 4 <= NW * S * Tr::kStageElems * 2,
+  static_assert(!kPair || Tr::kMergeBytes + 16 * (D + 1) * 4 <= NW * S * Tr::kStageElems * 2,
                 "the pair's state must fit the ring after the warps' merge area");
   for (int c = tid; c < G * (D / 4); c += Tr::kThreads) {
     const int r = c / (D / 4), d = (c % (D / 4)) * 4;
@@ -470,7 +492,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
       const float f = fast_exp2(sM[w * 16 + r] - mu);
       sum += sL[w * 16 + r] * f;
       if (f != 0.f) {
-        const float4 x = *reinterpret_cast<const float4*>(sO + (w * 16 + r) * D + d);
+        const float4 x = *reinterpret_cast<const float4*>(sO + (w * 16 + r) * kOS + d);
         acc.x += f * x.x;
         acc.y += f * x.y;
         acc.z += f * x.z;
@@ -506,7 +528,7 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
 
 }  // namespace flashdjl
 
-// TRAITS: the kernel's DecodeTraits; SUFFIX: "" or _wide (kernel and _cfg names)
+// TRAITS: the kernel's DecodeTraits; SUFFIX: "", _wide or _compact (kernel and _cfg names)
 #define FLASHDJL_PAGED_DECODE(DTNAME, T, D, VNAME, GENERAL, TRAITS, SUFFIX)                       \
   extern "C" __global__ void __launch_bounds__(TRAITS::kThreads, TRAITS::kMinBlocks)              \
       paged_decode_##DTNAME##_hd##D##_##VNAME##SUFFIX(const PagedDecodeParams p) {               \
@@ -543,3 +565,8 @@ FLASHDJL_PAGED_DECODE_PAIR(bf16, __nv_bfloat16, general, true)
 #endif
 FLASHDJL_PAGED_DECODE_DT(256, plain, false, flashdjl::DecodeTraitsFor<256>, )
 FLASHDJL_PAGED_DECODE_DT(256, general, true, flashdjl::DecodeTraitsFor<256>, )
+// the _compact kernels: devices with at most 99 KB of shared memory a CTA (the launcher's fallback)
+FLASHDJL_PAGED_DECODE_DT(128, plain, false, flashdjl::DecodeCompactTraitsFor<128>, _compact)
+FLASHDJL_PAGED_DECODE_DT(128, general, true, flashdjl::DecodeCompactTraitsFor<128>, _compact)
+FLASHDJL_PAGED_DECODE_DT(256, plain, false, flashdjl::DecodeCompactTraitsFor<256>, _compact)
+FLASHDJL_PAGED_DECODE_DT(256, general, true, flashdjl::DecodeCompactTraitsFor<256>, _compact)

@@ -11,7 +11,7 @@
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
 //   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all]
 //                [--one-table [--pad-counters] [--align-indices] [--align-sections]] [--shape B:L:chunk[,chunk...]]...
-//                [--loop N] [--read-probe] [--kernel narrow|wide|auto]
+//                [--loop N] [--read-probe] [--kernel narrow|wide|compact|auto]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
 //     runs griddepcontrol.wait before it reads its inputs); --one-table: indptr | indices | lens | counters in one
@@ -23,7 +23,8 @@
 //     time: ms_loop / pct_copy_loop), the kernel as a model's decode loop runs it, with no event between launches;
 //     and the same for an empty kernel of the same grid (ms_empty, ms_empty_loop: what a launch costs around the work).
 //     --kernel: the 4-warp paged_decode_fp16_hd128_plain (narrow), its 8-warp _wide form, or (auto, the default) the
-//     launcher's choice: _wide when the grid has at most one CTA an SM, _wide_pair (clusters of 2) when it has 2 splits.
+//     launcher's choice: _wide when the grid has at most one CTA an SM, _wide_pair (clusters of 2) when it has 2 splits;
+//     compact: the _compact kernel that GPUs of 99 KB shared memory a CTA take (timed here on whatever GPU runs it).
 //     --read-probe: instead of the decode shapes, a kernel that only reads (read_probe_kernel) over the shapes' K / V
 //     byte counts and 1 GiB, timed the same way: the ceiling of the decode rows under the benchmark's method.
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
@@ -151,8 +152,8 @@ int main(int argc, char** argv) {
       tag = argv[++i];
     } else if (!strcmp(argv[i], "--kernel")) {
       kernel_mode = i + 1 < argc ? argv[++i] : "";
-      if (kernel_mode != "narrow" && kernel_mode != "wide" && kernel_mode != "auto") {
-        fprintf(stderr, "--kernel wants narrow, wide or auto, got '%s'\n", kernel_mode.c_str());
+      if (kernel_mode != "narrow" && kernel_mode != "wide" && kernel_mode != "compact" && kernel_mode != "auto") {
+        fprintf(stderr, "--kernel wants narrow, wide, compact or auto, got '%s'\n", kernel_mode.c_str());
         return 2;
       }
     }
@@ -168,7 +169,9 @@ int main(int argc, char** argv) {
                        flashdjl::DecodeWideTraits128::kSmemBytes, "wide"};
   const KSel pair_k = {paged_decode_fp16_hd128_plain_wide_pair, flashdjl::DecodeWideTraits128::kThreads,
                        flashdjl::DecodeWideTraits128::kSmemBytes, "wide_pair"};
-  for (const KSel* k : {&narrow_k, &wide_k, &pair_k}) {
+  const KSel compact_k = {paged_decode_fp16_hd128_plain_compact, flashdjl::DecodeCompactTraitsFor<128>::kThreads,
+                          flashdjl::DecodeCompactTraitsFor<128>::kSmemBytes, "compact"};
+  for (const KSel* k : {&narrow_k, &wide_k, &pair_k, &compact_k}) {
     CK(cudaFuncSetAttribute(k->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, k->smem));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k->fn, k->threads, k->smem));
@@ -370,7 +373,8 @@ int main(int argc, char** argv) {
       const int chunk = sh.chunks[ci], splits = (L + chunk - 1) / chunk;
       const bool one_wave = int64_t(splits) * kHkv * B <= prop.multiProcessorCount;
       // auto: the launcher's rule (_wide for one wave; its cluster-of-2 form _wide_pair when that wave has 2 splits)
-      const KSel& ks = kernel_mode == "wide" || (kernel_mode == "auto" && one_wave)
+      const KSel& ks = kernel_mode == "compact" ? compact_k
+                       : kernel_mode == "wide" || (kernel_mode == "auto" && one_wave)
                            ? (kernel_mode == "auto" && splits == 2 ? pair_k : wide_k)
                            : narrow_k;
       const auto kern = ks.fn;
@@ -449,10 +453,57 @@ int main(int argc, char** argv) {
         unsigned long long* dtr;
         CK(cudaMalloc(&dtr, size_t(warps) * 4 * 8));
         CK(cudaMemcpyToSymbol(flashdjl::g_decode_trace, &dtr, sizeof(dtr)));
+#ifdef DECODE_MERGE_TRACE
+        // a variant that also defines g_merge_trace: the merging CTA's tid 0 writes up to kMergeStamps %globaltimer
+        // stamps per row (B * Hkv rows) in the order its code passes them (the variant says what each one marks);
+        // printed: the row's last warp loop end -> stamp 0, the gaps between consecutive stamps, last stamp -> exit
+        constexpr int kMergeStamps = 16;
+        const int rows = grid.y * grid.z;
+        unsigned long long* dmt;
+        CK(cudaMalloc(&dmt, size_t(rows) * kMergeStamps * 8));
+        CK(cudaMemset(dmt, 0, size_t(rows) * kMergeStamps * 8));
+        CK(cudaMemcpyToSymbol(flashdjl::g_merge_trace, &dmt, sizeof(dmt)));
+#endif
         for (int i = 0; i < 5; ++i) launch();
         CK(cudaDeviceSynchronize());
         std::vector<unsigned long long> tr(size_t(warps) * 4);
         CK(cudaMemcpy(tr.data(), dtr, tr.size() * 8, cudaMemcpyDeviceToHost));
+#ifdef DECODE_MERGE_TRACE
+        if (splits > 1) {
+          std::vector<unsigned long long> mt(size_t(rows) * kMergeStamps);
+          CK(cudaMemcpy(mt.data(), dmt, mt.size() * 8, cudaMemcpyDeviceToHost));
+          std::vector<std::vector<double>> gaps(kMergeStamps + 1);  // [0] loop end -> stamp 0, [k] stamp k-1 -> k
+          const int wpc_ = cfg[0] / 32;
+          for (int r = 0; r < rows; ++r) {
+            const unsigned long long* m = &mt[size_t(r) * kMergeStamps];
+            if (!m[0]) continue;
+            unsigned long long last_loop = 0, last_exit = 0;
+            for (int x = 0; x < (int)grid.x; ++x)
+              for (int w = 0; w < wpc_; ++w) {
+                const unsigned long long* t = &tr[((size_t(r) * grid.x + x) * wpc_ + w) * 4];
+                last_loop = std::max(last_loop, t[2]);
+                last_exit = std::max(last_exit, t[3]);
+              }
+            gaps[0].push_back(double(m[0]) - double(last_loop));
+            int k = 1;
+            for (; k < kMergeStamps && m[k]; ++k) gaps[k].push_back(double(m[k]) - double(m[k - 1]));
+            gaps[kMergeStamps].push_back(double(last_exit) - double(m[k - 1]));
+          }
+          printf("{\"tag\":\"%s\",\"merge_trace\":1,\"batch\":%d,\"L\":%d,\"splits\":%d,\"rows\":%zu,"
+                 "\"gaps_med_max_us\":[", tag.c_str(), B, L, splits, gaps[0].size());
+          bool first = true;
+          for (auto& v : gaps) {
+            if (v.empty()) continue;
+            std::sort(v.begin(), v.end());
+            printf("%s[%.2f,%.2f]", first ? "" : ",", v[v.size() / 2] / 1e3, v.back() / 1e3);
+            first = false;
+          }
+          printf("]}\n");
+        }
+        unsigned long long* mnone = nullptr;
+        CK(cudaMemcpyToSymbol(flashdjl::g_merge_trace, &mnone, sizeof(mnone)));
+        CK(cudaFree(dmt));
+#endif
         unsigned long long z = tr[1], end = 0;
         for (int w = 0; w < warps; ++w) z = std::min(z, tr[w * 4 + 1]), end = std::max(end, tr[w * 4 + 3]);
         const double span = double(end - z);
@@ -460,9 +511,11 @@ int main(int argc, char** argv) {
         std::vector<int> smWarps(prop.multiProcessorCount, 0);
         double spreadSum = 0, spreadMax = 0, startMax = 0;
         std::vector<double> ctaLoopEnd;  // per CTA: its last warp's loop end (streaming done)
+        std::vector<double> ctaAfterLoop;  // per CTA: its last exit stamp - its last loop end (the merges; the row's
+                                           // merging CTA has the split merge in it)
         const int wpc = cfg[0] / 32;
         for (int c = 0; c < ctas; ++c) {
-          double lmin = 1e30, lmax = 0;
+          double lmin = 1e30, lmax = 0, emax = 0;
           for (int w = 0; w < wpc; ++w) {
             const unsigned long long* r = &tr[(size_t(c) * wpc + w) * 4];
             const int sm = int(r[0]);
@@ -471,13 +524,16 @@ int main(int argc, char** argv) {
             smWarps[sm]++;
             lmin = std::min(lmin, double(r[2] - z));
             lmax = std::max(lmax, double(r[2] - z));
+            emax = std::max(emax, double(r[3] - z));
             startMax = std::max(startMax, double(r[1] - z));
           }
           spreadSum += lmax - lmin;
           spreadMax = std::max(spreadMax, lmax - lmin);
           ctaLoopEnd.push_back(lmax);
+          ctaAfterLoop.push_back(emax - lmax);
         }
         std::sort(ctaLoopEnd.begin(), ctaLoopEnd.end());
+        std::sort(ctaAfterLoop.begin(), ctaAfterLoop.end());
         std::vector<double> busy;
         for (int s = 0; s < prop.multiProcessorCount; ++s)
           if (smWarps[s]) busy.push_back(smBusy[s]);
@@ -489,12 +545,14 @@ int main(int argc, char** argv) {
                "\"sm_end_min_us\":%.1f,\"sm_end_p10_us\":%.1f,\"sm_end_avg_us\":%.1f,\"sm_end_p90_us\":%.1f,"
                "\"sm_end_max_us\":%.1f,\"cta_start_max_us\":%.1f,\"warp_loop_spread_avg_us\":%.1f,"
                "\"warp_loop_spread_max_us\":%.1f,\"cta_loop_end_p50_us\":%.1f,\"cta_loop_end_p90_us\":%.1f,"
-               "\"cta_loop_end_max_us\":%.1f,\"tail_after_last_loop_us\":%.1f,\"splits\":%d}\n",
+               "\"cta_loop_end_max_us\":%.1f,\"tail_after_last_loop_us\":%.1f,\"cta_after_loop_p50_us\":%.2f,"
+               "\"cta_after_loop_max_us\":%.2f,\"splits\":%d}\n",
                tag.c_str(), B, L, chunk, span / 1e3, busy.size(), busy.front() / 1e3, busy[busy.size() / 10] / 1e3,
                avg / 1e3, busy[busy.size() * 9 / 10] / 1e3, busy.back() / 1e3, startMax / 1e3,
                spreadSum / ctas / 1e3, spreadMax / 1e3, ctaLoopEnd[ctaLoopEnd.size() / 2] / 1e3,
                ctaLoopEnd[ctaLoopEnd.size() * 9 / 10] / 1e3, ctaLoopEnd.back() / 1e3,
-               (span - ctaLoopEnd.back()) / 1e3, splits);
+               (span - ctaLoopEnd.back()) / 1e3, ctaAfterLoop[ctaAfterLoop.size() / 2] / 1e3,
+               ctaAfterLoop.back() / 1e3, splits);
         // per-SM end times in SM order (to see whether slow SMs cluster, e.g. by GPC)
         printf("{\"tag\":\"%s\",\"sm_end_us\":[", tag.c_str());
         for (int s = 0; s < prop.multiProcessorCount; ++s)

@@ -2,7 +2,9 @@
 // flash_emu.h on small paged batches and compares with a double-precision reference. It checks the page-table
 // walk (shuffled pages, odd page sizes, NaN in every unused pool slot), the visible-tile ranges (window, sinks, key
 // offset), the dealing of a row's 8-tile units to its split CTAs' warps, the cp.async ring, the warp merge and the
-// split merge of the row's last CTA (including its counter reset: every case launches twice). The numerics of the
+// split merge of the row's last CTA (including its counter reset: every case launches twice), on every kernel form of
+// the case's head dim (hd 128: the 4-warp, _wide and _compact kernels; hd 256: the 4-warp and the 2-warp _compact
+// one; the sm_90-only _wide_pair cluster kernels do not build here). The numerics of the
 // real tensor cores are checked by the GPU suite (PagedDecodeGpuTest) and decode_bench.cu.
 //   ops/src/test/cuda/emu/run_emu.sh
 #include <cuda_bf16.h>
@@ -45,19 +47,20 @@ struct Case {
 // the kernel and its launch config (threads, dynamic smem, ...) as the Java launcher reads them
 struct KernelRef { KernelFn fn; int* cfg; };
 #define KREF(NAME) {NAME, NAME##_cfg}
-static const KernelRef kKernels[2][3][2] = {  // [bf16][hd 64, hd 128, hd 128 _wide][general]
-    {{KREF(paged_decode_fp16_hd64_plain), KREF(paged_decode_fp16_hd64_general)},
-     {KREF(paged_decode_fp16_hd128_plain), KREF(paged_decode_fp16_hd128_general)},
-     {KREF(paged_decode_fp16_hd128_plain_wide), KREF(paged_decode_fp16_hd128_general_wide)}},
-    {{KREF(paged_decode_bf16_hd64_plain), KREF(paged_decode_bf16_hd64_general)},
-     {KREF(paged_decode_bf16_hd128_plain), KREF(paged_decode_bf16_hd128_general)},
-     {KREF(paged_decode_bf16_hd128_plain_wide), KREF(paged_decode_bf16_hd128_general_wide)}}};
+// the kernel forms of each head dim the test runs ("" = the 4-warp kernel), [bf16][general]
+struct Form { int d; const char* suffix; KernelRef k[2][2]; };
+#define FORM(D, SUFFIX)                                                                                    \
+  {D, #SUFFIX,                                                                                             \
+   {{KREF(paged_decode_fp16_hd##D##_plain##SUFFIX), KREF(paged_decode_fp16_hd##D##_general##SUFFIX)},      \
+    {KREF(paged_decode_bf16_hd##D##_plain##SUFFIX), KREF(paged_decode_bf16_hd##D##_general##SUFFIX)}}}
+static const Form kForms[] = {FORM(64, ),  FORM(128, ), FORM(128, _wide), FORM(128, _compact),
+                              FORM(256, ), FORM(256, _compact)};
 
-// wide: the hd 128 case on the 8-warp _wide kernel (the same reference)
-static bool run(const Case& c, bool wide) {
+// f: one kernel form of the case's head dim (the same reference for every form)
+static bool run(const Case& c, const Form& f) {
   const int B = (int)c.lens.size(), D = c.d, G = c.hq / c.hkv;
   const bool general = c.wl >= 0 || c.alibi || c.softcap > 0;
-  const KernelRef& k = kKernels[c.bf16][D == 128 ? (wide ? 2 : 1) : 0][general];
+  const KernelRef& k = f.k[c.bf16][general];
   // pages: each sequence's pages, shuffled over the pool, plus unused pages; unused slots hold NaN
   std::vector<int> indptr(B + 1, 0);
   for (int b = 0; b < B; ++b) indptr[b + 1] = indptr[b] + (c.lens[b] + c.page - 1) / c.page;
@@ -148,8 +151,8 @@ static bool run(const Case& c, bool wide) {
     for (int x : counters) bad += x != 0;  // the row's last CTA re-zeroes its counter
     const double tol = c.bf16 ? 1.5e-2 : 2e-3;
     const bool pass = bad == 0 && max_err <= tol && max_lse <= 1e-3;
-    printf("%s %s%s (launch %d): max_err %.2e lse_err %.2e bad %ld\n", pass ? "PASS" : "FAIL", c.name.c_str(),
-           wide ? " [_wide]" : "", launch + 1, max_err, max_lse, bad);
+    printf("%s %s [hd%d%s] (launch %d): max_err %.2e lse_err %.2e bad %ld\n", pass ? "PASS" : "FAIL",
+           c.name.c_str(), f.d, f.suffix, launch + 1, max_err, max_lse, bad);
     fflush(stdout);
     ok = ok && pass;
   }
@@ -173,14 +176,17 @@ int main(int argc, char** argv) {
        false, 0.f, 9},
       {"general fp16 hd64 alibi + softcap, 3 splits", false, 64, 8, 2, 16, {257, 90}, 3, -1, 0, true, 5.f, 0},
       {"general fp16 hd128 G16 alibi, page 64", false, 128, 16, 1, 64, {1200}, 6, -1, 0, true, 0.f, 0},
+      {"plain bf16 hd256 G4 page 16, 3 splits", true, 256, 8, 2, 16, {400, 33, 0}, 3, -1, 0, false, 0.f, 0},
+      {"general fp16 hd256 window + sinks + softcap, 2 splits", false, 256, 4, 1, 5, {260, 7}, 2, 50, 3, false, 8.f,
+       0},
   };
   int failed = 0, run_n = 0;
   for (const Case& c : cases) {
     if (!only.empty() && c.name.find(only) == std::string::npos) continue;
-    for (bool wide : {false, true}) {  // hd 128 cases run on both hd 128 kernels
-      if (wide && c.d != 128) continue;
+    for (const Form& f : kForms) {  // every form of the case's head dim
+      if (f.d != c.d) continue;
       ++run_n;
-      failed += !run(c, wide);
+      failed += !run(c, f);
     }
   }
   printf("%d passed, %d failed\n", run_n - failed, failed);

@@ -41,8 +41,12 @@ public final class CudaRuntime {
      * @param major compute capability major version
      * @param minor compute capability minor version
      * @param smCount the number of streaming multiprocessors
+     * @param sharedMemoryPerBlockOptin the most shared memory (bytes) one CTA may take after opting in
+     *     ({@code CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN}: 227 KB on Hopper, 163 KB on A100, 99 KB on
+     *     compute capability 8.6 / 8.9 / 12.x)
      */
-    public record DeviceInfo(int ordinal, String name, int major, int minor, int smCount) {
+    public record DeviceInfo(int ordinal, String name, int major, int minor, int smCount,
+            int sharedMemoryPerBlockOptin) {
 
         /**
          * Returns the compute capability as an integer, e.g. 90 for 9.0.
@@ -56,7 +60,8 @@ public final class CudaRuntime {
         /** {@inheritDoc} */
         @Override
         public String toString() {
-            return "cuda:" + ordinal + " " + name + " (sm_" + major + minor + ", " + smCount + " SMs)";
+            return "cuda:" + ordinal + " " + name + " (sm_" + major + minor + ", " + smCount + " SMs, "
+                    + sharedMemoryPerBlockOptin / 1024 + " KB shared memory a block)";
         }
     }
 
@@ -245,7 +250,8 @@ public final class CudaRuntime {
                 s.infos[device] = new DeviceInfo(device, new String(name, 0, len, StandardCharsets.UTF_8),
                         attribute(dev, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR),
                         attribute(dev, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR),
-                        attribute(dev, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT));
+                        attribute(dev, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
+                        attribute(dev, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
             }
             return s.infos[device];
         }

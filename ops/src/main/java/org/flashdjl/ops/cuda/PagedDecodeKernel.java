@@ -6,6 +6,7 @@ import org.flashdjl.ops.paged.PageTable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -51,6 +52,15 @@ public final class PagedDecodeKernel {
      * not global memory: +1.7-1.9 points at 8 x 16k, run 100).
      */
     public static final int WIDE_HEAD_DIM = 128;
+
+    /**
+     * Dynamic shared memory of every kernel form in bytes, keyed {@code hd<D><suffix>} (paged_decode.cu pins the same
+     * numbers in static_asserts, which PagedDecodeKernelTest reads). {@link Builder#build()} takes the fastest form
+     * that fits the device's (or the caller's) limit: the {@code _compact} hd 128 / 256 kernels (2 ring stages a
+     * warp) are for GPUs whose CTAs may take at most 99 KB (compute capability 8.6, 8.9, 12.x).
+     */
+    static final Map<String, Integer> SHARED_MEMORY = Map.of("hd64", 76032, "hd128", 108800, "hd128_wide", 143616,
+            "hd128_wide_pair", 143616, "hd128_compact", 73984, "hd256", 143616, "hd256_compact", 76032);
 
     /** The largest GQA group (query heads per kv head) one CTA's 16-row mma slab holds. */
     public static final int MAX_GROUP = 16;
@@ -433,6 +443,7 @@ public final class PagedDecodeKernel {
     /** Collects and validates one call; {@code setX} are required. */
     public static final class Builder extends PagedCallBuilder<Builder> {
         private DecodeStep workspace;
+        private int sharedMemoryLimit; // 0: the device's opt-in limit
 
         private Builder() {}
 
@@ -444,6 +455,24 @@ public final class PagedDecodeKernel {
          */
         public Builder setWorkspace(DecodeStep workspace) {
             this.workspace = workspace;
+            return this;
+        }
+
+        /**
+         * Caps the dynamic shared memory one CTA of the call may take (default: the device's opt-in limit,
+         * {@link CudaRuntime.DeviceInfo#sharedMemoryPerBlockOptin()}). A lower cap takes a smaller kernel form: the
+         * {@code _compact} kernels need 73,984 / 76,032 bytes at head dim 128 / 256, the hd 64 kernel 76,032; use it
+         * to leave shared memory to kernels that run beside the decode, or to run the form a smaller GPU takes.
+         *
+         * @param bytes the cap, positive
+         * @return this builder
+         * @throws IllegalArgumentException if {@code bytes <= 0}
+         */
+        public Builder optSharedMemoryLimit(int bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("shared memory limit " + bytes + " must be positive (bytes)");
+            }
+            this.sharedMemoryLimit = bytes;
             return this;
         }
 
@@ -486,8 +515,8 @@ public final class PagedDecodeKernel {
             CudaRuntime.DeviceInfo info = workspace.deviceInfo;
             boolean wide = d == WIDE_HEAD_DIM && (long) s.numSplits() * hkv * b <= info.smCount();
             boolean pair = wide && s.numSplits() == 2 && info.major() == 9;
-            String name = "paged_decode_" + type.shortName() + "_hd" + d + (general ? "_general" : "_plain")
-                    + (pair ? "_wide_pair" : wide ? "_wide" : "");
+            String form = formThatFits((int) d, pair ? "_wide_pair" : wide ? "_wide" : "", info);
+            String name = "paged_decode_" + type.shortName() + "_hd" + d + (general ? "_general" : "_plain") + form;
             KernelStruct p = LAYOUT.newStruct();
             p.set("q", q.getAddress()).set("k_pages", k.getAddress()).set("v_pages", v.getAddress())
                     .set("o", o.getAddress()).set("lse", lse == null ? 0 : lse.getAddress())
@@ -509,6 +538,28 @@ public final class PagedDecodeKernel {
             }
             return new PagedDecodeKernel(workspace, p, name, (int) hkv, (int) b,
                     spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);
+        }
+
+        // The preferred form if its shared memory fits the limit, else the 4-warp kernel, else the _compact one.
+        private String formThatFits(int d, String preferred, CudaRuntime.DeviceInfo info) {
+            int limit = info.sharedMemoryPerBlockOptin();
+            if (sharedMemoryLimit > 0) {
+                limit = Math.min(limit, sharedMemoryLimit);
+            }
+            for (String form : new String[] {preferred, "", "_compact"}) {
+                Integer need = SHARED_MEMORY.get("hd" + d + form);
+                if (need != null && need <= limit) {
+                    return form;
+                }
+            }
+            int least = Integer.MAX_VALUE;
+            for (String form : new String[] {"", "_compact"}) {
+                least = Math.min(least, SHARED_MEMORY.getOrDefault("hd" + d + form, Integer.MAX_VALUE));
+            }
+            throw new UnsupportedOperationException("the paged decode kernels for head dim " + d + " need at least "
+                    + least + " bytes of shared memory a CTA, but "
+                    + (limit < info.sharedMemoryPerBlockOptin() ? "optSharedMemoryLimit allows " + limit
+                            : info + " allows " + limit));
         }
     }
 }

@@ -12,8 +12,13 @@ import org.flashdjl.ops.paged.PagedAttentionBackends;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * {@link PagedDecodeKernel} without a GPU: the parameter layout against {@code paged_params.h}, the split-KV
@@ -180,6 +185,78 @@ class PagedDecodeKernelTest {
                     new PagedDecodeKernel.Schedule(1, 32));
             assertEquals("paged_decode_fp16_hd" + d + "_plain",
                     call(ws, DeviceDataType.FP16, 2, 32, 8, d, 6, 16).build().kernelName());
+        }
+    }
+
+    @Test
+    void takesTheFastestFormThatFitsTheSharedMemoryLimit() {
+        PagedDecodeKernel.Schedule oneWave = new PagedDecodeKernel.Schedule(8, 16); // 2 x 8 x 8 = 128 CTAs
+        PagedDecodeKernel.Schedule twoSplits = new PagedDecodeKernel.Schedule(2, 16);
+        // an sm_89 GPU (99 KB a CTA): no _wide(_pair), no 4-warp hd 128 / 256 kernel; hd 64 fits
+        int ada = 101376;
+        for (PagedDecodeKernel.Schedule s : new PagedDecodeKernel.Schedule[] {oneWave, twoSplits}) {
+            for (int d : new int[] {128, 256}) {
+                PagedDecodeKernel.DecodeStep ws = UnallocatedSteps.decode(table(16), 32, 8, d, 0, s, 8, ada);
+                assertEquals("paged_decode_fp16_hd" + d + "_plain_compact",
+                        call(ws, DeviceDataType.FP16, 2, 32, 8, d, 6, 16).build().kernelName());
+                assertEquals("paged_decode_bf16_hd" + d + "_general_compact", call(ws, DeviceDataType.BF16, 2, 32, 8,
+                        d, 6, 16).setSpec(AttentionSpec.builder().optSoftcap(30f).build()).build().kernelName());
+            }
+            PagedDecodeKernel.DecodeStep hd64 = UnallocatedSteps.decode(table(16), 32, 8, 64, 0, s, 8, ada);
+            assertEquals("paged_decode_fp16_hd64_plain",
+                    call(hd64, DeviceDataType.FP16, 2, 32, 8, 64, 6, 16).build().kernelName());
+        }
+        // an A100 (163 KB): every form fits, as on Hopper (the pair needs 9.x)
+        PagedDecodeKernel.DecodeStep a100 = UnallocatedSteps.decode(table(16), 32, 8, 128, 0, oneWave, 8, 166912);
+        assertEquals("paged_decode_fp16_hd128_plain_wide",
+                call(a100, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build().kernelName());
+        // the caller's limit: between the 4-warp kernel's and _wide's need -> the 4-warp kernel; below -> _compact
+        PagedDecodeKernel.DecodeStep h200 = UnallocatedSteps.decode(table(16), 32, 8, 128, 0, twoSplits);
+        int[] limits = {PagedDecodeKernel.SHARED_MEMORY.get("hd128_wide_pair"),
+            PagedDecodeKernel.SHARED_MEMORY.get("hd128_wide_pair") - 1, PagedDecodeKernel.SHARED_MEMORY.get("hd128"),
+            PagedDecodeKernel.SHARED_MEMORY.get("hd128") - 1, PagedDecodeKernel.SHARED_MEMORY.get("hd128_compact")};
+        String[] forms = {"_wide_pair", "", "", "_compact", "_compact"};
+        for (int i = 0; i < limits.length; i++) {
+            assertEquals("paged_decode_fp16_hd128_plain" + forms[i], call(h200, DeviceDataType.FP16, 2, 32, 8, 128, 6,
+                    16).optSharedMemoryLimit(limits[i]).build().kernelName(), "limit " + limits[i]);
+        }
+        // nothing fits: the error names the need and the limit; a bad limit is refused
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> call(h200, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).optSharedMemoryLimit(73983).build());
+        assertTrue(e.getMessage().contains("head dim 128 need at least 73984 bytes of shared memory a CTA, but "
+                + "optSharedMemoryLimit allows 73983"), e.getMessage());
+        PagedDecodeKernel.DecodeStep tiny = UnallocatedSteps.decode(table(16), 32, 8, 256, 0, oneWave, 8, 49152);
+        e = assertThrows(UnsupportedOperationException.class,
+                () -> call(tiny, DeviceDataType.FP16, 2, 32, 8, 256, 6, 16).build());
+        assertTrue(e.getMessage().contains("head dim 256 need at least 76032 bytes") && e.getMessage().contains(
+                "48 KB shared memory a block) allows 49152"), e.getMessage());
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> PagedDecodeKernel.builder().optSharedMemoryLimit(0));
+        assertTrue(bad.getMessage().contains("shared memory limit 0 must be positive"), bad.getMessage());
+    }
+
+    @Test
+    void sharedMemoryTableMatchesTheKernelSource() throws IOException {
+        // paged_decode.cu pins each form's kSmemBytes in a static_assert whose message names the table's key
+        String src = Files.readString(Path.of("src/main/cuda/paged_decode.cu"));
+        Matcher m = Pattern.compile("static_assert\\([\\w:<>]+::kSmemBytes == (\\d+), \"PagedDecodeKernel\\."
+                + "SHARED_MEMORY (\\w+)\"\\);").matcher(src);
+        Map<String, Integer> pinned = new HashMap<>();
+        while (m.find()) {
+            pinned.put(m.group(2), Integer.parseInt(m.group(1)));
+        }
+        assertEquals(PagedDecodeKernel.SHARED_MEMORY, pinned);
+        // and the exports: every form of the table is a kernel of the source
+        for (String key : pinned.keySet()) {
+            String form = key.substring(key.indexOf('_') < 0 ? key.length() : key.indexOf('_'));
+            String d = key.substring(2, key.length() - form.length());
+            boolean exported = form.equals("_wide_pair") ? src.contains("_hd128_##VNAME##_wide_pair(")
+                    : src.contains("FLASHDJL_PAGED_DECODE_DT(" + d + ", plain, false, ") && src.contains(
+                            "FLASHDJL_PAGED_DECODE_DT(" + d + ", plain, false, flashdjl::"
+                                    + (form.equals("_wide") ? "DecodeWideTraits128, _wide)"
+                                            : form.equals("_compact") ? "DecodeCompactTraitsFor<" + d + ">, _compact)"
+                                                    : "DecodeTraitsFor<" + d + ">, )"));
+            assertTrue(exported, key + " is not exported by paged_decode.cu");
         }
     }
 

@@ -40,10 +40,32 @@ final class UnallocatedSteps {
      */
     static PagedDecodeKernel.DecodeStep decode(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
             PagedDecodeKernel.Schedule schedule, int computeMajor) {
-        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule,
-                new CudaRuntime.DeviceInfo(device, "no device (validation only)", computeMajor, 0, SM_COUNT), null,
-                null, null);
+        return decode(table, queryHeads, kvHeads, headDim, device, schedule, computeMajor, HOPPER_SHARED_MEMORY);
     }
+
+    /**
+     * A decode step without device memory for a device of {@link #SM_COUNT} SMs, the given compute capability and
+     * opt-in shared memory a CTA.
+     *
+     * @param table the page table
+     * @param queryHeads Hq
+     * @param kvHeads Hkv
+     * @param headDim D
+     * @param device the CUDA ordinal the launches name
+     * @param schedule the split-KV schedule
+     * @param computeMajor the compute capability's major number
+     * @param sharedMemoryOptin the device's opt-in shared memory a CTA (bytes)
+     * @return the step
+     */
+    static PagedDecodeKernel.DecodeStep decode(PageTable table, int queryHeads, int kvHeads, int headDim, int device,
+            PagedDecodeKernel.Schedule schedule, int computeMajor, int sharedMemoryOptin) {
+        return new PagedDecodeKernel.DecodeStep(table, queryHeads, kvHeads, headDim, device, schedule,
+                new CudaRuntime.DeviceInfo(device, "no device (validation only)", computeMajor, 0, SM_COUNT,
+                        sharedMemoryOptin), null, null, null);
+    }
+
+    /** The opt-in shared memory a CTA of an H100 / H200 (227 KB). */
+    static final int HOPPER_SHARED_MEMORY = 232448;
 
     /** The SM count of the decode steps built here (an H100's / H200's). */
     static final int SM_COUNT = 132;

@@ -118,7 +118,47 @@ class PagedDecodeGpuTest {
         run(c);
     }
 
+    /**
+     * The cases of head dim 128 / 256 (and one of 64) under the shared memory a CTA of a compute capability 8.6 / 8.9
+     * GPU may take (99 KB): the {@code _compact} kernels (hd 64's kernel fits as it is).
+     *
+     * @param c the case
+     */
+    @ParameterizedTest(name = "{0} [99 KB]")
+    @MethodSource("compactCases")
+    void decodeWithinTheSharedMemoryOfASmallerGpu(Case c) {
+        run(c, SMALL_GPU_SHARED_MEMORY);
+    }
+
+    /** The opt-in shared memory a CTA of a compute capability 8.6 / 8.9 GPU. */
+    static final int SMALL_GPU_SHARED_MEMORY = 101376;
+
+    static Stream<Case> compactCases() {
+        List<Case> all = cases().toList();
+        List<Case> list = new ArrayList<>();
+        boolean hd64 = false;
+        for (int i = 0; i < all.size(); i++) {
+            Case c = all.get(i);
+            // every forced split and every case after the option sweep; from the sweep one case in three
+            if (c.d() != 64 ? c.splitChunk() > 0 || i % 3 == 0 : !hd64) {
+                hd64 |= c.d() == 64;
+                list.add(c);
+            }
+        }
+        return list.stream();
+    }
+
     static void run(Case c) {
+        run(c, 0);
+    }
+
+    /**
+     * Runs one case against the float64 and low-precision references.
+     *
+     * @param c the case
+     * @param sharedMemoryLimit 0, or the call's {@code optSharedMemoryLimit}
+     */
+    static void run(Case c, int sharedMemoryLimit) {
         long seed = System.nanoTime();
         Random rnd = new Random(seed);
         DeviceDataType type = c.type();
@@ -182,8 +222,16 @@ class PagedDecodeGpuTest {
             if (c.lse()) {
                 call.optLse(lb.view(DeviceDataType.FP32, b, hq));
             }
+            if (sharedMemoryLimit > 0) {
+                call.optSharedMemoryLimit(sharedMemoryLimit);
+            }
             PagedDecodeKernel k = call.build();
-            if (d == PagedDecodeKernel.WIDE_HEAD_DIM) {
+            if (sharedMemoryLimit > 0) {
+                // under 99 KB: the _compact kernels at hd 128 / 256, hd 64's only kernel
+                String want = d == 64 ? "_hd64_" + (k.kernelName().contains("general") ? "general" : "plain")
+                        : "_compact";
+                assertTrue(k.kernelName().endsWith(want), c + ": " + k.kernelName() + ", expected '" + want + "'");
+            } else if (d == PagedDecodeKernel.WIDE_HEAD_DIM) {
                 // the 8-warp kernel exactly for a grid of one CTA an SM at most; with 2 splits on sm_90 its
                 // cluster-of-2 form
                 CudaRuntime.DeviceInfo info = CudaRuntime.getDeviceInfo(GpuCheck.DEVICE);

@@ -150,19 +150,21 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
                                                      int G, int tid, int threads) {
   constexpr int kItemsPerHead = D / 4;
   constexpr int kLanes = kItemsPerHead < 32 ? kItemsPerHead : 32;  // lanes of one head in a warp
-  constexpr int kBatch = 8;                                         // partial o loads in flight per thread
+  constexpr int kBatch = 16;                                        // partial o loads in flight per thread
   static_assert(kLanes % kBatch == 0, "a batch never wraps around the segment");
   __shared__ int s_last;
-  __threadfence();  // this CTA's partials are visible device-wide before it is counted
+  // The row counter as a semaphore (CUTLASS's pattern): the barrier orders every thread's partial stores before
+  // thread 0's acq_rel add, whose release makes them visible device-wide before the count does and whose acquire (the
+  // last CTA's) orders the other CTAs' partials before this CTA's reads, through the next barrier. Two
+  // __threadfence() a thread instead (runs 96-103) cost ~0.3 points of the copy rate at 1 x 64k.
   __syncthreads();
   if (tid == 0) {
     int* counter = p.split_counters + b * p.hkv + kvh;
-    s_last = atomicAdd(counter, 1) == p.num_splits - 1;
+    s_last = atomic_add_acq_rel_gpu(counter, 1) == p.num_splits - 1;
     if (s_last) *counter = 0;  // every CTA of the row has been counted
   }
   __syncthreads();
   if (!s_last) return;
-  __threadfence();
   const int ns = p.num_splits, items = G * kItemsPerHead, sl = tid % kLanes;
   // every lane runs every pass (the shuffles need the whole warp); items past the end compute nothing they store.
   // items % kLanes == 0, so a segment is all valid or all past the end.
@@ -174,15 +176,25 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
     const float* lse_row = p.partial_lse + static_cast<int64_t>(b) * ns * p.hq + head;  // split s: + s * hq
     const float* o_row = p.partial_o + (static_cast<int64_t>(b) * ns * p.hq + head) * D + d;
     const int64_t o_step = static_cast<int64_t>(p.hq) * D;
-    float mx = -INFINITY;
-    for (int s = sl; s < ns; s += kLanes) mx = fmaxf(mx, __ldcg(lse_row + static_cast<int64_t>(s) * p.hq));
+    // The lane's first LSE (split sl) and the first kBatch partial rows are loaded together, before the max that
+    // only the FMAs need: one L2 round trip, not a chain of dependent ones (+0.5 points at 1 x 64k, run 103).
+    const int n0 = min(kLanes, ns);
+    float4 x0[kBatch];
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      x0[k] = __ldcg(reinterpret_cast<const float4*>(o_row + (k < n0 ? k : 0) * o_step));
+    }
+    const float lse0 = sl < ns ? __ldcg(lse_row + static_cast<int64_t>(sl) * p.hq) : -INFINITY;
+    float mx = lse0;
+    for (int s = sl + kLanes; s < ns; s += kLanes) mx = fmaxf(mx, __ldcg(lse_row + static_cast<int64_t>(s) * p.hq));
     mx = segment_max<kLanes>(mx);
     const float mu = mx == -INFINITY ? 0.f : mx;  // every split empty: all weights 0
     float sum = 0.f;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int s0 = 0; s0 < ns; s0 += kLanes) {
       // lane sl holds the weight of split s0 + sl (0 for an empty split, whose o is 0, and past the end)
-      const float wl = s0 + sl < ns ? expf(__ldcg(lse_row + static_cast<int64_t>(s0 + sl) * p.hq) - mu) : 0.f;
+      const float wl =
+          s0 + sl < ns ? expf((s0 == 0 ? lse0 : __ldcg(lse_row + static_cast<int64_t>(s0 + sl) * p.hq)) - mu) : 0.f;
       sum += wl;
       const int n = min(kLanes, ns - s0);
       // kBatch partial o loads are issued before the first FMA that needs one (a load per FMA would wait for
@@ -191,7 +203,9 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
         float4 x[kBatch];
 #pragma unroll
         for (int k = 0; k < kBatch; ++k) {
-          x[k] = __ldcg(reinterpret_cast<const float4*>(o_row + (s0 + (k0 + k < n ? k0 + k : 0)) * o_step));
+          x[k] = s0 == 0 && k0 == 0
+                     ? x0[k]
+                     : __ldcg(reinterpret_cast<const float4*>(o_row + (s0 + (k0 + k < n ? k0 + k : 0)) * o_step));
         }
 #pragma unroll
         for (int k = 0; k < kBatch; ++k) {
@@ -217,7 +231,7 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
 
 #if FLASHDJL_DECODE_PAIR
 // The _wide_pair kernels (sm_90, clusters of 2 CTAs, launched only with num_splits == 2): the row's two CTAs merge
-// their states through distributed shared memory instead of the global partials, fence, row counter and last-CTA merge
+// their states through distributed shared memory instead of the global partials, row counter and last-CTA merge
 // (that chain costs 1.5 points of the copy rate at 8 x 16k; the pair merge gains 1.7-1.9 there, docs/PERF.md runs
 // 99-100).
 // sO [16][D] / sLse [16]: this CTA's normalized output and natural-log LSE of its G rows; each CTA writes half the
@@ -465,8 +479,9 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
 #pragma unroll
   for (int i = 0; i < kDT; ++i) {
     const int d = i * 8 + 2 * tq;
-    *reinterpret_cast<float2*>(sO + (warp * 16 + g) * kOS + d) = make_float2(o[i][0], o[i][1]);
-    *reinterpret_cast<float2*>(sO + (warp * 16 + g + 8) * kOS + d) = make_float2(o[i][2], o[i][3]);
+    // rows >= G are the slab's zero padding: nobody reads them (G = 4: a quarter of the writes)
+    if (g < G) *reinterpret_cast<float2*>(sO + (warp * 16 + g) * kOS + d) = make_float2(o[i][0], o[i][1]);
+    if (g + 8 < G) *reinterpret_cast<float2*>(sO + (warp * 16 + g + 8) * kOS + d) = make_float2(o[i][2], o[i][3]);
   }
   if (tq == 0) {
     sM[warp * 16 + g] = m[0];

@@ -36,6 +36,15 @@ __device__ __forceinline__ void cp_async_16_stream(uint32_t dst, const void* src
                "r"(n), "l"(policy)
                : "memory");
 }
+// A semaphore's arrival: atomic add at GPU scope with acquire-release semantics; returns the old value. After a CTA
+// barrier, thread 0's call releases every thread's earlier writes (the barrier orders them before it) and, on the
+// arrival that completes the count, acquires the other arrivals' writes for the reads after the next barrier (the
+// paged decode's split merge; CUTLASS's semaphore pattern).
+__device__ __forceinline__ int atomic_add_acq_rel_gpu(int* address, int value) {
+  int old;
+  asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], %2;\n" : "=r"(old) : "l"(address), "r"(value) : "memory");
+  return old;
+}
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
 }

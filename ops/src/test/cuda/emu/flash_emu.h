@@ -144,6 +144,13 @@ inline int atomicAdd(int* a, int v) {
   *a = old + v;
   return old;
 }
+// ptx.cuh's semaphore arrival (atom.acq_rel.gpu): the same add, between full fences
+inline int atomic_add_acq_rel_gpu(int* a, int v) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const int old = atomicAdd(a, v);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return old;
+}
 inline float __log2f(float x) { return log2f(x); }
 
 // ldmatrix .x4: lane l supplies the address of row l%8 of matrix l/8; lane l receives

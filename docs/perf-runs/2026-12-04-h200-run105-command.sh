@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run 105 (session 20): the final tree. decode_bench: bank = d894161 (bank-conflict-free merge area), b1racq (run
+# 103's variant), final = the tree (b1racq + the slab's padding rows skipped in the warps' merge writes), three
+# passes, and a trace build of the tree; compute-sanitizer memcheck / racecheck on the tree's small check; the Java GPU
+# suite and run-gpu.sh --paged --bench-only (the Java path, torch SDPA peers in the same call) over the tree's bundle.
+T=$PWD/.devcarry
+. tests/gpu/perf_run_lib.sh
+mkdir -p /tmp/b /tmp/dv && tar xJf $T/bundle.txz -C /tmp/b && tar xJf $T/dv24.txz -C /tmp/dv
+xz -dc $T/libdjl_torch.so.xz > /tmp/libdjl_torch.so
+nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
+for k in wide narrow compact auto; do echo "final small $k: $(timeout 60 /tmp/dv/db_final --reps 0 --small --kernel $k 2>&1 | grep -c '"ok":true') ok, $(timeout 60 /tmp/dv/db_final --reps 0 --small --kernel $k 2>&1 | grep -c '"ok":false') bad"; done
+SH="--shape 1:65536:4096 --shape 8:16384:8192 --shape 8:16384:4096 --shape 4:32768:8192 --shape 2:32768:4096 --shape 64:4096:4096"
+for pass in 1 2 3; do
+  for v in bank b1racq final; do timeout 60 /tmp/dv/db_$v --reps 30 --tag $v $SH >> $OUT/decode.jsonl 2>> $OUT/decode.err; done
+done
+python3 tests/gpu/perf_summary.py decode $OUT/decode.jsonl
+timeout 90 /tmp/dv/db_ftrace --tag trace --reps 10 --trace-all --shape 1:65536:4096 --shape 8:16384:4096 2>&1 | grep '^{' | grep -v sm_end_us >> $OUT/decode-trace.jsonl
+grep merge_trace $OUT/decode-trace.jsonl
+CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+for tool in memcheck racecheck; do for k in wide narrow compact; do
+  timeout 120 $CS --tool $tool --print-limit 20 /tmp/dv/db_final --reps 0 --small --kernel $k > /tmp/san.txt 2>&1
+  echo "$tool $k rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san.txt | tr '\n' ' ') $(grep -c '"ok":true' /tmp/san.txt) ok at ${SECONDS}s"
+done; done | tee $OUT/sanitizer.txt
+FLASHDJL_DJL_JNI=/tmp/libdjl_torch.so OUT=/tmp/suite timeout 330 /tmp/b/run-gpu.sh --tests-only > /tmp/suite.log 2>&1
+echo "suite rc=$? at ${SECONDS}s"
+grep -E "tests (successful|failed|aborted|found|skipped)" /tmp/suite.log | tr -s ' ' > "$OUT/suite-summary.txt"
+tr '\n' ' ' < "$OUT/suite-summary.txt"; echo
+grep -B2 -A12 "\[X\]" /tmp/suite.log | head -40
+echo "99 KB cases ok: $(grep -c '99 KB\] \[OK\]' /tmp/suite.log)"
+FLASHDJL_DJL_JNI=/tmp/libdjl_torch.so OUT=/tmp/paged timeout 240 /tmp/b/run-gpu.sh --paged --bench-only > /tmp/paged.log 2>&1
+echo "paged bench rc=$? at ${SECONDS}s"
+cp /tmp/paged/bench-paged.jsonl /tmp/paged/bench-paged-peers.jsonl $OUT/ 2>/dev/null
+grep -E "^flashdjl-paged|^torch-sdpa-cudnn|copy bandwidth \(" /tmp/paged.log | head -16

@@ -143,7 +143,8 @@ __device__ __forceinline__ void store_out4(T* out, float x, float y, float z, fl
 // written by its CTA (0 when it has no keys), so weight-0 splits add nothing.
 // This merge is the tail of the launch (only the row's last CTA runs it), so it is built for latency: thread item
 // (head r, 4 columns d); the kLanes lanes of one head (a shuffle segment) read that head's split LSEs kLanes at a
-// time and pass each weight around by shuffles, so a row costs a few L2 round trips, not one per split.
+// time and pass each weight around by shuffles; the first kBatch partial rows are loaded with the LSEs, so a row of
+// up to 16 splits costs one L2 round trip after the counter (docs/PERF.md, runs 101-106: the chain traced link by link).
 
 template <typename T, int D>
 __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int b, int kvh,

@@ -481,7 +481,8 @@ public final class PagedDecodeKernel {
          *
          * @return the call
          * @throws IllegalArgumentException naming the bad argument and the allowed values
-         * @throws UnsupportedOperationException for a dtype, head dim or group without kernels
+         * @throws UnsupportedOperationException for a dtype, head dim or group without kernels, or when no kernel form
+         *     fits the shared memory a CTA may take (the device's, or {@link #optSharedMemoryLimit})
          */
         public PagedDecodeKernel build() {
             requireOperands(workspace);

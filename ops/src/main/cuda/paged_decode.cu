@@ -108,6 +108,11 @@ template <> struct DecodeTraitsFor<256> : DecodeTraits<256, 2, 4, 8> {};
 // kernel (docs/PERF.md, runs 92-94); with more CTAs than SMs the 4-warp kernel, two CTAs an SM, overlaps one CTA's
 // start and end with the other's stream and is ahead (128 x 2k: 95.9 against 92.2 %). The launcher picks by grid size.
 struct DecodeWideTraits128 : DecodeTraits<128, 2, 8, 4> {};
+// The _wide_pair kernels' dynamic shared memory: the _wide ring, then the slot [16][D] + [16] fp32 into which the peer
+// CTA of the cluster writes its state for the items this CTA merges (beyond the ring: the peer's pushes can never land
+// in a ring this CTA still streams into).
+constexpr int kPairPeerBytes = 16 * (128 + 1) * 4;
+constexpr int kPairSmemBytes = DecodeWideTraits128::kSmemBytes + kPairPeerBytes;
 // The `_compact` hd 128 / 256 kernels, for GPUs whose CTAs may take at most 99 KB of dynamic shared memory (compute
 // capability 8.6, 8.9, 12.x: RTX / A10 / L4 / L40 class), where the kernels above (108.8 / 143.6 KB) cannot launch:
 // 2 ring stages a warp, hd 256 with 2 warps a CTA. The launcher takes them only when the device (or the caller's
@@ -121,7 +126,7 @@ static_assert(DecodeTraitsFor<64>::kSmemBytes == 76032, "PagedDecodeKernel.SHARE
 static_assert(DecodeTraitsFor<128>::kSmemBytes == 108800, "PagedDecodeKernel.SHARED_MEMORY hd128");
 static_assert(DecodeTraitsFor<256>::kSmemBytes == 143616, "PagedDecodeKernel.SHARED_MEMORY hd256");
 static_assert(DecodeWideTraits128::kSmemBytes == 143616, "PagedDecodeKernel.SHARED_MEMORY hd128_wide");
-static_assert(DecodeWideTraits128::kSmemBytes == 143616, "PagedDecodeKernel.SHARED_MEMORY hd128_wide_pair");
+static_assert(kPairSmemBytes == 151872, "PagedDecodeKernel.SHARED_MEMORY hd128_wide_pair");
 static_assert(DecodeCompactTraitsFor<128>::kSmemBytes == 73984, "PagedDecodeKernel.SHARED_MEMORY hd128_compact");
 static_assert(DecodeCompactTraitsFor<256>::kSmemBytes == 76032, "PagedDecodeKernel.SHARED_MEMORY hd256_compact");
 
@@ -144,7 +149,8 @@ __device__ __forceinline__ void store_out4(T* out, float x, float y, float z, fl
 // This merge is the tail of the launch (only the row's last CTA runs it), so it is built for latency: thread item
 // (head r, 4 columns d); the kLanes lanes of one head (a shuffle segment) read that head's split LSEs kLanes at a
 // time and pass each weight around by shuffles; the first kBatch partial rows are loaded with the LSEs, so a row of
-// up to 16 splits costs one L2 round trip after the counter (docs/PERF.md, runs 101-106: the chain traced link by link).
+// up to 16 splits costs one L2 round trip after the counter (docs/PERF.md, runs 101-106: the chain traced link by
+// link).
 
 template <typename T, int D>
 __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p, int b, int kvh,
@@ -234,28 +240,27 @@ __device__ __forceinline__ void merge_splits_if_last(const PagedDecodeParams& p,
 // The _wide_pair kernels (sm_90, clusters of 2 CTAs, launched only with num_splits == 2): the row's two CTAs merge
 // their states through distributed shared memory instead of the global partials, row counter and last-CTA merge
 // (that chain costs 1.5 points of the copy rate at 8 x 16k; the pair merge gains 1.7-1.9 there, docs/PERF.md runs
-// 99-100).
-// sO [16][D] / sLse [16]: this CTA's normalized output and natural-log LSE of its G rows; each CTA writes half the
-// row's items (merge_state.cu's rule: weights e^(lse - max); both -inf -> o = 0, lse = -inf).
+// 99-100). Item c (head r, 4 columns d) is merged by the CTA of rank c & 1. Each CTA writes its normalized state of
+// the items it merges to sSelf (its own shared memory) and of the others into the peer's sPeer slot (beyond the
+// peer's ring), every LSE to both; after one cluster barrier each CTA merges from its own shared memory (run 107: +0.4
+// at 8 x 16k against reading the peer's state remotely between two barriers). merge_state.cu's rule: weights
+// e^(lse - max); both -inf -> o = 0, lse = -inf.
+// sSelf / sSelfLse: [16][D] / [16] this CTA's state; sPeer / sPeerLse: the peer's, pushed before the barrier.
 template <typename T, int D>
 __device__ __forceinline__ void merge_pair(const PagedDecodeParams& p, int b, int kvh, int G, int tid, int threads,
-                                           const float* sO, const float* sLse) {
-  namespace cg = cooperative_groups;
-  cg::cluster_group cluster = cg::this_cluster();
-  cluster.sync();  // both CTAs' states are in their shared memory
-  const unsigned me = cluster.block_rank();
-  const float* peer_o = cluster.map_shared_rank(sO, me ^ 1u);
-  const float* peer_lse = cluster.map_shared_rank(sLse, me ^ 1u);
+                                           unsigned me, const float* sSelf, const float* sSelfLse, const float* sPeer,
+                                           const float* sPeerLse) {
+  cooperative_groups::this_cluster().sync();  // every push has landed; nobody touches the peer's memory after this
   for (int c = tid; c < G * (D / 4); c += threads) {
     if ((c & 1) != static_cast<int>(me)) continue;
     const int r = c / (D / 4), d = (c % (D / 4)) * 4;
-    const float l0 = sLse[r], l1 = peer_lse[r];
+    const float l0 = sSelfLse[r], l1 = sPeerLse[r];
     const float mx = fmaxf(l0, l1);
     const float mu = mx == -INFINITY ? 0.f : mx;
     const float w0 = expf(l0 - mu), w1 = expf(l1 - mu), sum = w0 + w1;
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    const float4 a = *reinterpret_cast<const float4*>(sO + r * D + d);
-    const float4 x = *reinterpret_cast<const float4*>(peer_o + r * D + d);
+    const float4 a = *reinterpret_cast<const float4*>(sSelf + r * D + d);
+    const float4 x = *reinterpret_cast<const float4*>(sPeer + r * D + d);
     T* out = static_cast<T*>(p.o) + static_cast<int64_t>(b) * p.o_batch_stride +
              static_cast<int64_t>(kvh * G + r) * p.o_head_stride + d;
     store_out4(out, (w0 * a.x + w1 * x.x) * inv, (w0 * a.y + w1 * x.y) * inv, (w0 * a.z + w1 * x.z) * inv,
@@ -264,7 +269,6 @@ __device__ __forceinline__ void merge_pair(const PagedDecodeParams& p, int b, in
       p.lse[static_cast<int64_t>(b) * p.lse_batch_stride + kvh * G + r] = sum > 0.f ? mx + logf(sum) : -INFINITY;
     }
   }
-  cluster.sync();  // the peer has read this CTA's state before either exits
 }
 #endif
 
@@ -279,6 +283,10 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   if (p.head_dim != D) return;
   const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+#if FLASHDJL_DECODE_PAIR
+  // distributed shared memory may be written only once the peer CTA runs: arrive now, wait before the first push
+  if constexpr (kPair) asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
   const int G = p.hq / p.hkv;
   const int len = p.seq_lens[b];
   const int pos = p.mask.key_offset + len - 1;  // global position of the query (the last token)
@@ -492,9 +500,21 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   }
   __syncthreads();
   const bool partial = p.num_splits > 1 && !kPair;
-  float* sPair = sL + NW * 16;  // kPair: [16][D] this CTA's normalized output, then [16] its LSE
+  // kPair: [16][D] this CTA's normalized state, then [16] its LSE (merge_pair's sSelf)
+  [[maybe_unused]] float* sPair = sL + NW * 16;
+#if FLASHDJL_DECODE_PAIR
+  unsigned pair_me = 0;
+  float* pair_peer = nullptr;  // the peer CTA's sPeer slot (distributed shared memory)
+  if constexpr (kPair) {
+    pair_me = cooperative_groups::this_cluster().block_rank();
+    pair_peer = cooperative_groups::this_cluster().map_shared_rank(reinterpret_cast<float*>(smem + Tr::kSmemBytes),
+                                                                   pair_me ^ 1u);
+    asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");  // the peer has started
+  }
+#endif
   static_assert(!kPair || Tr::kMergeBytes + 16 * (D + 1) * 4 <= NW * S * Tr::kStageElems * 2,
                 "the pair's state must fit the ring after the warps' merge area");
+  static_assert(!kPair || kPairPeerBytes == 16 * (D + 1) * 4, "the peer slot holds [16][D] + [16] fp32");
   for (int c = tid; c < G * (D / 4); c += Tr::kThreads) {
     const int r = c / (D / 4), d = (c % (D / 4)) * 4;
     float mx = -INFINITY;
@@ -523,8 +543,15 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
     const float lse = sum > 0.f ? (mx + __log2f(sum)) * kLn2 : -INFINITY;
     const int head = kvh * G + r;
     if (kPair) {
-      *reinterpret_cast<float4*>(sPair + r * D + d) = acc;
-      if (d == 0) sPair[16 * D + r] = lse;
+#if FLASHDJL_DECODE_PAIR
+      // the items this CTA merges stay here, the peer's go to its slot; both CTAs need every row's LSE
+      float* dst = (c & 1) == static_cast<int>(pair_me) ? sPair : pair_peer;
+      *reinterpret_cast<float4*>(dst + r * D + d) = acc;
+      if (d == 0) {
+        sPair[16 * D + r] = lse;
+        pair_peer[16 * D + r] = lse;
+      }
+#endif
     } else if (partial) {
       const int64_t row = (static_cast<int64_t>(b) * p.num_splits + split) * p.hq + head;
       *reinterpret_cast<float4*>(p.partial_o + row * D + d) = acc;
@@ -538,7 +565,10 @@ __device__ __forceinline__ void paged_decode(const PagedDecodeParams& p, unsigne
   }
   if (partial) merge_splits_if_last<T, D>(p, b, kvh, G, tid, Tr::kThreads);
 #if FLASHDJL_DECODE_PAIR
-  if constexpr (kPair) merge_pair<T, D>(p, b, kvh, G, tid, Tr::kThreads, sPair, sPair + 16 * D);
+  if constexpr (kPair) {
+    const float* sPeer = reinterpret_cast<const float*>(smem + Tr::kSmemBytes);
+    merge_pair<T, D>(p, b, kvh, G, tid, Tr::kThreads, pair_me, sPair, sPair + 16 * D, sPeer, sPeer + 16 * D);
+  }
 #endif
 }
 
@@ -573,7 +603,7 @@ FLASHDJL_PAGED_DECODE_DT(128, general, true, flashdjl::DecodeWideTraits128, _wid
     flashdjl::paged_decode<T, flashdjl::DecodeWideTraits128, GENERAL, true>(p, smem);                    \
   }                                                                                                      \
   extern "C" __device__ int paged_decode_##DTNAME##_hd128_##VNAME##_wide_pair_cfg[4] = {                \
-      flashdjl::DecodeWideTraits128::kThreads, flashdjl::DecodeWideTraits128::kSmemBytes, 16, 16};
+      flashdjl::DecodeWideTraits128::kThreads, flashdjl::kPairSmemBytes, 16, 16};
 FLASHDJL_PAGED_DECODE_PAIR(fp16, __half, plain, false)
 FLASHDJL_PAGED_DECODE_PAIR(bf16, __nv_bfloat16, plain, false)
 FLASHDJL_PAGED_DECODE_PAIR(fp16, __half, general, true)

@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
   const KSel wide_k = {paged_decode_fp16_hd128_plain_wide, flashdjl::DecodeWideTraits128::kThreads,
                        flashdjl::DecodeWideTraits128::kSmemBytes, "wide"};
   const KSel pair_k = {paged_decode_fp16_hd128_plain_wide_pair, flashdjl::DecodeWideTraits128::kThreads,
-                       flashdjl::DecodeWideTraits128::kSmemBytes, "wide_pair"};
+                       flashdjl::kPairSmemBytes, "wide_pair"};
   const KSel compact_k = {paged_decode_fp16_hd128_plain_compact, flashdjl::DecodeCompactTraitsFor<128>::kThreads,
                           flashdjl::DecodeCompactTraitsFor<128>::kSmemBytes, "compact"};
   for (const KSel* k : {&narrow_k, &wide_k, &pair_k, &compact_k}) {

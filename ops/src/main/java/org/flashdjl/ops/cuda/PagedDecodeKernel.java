@@ -60,7 +60,7 @@ public final class PagedDecodeKernel {
      * warp) are for GPUs whose CTAs may take at most 99 KB (compute capability 8.6, 8.9, 12.x).
      */
     static final Map<String, Integer> SHARED_MEMORY = Map.of("hd64", 76032, "hd128", 108800, "hd128_wide", 143616,
-            "hd128_wide_pair", 143616, "hd128_compact", 73984, "hd256", 143616, "hd256_compact", 76032);
+            "hd128_wide_pair", 151872, "hd128_compact", 73984, "hd256", 143616, "hd256_compact", 76032);
 
     /** The largest GQA group (query heads per kv head) one CTA's 16-row mma slab holds. */
     public static final int MAX_GROUP = 16;
@@ -541,13 +541,16 @@ public final class PagedDecodeKernel {
                     spec.hasAlibi() ? spec.getAlibiSlopes() : null, synchronize);
         }
 
-        // The preferred form if its shared memory fits the limit, else the 4-warp kernel, else the _compact one.
+        // The preferred form if its shared memory fits the limit, else (for _wide_pair) _wide, else the 4-warp kernel,
+        // else the _compact one.
         private String formThatFits(int d, String preferred, CudaRuntime.DeviceInfo info) {
             int limit = info.sharedMemoryPerBlockOptin();
             if (sharedMemoryLimit > 0) {
                 limit = Math.min(limit, sharedMemoryLimit);
             }
-            for (String form : new String[] {preferred, "", "_compact"}) {
+            String[] order = preferred.equals("_wide_pair") ? new String[] {preferred, "_wide", "", "_compact"}
+                    : new String[] {preferred, "", "_compact"};
+            for (String form : order) {
                 Integer need = SHARED_MEMORY.get("hd" + d + form);
                 if (need != null && need <= limit) {
                     return form;

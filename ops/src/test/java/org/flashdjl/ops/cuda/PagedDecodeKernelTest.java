@@ -210,12 +210,13 @@ class PagedDecodeKernelTest {
         PagedDecodeKernel.DecodeStep a100 = UnallocatedSteps.decode(table(16), 32, 8, 128, 0, oneWave, 8, 166912);
         assertEquals("paged_decode_fp16_hd128_plain_wide",
                 call(a100, DeviceDataType.FP16, 2, 32, 8, 128, 6, 16).build().kernelName());
-        // the caller's limit: between the 4-warp kernel's and _wide's need -> the 4-warp kernel; below -> _compact
+        // the caller's limit, down the chain _wide_pair -> _wide -> 4-warp -> _compact at each form's need
         PagedDecodeKernel.DecodeStep h200 = UnallocatedSteps.decode(table(16), 32, 8, 128, 0, twoSplits);
         int[] limits = {PagedDecodeKernel.SHARED_MEMORY.get("hd128_wide_pair"),
-            PagedDecodeKernel.SHARED_MEMORY.get("hd128_wide_pair") - 1, PagedDecodeKernel.SHARED_MEMORY.get("hd128"),
+            PagedDecodeKernel.SHARED_MEMORY.get("hd128_wide_pair") - 1, PagedDecodeKernel.SHARED_MEMORY.get("hd128_wide"),
+            PagedDecodeKernel.SHARED_MEMORY.get("hd128_wide") - 1, PagedDecodeKernel.SHARED_MEMORY.get("hd128"),
             PagedDecodeKernel.SHARED_MEMORY.get("hd128") - 1, PagedDecodeKernel.SHARED_MEMORY.get("hd128_compact")};
-        String[] forms = {"_wide_pair", "", "", "_compact", "_compact"};
+        String[] forms = {"_wide_pair", "_wide", "_wide", "", "", "_compact", "_compact"};
         for (int i = 0; i < limits.length; i++) {
             assertEquals("paged_decode_fp16_hd128_plain" + forms[i], call(h200, DeviceDataType.FP16, 2, 32, 8, 128, 6,
                     16).optSharedMemoryLimit(limits[i]).build().kernelName(), "limit " + limits[i]);
@@ -237,9 +238,9 @@ class PagedDecodeKernelTest {
 
     @Test
     void sharedMemoryTableMatchesTheKernelSource() throws IOException {
-        // paged_decode.cu pins each form's kSmemBytes in a static_assert whose message names the table's key
+        // paged_decode.cu pins each form's launch shared memory in a static_assert whose message names the table's key
         String src = Files.readString(Path.of("src/main/cuda/paged_decode.cu"));
-        Matcher m = Pattern.compile("static_assert\\([\\w:<>]+::kSmemBytes == (\\d+), \"PagedDecodeKernel\\."
+        Matcher m = Pattern.compile("static_assert\\([\\w:<>]+ == (\\d+), \"PagedDecodeKernel\\."
                 + "SHARED_MEMORY (\\w+)\"\\);").matcher(src);
         Map<String, Integer> pinned = new HashMap<>();
         while (m.find()) {

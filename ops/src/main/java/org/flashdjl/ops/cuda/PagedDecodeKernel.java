@@ -49,7 +49,7 @@ public final class PagedDecodeKernel {
      * where they stream 1.4-2.6 points of the copy rate faster; with more CTAs the 4-warp kernels, two an SM, are
      * ahead (docs/PERF.md, runs 92-94). On compute capability 9.x a one-wave grid of 2 splits takes their
      * {@code _wide_pair} form (clusters of 2 CTAs that merge a row's two states through distributed shared memory,
-     * not global memory: +1.7-1.9 points at 8 x 16k, run 100).
+     * not global memory: +1.7-1.9 points at 8 x 16k, runs 100 and 107).
      */
     public static final int WIDE_HEAD_DIM = 128;
 

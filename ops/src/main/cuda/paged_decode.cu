@@ -111,7 +111,7 @@ struct DecodeWideTraits128 : DecodeTraits<128, 2, 8, 4> {};
 // The _wide_pair kernels' dynamic shared memory: the _wide ring, then the slot [16][D] + [16] fp32 into which the peer
 // CTA of the cluster writes its state for the items this CTA merges (beyond the ring: the peer's pushes can never land
 // in a ring this CTA still streams into).
-constexpr int kPairPeerBytes = 16 * (128 + 1) * 4;
+constexpr int kPairPeerBytes = 16 * (DecodeWideTraits128::D + 1) * 4;
 constexpr int kPairSmemBytes = DecodeWideTraits128::kSmemBytes + kPairPeerBytes;
 // The `_compact` hd 128 / 256 kernels, for GPUs whose CTAs may take at most 99 KB of dynamic shared memory (compute
 // capability 8.6, 8.9, 12.x: RTX / A10 / L4 / L40 class), where the kernels above (108.8 / 143.6 KB) cannot launch:

@@ -291,7 +291,9 @@ public final class PagedDecodeKernel {
      * One step's device data for a page table: the table uploaded once (CSR indptr, indices and the sequence
      * lengths, int32; with split-KV also the zeroed split counters [B * Hkv]) and, with split-KV, the fp32 partial
      * outputs [B, numSplits, Hq, D] and LSEs [B, numSplits, Hq]. Every layer's {@link PagedDecodeKernel} of the
-     * step reuses it. Closing waits for the device (no kernel may still read it) and frees the memory.
+     * step reuses it. The split counters and partials are the step's scratch: launches that share a step must run
+     * one after another on one stream (as a model's layers do), never concurrently. Closing waits for the device (no
+     * kernel may still read it) and frees the memory.
      */
     public static final class DecodeStep extends PagedStepBuffers {
         private final int queryHeads;

@@ -125,6 +125,34 @@ final class GpuTiming {
     }
 
     /**
+     * Times launches back to back, as a model's decode loop issues them: {@code n} launches between one pair of events
+     * with no event between them, {@code rounds} times after the warm-up. A launch timed alone between its own events
+     * also pays the GPU's start of the next launch (~2 us on an H200: docs/PERF.md, run 77); here that overlaps the
+     * previous launch's work.
+     *
+     * @param r launches work on the legacy default stream
+     * @param n launches per round
+     * @param rounds timed rounds
+     * @param warmup untimed launches first
+     * @param what a name for error messages
+     * @return the median over the rounds of the time per launch, in ms
+     */
+    static double backToBackMs(Runnable r, int n, int rounds, int warmup, String what) {
+        if (n < 1 || rounds < 1) {
+            throw new IllegalArgumentException("n " + n + " and rounds " + rounds + " must be >= 1");
+        }
+        double[] perLaunch = sortedMs(() -> {
+            for (int i = 0; i < n; i++) {
+                r.run();
+            }
+        }, rounds, Math.max(1, warmup / n), what);
+        for (int i = 0; i < perLaunch.length; i++) {
+            perLaunch[i] /= n;
+        }
+        return median(perLaunch);
+    }
+
+    /**
      * Returns the median of sorted values.
      *
      * @param sorted ascending values

@@ -162,7 +162,7 @@ public final class PagedDecodeBench {
                     call.kernelName());
             double bytes = (double) s.batch() * s.len() * s.hkv() * s.d() * 2 * 2;
             double gbps = bytes / (ms * 1e-3) / 1e9;
-            double pctLoop = 100 * bytes / (msLoop * 1e-3) / 1e9 / copy;
+            double pctLoop = 100 * (bytes / (msLoop * 1e-3) / 1e9) / copy; // as pct_copy, from ms_loop
             System.out.println(String.format(Locale.ROOT, "{\"impl\":\"flashdjl-paged\",\"dtype\":\"%s\","
                     + "\"batch\":%d,\"L\":%d,\"hq\":%d,\"hkv\":%d,\"hd\":%d,\"page\":%d,\"splits\":%d,\"chunk\":%d,"
                     + "\"ms\":%.4f,\"gbps\":%.1f,\"copy_gbps\":%.1f,\"pct_copy\":%.1f,"

@@ -169,6 +169,37 @@ public final class Reference {
         return 2 * maxAbsDiff(lowPrecision, reference) + 1e-5;
     }
 
+    /**
+     * The tolerance for two attention outputs of {@code type} compared with each other or with float64: an fp16
+     * output keeps 11 significant bits, so two roundings of values near {@code magnitude} differ by up to 2^-10 of it
+     * (one unit in the last place at the top of its binade: 0.0039 for values in [4, 8)). fp16: {@code 2e-3 * max(1,
+     * magnitude)}; other types: {@code fp32Tol}.
+     *
+     * @param type the outputs' data type
+     * @param fp32Tol the tolerance for float32 outputs
+     * @param magnitude the largest |value| compared (see {@link #maxAbs})
+     * @return the allowed max abs difference
+     */
+    public static double outputTolerance(DataType type, double fp32Tol, double magnitude) {
+        return type == DataType.FLOAT16 ? 2e-3 * Math.max(1, magnitude) : fp32Tol;
+    }
+
+    /**
+     * Returns the largest finite |value| (0 for none).
+     *
+     * @param values the values
+     * @return max |value| over the finite ones
+     */
+    public static double maxAbs(double[] values) {
+        double m = 0;
+        for (double x : values) {
+            if (Double.isFinite(x)) {
+                m = Math.max(m, Math.abs(x));
+            }
+        }
+        return m;
+    }
+
     private static double r(Options o, double x) {
         return o.float32 ? (float) x : x;
     }

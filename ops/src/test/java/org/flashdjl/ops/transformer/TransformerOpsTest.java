@@ -35,7 +35,7 @@ class TransformerOpsTest {
     }
 
     private static double tolerance(DataType type, double magnitude) {
-        return type == DataType.FLOAT16 ? 2e-3 * Math.max(1, magnitude) : 2e-5 * Math.max(1, magnitude);
+        return Reference.outputTolerance(type, 2e-5 * Math.max(1, magnitude), magnitude);
     }
 
     private static void assertClose(double[] expected, NDArray actual, double tol, String what) {

@@ -11,7 +11,7 @@
 // (session 7's runs built it with -ftz=true, as docs/perf-runs/2026-12-02-session7-decode-variants-build.sh does).
 //   decode_bench [--reps N] [--tag NAME] [--head-major] [--small] [--pdl] [--trace-all]
 //                [--one-table [--pad-counters] [--align-indices] [--align-sections]] [--shape B:L:chunk[,chunk...]]...
-//                [--loop N] [--read-probe] [--kernel narrow|wide|compact|auto]
+//                [--loop N] [--read-probe] [--kernel narrow|wide|compact|auto] [--page-order shuffled|inorder|block:N]
 //     --head-major: each kv head's pages contiguous; --small: one 3 x 4999 shape (for compute-sanitizer, with
 //     --reps 0: check only, no timing); --pdl: programmatic dependent launches (only for a kernel variant that
 //     runs griddepcontrol.wait before it reads its inputs); --one-table: indptr | indices | lens | counters in one
@@ -25,6 +25,9 @@
 //     --kernel: the 4-warp paged_decode_fp16_hd128_plain (narrow), its 8-warp _wide form, or (auto, the default) the
 //     launcher's choice: _wide when the grid has at most one CTA an SM, _wide_pair (clusters of 2) when it has 2 splits;
 //     compact: the _compact kernel that GPUs of 99 KB shared memory a CTA take (timed here on whatever GPU runs it).
+//     --page-order: the sequences' pages in the pools shuffled (default), in order, or shuffled within runs of N
+//     consecutive pool pages (block:64 = within 2 MiB of each pool: the page table's random order at DRAM and
+//     GPU-page granularity told apart).
 //     --read-probe: instead of the decode shapes, a kernel that only reads (read_probe_kernel) over the shapes' K / V
 //     byte counts and 1 GiB, timed the same way: the ceiling of the decode rows under the benchmark's method.
 // A variant that defines DECODE_TRACE records per warp (smid, start, loop end, exit) from %globaltimer into
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
   bool one_table = false, pad_counters = false, align_indices = false, align_sections = false;  // the page table's layout (header)
   bool read_probe = false;  // time a read-only kernel over the benchmark shapes' K / V bytes, then exit
   std::string kernel_mode = "auto";  // --kernel narrow | wide | auto
+  int page_block = 0;  // --page-order: 0 = every page shuffled, -1 = in order, N > 0 = shuffled within blocks of N
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--pdl")) pdl = true;
     if (!strcmp(argv[i], "--read-probe")) read_probe = true;
@@ -150,6 +154,20 @@ int main(int argc, char** argv) {
       if (!count_arg("--loop", loop)) return 2;
     } else if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
       tag = argv[++i];
+    } else if (!strcmp(argv[i], "--page-order")) {
+      const std::string v = i + 1 < argc ? argv[++i] : "";
+      char* end = nullptr;
+      const long n = v.rfind("block:", 0) == 0 ? strtol(v.c_str() + 6, &end, 10) : 0;
+      if (v == "shuffled") {
+        page_block = 0;
+      } else if (v == "inorder") {
+        page_block = -1;
+      } else if (n > 0 && n <= (1 << 24) && end != nullptr && *end == 0) {
+        page_block = static_cast<int>(n);
+      } else {
+        fprintf(stderr, "--page-order wants shuffled, inorder or block:N (N in [1, 2^24]), got '%s'\n", v.c_str());
+        return 2;
+      }
     } else if (!strcmp(argv[i], "--kernel")) {
       kernel_mode = i + 1 < argc ? argv[++i] : "";
       if (kernel_mode != "narrow" && kernel_mode != "wide" && kernel_mode != "compact" && kernel_mode != "auto") {
@@ -293,7 +311,11 @@ int main(int argc, char** argv) {
     fill(hq, 3);
     std::vector<int> ids(np), indptr(B + 1), lens(B, L);
     for (int i = 0; i < np; ++i) ids[i] = i;
-    std::shuffle(ids.begin(), ids.end(), rng);
+    if (page_block == 0) {
+      std::shuffle(ids.begin(), ids.end(), rng);
+    } else if (page_block > 0) {  // each run of page_block pool pages shuffled in itself, the runs in order
+      for (int i = 0; i < np; i += page_block) std::shuffle(ids.begin() + i, ids.begin() + std::min(np, i + page_block), rng);
+    }
     for (int b = 0; b <= B; ++b) indptr[b] = b * pps;
     // CPU reference (float accumulation is enough for fp16 inputs at these lengths)
     // element offset of (slot, kv head) in the pools

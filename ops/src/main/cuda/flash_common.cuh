@@ -10,7 +10,9 @@
 // packed: plain with GQA packing (sm90 only): one CTA serves the G = hq / hkv query heads of a key/value head, its
 // rows r = i * G + g standing for (query i, head h * G + g), so that a few queries fill a whole row tile and the
 // key/value tiles are read once per key/value head (grid y = hkv; dense queries only).
-enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3, kPacked = 4 };
+// kCausalAlibi: the causal mask and ALiBi, nothing else (sm90 hd 64 / 128: the causal pipeline with the ALiBi key term
+// on the tensor cores, persistent form included)
+enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3, kPacked = 4, kCausalAlibi = 5 };
 
 // amp * tanh(x) given e = 2^(-2 |x| log2(e)) (a caller may fold a scale of x into that exponent): with y = 1 + e in
 // (1, 2], tanh|x| = (1 - e) / (1 + e) = 2 / y - 1. One MUFU op (the caller's ex2); the reciprocal runs on the FMA pipe,
@@ -125,7 +127,7 @@ __device__ __forceinline__ MaskRule flash_rule(const MaskParams& m, int lk, int 
     r.sinks = keys_offset || kVariant == kPositioned ? m.sink_tokens - m.key_offset : m.sink_tokens;
     if (kVariant == kPositioned) r.off += m.query_shift;
   } else {
-    r.causal = kVariant == kCausal;
+    r.causal = kVariant == kCausal || kVariant == kCausalAlibi;
     r.left = -1;
     r.right = -1;
     r.sinks = 0;

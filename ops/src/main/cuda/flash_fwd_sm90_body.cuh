@@ -176,7 +176,8 @@ struct Traits {
 // kPersistent: the persistent form (fwd_body) of a dense plain / causal kernel at hd 64 / 128, exported beside the
 // per-tile one as <kernel>_persistent (flash_fwd_sm90.cu). Not hd 256: no room for a second Q buffer, and a persistent
 // causal kernel with one (Q reloaded after each tile's epilogue) spilled 152 B.
-template <int D, int V> struct HasPersistentForm : std::bool_constant<D <= 128 && (V == kPlain || V == kCausal)> {};
+template <int D, int V>
+struct HasPersistentForm : std::bool_constant<D <= 128 && (V == kPlain || V == kCausal || V == kCausalAlibi)> {};
 template <int D, int kVariant, bool kPersistent = false> struct TraitsFor {
   static_assert(!kPersistent || HasPersistentForm<D, kVariant>::value, "no persistent form of this kernel");
 };
@@ -394,6 +395,26 @@ __device__ __forceinline__ unsigned char* alibi_key_tile() {
   }
 }
 
+// Builds the key-term tile: rows 0-2 = c, the key's column in its tile (exact in half and bfloat16 for c < 256), rows
+// 3-15 zero. It does not depend on the head (the slope rides on the A operand, alibi_a), so a persistent CTA builds it
+// once for every head it walks. ct: this thread's index among the consumer warpgroups' 128 kWG threads.
+template <typename T, int Bc, int kWG>
+__device__ __forceinline__ void build_alibi_key_tile(unsigned char* kx, int ct) {
+  static_assert(Bc <= 256, "c must be exact in bfloat16");
+  for (int pc = ct; pc < Bc * 2; pc += 128 * kWG) {  // 16-byte chunks: [Bc / 64 blocks][16 rows][8 chunks]
+    const int blk = pc >> 7, k = (pc >> 3) & 15, c0 = blk * 64 + (((pc & 7) ^ (k & 7)) << 3);
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if (k < 3)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const T term = static_cast<T>(static_cast<float>(c0 + e));
+        w[e >> 1] |= static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&term)) << (16 * (e & 1));
+      }
+    *reinterpret_cast<uint4*>(kx + pc * 16) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+  fence_proxy_async();
+}
+
 // A work tile of a launch: query block m_block of head slot hy (a query head; packed: a key / value head) of
 // sequence b; m_block < 0: none.
 struct WorkTile {
@@ -444,6 +465,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const int wg = tid >> 7, wtid = tid & 127, warp = wtid >> 5, lane = tid & 31;
   const int g = lane >> 2, t4 = lane & 3;
   constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;  // every option of the params
+  constexpr bool kCausalAlibiV = kVariant == kCausalAlibi;  // the causal rule and ALiBi (p.alibi_slopes), nothing else
   constexpr bool kPack = kVariant == kPacked;
   const int pack = kPack ? p.hq / p.hkv : 1;  // query heads per CTA (packed: G)
   // h: the tile's first query head (packed: hy is the key/value head, its G query heads are rows)
@@ -687,21 +709,36 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   // softcap alone: this warp's tiles take CapPoly until one has a logit past the cap, then ScoreMod to the end of the
   // work tile (a row block past the cap does not pay the range test on every tile)
   bool cap_poly = true;
-  const bool has_alibi = kAllOptions && p.alibi_slopes != nullptr;
+  const bool has_alibi = (kAllOptions || kCausalAlibiV) && p.alibi_slopes != nullptr;
   const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
   const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
   const bool alibi_only = has_alibi && !(softcap > 0.f);  // the CTA walks Mode<kAlibi> (see the dispatch below)
-  // ALiBi on the tensor cores (general kernels, ALiBi without softcap): on a key tile wholly left or right of the
-  // warpgroup's 64 rows, -slope |pos - key| = side * slope * c + C(row) with c = key - n Bc, so the c term rides on
-  // one more k16 step of S = Q K^T (A = side in columns 0-2 from registers, B = slope c / scale split into three
-  // half / bfloat16 terms, built once per CTA in shared memory) and the row term C is applied to the row max and
-  // inside the exp2's FMA: the score pass of such a tile has the plain kernel's op count (the |pos - key| path of
-  // the tiles across the diagonal stays). Off when slope (Bc - 1) / scale would not fit a half.
+  // ALiBi on the tensor cores (general and causal-ALiBi kernels, ALiBi without softcap): on a key tile wholly left or
+  // right of the warpgroup's 64 rows, -slope |pos - key| = side * slope * c + C(row) with c = key - n Bc, so the c term
+  // rides on one more k16 step of S = Q K^T (A from registers = side * slope / scale split into three half / bfloat16
+  // terms in columns 0-2, B = c in rows 0-2, built once per CTA in shared memory: build_alibi_key_tile) and the row
+  // term C is applied to the row max and inside the exp2's FMA: the score pass of such a tile has the plain kernel's
+  // op count (the |pos - key| path of the tiles across the diagonal stays). Off when the key term could pass 6e4 (slope
+  // (Bc - 1) / scale): S accumulates it in fp32 beside q.k, whose rounding it would then coarsen past the error budget
+  // (a run 118 candidate bounded only slope / scale: the LSE of slopes x 200 / x 2000 missed by 1e-3 to 1e-2).
   // Dense hd 64 / 128 only: hd 256's walk spilled 208-276 B with it, the paged hd 128 general kernel 60 B (0 without).
-  constexpr bool kTcAlibi = kAllOptions && !kPaged && D <= 128 && Bc % 64 == 0;
+  constexpr bool kTcAlibi = (kAllOptions || kCausalAlibiV) && !kPaged && D <= 128 && Bc % 64 == 0;
   const bool tc_alibi = kTcAlibi && alibi_only && p.mask.scale > 0.f &&
                         fabsf(slope) * static_cast<float>(Bc - 1) <= 6.0e4f * p.mask.scale;
+  // this thread's A word of the key term for side +1 (row g, columns 2 t4, 2 t4 + 1): (hi, mid) | (lo, 0) | 0, and the
+  // sign bits that make it side -1
+  uint32_t alibi_apos = 0u, alibi_aneg = 0u;
+  if (kTcAlibi && tc_alibi) {
+    const float v = slope / p.mask.scale;  // v = hi + mid + lo
+    const T hi = static_cast<T>(v);
+    const float r = v - static_cast<float>(hi);
+    const T mid = static_cast<T>(r);
+    const T lo = static_cast<T>(r - static_cast<float>(mid));
+    auto bits = [](T x) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&x)); };
+    alibi_apos = t4 == 0 ? bits(hi) | bits(mid) << 16 : t4 == 1 ? bits(lo) : 0u;
+    alibi_aneg = alibi_apos ^ (t4 == 0 ? 0x80008000u : t4 == 1 ? 0x00008000u : 0u);
+  }
   unsigned char* const kx = alibi_key_tile<kTcAlibi, Bc>();
   const uint32_t sKx = kTcAlibi ? smem_addr(kx) : 0u;
   // Tiles n <= alibi_left lie wholly left of this warpgroup's rows (every key <= every row position: side +1),
@@ -716,27 +753,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     if constexpr (!kTcAlibi) return 0;
     return nn <= alibi_left ? 1 : nn >= alibi_right ? -1 : 0;
   };
-  if constexpr (kTcAlibi) {
-    if (alibi_only) {  // the ALiBi walk reads the tile (zero without tc_alibi)
-      // B (16 x Bc, MN-major, the V tile's layout with 16 rows): row k < 3 = term k of slope c / scale, rows 3-15 zero
-      const int ct = wtid + 128 * cw;
-      for (int pc = ct; pc < Bc * 2; pc += 128 * Tr::kWG) {  // 16-byte chunks: [Bc / 64 blocks][16 rows][8 chunks]
-        const int blk = pc >> 7, k = (pc >> 3) & 15, c0 = blk * 64 + (((pc & 7) ^ (k & 7)) << 3);
-        uint32_t w[4] = {0u, 0u, 0u, 0u};
-        if (tc_alibi && k < 3)
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            const float v = slope * static_cast<float>(c0 + e) / p.mask.scale;  // v = hi + mid + lo
-            const T hi = static_cast<T>(v);
-            const float r = v - static_cast<float>(hi);
-            const T mid = static_cast<T>(r);
-            const T lo = static_cast<T>(r - static_cast<float>(mid));
-            const T term = k == 0 ? hi : k == 1 ? mid : lo;
-            w[e >> 1] |= static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&term)) << (16 * (e & 1));
-          }
-        *reinterpret_cast<uint4*>(kx + pc * 16) = make_uint4(w[0], w[1], w[2], w[3]);
-      }
-      fence_proxy_async();
+  if constexpr (kTcAlibi && kRole == kAllRoles) {  // (a persistent CTA built it once: fwd_body)
+    if (alibi_only) {  // the ALiBi walk reads the tile (with A = 0 without tc_alibi)
+      build_alibi_key_tile<T, Bc, Tr::kWG>(kx, wtid + 128 * cw);
       named_barrier(5, 128 * Tr::kWG);
     }
   }
@@ -761,10 +780,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   // wgmma under a runtime branch makes ptxas serialise them all). ax: its A fragment, alibi_a(side), set before the
   // caller's wgmma_fence like every register a wgmma reads.
   auto alibi_a = [&](int side, uint32_t (&ax)[1][4]) {
-    // this thread's A register 0 (= 1: columns 2 t4, 2 t4 + 1 of row g): side in columns 0-2, zero elsewhere
-    constexpr uint32_t kOne = std::is_same<T, __half>::value ? 0x3C00u : 0x3F80u;  // 1.0; | 0x8000 = -1.0
-    const uint32_t one = side > 0 ? kOne : kOne | 0x8000u;
-    const uint32_t a = side == 0 ? 0u : t4 == 0 ? one * 0x10001u : t4 == 1 ? one : 0u;
+    // this thread's A registers 0 / 1 (rows g / g + 8, columns 2 t4, 2 t4 + 1): side slope / scale in columns 0-2
+    const uint32_t a = side == 0 ? 0u : side > 0 ? alibi_apos : alibi_aneg;
     ax[0][0] = a;
     ax[0][1] = a;
     ax[0][2] = 0u;
@@ -1109,7 +1126,12 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       if constexpr (kPingPong && kRole == kAllRoles)
         if (cw == 0) pp_wait();  // consumer 1's last pass: every arrival has its sync
     };
-    if constexpr (kAllOptions) {
+    if constexpr (kCausalAlibiV) {
+      if (has_alibi)
+        walk(Mode<kAlibi>());
+      else
+        walk(Mode<kNone>());
+    } else if constexpr (kAllOptions) {
       if (softcap > 0.f) {
         if (has_alibi)
           walk(Mode<kCap | kAlibi>());
@@ -1227,7 +1249,7 @@ struct TileOrder {
 // sustained, fp16 and bf16, three pairs each): the hd 128 plain kernel's limit is 32 like the causal ones'.
 template <int D, int kVariant>
 constexpr int persistent_blocks() {
-  return !HasPersistentForm<D, kVariant>::value ? 0 : (kVariant == kCausal || D == 128) ? 32 : 16;
+  return !HasPersistentForm<D, kVariant>::value ? 0 : (kVariant == kCausal || kVariant == kCausalAlibi || D == 128) ? 32 : 16;
 }
 
 // The kernel body. Per-tile kernels (one CTA per block of the grid (ceil(lq / Br), slots, batch)) run fwd_tile once
@@ -1239,7 +1261,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   const auto& p = sp.p;
   if (p.head_dim != Tr::D) return;
   constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;
-  const bool causal_order = kVariant == kCausal || (kAllOptions && p.mask.causal != 0);
+  const bool causal_order = kVariant == kCausal || kVariant == kCausalAlibi || (kAllOptions && p.mask.causal != 0);
   if constexpr (!Tr::kPersistent) {
     const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy blocks first
     fwd_tile<Tr, T, kVariant, kAllRoles>(sp, m_block, blockIdx.y, blockIdx.z, 0, 0, WorkTile{-1, 0, 0}, true);
@@ -1263,6 +1285,12 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       cp_async_wait_all();
     } else {
       setmaxnreg_inc<Tr::kConsumerRegs>();
+      if constexpr (kVariant == kCausalAlibi && Tr::D <= 128 && Tr::Bc % 64 == 0) {
+        if (p.alibi_slopes != nullptr) {  // the ALiBi key-term tile, the same for every work tile (fwd_tile)
+          build_alibi_key_tile<T, Tr::Bc, Tr::kWG>(alibi_key_tile<true, Tr::Bc>(), tid - 128);
+          named_barrier(5, 128 * Tr::kWG);
+        }
+      }
       int k = 0;  // tiles walked so far: Q buffer k & 1
       for (int j = blockIdx.x; j < order.jobs; j += stride)
         for (int half = 0; half < order.count(j); ++half, ++k) {

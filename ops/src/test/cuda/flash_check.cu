@@ -120,13 +120,21 @@ static CUmodule g_module_sm90 = nullptr;  // flash_fwd_sm90.fatbin (optional)
 static bool g_use_sm80 = true, g_use_sm90 = false;
 static std::map<std::string, Kernel> g_kernels;
 
+// variant 5 (sm90 hd 64 / 128 only): causal_alibi, the causal pipeline with ALiBi's key term on the tensor cores
 static std::string kernel_name(bool bf16, int d, int variant, bool sm90 = false) {
-  static const char* v[] = {"plain", "causal", "general"};
+  static const char* v[] = {"plain", "causal", "general", "", "", "causal_alibi"};
   return std::string(sm90 ? "flash_fwd_sm90_" : "flash_fwd_") + (bf16 ? "bf16" : "fp16") + "_hd" +
          std::to_string(d) + "_" + v[variant];
 }
 static bool sm90_has(int d, int variant) {
   return (d == 64 || d == 128 || d == 256) && variant >= 0 && variant <= 2;
+}
+
+// whether the loaded fatbin has the kernel (an older build may lack a variant)
+static bool has_kernel(const std::string& name) {
+  const CUmodule mod = name.rfind("flash_fwd_sm90_", 0) == 0 ? g_module_sm90 : g_module;
+  CUfunction fn;
+  return mod != nullptr && drv.moduleGetFunction(&fn, mod, name.c_str()) == CUDA_SUCCESS;
 }
 
 static const Kernel& get_kernel(const std::string& name) {
@@ -650,6 +658,9 @@ static int run_case(const Case& c, int* passed) {
   if (g_use_sm90 && sm90_has(D, c.variant)) {
     names.push_back(kernel_name(c.bf16, D, c.variant, true));
     if (c.variant != 2) names.push_back(kernel_name(c.bf16, D, 2, true));
+    // the causal mask and ALiBi alone: the causal_alibi kernel computes it too (hd 64 / 128)
+    if (c.causal && c.alibi && c.wl < 0 && c.sinks == 0 && c.softcap == 0.f && (D == 64 || D == 128))
+      names.push_back(kernel_name(c.bf16, D, 5, true));
   }
   int failures = 0;
   const double abs_tol = c.bf16 ? 1e-2 : 1e-3;
@@ -766,6 +777,12 @@ static std::vector<Case> make_cases() {
       // keep the |pos - key| path while the other heads take the tensor-core one; x 2000: every head keeps it)
       {2, 1, 4, 4, 400, 700, BSHD, 0, -1, -1, 0, true, 0, 1, {}, {}, 200.f},
       {2, 1, 4, 2, 700, 700, BHSD, 1, -1, -1, 0, true, 0, 1, {}, {}, 2000.f},
+      // causal + ALiBi alone (sm90 hd 64 / 128: also the causal_alibi kernel): more query blocks than SMs (its
+      // persistent form walks several work tiles of different heads), Lq < Lk, varlen with an empty sequence, steep
+      // slopes on some heads (x 200)
+      {2, 2, 12, 4, 1100, 1100, BSHD, 1, -1, -1, 0, true, 0, 2, {}, {}},
+      {2, 1, 8, 2, 300, 1023, BHSD, 1, -1, -1, 0, true, 0, 1, {}, {}, 200.f},
+      {2, 0, 4, 4, 0, 0, BSHD, 1, -1, -1, 0, true, 0, 1, {113, 0, 700}, {1023, 9, 700}},
       // more work tiles than an H200 has SMs (160 / 180 query blocks), so the persistent kernels' CTAs walk several
       // with the default grid too (--ctas N makes every case do so)
       {1, 2, 16, 4, 520, 600, BSHD, 1, -1, -1, 0, false, 0, 1, {}, {}},
@@ -1030,12 +1047,16 @@ static void bench_general() {
         {"causal", 1, 1, -1, 0, false, 0.f},         {"general-causal", 2, 1, -1, 0, false, 0.f},
         {"general-causal-window1024-sinks4", 2, 1, 1024, 4, false, 0.f},
         {"causal-softcap30", 2, 1, -1, 0, false, 30.f}, {"causal-alibi", 2, 1, -1, 0, true, 0.f},
+        // the same on the causal pipeline (sm90 hd 64 / 128: causal_alibi, persistent form for short work per head)
+        {"causal-alibi-tc", 5, 1, -1, 0, true, 0.f},
         // logits past the cap (|scale q.k| up to ~1.7 here): sm90 takes softcap's ex2 + Newton tanh on those warps
         {"general-softcap1", 2, 0, -1, 0, false, 1.f},
         // |u| = |scale q.k| / softcap mostly in (0.25, 0.45]: sm90's degree-7 tier (cap 30 above stays in the degree-5 one)
         {"general-softcap4.5", 2, 0, -1, 0, false, 4.5f},
     };
     for (const Opt& op : opts) {
+      // causal_alibi: sm90 hd 64 / 128 only (and not in fatbins built before it)
+      if (op.variant == 5 && (d > 128 || !sm90 || !has_kernel(kernel_name(false, d, 5, true)))) continue;
       const Kernel& kern = get_kernel(kernel_name(false, d, op.variant, sm90));
       FlashFwdParams p;
       memset(&p, 0, sizeof(p));

@@ -19,7 +19,9 @@ import java.util.stream.Collectors;
  * ({@code flash_fwd_sm90.cu}, sm_90a only) unless {@code -Dflashdjl.flash.sm90=false} or that fatbin was not built.
  *
  * <p>The variant follows from the spec: {@code plain} when nothing masks or biases a score, {@code causal} for the
- * causal mask alone, {@code general} for everything else (window, sinks, ALiBi, softcap, causal with any of them).
+ * causal mask alone, {@code causal_alibi} for the causal mask with ALiBi and nothing else (its own kernels on Hopper at
+ * head dims 64 and 128, the general kernel elsewhere), {@code general} for everything else (window, sinks, ALiBi,
+ * softcap, causal with any of them).
  * GQA/MQA, varlen and the layout are runtime parameters of every kernel. Both arches use the same kernel names
  * today (the fatbin holds sm_80 and sm_90a code and the driver picks the device's); the table keeps the arch so a
  * Hopper-only kernel can be added without touching callers.
@@ -59,6 +61,13 @@ public final class FlashDispatch {
         /** Any of window, sinks (with a left window), ALiBi, softcap, and causal combined with them. */
         GENERAL,
         /**
+         * The bottom-right causal mask with ALiBi, nothing else (the ALiBi models' self-attention). On Hopper at head
+         * dims 64 and 128 its own kernels: the causal kernel's pipeline, persistent form included, with ALiBi's key
+         * term on the tensor cores (0.97 of the causal kernel's TFLOP/s at hd 128, L 4096, against 0.85-0.88 on the
+         * general kernel: docs/PERF.md, run 118); elsewhere the dispatch table maps it to the general kernel.
+         */
+        CAUSAL_ALIBI,
+        /**
          * The general options at the call's own positions (a dense block of a longer sequence whose positions
          * change the result): the only variant that reads the mask's key offset and query shift.
          */
@@ -93,8 +102,11 @@ public final class FlashDispatch {
             if (positionsMatter) {
                 return POSITIONED;
             }
-            if (spec.hasAlibi() || spec.getSoftcap() > 0 || spec.getWindowLeft() >= 0
-                    || spec.getWindowRight() >= 0) {
+            boolean windowed = spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0;
+            if (spec.isCausal() && spec.hasAlibi() && spec.getSoftcap() <= 0 && !windowed) {
+                return CAUSAL_ALIBI;
+            }
+            if (spec.hasAlibi() || spec.getSoftcap() > 0 || windowed) {
                 return GENERAL;
             }
             return spec.isCausal() ? CAUSAL : PLAIN;
@@ -137,6 +149,9 @@ public final class FlashDispatch {
     /** The head dims with Hopper wgmma kernels (plain and causal). */
     private static final int[] SM90_HEAD_DIMS = {64, 128, 256};
 
+    /** Head dims of the Hopper causal-ALiBi kernels (flash_fwd_sm90.cu); elsewhere that variant runs the general one. */
+    private static final int[] CAUSAL_ALIBI_HEAD_DIMS = {64, 128};
+
     /** Head dims of the GQA-packed Hopper kernels (flash_fwd_sm90.cu). */
     private static final int[] PACKED_HEAD_DIMS = {64, 128, 256};
 
@@ -176,6 +191,10 @@ public final class FlashDispatch {
                         boolean wgmma = sm90 && arch == Arch.SM90 && Arrays.stream(SM90_HEAD_DIMS).anyMatch(x -> x == d);
                         if (v == Variant.PACKED && (!wgmma || Arrays.stream(PACKED_HEAD_DIMS).noneMatch(x -> x == d))) {
                             continue; // packing exists in the Hopper kernels only
+                        }
+                        if (v == Variant.CAUSAL_ALIBI
+                                && (!wgmma || Arrays.stream(CAUSAL_ALIBI_HEAD_DIMS).noneMatch(x -> x == d))) {
+                            suffix = type.shortName() + "_hd" + d + "_" + Variant.GENERAL.shortName();
                         }
                         t.put(new Key(arch, type, d, v), wgmma
                                 ? new KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_" + suffix)

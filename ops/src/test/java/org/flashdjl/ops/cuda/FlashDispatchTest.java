@@ -30,6 +30,37 @@ class FlashDispatchTest {
                 FlashDispatch.Variant.of(AttentionSpec.builder().optSoftcap(30).build()));
         assertEquals(FlashDispatch.Variant.GENERAL,
                 FlashDispatch.Variant.of(AttentionSpec.builder().optAlibiSlopes(new float[] {0.5f}).build()));
+        float[] slopes = {0.5f, 0.25f};
+        assertEquals(FlashDispatch.Variant.CAUSAL_ALIBI, FlashDispatch.Variant.of(
+                AttentionSpec.builder().optCausal(true).optAlibiSlopes(slopes).optReturnLse(true).build()));
+        assertEquals(FlashDispatch.Variant.GENERAL, FlashDispatch.Variant.of(
+                AttentionSpec.builder().optCausal(true).optAlibiSlopes(slopes).optSoftcap(30).build()),
+                "softcap needs the general kernel");
+        assertEquals(FlashDispatch.Variant.GENERAL, FlashDispatch.Variant.of(
+                AttentionSpec.builder().optCausal(true).optAlibiSlopes(slopes).optWindowBounds(64, -1).build()),
+                "a window needs the general kernel");
+        assertEquals(FlashDispatch.Variant.POSITIONED, FlashDispatch.Variant.of(
+                AttentionSpec.builder().optCausal(true).optAlibiSlopes(slopes).build(), true));
+    }
+
+    @Test
+    void causalAlibiRunsItsOwnKernelOnlyOnHopperAtHd64And128() {
+        boolean sm90Built = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
+        AttentionSpec causalAlibi = AttentionSpec.builder().optCausal(true).optAlibiSlopes(new float[] {0.5f}).build();
+        for (int d : new int[] {64, 128}) {
+            assertEquals(sm90Built
+                    ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_bf16_hd" + d + "_causal_alibi")
+                    : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd" + d + "_general"),
+                    FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.BF16, d, causalAlibi)));
+        }
+        assertEquals(sm90Built
+                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_fp16_hd256_general")
+                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd256_general"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 256, causalAlibi)));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
+                FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 128, causalAlibi)));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd96_general"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 96, causalAlibi)));
     }
 
     @Test
@@ -62,8 +93,9 @@ class FlashDispatchTest {
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal, true)));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd64_positioned"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 64, causal, true)));
-        // arch x dtype x head dim x variant, plus the packed variant on Hopper (2 dtypes x hd 64/128/256)
-        assertEquals(2 * 2 * 6 * 4 + (sm90Built ? 2 * 3 : 0), FlashDispatch.entries().size());
+        // arch x dtype x head dim x variant (causal_alibi mapped to the general kernel where it has none), plus the
+        // packed variant on Hopper (2 dtypes x hd 64/128/256)
+        assertEquals(2 * 2 * 6 * 5 + (sm90Built ? 2 * 3 : 0), FlashDispatch.entries().size());
     }
 
     @Test

@@ -222,7 +222,27 @@ class FlashAttentionGpuTest {
                 new GpuCheck.Varlen(DeviceDataType.BF16, "causal+window+sinks", 4, 2, 128, new int[] {17, 5, 113},
                         new int[] {40, 0, 200}),
                 new GpuCheck.Varlen(DeviceDataType.FP16, "alibi", 8, 8, 64, new int[] {1, 113, 17, 0},
-                        new int[] {1, 113, 300, 4}));
+                        new int[] {1, 113, 300, 4}),
+                new GpuCheck.Varlen(DeviceDataType.BF16, "causal+alibi", 8, 2, 128, new int[] {300, 0, 17, 700},
+                        new int[] {300, 9, 1023, 700}));
+    }
+
+    /**
+     * Causal + ALiBi on the Hopper causal_alibi kernels' persistent form: more work tiles (query blocks x heads) than
+     * an H200 has SMs, so a CTA walks several, of different heads, over one key-term tile.
+     */
+    static Stream<GpuCheck.Dense> causalAlibiCases() {
+        return Stream.of(
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal+alibi", 2, 16, 4, 1023, 1023, 128,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal+alibi", 1, 24, 8, 700, 1023, 64,
+                        GpuCheck.Mode.BHSD, true));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("causalAlibiCases")
+    void causalAlibi(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
     }
 
     @ParameterizedTest(name = "{0}")

@@ -76,7 +76,7 @@ final class GpuCheck {
     /** The option sets of the sweep. */
     static final String[] OPTIONS = {
         "none", "causal", "window", "causal+window+sinks", "alibi", "softcap", "causal+softcap", "all",
-        "window-right", "scale", "sinks-no-window"
+        "window-right", "scale", "sinks-no-window", "causal+alibi"
     };
 
     /** Builds the spec of an option set and fills the matching reference options. */
@@ -106,6 +106,11 @@ final class GpuCheck {
                 break;
             case "alibi":
                 b.optAlibiSlopes(slopes);
+                ref.alibi = slopes;
+                break;
+            case "causal+alibi": // Hopper hd 64 / 128: the causal_alibi kernels, elsewhere the general one
+                b.optCausal(true).optAlibiSlopes(slopes);
+                ref.causal = true;
                 ref.alibi = slopes;
                 break;
             case "softcap":

@@ -21,7 +21,8 @@ import java.util.List;
  * packed), and this launcher emulates the kernel from what it is handed: the grid and the packed
  * {@code FlashFwdParams} bytes, whose pointers it follows into host memory (q, k, v, o, lse, {@code cu_seqlens},
  * ALiBi slopes) with the strides of each tensor, honouring the variant in the kernel's name ({@code plain} ignores
- * every option, {@code causal} all but causality, only {@code positioned} reads the positions) and writing the output in the dtype of the name and the LSE like
+ * every option, {@code causal} all but causality, {@code causal_alibi} all but causality and the slopes, only
+ * {@code positioned} reads the positions) and writing the output in the dtype of the name and the LSE like
  * the kernels do (written from the launch contract in {@code flash_fwd.cu}'s header and {@code flash_common.cuh}).
  * It checks the Java side of the ABI, not the kernels' numerics.
  */
@@ -86,6 +87,8 @@ final class KernelEmulator implements KernelLauncher {
         boolean packed = name.endsWith("_packed"); // plain, a key/value head's query heads as rows
         boolean plain = packed || name.endsWith("_plain");
         boolean causalOnly = name.endsWith("_causal");
+        // causal_alibi: causal and the ALiBi slopes; every other mask field is ignored, as causalOnly does
+        boolean causalAlibi = name.endsWith("_causal_alibi");
         int hq = p.get("hq").intValue();
         int hkv = p.get("hkv").intValue();
         int d = p.get("head_dim").intValue();
@@ -100,11 +103,12 @@ final class KernelEmulator implements KernelLauncher {
         if (packed && pointer(p, "cu_seqlens_q") != null) {
             throw new IllegalStateException(name + ": the packed kernels take dense queries only");
         }
-        boolean causal = causalOnly || (!plain && p.get("mask.causal").intValue() != 0);
-        int wl = plain || causalOnly ? -1 : p.get("mask.window_left").intValue();
-        int wr = plain || causalOnly ? -1 : p.get("mask.window_right").intValue();
-        int sinks = plain || causalOnly ? 0 : p.get("mask.sink_tokens").intValue();
-        float softcap = plain || causalOnly ? 0 : p.get("mask.softcap").floatValue();
+        boolean fixedMask = plain || causalOnly || causalAlibi; // the kernel's mask is its name's, not the params'
+        boolean causal = causalOnly || causalAlibi || (!plain && p.get("mask.causal").intValue() != 0);
+        int wl = fixedMask ? -1 : p.get("mask.window_left").intValue();
+        int wr = fixedMask ? -1 : p.get("mask.window_right").intValue();
+        int sinks = fixedMask ? 0 : p.get("mask.sink_tokens").intValue();
+        float softcap = fixedMask ? 0 : p.get("mask.softcap").floatValue();
         // positions (mask_params.h), read by the positioned variant only: local key j is global key keyOffset + j,
         // query i sits at Lk - Lq + shift + i
         boolean positioned = name.endsWith("_positioned");

@@ -13,6 +13,9 @@
 // kCausalAlibi: the causal mask and ALiBi, nothing else (sm90 hd 64 / 128: the causal pipeline with the ALiBi key term
 // on the tensor cores, persistent form included)
 enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3, kPacked = 4, kCausalAlibi = 5 };
+// the variants whose kernel applies the bottom-right causal rule whatever the params say
+template <int V>
+constexpr bool kCausalVariant = V == kCausal || V == kCausalAlibi;
 
 // amp * tanh(x) given e = 2^(-2 |x| log2(e)) (a caller may fold a scale of x into that exponent): with y = 1 + e in
 // (1, 2], tanh|x| = (1 - e) / (1 + e) = 2 / y - 1. One MUFU op (the caller's ex2); the reciprocal runs on the FMA pipe,
@@ -127,7 +130,7 @@ __device__ __forceinline__ MaskRule flash_rule(const MaskParams& m, int lk, int 
     r.sinks = keys_offset || kVariant == kPositioned ? m.sink_tokens - m.key_offset : m.sink_tokens;
     if (kVariant == kPositioned) r.off += m.query_shift;
   } else {
-    r.causal = kVariant == kCausal || kVariant == kCausalAlibi;
+    r.causal = kCausalVariant<kVariant>;
     r.left = -1;
     r.right = -1;
     r.sinks = 0;

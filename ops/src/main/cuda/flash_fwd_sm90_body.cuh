@@ -415,6 +415,13 @@ __device__ __forceinline__ void build_alibi_key_tile(unsigned char* kx, int ct) 
   fence_proxy_async();
 }
 
+// Whether a kernel carries ALiBi's key term on the tensor cores (fwd_tile's kTcAlibi; its key-term tile in
+// alibi_key_tile): the general / positioned and causal-ALiBi kernels, dense, hd 64 / 128 (hd 256's walk spilled 208-276 B
+// with it, the paged hd 128 general kernel 60 B), key tiles of whole 64-column blocks.
+template <int kVariant, int D, int Bc, bool kPaged>
+constexpr bool kTcAlibiKernel = (kVariant == kGeneral || kVariant == kPositioned || kVariant == kCausalAlibi) && !kPaged &&
+                                D <= 128 && Bc % 64 == 0;
+
 // A work tile of a launch: query block m_block of head slot hy (a query head; packed: a key / value head) of
 // sequence b; m_block < 0: none.
 struct WorkTile {
@@ -722,8 +729,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   // op count (the |pos - key| path of the tiles across the diagonal stays). Off when the key term could pass 6e4 (slope
   // (Bc - 1) / scale): S accumulates it in fp32 beside q.k, whose rounding it would then coarsen past the error budget
   // (a run 118 candidate bounded only slope / scale: the LSE of slopes x 200 / x 2000 missed by 1e-3 to 1e-2).
-  // Dense hd 64 / 128 only: hd 256's walk spilled 208-276 B with it, the paged hd 128 general kernel 60 B (0 without).
-  constexpr bool kTcAlibi = (kAllOptions || kCausalAlibiV) && !kPaged && D <= 128 && Bc % 64 == 0;
+  // Dense hd 64 / 128 only (kTcAlibiKernel).
+  constexpr bool kTcAlibi = kTcAlibiKernel<kVariant, D, Bc, kPaged>;
   const bool tc_alibi = kTcAlibi && alibi_only && p.mask.scale > 0.f &&
                         fabsf(slope) * static_cast<float>(Bc - 1) <= 6.0e4f * p.mask.scale;
   // this thread's A word of the key term for side +1 (row g, columns 2 t4, 2 t4 + 1): (hi, mid) | (lo, 0) | 0, and the
@@ -1249,7 +1256,7 @@ struct TileOrder {
 // sustained, fp16 and bf16, three pairs each): the hd 128 plain kernel's limit is 32 like the causal ones'.
 template <int D, int kVariant>
 constexpr int persistent_blocks() {
-  return !HasPersistentForm<D, kVariant>::value ? 0 : (kVariant == kCausal || kVariant == kCausalAlibi || D == 128) ? 32 : 16;
+  return !HasPersistentForm<D, kVariant>::value ? 0 : (kCausalVariant<kVariant> || D == 128) ? 32 : 16;
 }
 
 // The kernel body. Per-tile kernels (one CTA per block of the grid (ceil(lq / Br), slots, batch)) run fwd_tile once
@@ -1261,7 +1268,7 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
   const auto& p = sp.p;
   if (p.head_dim != Tr::D) return;
   constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;
-  const bool causal_order = kVariant == kCausal || kVariant == kCausalAlibi || (kAllOptions && p.mask.causal != 0);
+  const bool causal_order = kCausalVariant<kVariant> || (kAllOptions && p.mask.causal != 0);
   if constexpr (!Tr::kPersistent) {
     const int m_block = causal_order ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heavy blocks first
     fwd_tile<Tr, T, kVariant, kAllRoles>(sp, m_block, blockIdx.y, blockIdx.z, 0, 0, WorkTile{-1, 0, 0}, true);
@@ -1285,7 +1292,8 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       cp_async_wait_all();
     } else {
       setmaxnreg_inc<Tr::kConsumerRegs>();
-      if constexpr (kVariant == kCausalAlibi && Tr::D <= 128 && Tr::Bc % 64 == 0) {
+      // (persistent forms exist for plain / causal / causal-ALiBi only: of those, causal-ALiBi has the key term)
+      if constexpr (kTcAlibiKernel<kVariant, Tr::D, Tr::Bc, false>) {
         if (p.alibi_slopes != nullptr) {  // the ALiBi key-term tile, the same for every work tile (fwd_tile)
           build_alibi_key_tile<T, Tr::Bc, Tr::kWG>(alibi_key_tile<true, Tr::Bc>(), tid - 128);
           named_barrier(5, 128 * Tr::kWG);

@@ -194,6 +194,7 @@ public final class FlashDispatch {
                         }
                         if (v == Variant.CAUSAL_ALIBI
                                 && (!wgmma || Arrays.stream(CAUSAL_ALIBI_HEAD_DIMS).noneMatch(x -> x == d))) {
+                            // no kernel of its own here: the general one computes it
                             suffix = type.shortName() + "_hd" + d + "_" + Variant.GENERAL.shortName();
                         }
                         t.put(new Key(arch, type, d, v), wgmma

@@ -422,6 +422,12 @@ template <int kVariant, int D, int Bc, bool kPaged>
 constexpr bool kTcAlibiKernel = (kVariant == kGeneral || kVariant == kPositioned || kVariant == kCausalAlibi) && !kPaged &&
                                 D <= 128 && Bc % 64 == 0;
 
+// The largest x of the warp's lanes, for x >= 0 (-0 included): the bits of a non-negative float, as unsigned, are
+// ordered like its values (the sign bit cleared makes -0 a 0); +inf stays +inf. One redux.sync.
+__device__ __forceinline__ float warp_max_nonneg(float x) {
+  return __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(x) & 0x7fffffffu));
+}
+
 // A work tile of a launch: query block m_block of head slot hy (a query head; packed: a key / value head) of
 // sequence b; m_block < 0: none.
 struct WorkTile {
@@ -720,6 +726,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
   const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
+  // ALiBi's slope in raw q.k units (-slope / scale), for the ALiBi-alone walk's tiles without a tensor-core side;
+  // 0 (the log2-unit path) when scale <= 0, where a raw max would not be the scaled one
+  const float alibi_raw = has_alibi && p.mask.scale > 0.f ? -slope / p.mask.scale : 0.f;
   const bool alibi_only = has_alibi && !(softcap > 0.f);  // the CTA walks Mode<kAlibi> (see the dispatch below)
   // ALiBi on the tensor cores (general and causal-ALiBi kernels, ALiBi without softcap): on a key tile wholly left or
   // right of the warpgroup's 64 rows, -slope |pos - key| = side * slope * c + C(row) with c = key - n Bc, so the c term
@@ -849,12 +858,14 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]; 2: raw softcap scores, all in cp's range
     // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its short polynomial);
     // 4: as 2, all within CapPoly::kTinyLim (its degree-5 fit, folded per tile: CapPoly::Tiny); on a masked tile the
-    // hidden keys are -inf already (capped_minus(-inf) = -inf)
-    // pre: this thread's raw row maxima (kinds 2-4 on a tile without a hidden key: taken by the softcap walk's range
+    // hidden keys are -inf already (capped_minus(-inf) = -inf); 5: as 2, all within CapPoly::kMicroLim (its degree-3
+    // fit, CapPoly::Micro; tiles without a hidden key only)
+    // pre: this thread's raw row maxima (kinds 2-5 on a tile without a hidden key: taken by the softcap walk's range
     // pass, pmax), else nullptr: finish takes them from s
     auto finish = [&](auto kind_tag, float cb0, float cb1, const float* pre = nullptr) {
       constexpr int kKind = decltype(kind_tag)::value;
       const CapPoly::Tiny tn = cp.tiny();  // kind 4 only (unused otherwise)
+      const CapPoly::Micro mc = cp.micro();  // kind 5 only (unused otherwise)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const float cb = hh == 0 ? cb0 : cb1;
@@ -868,7 +879,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         mx = quad_max(mx);
         float mt = mx;
         if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
-        if constexpr (kKind == 4) mt = mx == -INFINITY ? -INFINITY : tn.capped(mx);
+        if constexpr (kKind == 5) mt = mx == -INFINITY ? -INFINITY : mc.capped(mx);
+        else if constexpr (kKind == 4) mt = mx == -INFINITY ? -INFINITY : tn.capped(mx);
         else if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
         float m_new = fmaxf(row_m[hh], mt);
         if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
@@ -885,6 +897,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             float pv;
             if constexpr (kKind == 1)
               pv = fast_exp2(fmaf(x, mod.sc_l2, bias));
+            else if constexpr (kKind == 5)
+              pv = fast_exp2(mc.capped_minus(x, ms));
             else if constexpr (kKind == 4)
               pv = fast_exp2(tn.capped_minus(x, ms));
             else if constexpr (kKind >= 2)
@@ -916,11 +930,13 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
           pmax[1] = r1.mx;
           ma = packed_range_bound(r0.mx, r1.mx, fminf(r0.mn, r1.mn));
         }
-        cap_poly = __all_sync(0xffffffffu, ma * cp.a <= 1.f);
-        // (the degree-5 tier's test is written out twice: as one lambda it moved the SASS, run 80 measured this form)
+        // the warp's largest |u| (one redux.sync; ma >= 0, and a > 0 keeps fl(ma a) ordered like ma): the tier
+        // tests below are then uniform compares, not one vote each (run 123: one more vote a tile cost 1-2 %)
+        const float wu = warp_max_nonneg(ma) * cp.a;
+        cap_poly = wu <= 1.f;
         if (cap_poly) {
           if constexpr (kM) {
-            if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && cp.tiny().usable()) {
+            if (wu <= CapPoly::kTinyLim && cp.tiny().usable()) {
               // hidden keys -> -inf first (capped_minus(-inf) = -inf: scale > 0 makes the fold's c0, c2 positive),
               // the max taken raw over the visible keys
               mask();
@@ -931,9 +947,11 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
               mask();
               finish(std::integral_constant<int, 0>(), 0.f, 0.f);
             }
-          } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kTinyLim) && cp.tiny().usable()) {
+          } else if (wu <= CapPoly::kMicroLim && cp.micro().usable()) {
+            finish(std::integral_constant<int, 5>(), 0.f, 0.f, pmax);  // deeper still: the degree-3 fit
+          } else if (wu <= CapPoly::kTinyLim && cp.tiny().usable()) {
             finish(std::integral_constant<int, 4>(), 0.f, 0.f, pmax);  // deep inside the cap: the degree-5 fit
-          } else if (__all_sync(0xffffffffu, ma * cp.a <= CapPoly::kShortLim)) {
+          } else if (wu <= CapPoly::kShortLim) {
             finish(std::integral_constant<int, 3>(), 0.f, 0.f, pmax);  // well inside the cap: the short polynomial
           } else {
             finish(std::integral_constant<int, 2>(), 0.f, 0.f, pmax);
@@ -951,6 +969,24 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         const int d = wgpos + warp * 16 + g - n * Bc;
         finish(std::integral_constant<int, 1>(), mod.nslope_l2 * static_cast<float>(side * d),
                mod.nslope_l2 * static_cast<float>(side * (d + 8)));
+        return;
+      }
+      if (D == 256 && alibi_raw != 0.f) {  // hd 256 only (run 121: hd 128's softcap walk lost 3 % with it)
+        // ALiBi alone across the diagonal (every tile at hd 256): the bias in raw q.k units, s + (-slope / scale)
+        // |pos - key| (one FADD and one FMA a score; the scale to log2 units rides on finish's FMAs, kind 1)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float d0 = static_cast<float>(pos0 + 8 * hh - (n * Bc + 2 * t4 + e));  // |pos - key| = |d0 - 8 j|
+#pragma unroll
+            for (int j = 0; j < Bc / 8; ++j) {
+              float& x = s[4 * j + 2 * hh + e];
+              x = fmaf(alibi_raw, fabsf(d0 - 8.f * j), x);
+            }
+          }
+        mask();
+        finish(std::integral_constant<int, 1>(), 0.f, 0.f);
         return;
       }
     }

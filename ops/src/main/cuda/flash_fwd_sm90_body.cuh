@@ -726,8 +726,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
   const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
-  // ALiBi's slope in raw q.k units (-slope / scale), for the ALiBi-alone walk's tiles without a tensor-core side;
-  // 0 (the log2-unit path) when scale <= 0, where a raw max would not be the scaled one
+  // ALiBi's slope in raw q.k units (-slope / scale), for the ALiBi-alone walk's tiles without a tensor-core side at
+  // hd 256; 0 (the log2-unit path) when scale <= 0, where a raw max would not be the scaled one
   const float alibi_raw = has_alibi && p.mask.scale > 0.f ? -slope / p.mask.scale : 0.f;
   const bool alibi_only = has_alibi && !(softcap > 0.f);  // the CTA walks Mode<kAlibi> (see the dispatch below)
   // ALiBi on the tensor cores (general and causal-ALiBi kernels, ALiBi without softcap): on a key tile wholly left or

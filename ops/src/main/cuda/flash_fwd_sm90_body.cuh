@@ -844,6 +844,17 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     const CapPoly cp(mod);  // softcap alone: its MUFU-free tanh (unused otherwise)
     const MaskRule rule = rule_at_use();
     const int pos0 = m0 + cw * 64 + warp * 16 + g + rule.off;  // the positions of this thread's rows: pos0 + 8 hh
+    // f(score, |pos - key|) on each of this thread's scores of tile n (the walks that need the distance)
+    auto each_dist = [&](auto f) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float d0 = static_cast<float>(pos0 + 8 * hh - (n * Bc + 2 * t4 + e));  // |pos - key| = |d0 - 8 j|
+#pragma unroll
+          for (int j = 0; j < Bc / 8; ++j) f(s[4 * j + 2 * hh + e], fabsf(d0 - 8.f * j));
+        }
+    };
     auto mask = [&]() {
       if constexpr (kM) {
 #pragma unroll
@@ -974,33 +985,13 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       if (D == 256 && alibi_raw != 0.f) {  // hd 256 only (run 121: hd 128's softcap walk lost 3 % with it)
         // ALiBi alone across the diagonal (every tile at hd 256): the bias in raw q.k units, s + (-slope / scale)
         // |pos - key| (one FADD and one FMA a score; the scale to log2 units rides on finish's FMAs, kind 1)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float d0 = static_cast<float>(pos0 + 8 * hh - (n * Bc + 2 * t4 + e));  // |pos - key| = |d0 - 8 j|
-#pragma unroll
-            for (int j = 0; j < Bc / 8; ++j) {
-              float& x = s[4 * j + 2 * hh + e];
-              x = fmaf(alibi_raw, fabsf(d0 - 8.f * j), x);
-            }
-          }
+        each_dist([&](float& x, float dist) { x = fmaf(alibi_raw, dist, x); });
         mask();
         finish(std::integral_constant<int, 1>(), 0.f, 0.f);
         return;
       }
     }
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const float d0 = static_cast<float>(pos0 + 8 * hh - (n * Bc + 2 * t4 + e));  // |pos - key| = |d0 - 8 j|
-#pragma unroll
-        for (int j = 0; j < Bc / 8; ++j) {
-          float& x = s[4 * j + 2 * hh + e];
-          x = mod.template at<kC, kA>(x, fabsf(d0 - 8.f * j));
-        }
-      }
+    each_dist([&](float& x, float dist) { x = mod.template at<kC, kA>(x, dist); });
     mask();
     finish(std::integral_constant<int, 0>(), 0.f, 0.f);
   };

@@ -726,9 +726,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const bool score_mod = softcap > 0.f || has_alibi;
   const float sc = score_mod ? 1.f : p.mask.scale * kLog2e;
   const float slope = has_alibi ? p.alibi_slopes[h] : 0.f;
-  // ALiBi's slope in raw q.k units (-slope / scale), for the ALiBi-alone walk's tiles without a tensor-core side at
-  // hd 256; 0 (the log2-unit path) when scale <= 0, where a raw max would not be the scaled one
-  const float alibi_raw = has_alibi && p.mask.scale > 0.f ? -slope / p.mask.scale : 0.f;
+  // ALiBi's slope in raw q.k units (-slope / scale), for the ALiBi-alone walk's tiles without a tensor-core side; hd 256
+  // only (run 121: at hd 128 the raw-unit walk cost softcap 4.5 3 %); 0 (the log2-unit path) elsewhere and when
+  // scale <= 0, where a raw max would not be the scaled one
+  const float alibi_raw = D == 256 && has_alibi && p.mask.scale > 0.f ? -slope / p.mask.scale : 0.f;
   const bool alibi_only = has_alibi && !(softcap > 0.f);  // the CTA walks Mode<kAlibi> (see the dispatch below)
   // ALiBi on the tensor cores (general and causal-ALiBi kernels, ALiBi without softcap): on a key tile wholly left or
   // right of the warpgroup's 64 rows, -slope |pos - key| = side * slope * c + C(row) with c = key - n Bc, so the c term
@@ -982,7 +983,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
                mod.nslope_l2 * static_cast<float>(side * (d + 8)));
         return;
       }
-      if (D == 256 && alibi_raw != 0.f) {  // hd 256 only (run 121: hd 128's softcap walk lost 3 % with it)
+      if (alibi_raw != 0.f) {
         // ALiBi alone across the diagonal (every tile at hd 256): the bias in raw q.k units, s + (-slope / scale)
         // |pos - key| (one FADD and one FMA a score; the scale to log2 units rides on finish's FMAs, kind 1)
         each_dist([&](float& x, float dist) { x = fmaf(alibi_raw, dist, x); });

@@ -466,6 +466,16 @@ __device__ __forceinline__ uint64_t make_desc_noswizzle(uint32_t saddr, uint32_t
          (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32);
 }
 
+// Whether the general / positioned kernels' S = Q K^T derives its eight Q descriptors at each issue (fwd_tile's
+// issue_s) instead of letting the compiler hold them across the walk as eight 64-bit registers. ptxas, hd 128 general
+// kernel: spills 40 / 56 B -> 0 (with kTcRowSum 88 / 144 -> 4 / 4), for ~10-20 more instructions a tile at the S issue
+// (cuobjdump); the plain kernels, which spill nothing, would only pay the instructions. Prepared in session 24
+// without a GPU: 0 until a GPU call has timed 1 (docs/kernel-notes.md, "Next (after session 24)").
+#ifndef FLASHDJL_QDESC_AT_ISSUE
+#define FLASHDJL_QDESC_AT_ISSUE 0
+#endif
+constexpr bool kQDescAtIssue = FLASHDJL_QDESC_AT_ISSUE != 0;
+
 // The largest x of the warp's lanes, for x >= 0 (-0 included): the bits of a non-negative float, as unsigned, are
 // ordered like its values (the sign bit cleared makes -0 a 0); +inf stays +inf. One redux.sync.
 __device__ __forceinline__ float warp_max_nonneg(float x) {
@@ -863,11 +873,15 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   auto issue_s = [&](int st, const uint32_t (&ax)[1][4], auto key_term_tag) {
     constexpr bool kKeyTerm = decltype(key_term_tag)::value;
     const uint64_t dK = dK0 + ((st * Tr::kTileKV) >> 4);
+    // kQDescAtIssue (general / positioned kernels): the Q descriptors derived here at each issue from dQ, not
+    // hoisted out of the walk as eight 64-bit registers
+    uint64_t dQi = dQ;
+    if constexpr (kQDescAtIssue && kAllOptions) asm volatile("" : "+l"(dQi));
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t qoff = (kk >> 2) * (Br * 128) + (kk & 3) * 32;
       const uint32_t koff = (kk >> 2) * (Bc * 128) + (kk & 3) * 32;
-      W_S::ss(s, kk > 0 ? 1 : 0, dQ + (qoff >> 4), dK + (koff >> 4));
+      W_S::ss(s, kk > 0 ? 1 : 0, dQi + (qoff >> 4), dK + (koff >> 4));
     }
     if constexpr (kTcAlibi && kKeyTerm) W_S::rs(s, ax[0], make_desc(sKx, 2048, 1024));
     wgmma_commit();

@@ -440,7 +440,8 @@ constexpr bool kTcRowSum =
     (FLASHDJL_TC_ROWSUM == 2 || (FLASHDJL_TC_ROWSUM == 1 && (kVariant == kGeneral || kVariant == kPositioned)));
 
 // The B operand of WGRowSum: 16 x 8 ones, K-major without swizzle (two 8 x 8 core matrices of 128 B, K-adjacent at
-// LBO = 128 B; SBO set alike, so that either reading of the two offsets stays in the tile), static shared memory of the kTcRowSum kernels only.
+// LBO = 128 B; SBO set alike, so that either reading of the two offsets stays in the tile), static shared memory of
+// the kTcRowSum kernels only.
 template <bool kOn>
 __device__ __forceinline__ unsigned char* row_sum_ones_tile() {
   if constexpr (kOn) {

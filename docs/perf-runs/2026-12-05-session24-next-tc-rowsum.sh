@@ -17,8 +17,9 @@
 # half P moves the LSE by up to ~2e-4 on peaked rows, docs/perf-runs/2026-12-05-session24-tc-rowsum-error.py) and its
 # --bench-general rows rise with none below base by more than ~1 %; tc2 only when the plain / causal fp16 rows of
 # --bench hold as well (those kernels wait on their GEMMs, session 17: the eight m64n8k16 steps add 1/16 of the P V
-# GEMM's tensor work). Then: set the switches' defaults (or drop them and keep the taken code), rebuild, run the Java
-# GPU suite over the bundle with both Hopper fatbins swapped in (perf_run_lib.sh gpu_suite), memcheck and racecheck.
+# GEMM's tensor work). Then the second call, CAND=<taken> 2026-12-05-session24-next-tc-rowsum-suite.sh (the Java GPU
+# suite with the candidate's two Hopper fatbins swapped into the bundle, racecheck), and in the tree: set the switches'
+# defaults (or drop them and keep the taken code) and rebuild (the product fatbins must then equal the candidate's).
 #
 # The carried pack .devcarry/fa49.txz (ignored; ~10 MB), built on the build machine from this tree (~25 min, 2 cores):
 #   F="nvcc -fatbin -O3 -std=c++17 --threads 0 -gencode arch=compute_90a,code=sm_90a -ftz=true -Iops/src/main/cuda"
@@ -27,6 +28,7 @@
 #   mkdir -p /tmp/fa49/base && cp ops/target/classes/org/flashdjl/ops/cuda/{flash_fwd,flash_fwd_sm90,paged_prefill_sm90}.fatbin /tmp/fa49/base/
 #   nvcc -std=c++17 -O3 -cudart static -o /tmp/fa49/flash_check ops/src/test/cuda/flash_check.cu -lpthread
 #   tar cJf .devcarry/fa49.txz -C /tmp/fa49 flash_check base q1 tc1 tc2
+#   for c in q1 tc1 tc2; do tar cJf .devcarry/fa49-$c.txz -C /tmp/fa49 flash_check $c; done    (the suite call's packs)
 # Device call (~8 min; carry [".devcarry/fa49.txz"]):
 #   bash docs/perf-runs/2026-12-05-session24-next-tc-rowsum.sh
 . tests/gpu/perf_run_lib.sh

@@ -258,6 +258,24 @@ struct CapPoly {
   __device__ __forceinline__ Micro micro() const {
     return {9.999937415e-01f * a_l2, -3.312996030e-01f * a_l2 * (a * a)};
   }
+  // The short fit folded as Tiny is (ShortFolded: the capped score is q.k (c0 + c1 q.k^2 + c2 q.k^4 + c3 q.k^6), five
+  // FMA-pipe ops a score with the max's subtraction against poly_short's seven), for the sm90 kernels built with
+  // FLASHDJL_SOFTCAP_FOLD7; float error within the same 4e-7 cap_l2 bound (flash_emu_test). usable(): the folded c3 is
+  // a normal float. c3 < 0, so -inf would come out as +inf: tiles with a hidden key do not take it.
+  struct ShortFolded {
+    float c0, c1, c2, c3;  // sc_l2 k_i a^(2i)
+    __device__ __forceinline__ float q(float qk) const {
+      const float t = qk * qk;
+      return fmaf(fmaf(fmaf(c3, t, c2), t, c1), t, c0);
+    }
+    __device__ __forceinline__ float capped(float qk) const { return qk * q(qk); }
+    __device__ __forceinline__ float capped_minus(float qk, float m) const { return fmaf(qk, q(qk), -m); }
+    __device__ __forceinline__ bool usable() const { return fabsf(c3) >= 1e-30f; }
+  };
+  __device__ __forceinline__ ShortFolded short_folded() const {
+    const float a2 = a * a, w2 = a_l2 * a2, w4 = w2 * a2;
+    return {9.999989515e-01f * a_l2, -3.332630052e-01f * w2, 1.320517700e-01f * w4, -4.514955409e-02f * (w4 * a2)};
+  }
   template <bool kShort = false>
   __device__ __forceinline__ float capped(float qk) const {  // softcap tanh(scale qk / softcap), log2 units
     return (qk * a_l2) * (kShort ? poly_short(qk * a) : poly(qk * a));

@@ -477,6 +477,16 @@ __device__ __forceinline__ uint64_t make_desc_noswizzle(uint32_t saddr, uint32_t
 #endif
 constexpr bool kQDescAtIssue = FLASHDJL_QDESC_AT_ISSUE != 0;
 
+// Whether the softcap walk's degree-7 tier (|u| <= CapPoly::kShortLim, tiles without a hidden key) evaluates the fit
+// folded per tile (CapPoly::ShortFolded: five FMA-pipe ops a score instead of seven). Run 76 measured this fold +7-8 %
+// on the softcap 4.5 rows, but its four coefficient registers took the hd 128 general kernel's spills from 28 / 36 to
+// 36 / 52 B and cost the other softcap rows 2-4 %: not taken then. With kQDescAtIssue's registers it spills 0 / 0 B
+// (ptxas, session 24). Prepared in session 24 without a GPU: 0 until a GPU call has timed 1.
+#ifndef FLASHDJL_SOFTCAP_FOLD7
+#define FLASHDJL_SOFTCAP_FOLD7 0
+#endif
+constexpr bool kSoftcapFold7 = FLASHDJL_SOFTCAP_FOLD7 != 0;
+
 // The largest x of the warp's lanes, for x >= 0 (-0 included): the bits of a non-negative float, as unsigned, are
 // ordered like its values (the sign bit cleared makes -0 a 0); +inf stays +inf. One redux.sync.
 __device__ __forceinline__ float warp_max_nonneg(float x) {
@@ -951,6 +961,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       constexpr int kKind = decltype(kind_tag)::value;
       const CapPoly::Tiny tn = cp.tiny();  // kind 4 only (unused otherwise)
       const CapPoly::Micro mc = cp.micro();  // kind 5 only (unused otherwise)
+      const CapPoly::ShortFolded sf = cp.short_folded();  // kind 3 with kSoftcapFold7 only (unused otherwise)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const float cb = hh == 0 ? cb0 : cb1;
@@ -966,6 +977,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
         if constexpr (kKind == 5) mt = mx == -INFINITY ? -INFINITY : mc.capped(mx);
         else if constexpr (kKind == 4) mt = mx == -INFINITY ? -INFINITY : tn.capped(mx);
+        else if constexpr (kKind == 3 && kSoftcapFold7) mt = mx == -INFINITY ? -INFINITY : sf.capped(mx);
         else if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
         float m_new = fmaxf(row_m[hh], mt);
         if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
@@ -986,6 +998,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
               pv = fast_exp2(mc.capped_minus(x, ms));
             else if constexpr (kKind == 4)
               pv = fast_exp2(tn.capped_minus(x, ms));
+            else if constexpr (kKind == 3 && kSoftcapFold7)
+              pv = fast_exp2(sf.capped_minus(x, ms));
             else if constexpr (kKind >= 2)
               pv = fast_exp2(cp.capped_minus<kKind == 3>(x, ms));
             else
@@ -1036,7 +1050,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             finish(std::integral_constant<int, 5>(), 0.f, 0.f, pmax);  // deeper still: the degree-3 fit
           } else if (wu <= CapPoly::kTinyLim && cp.tiny().usable()) {
             finish(std::integral_constant<int, 4>(), 0.f, 0.f, pmax);  // deep inside the cap: the degree-5 fit
-          } else if (wu <= CapPoly::kShortLim) {
+          } else if (wu <= CapPoly::kShortLim && (!kSoftcapFold7 || cp.short_folded().usable())) {
             finish(std::integral_constant<int, 3>(), 0.f, 0.f, pmax);  // well inside the cap: the short polynomial
           } else {
             finish(std::integral_constant<int, 2>(), 0.f, 0.f, pmax);

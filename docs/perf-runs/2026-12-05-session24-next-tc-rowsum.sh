@@ -17,7 +17,7 @@
 #   tc1 = QDESC 1 + TC_ROWSUM 1   (the general kernels only change)
 #   tc1f = tc1 + SOFTCAP_FOLD7 1  (the general kernels only change)
 #   tc2 = QDESC 1 + TC_ROWSUM 2   (the general kernels as tc1; plain / causal / packed / causal_alibi get the row sum)
-#   base = main's product fatbins (every switch 0: byte-identical to run 124's 9459c928 / 6e9d1687)
+#   base = main's product fatbins (every switch 0: run 124's kernels, two independent FMULs of a fold reordered)
 # What decides: a candidate is taken when flash_check --check passes (326 cases; LSE within 1e-3: the row sum from
 # half P moves the LSE by up to ~2e-4 on peaked rows, docs/perf-runs/2026-12-05-session24-tc-rowsum-error.py) and its
 # --bench-general rows rise with none below base by more than ~1 %; tc2 only when the plain / causal fp16 rows of

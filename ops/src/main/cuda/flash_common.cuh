@@ -219,62 +219,63 @@ struct CapPoly {
     r = fmaf(r, t, -3.332630052e-01f);
     return fmaf(r, t, 9.999989515e-01f);
   }
-  // Tiles deep inside the cap (every |u| <= kTinyLim): P of degree 2 (the odd degree-5 least-maximum-error fit on
-  // [-0.25, 0.25]; fit error 5e-8), its coefficients folded per tile with sc_l2 and a^(2i) (tiny()), so that the capped
-  // score is q.k Q(q.k^2): four FMA-pipe ops with the max's subtraction (the short fit's seven); float error <= 2.3e-7
-  // cap_l2 (flash_emu_test). Tiny::usable(): the folded coefficients are normal floats (a = scale / softcap not
-  // vanishingly small), else the caller takes the short fit.
-  static constexpr float kTinyLim = 0.25f;
-  struct Tiny {
-    float c0, c1, c2;  // sc_l2 k_i a^(2i): the capped score is qk (c0 + c1 qk^2 + c2 qk^4)
-    __device__ __forceinline__ float q(float qk) const {  // c0 + c1 qk^2 + c2 qk^4
+  // The shorter fits below are evaluated folded: an odd fit's N coefficients k_i multiplied once per tile by
+  // sc_l2 a^(2i) (fold()), so that the capped score is q.k Q(q.k^2), Q(t) = sum c_i t^i: the square, N - 1 FMAs and one
+  // FMA with the max's subtraction, three ops fewer than the same fit in u (u, the scale, the product).
+  // usable(): the folded coefficients are normal floats (a = scale / softcap not vanishingly small), else the caller
+  // takes a fit in u. Float error within the 4e-7 cap_l2 bound of the fits in u (flash_emu_test, each fit).
+  template <int N>
+  struct Folded {
+    float c[N];  // sc_l2 k_i a^(2i)
+    __device__ __forceinline__ float q(float qk) const {  // Q(qk^2)
       const float t = qk * qk;
-      return fmaf(fmaf(c2, t, c1), t, c0);
+      float r = c[N - 1];
+#pragma unroll
+      for (int i = N - 2; i >= 0; --i) r = fmaf(r, t, c[i]);
+      return r;
     }
     __device__ __forceinline__ float capped(float qk) const { return qk * q(qk); }
     __device__ __forceinline__ float capped_minus(float qk, float m) const {  // capped(qk) - m, the last op one FMA
       return fmaf(qk, q(qk), -m);
     }
-    __device__ __forceinline__ bool usable() const { return fabsf(c2) >= 1e-30f; }
+    __device__ __forceinline__ bool usable() const { return fabsf(c[N - 1]) >= 1e-30f; }
   };
-  __device__ __forceinline__ Tiny tiny() const {
+  template <int N>
+  __device__ __forceinline__ Folded<N> fold(const float (&k)[N]) const {
     const float a2 = a * a;
-    return {9.999986291e-01f * a_l2, -3.331570029e-01f * a_l2 * a2, 1.276223212e-01f * a_l2 * a2 * a2};
+    Folded<N> f;
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+      f.c[i] = k[i] * a_l2;
+#pragma unroll
+      for (int j = 0; j < i; ++j) f.c[i] *= a2;
+    }
+    return f;
   }
-  // Tiles deeper still (every |u| <= kMicroLim): P of degree 1 (the odd degree-3 least-maximum-error fit on
-  // [-0.11, 0.11]; fit error 1.2e-7), folded per tile as Tiny's, so that the capped score is q.k (c0 + c1 q.k^2):
-  // three FMA-pipe ops with the max's subtraction (Tiny's four); float error within the same 4e-7 cap_l2 bound
-  // (flash_emu_test). c1 < 0, so -inf would come out as +inf: a tile with a hidden key takes Tiny instead.
-  // Micro::usable(): the folded c1 is a normal float.
+  // Tiles deep inside the cap (every |u| <= kTinyLim): the odd degree-5 least-maximum-error fit on [-0.25, 0.25] (fit
+  // error 5e-8), four FMA-pipe ops with the max's subtraction (the short fit's seven); float error <= 2.3e-7 cap_l2.
+  // c0, c2 > 0 (scale > 0): capped_minus(-inf) = -inf, so masked tiles may take it (hidden keys set to -inf first).
+  static constexpr float kTinyLim = 0.25f;
+  using Tiny = Folded<3>;
+  __device__ __forceinline__ Tiny tiny() const {
+    const float k[3] = {9.999986291e-01f, -3.331570029e-01f, 1.276223212e-01f};
+    return fold(k);
+  }
+  // Tiles deeper still (every |u| <= kMicroLim): the odd degree-3 least-maximum-error fit on [-0.11, 0.11] (fit error
+  // 1.2e-7), three FMA-pipe ops with the max's subtraction (Tiny's four). c1 < 0, so -inf would come out as +inf: a
+  // tile with a hidden key takes Tiny instead.
   static constexpr float kMicroLim = 0.11f;
-  struct Micro {
-    float c0, c1;  // sc_l2 k_i a^(2i): the capped score is qk (c0 + c1 qk^2)
-    __device__ __forceinline__ float capped(float qk) const { return qk * fmaf(c1, qk * qk, c0); }
-    __device__ __forceinline__ float capped_minus(float qk, float m) const {  // capped(qk) - m, the last op one FMA
-      return fmaf(qk, fmaf(c1, qk * qk, c0), -m);
-    }
-    __device__ __forceinline__ bool usable() const { return fabsf(c1) >= 1e-30f; }
-  };
+  using Micro = Folded<2>;
   __device__ __forceinline__ Micro micro() const {
-    return {9.999937415e-01f * a_l2, -3.312996030e-01f * a_l2 * (a * a)};
+    const float k[2] = {9.999937415e-01f, -3.312996030e-01f};
+    return fold(k);
   }
-  // The short fit folded as Tiny is (ShortFolded: the capped score is q.k (c0 + c1 q.k^2 + c2 q.k^4 + c3 q.k^6), five
-  // FMA-pipe ops a score with the max's subtraction against poly_short's seven), for the sm90 kernels built with
-  // FLASHDJL_SOFTCAP_FOLD7; float error within the same 4e-7 cap_l2 bound (flash_emu_test). usable(): the folded c3 is
-  // a normal float. c3 < 0, so -inf would come out as +inf: tiles with a hidden key do not take it.
-  struct ShortFolded {
-    float c0, c1, c2, c3;  // sc_l2 k_i a^(2i)
-    __device__ __forceinline__ float q(float qk) const {
-      const float t = qk * qk;
-      return fmaf(fmaf(fmaf(c3, t, c2), t, c1), t, c0);
-    }
-    __device__ __forceinline__ float capped(float qk) const { return qk * q(qk); }
-    __device__ __forceinline__ float capped_minus(float qk, float m) const { return fmaf(qk, q(qk), -m); }
-    __device__ __forceinline__ bool usable() const { return fabsf(c3) >= 1e-30f; }
-  };
+  // The short fit (|u| <= kShortLim) folded, for the sm90 kernels built with FLASHDJL_SOFTCAP_FOLD7: five FMA-pipe ops a
+  // score against poly_short's seven. c3 < 0, so -inf would come out as +inf: tiles with a hidden key do not take it.
+  using ShortFolded = Folded<4>;
   __device__ __forceinline__ ShortFolded short_folded() const {
-    const float a2 = a * a, w2 = a_l2 * a2, w4 = w2 * a2;
-    return {9.999989515e-01f * a_l2, -3.332630052e-01f * w2, 1.320517700e-01f * w4, -4.514955409e-02f * (w4 * a2)};
+    const float k[4] = {9.999989515e-01f, -3.332630052e-01f, 1.320517700e-01f, -4.514955409e-02f};
+    return fold(k);
   }
   template <bool kShort = false>
   __device__ __forceinline__ float capped(float qk) const {  // softcap tanh(scale qk / softcap), log2 units

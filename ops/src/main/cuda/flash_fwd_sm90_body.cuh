@@ -197,11 +197,12 @@ struct FlashTraitsFor<64, V, P>
     : std::conditional_t<V == kPlain || (V == kCausal && !P), Traits<64, 128, 3, P, 3>, TraitsFor<64, V, P>> {};
 
 
-// wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
-__device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+// wgmma shared-memory descriptor, 128-byte swizzle (swizzle128 = false: none, the row sum's ones tile). lbo/sbo in
+// bytes.
+__device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo, bool swizzle128 = true) {
   return static_cast<uint64_t>((saddr & 0x3FFFF) >> 4) |
          (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
-         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (swizzle128 ? 1ull << 62 : 0ull);
 }
 
 // Byte offset of 16-byte chunk `ch` (0 .. D/8-1) of row r in a swizzled tile of R rows.
@@ -461,12 +462,6 @@ __device__ __forceinline__ void build_row_sum_ones_tile(unsigned char* ones, int
   }
   fence_proxy_async();
 }
-// wgmma shared-memory descriptor without swizzle (layout type 0). lbo / sbo in bytes.
-__device__ __forceinline__ uint64_t make_desc_noswizzle(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
-  return static_cast<uint64_t>((saddr & 0x3FFFF) >> 4) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
-         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32);
-}
-
 // Whether the general / positioned kernels' S = Q K^T derives its eight Q descriptors at each issue (fwd_tile's
 // issue_s) instead of letting the compiler hold them across the walk as eight 64-bit registers. ptxas, hd 128 general
 // kernel: spills 40 / 56 B -> 0 (with kTcRowSum 88 / 144 -> 4 / 4), for ~10-20 more instructions a tile at the S issue
@@ -848,7 +843,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     build_row_sum_ones_tile<T>(ones, wtid + 128 * cw);
     named_barrier(5, 128 * Tr::kWG);
   }
-  const uint64_t dOnes = kTcSum ? make_desc_noswizzle(smem_addr(ones), 128, 128) : 0ull;
+  const uint64_t dOnes = kTcSum ? make_desc(smem_addr(ones), 128, 128, false) : 0ull;
   // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
   const uint64_t dQ = make_desc(sQ + cw * 64 * 128, 16, 1024);
   // B = K tile: K-major, same shape.

@@ -17,7 +17,8 @@
 #   tc1 = QDESC 1 + TC_ROWSUM 1   (the general kernels only change)
 #   tc1f = tc1 + SOFTCAP_FOLD7 1  (the general kernels only change)
 #   tc2 = QDESC 1 + TC_ROWSUM 2   (the general kernels as tc1; plain / causal / packed / causal_alibi get the row sum)
-#   base = main's product fatbins (every switch 0: run 124's kernels, two independent FMULs of a fold reordered)
+#   base = main's product fatbins (every switch 0: run 124's kernels, two independent FMULs of a fold reordered;
+#          md5 edb89f40 / cf402ceb)
 # What decides: a candidate is taken when flash_check --check passes (326 cases; LSE within 1e-3: the row sum from
 # half P moves the LSE by up to ~2e-4 on peaked rows, docs/perf-runs/2026-12-05-session24-tc-rowsum-error.py) and its
 # --bench-general rows rise with none below base by more than ~1 %; tc2 only when the plain / causal fp16 rows of
@@ -44,7 +45,8 @@ mkdir -p /tmp/fa && tar xJf "$T/fa49.txz" -C /tmp/fa
 for v in q1 tc1 tc1f tc2; do cp /tmp/fa/base/flash_fwd.fatbin /tmp/fa/$v/; done
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
 md5sum /tmp/fa/*/*
-for v in q1 tc1 tc1f tc2; do
+# base too: main's kernels differ from run 124's GPU-tested ones by two reordered FMULs of a fold (session 24's review)
+for v in base q1 tc1 tc1f tc2; do
   timeout 120 /tmp/fa/flash_check --check --kernels sm90 --fatbin-dir /tmp/fa/$v > "$OUT/check-$v.txt" 2>&1
   echo "check $v rc=$? $(tail -1 "$OUT/check-$v.txt")"
   grep "^FAIL" "$OUT/check-$v.txt" | head -10

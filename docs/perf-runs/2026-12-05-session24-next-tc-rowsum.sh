@@ -13,51 +13,61 @@
 #   (CapPoly::ShortFolded, five FMA-pipe ops a score instead of seven; flash_emu_test: 2.4e-7 cap_l2, bound 4e-7).
 #   Run 76 measured this fold +7-8 % on those rows but dropped it for its spills; with the Q descriptors at issue the
 #   hd 128 general kernel spills 0 / 0 B (4 / 4 with the row sum). Degree-7 walk 554 -> 424 instructions a tile.
-#   q1  = QDESC 1                 (the general kernels only change)
-#   tc1 = QDESC 1 + TC_ROWSUM 1   (the general kernels only change)
-#   tc1f = tc1 + SOFTCAP_FOLD7 1  (the general kernels only change)
-#   tc2 = QDESC 1 + TC_ROWSUM 2   (the general kernels as tc1; plain / causal / packed / causal_alibi get the row sum)
+# Session 25 (no GPU either) added a fourth, and the candidates changed to the list below (tc1 and tc2 dropped):
+# * FLASHDJL_SOFTCAP_CAP_REF (kSoftcapCapRef): softcap alone with 2 softcap log2(e) <= 14 (half) / 126 (bfloat16)
+#   takes the cap itself as the softmax's reference (a walk of its own, ScoreMode kCapRef): no row max, no rescale.
+#   hd 128 general kernel a tile (range pass + score pass, with tc1f's switches): degree-3 tier 385 -> 329, degree-5
+#   453 -> 395, degree-7 folded 522 -> 462 (the softcap 4.5 rows), past the cap 983 -> 900 (softcap 1). Error model
+#   docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py: O and LSE within 0.73 u of P's type (the running
+#   max: 0.68 u); past the limit the negative control fails by 100 u and more. flash_check has three new cases for it
+#   (logits far below the cap: qk shift, fp16 softcap 4.5 / 4.8 and bf16 softcap 30).
+#   q1    = QDESC 1                               (the general kernels only change)
+#   tc1f  = QDESC 1 + TC_ROWSUM 1 + SOFTCAP_FOLD7 1 (the general kernels only change)
+#   tc1fr = tc1f + SOFTCAP_CAP_REF 1              (the general kernels only change)
+#   tc2fr = tc1fr with TC_ROWSUM 2                (general kernels as tc1fr; plain / causal / packed / causal_alibi get
+#           the row sum; its --bench-general rows repeat tc1fr's kernels: a measure of the noise)
 #   base = main's product fatbins (every switch 0: run 124's kernels, two independent FMULs of a fold reordered;
 #          md5 edb89f40 / cf402ceb)
 # What decides: a candidate is taken when flash_check --check passes (326 cases; LSE within 1e-3: the row sum from
 # half P moves the LSE by up to ~2e-4 on peaked rows, docs/perf-runs/2026-12-05-session24-tc-rowsum-error.py) and its
-# --bench-general rows rise with none below base by more than ~1 %; tc2 only when the plain / causal fp16 rows of
-# --bench hold as well (those kernels wait on their GEMMs, session 17: the eight m64n8k16 steps add 1/16 of the P V
+# --bench-general rows rise with none below base by more than ~1 %; tc1fr over tc1f by its softcap 1 / 4.5 rows (the
+# only ones it changes); tc2fr only when the plain / causal fp16 rows of --bench hold as well (those kernels wait on their GEMMs, session 17: the eight m64n8k16 steps add 1/16 of the P V
 # GEMM's tensor work). Then the second call, CAND=<taken> 2026-12-05-session24-next-tc-rowsum-suite.sh (the Java GPU
 # suite with the candidate's two Hopper fatbins swapped into the bundle, memcheck, racecheck), and in the tree: set the
 # switches' defaults (or drop them and keep the taken code) and rebuild (the product fatbins must then equal the
 # candidate's).
 #
-# The carried pack .devcarry/fa49.txz (ignored; ~10 MB), built on the build machine from this tree (~30 min, 2 cores):
+# The carried pack .devcarry/fa49.txz (ignored; ~10 MB), built on the build machine from this tree (~40 min, 2 cores):
 #   F="nvcc -fatbin -O3 -std=c++17 --threads 0 -gencode arch=compute_90a,code=sm_90a -ftz=true -Iops/src/main/cuda"
-#   for c in "q1 0 1 0" "tc1 1 1 0" "tc1f 1 1 1" "tc2 2 1 0"; do set -- $c; mkdir -p /tmp/fa49/$1
+#   for c in "q1 0 1 0 0" "tc1f 1 1 1 0" "tc1fr 1 1 1 1" "tc2fr 2 1 1 1"; do set -- $c; mkdir -p /tmp/fa49/$1
 #     for k in flash_fwd_sm90 paged_prefill_sm90; do $F -DFLASHDJL_TC_ROWSUM=$2 -DFLASHDJL_QDESC_AT_ISSUE=$3 \
-#       -DFLASHDJL_SOFTCAP_FOLD7=$4 -o /tmp/fa49/$1/$k.fatbin ops/src/main/cuda/$k.cu; done; done
+#       -DFLASHDJL_SOFTCAP_FOLD7=$4 -DFLASHDJL_SOFTCAP_CAP_REF=$5 -o /tmp/fa49/$1/$k.fatbin ops/src/main/cuda/$k.cu
+#     done; done
 #   mkdir -p /tmp/fa49/base && cp ops/target/classes/org/flashdjl/ops/cuda/{flash_fwd,flash_fwd_sm90,paged_prefill_sm90}.fatbin /tmp/fa49/base/
 #   nvcc -std=c++17 -O3 -cudart static -o /tmp/fa49/flash_check ops/src/test/cuda/flash_check.cu -lpthread
-#   tar cJf .devcarry/fa49.txz -C /tmp/fa49 flash_check base q1 tc1 tc1f tc2
-#   for c in q1 tc1 tc1f tc2; do tar cJf .devcarry/fa49-$c.txz -C /tmp/fa49 flash_check $c; done    (the suite call's packs)
+#   tar cJf .devcarry/fa49.txz -C /tmp/fa49 flash_check base q1 tc1f tc1fr tc2fr
+#   for c in q1 tc1f tc1fr tc2fr; do tar cJf .devcarry/fa49-$c.txz -C /tmp/fa49 flash_check $c; done  (the suite call's packs)
 # Device call (~8 min; carry [".devcarry/fa49.txz"]; memcheck / racecheck run in the second call):
 #   bash docs/perf-runs/2026-12-05-session24-next-tc-rowsum.sh
 . tests/gpu/perf_run_lib.sh
 T=$PWD/.devcarry
 mkdir -p /tmp/fa && tar xJf "$T/fa49.txz" -C /tmp/fa
-for v in q1 tc1 tc1f tc2; do cp /tmp/fa/base/flash_fwd.fatbin /tmp/fa/$v/; done
+for v in q1 tc1f tc1fr tc2fr; do cp /tmp/fa/base/flash_fwd.fatbin /tmp/fa/$v/; done
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
 md5sum /tmp/fa/*/*
 # base too: main's kernels differ from run 124's GPU-tested ones by two reordered FMULs of a fold (session 24's review)
-for v in base q1 tc1 tc1f tc2; do
+for v in base q1 tc1f tc1fr tc2fr; do
   timeout 120 /tmp/fa/flash_check --check --kernels sm90 --fatbin-dir /tmp/fa/$v > "$OUT/check-$v.txt" 2>&1
   echo "check $v rc=$? $(tail -1 "$OUT/check-$v.txt")"
   grep "^FAIL" "$OUT/check-$v.txt" | head -10
 done
-cp /tmp/fa/flash_check /tmp/fc && for v in base q1 tc1 tc1f tc2; do cp -r /tmp/fa/$v /tmp/$v; done
-bench_general burst "$OUT/general.jsonl" base q1 tc1 tc1f tc2
-bench_general burst "$OUT/general.jsonl" tc2 tc1f tc1 q1 base
-python3 tests/gpu/perf_summary.py general "$OUT/general.jsonl" base q1 tc1 tc1f tc2
+cp /tmp/fa/flash_check /tmp/fc && for v in base q1 tc1f tc1fr tc2fr; do cp -r /tmp/fa/$v /tmp/$v; done
+bench_general burst "$OUT/general.jsonl" base q1 tc1f tc1fr tc2fr
+bench_general burst "$OUT/general.jsonl" tc2fr tc1fr tc1f q1 base
+python3 tests/gpu/perf_summary.py general "$OUT/general.jsonl" base q1 tc1f tc1fr tc2fr
 echo "bench-general done at ${SECONDS}s"
-# the plain / causal kernels (fp16, hd 64 / 128 / 256, L 1k / 4k / 16k): base and tc2 interleaved, both orders
-for v in base tc2 tc2 base; do
+# the plain / causal kernels (fp16, hd 64 / 128 / 256, L 1k / 4k / 16k): base and tc2fr interleaved, both orders
+for v in base tc2fr tc2fr base; do
   timeout 100 /tmp/fc --bench --kernels sm90 --fatbin-dir /tmp/$v --dtype fp16 2>/dev/null | grep '^{' |
     sed "s/\"impl\":\"flashdjl-sm90\"/\"impl\":\"$v\"/" >> "$OUT/flash.jsonl"
 done
@@ -68,7 +78,7 @@ for line in open(sys.argv[1]):
     j = json.loads(line)
     by[(j["hd"], j["causal"], j["L"])][j["impl"]].append(j["tflops"])
 for k, v in sorted(by.items()):
-    b, t = max(v.get("base", [0])), max(v.get("tc2", [0]))
-    print("hd %3d causal %-5s L %5d  base %s  tc2 %s  tc2/base %.3f" % (k[0], k[1], k[2], v.get("base"), v.get("tc2"), t / b if b else 0))
+    b, t = max(v.get("base", [0])), max(v.get("tc2fr", [0]))
+    print("hd %3d causal %-5s L %5d  base %s  tc2fr %s  tc2fr/base %.3f" % (k[0], k[1], k[2], v.get("base"), v.get("tc2fr"), t / b if b else 0))
 PY
 echo "bench done at ${SECONDS}s"

@@ -81,7 +81,8 @@ def report(path, fn, min_mufu):
     ins = fns[name]
     print("%s: %s, %d instructions" % (path, name, len(ins)))
     for a, n, mufu, h in score_blocks(ins, min_mufu):
-        print("  block 0x%x: %d instructions, %d MUFU (%.2f a MUFU)" % (a, n, mufu, n / mufu))
+        per = " (%.2f a MUFU)" % (n / mufu) if mufu else ""
+        print("  block 0x%x: %d instructions, %d MUFU%s" % (a, n, mufu, per))
         print("    " + ", ".join("%s %d" % kv for kv in h.most_common(12)))
     sp = list(spills(ins))
     in_loop = sum(1 for _, _, near in sp if near)

@@ -116,8 +116,9 @@ __device__ __forceinline__ SeqGeometry seq_geometry(const PagedPrefillParams& p,
 namespace sm90 {
 
 // Score pass of a key tile (fwd_body's softmax), compile-time bits: kMask = hidden keys -> -inf (tiles with a hidden
-// key), kAlibi = the ALiBi bias, kCap = softcap. Each combination is its own unrolled loop without a branch per score.
-enum ScoreMode : int { kNone = 0, kMask = 1, kAlibi = 2, kCap = 4 };
+// key), kAlibi = the ALiBi bias, kCap = softcap, kCapRef = softcap alone with the cap as the softmax's reference
+// (kSoftcapCapRef). Each combination is its own unrolled loop without a branch per score.
+enum ScoreMode : int { kNone = 0, kMask = 1, kAlibi = 2, kCap = 4, kCapRef = 8 };
 template <int M> using Mode = std::integral_constant<int, M>;
 
 template <typename T> struct Pack;
@@ -481,6 +482,25 @@ constexpr bool kQDescAtIssue = FLASHDJL_QDESC_AT_ISSUE != 0;
 #define FLASHDJL_SOFTCAP_FOLD7 0
 #endif
 constexpr bool kSoftcapFold7 = FLASHDJL_SOFTCAP_FOLD7 != 0;
+
+// Whether the softcap walk (softcap alone) takes the cap itself as the softmax's reference m when it can: every capped
+// score lies in [-cap_l2, cap_l2] (log2 units), so with m = cap_l2 each P = 2^(capped - m) is in [2^(-2 cap_l2), 1]. When
+// 2^(-2 cap_l2) is a normal number of P's type (kCapRefSpan: half 2^-14, bfloat16 2^-126, also float's smallest
+// normal under -ftz), every visible key's P keeps the type's full relative precision, as with the running max, and
+// no tile needs the row max: the range pass keeps only max |s| for its tier test (one FMNMX a score instead of the
+// packed pass's 1.5 ops), the past-the-cap pass drops its FMNMX a score, the per-row max / quad shuffles / capped max /
+// rescale factor go, and O is never rescaled. Caps up to 4.85 in half (the benchmark's softcap 1 and 4.5 rows), up
+// to 43.6 in bfloat16 (Grok's 30; not Gemma 2's 50). The LSE is m + log2 l as before. Error model:
+// docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py. Prepared in session 25 without a GPU: 0 until a GPU
+// call has timed 1.
+#ifndef FLASHDJL_SOFTCAP_CAP_REF
+#define FLASHDJL_SOFTCAP_CAP_REF 0
+#endif
+constexpr bool kSoftcapCapRef = FLASHDJL_SOFTCAP_CAP_REF != 0;
+// -log2 of the smallest normal P of type T (see kSoftcapCapRef), less a margin for the fits' error on |capped|
+// (<= 1e-6 relative): the cap reference is taken when 2 cap_l2 <= kCapRefSpan<T>
+template <typename T>
+constexpr float kCapRefSpan = std::is_same<T, __half>::value ? 14.f - 0x1p-6f : 126.f - 0x1p-6f;
 
 // The largest x of the warp's lanes, for x >= 0 (-0 included): the bits of a non-negative float, as unsigned, are
 // ordered like its values (the sign bit cleared makes -0 a 0); +inf stays +inf. One redux.sync.
@@ -862,6 +882,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   // sums; else this thread's columns in row_l, summed over the quad at the end)
   float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
   float acc_l[4] = {0.f, 0.f, 0.f, 0.f};
+  // softcap alone with a small enough cap (kSoftcapCapRef): m = cap_l2 for the whole walk, no row max taken
+  const bool cap_ref = kSoftcapCapRef && kAllOptions && softcap > 0.f && !has_alibi &&
+                       2.f * softcap * kLog2e <= kCapRefSpan<T>;
+  if (cap_ref) row_m[0] = row_m[1] = softcap * kLog2e;
 
   // ---- building blocks of the pipeline ----
   // S = Q K^T, K in slot st; the ALiBi walk (kKeyTerm) adds the key term, with A = 0 on tiles without a side (a
@@ -919,6 +943,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   auto softmax_modified = [&](int n, float (&corr)[2], auto mode_tag) {
     constexpr int kMode = decltype(mode_tag)::value;
     constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0, kM = (kMode & kMask) != 0;
+    constexpr bool kRef = (kMode & kCapRef) != 0;  // m = cap_l2 throughout (row_m holds it): no row max
+    static_assert(!kRef || (kC && !kA), "the cap reference is for softcap alone");
     const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
     const CapPoly cp(mod);  // softcap alone: its MUFU-free tanh (unused otherwise)
     const MaskRule rule = rule_at_use();
@@ -960,25 +986,31 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const float cb = hh == 0 ? cb0 : cb1;
-        float mx = -INFINITY;
-        if (pre != nullptr) {
-          mx = pre[hh];
+        float ms;  // the reference m of P = exp2(score - m)
+        if constexpr (kRef) {
+          ms = row_m[hh];  // the cap (a finite constant)
+          corr[hh] = 1.f;
         } else {
+          float mx = -INFINITY;
+          if (pre != nullptr) {
+            mx = pre[hh];
+          } else {
 #pragma unroll
-          for (int j = 0; j < Bc / 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+            for (int j = 0; j < Bc / 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+          }
+          mx = quad_max(mx);
+          float mt = mx;
+          if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
+          if constexpr (kKind == 5) mt = mx == -INFINITY ? -INFINITY : mc.capped(mx);
+          else if constexpr (kKind == 4) mt = mx == -INFINITY ? -INFINITY : tn.capped(mx);
+          else if constexpr (kKind == 3 && kSoftcapFold7) mt = mx == -INFINITY ? -INFINITY : sf.capped(mx);
+          else if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
+          float m_new = fmaxf(row_m[hh], mt);
+          if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
+          ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
+          corr[hh] = fast_exp2(row_m[hh] - ms);
+          row_m[hh] = m_new;
         }
-        mx = quad_max(mx);
-        float mt = mx;
-        if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
-        if constexpr (kKind == 5) mt = mx == -INFINITY ? -INFINITY : mc.capped(mx);
-        else if constexpr (kKind == 4) mt = mx == -INFINITY ? -INFINITY : tn.capped(mx);
-        else if constexpr (kKind == 3 && kSoftcapFold7) mt = mx == -INFINITY ? -INFINITY : sf.capped(mx);
-        else if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
-        float m_new = fmaxf(row_m[hh], mt);
-        if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
-        const float ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
-        corr[hh] = fast_exp2(row_m[hh] - ms);
-        row_m[hh] = m_new;
         const float bias = cb - ms;
         [[maybe_unused]] float sum = 0.f;
 #pragma unroll
@@ -1015,9 +1047,12 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         // one packed pass (packed_row_range: 1.5 ops a score instead of two FMNMX, run 86), else from the exact one.
         float ma = 0.f;
         float pmax[2];
-        if constexpr (kM) {
+        if constexpr (kM || kRef) {  // (kRef: finish takes no max, so one exact FMNMX a score)
 #pragma unroll
           for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
+          // kRef without a hidden key: else the compiler keeps each |s| (an FADD a score) for the past-the-cap
+          // pass's exponent, where the FMUL takes |s| as a free operand modifier
+          if constexpr (!kM) reg_fence(s);
         } else {
           const RowRange r0 = packed_row_range<Bc / 8>(s, 0), r1 = packed_row_range<Bc / 8>(s, 1);
           pmax[0] = r0.mx;
@@ -1260,6 +1295,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       if (softcap > 0.f) {
         if (has_alibi)
           walk(Mode<kCap | kAlibi>());
+        else if (cap_ref)
+          walk(Mode<kCap | kCapRef>());
         else
           walk(Mode<kCap>());
       } else if (has_alibi) {

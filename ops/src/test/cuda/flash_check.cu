@@ -308,6 +308,9 @@ struct Case {
   float softcap = 0.f;
   float qscale = 1.f;
   float slope_mul = 1.f;  // ALiBi slopes x this (steep slopes: the kernels' tensor-core ALiBi path steps aside)
+  // q's elements + qk_shift, k's - qk_shift: every logit near -sqrt(D) qk_shift^2 (softcap: every capped score near
+  // or at -softcap, so every P of a row is small; the sm90 softcap walk's cap reference, kSoftcapCapRef)
+  float qk_shift = 0.f;
   uint64_t seed = 1;
   bool varlen() const { return !seq_q.empty(); }
   std::string describe() const {
@@ -323,9 +326,10 @@ struct Case {
       snprintf(buf, sizeof(buf), "B%d Lq%d Lk%d %s", batch, lq, lk, layout_name[layout]);
       shape = buf;
     }
-    snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g%s",
+    snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g%s%s",
              bf16 ? "bf16" : "fp16", d, shape.c_str(), hq, hkv, causal, wl, wr, sinks, (int)alibi,
-             softcap, slope_mul != 1.f ? (" slopes x" + std::to_string((int)slope_mul)).c_str() : "");
+             softcap, slope_mul != 1.f ? (" slopes x" + std::to_string((int)slope_mul)).c_str() : "",
+             qk_shift != 0.f ? (" qk shift " + std::to_string(qk_shift).substr(0, 4)).c_str() : "");
     return buf;
   }
 };
@@ -573,11 +577,11 @@ static int run_case(const Case& c, int* passed) {
   const Geometry g = make_geometry(c);
   Rng rng(c.seed);
   auto fill = [&](const TensorDesc& t, std::vector<uint16_t>& bits, std::vector<float>& vals,
-                  float amp) {
+                  float amp, float shift) {
     bits.assign(t.elems, 0);
     vals.assign(t.elems, 0.f);
     for (size_t e = 0; e < t.elems; ++e) {  // padding too (any value: the kernel must not use it)
-      float x = rng.uniform() * amp;
+      float x = rng.uniform() * amp + shift;
       if (x == 0.f) x = 0.5f;
       bits[e] = float_to_bits(x, c.bf16);
       vals[e] = bits_to_float(bits[e], c.bf16);
@@ -585,9 +589,9 @@ static int run_case(const Case& c, int* passed) {
   };
   std::vector<uint16_t> qb, kb, vb;
   std::vector<float> qf, kf, vf;
-  fill(g.q, qb, qf, c.qscale);
-  fill(g.k, kb, kf, 1.f);
-  fill(g.v, vb, vf, 1.f);
+  fill(g.q, qb, qf, c.qscale, c.qk_shift);
+  fill(g.k, kb, kf, 1.f, -c.qk_shift);
+  fill(g.v, vb, vf, 1.f, 0.f);
   std::vector<float> slopes(c.hq);
   for (int h = 0; h < c.hq; ++h) slopes[h] = c.slope_mul * std::pow(2.f, -8.f * (h + 1) / c.hq);
 
@@ -741,6 +745,7 @@ static std::vector<Case> make_cases() {
     float softcap, qscale;
     std::vector<int> sq, sk;
     float slope_mul = 1.f;
+    float qk_shift = 0.f;
   };
   // The list covers: odd/ragged lengths, Lq != Lk both ways, Lk = 0, GQA 1/4/8, the three dense
   // layouts, causal, windows, sinks, ALiBi, softcap, varlen with empty sequences.
@@ -795,6 +800,13 @@ static std::vector<Case> make_cases() {
       // softcap 20 at qscale 2: a warp's tile max |u| sits around CapPoly::kMicroLim (0.11), so the degree-3 and
       // degree-5 tiers mix within a row block (and the masked last tile takes the degree-5 one)
       {2, 1, 8, 2, 700, 1000, BSHD, 0, -1, -1, 0, false, 20.f, 2, {}, {}},
+      // every logit far below the cap (q + s, k - s: logits near -sqrt(D) s^2): every P of a row small, none near 1.
+      // sm90 with FLASHDJL_SOFTCAP_CAP_REF: the cap reference (half up to softcap 4.85, bfloat16 up to 43.6), P down
+      // to 2^(-2 softcap log2 e). Softcap 4.5 / 4.8: past the cap (shift 2 saturates tanh at -1: every P of a row
+      // equal); softcap 30 at shift 1.4: logits near -22 at hd 128, the polynomial tiers (past the cap at hd 256)
+      {2, 1, 4, 2, 300, 1023, BSHD, 0, -1, -1, 0, false, 4.5f, 1, {}, {}, 1.f, 1.f},
+      {2, 2, 4, 4, 200, 700, BHSD, 1, -1, -1, 0, false, 4.8f, 1, {}, {}, 1.f, 2.f},
+      {2, 1, 8, 2, 300, 1023, BSHD, 1, -1, -1, 0, false, 30.f, 1, {}, {}, 1.f, 1.4f},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;
@@ -822,6 +834,7 @@ static std::vector<Case> make_cases() {
         c.softcap = x.softcap;
         c.qscale = x.qscale;
         c.slope_mul = x.slope_mul;
+        c.qk_shift = x.qk_shift;
         c.seq_q = x.sq;
         c.seq_k = x.sk;
         c.seed = ++seed;

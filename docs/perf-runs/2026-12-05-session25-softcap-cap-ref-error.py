@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Error model of the softcap walk's cap reference (kSoftcapCapRef, flash_fwd_sm90_body.cuh), session 25.
+
+With softcap alone every capped score c = cap tanh(s / cap) lies in [-cap, cap], so the online softmax may take m = cap
+(log2 units: cap_l2 = cap log2 e) as its reference for the whole row instead of the running max: every P = 2^(c' - m)
+(c' = c log2 e) is then in [2^(-2 cap_l2), 1]. The kernel rounds P to its input type for O += P V (half or bfloat16)
+and, with the tensor-core row sum (kTcRowSum, half only), sums the rounded P; else it sums P in float.
+
+The claim: when 2^(-2 cap_l2) is a normal number of P's type (half: 2 cap_l2 <= 14, cap <= 4.85; bfloat16:
+2 cap_l2 <= 126, cap <= 43.6), O and the LSE have the same error as with the running max, since every P keeps the
+type's relative precision. Past that limit the small P become subnormal or zero and the error grows (the negative
+control below: half at caps 6 / 10 with every logit far below the cap).
+
+This models one key tile of 128 keys at a time: the running max with the kernel's stale-max rule (kStaleMax = 8:
+the max is kept until a tile raises it by more than 8), P in float32 then rounded to the P type, O accumulated in
+float32 over V in the P type, l summed in float32 (from float P, or from the rounded P for the row sum), against a
+float64 reference on the same (rounded) V. It prints, per case, the largest O error (absolute, V in [-1, 1]) and LSE
+error of each reference, and their ratio. Run: python3 docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py
+"""
+import numpy as np
+
+L2E = 1.4426950408889634
+TILE = 128
+STALE = 8.0
+
+
+def to_bf16(x):
+    """float32 -> bfloat16 (round to nearest even) -> float32."""
+    b = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+    return b.astype(np.uint32).view(np.float32)
+
+
+def to_type(x, dt):
+    return np.asarray(x, np.float32).astype(np.float16).astype(np.float32) if dt == "half" else to_bf16(x)
+
+
+def kernel(cl2, v, dt, cap_ref, cap_l2, tc_sum):
+    """cl2: [rows, keys] capped scores in log2 units (float32); v: [keys, D] in the P type. Returns O, LSE (nat)."""
+    rows, keys = cl2.shape
+    m = np.full(rows, cap_l2 if cap_ref else -np.inf, np.float32)
+    l = np.zeros(rows, np.float32)
+    o = np.zeros((rows, v.shape[1]), np.float32)
+    for t0 in range(0, keys, TILE):
+        c = cl2[:, t0:t0 + TILE]
+        if not cap_ref:
+            mt = c.max(axis=1)
+            m_new = np.maximum(m, mt)
+            keep = (m_new - m) <= STALE  # -inf - -inf is nan: False, so the first tile takes its max
+            m_new = np.where(keep, m, m_new).astype(np.float32)
+            corr = np.exp2(m - m_new).astype(np.float32)
+            corr[np.isneginf(m)] = 0.0
+            o *= corr[:, None]
+            l *= corr
+            m = m_new
+        p = np.exp2((c - m[:, None]).astype(np.float32)).astype(np.float32)
+        pr = to_type(p, dt)
+        l += (pr if tc_sum else p).sum(axis=1, dtype=np.float32)
+        o += (pr @ v[t0:t0 + TILE]).astype(np.float32)
+    return o / l[:, None], (m.astype(np.float64) + np.log2(l.astype(np.float64))) / L2E
+
+
+def reference(c, v):
+    """c: [rows, keys] capped scores (nat, float64); v: float64."""
+    mx = c.max(axis=1, keepdims=True)
+    e = np.exp(c - mx)
+    return (e @ v) / e.sum(axis=1, keepdims=True), mx[:, 0] + np.log(e.sum(axis=1))
+
+
+def logits(rng, kind, cap, rows, keys):
+    if kind == "normal 1":
+        return rng.standard_normal((rows, keys))
+    if kind == "normal 4":
+        return 4 * rng.standard_normal((rows, keys))
+    if kind == "peaked":  # one key a row at +2 cap, the others near -cap: the largest P ratio softcap allows
+        s = -cap + 0.3 * cap * rng.standard_normal((rows, keys))
+        s[np.arange(rows), rng.integers(0, keys, rows)] = 2 * cap
+        return s
+    if kind == "saturated below":  # every logit far below the cap: every P = 2^(-2 cap_l2) (tanh = -1 in float)
+        return -60 * cap + rng.standard_normal((rows, keys))
+    if kind == "near -cap":  # every capped score near -cap, not saturated: every P small, none 1
+        return -1.5 * cap + 0.3 * cap * rng.standard_normal((rows, keys))
+    if kind == "below, spread":  # the row's P spread over [2^(-2 cap_l2), ~1]
+        return -cap + cap * rng.standard_normal((rows, keys))
+    raise ValueError(kind)
+
+
+def case(rng, dt, cap, kind, tc_sum, rows=96, keys=2048, d=16):
+    s = logits(rng, kind, cap, rows, keys)
+    c = cap * np.tanh(s / cap)
+    cl2 = (c * L2E).astype(np.float32)
+    v = to_type(rng.uniform(-1, 1, (keys, d)).astype(np.float32), dt)
+    o_ref, lse_ref = reference(c, v.astype(np.float64))
+    out = []
+    for ref in (False, True):
+        o, lse = kernel(cl2, v, dt, ref, np.float32(cap * L2E), tc_sum)
+        out.append((np.abs(o - o_ref).max(), np.abs(lse - lse_ref).max()))
+    return out
+
+
+KINDS = ["normal 1", "normal 4", "peaked", "saturated below", "near -cap", "below, spread"]
+U = {"half": 2.0 ** -11, "bf16": 2.0 ** -8}  # unit roundoff of P's type
+
+
+def main():
+    rng = np.random.default_rng(20261205)
+    print("errors in units of P's unit roundoff u (half 2^-11, bfloat16 2^-8); O: max |O - O_ref| with V in [-1, 1];")
+    print("LSE: max |LSE - LSE_ref| (natural log). sum: f32 = P summed in float, tc = the rounded P (kTcRowSum)")
+    print("%-5s %-5s %-16s %-4s | running max: O/u  LSE/u | cap reference: O/u  LSE/u" % ("type", "cap", "logits", "sum"))
+    worst = [0.0, 0.0, 0.0, 0.0]
+    for dt, caps, sums in (("half", [1.0, 2.0, 4.5, 4.85], [False, True]), ("bf16", [4.5, 30.0, 43.5], [False])):
+        for cap in caps:
+            assert 2 * cap * L2E <= (14 if dt == "half" else 126), cap
+            for kind in KINDS:
+                for tc in sums:
+                    (o1, l1), (o2, l2) = case(rng, dt, cap, kind, tc)
+                    u = U[dt]
+                    row = [o1 / u, l1 / u, o2 / u, l2 / u]
+                    worst = [max(a, b) for a, b in zip(worst, row)]
+                    print("%-5s %-5g %-16s %-4s |         %7.3f %7.3f |           %7.3f %7.3f" %
+                          ((dt, cap, kind, "tc" if tc else "f32") + tuple(row)))
+    print("largest within the limit: running max O %.3f u, LSE %.3f u; cap reference O %.3f u, LSE %.3f u" %
+          tuple(worst))
+    print("negative control, half past the limit (2 cap_l2 > 14): the small P leave half's normal range")
+    for cap in (6.0, 8.0, 10.0):
+        for kind in ("saturated below", "near -cap", "below, spread"):
+            (o1, l1), (o2, l2) = case(rng, "half", cap, kind, True)
+            u = U["half"]
+            print("half  %-5g %-16s tc   |         %7.3f %7.3f |           %7.3f %7.3f" %
+                  (cap, kind, o1 / u, l1 / u, o2 / u, l2 / u))
+
+
+if __name__ == "__main__":
+    with np.errstate(divide="ignore", invalid="ignore"):
+        main()

@@ -14,13 +14,13 @@
 #   Run 76 measured this fold +7-8 % on those rows but dropped it for its spills; with the Q descriptors at issue the
 #   hd 128 general kernel spills 0 / 0 B (4 / 4 with the row sum). Degree-7 walk 554 -> 424 instructions a tile.
 # Session 25 (no GPU either) added a fourth, and the candidates changed to the list below (tc1 and tc2 dropped):
-# * FLASHDJL_SOFTCAP_CAP_REF (kSoftcapCapRef): softcap alone with 2 softcap log2(e) <= 14 (half) / 126 (bfloat16)
-#   takes the cap itself as the softmax's reference (a walk of its own, ScoreMode kCapRef): no row max, no rescale.
+# * FLASHDJL_SOFTCAP_CAP_REF (kSoftcapCapRef): softcap alone up to 10 (half) / 54.7 (bfloat16) takes a constant
+#   softmax reference from the cap (m = cap_l2 - shift; a walk of its own, ScoreMode kCapRef): no row max, no rescale.
 #   hd 128 general kernel a tile (range pass + score pass, with tc1f's switches): degree-3 tier 385 -> 329, degree-5
 #   453 -> 395, degree-7 folded 522 -> 462 (the softcap 4.5 rows), past the cap 983 -> 900 (softcap 1). Error model
-#   docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py: O and LSE within 0.73 u of P's type (the running
-#   max: 0.68 u); past the limit the negative control fails by 100 u and more. flash_check has three new cases for it
-#   (logits far below the cap: qk shift, fp16 softcap 4.5 / 4.8 and bf16 softcap 30).
+#   docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py: O and LSE within 0.91 / 0.62 u of P's type (the
+#   running max: 0.77 / 0.58 u); past the limits the negative controls fail by 100 u and more. flash_check has six new
+#   cases for it (qk shift: every logit far below or above the cap; fp16 softcap 4.5 / 4.8 / 8, bf16 30 / 50).
 #   q1    = QDESC 1                               (the general kernels only change)
 #   tc1f  = QDESC 1 + TC_ROWSUM 1 + SOFTCAP_FOLD7 1 (the general kernels only change)
 #   tc1fr = tc1f + SOFTCAP_CAP_REF 1              (the general kernels only change)

@@ -483,24 +483,29 @@ constexpr bool kQDescAtIssue = FLASHDJL_QDESC_AT_ISSUE != 0;
 #endif
 constexpr bool kSoftcapFold7 = FLASHDJL_SOFTCAP_FOLD7 != 0;
 
-// Whether the softcap walk (softcap alone) takes the cap itself as the softmax's reference m when it can: every capped
-// score lies in [-cap_l2, cap_l2] (log2 units), so with m = cap_l2 each P = 2^(capped - m) is in [2^(-2 cap_l2), 1]. When
-// 2^(-2 cap_l2) is a normal number of P's type (kCapRefSpan: half 2^-14, bfloat16 2^-126, also float's smallest
-// normal under -ftz), every visible key's P keeps the type's full relative precision, as with the running max, and
-// no tile needs the row max: the range pass keeps only max |s| for its tier test (one FMNMX a score instead of the
-// packed pass's 1.5 ops), the past-the-cap pass drops its FMNMX a score, the per-row max / quad shuffles / capped max /
-// rescale factor go, and O is never rescaled. Caps up to 4.85 in half (the benchmark's softcap 1 and 4.5 rows), up
-// to 43.6 in bfloat16 (Grok's 30; not Gemma 2's 50). The LSE is m + log2 l as before. Error model:
-// docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py. Prepared in session 25 without a GPU: 0 until a GPU
-// call has timed 1.
+// Whether the softcap walk (softcap alone) takes a constant softmax reference m derived from the cap when it can: every
+// capped score lies in [-cap_l2, cap_l2] (log2 units), so with m = cap_l2 - shift each P = 2^(capped - m) is in
+// [2^(shift - 2 cap_l2), 2^shift]. shift = max(0, 2 cap_l2 - kCapRefMinExp) makes the smallest of those a normal number
+// of P's type (half 2^-14; bfloat16 2^-126, also float's smallest normal under -ftz), so every visible key's P keeps
+// the type's relative precision, as with the running max; shift <= kCapRefMaxShift keeps the largest in range (half
+// 2^15 < 65504) and O's float accumulator (sum of P v) within 2^7 (half) / 2^24 (bfloat16) of the headroom the running
+// max leaves it (its P reach 2^kStaleMax): the sum of |v| over a row's keys must stay below 2^96 in bfloat16 (2^120
+// with the running max). No tile then needs the row max: the range pass keeps only max |s| for its tier test (one FMNMX
+// a score instead of the packed pass's 1.5 ops), the past-the-cap pass drops its FMNMX a score, the per-row max / quad
+// shuffles / capped max / rescale factor go, and O is never rescaled. The LSE is m + log2 l as before. Caps up to 10.0
+// in half (the benchmark's softcap 1 and 4.5 rows; not 30), up to 54.7 in bfloat16 (Grok's 30, Gemma 2's 50). Error
+// model: docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py. Prepared in session 25 without a GPU: 0 until a
+// GPU call has timed 1.
 #ifndef FLASHDJL_SOFTCAP_CAP_REF
 #define FLASHDJL_SOFTCAP_CAP_REF 0
 #endif
 constexpr bool kSoftcapCapRef = FLASHDJL_SOFTCAP_CAP_REF != 0;
-// -log2 of the smallest normal P of type T (see kSoftcapCapRef), less a margin for the fits' error on |capped|
-// (<= 1e-6 relative): the cap reference is taken when 2 cap_l2 <= kCapRefSpan<T>
+// -log2 of the smallest normal P of type T, less a margin for the fits' error on |capped| (<= 1e-6 relative)
 template <typename T>
-constexpr float kCapRefSpan = std::is_same<T, __half>::value ? 14.f - 0x1p-6f : 126.f - 0x1p-6f;
+constexpr float kCapRefMinExp = (std::is_same<T, __half>::value ? 14.f : 126.f) - 0x1p-6f;
+// the largest shift of the cap reference (the largest P is 2^shift)
+template <typename T>
+constexpr float kCapRefMaxShift = std::is_same<T, __half>::value ? 15.f : 32.f;
 
 // The largest x of the warp's lanes, for x >= 0 (-0 included): the bits of a non-negative float, as unsigned, are
 // ordered like its values (the sign bit cleared makes -0 a 0); +inf stays +inf. One redux.sync.
@@ -882,10 +887,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   // sums; else this thread's columns in row_l, summed over the quad at the end)
   float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
   float acc_l[4] = {0.f, 0.f, 0.f, 0.f};
-  // softcap alone with a small enough cap (kSoftcapCapRef): m = cap_l2 for the whole walk, no row max taken
-  const bool cap_ref = kSoftcapCapRef && kAllOptions && softcap > 0.f && !has_alibi &&
-                       2.f * softcap * kLog2e <= kCapRefSpan<T>;
-  if (cap_ref) row_m[0] = row_m[1] = softcap * kLog2e;
+  // softcap alone with a small enough cap (kSoftcapCapRef): m = cap_l2 - cap_shift for the whole walk, no row max
+  const float cap_shift = fmaxf(0.f, 2.f * softcap * kLog2e - kCapRefMinExp<T>);  // (NaN / inf caps: not taken)
+  const bool cap_ref = kSoftcapCapRef && kAllOptions && softcap > 0.f && !has_alibi && cap_shift <= kCapRefMaxShift<T>;
+  if (cap_ref) row_m[0] = row_m[1] = softcap * kLog2e - cap_shift;
 
   // ---- building blocks of the pipeline ----
   // S = Q K^T, K in slot st; the ALiBi walk (kKeyTerm) adds the key term, with A = 0 on tiles without a side (a
@@ -943,7 +948,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   auto softmax_modified = [&](int n, float (&corr)[2], auto mode_tag) {
     constexpr int kMode = decltype(mode_tag)::value;
     constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0, kM = (kMode & kMask) != 0;
-    constexpr bool kRef = (kMode & kCapRef) != 0;  // m = cap_l2 throughout (row_m holds it): no row max
+    constexpr bool kRef = (kMode & kCapRef) != 0;  // m = the cap reference throughout (row_m holds it): no row max
     static_assert(!kRef || (kC && !kA), "the cap reference is for softcap alone");
     const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
     const CapPoly cp(mod);  // softcap alone: its MUFU-free tanh (unused otherwise)
@@ -988,7 +993,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         const float cb = hh == 0 ? cb0 : cb1;
         float ms;  // the reference m of P = exp2(score - m)
         if constexpr (kRef) {
-          ms = row_m[hh];  // the cap (a finite constant)
+          ms = row_m[hh];  // the cap reference (a finite constant)
           corr[hh] = 1.f;
         } else {
           float mx = -INFINITY;

@@ -308,8 +308,9 @@ struct Case {
   float softcap = 0.f;
   float qscale = 1.f;
   float slope_mul = 1.f;  // ALiBi slopes x this (steep slopes: the kernels' tensor-core ALiBi path steps aside)
-  // q's elements + qk_shift, k's - qk_shift: every logit near -sqrt(D) qk_shift^2 (softcap: every capped score near
-  // or at -softcap, so every P of a row is small; the sm90 softcap walk's cap reference, kSoftcapCapRef)
+  // q's elements + |qk_shift|, k's - qk_shift: every logit near -sqrt(D) qk_shift |qk_shift| (softcap: every capped
+  // score near or at -softcap for a shift > 0, +softcap for one < 0: the extremes of the sm90 softcap walk's cap
+  // reference, kSoftcapCapRef)
   float qk_shift = 0.f;
   uint64_t seed = 1;
   bool varlen() const { return !seq_q.empty(); }
@@ -329,7 +330,7 @@ struct Case {
     snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g%s%s",
              bf16 ? "bf16" : "fp16", d, shape.c_str(), hq, hkv, causal, wl, wr, sinks, (int)alibi,
              softcap, slope_mul != 1.f ? (" slopes x" + std::to_string((int)slope_mul)).c_str() : "",
-             qk_shift != 0.f ? (" qk shift " + std::to_string(qk_shift).substr(0, 4)).c_str() : "");
+             qk_shift != 0.f ? (" qk shift " + std::to_string(qk_shift).substr(0, qk_shift < 0 ? 5 : 4)).c_str() : "");
     return buf;
   }
 };
@@ -589,7 +590,7 @@ static int run_case(const Case& c, int* passed) {
   };
   std::vector<uint16_t> qb, kb, vb;
   std::vector<float> qf, kf, vf;
-  fill(g.q, qb, qf, c.qscale, c.qk_shift);
+  fill(g.q, qb, qf, c.qscale, std::fabs(c.qk_shift));
   fill(g.k, kb, kf, 1.f, -c.qk_shift);
   fill(g.v, vb, vf, 1.f, 0.f);
   std::vector<float> slopes(c.hq);
@@ -800,13 +801,18 @@ static std::vector<Case> make_cases() {
       // softcap 20 at qscale 2: a warp's tile max |u| sits around CapPoly::kMicroLim (0.11), so the degree-3 and
       // degree-5 tiers mix within a row block (and the masked last tile takes the degree-5 one)
       {2, 1, 8, 2, 700, 1000, BSHD, 0, -1, -1, 0, false, 20.f, 2, {}, {}},
-      // every logit far below the cap (q + s, k - s: logits near -sqrt(D) s^2): every P of a row small, none near 1.
-      // sm90 with FLASHDJL_SOFTCAP_CAP_REF: the cap reference (half up to softcap 4.85, bfloat16 up to 43.6), P down
-      // to 2^(-2 softcap log2 e). Softcap 4.5 / 4.8: past the cap (shift 2 saturates tanh at -1: every P of a row
-      // equal); softcap 30 at shift 1.4: logits near -22 at hd 128, the polynomial tiers (past the cap at hd 256)
+      // every logit far below the cap (q + s, k - s: logits near -sqrt(D) s^2) or far above it (s < 0): every P of a
+      // row at one end of the sm90 softcap walk's cap reference (FLASHDJL_SOFTCAP_CAP_REF; half up to softcap 10,
+      // bfloat16 up to 54.7; P in [2^(shift - 2 softcap log2 e), 2^shift]). Softcap 4.5 / 4.8: past the cap (shift 2
+      // saturates tanh at -1: every P of a row equal); softcap 30 at shift 1.4: logits near -22 at hd 128, the
+      // polynomial tiers (past the cap at hd 256); softcap 8 (half: shift 9.1) at both ends; softcap 50 (bfloat16:
+      // shift 18.3) past the cap
       {2, 1, 4, 2, 300, 1023, BSHD, 0, -1, -1, 0, false, 4.5f, 1, {}, {}, 1.f, 1.f},
       {2, 2, 4, 4, 200, 700, BHSD, 1, -1, -1, 0, false, 4.8f, 1, {}, {}, 1.f, 2.f},
       {2, 1, 8, 2, 300, 1023, BSHD, 1, -1, -1, 0, false, 30.f, 1, {}, {}, 1.f, 1.4f},
+      {2, 1, 4, 2, 300, 1023, BSHD, 0, -1, -1, 0, false, 8.f, 1, {}, {}, 1.f, 2.f},
+      {2, 1, 4, 1, 300, 700, BHSD, 1, -1, -1, 0, false, 8.f, 1, {}, {}, 1.f, -2.f},
+      {2, 1, 4, 2, 200, 1023, BSHD, 0, -1, -1, 0, false, 50.f, 1, {}, {}, 1.f, 2.5f},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;

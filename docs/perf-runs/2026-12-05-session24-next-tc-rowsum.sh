@@ -47,25 +47,37 @@
 #   nvcc -std=c++17 -O3 -cudart static -o /tmp/fa49/flash_check ops/src/test/cuda/flash_check.cu -lpthread
 #   tar cJf .devcarry/fa49.txz -C /tmp/fa49 flash_check base q1 tc1f tc1fr tc2fr
 #   for c in q1 tc1f tc1fr tc2fr; do tar cJf .devcarry/fa49-$c.txz -C /tmp/fa49 flash_check $c; done  (the suite call's packs)
-# Device call (~8 min; carry [".devcarry/fa49.txz"]; memcheck / racecheck run in the second call):
-#   bash docs/perf-runs/2026-12-05-session24-next-tc-rowsum.sh
+# Device calls (carry [".devcarry/fa49.txz"]; memcheck / racecheck run in the suite's call). All of it may pass the
+# 600 s a call is allowed, so it runs in two parts (PART unset runs both, for a machine that allows it):
+#   PART=1 bash docs/perf-runs/2026-12-05-session24-next-tc-rowsum.sh   (checks, --bench-general fp16: ~6-7 min)
+#   PART=2 bash docs/perf-runs/2026-12-05-session24-next-tc-rowsum.sh   (--bench-general bf16, --bench: ~3-4 min)
 . tests/gpu/perf_run_lib.sh
 T=$PWD/.devcarry
 mkdir -p /tmp/fa && tar xJf "$T/fa49.txz" -C /tmp/fa
 for v in q1 tc1f tc1fr tc2fr; do cp /tmp/fa/base/flash_fwd.fatbin /tmp/fa/$v/; done
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
 md5sum /tmp/fa/*/*
+cp /tmp/fa/flash_check /tmp/fc && for v in base q1 tc1f tc1fr tc2fr; do cp -r /tmp/fa/$v /tmp/$v; done
+PART=${PART:-all}
+if [ "$PART" != 2 ]; then
 # base too: main's kernels differ from run 124's GPU-tested ones by two reordered FMULs of a fold (session 24's review)
 for v in base q1 tc1f tc1fr tc2fr; do
   timeout 120 /tmp/fa/flash_check --check --kernels sm90 --fatbin-dir /tmp/fa/$v > "$OUT/check-$v.txt" 2>&1
   echo "check $v rc=$? $(tail -1 "$OUT/check-$v.txt")"
   grep "^FAIL" "$OUT/check-$v.txt" | head -10
 done
-cp /tmp/fa/flash_check /tmp/fc && for v in base q1 tc1f tc1fr tc2fr; do cp -r /tmp/fa/$v /tmp/$v; done
 bench_general burst "$OUT/general.jsonl" base q1 tc1f tc1fr tc2fr
 bench_general burst "$OUT/general.jsonl" tc2fr tc1fr tc1f q1 base
 python3 tests/gpu/perf_summary.py general "$OUT/general.jsonl" base q1 tc1f tc1fr tc2fr
 echo "bench-general done at ${SECONDS}s"
+fi
+[ "$PART" = 1 ] && exit 0
+# bfloat16 at hd 128 (session 25): the softcap 30 rows take the cap reference there (bfloat16 holds 2^-86.6), as a
+# bfloat16 model with softcap 30 (Grok) would; base / tc1f / tc1fr interleaved, both orders
+BENCH_ARGS="--dtype bf16 --hd 128" bench_general burst "$OUT/general-bf16.jsonl" base tc1f tc1fr
+BENCH_ARGS="--dtype bf16 --hd 128" bench_general burst "$OUT/general-bf16.jsonl" tc1fr tc1f base
+python3 tests/gpu/perf_summary.py general "$OUT/general-bf16.jsonl" base tc1f tc1fr
+echo "bench-general bf16 done at ${SECONDS}s"
 # the plain / causal kernels (fp16, hd 64 / 128 / 256, L 1k / 4k / 16k): base and tc2fr interleaved, both orders
 for v in base tc2fr tc2fr base; do
   timeout 100 /tmp/fc --bench --kernels sm90 --fatbin-dir /tmp/$v --dtype fp16 2>/dev/null | grep '^{' |

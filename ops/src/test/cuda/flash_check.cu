@@ -20,12 +20,14 @@
 // at most N CTAs instead of one per SM, so that --check walks each CTA through many work tiles (buffers, ring phases
 // and ping-pong turns carried across tiles) even on small cases; --persistent-blocks P: the persistent forms run up to
 // P query blocks per head instead of cfg[4] (0: never; the per-tile kernels run every call).
-// --L N, --causal 0|1, --dtype fp16|bf16 (--bench): only the shapes with that sequence length / mask / dtype;
+// --L N, --causal 0|1, --dtype fp16|bf16 (--bench): only the shapes with that sequence length / mask / dtype
+// (--bench-general: fp16 unless --dtype bf16);
 // --reps N (every bench): timed launches per row (default 20; long runs for clock sampling or a profiler);
 // --idle-ms I / --warm-ms W / --seconds S (every bench): the GPU's clock state for each shape's timing (see g_bench_idle_ms).
 //   flash_check --bench-packed [opts]   JSON lines: the GQA-packed hd 128 kernel on CascadeBench's prefix shapes
 //   flash_check --bench-general [opts]  JSON lines: the general kernel (windows, sinks, ALiBi, softcap) against
-//                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16, L 4096
+//                                       the plain / causal kernel of the same dims, hd 128 and 256, fp16 (or
+//                                       --dtype bf16), L 4096
 // sm80 = flash_fwd_* (impl "flashdjl"), sm90 = flash_fwd_sm90_* (impl "flashdjl-sm90"; plain, causal and general,
 // hd 64/128/256: the check runs the cases of those head dims through them, and the plain / causal cases through
 // the general kernel too).
@@ -1033,6 +1035,7 @@ static void bench_packed() {
 static void bench_general() {
   const int L = 4096, batch = 4;
   const bool sm90 = g_use_sm90;
+  const bool bf = g_bench_bf16 == 1;  // fp16 unless --dtype bf16
   for (int d : {128, 256}) {
     if (g_bench_hd > 0 && d != g_bench_hd) continue;
     const int heads = 2048 / d;
@@ -1049,7 +1052,7 @@ static void bench_general() {
       std::vector<uint16_t> h(elems);
       Rng rng(99);
       for (void* buf : {q, k, v}) {
-        for (size_t e = 0; e < elems; ++e) h[e] = float_to_bits(rng.uniform(), false);
+        for (size_t e = 0; e < elems; ++e) h[e] = float_to_bits(rng.uniform(), bf);
         CK(cudaMemcpy(buf, h.data(), elems * 2, cudaMemcpyHostToDevice));
       }
       std::vector<float> sl(heads);
@@ -1079,8 +1082,8 @@ static void bench_general() {
     };
     for (const Opt& op : opts) {
       // causal_alibi: sm90 hd 64 / 128 only (and not in fatbins built before it)
-      if (op.variant == 5 && (d > 128 || !sm90 || !has_kernel(kernel_name(false, d, 5, true)))) continue;
-      const Kernel& kern = get_kernel(kernel_name(false, d, op.variant, sm90));
+      if (op.variant == 5 && (d > 128 || !sm90 || !has_kernel(kernel_name(bf, d, 5, true)))) continue;
+      const Kernel& kern = get_kernel(kernel_name(bf, d, op.variant, sm90));
       FlashFwdParams p;
       memset(&p, 0, sizeof(p));
       p.q = q, p.k = k, p.v = v, p.o = o, p.lse = lse;
@@ -1107,9 +1110,10 @@ static void bench_general() {
       g_tma = ab_tma(rep);
       const double med = paced_median_ms(20, [&](int) { launch(kern, p); });
       const double flops = 4.0 * batch * heads * pairs * d;
-      printf("{\"impl\":\"%s\",\"tma\":%s,\"kernel\":\"%s\",\"case\":\"%s\",\"dtype\":\"fp16\",\"hd\":%d,\"L\":%d,"
+      printf("{\"impl\":\"%s\",\"tma\":%s,\"kernel\":\"%s\",\"case\":\"%s\",\"dtype\":\"%s\",\"hd\":%d,\"L\":%d,"
              "\"batch\":%d,\"heads\":%d,\"visible_pairs\":%.0f,\"ms\":%.4f,\"tflops\":%.1f}\n",
-             sm90 ? "flashdjl-sm90" : "flashdjl", sm90 && g_tma ? "true" : "false", kern.name.c_str(), op.name, d, L,
+             sm90 ? "flashdjl-sm90" : "flashdjl", sm90 && g_tma ? "true" : "false", kern.name.c_str(), op.name,
+             bf ? "bf16" : "fp16", d, L,
              batch, heads, pairs, med,
              flops / (med * 1e-3) / 1e12);
       fflush(stdout);

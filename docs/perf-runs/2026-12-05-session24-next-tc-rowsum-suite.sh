@@ -3,12 +3,12 @@
 # for the candidate run 125 takes. The Java GPU suite over run 119's bundle (.devcarry/bundle.txz, session 22; the
 # product's Java code has changed by one comment since) with the candidate's flash_fwd_sm90.fatbin and
 # paged_prefill_sm90.fatbin swapped into the ops jar, then memcheck and racecheck over the candidate's kernels.
-#   CAND=tc1fr bash docs/perf-runs/2026-12-05-session24-next-tc-rowsum-suite.sh (CAND: q1 | tc1f | tc1fr | tc2fr; session 25)
+#   CAND=tc1fr bash docs/perf-runs/2026-12-05-session24-next-tc-rowsum-suite.sh (CAND: q1 | tc1f | tc1fr | tc2fr | qfr; session 25)
 # carry: .devcarry/bundle.txz, .devcarry/fa49-$CAND.txz (flash_check and the candidate's two fatbins; fa49.txz is too
 # big beside the bundle), .devcarry/libdjl_torch.so.xz. The carried paths and the tracked tree must stay under 64 MiB:
 # move docs/perf-runs out of the tree for the call and back after it, as runs 119-124 did.
 . tests/gpu/perf_run_lib.sh
-CAND=${CAND:?set CAND to q1, tc1f, tc1fr or tc2fr}
+CAND=${CAND:?set CAND to q1, tc1f, tc1fr, tc2fr or qfr}
 T=$PWD/.devcarry
 mkdir -p /tmp/b /tmp/fa && tar xJf "$T/bundle.txz" -C /tmp/b && tar xJf "$T/fa49-$CAND.txz" -C /tmp/fa &&
   xz -dc "$T/libdjl_torch.so.xz" > /tmp/libdjl_torch.so

@@ -889,7 +889,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   float acc_l[4] = {0.f, 0.f, 0.f, 0.f};
   // softcap alone with a small enough cap (kSoftcapCapRef): m = cap_l2 - cap_shift for the whole walk, no row max
   const float cap_shift = fmaxf(0.f, 2.f * softcap * kLog2e - kCapRefMinExp<T>);  // (NaN / inf caps: not taken)
-  const bool cap_ref = kSoftcapCapRef && kAllOptions && softcap > 0.f && !has_alibi && cap_shift <= kCapRefMaxShift<T>;
+  // dense kernels only: the paged prefill general kernels (hd 64 / 128) with the walk's second copy made ptxas serialise
+  // their wgmma (C7511: not enough registers for the wgmma pipeline), which would cost every walk of those kernels
+  constexpr bool kCapRefWalk = kSoftcapCapRef && kAllOptions && !kPaged;
+  const bool cap_ref = kCapRefWalk && softcap > 0.f && !has_alibi && cap_shift <= kCapRefMaxShift<T>;
   if (cap_ref) row_m[0] = row_m[1] = softcap * kLog2e - cap_shift;
 
   // ---- building blocks of the pipeline ----
@@ -1300,10 +1303,11 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       if (softcap > 0.f) {
         if (has_alibi)
           walk(Mode<kCap | kAlibi>());
-        else if (cap_ref)
-          walk(Mode<kCap | kCapRef>());
-        else
+        else if (cap_ref) {
+          if constexpr (kCapRefWalk) walk(Mode<kCap | kCapRef>());  // (not instantiated where it cannot be taken)
+        } else {
           walk(Mode<kCap>());
+        }
       } else if (has_alibi) {
         walk(Mode<kAlibi>());
       } else {

@@ -431,8 +431,9 @@ constexpr bool kTcAlibiKernel = (kVariant == kGeneral || kVariant == kPositioned
 // that weights V (numerator and denominator agree); its rounding is P's: 2^-11 relative a term in half, well inside
 // the LSE's 1e-3 check, while bfloat16's 2^-8 could reach it on peaked rows, so bfloat16 kernels keep the fp32 sum.
 // FLASHDJL_TC_ROWSUM selects the kernels: 0 none, 1 the half general / positioned kernels (their score passes are
-// bound by instruction count, docs/kernel-notes.md), 2 every half kernel. Prepared in session 24 without a GPU: 0
-// until a GPU call has checked and timed 1 and 2 (docs/kernel-notes.md, "Next (after session 24)").
+// bound by instruction count, docs/kernel-notes.md), 2 every half kernel. Default 0: run 125 (PERF.md, session 25)
+// passed its checks but measured it a loss: the general rows -2 to -3 %, ALiBi -5 %, softcap 30 +1 %, softcap 4.5
+// +2-3 % (its eight m64n8k16 steps a tile compete with the GEMMs the general walks already wait on).
 #ifndef FLASHDJL_TC_ROWSUM
 #define FLASHDJL_TC_ROWSUM 0
 #endif
@@ -466,10 +467,10 @@ __device__ __forceinline__ void build_row_sum_ones_tile(unsigned char* ones, int
 // Whether the general / positioned kernels' S = Q K^T derives its eight Q descriptors at each issue (fwd_tile's
 // issue_s) instead of letting the compiler hold them across the walk as eight 64-bit registers. ptxas, hd 128 general
 // kernel: spills 40 / 56 B -> 0 (with kTcRowSum 88 / 144 -> 4 / 4), for ~10-20 more instructions a tile at the S issue
-// (cuobjdump); the plain kernels, which spill nothing, would only pay the instructions. Prepared in session 24
-// without a GPU: 0 until a GPU call has timed 1 (docs/kernel-notes.md, "Next (after session 24)").
+// (cuobjdump); the plain kernels, which spill nothing, would only pay the instructions. Default 1 since session 25
+// (runs 125-126: every row level to +1-2 %, and the registers the two softcap changes below need).
 #ifndef FLASHDJL_QDESC_AT_ISSUE
-#define FLASHDJL_QDESC_AT_ISSUE 0
+#define FLASHDJL_QDESC_AT_ISSUE 1
 #endif
 constexpr bool kQDescAtIssue = FLASHDJL_QDESC_AT_ISSUE != 0;
 
@@ -477,9 +478,9 @@ constexpr bool kQDescAtIssue = FLASHDJL_QDESC_AT_ISSUE != 0;
 // folded per tile (CapPoly::ShortFolded: five FMA-pipe ops a score instead of seven). Run 76 measured this fold +7-8 %
 // on the softcap 4.5 rows, but its four coefficient registers took the hd 128 general kernel's spills from 28 / 36 to
 // 36 / 52 B and cost the other softcap rows 2-4 %: not taken then. With kQDescAtIssue's registers it spills 0 / 0 B
-// (ptxas, session 24). Prepared in session 24 without a GPU: 0 until a GPU call has timed 1.
+// (ptxas, session 24). Default 1 since session 25 (run 125: softcap 4.5 +5-6 % at hd 128 over the Q descriptors alone).
 #ifndef FLASHDJL_SOFTCAP_FOLD7
-#define FLASHDJL_SOFTCAP_FOLD7 0
+#define FLASHDJL_SOFTCAP_FOLD7 1
 #endif
 constexpr bool kSoftcapFold7 = FLASHDJL_SOFTCAP_FOLD7 != 0;
 
@@ -494,10 +495,12 @@ constexpr bool kSoftcapFold7 = FLASHDJL_SOFTCAP_FOLD7 != 0;
 // a score instead of the packed pass's 1.5 ops), the past-the-cap pass drops its FMNMX a score, the per-row max / quad
 // shuffles / capped max / rescale factor go, and O is never rescaled. The LSE is m + log2 l as before. Caps up to 10.0
 // in half (the benchmark's softcap 1 and 4.5 rows; not 30), up to 54.7 in bfloat16 (Grok's 30, Gemma 2's 50). Error
-// model: docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py. Prepared in session 25 without a GPU: 0 until a
-// GPU call has timed 1.
+// model: docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py. Default 1 since session 25 (runs 125-127, with the
+// two switches above against main before them: fp16 softcap 1 +17 / +8 %, softcap 4.5 +8 / +11 % at hd 128 / 256, bf16
+// hd 128 softcap 30 +5 %, other rows level; the checks, the Java GPU suite, memcheck and racecheck clean). Dense
+// kernels only (kCapRefWalk).
 #ifndef FLASHDJL_SOFTCAP_CAP_REF
-#define FLASHDJL_SOFTCAP_CAP_REF 0
+#define FLASHDJL_SOFTCAP_CAP_REF 1
 #endif
 constexpr bool kSoftcapCapRef = FLASHDJL_SOFTCAP_CAP_REF != 0;
 // -log2 of the smallest normal P of type T, less a margin for the fits' error on |capped| (<= 1e-6 relative)

@@ -198,12 +198,11 @@ struct FlashTraitsFor<64, V, P>
     : std::conditional_t<V == kPlain || (V == kCausal && !P), Traits<64, 128, 3, P, 3>, TraitsFor<64, V, P>> {};
 
 
-// wgmma shared-memory descriptor, 128-byte swizzle (swizzle128 = false: none, the row sum's ones tile). lbo/sbo in
-// bytes.
-__device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo, bool swizzle128 = true) {
+// wgmma shared-memory descriptor, 128-byte swizzle. lbo/sbo in bytes.
+__device__ __forceinline__ uint64_t make_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
   return static_cast<uint64_t>((saddr & 0x3FFFF) >> 4) |
          (static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16) |
-         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (swizzle128 ? 1ull << 62 : 0ull);
+         (static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
 }
 
 // Byte offset of 16-byte chunk `ch` (0 .. D/8-1) of row r in a swizzled tile of R rows.
@@ -424,51 +423,11 @@ template <int kVariant, int D, int Bc, bool kPaged>
 constexpr bool kTcAlibiKernel = (kVariant == kGeneral || kVariant == kPositioned || kVariant == kCausalAlibi) && !kPaged &&
                                 D <= 128 && Bc % 64 == 0;
 
-// The softmax's row sum l on the tensor cores (kTcRowSum kernels): each k16 step of O += P V also runs
-// D(64x8) += P(64x16) * ones(16x8) (WGRowSum), so the accumulator acc_l carries every row's sum of P as the P V GEMM
-// sees it (P rounded to T), rescaled with O; the score pass then spends no FADD a score on l (64 a thread and key tile
-// at Bc 128), at eight m64n8k16 steps a tile (1/16 of the P V GEMM's tensor work). l is then the sum of the very P
-// that weights V (numerator and denominator agree); its rounding is P's: 2^-11 relative a term in half, well inside
-// the LSE's 1e-3 check, while bfloat16's 2^-8 could reach it on peaked rows, so bfloat16 kernels keep the fp32 sum.
-// FLASHDJL_TC_ROWSUM selects the kernels: 0 none, 1 the half general / positioned kernels (their score passes are
-// bound by instruction count, docs/kernel-notes.md), 2 every half kernel. Default 0: run 125 (PERF.md, session 25)
-// passed its checks but measured it a loss: the general rows -2 to -3 %, ALiBi -5 %, softcap 30 +1 %, softcap 4.5
-// +2-3 % (its eight m64n8k16 steps a tile compete with the GEMMs the general walks already wait on).
-#ifndef FLASHDJL_TC_ROWSUM
-#define FLASHDJL_TC_ROWSUM 0
-#endif
-template <typename T, int kVariant>
-constexpr bool kTcRowSum =
-    std::is_same<T, __half>::value &&
-    (FLASHDJL_TC_ROWSUM == 2 || (FLASHDJL_TC_ROWSUM == 1 && (kVariant == kGeneral || kVariant == kPositioned)));
-
-// The B operand of WGRowSum: 16 x 8 ones, K-major without swizzle (two 8 x 8 core matrices of 128 B, K-adjacent at
-// LBO = 128 B; SBO set alike, so that either reading of the two offsets stays in the tile), static shared memory of
-// the kTcRowSum kernels only.
-template <bool kOn>
-__device__ __forceinline__ unsigned char* row_sum_ones_tile() {
-  if constexpr (kOn) {
-    __shared__ __align__(128) unsigned char tile[256];
-    return tile;
-  } else {
-    return nullptr;
-  }
-}
-// Writes the ones (threads ct < 16 of the consumer warpgroups, 16 bytes each); the caller's barrier publishes them.
-template <typename T>
-__device__ __forceinline__ void build_row_sum_ones_tile(unsigned char* ones, int ct) {
-  if (ct < 16) {
-    const T one = static_cast<T>(1.f);
-    const uint32_t w = static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&one)) * 0x10001u;
-    *reinterpret_cast<uint4*>(ones + ct * 16) = make_uint4(w, w, w, w);
-  }
-  fence_proxy_async();
-}
 // Whether the general / positioned kernels' S = Q K^T derives its eight Q descriptors at each issue (fwd_tile's
 // issue_s) instead of letting the compiler hold them across the walk as eight 64-bit registers. ptxas, hd 128 general
-// kernel: spills 40 / 56 B -> 0 (with kTcRowSum 88 / 144 -> 4 / 4), for ~10-20 more instructions a tile at the S issue
-// (cuobjdump); the plain kernels, which spill nothing, would only pay the instructions. Default 1 since session 25
-// (runs 125-126: every row level to +1-2 %, and the registers the two softcap changes below need).
+// kernel: spills 40 / 56 B -> 0, for ~10-20 more instructions a tile at the S issue (cuobjdump); the plain kernels,
+// which spill nothing, would only pay the instructions. Default 1 since session 25 (runs 125-126: every row level to
+// +1-2 %, and the registers the two softcap changes below need).
 #ifndef FLASHDJL_QDESC_AT_ISSUE
 #define FLASHDJL_QDESC_AT_ISSUE 1
 #endif
@@ -864,14 +823,6 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       named_barrier(5, 128 * Tr::kWG);
     }
   }
-  // the row sum's ones (kTcSum; a persistent CTA built them once: fwd_body)
-  constexpr bool kTcSum = kTcRowSum<T, kVariant>;
-  unsigned char* const ones = row_sum_ones_tile<kTcSum>();
-  if constexpr (kTcSum && kRole == kAllRoles) {
-    build_row_sum_ones_tile<T>(ones, wtid + 128 * cw);
-    named_barrier(5, 128 * Tr::kWG);
-  }
-  const uint64_t dOnes = kTcSum ? make_desc(smem_addr(ones), 128, 128, false) : 0ull;
   // A = Q rows [64 cw, 64 cw + 64): K-major, SBO = 1024 (8-row groups), LBO unused (16).
   const uint64_t dQ = make_desc(sQ + cw * 64 * 128, 16, 1024);
   // B = K tile: K-major, same shape.
@@ -886,10 +837,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
 #pragma unroll
   for (int i = 0; i < kNS; ++i) s[i] = 0.f;
   uint32_t pf[kKP][4];  // P of the previous tile (A fragments of O += P V)
-  // rows g / g + 8 of this thread: the running max, and the sum of P (kTcSum: in acc_l, all four = the row pair's
-  // sums; else this thread's columns in row_l, summed over the quad at the end)
+  // rows g / g + 8 of this thread: the running max, and the sum of P over this thread's columns (summed over the quad
+  // at the end)
   float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
-  float acc_l[4] = {0.f, 0.f, 0.f, 0.f};
   // softcap alone with a small enough cap (kSoftcapCapRef): m = cap_l2 - cap_shift for the whole walk, no row max
   const float cap_shift = fmaxf(0.f, 2.f * softcap * kLog2e - kCapRefMinExp<T>);  // (NaN / inf caps: not taken)
   // dense kernels only: the paged prefill general kernels (hd 64 / 128) with the walk's second copy made ptxas serialise
@@ -930,10 +880,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   auto issue_pv = [&](int st) {  // O += P V, P in pf, V in slot st
     const uint64_t dV = dV0 + ((st * Tr::kTileKV) >> 4);
 #pragma unroll
-    for (int kk = 0; kk < kKP; ++kk) {
-      W_O::rs(acc_o, pf[kk], dV + ((kk * 16 * 128) >> 4));
-      if constexpr (kTcSum) WGRowSum<T>::rs(acc_l, pf[kk], dOnes);
-    }
+    for (int kk = 0; kk < kKP; ++kk) W_O::rs(acc_o, pf[kk], dV + ((kk * 16 * 128) >> 4));
     wgmma_commit();
   };
   // waits for a slot's data: the cp.async writes (generic proxy) are then made visible to wgmma
@@ -1023,7 +970,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
           row_m[hh] = m_new;
         }
         const float bias = cb - ms;
-        [[maybe_unused]] float sum = 0.f;
+        float sum = 0.f;
 #pragma unroll
         for (int j = 0; j < Bc / 8; ++j)
 #pragma unroll
@@ -1043,9 +990,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             else
               pv = fast_exp2(x - ms);
             s[4 * j + 2 * hh + e] = pv;
-            if constexpr (!kTcSum) sum += pv;
+            sum += pv;
           }
-        if constexpr (!kTcSum) row_l[hh] = row_l[hh] * corr[hh] + sum;
+        row_l[hh] = row_l[hh] * corr[hh] + sum;
       }
     };
     if constexpr (kC && !kA) {
@@ -1160,16 +1107,16 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       const float ms = mx == -INFINITY ? 0.f : mx * scl;  // all-masked row: exp2(-inf) = 0
       corr[hh] = fast_exp2(row_m[hh] * scl - ms);
       row_m[hh] = mx;
-      [[maybe_unused]] float sum = 0.f;
+      float sum = 0.f;
 #pragma unroll
       for (int j = 0; j < Bc / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const float pv = fast_exp2(s[4 * j + 2 * hh + e] * scl - ms);
           s[4 * j + 2 * hh + e] = pv;
-          if constexpr (!kTcSum) sum += pv;
+          sum += pv;
         }
-      if constexpr (!kTcSum) row_l[hh] = row_l[hh] * corr[hh] + sum;
+      row_l[hh] = row_l[hh] * corr[hh] + sum;
     }
   };
   auto pack_p = [&]() {
@@ -1239,7 +1186,6 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       reg_fence(s);
       wgmma_wait<0>();
       reg_fence(acc_o);
-      if constexpr (kTcSum) reg_fence(acc_l);
       reg_fence(pf);
       release(empty_v(pst));
       // O is rescaled only when a row's max moved (hd >= 128: +1.5-3 % non-causal, run 14). hd 64 rescales always: the
@@ -1251,12 +1197,6 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
           acc_o[4 * j + 1] *= corr[0];
           acc_o[4 * j + 2] *= corr[1];
           acc_o[4 * j + 3] *= corr[1];
-        }
-        if constexpr (kTcSum) {
-          acc_l[0] *= corr[0];
-          acc_l[1] *= corr[0];
-          acc_l[2] *= corr[1];
-          acc_l[3] *= corr[1];
         }
       }
       pack_p();
@@ -1325,7 +1265,6 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     issue_pv((i - 1) % S);
     wgmma_wait<0>();
     reg_fence(acc_o);
-    if constexpr (kTcSum) reg_fence(acc_l);
     reg_fence(pf);
     if constexpr (kRole != kAllRoles) release(empty_v((i - 1) % S));  // the producer refills it for the next tile
     walked = i - ring;
@@ -1342,7 +1281,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   float inv[2];
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
-    const float l = kTcSum ? acc_l[2 * hh] : quad_sum(row_l[hh]);
+    const float l = quad_sum(row_l[hh]);
     inv[hh] = l > 0.f ? 1.f / l : 0.f;
     const int r = m0 + rw + 8 * hh;
     if (p.lse != nullptr && t4 == 0 && r < lq) {
@@ -1466,10 +1405,6 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
           build_alibi_key_tile<T, Tr::Bc, Tr::kWG>(alibi_key_tile<true, Tr::Bc>(), tid - 128);
           named_barrier(5, 128 * Tr::kWG);
         }
-      }
-      if constexpr (kTcRowSum<T, kVariant>) {  // the row sum's ones, the same for every work tile (fwd_tile)
-        build_row_sum_ones_tile<T>(row_sum_ones_tile<true>(), tid - 128);
-        named_barrier(5, 128 * Tr::kWG);
       }
       int k = 0;  // tiles walked so far: Q buffer k & 1
       for (int j = blockIdx.x; j < order.jobs; j += stride)

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Prepared in session 26, which got no GPU: not run yet. First `git apply docs/perf-runs/2026-12-05-session26-softcap-kernels.patch`
+# (the kernels, flash_check's cases / rows, the Java dispatch and GPU cases), then `tests/gpu/devcarry.sh -o` and the pack
+# below. The session-26 build of the patch: flash_fwd_sm90.fatbin md5 22e52f28.
 # Run 128 (session 26): softcap with the causal mask or alone on the causal / plain pipelines
 # (flash_fwd_sm90_*_hd{64,128}_{causal_softcap,softcap} and their _persistent forms: the causal / plain kernel's walk
 # and persistent form with the general kernel's softcap walks, none of its window / sink / ALiBi machinery).

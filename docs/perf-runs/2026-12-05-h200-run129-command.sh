@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Prepared in session 26, which got no GPU: not run yet; needs the tree with
+# docs/perf-runs/2026-12-05-session26-softcap-kernels.patch applied and its bundle (tests/gpu/devcarry.sh -o).
 # Run 129 (session 26): the Java GPU suite over this tree's bundle (FlashDispatch routes softcap with the causal mask
 # or alone, nothing else, to the causal_softcap / softcap kernels at hd 64 / 128; new GPU cases: softcapOnly, the
 # sweep's softcap / causal+softcap options, a varlen causal softcap case), then compute-sanitizer racecheck over

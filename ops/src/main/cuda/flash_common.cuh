@@ -210,15 +210,9 @@ struct CapPoly {
     r = fmaf(r, t, -3.333212922e-01f);
     return fmaf(r, t, 9.999996931e-01f);
   }
-  // Tiles well inside the cap (every |u| <= kShortLim): P of degree 3 (the odd degree-7 least-maximum-error fit on
-  // [-0.45, 0.45]; fit error 5e-8), three FMA-pipe ops fewer, the same float error as poly (flash_emu_test)
+  // Tiles well inside the cap (every |u| <= kShortLim) take the odd degree-7 least-maximum-error fit on [-0.45, 0.45]
+  // (fit error 5e-8), folded (ShortFolded below).
   static constexpr float kShortLim = 0.45f;
-  static __device__ __forceinline__ float poly_short(float u) {
-    const float t = u * u;
-    float r = fmaf(-4.514955409e-02f, t, 1.320517700e-01f);
-    r = fmaf(r, t, -3.332630052e-01f);
-    return fmaf(r, t, 9.999989515e-01f);
-  }
   // The shorter fits below are evaluated folded: an odd fit's N coefficients k_i multiplied once per tile by
   // sc_l2 a^(2i) (fold()), so that the capped score is q.k Q(q.k^2), Q(t) = sum c_i t^i: the square, N - 1 FMAs and one
   // FMA with the max's subtraction, three ops fewer than the same fit in u (u, the scale, the product).
@@ -270,20 +264,18 @@ struct CapPoly {
     const float k[2] = {9.999937415e-01f, -3.312996030e-01f};
     return fold(k);
   }
-  // The short fit (|u| <= kShortLim) folded, for the sm90 kernels built with FLASHDJL_SOFTCAP_FOLD7: five FMA-pipe ops a
-  // score against poly_short's seven. c3 < 0, so -inf would come out as +inf: tiles with a hidden key do not take it.
+  // The short fit (|u| <= kShortLim) folded: five FMA-pipe ops a score with the max's subtraction (the same fit in u
+  // would take seven). c3 < 0, so -inf would come out as +inf: tiles with a hidden key do not take it.
   using ShortFolded = Folded<4>;
   __device__ __forceinline__ ShortFolded short_folded() const {
     const float k[4] = {9.999989515e-01f, -3.332630052e-01f, 1.320517700e-01f, -4.514955409e-02f};
     return fold(k);
   }
-  template <bool kShort = false>
   __device__ __forceinline__ float capped(float qk) const {  // softcap tanh(scale qk / softcap), log2 units
-    return (qk * a_l2) * (kShort ? poly_short(qk * a) : poly(qk * a));
+    return (qk * a_l2) * poly(qk * a);
   }
-  template <bool kShort = false>
   __device__ __forceinline__ float capped_minus(float qk, float m) const {  // capped(qk) - m, the last op one FMA
-    return fmaf(qk * a_l2, kShort ? poly_short(qk * a) : poly(qk * a), -m);
+    return fmaf(qk * a_l2, poly(qk * a), -m);
   }
 };
 // Softcap's range pass on a tile without a hidden key (the sm90 softcap walk): the raw max and min of the scores of

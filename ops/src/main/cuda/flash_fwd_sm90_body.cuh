@@ -117,7 +117,7 @@ namespace sm90 {
 
 // Score pass of a key tile (fwd_body's softmax), compile-time bits: kMask = hidden keys -> -inf (tiles with a hidden
 // key), kAlibi = the ALiBi bias, kCap = softcap, kCapRef = softcap alone with the cap as the softmax's reference
-// (kSoftcapCapRef). Each combination is its own unrolled loop without a branch per score.
+// (kCapRefWalk). Each combination is its own unrolled loop without a branch per score.
 enum ScoreMode : int { kNone = 0, kMask = 1, kAlibi = 2, kCap = 4, kCapRef = 8 };
 template <int M> using Mode = std::integral_constant<int, M>;
 
@@ -423,45 +423,28 @@ template <int kVariant, int D, int Bc, bool kPaged>
 constexpr bool kTcAlibiKernel = (kVariant == kGeneral || kVariant == kPositioned || kVariant == kCausalAlibi) && !kPaged &&
                                 D <= 128 && Bc % 64 == 0;
 
-// Whether the general / positioned kernels' S = Q K^T derives its eight Q descriptors at each issue (fwd_tile's
-// issue_s) instead of letting the compiler hold them across the walk as eight 64-bit registers. ptxas, hd 128 general
-// kernel: spills 40 / 56 B -> 0, for ~10-20 more instructions a tile at the S issue (cuobjdump); the plain kernels,
-// which spill nothing, would only pay the instructions. Default 1 since session 25 (runs 125-126: every row level to
-// +1-2 %, and the registers the two softcap changes below need).
-#ifndef FLASHDJL_QDESC_AT_ISSUE
-#define FLASHDJL_QDESC_AT_ISSUE 1
-#endif
-constexpr bool kQDescAtIssue = FLASHDJL_QDESC_AT_ISSUE != 0;
-
-// Whether the softcap walk's degree-7 tier (|u| <= CapPoly::kShortLim, tiles without a hidden key) evaluates the fit
-// folded per tile (CapPoly::ShortFolded: five FMA-pipe ops a score instead of seven). Run 76 measured this fold +7-8 %
-// on the softcap 4.5 rows, but its four coefficient registers took the hd 128 general kernel's spills from 28 / 36 to
-// 36 / 52 B and cost the other softcap rows 2-4 %: not taken then. With kQDescAtIssue's registers it spills 0 / 0 B
-// (ptxas, session 24). Default 1 since session 25 (run 125: softcap 4.5 +5-6 % at hd 128 over the Q descriptors alone).
-#ifndef FLASHDJL_SOFTCAP_FOLD7
-#define FLASHDJL_SOFTCAP_FOLD7 1
-#endif
-constexpr bool kSoftcapFold7 = FLASHDJL_SOFTCAP_FOLD7 != 0;
-
-// Whether the softcap walk (softcap alone) takes a constant softmax reference m derived from the cap when it can: every
-// capped score lies in [-cap_l2, cap_l2] (log2 units), so with m = cap_l2 - shift each P = 2^(capped - m) is in
-// [2^(shift - 2 cap_l2), 2^shift]. shift = max(0, 2 cap_l2 - kCapRefMinExp) makes the smallest of those a normal number
-// of P's type (half 2^-14; bfloat16 2^-126, also float's smallest normal under -ftz), so every visible key's P keeps
-// the type's relative precision, as with the running max; shift <= kCapRefMaxShift keeps the largest in range (half
-// 2^15 < 65504) and O's float accumulator (sum of P v) within 2^7 (half) / 2^24 (bfloat16) of the headroom the running
-// max leaves it (its P reach 2^kStaleMax): the sum of |v| over a row's keys must stay below 2^96 in bfloat16 (2^120
-// with the running max). No tile then needs the row max: the range pass keeps only max |s| for its tier test (one FMNMX
-// a score instead of the packed pass's 1.5 ops), the past-the-cap pass drops its FMNMX a score, the per-row max / quad
-// shuffles / capped max / rescale factor go, and O is never rescaled. The LSE is m + log2 l as before. Caps up to 10.0
-// in half (the benchmark's softcap 1 and 4.5 rows; not 30), up to 54.7 in bfloat16 (Grok's 30, Gemma 2's 50). Error
-// model: docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py. Default 1 since session 25 (runs 125-127, with the
-// two switches above against main before them: fp16 softcap 1 +17 / +8 %, softcap 4.5 +8 / +11 % at hd 128 / 256, bf16
-// hd 128 softcap 30 +5 %, other rows level; the checks, the Java GPU suite, memcheck and racecheck clean). Dense
-// kernels only (kCapRefWalk).
-#ifndef FLASHDJL_SOFTCAP_CAP_REF
-#define FLASHDJL_SOFTCAP_CAP_REF 1
-#endif
-constexpr bool kSoftcapCapRef = FLASHDJL_SOFTCAP_CAP_REF != 0;
+// Three choices of the softcap / general walks, taken in session 25 (runs 125-127, against main before them: fp16
+// softcap 1 +17 / +8 %, softcap 4.5 +8 / +11 % at hd 128 / 256, bf16 hd 128 softcap 30 +5 %, other rows level; the checks,
+// the Java GPU suite, memcheck and racecheck clean), each once a compile-time switch (their other paths are gone):
+// - Q descriptors at issue (issue_s): the general / positioned kernels' S = Q K^T derives its eight Q descriptors at
+//   each issue instead of letting the compiler hold them across the walk as eight 64-bit registers. ptxas, hd 128
+//   general kernel: spills 40 / 56 B -> 0, for ~10-20 more instructions a tile at the S issue (cuobjdump); the plain
+//   kernels, which spill nothing, would only pay the instructions. It frees the registers the two below need.
+// - The degree-7 softcap tier folded (finish's kind 3, CapPoly::ShortFolded): five FMA-pipe ops a score instead of
+//   seven. Run 76 measured the fold +7-8 % on the softcap 4.5 rows but its four coefficient registers then spilled;
+//   with the Q descriptors at issue the hd 128 general kernel spills 0 / 0 B (session 24).
+// - A constant softmax reference from the cap (the softcap walk, softcap alone, dense kernels: kCapRefWalk): every
+//   capped score lies in [-cap_l2, cap_l2] (log2 units), so with m = cap_l2 - shift each P = 2^(capped - m) is in
+//   [2^(shift - 2 cap_l2), 2^shift]. shift = max(0, 2 cap_l2 - kCapRefMinExp) makes the smallest of those a normal
+//   number of P's type (half 2^-14; bfloat16 2^-126, also float's smallest normal under -ftz), so every visible key's P
+//   keeps the type's relative precision, as with the running max; shift <= kCapRefMaxShift keeps the largest in range
+//   (half 2^15 < 65504) and O's float accumulator (sum of P v) within 2^7 (half) / 2^24 (bfloat16) of the headroom the
+//   running max leaves it (its P reach 2^kStaleMax): the sum of |v| over a row's keys must stay below 2^96 in bfloat16
+//   (2^120 with the running max). No tile then needs the row max: the range pass keeps only max |s| for its tier test
+//   (one FMNMX a score instead of the packed pass's 1.5 ops), the past-the-cap pass drops its FMNMX a score, the per-row
+//   max / quad shuffles / capped max / rescale factor go, and O is never rescaled. The LSE is m + log2 l as before.
+//   Caps up to 10.0 in half (the benchmark's softcap 1 and 4.5 rows; not 30), up to 54.7 in bfloat16 (Grok's 30,
+//   Gemma 2's 50). Error model: docs/perf-runs/2026-12-05-session25-softcap-cap-ref-error.py.
 // -log2 of the smallest normal P of type T, less a margin for the fits' error on |capped| (<= 1e-6 relative)
 template <typename T>
 constexpr float kCapRefMinExp = (std::is_same<T, __half>::value ? 14.f : 126.f) - 0x1p-6f;
@@ -840,11 +823,11 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   // rows g / g + 8 of this thread: the running max, and the sum of P over this thread's columns (summed over the quad
   // at the end)
   float row_m[2] = {-INFINITY, -INFINITY}, row_l[2] = {0.f, 0.f};
-  // softcap alone with a small enough cap (kSoftcapCapRef): m = cap_l2 - cap_shift for the whole walk, no row max
+  // softcap alone with a small enough cap (the cap reference): m = cap_l2 - cap_shift for the whole walk, no row max
   const float cap_shift = fmaxf(0.f, 2.f * softcap * kLog2e - kCapRefMinExp<T>);  // (NaN / inf caps: not taken)
   // dense kernels only: the paged prefill general kernels (hd 64 / 128) with the walk's second copy made ptxas serialise
   // their wgmma (C7511: not enough registers for the wgmma pipeline), which would cost every walk of those kernels
-  constexpr bool kCapRefWalk = kSoftcapCapRef && kAllOptions && !kPaged;
+  constexpr bool kCapRefWalk = kAllOptions && !kPaged;
   const bool cap_ref = kCapRefWalk && softcap > 0.f && !has_alibi && cap_shift <= kCapRefMaxShift<T>;
   if (cap_ref) row_m[0] = row_m[1] = softcap * kLog2e - cap_shift;
 
@@ -864,10 +847,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   auto issue_s = [&](int st, const uint32_t (&ax)[1][4], auto key_term_tag) {
     constexpr bool kKeyTerm = decltype(key_term_tag)::value;
     const uint64_t dK = dK0 + ((st * Tr::kTileKV) >> 4);
-    // kQDescAtIssue (general / positioned kernels): the Q descriptors derived here at each issue from dQ, not
-    // hoisted out of the walk as eight 64-bit registers
+    // general / positioned kernels: the Q descriptors derived here at each issue from dQ, not hoisted out of the walk
+    // as eight 64-bit registers
     uint64_t dQi = dQ;
-    if constexpr (kQDescAtIssue && kAllOptions) asm volatile("" : "+l"(dQi));
+    if constexpr (kAllOptions) asm volatile("" : "+l"(dQi));
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t qoff = (kk >> 2) * (Br * 128) + (kk & 3) * 32;
@@ -940,7 +923,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       constexpr int kKind = decltype(kind_tag)::value;
       const CapPoly::Tiny tn = cp.tiny();  // kind 4 only (unused otherwise)
       const CapPoly::Micro mc = cp.micro();  // kind 5 only (unused otherwise)
-      const CapPoly::ShortFolded sf = cp.short_folded();  // kind 3 with kSoftcapFold7 only (unused otherwise)
+      const CapPoly::ShortFolded sf = cp.short_folded();  // kind 3 only (unused otherwise)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const float cb = hh == 0 ? cb0 : cb1;
@@ -961,8 +944,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
           if constexpr (kKind == 1) mt = mx == -INFINITY ? -INFINITY : fmaf(mx, mod.sc_l2, cb);
           if constexpr (kKind == 5) mt = mx == -INFINITY ? -INFINITY : mc.capped(mx);
           else if constexpr (kKind == 4) mt = mx == -INFINITY ? -INFINITY : tn.capped(mx);
-          else if constexpr (kKind == 3 && kSoftcapFold7) mt = mx == -INFINITY ? -INFINITY : sf.capped(mx);
-          else if constexpr (kKind >= 2) mt = mx == -INFINITY ? -INFINITY : cp.capped<kKind == 3>(mx);
+          else if constexpr (kKind == 3) mt = mx == -INFINITY ? -INFINITY : sf.capped(mx);
+          else if constexpr (kKind == 2) mt = mx == -INFINITY ? -INFINITY : cp.capped(mx);
           float m_new = fmaxf(row_m[hh], mt);
           if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
           ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
@@ -983,10 +966,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
               pv = fast_exp2(mc.capped_minus(x, ms));
             else if constexpr (kKind == 4)
               pv = fast_exp2(tn.capped_minus(x, ms));
-            else if constexpr (kKind == 3 && kSoftcapFold7)
+            else if constexpr (kKind == 3)
               pv = fast_exp2(sf.capped_minus(x, ms));
-            else if constexpr (kKind >= 2)
-              pv = fast_exp2(cp.capped_minus<kKind == 3>(x, ms));
+            else if constexpr (kKind == 2)
+              pv = fast_exp2(cp.capped_minus(x, ms));
             else
               pv = fast_exp2(x - ms);
             s[4 * j + 2 * hh + e] = pv;
@@ -1038,7 +1021,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
             finish(std::integral_constant<int, 5>(), 0.f, 0.f, pmax);  // deeper still: the degree-3 fit
           } else if (wu <= CapPoly::kTinyLim && cp.tiny().usable()) {
             finish(std::integral_constant<int, 4>(), 0.f, 0.f, pmax);  // deep inside the cap: the degree-5 fit
-          } else if (wu <= CapPoly::kShortLim && (!kSoftcapFold7 || cp.short_folded().usable())) {
+          } else if (wu <= CapPoly::kShortLim && cp.short_folded().usable()) {
             finish(std::integral_constant<int, 3>(), 0.f, 0.f, pmax);  // well inside the cap: the short polynomial
           } else {
             finish(std::integral_constant<int, 2>(), 0.f, 0.f, pmax);

@@ -312,7 +312,7 @@ struct Case {
   float slope_mul = 1.f;  // ALiBi slopes x this (steep slopes: the kernels' tensor-core ALiBi path steps aside)
   // q's elements + |qk_shift|, k's - qk_shift: every logit near -sqrt(D) qk_shift |qk_shift| (softcap: every capped
   // score near or at -softcap for a shift > 0, +softcap for one < 0: the extremes of the sm90 softcap walk's cap
-  // reference, kSoftcapCapRef)
+  // reference, kCapRefWalk)
   float qk_shift = 0.f;
   uint64_t seed = 1;
   bool varlen() const { return !seq_q.empty(); }
@@ -804,7 +804,7 @@ static std::vector<Case> make_cases() {
       // degree-5 tiers mix within a row block (and the masked last tile takes the degree-5 one)
       {2, 1, 8, 2, 700, 1000, BSHD, 0, -1, -1, 0, false, 20.f, 2, {}, {}},
       // every logit far below the cap (q + s, k - s: logits near -sqrt(D) s^2) or far above it (s < 0): every P of a
-      // row at one end of the sm90 softcap walk's cap reference (FLASHDJL_SOFTCAP_CAP_REF; half up to softcap 10,
+      // row at one end of the sm90 softcap walk's cap reference (kCapRefWalk; half up to softcap 10,
       // bfloat16 up to 54.7; P in [2^(shift - 2 softcap log2 e), 2^shift]). Softcap 4.5 / 4.8: past the cap (shift 2
       // saturates tanh at -1: every P of a row equal); softcap 30 at shift 1.4: logits near -22 at hd 128, the
       // polynomial tiers (past the cap at hd 256); softcap 8 (half: shift 9.1) at both ends; softcap 50 (bfloat16:

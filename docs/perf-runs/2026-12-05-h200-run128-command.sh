@@ -1,44 +1,50 @@
 #!/usr/bin/env bash
-# Prepared in session 26, which got no GPU: not run yet. First `git apply docs/perf-runs/2026-12-05-session26-softcap-kernels.patch`
-# (the kernels, flash_check's cases / rows, the Java dispatch and GPU cases), then `tests/gpu/devcarry.sh -o` and the pack
-# below. The session-26 build of the patch: flash_fwd_sm90.fatbin md5 22e52f28.
-# Run 128 (session 26): softcap with the causal mask or alone on the causal / plain pipelines
-# (flash_fwd_sm90_*_hd{64,128}_{causal_softcap,softcap} and their _persistent forms: the causal / plain kernel's walk
-# and persistent form with the general kernel's softcap walks, none of its window / sink / ALiBi machinery).
-# flash_check --check over the new fatbin (the softcap-only cases run on both the general and the new kernels), also
-# with 4 CTAs a launch (persistent walks over many work tiles), then --bench-general burst: fp16 hd 128 twice, hd 64
-# once, bf16 hd 128 once, then compute-sanitizer memcheck over the small cases. Rows "general-softcap*" /
-# "causal-softcap*" are the general kernel, "...-own" the new kernels, in the same pass (ratios to the plain / causal
-# kernel of the same pass).
-# Pack .devcarry/fa51.txz (built on the build machine from this tree's devcarry build):
-#   mkdir -p /tmp/fa51/new && cp ops/target/classes/org/flashdjl/ops/cuda/{flash_fwd,flash_fwd_sm90,paged_prefill_sm90}.fatbin /tmp/fa51/new/
-#   xz -dc .devcarry/fc.xz > /tmp/fa51/flash_check && chmod +x /tmp/fa51/flash_check
-#   tar cJf .devcarry/fa51.txz -C /tmp/fa51 flash_check new
-# carry [".devcarry/fa51.txz"]
+# Prepared in sessions 26 / 27, which got no GPU: not run yet. Two candidates, both patches out of main:
+#   new  = docs/perf-runs/2026-12-05-session26-softcap-kernels.patch: softcap with the causal mask or alone on the
+#          causal / plain pipelines (flash_fwd_sm90_*_hd{64,128}_{causal_softcap,softcap} and their _persistent forms:
+#          the causal / plain kernel's walk and persistent form with the general kernel's softcap walks). The
+#          session-26 build of it: flash_fwd_sm90.fatbin md5 22e52f28 (session 27 rebased it onto 31dbf77: same code).
+#   tier = new + docs/perf-runs/2026-12-05-session27-softcap-tier-ref.patch: the softcap walk's tier reference (half
+#          caps past the cap reference, 10-91: a constant softmax reference while a warp's tiles stay within a tier,
+#          then the running max; kernel-notes "Session 27"). Affects fp16 softcap 30 rows (general and -own), every hd.
+# flash_check --check over tier (its cases run the general and the new kernels; six new tier-reference cases whose
+# warps switch to the running max mid-row), also with 4 CTAs a launch; over new only if tier fails. Then
+# --bench-general burst, fp16 every hd, new / tier interleaved in both orders, and bf16 hd 128 (the tier reference
+# does not apply to bf16 caps <= 54.7: a noise reference). Rows "general-softcap*" / "causal-softcap*" are the general
+# kernel, "...-own" the new kernels, in the same pass (ratios to the plain / causal kernel of the same pass).
+# Take new if the checks pass and its -own rows beat the general rows; tier if it passes and its softcap 30 rows beat
+# new's (both orders). compute-sanitizer memcheck / racecheck run in run 129 with the Java suite.
+# Pack .devcarry/fa52.txz (on the build machine; `git apply` both patches in a scratch worktree first):
+#   mkdir -p /tmp/fa52/new /tmp/fa52/tier
+#   cp /tmp/fa51/new/* /tmp/fa52/new/      # or: the patch-1 tree's flash_fwd{,_sm90}.fatbin + paged_prefill_sm90.fatbin
+#   cp <patch-1+2 tree build>/{flash_fwd_sm90,paged_prefill_sm90}.fatbin /tmp/fa52/tier/
+#   cp /tmp/fa52/new/flash_fwd.fatbin /tmp/fa52/tier/
+#   nvcc -std=c++17 -O3 -cudart static -o /tmp/fa52/flash_check <patch-1+2 tree>/ops/src/test/cuda/flash_check.cu -lpthread
+#   tar cJf .devcarry/fa52.txz -C /tmp/fa52 flash_check new tier
+# carry [".devcarry/fa52.txz"]
 . tests/gpu/perf_run_lib.sh
 T=$PWD/.devcarry
-mkdir -p /tmp/fa && tar xJf "$T/fa51.txz" -C /tmp/fa
+mkdir -p /tmp/fa && tar xJf "$T/fa52.txz" -C /tmp/fa
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
-md5sum /tmp/fa/new/* /tmp/fa/flash_check
-cp /tmp/fa/flash_check /tmp/fc && cp -r /tmp/fa/new /tmp/new
-timeout 120 /tmp/fc --check --kernels sm90 --fatbin-dir /tmp/new > "$OUT/check.txt" 2>&1
-echo "check rc=$? $(tail -1 "$OUT/check.txt")"
-grep "^FAIL" "$OUT/check.txt" | head -10
-timeout 150 /tmp/fc --check --kernels sm90 --ctas 4 --fatbin-dir /tmp/new > "$OUT/check-ctas4.txt" 2>&1
-echo "check --ctas 4 rc=$? $(tail -1 "$OUT/check-ctas4.txt")"
-grep "^FAIL" "$OUT/check-ctas4.txt" | head -10
-grep -c "causal_softcap" "$OUT/check.txt"
+md5sum /tmp/fa/new/* /tmp/fa/tier/* /tmp/fa/flash_check
+cp /tmp/fa/flash_check /tmp/fc && cp -r /tmp/fa/new /tmp/new && cp -r /tmp/fa/tier /tmp/tier
+timeout 150 /tmp/fc --check --kernels sm90 --fatbin-dir /tmp/tier > "$OUT/check-tier.txt" 2>&1
+echo "check tier rc=$? $(tail -1 "$OUT/check-tier.txt")"
+grep "^FAIL" "$OUT/check-tier.txt" | head -10
+if grep -q "^FAIL" "$OUT/check-tier.txt"; then
+  timeout 150 /tmp/fc --check --kernels sm90 --fatbin-dir /tmp/new > "$OUT/check-new.txt" 2>&1
+  echo "check new rc=$? $(tail -1 "$OUT/check-new.txt")"
+  grep "^FAIL" "$OUT/check-new.txt" | head -10
+fi
+timeout 150 /tmp/fc --check --kernels sm90 --ctas 4 --fatbin-dir /tmp/tier > "$OUT/check-tier-ctas4.txt" 2>&1
+echo "check tier --ctas 4 rc=$? $(tail -1 "$OUT/check-tier-ctas4.txt")"
+grep "^FAIL" "$OUT/check-tier-ctas4.txt" | head -10
+echo "tier-reference cases: $(grep -c 'keys \[' "$OUT/check-tier.txt") lines, causal_softcap lines: $(grep -c causal_softcap "$OUT/check-tier.txt")"
 echo "checks done at ${SECONDS}s"
-BENCH_ARGS="--hd 128" bench_general burst "$OUT/general.jsonl" new
-BENCH_ARGS="--hd 128" bench_general burst "$OUT/general.jsonl" new
-BENCH_ARGS="--hd 64" bench_general burst "$OUT/general.jsonl" new
-python3 tests/gpu/perf_summary.py general "$OUT/general.jsonl" new
+bench_general burst "$OUT/general.jsonl" new tier
+bench_general burst "$OUT/general.jsonl" tier new
+python3 tests/gpu/perf_summary.py general "$OUT/general.jsonl" new tier
 echo "bench fp16 done at ${SECONDS}s"
-BENCH_ARGS="--dtype bf16 --hd 128" bench_general burst "$OUT/general-bf16.jsonl" new
-python3 tests/gpu/perf_summary.py general "$OUT/general-bf16.jsonl" new
-echo "bench bf16 done at ${SECONDS}s"
-CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-timeout 90 $CS --tool memcheck --print-limit 10 /tmp/fc --check --kernels sm90 --max-work 2000000 --ctas 4 \
-  --fatbin-dir /tmp/new > /tmp/san.txt 2>&1
-echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' /tmp/san.txt) $(grep 'passed' /tmp/san.txt | tail -1)" | tee "$OUT/sanitizer.txt"
+BENCH_ARGS="--dtype bf16 --hd 128" bench_general burst "$OUT/general-bf16.jsonl" new tier
+python3 tests/gpu/perf_summary.py general "$OUT/general-bf16.jsonl" new tier
 echo "all done at ${SECONDS}s"

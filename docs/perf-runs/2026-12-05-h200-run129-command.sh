@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Prepared in session 26, which got no GPU: not run yet; needs the tree with
-# docs/perf-runs/2026-12-05-session26-softcap-kernels.patch applied and its bundle (tests/gpu/devcarry.sh -o).
-# Run 129 (session 26): the Java GPU suite over this tree's bundle (FlashDispatch routes softcap with the causal mask
-# or alone, nothing else, to the causal_softcap / softcap kernels at hd 64 / 128; new GPU cases: softcapOnly, the
-# sweep's softcap / causal+softcap options, a varlen causal softcap case), then compute-sanitizer racecheck over
-# flash_check --check's small cases with 4 CTAs a launch (memcheck ran in run 128).
-# carry [".devcarry/bundle.txz", ".devcarry/libdjl_torch.so.xz", ".devcarry/fc.xz"] (tests/gpu/devcarry.sh -o); for the
-# 64 MiB carry limit docs/perf-runs is moved out of the tree for the call and this script copied to the root.
+# Prepared in sessions 26 / 27, which got no GPU: not run yet; after run 128 decided CAND (new | tier, see its header).
+# Run 129: the Java GPU suite over the bundle of the tree with docs/perf-runs/2026-12-05-session26-softcap-kernels.patch
+# applied (.devcarry/bundle.txz, tests/gpu/devcarry.sh -o; session 26 built it, still valid: the rebase onto 31dbf77
+# changed no code), with CAND=tier its flash_fwd_sm90.fatbin swapped for the tier build's (FlashDispatch routes softcap
+# with the causal mask or alone, nothing else, to the causal_softcap / softcap kernels at hd 64 / 128; GPU cases
+# softcapOnly, the sweep's softcap / causal+softcap options incl. softcap 50 in half (the tier reference), a varlen
+# causal softcap case), then compute-sanitizer memcheck and racecheck over flash_check --check's small cases with 4
+# CTAs a launch, over the candidate's fatbins.
+# Pack .devcarry/fa52s.txz (4.4 MB; with run 128's /tmp/fa52): mkdir -p /tmp/fa52s/tier && cp /tmp/fa52/flash_check
+#   /tmp/fa52s/ && cp /tmp/fa52/tier/flash_fwd_sm90.fatbin /tmp/fa52s/tier/ && tar cJf .devcarry/fa52s.txz -C /tmp/fa52s
+#   flash_check tier    (the tier build's paged_prefill_sm90.fatbin is the product's, 9ba0e04d, already in the bundle)
+# carry [".devcarry/bundle.txz", ".devcarry/libdjl_torch.so.xz", ".devcarry/fa52s.txz"] (53.8 + 0.55 + 4.4 MB); for the
+# 64 MiB carry limit docs/ and model-zoo-examples/src/test/resources are moved out of the tree for the call (the call
+# needs only tests/gpu/perf_run_lib.sh from it; the tree is then ~4 MB) and this script copied to the root:
+#   CAND=tier bash run129.sh
 . tests/gpu/perf_run_lib.sh
 T=$PWD/.devcarry
-mkdir -p /tmp/b && tar xJf "$T/bundle.txz" -C /tmp/b && xz -dc "$T/libdjl_torch.so.xz" > /tmp/libdjl_torch.so &&
-  xz -dc "$T/fc.xz" > /tmp/fc && chmod +x /tmp/fc
+CAND=${CAND:-tier}
+mkdir -p /tmp/b /tmp/fa && tar xJf "$T/bundle.txz" -C /tmp/b && xz -dc "$T/libdjl_torch.so.xz" > /tmp/libdjl_torch.so &&
+  tar xJf "$T/fa52s.txz" -C /tmp/fa && cp /tmp/fa/flash_check /tmp/fc
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
-gpu_suite /tmp/b /tmp/libdjl_torch.so
+if [ "$CAND" = tier ]; then swap_ops_fatbins /tmp/b/lib /tmp/fa/tier flash_fwd_sm90.fatbin; fi
 python3 /tmp/b/python/extract_fatbins.py /tmp/b /tmp/fb > /dev/null && md5sum /tmp/fb/*
+gpu_suite /tmp/b /tmp/libdjl_torch.so
 CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-timeout 170 $CS --tool racecheck --racecheck-report analysis --print-limit 10 /tmp/fc --check --kernels sm90 \
+timeout 90 $CS --tool memcheck --print-limit 10 /tmp/fc --check --kernels sm90 --max-work 2000000 --ctas 4 \
+  --fatbin-dir /tmp/fb > /tmp/san.txt 2>&1
+echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' /tmp/san.txt) $(grep 'passed' /tmp/san.txt | tail -1)" | tee "$OUT/sanitizer.txt"
+timeout 150 $CS --tool racecheck --racecheck-report analysis --print-limit 10 /tmp/fc --check --kernels sm90 \
   --max-work 2000000 --ctas 4 --fatbin-dir /tmp/fb > /tmp/race.txt 2>&1
 echo "racecheck rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' /tmp/race.txt) $(grep 'passed' /tmp/race.txt | tail -1)" |
-  tee "$OUT/sanitizer.txt"
+  tee -a "$OUT/sanitizer.txt"
 echo "all done at ${SECONDS}s"

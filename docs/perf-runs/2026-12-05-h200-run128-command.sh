@@ -3,7 +3,8 @@
 #   new  = docs/perf-runs/2026-12-05-session26-softcap-kernels.patch: softcap with the causal mask or alone on the
 #          causal / plain pipelines (flash_fwd_sm90_*_hd{64,128}_{causal_softcap,softcap} and their _persistent forms:
 #          the causal / plain kernel's walk and persistent form with the general kernel's softcap walks). The
-#          session-26 build of it: flash_fwd_sm90.fatbin md5 22e52f28 (session 27 rebased it onto 31dbf77: same code).
+#          session-26 build of it: flash_fwd_sm90.fatbin md5 22e52f28 (session 27 rebased it onto 31dbf77 and rebuilt
+#          it: the same 22e52f28).
 #   tier = new + docs/perf-runs/2026-12-05-session27-softcap-tier-ref.patch: the softcap walk's tier reference (half
 #          caps past the cap reference, 10-91: a constant softmax reference while a warp's tiles stay within a tier,
 #          then the running max; kernel-notes "Session 27"). Affects fp16 softcap 30 rows (general and -own), every hd.

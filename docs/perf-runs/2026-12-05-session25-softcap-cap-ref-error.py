@@ -46,17 +46,20 @@ def cap_reference(dt, cap, shift=True):
     return None if sh > s_max else np.float32(cap_l2 - sh)
 
 
-def kernel(cl2, v, dt, ref_m, tc_sum):
+def kernel(cl2, v, dt, ref_m, tc_sum, fixed=None):
     """cl2: [rows, keys] capped scores in log2 units (float32); v: [keys, D] in the P type; ref_m: the cap reference,
-    or None for the running max. Returns O, LSE (nat)."""
+    or None for the running max. fixed(t0): whether the key tile at t0 keeps the reference m as it stands (default:
+    every tile when ref_m is given; session 27's tier reference passes its own rule). Returns O, LSE (nat)."""
     rows, keys = cl2.shape
     cap_ref = ref_m is not None
+    if fixed is None:
+        fixed = lambda t0: cap_ref
     m = np.full(rows, ref_m if cap_ref else -np.inf, np.float32)
     l = np.zeros(rows, np.float32)
     o = np.zeros((rows, v.shape[1]), np.float32)
     for t0 in range(0, keys, TILE):
         c = cl2[:, t0:t0 + TILE]
-        if not cap_ref:
+        if not fixed(t0):
             mt = c.max(axis=1)
             m_new = np.maximum(m, mt)
             keep = (m_new - m) <= STALE  # -inf - -inf is nan: False, so the first tile takes its max

@@ -17,26 +17,23 @@ the tier reference, and how many tiles the tier reference held. Negative control
 does not stay within L and the switch is left out (wrong P) must show.
 Run: python3 docs/perf-runs/2026-12-05-session27-softcap-tier-ref-error.py
 """
+import importlib.util
+import os
+
 import numpy as np
 
-L2E = 1.4426950408889634
-TILE = 128
+# session 25's model of the kernel's online softmax (its per-tile loop, rounding helpers and float64 reference)
+_spec = importlib.util.spec_from_file_location(
+    "cap_ref_model", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                  "2026-12-05-session25-softcap-cap-ref-error.py"))
+_s25 = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_s25)
+L2E, TILE, reference, to_type = _s25.L2E, _s25.TILE, _s25.reference, _s25.to_type
 ROWS = 16  # one warp's rows: the tier test is over the warp's tile
-STALE = 8.0
 LIMS = (0.45, 0.25, 0.11)
 E_MIN = {"half": 14.0 - 2 ** -6, "bf16": 126.0 - 2 ** -6}
 S_MAX = {"half": 15.0, "bf16": 32.0}
 U = {"half": 2.0 ** -11, "bf16": 2.0 ** -8}
-
-
-def to_bf16(x):
-    b = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
-    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
-    return b.astype(np.uint32).view(np.float32)
-
-
-def to_type(x, dt):
-    return np.asarray(x, np.float32).astype(np.float16).astype(np.float32) if dt == "half" else to_bf16(x)
 
 
 def tier_limit(dt, cap):
@@ -52,43 +49,21 @@ def kernel(u, cl2, v, dt, cap_l2, lim, switch=True):
     """u: [rows, keys] |u| of each raw score; cl2: capped scores, log2 units (float32); v: [keys, D] in P's type;
     cap_l2: the cap in log2 units; lim: the tier limit L (None: the running max throughout). switch=False: the negative
     control (the reference kept past L). Returns O, LSE (nat), tiles under the tier reference."""
-    rows, keys = cl2.shape
-    m = np.full(rows, -np.inf, np.float32)
-    tier = lim is not None
-    if tier:
-        bound = np.float32(lim * cap_l2)
-        m[:] = np.float32(bound - max(np.float32(0), np.float32(2) * bound - np.float32(E_MIN[dt])))
-    l = np.zeros(rows, np.float32)
-    o = np.zeros((rows, v.shape[1]), np.float32)
-    held = 0
-    for t0 in range(0, keys, TILE):
-        c = cl2[:, t0:t0 + TILE]
-        if tier and switch and np.float32(np.abs(u[:, t0:t0 + TILE]).max()) > lim:
-            tier = False  # the warp's first tile past L: the running max from here, m as it stands
-        if tier:
-            held += 1
-        else:
-            mt = c.max(axis=1)
-            m_new = np.maximum(m, mt)
-            keep = (m_new - m) <= STALE
-            m_new = np.where(keep, m, m_new).astype(np.float32)
-            corr = np.exp2(m - m_new).astype(np.float32)
-            corr[np.isneginf(m)] = 0.0
-            o *= corr[:, None]
-            l *= corr
-            m = m_new
-        p = np.exp2((c - m[:, None]).astype(np.float32)).astype(np.float32)
-        p[p < 2.0 ** -126] = 0.0  # -ftz
-        pr = to_type(p, dt)
-        l += p.sum(axis=1, dtype=np.float32)
-        o += (pr @ v[t0:t0 + TILE]).astype(np.float32)
-    return o / l[:, None], (m.astype(np.float64) + np.log2(l.astype(np.float64))) / L2E, held
+    if lim is None:
+        o, lse = _s25.kernel(cl2, v, dt, None, False)
+        return o, lse, 0
+    bound = np.float32(lim * cap_l2)
+    ref_m = np.float32(bound - max(np.float32(0), np.float32(2) * bound - np.float32(E_MIN[dt])))
+    state = {"tier": True, "held": 0}
 
+    def fixed(t0):  # the warp's first tile past L: the running max from there on, m as it stands
+        if state["tier"] and switch and np.float32(np.abs(u[:, t0:t0 + TILE]).max()) > lim:
+            state["tier"] = False
+        state["held"] += state["tier"]
+        return state["tier"]
 
-def reference(c, v):
-    mx = c.max(axis=1, keepdims=True)
-    e = np.exp(c - mx)
-    return (e @ v) / e.sum(axis=1, keepdims=True), mx[:, 0] + np.log(e.sum(axis=1))
+    o, lse = _s25.kernel(cl2, v, dt, ref_m, False, fixed)
+    return o, lse, state["held"]
 
 
 def logits(rng, kind, cap, lim, keys):

@@ -913,7 +913,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       }
     };
     // kKind 0: s in log2 units; 1: raw, to log2 units by sc_l2 s + cb[hh]; 2: raw softcap scores, all in cp's range
-    // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its short polynomial);
+    // (the max taken raw: cp.capped is increasing); 3: as 2, all within CapPoly::kShortLim (its degree-7 fit, folded
+    // per tile: CapPoly::ShortFolded);
     // 4: as 2, all within CapPoly::kTinyLim (its degree-5 fit, folded per tile: CapPoly::Tiny); on a masked tile the
     // hidden keys are -inf already (capped_minus(-inf) = -inf); 5: as 2, all within CapPoly::kMicroLim (its degree-3
     // fit, CapPoly::Micro; tiles without a hidden key only)

@@ -15,13 +15,10 @@
 # kernel, "...-own" the new kernels, in the same pass (ratios to the plain / causal kernel of the same pass).
 # Take new if the checks pass and its -own rows beat the general rows; tier if it passes and its softcap 30 rows beat
 # new's (both orders). compute-sanitizer memcheck / racecheck run in run 129 with the Java suite.
-# Pack .devcarry/fa52.txz (on the build machine; `git apply` both patches in a scratch worktree first):
-#   mkdir -p /tmp/fa52/new /tmp/fa52/tier
-#   cp /tmp/fa51/new/* /tmp/fa52/new/      # or: the patch-1 tree's flash_fwd{,_sm90}.fatbin + paged_prefill_sm90.fatbin
-#   cp <patch-1+2 tree build>/{flash_fwd_sm90,paged_prefill_sm90}.fatbin /tmp/fa52/tier/
-#   cp /tmp/fa52/new/flash_fwd.fatbin /tmp/fa52/tier/
-#   nvcc -std=c++17 -O3 -cudart static -o /tmp/fa52/flash_check <patch-1+2 tree>/ops/src/test/cuda/flash_check.cu -lpthread
-#   tar cJf .devcarry/fa52.txz -C /tmp/fa52 flash_check new tier
+# Packs: `bash docs/perf-runs/2026-12-05-run128-129-packs.sh` on the build machine (a new checkout has no .devcarry/;
+# ~24 min on 2 cores) builds .devcarry/fa52.txz (flash_check from the patch-1+2 tree, new/ = the patch-1 tree's
+# flash_fwd_sm90 / paged_prefill_sm90 / flash_fwd fatbins, tier/ = the patch-1+2 flash_fwd_sm90 + the same other two)
+# and checks the fatbins' md5 sums (22e52f28 / 173464ee / 9ba0e04d / 67d8d484).
 # carry [".devcarry/fa52.txz"]
 . tests/gpu/perf_run_lib.sh
 T=$PWD/.devcarry

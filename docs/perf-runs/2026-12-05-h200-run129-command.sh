@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Prepared in sessions 26 / 27, which got no GPU: not run yet; after run 128 decided CAND (new | tier, see its header).
 # Run 129: the Java GPU suite over the bundle of the tree with docs/perf-runs/2026-12-05-session26-softcap-kernels.patch
-# applied (.devcarry/bundle.txz, tests/gpu/devcarry.sh -o; session 26 built it, still valid: the rebase onto 31dbf77
-# changed no code), with CAND=tier its flash_fwd_sm90.fatbin swapped for the tier build's (FlashDispatch routes softcap
-# with the causal mask or alone, nothing else, to the causal_softcap / softcap kernels at hd 64 / 128; GPU cases
-# softcapOnly, the sweep's softcap / causal+softcap options incl. softcap 50 in half (the tier reference), a varlen
-# causal softcap case), then compute-sanitizer memcheck and racecheck over flash_check --check's small cases with 4
-# CTAs a launch, over the candidate's fatbins.
-# Pack .devcarry/fa52s.txz (4.4 MB; with run 128's /tmp/fa52): mkdir -p /tmp/fa52s/tier && cp /tmp/fa52/flash_check
-#   /tmp/fa52s/ && cp /tmp/fa52/tier/flash_fwd_sm90.fatbin /tmp/fa52s/tier/ && tar cJf .devcarry/fa52s.txz -C /tmp/fa52s
-#   flash_check tier    (the tier build's paged_prefill_sm90.fatbin is the product's, 9ba0e04d, already in the bundle)
+# applied (.devcarry/bundle.txz: tests/gpu/devcarry.sh in that tree, run by the packs script below), with CAND=tier
+# its flash_fwd_sm90.fatbin swapped for the tier build's (FlashDispatch routes softcap with the causal mask or alone,
+# nothing else, to the causal_softcap / softcap kernels at hd 64 / 128; GPU cases softcapOnly, the sweep's
+# softcap / causal+softcap options incl. softcap 50 in half (the tier reference), a varlen causal softcap case), then
+# compute-sanitizer memcheck and racecheck over flash_check --check's small cases with 4 CTAs a launch, over the
+# candidate's fatbins.
+# Packs: .devcarry/bundle.txz, libdjl_torch.so.xz and fa52s.txz (flash_check + the tier build's flash_fwd_sm90.fatbin;
+# its paged_prefill_sm90.fatbin is the product's, 9ba0e04d, already in the bundle) come from
+# `bash docs/perf-runs/2026-12-05-run128-129-packs.sh`, with run 128's pack.
 # carry [".devcarry/bundle.txz", ".devcarry/libdjl_torch.so.xz", ".devcarry/fa52s.txz"] (53.8 + 0.55 + 4.4 MB); for the
 # 64 MiB carry limit docs/ and model-zoo-examples/src/test/resources are moved out of the tree for the call (the call
 # needs only tests/gpu/perf_run_lib.sh from it; the tree is then ~4 MB) and this script copied to the root:

@@ -12,10 +12,21 @@
 // key/value tiles are read once per key/value head (grid y = hkv; dense queries only).
 // kCausalAlibi: the causal mask and ALiBi, nothing else (sm90 hd 64 / 128: the causal pipeline with the ALiBi key term
 // on the tensor cores, persistent form included)
-enum Variant : int { kPlain = 0, kCausal = 1, kGeneral = 2, kPositioned = 3, kPacked = 4, kCausalAlibi = 5 };
+// kCausalSoftcap: the causal mask and softcap (mask.softcap), nothing else (sm90 hd 64 / 128: the causal pipeline with
+// the general kernel's softcap walks, persistent form included). Softcap alone runs the general kernel: a plain-pipeline
+// kernel for it read 2-4 % slower than the general one (docs/PERF.md, run 128).
+enum Variant : int {
+  kPlain = 0,
+  kCausal = 1,
+  kGeneral = 2,
+  kPositioned = 3,
+  kPacked = 4,
+  kCausalAlibi = 5,
+  kCausalSoftcap = 6
+};
 // the variants whose kernel applies the bottom-right causal rule whatever the params say
 template <int V>
-constexpr bool kCausalVariant = V == kCausal || V == kCausalAlibi;
+constexpr bool kCausalVariant = V == kCausal || V == kCausalAlibi || V == kCausalSoftcap;
 
 // amp * tanh(x) given e = 2^(-2 |x| log2(e)) (a caller may fold a scale of x into that exponent): with y = 1 + e in
 // (1, 2], tanh|x| = (1 - e) / (1 + e) = 2 / y - 1. One MUFU op (the caller's ex2); the reciprocal runs on the FMA pipe,

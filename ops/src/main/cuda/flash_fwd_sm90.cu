@@ -3,14 +3,15 @@
 // ---------------------------------------------------------------------------------------------
 // Launch convention (identical to flash_fwd.cu; read by the Java launcher):
 //   kernel  flash_fwd_sm90_{fp16|bf16}_hd{64|128|256}_{plain|causal|general|positioned|packed}, and at hd 64 / 128
-//           also ..._causal_alibi (FlashFwdSm90Params: FlashFwdParams, then the TMA tensor maps of K and V;
-//           flash_params.h)
+//           also ..._causal_alibi and ..._causal_softcap (FlashFwdSm90Params: FlashFwdParams, then the TMA tensor maps
+//           of K and V; flash_params.h)
 //   config  __device__ int <kernel>_cfg[5] = {threadsPerBlock, dynamicSmemBytes, Br, Bc, persistentBlocks}
 //   grid  = (ceil(params.lq / Br), params.hq, params.batch), block = (threadsPerBlock, 1, 1),
 //   packed: grid = (ceil(params.lq * G / Br), params.hkv, params.batch), G = hq / hkv, dense q/o/lse only;
-//   persistentBlocks = P > 0 (plain / causal / causal_alibi at hd 64 / 128): when gx = ceil(lq / Br) <= P, launch
-//   <kernel>_persistent (same parameters, its own cfg) instead, grid (min(gx * gy * gz, SMs), 1, 1): its CTAs walk
-//   the blocks of the grid above as work tiles (flash_fwd_sm90_body.cuh, fwd_body)
+//   persistentBlocks = P > 0 (plain / causal / causal_alibi / causal_softcap at hd 64 / 128): when
+//   gx = ceil(lq / Br) <= P, launch <kernel>_persistent (same parameters, its own cfg) instead, grid
+//   (min(gx * gy * gz, SMs), 1, 1): its CTAs walk the blocks of the grid above as work tiles (flash_fwd_sm90_body.cuh,
+//   fwd_body)
 //   dynamic smem = dynamicSmemBytes (set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first;
 //   every value is > 48 KB), no clusters, stream of the caller. Do not launch when
 //   ceil(lq / Br) == 0, hq == 0 or batch == 0 (a zero grid dimension is a launch error).
@@ -20,6 +21,8 @@
 // Semantics, caller requirements, variants: as flash_fwd.cu (plain = all keys visible,
 // causal = bottom-right causal, causal_alibi = bottom-right causal with p.alibi_slopes (every other mask field
 // ignored, as the causal kernel does; the causal pipeline with ALiBi's key term on the tensor cores),
+// causal_softcap = bottom-right causal with p.mask.softcap (every other mask field and p.alibi_slopes ignored; the
+// causal pipeline with the general kernel's softcap walks),
 // general = every option of p.mask (windows, sinks, ALiBi, softcap, causal) at bottom-right positions,
 // positioned = general at the params' key offset / query shift;
 // dense or varlen (each side), any strides that are multiples of 8 elements, 16-byte aligned
@@ -75,7 +78,11 @@
   FLASHDJL_SM90_KERNEL(DTNAME, T, 64, causal_alibi, kCausalAlibi) \
   FLASHDJL_SM90_KERNEL(DTNAME, T, 128, causal_alibi, kCausalAlibi) \
   FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 64, causal_alibi, kCausalAlibi) \
-  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 128, causal_alibi, kCausalAlibi)
+  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 128, causal_alibi, kCausalAlibi) \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, 64, causal_softcap, kCausalSoftcap) \
+  FLASHDJL_SM90_KERNEL(DTNAME, T, 128, causal_softcap, kCausalSoftcap) \
+  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 64, causal_softcap, kCausalSoftcap) \
+  FLASHDJL_SM90_PERSISTENT_KERNEL(DTNAME, T, 128, causal_softcap, kCausalSoftcap)
 
 FLASHDJL_SM90_DIMS(fp16, __half)
 FLASHDJL_SM90_DIMS(bf16, __nv_bfloat16)

@@ -174,11 +174,13 @@ struct Traits {
 // tile (geometric mean vs cuDNN 0.940 -> 0.956 over 64 keys); hd 128 stays at 128 keys (176 keys with 24 / 240
 // registers: 0.869 against 0.878). The hd 256 general / positioned kernels keep 64 keys: at 80 their softcap / ALiBi
 // path spills 144 B.
-// kPersistent: the persistent form (fwd_body) of a dense plain / causal kernel at hd 64 / 128, exported beside the
-// per-tile one as <kernel>_persistent (flash_fwd_sm90.cu). Not hd 256: no room for a second Q buffer, and a persistent
-// causal kernel with one (Q reloaded after each tile's epilogue) spilled 152 B.
+// kPersistent: the persistent form (fwd_body) of a dense plain / causal kernel at hd 64 / 128 (and of the causal-ALiBi
+// and causal-softcap kernels), exported beside the per-tile one as <kernel>_persistent (flash_fwd_sm90.cu). Not
+// hd 256: no room for a second Q buffer, and a persistent causal kernel with one (Q reloaded after each tile's
+// epilogue) spilled 152 B.
 template <int D, int V>
-struct HasPersistentForm : std::bool_constant<D <= 128 && (V == kPlain || V == kCausal || V == kCausalAlibi)> {};
+struct HasPersistentForm
+    : std::bool_constant<D <= 128 && (V == kPlain || V == kCausal || V == kCausalAlibi || V == kCausalSoftcap)> {};
 template <int D, int kVariant, bool kPersistent = false> struct TraitsFor {
   static_assert(!kPersistent || HasPersistentForm<D, kVariant>::value, "no persistent form of this kernel");
 };
@@ -509,6 +511,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const int g = lane >> 2, t4 = lane & 3;
   constexpr bool kAllOptions = kVariant == kGeneral || kVariant == kPositioned;  // every option of the params
   constexpr bool kCausalAlibiV = kVariant == kCausalAlibi;  // the causal rule and ALiBi (p.alibi_slopes), nothing else
+  // softcap with the causal rule, nothing else (mask.softcap; the slopes and other mask fields ignored)
+  constexpr bool kSoftcapOnlyV = kVariant == kCausalSoftcap;
+  constexpr bool kSoftcapKernel = kAllOptions || kSoftcapOnlyV;  // the kernels that read p.mask.softcap
   constexpr bool kPack = kVariant == kPacked;
   const int pack = kPack ? p.hq / p.hkv : 1;  // query heads per CTA (packed: G)
   // h: the tile's first query head (packed: hy is the key/value head, its G query heads are rows)
@@ -748,7 +753,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const int cw = wg - 1;  // consumer index: query rows [64 cw, 64 cw + 64) of the tile
   // Scores: plain / causal, and general calls without softcap and ALiBi, only mask (tiles with a hidden key)
   // and scale by sc; with a score modifier (softcap, ALiBi) the score pass works in log2 units (then sc = 1).
-  const float softcap = kAllOptions ? p.mask.softcap : 0.f;
+  const float softcap = kSoftcapKernel ? p.mask.softcap : 0.f;
   // softcap alone: this warp's tiles take CapPoly until one has a logit past the cap, then ScoreMod to the end of the
   // work tile (a row block past the cap does not pay the range test on every tile)
   bool cap_poly = true;
@@ -827,7 +832,7 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   const float cap_shift = fmaxf(0.f, 2.f * softcap * kLog2e - kCapRefMinExp<T>);  // (NaN / inf caps: not taken)
   // dense kernels only: the paged prefill general kernels (hd 64 / 128) with the walk's second copy made ptxas serialise
   // their wgmma (C7511: not enough registers for the wgmma pipeline), which would cost every walk of those kernels
-  constexpr bool kCapRefWalk = kAllOptions && !kPaged;
+  constexpr bool kCapRefWalk = kSoftcapKernel && !kPaged;
   const bool cap_ref = kCapRefWalk && softcap > 0.f && !has_alibi && cap_shift <= kCapRefMaxShift<T>;
   if (cap_ref) row_m[0] = row_m[1] = softcap * kLog2e - cap_shift;
 
@@ -847,10 +852,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   auto issue_s = [&](int st, const uint32_t (&ax)[1][4], auto key_term_tag) {
     constexpr bool kKeyTerm = decltype(key_term_tag)::value;
     const uint64_t dK = dK0 + ((st * Tr::kTileKV) >> 4);
-    // general / positioned kernels: the Q descriptors derived here at each issue from dQ, not hoisted out of the walk
-    // as eight 64-bit registers
+    // general / positioned / causal-softcap kernels: the Q descriptors derived here at each issue from dQ, not hoisted out
+    // of the walk as eight 64-bit registers
     uint64_t dQi = dQ;
-    if constexpr (kAllOptions) asm volatile("" : "+l"(dQi));
+    if constexpr (kSoftcapKernel) asm volatile("" : "+l"(dQi));
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t qoff = (kk >> 2) * (Br * 128) + (kk & 3) * 32;
@@ -1226,6 +1231,13 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         walk(Mode<kAlibi>());
       else
         walk(Mode<kNone>());
+    } else if constexpr (kSoftcapOnlyV) {
+      if (cap_ref)
+        walk(Mode<kCap | kCapRef>());
+      else if (softcap > 0.f)
+        walk(Mode<kCap>());
+      else
+        walk(Mode<kNone>());
     } else if constexpr (kAllOptions) {
       if (softcap > 0.f) {
         if (has_alibi)
@@ -1383,7 +1395,8 @@ __device__ __forceinline__ void fwd_body(const SP& sp) {
       cp_async_wait_all();
     } else {
       setmaxnreg_inc<Tr::kConsumerRegs>();
-      // (persistent forms exist for plain / causal / causal-ALiBi only: of those, causal-ALiBi has the key term)
+      // (persistent forms exist for plain / causal / causal-ALiBi / causal-softcap only: of those, causal-ALiBi has the
+      // key term)
       if constexpr (kTcAlibiKernel<kVariant, Tr::D, Tr::Bc, false>) {
         if (p.alibi_slopes != nullptr) {  // the ALiBi key-term tile, the same for every work tile (fwd_tile)
           build_alibi_key_tile<T, Tr::Bc, Tr::kWG>(alibi_key_tile<true, Tr::Bc>(), tid - 128);

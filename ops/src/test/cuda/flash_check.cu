@@ -122,9 +122,10 @@ static CUmodule g_module_sm90 = nullptr;  // flash_fwd_sm90.fatbin (optional)
 static bool g_use_sm80 = true, g_use_sm90 = false;
 static std::map<std::string, Kernel> g_kernels;
 
-// variant 5 (sm90 hd 64 / 128 only): causal_alibi, the causal pipeline with ALiBi's key term on the tensor cores
+// variants 5-6 (sm90 hd 64 / 128 only): causal_alibi, the causal pipeline with ALiBi's key term on the tensor cores;
+// causal_softcap, the causal pipeline with the general kernel's softcap walks
 static std::string kernel_name(bool bf16, int d, int variant, bool sm90 = false) {
-  static const char* v[] = {"plain", "causal", "general", "", "", "causal_alibi"};
+  static const char* v[] = {"plain", "causal", "general", "", "", "causal_alibi", "causal_softcap"};
   return std::string(sm90 ? "flash_fwd_sm90_" : "flash_fwd_") + (bf16 ? "bf16" : "fp16") + "_hd" +
          std::to_string(d) + "_" + v[variant];
 }
@@ -668,6 +669,10 @@ static int run_case(const Case& c, int* passed) {
     // the causal mask and ALiBi alone: the causal_alibi kernel computes it too (hd 64 / 128)
     if (c.causal && c.alibi && c.wl < 0 && c.sinks == 0 && c.softcap == 0.f && (D == 64 || D == 128))
       names.push_back(kernel_name(c.bf16, D, 5, true));
+    // softcap with the causal mask alone: the causal_softcap kernel (hd 64 / 128; not in fatbins built before it)
+    if (c.causal && !c.alibi && c.wl < 0 && c.wr < 0 && c.sinks == 0 && c.softcap > 0.f && (D == 64 || D == 128) &&
+        has_kernel(kernel_name(c.bf16, D, 6, true)))
+      names.push_back(kernel_name(c.bf16, D, 6, true));
   }
   int failures = 0;
   const double abs_tol = c.bf16 ? 1e-2 : 1e-3;
@@ -815,6 +820,17 @@ static std::vector<Case> make_cases() {
       {2, 1, 4, 2, 300, 1023, BSHD, 0, -1, -1, 0, false, 8.f, 1, {}, {}, 1.f, 2.f},
       {2, 1, 4, 1, 300, 700, BHSD, 1, -1, -1, 0, false, 8.f, 1, {}, {}, 1.f, -2.f},
       {2, 1, 4, 2, 200, 1023, BSHD, 0, -1, -1, 0, false, 50.f, 1, {}, {}, 1.f, 2.5f},
+      // causal + softcap alone (sm90 hd 64 / 128: also the causal_softcap kernel; the causal softcap cases above run it
+      // too): more query blocks than SMs (its persistent form walks several work tiles of different heads) at softcap
+      // 30 (half: the running max) and 50 (bfloat16: the cap's reference; q scaled x 3: some tiles past the
+      // polynomial tiers), varlen with an empty sequence
+      {2, 2, 12, 4, 1100, 1100, BSHD, 1, -1, -1, 0, false, 30.f, 2, {}, {}},
+      {2, 1, 16, 2, 1100, 1300, BHSD, 1, -1, -1, 0, false, 50.f, 3, {}, {}},
+      {2, 0, 4, 4, 0, 0, BSHD, 1, -1, -1, 0, false, 10.f, 2, {113, 0, 700}, {1023, 9, 700}},
+      // softcap alone (the general kernel): more query blocks than SMs at softcap 4.5 (the degree-7 tier and past the
+      // cap at q x 2) and 50 (bfloat16's cap reference)
+      {2, 1, 16, 4, 1000, 1300, BHSD, 0, -1, -1, 0, false, 4.5f, 2, {}, {}},
+      {2, 2, 12, 3, 1100, 900, BSHD, 0, -1, -1, 0, false, 50.f, 3, {}, {}},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;
@@ -1074,6 +1090,10 @@ static void bench_general() {
         {"causal-softcap30", 2, 1, -1, 0, false, 30.f}, {"causal-alibi", 2, 1, -1, 0, true, 0.f},
         // the same on the causal pipeline (sm90 hd 64 / 128: causal_alibi, persistent form for short work per head)
         {"causal-alibi-tc", 5, 1, -1, 0, true, 0.f},
+        // the same (sm90 hd 64 / 128: causal_softcap, persistent form for short work per head); Gemma 2's cap 50 on
+        // both (bfloat16: the cap's reference; half: the running max)
+        {"causal-softcap30-own", 6, 1, -1, 0, false, 30.f},
+        {"causal-softcap50", 2, 1, -1, 0, false, 50.f}, {"causal-softcap50-own", 6, 1, -1, 0, false, 50.f},
         // logits past the cap (|scale q.k| up to ~1.7 here): sm90 takes softcap's ex2 + Newton tanh on those warps
         {"general-softcap1", 2, 0, -1, 0, false, 1.f},
         // |u| = |scale q.k| / softcap mostly in (0.25, 0.45]: sm90's degree-7 tier (cap 30 above: the degree-3 one,
@@ -1081,8 +1101,8 @@ static void bench_general() {
         {"general-softcap4.5", 2, 0, -1, 0, false, 4.5f},
     };
     for (const Opt& op : opts) {
-      // causal_alibi: sm90 hd 64 / 128 only (and not in fatbins built before it)
-      if (op.variant == 5 && (d > 128 || !sm90 || !has_kernel(kernel_name(bf, d, 5, true)))) continue;
+      // causal_alibi / causal_softcap: sm90 hd 64 / 128 only (and not in fatbins built before them)
+      if (op.variant >= 5 && (d > 128 || !sm90 || !has_kernel(kernel_name(bf, d, op.variant, true)))) continue;
       const Kernel& kern = get_kernel(kernel_name(bf, d, op.variant, sm90));
       FlashFwdParams p;
       memset(&p, 0, sizeof(p));

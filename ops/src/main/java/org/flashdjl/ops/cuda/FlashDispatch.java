@@ -19,9 +19,10 @@ import java.util.stream.Collectors;
  * ({@code flash_fwd_sm90.cu}, sm_90a only) unless {@code -Dflashdjl.flash.sm90=false} or that fatbin was not built.
  *
  * <p>The variant follows from the spec: {@code plain} when nothing masks or biases a score, {@code causal} for the
- * causal mask alone, {@code causal_alibi} for the causal mask with ALiBi and nothing else (its own kernels on Hopper at
- * head dims 64 and 128, the general kernel elsewhere), {@code general} for everything else (window, sinks, ALiBi,
- * softcap, causal with any of them).
+ * causal mask alone, {@code causal_alibi} for the causal mask with ALiBi and nothing else, {@code causal_softcap} for
+ * the causal mask with softcap and nothing else (the two with their own kernels on Hopper at head dims 64 and 128, the
+ * general kernel elsewhere), {@code general} for everything else (window, sinks, ALiBi, softcap alone or with any of
+ * them).
  * GQA/MQA, varlen and the layout are runtime parameters of every kernel. Both arches use the same kernel names
  * today (the fatbin holds sm_80 and sm_90a code and the driver picks the device's); the table keeps the arch so a
  * Hopper-only kernel can be added without touching callers.
@@ -68,6 +69,12 @@ public final class FlashDispatch {
          */
         CAUSAL_ALIBI,
         /**
+         * The bottom-right causal mask with softcap, nothing else (Gemma 2's and Grok's self-attention). On Hopper at
+         * head dims 64 and 128 its own kernels: the causal kernel's pipeline, persistent form included, with the
+         * general kernel's softcap walks; elsewhere the dispatch table maps it to the general kernel.
+         */
+        CAUSAL_SOFTCAP,
+        /**
          * The general options at the call's own positions (a dense block of a longer sequence whose positions
          * change the result): the only variant that reads the mask's key offset and query shift.
          */
@@ -105,6 +112,10 @@ public final class FlashDispatch {
             boolean windowed = spec.getWindowLeft() >= 0 || spec.getWindowRight() >= 0;
             if (spec.isCausal() && spec.hasAlibi() && spec.getSoftcap() <= 0 && !windowed) {
                 return CAUSAL_ALIBI;
+            }
+            // softcap alone stays on the general kernel: a plain-pipeline kernel for it read 2-4 % slower (run 128)
+            if (spec.isCausal() && spec.getSoftcap() > 0 && !spec.hasAlibi() && !windowed) {
+                return CAUSAL_SOFTCAP;
             }
             if (spec.hasAlibi() || spec.getSoftcap() > 0 || windowed) {
                 return GENERAL;
@@ -149,8 +160,11 @@ public final class FlashDispatch {
     /** The head dims with Hopper wgmma kernels (plain and causal). */
     private static final int[] SM90_HEAD_DIMS = {64, 128, 256};
 
-    /** Head dims of the Hopper causal-ALiBi kernels (flash_fwd_sm90.cu); elsewhere that variant runs the general one. */
-    private static final int[] CAUSAL_ALIBI_HEAD_DIMS = {64, 128};
+    /**
+     * Head dims of the Hopper causal-ALiBi and causal-softcap kernels (flash_fwd_sm90.cu); elsewhere those variants
+     * run the general one.
+     */
+    private static final int[] CAUSAL_MODIFIER_HEAD_DIMS = {64, 128};
 
     /** Head dims of the GQA-packed Hopper kernels (flash_fwd_sm90.cu). */
     private static final int[] PACKED_HEAD_DIMS = {64, 128, 256};
@@ -192,8 +206,8 @@ public final class FlashDispatch {
                         if (v == Variant.PACKED && (!wgmma || Arrays.stream(PACKED_HEAD_DIMS).noneMatch(x -> x == d))) {
                             continue; // packing exists in the Hopper kernels only
                         }
-                        if (v == Variant.CAUSAL_ALIBI
-                                && (!wgmma || Arrays.stream(CAUSAL_ALIBI_HEAD_DIMS).noneMatch(x -> x == d))) {
+                        if ((v == Variant.CAUSAL_ALIBI || v == Variant.CAUSAL_SOFTCAP)
+                                && (!wgmma || Arrays.stream(CAUSAL_MODIFIER_HEAD_DIMS).noneMatch(x -> x == d))) {
                             // no kernel of its own here: the general one computes it
                             suffix = type.shortName() + "_hd" + d + "_" + Variant.GENERAL.shortName();
                         }

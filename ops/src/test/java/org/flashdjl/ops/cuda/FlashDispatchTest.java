@@ -27,7 +27,18 @@ class FlashDispatchTest {
         assertEquals(FlashDispatch.Variant.GENERAL,
                 FlashDispatch.Variant.of(AttentionSpec.builder().optWindowBounds(-1, 0).build()));
         assertEquals(FlashDispatch.Variant.GENERAL,
-                FlashDispatch.Variant.of(AttentionSpec.builder().optSoftcap(30).build()));
+                FlashDispatch.Variant.of(AttentionSpec.builder().optSoftcap(30).build()),
+                "softcap without the causal mask runs the general kernel");
+        assertEquals(FlashDispatch.Variant.CAUSAL_SOFTCAP,
+                FlashDispatch.Variant.of(AttentionSpec.builder().optCausal(true).optSoftcap(30).build()));
+        assertEquals(FlashDispatch.Variant.CAUSAL_SOFTCAP, FlashDispatch.Variant.of(
+                AttentionSpec.builder().optCausal(true).optSoftcap(30).optSinkTokens(4).build()),
+                "sinks without a left window hide nothing");
+        assertEquals(FlashDispatch.Variant.GENERAL, FlashDispatch.Variant.of(
+                AttentionSpec.builder().optCausal(true).optSoftcap(30).optAlibiSlopes(new float[] {0.5f}).build()));
+        assertEquals(FlashDispatch.Variant.GENERAL, FlashDispatch.Variant.of(
+                AttentionSpec.builder().optCausal(true).optSoftcap(30).optWindowBounds(64, -1).build()),
+                "softcap with a window needs the general kernel");
         assertEquals(FlashDispatch.Variant.GENERAL,
                 FlashDispatch.Variant.of(AttentionSpec.builder().optAlibiSlopes(new float[] {0.5f}).build()));
         float[] slopes = {0.5f, 0.25f};
@@ -64,6 +75,34 @@ class FlashDispatchTest {
     }
 
     @Test
+    void causalSoftcapRunsItsOwnKernelsOnlyOnHopperAtHd64And128() {
+        boolean sm90Built = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
+        AttentionSpec causalSoftcap = AttentionSpec.builder().optCausal(true).optSoftcap(50).build();
+        AttentionSpec softcap = AttentionSpec.builder().optSoftcap(50).build();
+        for (int d : new int[] {64, 128}) {
+            assertEquals(sm90Built
+                    ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90,
+                            "flash_fwd_sm90_fp16_hd" + d + "_causal_softcap")
+                    : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd" + d + "_general"),
+                    FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, d, causalSoftcap)));
+            assertEquals(sm90Built
+                    ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_bf16_hd" + d + "_general")
+                    : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd" + d + "_general"),
+                    FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.BF16, d, softcap)));
+        }
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd64_general"),
+                FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 64, softcap)));
+        assertEquals(sm90Built
+                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_bf16_hd256_general")
+                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd256_general"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.BF16, 256, causalSoftcap)));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd128_general"),
+                FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.BF16, 128, causalSoftcap)));
+        assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd32_general"),
+                FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 32, causalSoftcap)));
+    }
+
+    @Test
     void kernelNames() {
         AttentionSpec causal = AttentionSpec.builder().optCausal(true).build();
         boolean sm90Built = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
@@ -93,9 +132,9 @@ class FlashDispatchTest {
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal, true)));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd64_positioned"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 64, causal, true)));
-        // arch x dtype x head dim x variant (causal_alibi mapped to the general kernel where it has none), plus the
-        // packed variant on Hopper (2 dtypes x hd 64/128/256)
-        assertEquals(2 * 2 * 6 * 5 + (sm90Built ? 2 * 3 : 0), FlashDispatch.entries().size());
+        // arch x dtype x head dim x variant (causal_alibi / causal_softcap mapped to the general kernel where they have
+        // none), plus the packed variant on Hopper (2 dtypes x hd 64/128/256)
+        assertEquals(2 * 2 * 6 * 6 + (sm90Built ? 2 * 3 : 0), FlashDispatch.entries().size());
     }
 
     @Test

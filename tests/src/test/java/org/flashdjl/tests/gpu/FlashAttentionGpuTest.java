@@ -224,6 +224,8 @@ class FlashAttentionGpuTest {
                 new GpuCheck.Varlen(DeviceDataType.FP16, "alibi", 8, 8, 64, new int[] {1, 113, 17, 0},
                         new int[] {1, 113, 300, 4}),
                 new GpuCheck.Varlen(DeviceDataType.BF16, "causal+alibi", 8, 2, 128, new int[] {300, 0, 17, 700},
+                        new int[] {300, 9, 1023, 700}),
+                new GpuCheck.Varlen(DeviceDataType.FP16, "causal+softcap", 8, 2, 64, new int[] {300, 0, 17, 700},
                         new int[] {300, 9, 1023, 700}));
     }
 
@@ -242,6 +244,42 @@ class FlashAttentionGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("causalAlibiCases")
     void causalAlibi(GpuCheck.Dense c) {
+        GpuCheck.runDense(TestMemory.GPU, c);
+    }
+
+    /**
+     * Softcap with the causal mask on the Hopper causal_softcap kernels (hd 64 / 128), persistent form included (more
+     * work tiles than an H200 has SMs), and alone on the general kernel, over each of softcap's walks: scores inside
+     * the cap (10, 3), mostly past it (0.25), and a cap of 50 (half with the running max, bfloat16 with the cap's
+     * reference).
+     */
+    static Stream<GpuCheck.Dense> softcapOnlyCases() {
+        return Stream.of(
+                new GpuCheck.Dense(DeviceDataType.BF16, "softcap", 2, 16, 4, 1023, 1023, 128,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "softcap-low", 1, 8, 2, 300, 517, 64,
+                        GpuCheck.Mode.BHSD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "softcap-high", 1, 32, 8, 2048, 2048, 128,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "softcap-high", 2, 8, 1, 333, 1000, 64,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal+softcap", 2, 16, 4, 1023, 1023, 128,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal+softcap", 1, 24, 8, 700, 1023, 64,
+                        GpuCheck.Mode.BHSD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal+softcap-low", 1, 8, 2, 300, 517, 128,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal+softcap-low", 2, 4, 4, 129, 129, 64,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.FP16, "causal+softcap-high", 1, 32, 8, 2048, 2048, 128,
+                        GpuCheck.Mode.BSHD, true),
+                new GpuCheck.Dense(DeviceDataType.BF16, "causal+softcap-high", 2, 8, 1, 333, 1000, 128,
+                        GpuCheck.Mode.BHSD, true));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("softcapOnlyCases")
+    void softcapOnly(GpuCheck.Dense c) {
         GpuCheck.runDense(TestMemory.GPU, c);
     }
 

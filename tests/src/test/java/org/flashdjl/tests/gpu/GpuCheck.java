@@ -113,14 +113,32 @@ final class GpuCheck {
                 ref.causal = true;
                 ref.alibi = slopes;
                 break;
-            case "softcap":
+            case "softcap": // the general kernel
                 b.optSoftcap(3f);
                 ref.softcap = 3f;
                 break;
-            case "causal+softcap":
+            case "softcap-low": // most scores past the cap: softcap's walk with its exact tanh
+                b.optSoftcap(0.25f);
+                ref.softcap = 0.25f;
+                break;
+            case "softcap-high": // Gemma 2's cap: half keeps the running max, bfloat16 the cap's reference
+                b.optSoftcap(50f);
+                ref.softcap = 50f;
+                break;
+            case "causal+softcap": // Hopper hd 64 / 128: the causal_softcap kernels, elsewhere the general one
                 b.optCausal(true).optSoftcap(10f);
                 ref.causal = true;
                 ref.softcap = 10f;
+                break;
+            case "causal+softcap-low": // most scores past the cap: softcap's walk with its exact tanh
+                b.optCausal(true).optSoftcap(0.25f);
+                ref.causal = true;
+                ref.softcap = 0.25f;
+                break;
+            case "causal+softcap-high": // Gemma 2's cap: half keeps the running max, bfloat16 the cap's reference
+                b.optCausal(true).optSoftcap(50f);
+                ref.causal = true;
+                ref.softcap = 50f;
                 break;
             case "all":
                 b.optCausal(true).optWindowBounds(64, 0).optSinkTokens(3).optAlibiSlopes(slopes).optSoftcap(10f);

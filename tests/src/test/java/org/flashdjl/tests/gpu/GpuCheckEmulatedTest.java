@@ -27,7 +27,7 @@ class GpuCheckEmulatedTest {
     static Stream<GpuCheck.Dense> shortDenseCases() {
         return Stream.of(FlashAttentionGpuTest.denseCases(), FlashAttentionGpuTest.otherHeadDims(),
                 FlashAttentionGpuTest.emptyKeys(), FlashAttentionGpuTest.valueLayouts(),
-                FlashAttentionGpuTest.positionedBlocks()).flatMap(s -> s)
+                FlashAttentionGpuTest.positionedBlocks(), FlashAttentionGpuTest.softcapOnlyCases()).flatMap(s -> s)
                 .filter(c -> c.lq() < 1000 && c.lk() < 1000);
     }
 
@@ -96,6 +96,25 @@ class GpuCheckEmulatedTest {
         AssertionError e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(
                 name -> name.replaceAll("_(causal|general)$", "_plain"), p -> {}), c));
         assertTrue(e.getMessage().contains("exceeds both the flash budget"), e.getMessage());
+    }
+
+    @Test
+    void aKernelThatIgnoresTheSoftcapFails() {
+        // The causal_softcap kernel (Hopper hd 64 / 128, or the general one elsewhere) and the general kernel of softcap
+        // alone launched as the causal / plain kernel (softcap ignored) must fail the check: the cases' scores lie past
+        // their cap of 0.25.
+        GpuCheck.Dense causal = new GpuCheck.Dense(DeviceDataType.FP16, "causal+softcap-low", 1, 4, 2, 113, 113, 128,
+                GpuCheck.Mode.BSHD, true);
+        AssertionError e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(
+                name -> name.replaceAll("_(causal_softcap|general)$", "_causal"), p -> {}), causal));
+        assertTrue(e.getMessage().contains("exceeds both the flash budget") || e.getMessage().contains("lse"),
+                e.getMessage());
+        GpuCheck.Dense alone = new GpuCheck.Dense(DeviceDataType.BF16, "softcap-low", 1, 4, 4, 113, 200, 64,
+                GpuCheck.Mode.BHSD, true);
+        e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(
+                name -> name.replaceAll("_general$", "_plain"), p -> {}), alone));
+        assertTrue(e.getMessage().contains("exceeds both the flash budget") || e.getMessage().contains("lse"),
+                e.getMessage());
     }
 
     @Test

@@ -21,10 +21,11 @@ import java.util.List;
  * packed), and this launcher emulates the kernel from what it is handed: the grid and the packed
  * {@code FlashFwdParams} bytes, whose pointers it follows into host memory (q, k, v, o, lse, {@code cu_seqlens},
  * ALiBi slopes) with the strides of each tensor, honouring the variant in the kernel's name ({@code plain} ignores
- * every option, {@code causal} all but causality, {@code causal_alibi} all but causality and the slopes, only
- * {@code positioned} reads the positions) and writing the output in the dtype of the name and the LSE like
- * the kernels do (written from the launch contract in {@code flash_fwd.cu}'s header and {@code flash_common.cuh}).
- * It checks the Java side of the ABI, not the kernels' numerics.
+ * every option, {@code causal} all but causality, {@code causal_alibi} all but causality and the slopes,
+ * {@code causal_softcap} all but causality and the softcap, only {@code positioned} reads the positions) and writing
+ * the output in the dtype of the name and the LSE like the kernels do (written from the launch contract in
+ * {@code flash_fwd.cu}'s header and {@code flash_common.cuh}). It checks the Java side of the ABI, not the kernels'
+ * numerics.
  */
 final class KernelEmulator implements KernelLauncher {
 
@@ -89,6 +90,8 @@ final class KernelEmulator implements KernelLauncher {
         boolean causalOnly = name.endsWith("_causal");
         // causal_alibi: causal and the ALiBi slopes; every other mask field is ignored, as causalOnly does
         boolean causalAlibi = name.endsWith("_causal_alibi");
+        // causal_softcap: causal and the softcap; every other mask field and the slopes are ignored
+        boolean causalSoftcap = name.endsWith("_causal_softcap");
         int hq = p.get("hq").intValue();
         int hkv = p.get("hkv").intValue();
         int d = p.get("head_dim").intValue();
@@ -103,19 +106,20 @@ final class KernelEmulator implements KernelLauncher {
         if (packed && pointer(p, "cu_seqlens_q") != null) {
             throw new IllegalStateException(name + ": the packed kernels take dense queries only");
         }
-        boolean fixedMask = plain || causalOnly || causalAlibi; // the kernel's mask is its name's, not the params'
-        boolean causal = causalOnly || causalAlibi || (!plain && p.get("mask.causal").intValue() != 0);
+        // the kernel's mask is its name's, not the params'
+        boolean fixedMask = plain || causalOnly || causalAlibi || causalSoftcap;
+        boolean causal = causalOnly || causalAlibi || causalSoftcap || (!plain && p.get("mask.causal").intValue() != 0);
         int wl = fixedMask ? -1 : p.get("mask.window_left").intValue();
         int wr = fixedMask ? -1 : p.get("mask.window_right").intValue();
         int sinks = fixedMask ? 0 : p.get("mask.sink_tokens").intValue();
-        float softcap = fixedMask ? 0 : p.get("mask.softcap").floatValue();
+        float softcap = fixedMask && !causalSoftcap ? 0 : p.get("mask.softcap").floatValue();
         // positions (mask_params.h), read by the positioned variant only: local key j is global key keyOffset + j,
         // query i sits at Lk - Lq + shift + i
         boolean positioned = name.endsWith("_positioned");
         int keyOffset = positioned ? p.get("mask.key_offset").intValue() : 0;
         int shift = positioned ? p.get("mask.query_shift").intValue() : 0;
         double scale = p.get("mask.scale").floatValue();
-        Pointer alibi = plain || causalOnly ? null : pointer(p, "alibi_slopes");
+        Pointer alibi = plain || causalOnly || causalSoftcap ? null : pointer(p, "alibi_slopes");
         Pointer cuQ = pointer(p, "cu_seqlens_q");
         Pointer cuK = pointer(p, "cu_seqlens_k");
         if (cuQ != null) {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Builds, from a clean checkout of main, every pack that runs 128 and 129 carry (their command scripts,
-# 2026-12-05-h200-run128-command.sh / -run129-command.sh, say what each call does). The packs live in .devcarry/,
+# Builds, from a clean checkout of main at da63e0e (before run 128 took session 26's patch in, causal only), every
+# pack that runs 128 and 129 as first planned carry (their command scripts,
+# 2026-12-05-h100-run128-command.sh / -run129-command.sh, say what each call does). The packs live in .devcarry/,
 # which git ignores, and a new session's checkout does not keep ignored files: run this first in the session that
 # gets a GPU (no GPU needed; session 28 ran it once: 1427 s on the 2-core build machine, every md5 as below).
 #
 #   bash docs/perf-runs/2026-12-05-run128-129-packs.sh      # from the repository root
 #
-# Two scratch worktrees of HEAD (removed at the end):
-#   p1 = HEAD + 2026-12-05-session26-softcap-kernels.patch   -> "new": GPU bundle (Maven, all fatbins), flash_check
+# Two scratch worktrees of da63e0e (removed at the end):
+#   p1 = da63e0e + 2026-12-05-session26-softcap-kernels.patch   -> "new": GPU bundle (Maven, all fatbins), flash_check
 #   p2 = p1 + 2026-12-05-session27-softcap-tier-ref.patch    -> "tier": flash_fwd_sm90.fatbin, flash_check
 # Packs (in .devcarry/):
 #   fa52.txz            flash_check (p2's: its cases cover both candidates), new/ and tier/ fatbins (run 128)
@@ -34,8 +35,8 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 rm -rf "$W" && mkdir -p "$W/fa52/new" "$W/fa52/tier" "$W/fa52s/tier" "$OUT"
-git worktree add -q --detach "$W/p1" HEAD
-git worktree add -q --detach "$W/p2" HEAD
+git worktree add -q --detach "$W/p1" da63e0e
+git worktree add -q --detach "$W/p2" da63e0e
 git -C "$W/p1" apply "$ROOT/$P1"
 git -C "$W/p2" apply "$ROOT/$P1" "$ROOT/$P2"
 start=$SECONDS

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepared in sessions 26 / 27, which got no GPU: not run yet. Two candidates, both patches out of main:
+# Prepared in sessions 26 / 27 (no GPU); run as run 128 in session 28 on an H100 (the call got no H200). Results:
+# docs/PERF.md, "runs 128-129". Two candidates, both patches out of main at the time:
 #   new  = docs/perf-runs/2026-12-05-session26-softcap-kernels.patch: softcap with the causal mask or alone on the
 #          causal / plain pipelines (flash_fwd_sm90_*_hd{64,128}_{causal_softcap,softcap} and their _persistent forms:
 #          the causal / plain kernel's walk and persistent form with the general kernel's softcap walks). The

@@ -46,15 +46,18 @@ def cap_reference(dt, cap, shift=True):
     return None if sh > s_max else np.float32(cap_l2 - sh)
 
 
-def kernel(cl2, v, dt, ref_m, tc_sum, fixed=None):
+def kernel(cl2, v, dt, ref_m, tc_sum, fixed=None, soft_floor=None):
     """cl2: [rows, keys] capped scores in log2 units (float32); v: [keys, D] in the P type; ref_m: the cap reference,
     or None for the running max. fixed(t0): whether the key tile at t0 keeps the reference m as it stands (default:
-    every tile when ref_m is given; session 27's tier reference passes its own rule). Returns O, LSE (nat)."""
+    every tile when ref_m is given; session 27's tier reference passes its own rule). soft_floor (session 28's mend of
+    the tier reference): a row's first tile that is not fixed takes its own max as m, down as well as up, floored at
+    soft_floor where the row holds a sum. Returns O, LSE (nat)."""
     rows, keys = cl2.shape
     cap_ref = ref_m is not None
     if fixed is None:
         fixed = lambda t0: cap_ref
     m = np.full(rows, ref_m if cap_ref else -np.inf, np.float32)
+    soft = np.full(rows, soft_floor is not None)
     l = np.zeros(rows, np.float32)
     o = np.zeros((rows, v.shape[1]), np.float32)
     for t0 in range(0, keys, TILE):
@@ -64,6 +67,9 @@ def kernel(cl2, v, dt, ref_m, tc_sum, fixed=None):
             m_new = np.maximum(m, mt)
             keep = (m_new - m) <= STALE  # -inf - -inf is nan: False, so the first tile takes its max
             m_new = np.where(keep, m, m_new).astype(np.float32)
+            if soft_floor is not None:  # the rows' first running-max tile (no logit here is -inf: mt is finite)
+                m_new = np.where(soft, np.where(l > 0, np.maximum(mt, soft_floor), mt), m_new).astype(np.float32)
+                soft[:] = False
             corr = np.exp2(m - m_new).astype(np.float32)
             corr[np.isneginf(m)] = 0.0
             o *= corr[:, None]

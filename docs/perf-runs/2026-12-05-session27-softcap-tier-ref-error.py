@@ -15,6 +15,13 @@ to P's type for O += P V, O accumulated in float32, l summed in float32, against
 prints each case's largest O error (V in [-1, 1]) and LSE error in units of P's unit roundoff for the running max and
 the tier reference, and how many tiles the tier reference held. Negative control: a reference from L where the warp
 does not stay within L and the switch is left out (wrong P) must show.
+
+Session 28 (run 128 failed 10 flash_check cases whose logits all lie far below the cap: O off by 0.06-0.09, LSE right):
+the switch as first written kept m from the reference, which bounds the scores from above only, so a row whose every
+score lies far below it had its P underflow in half (l, summed in float32, kept them). This model's kinds had no such
+row. Mended: a row's first running-max tile takes its own max as m, down as well as up, floored at -L cap_l2 where the
+row holds a sum from the reference tiles (kernel(mend=True); the kinds "below the tier", "in tier, then below",
+"below, then in tier"); the second negative control is the first-written switch on those kinds.
 Run: python3 docs/perf-runs/2026-12-05-session27-softcap-tier-ref-error.py
 """
 import importlib.util
@@ -45,10 +52,11 @@ def tier_limit(dt, cap):
     return None
 
 
-def kernel(u, cl2, v, dt, cap_l2, lim, switch=True):
+def kernel(u, cl2, v, dt, cap_l2, lim, switch=True, mend=True):
     """u: [rows, keys] |u| of each raw score; cl2: capped scores, log2 units (float32); v: [keys, D] in P's type;
     cap_l2: the cap in log2 units; lim: the tier limit L (None: the running max throughout). switch=False: the negative
-    control (the reference kept past L). Returns O, LSE (nat), tiles under the tier reference."""
+    control (the reference kept past L). mend=False: the switch as session 27 wrote it (m from the reference, up only).
+    Returns O, LSE (nat), tiles under the tier reference."""
     if lim is None:
         o, lse = _s25.kernel(cl2, v, dt, None, False)
         return o, lse, 0
@@ -62,7 +70,7 @@ def kernel(u, cl2, v, dt, cap_l2, lim, switch=True):
         state["held"] += state["tier"]
         return state["tier"]
 
-    o, lse = _s25.kernel(cl2, v, dt, ref_m, False, fixed)
+    o, lse = _s25.kernel(cl2, v, dt, ref_m, False, fixed, -bound if mend else None)
     return o, lse, state["held"]
 
 
@@ -96,14 +104,25 @@ def logits(rng, kind, cap, lim, keys):
         s = np.clip(0.3 * edge * rng.standard_normal(shape), -edge, edge)
         s[:, keys // 2:] = 4 * cap * rng.standard_normal((ROWS, keys - keys // 2))
         return s
+    if kind == "below the tier":  # every logit far below -L cap (flash_check's qk shift cases): no tile in the tier
+        return -1.5 * cap + 0.3 * cap * rng.standard_normal(shape)
+    if kind == "in tier, then below":  # in the tier, then every later logit far below it (the switch's floor)
+        s = np.clip(0.3 * edge * rng.standard_normal(shape), -edge, edge)
+        s[:, keys // 2:] = -3 * cap + 0.3 * cap * rng.standard_normal((ROWS, keys - keys // 2))
+        return s
+    if kind == "below, then in tier":  # the first tiles far below the tier (the switch), the rest within it
+        s = np.clip(0.3 * edge * rng.standard_normal(shape), -edge, edge)
+        s[:, :2 * TILE] = -2 * cap + 0.3 * cap * rng.standard_normal((ROWS, 2 * TILE))
+        return s
     raise ValueError(kind)
 
 
 KINDS = ["uniform 0.05", "normal, in tier", "at both edges", "at -edge, one +edge", "leaves tier late",
-         "leaves tier, peak", "leaves tier first", "past the cap midway"]
+         "leaves tier, peak", "leaves tier first", "past the cap midway", "below the tier", "in tier, then below",
+         "below, then in tier"]
 
 
-def case(rng, dt, cap, kind, lim, keys=2048, d=16, switch=True):
+def case(rng, dt, cap, kind, lim, keys=2048, d=16, switch=True, mend=True):
     s = logits(rng, kind, cap, lim, keys)
     u = np.abs(s / cap)
     c = cap * np.tanh(s / cap)
@@ -112,7 +131,7 @@ def case(rng, dt, cap, kind, lim, keys=2048, d=16, switch=True):
     o_ref, lse_ref = reference(c, v.astype(np.float64))
     out = []
     for L in (None, lim):
-        o, lse, held = kernel(u, cl2, v, dt, np.float32(cap * L2E), L, switch)
+        o, lse, held = kernel(u, cl2, v, dt, np.float32(cap * L2E), L, switch, mend)
         out.append((np.abs(o - o_ref).max(), np.abs(lse - lse_ref).max(), held))
     return out
 
@@ -144,6 +163,14 @@ def main():
                           ("half", 50.0, "leaves tier late")):
         lim = tier_limit(dt, cap)
         (o1, l1, _), (o2, l2, held) = case(rng, dt, cap, kind, lim, switch=False)
+        print("%-5s %-5g %-5g %-20s |         %7.3f %7.3f |            %7.3f %7.3f  %4d" %
+              (dt, cap, lim, kind, o1 / U[dt], l1 / U[dt], o2 / U[dt], l2 / U[dt], held))
+    print("negative control 2: the switch as first written (session 27: m from the reference, up only) on rows far")
+    print("below the tier: their P underflow in half against the reference")
+    for dt, cap, kind in (("half", 30.0, "below the tier"), ("half", 50.0, "below the tier"),
+                          ("half", 30.0, "in tier, then below")):
+        lim = tier_limit(dt, cap)
+        (o1, l1, _), (o2, l2, held) = case(rng, dt, cap, kind, lim, mend=False)
         print("%-5s %-5g %-5g %-20s |         %7.3f %7.3f |            %7.3f %7.3f  %4d" %
               (dt, cap, lim, kind, o1 / U[dt], l1 / U[dt], o2 / U[dt], l2 / U[dt], held))
 

@@ -453,6 +453,21 @@ constexpr float kCapRefMinExp = (std::is_same<T, __half>::value ? 14.f : 126.f) 
 // the largest shift of the cap reference (the largest P is 2^shift)
 template <typename T>
 constexpr float kCapRefMaxShift = std::is_same<T, __half>::value ? 15.f : 32.f;
+// A tier reference, for half caps too large for the cap reference (softcap 10 to 91; Grok's 30, Gemma 2's 50): the
+// softcap walk's tiers bound the capped scores of a tile whose warp maximum |u| is within a tier's limit L by L cap_l2
+// (tanh(u) <= |u|), so the cap reference's argument holds with L cap_l2 in place of cap_l2 for as long as every tile of
+// the warp stays within L: m = L cap_l2 - shift, shift = max(0, 2 L cap_l2 - kCapRefMinExp) <= kCapRefMaxShift. The
+// first tile of a warp past L turns the running max on from there (its reference starts at that m: every P before it
+// was <= 2^shift, the running max's rescale takes it from there). L: the largest of the tiers' limits (kShortLim,
+// kTinyLim, kMicroLim) that fits the type, none for caps past 91 (L = kMicroLim) or where the cap reference is taken.
+// Fp16 softcap 30 (the benchmark's row, every |u| <= 0.05) takes L = kTinyLim, softcap 50 L = kMicroLim. Dense half
+// kernels only (kTierRefWalk): bfloat16's cap reference already covers caps up to 54.7, and its kernels stay as they are.
+template <typename T>
+__device__ __forceinline__ float tier_ref_limit(float cap_l2) {
+  for (const float lim : {CapPoly::kShortLim, CapPoly::kTinyLim, CapPoly::kMicroLim})
+    if (2.f * lim * cap_l2 - kCapRefMinExp<T> <= kCapRefMaxShift<T>) return lim;
+  return -1.f;  // none (also NaN / inf caps)
+}
 
 // The largest x of the warp's lanes, for x >= 0 (-0 included): the bits of a non-negative float, as unsigned, are
 // ordered like its values (the sign bit cleared makes -0 a 0); +inf stays +inf. One redux.sync.
@@ -835,6 +850,20 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
   constexpr bool kCapRefWalk = kSoftcapKernel && !kPaged;
   const bool cap_ref = kCapRefWalk && softcap > 0.f && !has_alibi && cap_shift <= kCapRefMaxShift<T>;
   if (cap_ref) row_m[0] = row_m[1] = softcap * kLog2e - cap_shift;
+  // else the tier reference (tier_ref_limit): m = tier_lim cap_l2 - shift while this warp's tiles stay within tier_lim
+  // (tier_ref), then the running max. Dense half kernels (bfloat16's cap reference covers caps up to 54.7).
+  constexpr bool kTierRefWalk = kCapRefWalk && std::is_same<T, __half>::value;
+  const float tier_lim = kTierRefWalk && softcap > 0.f && !has_alibi && !cap_ref ? tier_ref_limit<T>(softcap * kLog2e)
+                                                                                  : -1.f;
+  bool tier_ref = tier_lim > 0.f;
+  const float tier_bound = tier_lim * softcap * kLog2e;  // >= every |capped| of a tile within tier_lim, log2 units
+  if (tier_ref) row_m[0] = row_m[1] = tier_bound - fmaxf(0.f, 2.f * tier_bound - kCapRefMinExp<T>);
+  // row_soft: row_m still holds the tier reference (no running-max tile yet). The reference bounds the scores from
+  // above only: a row whose every logit lies far below it (e.g. all near -softcap) would have its P underflow in half
+  // against it (run 128: 10 flash_check cases, O off by 0.06-0.09, LSE right). So a row's first running-max tile sets m
+  // to that tile's own max, down as well as up (finish_ref), floored at -tier_bound where the reference tiles left a
+  // sum (each of their capped scores is >= -tier_bound: O's rescale is then <= 2^(2 tier_bound - shift) = 2^14).
+  bool row_soft[2] = {tier_ref, tier_ref};
 
   // ---- building blocks of the pipeline ----
   // S = Q K^T, K in slot st; the ALiBi walk (kKeyTerm) adds the key term, with A = 0 on tiles without a side (a
@@ -891,6 +920,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     constexpr bool kC = (kMode & kCap) != 0, kA = (kMode & kAlibi) != 0, kM = (kMode & kMask) != 0;
     constexpr bool kRef = (kMode & kCapRef) != 0;  // m = the cap reference throughout (row_m holds it): no row max
     static_assert(!kRef || (kC && !kA), "the cap reference is for softcap alone");
+    // the softcap walk without the cap reference, where a tier reference may hold (tier_ref: row_m holds it)
+    constexpr bool kTierRef = kTierRefWalk && kC && !kA && !kRef;
     const ScoreMod mod(p.mask.scale, softcap, slope);  // folded per tile: from the params, not held in registers
     const CapPoly cp(mod);  // softcap alone: its MUFU-free tanh (unused otherwise)
     const MaskRule rule = rule_at_use();
@@ -925,8 +956,10 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
     // fit, CapPoly::Micro; tiles without a hidden key only)
     // pre: this thread's raw row maxima (kinds 2-5 on a tile without a hidden key: taken by the softcap walk's range
     // pass, pmax), else nullptr: finish takes them from s
-    auto finish = [&](auto kind_tag, float cb0, float cb1, const float* pre = nullptr) {
+    // ref_tag: std::true_type where the tier reference holds on this tile (kTierRef walks only; finish: false)
+    auto finish_ref = [&](auto ref_tag, auto kind_tag, float cb0, float cb1, const float* pre) {
       constexpr int kKind = decltype(kind_tag)::value;
+      constexpr bool kFixed = kRef || (kTierRef && decltype(ref_tag)::value);  // m = row_m, no row max
       const CapPoly::Tiny tn = cp.tiny();  // kind 4 only (unused otherwise)
       const CapPoly::Micro mc = cp.micro();  // kind 5 only (unused otherwise)
       const CapPoly::ShortFolded sf = cp.short_folded();  // kind 3 only (unused otherwise)
@@ -934,8 +967,8 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
       for (int hh = 0; hh < 2; ++hh) {
         const float cb = hh == 0 ? cb0 : cb1;
         float ms;  // the reference m of P = exp2(score - m)
-        if constexpr (kRef) {
-          ms = row_m[hh];  // the cap reference (a finite constant)
+        if constexpr (kFixed) {
+          ms = row_m[hh];  // the cap / tier reference (a finite constant)
           corr[hh] = 1.f;
         } else {
           float mx = -INFINITY;
@@ -954,6 +987,13 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
           else if constexpr (kKind == 2) mt = mx == -INFINITY ? -INFINITY : cp.capped(mx);
           float m_new = fmaxf(row_m[hh], mt);
           if (m_new - row_m[hh] <= kStaleMax) m_new = row_m[hh];
+          if constexpr (kTierRef) {
+            if (row_soft[hh]) {  // the row's first tile on the running max after the tier reference (see row_soft)
+              row_soft[hh] = false;
+              // quad-uniform: whether any of the row's four threads holds a sum from the reference tiles
+              m_new = quad_max(row_l[hh]) > 0.f ? fmaxf(mt, -tier_bound) : mt;
+            }
+          }
           ms = m_new == -INFINITY ? 0.f : m_new;  // all-masked row: exp2(-inf) = 0
           corr[hh] = fast_exp2(row_m[hh] - ms);
           row_m[hh] = m_new;
@@ -984,6 +1024,9 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         row_l[hh] = row_l[hh] * corr[hh] + sum;
       }
     };
+    auto finish = [&](auto kind_tag, float cb0, float cb1, const float* pre = nullptr) {
+      finish_ref(std::false_type(), kind_tag, cb0, cb1, pre);
+    };
     if constexpr (kC && !kA) {
       // Softcap alone, every score of the warp's rows within |u| <= 1 (no logit past the cap; a hidden key's bits
       // may fail the test, never pass it wrongly: NaN is ignored by fmaxf and masked below): the MUFU-free tanh,
@@ -994,12 +1037,19 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         // one packed pass (packed_row_range: 1.5 ops a score instead of two FMNMX, run 86), else from the exact one.
         float ma = 0.f;
         float pmax[2];
-        if constexpr (kM || kRef) {  // (kRef: finish takes no max, so one exact FMNMX a score)
+        auto exact_range = [&]() {  // ma alone, one FMNMX a score (|s|: a free operand modifier)
 #pragma unroll
           for (int k = 0; k < kNS; ++k) ma = fmaxf(ma, fabsf(s[k]));
-          // kRef without a hidden key: else the compiler keeps each |s| (an FADD a score) for the past-the-cap
-          // pass's exponent, where the FMUL takes |s| as a free operand modifier
+          // without a hidden key: else the compiler keeps each |s| (an FADD a score) for the past-the-cap pass's
+          // exponent, where the FMUL takes |s| as a free operand modifier
           if constexpr (!kM) reg_fence(s);
+        };
+        // (kRef, and kTierRef while the tier reference holds: finish takes no max, so one exact FMNMX a score)
+        const bool tier_pass = kTierRef && !kM && tier_ref;
+        if constexpr (kM || kRef) {
+          exact_range();
+        } else if (tier_pass) {
+          exact_range();
         } else {
           const RowRange r0 = packed_row_range<Bc / 8>(s, 0), r1 = packed_row_range<Bc / 8>(s, 1);
           pmax[0] = r0.mx;
@@ -1010,28 +1060,47 @@ __device__ __forceinline__ int fwd_tile(const SP& sp, int m_block, int hy, int b
         // tests below are then uniform compares, not one vote each (run 123: one more vote a tile cost 1-2 %)
         const float wu = warp_max_nonneg(ma) * cp.a;
         cap_poly = wu <= 1.f;
-        if (cap_poly) {
+        if constexpr (kTierRef) {
+          tier_ref = tier_ref && wu <= tier_lim;  // the warp's first tile past tier_lim: the running max from here
+          if (tier_pass && !tier_ref && cap_poly) {  // (once a warp) its row maxima, which the exact pass left out
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+              pmax[hh] = -INFINITY;
+#pragma unroll
+              for (int j = 0; j < Bc / 8; ++j)
+                pmax[hh] = fmaxf(pmax[hh], fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+            }
+          }
+        }
+        // the tiers, each finish against the reference (ref_tag: the tier reference holds) or the running max
+        auto tiers = [&](auto ref_tag) {
           if constexpr (kM) {
             if (wu <= CapPoly::kTinyLim && cp.tiny().usable()) {
               // hidden keys -> -inf first (capped_minus(-inf) = -inf: scale > 0 makes the fold's c0, c2 positive),
               // the max taken raw over the visible keys
               mask();
-              finish(std::integral_constant<int, 4>(), 0.f, 0.f);
+              finish_ref(ref_tag, std::integral_constant<int, 4>(), 0.f, 0.f, nullptr);
             } else {
 #pragma unroll
               for (int k = 0; k < kNS; ++k) s[k] = cp.capped(s[k]);
               mask();
-              finish(std::integral_constant<int, 0>(), 0.f, 0.f);
+              finish_ref(ref_tag, std::integral_constant<int, 0>(), 0.f, 0.f, nullptr);
             }
           } else if (wu <= CapPoly::kMicroLim && cp.micro().usable()) {
-            finish(std::integral_constant<int, 5>(), 0.f, 0.f, pmax);  // deeper still: the degree-3 fit
+            finish_ref(ref_tag, std::integral_constant<int, 5>(), 0.f, 0.f, pmax);  // deeper still: the degree-3 fit
           } else if (wu <= CapPoly::kTinyLim && cp.tiny().usable()) {
-            finish(std::integral_constant<int, 4>(), 0.f, 0.f, pmax);  // deep inside the cap: the degree-5 fit
+            finish_ref(ref_tag, std::integral_constant<int, 4>(), 0.f, 0.f, pmax);  // deep inside the cap: degree 5
           } else if (wu <= CapPoly::kShortLim && cp.short_folded().usable()) {
-            finish(std::integral_constant<int, 3>(), 0.f, 0.f, pmax);  // well inside the cap: the short polynomial
+            finish_ref(ref_tag, std::integral_constant<int, 3>(), 0.f, 0.f, pmax);  // well inside the cap: degree 7
           } else {
-            finish(std::integral_constant<int, 2>(), 0.f, 0.f, pmax);
+            finish_ref(ref_tag, std::integral_constant<int, 2>(), 0.f, 0.f, pmax);
           }
+        };
+        if (cap_poly) {
+          if (kTierRef && tier_ref)  // this tile's P against the tier reference
+            tiers(std::true_type());
+          else
+            tiers(std::false_type());
           return;
         }
       }

@@ -315,6 +315,10 @@ struct Case {
   // score near or at -softcap for a shift > 0, +softcap for one < 0: the extremes of the sm90 softcap walk's cap
   // reference, kCapRefWalk)
   float qk_shift = 0.f;
+  // keys [k_amp_from, k_amp_to) of every sequence x k_amp (1: none): logits that grow or shrink in one key range, so
+  // that a warp's key tiles cross a softcap tier (the sm90 tier reference's switch to the running max) mid-row
+  int k_amp_from = 0, k_amp_to = 0;
+  float k_amp = 1.f;
   uint64_t seed = 1;
   bool varlen() const { return !seq_q.empty(); }
   std::string describe() const {
@@ -330,10 +334,13 @@ struct Case {
       snprintf(buf, sizeof(buf), "B%d Lq%d Lk%d %s", batch, lq, lk, layout_name[layout]);
       shape = buf;
     }
-    snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g%s%s",
+    char amp[64] = "";
+    if (k_amp != 1.f) snprintf(amp, sizeof(amp), " keys [%d,%d) x%g", k_amp_from, k_amp_to, k_amp);
+    snprintf(buf, sizeof(buf), "%s hd%d %s H%d/%d causal%d win(%d,%d) sinks%d alibi%d softcap%g%s%s%s",
              bf16 ? "bf16" : "fp16", d, shape.c_str(), hq, hkv, causal, wl, wr, sinks, (int)alibi,
              softcap, slope_mul != 1.f ? (" slopes x" + std::to_string((int)slope_mul)).c_str() : "",
-             qk_shift != 0.f ? (" qk shift " + std::to_string(qk_shift).substr(0, qk_shift < 0 ? 5 : 4)).c_str() : "");
+             qk_shift != 0.f ? (" qk shift " + std::to_string(qk_shift).substr(0, qk_shift < 0 ? 5 : 4)).c_str() : "",
+             amp);
     return buf;
   }
 };
@@ -596,6 +603,15 @@ static int run_case(const Case& c, int* passed) {
   fill(g.q, qb, qf, c.qscale, std::fabs(c.qk_shift));
   fill(g.k, kb, kf, 1.f, -c.qk_shift);
   fill(g.v, vb, vf, 1.f, 0.f);
+  if (c.k_amp != 1.f)
+    for (int b = 0; b < g.batch; ++b)
+      for (int h = 0; h < c.hkv; ++h)
+        for (int i = c.k_amp_from; i < std::min(c.k_amp_to, g.lk[b]); ++i)
+          for (int x = 0; x < c.d; ++x) {
+            const int64_t e = g.off(g.k, b, h, i, false) + x;
+            kb[e] = float_to_bits(kf[e] * c.k_amp, c.bf16);
+            kf[e] = bits_to_float(kb[e], c.bf16);
+          }
   std::vector<float> slopes(c.hq);
   for (int h = 0; h < c.hq; ++h) slopes[h] = c.slope_mul * std::pow(2.f, -8.f * (h + 1) / c.hq);
 
@@ -754,6 +770,8 @@ static std::vector<Case> make_cases() {
     std::vector<int> sq, sk;
     float slope_mul = 1.f;
     float qk_shift = 0.f;
+    int k_amp_from = 0, k_amp_to = 0;
+    float k_amp = 1.f;
   };
   // The list covers: odd/ragged lengths, Lq != Lk both ways, Lk = 0, GQA 1/4/8, the three dense
   // layouts, causal, windows, sinks, ALiBi, softcap, varlen with empty sequences.
@@ -822,7 +840,7 @@ static std::vector<Case> make_cases() {
       {2, 1, 4, 2, 200, 1023, BSHD, 0, -1, -1, 0, false, 50.f, 1, {}, {}, 1.f, 2.5f},
       // causal + softcap alone (sm90 hd 64 / 128: also the causal_softcap kernel; the causal softcap cases above run it
       // too): more query blocks than SMs (its persistent form walks several work tiles of different heads) at softcap
-      // 30 (half: the running max) and 50 (bfloat16: the cap's reference; q scaled x 3: some tiles past the
+      // 30 (half: the tier reference) and 50 (bfloat16: the cap's reference; q scaled x 3: some tiles past the
       // polynomial tiers), varlen with an empty sequence
       {2, 2, 12, 4, 1100, 1100, BSHD, 1, -1, -1, 0, false, 30.f, 2, {}, {}},
       {2, 1, 16, 2, 1100, 1300, BHSD, 1, -1, -1, 0, false, 50.f, 3, {}, {}},
@@ -831,6 +849,16 @@ static std::vector<Case> make_cases() {
       // cap at q x 2) and 50 (bfloat16's cap reference)
       {2, 1, 16, 4, 1000, 1300, BHSD, 0, -1, -1, 0, false, 4.5f, 2, {}, {}},
       {2, 2, 12, 3, 1100, 900, BSHD, 0, -1, -1, 0, false, 50.f, 3, {}, {}},
+      // the tier reference (sm90 softcap walk, half softcaps past the cap reference: 30 -> |u| <= 0.25, 50 -> 0.11,
+      // 20 -> 0.45; bfloat16 takes the cap reference here): small logits except in one key range, so that warps hold
+      // the tier reference for some key tiles and then switch to the running max (the walk goes down the keys: big
+      // keys low = late in the walk, high = the first tile; in the middle; past the cap (x 40) on a late tile)
+      {2, 1, 8, 2, 300, 1023, BSHD, 0, -1, -1, 0, false, 30.f, 1, {}, {}, 1.f, 0.f, 0, 256, 8.f},
+      {2, 2, 4, 4, 700, 1023, BHSD, 1, -1, -1, 0, false, 50.f, 2, {}, {}, 1.f, 0.f, 0, 130, 12.f},
+      {2, 1, 4, 1, 257, 1023, BSHD, 0, -1, -1, 0, false, 30.f, 1, {}, {}, 1.f, 0.f, 400, 530, 8.f},
+      {2, 1, 4, 2, 300, 1023, BHSD, 0, -1, -1, 0, false, 20.f, 1, {}, {}, 1.f, 0.f, 0, 200, 40.f},
+      {2, 1, 4, 2, 300, 1023, BSHD, 0, -1, -1, 0, false, 30.f, 1, {}, {}, 1.f, 0.f, 900, 1023, 8.f},
+      {2, 0, 4, 1, 0, 0, BSHD, 1, -1, -1, 0, false, 30.f, 1, {300, 0, 77}, {1023, 5, 300}, 1.f, 0.f, 0, 140, 8.f},
   };
   std::vector<Case> cases;
   uint64_t seed = 1000;
@@ -859,6 +887,9 @@ static std::vector<Case> make_cases() {
         c.qscale = x.qscale;
         c.slope_mul = x.slope_mul;
         c.qk_shift = x.qk_shift;
+        c.k_amp_from = x.k_amp_from;
+        c.k_amp_to = x.k_amp_to;
+        c.k_amp = x.k_amp;
         c.seq_q = x.sq;
         c.seq_k = x.sk;
         c.seed = ++seed;

@@ -250,8 +250,8 @@ class FlashAttentionGpuTest {
     /**
      * Softcap with the causal mask on the Hopper causal_softcap kernels (hd 64 / 128), persistent form included (more
      * work tiles than an H200 has SMs), and alone on the general kernel, over each of softcap's walks: scores inside
-     * the cap (10, 3), mostly past it (0.25), and a cap of 50 (half with the running max, bfloat16 with the cap's
-     * reference).
+     * the cap (10, 3), mostly past it (0.25), and a cap of 50 (half with the tier reference while a warp's tiles stay
+     * within its tier, then the running max; bfloat16 with the cap's reference).
      */
     static Stream<GpuCheck.Dense> softcapOnlyCases() {
         return Stream.of(

@@ -121,7 +121,7 @@ final class GpuCheck {
                 b.optSoftcap(0.25f);
                 ref.softcap = 0.25f;
                 break;
-            case "softcap-high": // Gemma 2's cap: half keeps the running max, bfloat16 the cap's reference
+            case "softcap-high": // Gemma 2's cap: half takes the tier reference, bfloat16 the cap's
                 b.optSoftcap(50f);
                 ref.softcap = 50f;
                 break;
@@ -135,7 +135,7 @@ final class GpuCheck {
                 ref.causal = true;
                 ref.softcap = 0.25f;
                 break;
-            case "causal+softcap-high": // Gemma 2's cap: half keeps the running max, bfloat16 the cap's reference
+            case "causal+softcap-high": // Gemma 2's cap: half takes the tier reference, bfloat16 the cap's
                 b.optCausal(true).optSoftcap(50f);
                 ref.causal = true;
                 ref.softcap = 50f;

@@ -13,8 +13,8 @@
 // kCausalAlibi: the causal mask and ALiBi, nothing else (sm90 hd 64 / 128: the causal pipeline with the ALiBi key term
 // on the tensor cores, persistent form included)
 // kCausalSoftcap: the causal mask and softcap (mask.softcap), nothing else (sm90 hd 64 / 128: the causal pipeline with
-// the general kernel's softcap walks, persistent form included). Softcap alone runs the general kernel: a plain-pipeline
-// kernel for it read 2-4 % slower than the general one (docs/PERF.md, run 128).
+// the general kernel's softcap walks, persistent form included). Softcap alone runs the general kernel: a
+// plain-pipeline kernel for it read 2-4 % slower than the general one (docs/PERF.md, run 128).
 enum Variant : int {
   kPlain = 0,
   kCausal = 1,

@@ -457,11 +457,12 @@ constexpr float kCapRefMaxShift = std::is_same<T, __half>::value ? 15.f : 32.f;
 // softcap walk's tiers bound the capped scores of a tile whose warp maximum |u| is within a tier's limit L by L cap_l2
 // (tanh(u) <= |u|), so the cap reference's argument holds with L cap_l2 in place of cap_l2 for as long as every tile of
 // the warp stays within L: m = L cap_l2 - shift, shift = max(0, 2 L cap_l2 - kCapRefMinExp) <= kCapRefMaxShift. The
-// first tile of a warp past L turns the running max on from there (its reference starts at that m: every P before it
-// was <= 2^shift, the running max's rescale takes it from there). L: the largest of the tiers' limits (kShortLim,
-// kTinyLim, kMicroLim) that fits the type, none for caps past 91 (L = kMicroLim) or where the cap reference is taken.
+// first tile of a warp past L turns the running max on from there; each row's first running-max tile takes its own max
+// as m, down as well as up (row_soft in fwd_tile: the reference bounds the scores from above only). L: the largest of
+// the tiers' limits (kShortLim, kTinyLim, kMicroLim) that fits the type, none for caps past 91 (L = kMicroLim) or where
+// the cap reference is taken.
 // Fp16 softcap 30 (the benchmark's row, every |u| <= 0.05) takes L = kTinyLim, softcap 50 L = kMicroLim. Dense half
-// kernels only (kTierRefWalk): bfloat16's cap reference already covers caps up to 54.7, and its kernels stay as they are.
+// kernels only (kTierRefWalk): bfloat16's cap reference already covers caps up to 54.7.
 template <typename T>
 __device__ __forceinline__ float tier_ref_limit(float cap_l2) {
   for (const float lim : {CapPoly::kShortLim, CapPoly::kTinyLim, CapPoly::kMicroLim})

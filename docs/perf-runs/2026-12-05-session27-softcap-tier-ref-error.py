@@ -157,23 +157,25 @@ def main():
     print("limits: half L 0.45 up to softcap %.2f, 0.25 up to %.2f, 0.11 up to %.2f; none past" %
           tuple((S_MAX["half"] + E_MIN["half"]) / (2 * lim * L2E) for lim in LIMS))
     assert tier_limit("half", 92.0) is None and tier_limit("half", 30.0) == 0.25 and tier_limit("half", 50.0) == 0.11
-    print("negative control: the tier reference kept past L (no switch to the running max): P of the logits past L")
-    print("overflow half or lose the small P")
-    for dt, cap, kind in (("half", 30.0, "leaves tier, peak"), ("half", 30.0, "past the cap midway"),
-                          ("half", 50.0, "leaves tier late")):
-        lim = tier_limit(dt, cap)
-        (o1, l1, _), (o2, l2, held) = case(rng, dt, cap, kind, lim, switch=False)
-        print("%-5s %-5g %-5g %-20s |         %7.3f %7.3f |            %7.3f %7.3f  %4d" %
-              (dt, cap, lim, kind, o1 / U[dt], l1 / U[dt], o2 / U[dt], l2 / U[dt], held))
-    print("negative control 2: the switch as first written (session 27: m from the reference, up only) on rows far")
-    print("below the tier: their P underflow in half against the reference")
-    for dt, cap, kind in (("half", 30.0, "below the tier"), ("half", 50.0, "below the tier"),
-                          ("half", 30.0, "in tier, then below")):
-        lim = tier_limit(dt, cap)
-        (o1, l1, _), (o2, l2, held) = case(rng, dt, cap, kind, lim, mend=False)
-        print("%-5s %-5g %-5g %-20s |         %7.3f %7.3f |            %7.3f %7.3f  %4d" %
-              (dt, cap, lim, kind, o1 / U[dt], l1 / U[dt], o2 / U[dt], l2 / U[dt], held))
+    controls(rng, ["negative control: the tier reference kept past L (no switch to the running max): P of the logits",
+                   "past L overflow half or lose the small P"],
+             (("half", 30.0, "leaves tier, peak"), ("half", 30.0, "past the cap midway"),
+              ("half", 50.0, "leaves tier late")), switch=False)
+    controls(rng, ["negative control 2: the switch as first written (session 27: m from the reference, up only) on rows",
+                   "far below the tier: their P underflow in half against the reference"],
+             (("half", 30.0, "below the tier"), ("half", 50.0, "below the tier"), ("half", 30.0, "in tier, then below")),
+             mend=False)
 
+
+def controls(rng, title, items, **kernel_args):
+    """Prints a negative control's rows: (type, cap, kind) cases run with case()'s keyword arguments."""
+    for line in title:
+        print(line)
+    for dt, cap, kind in items:
+        lim = tier_limit(dt, cap)
+        (o1, l1, _), (o2, l2, held) = case(rng, dt, cap, kind, lim, **kernel_args)
+        print("%-5s %-5g %-5g %-20s |         %7.3f %7.3f |            %7.3f %7.3f  %4d" %
+              (dt, cap, lim, kind, o1 / U[dt], l1 / U[dt], o2 / U[dt], l2 / U[dt], held))
 
 if __name__ == "__main__":
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

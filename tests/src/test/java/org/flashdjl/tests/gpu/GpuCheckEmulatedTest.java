@@ -100,19 +100,19 @@ class GpuCheckEmulatedTest {
 
     @Test
     void aKernelThatIgnoresTheSoftcapFails() {
-        // The causal_softcap kernel (Hopper hd 64 / 128, or the general one elsewhere) and the general kernel of softcap
-        // alone launched as the causal / plain kernel (softcap ignored) must fail the check: the cases' scores lie past
-        // their cap of 0.25.
-        GpuCheck.Dense causal = new GpuCheck.Dense(DeviceDataType.FP16, "causal+softcap-low", 1, 4, 2, 113, 113, 128,
-                GpuCheck.Mode.BSHD, true);
-        AssertionError e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(
-                name -> name.replaceAll("_(causal_softcap|general)$", "_causal"), p -> {}), causal));
-        assertTrue(e.getMessage().contains("exceeds both the flash budget") || e.getMessage().contains("lse"),
-                e.getMessage());
-        GpuCheck.Dense alone = new GpuCheck.Dense(DeviceDataType.BF16, "softcap-low", 1, 4, 4, 113, 200, 64,
-                GpuCheck.Mode.BHSD, true);
-        e = assertThrows(AssertionError.class, () -> GpuCheck.runDense(emulatorWith(
-                name -> name.replaceAll("_general$", "_plain"), p -> {}), alone));
+        // The causal_softcap kernel (Hopper hd 64 / 128, or the general one elsewhere) and the general kernel of
+        // softcap alone launched as the causal / plain kernel (softcap ignored) must fail the check: the cases' scores
+        // lie past their cap of 0.25.
+        assertSoftcapIgnoredFails(new GpuCheck.Dense(DeviceDataType.FP16, "causal+softcap-low", 1, 4, 2, 113, 113, 128,
+                GpuCheck.Mode.BSHD, true), "_(causal_softcap|general)$", "_causal");
+        assertSoftcapIgnoredFails(new GpuCheck.Dense(DeviceDataType.BF16, "softcap-low", 1, 4, 4, 113, 200, 64,
+                GpuCheck.Mode.BHSD, true), "_general$", "_plain");
+    }
+
+    /** Runs {@code c} with every kernel name matching {@code from} launched as {@code to}: the check must fail. */
+    private static void assertSoftcapIgnoredFails(GpuCheck.Dense c, String from, String to) {
+        AssertionError e = assertThrows(AssertionError.class,
+                () -> GpuCheck.runDense(emulatorWith(name -> name.replaceAll(from, to), p -> {}), c));
         assertTrue(e.getMessage().contains("exceeds both the flash budget") || e.getMessage().contains("lse"),
                 e.getMessage());
     }

@@ -12,6 +12,16 @@ import org.junit.jupiter.api.Test;
 /** The flash dispatch table: variants, names and the messages for unsupported combinations. */
 class FlashDispatchTest {
 
+    /**
+     * The kernel a Hopper key maps to: {@code flash_fwd_sm90_<sm90>} when the Hopper fatbin is built (the build
+     * machine may lack nvcc), else the mma.sync kernel {@code flash_fwd_<fallback>}.
+     */
+    private static FlashDispatch.KernelRef hopperOr(String sm90, String fallback) {
+        return KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null
+                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_" + sm90)
+                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_" + fallback);
+    }
+
     @Test
     void variantFollowsTheSpec() {
         assertEquals(FlashDispatch.Variant.PLAIN, FlashDispatch.Variant.of(AttentionSpec.builder().build()));
@@ -56,17 +66,12 @@ class FlashDispatchTest {
 
     @Test
     void causalAlibiRunsItsOwnKernelOnlyOnHopperAtHd64And128() {
-        boolean sm90Built = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
         AttentionSpec causalAlibi = AttentionSpec.builder().optCausal(true).optAlibiSlopes(new float[] {0.5f}).build();
         for (int d : new int[] {64, 128}) {
-            assertEquals(sm90Built
-                    ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_bf16_hd" + d + "_causal_alibi")
-                    : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd" + d + "_general"),
+            assertEquals(hopperOr("bf16_hd" + d + "_causal_alibi", "bf16_hd" + d + "_general"),
                     FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.BF16, d, causalAlibi)));
         }
-        assertEquals(sm90Built
-                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_fp16_hd256_general")
-                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd256_general"),
+        assertEquals(hopperOr("fp16_hd256_general", "fp16_hd256_general"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 256, causalAlibi)));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 128, causalAlibi)));
@@ -76,25 +81,17 @@ class FlashDispatchTest {
 
     @Test
     void causalSoftcapRunsItsOwnKernelsOnlyOnHopperAtHd64And128() {
-        boolean sm90Built = KernelModule.notBuiltReason(KernelModule.FLASH_FWD_SM90) == null;
         AttentionSpec causalSoftcap = AttentionSpec.builder().optCausal(true).optSoftcap(50).build();
         AttentionSpec softcap = AttentionSpec.builder().optSoftcap(50).build();
         for (int d : new int[] {64, 128}) {
-            assertEquals(sm90Built
-                    ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90,
-                            "flash_fwd_sm90_fp16_hd" + d + "_causal_softcap")
-                    : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd" + d + "_general"),
+            assertEquals(hopperOr("fp16_hd" + d + "_causal_softcap", "fp16_hd" + d + "_general"),
                     FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, d, causalSoftcap)));
-            assertEquals(sm90Built
-                    ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_bf16_hd" + d + "_general")
-                    : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd" + d + "_general"),
+            assertEquals(hopperOr("bf16_hd" + d + "_general", "bf16_hd" + d + "_general"),
                     FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.BF16, d, softcap)));
         }
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd64_general"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 64, softcap)));
-        assertEquals(sm90Built
-                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_bf16_hd256_general")
-                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd256_general"),
+        assertEquals(hopperOr("bf16_hd256_general", "bf16_hd256_general"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.BF16, 256, causalSoftcap)));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_bf16_hd128_general"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.BF16, 128, causalSoftcap)));
@@ -115,9 +112,7 @@ class FlashDispatchTest {
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd96_causal"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 96, causal)));
         AttentionSpec windowed = AttentionSpec.builder().optCausal(true).optWindowBounds(8, 0).build();
-        assertEquals(sm90Built
-                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_fp16_hd128_general")
-                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
+        assertEquals(hopperOr("fp16_hd128_general", "fp16_hd128_general"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, windowed)));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_general"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 128, windowed)));
@@ -126,9 +121,7 @@ class FlashDispatchTest {
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(86));
         assertEquals(FlashDispatch.Arch.SM90, FlashDispatch.Arch.of(90));
         assertEquals(FlashDispatch.Arch.SM80, FlashDispatch.Arch.of(120));
-        assertEquals(sm90Built
-                ? new FlashDispatch.KernelRef(KernelModule.FLASH_FWD_SM90, "flash_fwd_sm90_fp16_hd128_positioned")
-                : new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd128_positioned"),
+        assertEquals(hopperOr("fp16_hd128_positioned", "fp16_hd128_positioned"),
                 FlashDispatch.kernel(FlashDispatch.key(90, DeviceDataType.FP16, 128, causal, true)));
         assertEquals(new FlashDispatch.KernelRef(KernelModule.FLASH_FWD, "flash_fwd_fp16_hd64_positioned"),
                 FlashDispatch.kernel(FlashDispatch.key(80, DeviceDataType.FP16, 64, causal, true)));

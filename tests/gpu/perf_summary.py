@@ -4,7 +4,8 @@
     python3 tests/gpu/perf_summary.py decode  DECODE.jsonl         # decode_bench: % of the copy rate per variant tag
     python3 tests/gpu/perf_summary.py paged   DIR                  # run-gpu.sh --paged: bench-paged{,-peers}.jsonl
     python3 tests/gpu/perf_summary.py general GENERAL.jsonl [V..]  # flash_check --bench-general: TFLOP/s and fraction
-                                                                   # of plain (causal rows: of causal) per variant V
+                                                                   # of plain (causal rows: of causal) per variant V,
+                                                                   # then the first V's best over each other V's
 
 decode: rows keyed (batch, L, splits), each variant's "pct_copy" in file order (tag/kernel when decode_bench named
 the kernel), "BAD" where the harness's reference check failed. general: variants are the "impl" values the script's sed wrote (default: every one found, in file
@@ -68,6 +69,12 @@ def general(path, variants):
                 ref = causal if "causal" in case else plain
                 cells = ["%s %s" % (v, "/".join("%.0f (%.2f)" % (x, x / ref[v]) for x in t[(mode, hd, case, v)]))
                          for v in have if (mode, hd, case, v) in t]
+                # the first variant's best against each other's best (e.g. ours against a peer)
+                first = have[0]
+                if (mode, hd, case, first) in t:
+                    best = max(t[(mode, hd, case, first)])
+                    cells += ["%s/%s %.2f" % (first, v, best / max(t[(mode, hd, case, v)]))
+                              for v in have[1:] if (mode, hd, case, v) in t]
                 print(mode, hd, case.ljust(34), " ".join(cells))
 
 

@@ -78,7 +78,7 @@ for j in "$STAGE"/lib/tokenizers-*.jar; do
     || { echo "ERROR: $j lost linux-x86_64/cpu/libtokenizers.so" >&2; exit 1; }
 done
 for py in sdpa_bench.py compare_bench.py decode_peer_bench.py prefill_peer_bench.py hf_model_bench.py make_hf_fixtures.py \
-    bench_charts.py extract_fatbins.py; do
+    bench_charts.py extract_fatbins.py flex_bench.py; do
   if [ -f "tests/gpu/$py" ]; then
     cp "tests/gpu/$py" "$STAGE/python/"
   else

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run 132 (session 30): the general kernel's options against Python's way to get them, torch FlexAttention (Triton,
+# Run 132 (session 30; came on an H200): the general kernel's options against Python's way to get them, torch FlexAttention (Triton,
 # torch.compile; SDPA has no softcap / ALiBi / window / sinks), in the same call; on an H200 the land rows are also the
 # landed softcap kernels' H200 standing (runs 128-131 were H100s). flash_check --bench-general burst over the landed
 # fatbins, then tests/gpu/flex_bench.py on the same shapes and case names (each flex case checked against float64 first):

@@ -18,11 +18,9 @@ import org.flashdjl.engine.nn.FlashScaledDotProductAttentionBlock;
 import org.flashdjl.engine.nn.FlashTransformerEncoderBlock;
 import org.flashdjl.ops.testing.Reference;
 import org.flashdjl.ops.testing.Seeds;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -47,35 +45,13 @@ class BlocksGpuTest {
     static final int HIDDEN = 256;
     static final int HEADS = 4;
 
-    private static NDManager gpu;
-    private static NDManager cpu;
-
-    @BeforeAll
-    static void setUp() {
-        if (!DjlGpu.available()) {
-            return; // each test reports the skip and its reason
-        }
-        gpu = NDManager.newBaseManager(Device.gpu());
-        cpu = NDManager.newBaseManager(Device.cpu());
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        DjlGpu.assumeAllKernels();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
-    }
+    @RegisterExtension
+    static final DjlManagers MANAGERS = new DjlManagers(DjlGpu::assumeAllKernels);
 
     @ParameterizedTest(name = "NativeAttentionBlock {0}")
     @ValueSource(strings = {"bhsd", "bshd"})
     void nativeAttentionBlock(String layout) {
-        BlockCheck.nativeAttention(gpu, cpu, layout, Seeds.next());
+        BlockCheck.nativeAttention(MANAGERS.gpu(), MANAGERS.cpu(), layout, Seeds.next());
     }
 
     /** The drop-ins: DJL convention blocks (fp32 by default), here also given fp16 weights. */
@@ -132,13 +108,13 @@ class BlocksGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource({"dropIns", "decoders"})
     void fp16OnTheGpuMatchesFp32OnTheCpu(BlockCheck.Case<?> c) {
-        BlockCheck.compare(c, cpu, gpu, DataType.FLOAT16, Seeds.next());
+        BlockCheck.compare(c, MANAGERS.cpu(), MANAGERS.gpu(), DataType.FLOAT16, Seeds.next());
     }
 
     @ParameterizedTest(name = "fp32: {0}")
     @MethodSource("dropIns")
     void fp32OnTheGpuMatchesFp32OnTheCpu(BlockCheck.Case<?> c) {
-        BlockCheck.compare(c, cpu, gpu, DataType.FLOAT32, Seeds.next());
+        BlockCheck.compare(c, MANAGERS.cpu(), MANAGERS.gpu(), DataType.FLOAT32, Seeds.next());
     }
 
     static FlashScaledDotProductAttentionBlock sdpa() {

@@ -2,7 +2,6 @@ package org.flashdjl.tests.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -14,12 +13,10 @@ import org.flashdjl.ops.attention.AttentionSpec;
 import org.flashdjl.ops.attention.QkvLayout;
 import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Seeds;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -38,27 +35,8 @@ import java.util.stream.Stream;
 @ExtendWith(Seeds.class)
 class FlashNdArrayGpuTest {
 
-    private static NDManager manager;
-
-    @BeforeAll
-    static void setUp() {
-        if (!DjlGpu.available()) {
-            return; // each test reports the skip and its reason
-        }
-        manager = NDManager.newBaseManager(Device.gpu());
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        DjlGpu.assumeAllKernels();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        if (manager != null) {
-            manager.close();
-        }
-    }
+    @RegisterExtension
+    static final DjlManagers MANAGERS = new DjlManagers(DjlGpu::assumeAllKernels);
 
     /** Every option set in both layouts, over shapes cycling through lengths, GQA ratios and head dims. */
     static Stream<NdArrayAttention.Dense> denseCases() {
@@ -79,7 +57,7 @@ class FlashNdArrayGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("denseCases")
     void dense(NdArrayAttention.Dense c) {
-        NdArrayAttention.runDense(manager, c, "flash", Seeds.next());
+        NdArrayAttention.runDense(MANAGERS.gpu(), c, "flash", Seeds.next());
     }
 
     static Stream<NdArrayAttention.Varlen> varlenCases() {
@@ -93,7 +71,7 @@ class FlashNdArrayGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("varlenCases")
     void varlen(NdArrayAttention.Varlen c) {
-        NdArrayAttention.runVarlen(manager, c, "flash", Seeds.next());
+        NdArrayAttention.runVarlen(MANAGERS.gpu(), c, "flash", Seeds.next());
     }
 
     /** Cases whose mask hides some keys from every query: whole key tiles and parts of a visited tile. */
@@ -107,18 +85,18 @@ class FlashNdArrayGpuTest {
     @ParameterizedTest(name = "NaN keys: {0}")
     @MethodSource("poisonCases")
     void hiddenNaNKeysChangeNothing(NdArrayAttention.Dense c) {
-        NdArrayAttention.runPoisoned(manager, c, "flash", Seeds.next(), false);
+        NdArrayAttention.runPoisoned(MANAGERS.gpu(), c, "flash", Seeds.next(), false);
     }
 
     @ParameterizedTest(name = "NaN values: {0}")
     @MethodSource("poisonCases")
     void hiddenNaNValuesChangeNothing(NdArrayAttention.Dense c) {
-        NdArrayAttention.runPoisoned(manager, c, "flash", Seeds.next(), true);
+        NdArrayAttention.runPoisoned(MANAGERS.gpu(), c, "flash", Seeds.next(), true);
     }
 
     @Test
     void autoPicksFlashForContiguousFp16CudaArrays() {
-        try (NDManager m = manager.newSubManager()) {
+        try (NDManager m = MANAGERS.gpu().newSubManager()) {
             NDArray q = m.zeros(new Shape(1, 8, 17, 128), DataType.FLOAT16);
             NDArray kv = m.zeros(new Shape(1, 2, 33, 128), DataType.FLOAT16);
             AttentionProblem p = AttentionProblem.builder(q, kv, kv, AttentionSpec.builder().optCausal(true).build())

@@ -24,12 +24,10 @@ import org.flashdjl.ops.paged.PagedPlan;
 import org.flashdjl.ops.testing.Seeds;
 import org.flashdjl.ops.transformer.TransformerOps;
 import org.flashdjl.ops.transformer.TransformerOps.NormStyle;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
@@ -53,35 +51,14 @@ class GpuBadInputTest {
     @TempDir
     static Path tmp;
 
-    private static NDManager gpu;
-    private static NDManager cpu;
+    @RegisterExtension
+    static final DjlManagers MANAGERS = new DjlManagers(DjlGpu::assumeAllKernels);
     private static final String GPU = Device.gpu().toString();
     private static final String CPU = Device.cpu().toString();
 
-    @BeforeAll
-    static void setUp() {
-        if (DjlGpu.available()) {
-            gpu = NDManager.newBaseManager(Device.gpu());
-            cpu = NDManager.newBaseManager(Device.cpu());
-        }
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        DjlGpu.assumeAllKernels();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
-    }
-
     @Test
     void attentionRefusesMixedDevices() {
-        try (NDManager g = gpu.newSubManager(); NDManager c = cpu.newSubManager()) {
+        try (NDManager g = MANAGERS.gpu().newSubManager(); NDManager c = MANAGERS.cpu().newSubManager()) {
             NDArray q = BadInput.zeros16(g, 1, 4, 8, 64);
             NDArray kv = BadInput.zeros16(g, 1, 2, 8, 64);
             NDArray kvCpu = BadInput.zeros16(c, 1, 2, 8, 64);
@@ -102,7 +79,7 @@ class GpuBadInputTest {
 
     @Test
     void transformerOpsRefuseMixedDevicesAndChangeNothing() {
-        try (NDManager g = gpu.newSubManager(); NDManager c = cpu.newSubManager()) {
+        try (NDManager g = MANAGERS.gpu().newSubManager(); NDManager c = MANAGERS.cpu().newSubManager()) {
             float[] values = new float[3 * 64];
             Random rnd = new Random(1);
             for (int i = 0; i < values.length; i++) {
@@ -138,7 +115,7 @@ class GpuBadInputTest {
 
     @Test
     void pagedPathRefusesMixedDevices() {
-        try (NDManager g = gpu.newSubManager(); NDManager c = cpu.newSubManager()) {
+        try (NDManager g = MANAGERS.gpu().newSubManager(); NDManager c = MANAGERS.cpu().newSubManager()) {
             Random rnd = new Random(3);
             PagedFixture onGpu = PagedFixture.create(g, rnd, 16, 2, 64, new int[] {17, 5}, 1, DataType.FLOAT16);
             PagedFixture onCpu = PagedFixture.create(c, rnd, 16, 2, 64, new int[] {17, 5}, 1, DataType.FLOAT16);
@@ -168,7 +145,7 @@ class GpuBadInputTest {
 
     @Test
     void theModelRefusesTokensOrAParameterStoreOnAnotherDevice() throws Exception {
-        try (NDManager g = gpu.newSubManager(); NDManager c = cpu.newSubManager()) {
+        try (NDManager g = MANAGERS.gpu().newSubManager(); NDManager c = MANAGERS.cpu().newSubManager()) {
             LlamaModel model = ModelCheck.load(ModelCheck.write(tmp.resolve("ckpt"), 5), g, DataType.FLOAT16);
             NDArray cpuTokens = c.create(new long[] {256, 72, 105}, new Shape(1, 3));
             NDArray gpuTokens = g.create(new long[] {256, 72, 105}, new Shape(1, 3));
@@ -193,7 +170,7 @@ class GpuBadInputTest {
 
     @Test
     void flashAndCudaRefuseHeadDimsTheyLackNamingTheSupportedOnes() {
-        try (NDManager g = gpu.newSubManager()) {
+        try (NDManager g = MANAGERS.gpu().newSubManager()) {
             for (int d : new int[] {80, 40}) {
                 NDArray q = BadInput.zeros16(g, 1, 4, 8, d);
                 NDArray kv = BadInput.zeros16(g, 1, 2, 8, d);
@@ -218,7 +195,7 @@ class GpuBadInputTest {
 
     @Test
     void headDimsWithoutKernelsFallBackUnderAuto() {
-        BadInput.headDimsWithoutKernelsFallBackUnderAuto(gpu, Seeds.next());
+        BadInput.headDimsWithoutKernelsFallBackUnderAuto(MANAGERS.gpu(), Seeds.next());
     }
 
     @Test
@@ -228,7 +205,7 @@ class GpuBadInputTest {
 
     @Test
     void bf16IsRefusedByName() throws Exception {
-        try (NDManager g = gpu.newSubManager()) {
+        try (NDManager g = MANAGERS.gpu().newSubManager()) {
             BadInput.bf16IsRefusedByName(g, ModelCheck.write(tmp.resolve("bf16"), 6));
         }
     }

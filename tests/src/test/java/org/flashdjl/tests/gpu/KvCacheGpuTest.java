@@ -18,11 +18,9 @@ import org.flashdjl.kvcache.BlockKvCache;
 import org.flashdjl.ops.cuda.DeviceTensor;
 import org.flashdjl.ops.testing.Reference;
 import org.flashdjl.ops.testing.Seeds;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -39,30 +37,8 @@ import java.util.Random;
 @ExtendWith(Seeds.class)
 class KvCacheGpuTest {
 
-    private static NDManager gpu;
-    private static NDManager cpu;
-
-    @BeforeAll
-    static void setUp() {
-        if (!DjlGpu.available()) {
-            return; // each test reports the skip and its reason
-        }
-        gpu = NDManager.newBaseManager(Device.gpu());
-        cpu = NDManager.newBaseManager(Device.cpu());
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        DjlGpu.assumeDjlGpu();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
-    }
+    @RegisterExtension
+    static final DjlManagers MANAGERS = new DjlManagers(DjlGpu::assumeDjlGpu);
 
     @ParameterizedTest(name = "{0}, chunk {1}, window {2}, sinks {3}")
     @CsvSource({"float16, 4, 28, 4", "float32, 4, 28, 4", "float16, 1, 7, 2", "float16, 8, 8, 0"})
@@ -72,7 +48,7 @@ class KvCacheGpuTest {
         Random rnd = new Random(seed);
         long[] keyDims = {2, 4, -1, 32}; // [B, Hkv, seq, D]
         long[] valueDims = {2, 4, -1, 16};
-        try (NDManager g = gpu.newSubManager(); NDManager c = cpu.newSubManager();
+        try (NDManager g = MANAGERS.gpu().newSubManager(); NDManager c = MANAGERS.cpu().newSubManager();
                 BlockKvCache onGpu = blockCache(g, keyDims, valueDims, chunk, window, sinks, type);
                 BlockKvCache onCpu = blockCache(c, keyDims, valueDims, chunk, window, sinks, type)) {
             assertEquals(Device.gpu(), onGpu.keyBuffer().getDevice());
@@ -132,7 +108,7 @@ class KvCacheGpuTest {
         int hkv = 2;
         int d = 64;
         int[] chunks = {5, 1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1};
-        try (NDManager g = gpu.newSubManager(); NDManager c = cpu.newSubManager();
+        try (NDManager g = MANAGERS.gpu().newSubManager(); NDManager c = MANAGERS.cpu().newSubManager();
                 StreamingKvCache onGpu = new StreamingKvCache(g, b, hkv, d, DataType.FLOAT16, window, sinks, pos);
                 StreamingKvCache onCpu = new StreamingKvCache(c, b, hkv, d, DataType.FLOAT16, window, sinks, pos)) {
             long kAddr = DeviceTensor.fromNDArray(onGpu.getBlockCache().keyBuffer()).getAddress();

@@ -7,7 +7,6 @@ import ai.djl.Device;
 import ai.djl.inference.Predictor;
 import ai.djl.modality.Input;
 import ai.djl.modality.Output;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.repository.zoo.Criteria;
 import ai.djl.repository.zoo.ZooModel;
@@ -27,12 +26,11 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
@@ -62,10 +60,11 @@ class LlamaGpuTest {
     @TempDir
     static Path tmp;
 
+    @RegisterExtension
+    static final DjlManagers MANAGERS = new DjlManagers(DjlGpu::assumeAllKernels);
+
     private static long weightsSeed;
     private static Path checkpoint;
-    private static NDManager gpu;
-    private static NDManager cpu;
     private static LlamaModel gpu16;
     private static LlamaModel cpu32;
     private static LlamaModel cpu16;
@@ -77,24 +76,9 @@ class LlamaGpuTest {
         }
         weightsSeed = Seeds.next();
         checkpoint = ModelCheck.write(tmp.resolve("ckpt"), weightsSeed);
-        gpu = NDManager.newBaseManager(Device.gpu());
-        cpu = NDManager.newBaseManager(Device.cpu());
-        gpu16 = ModelCheck.load(checkpoint, gpu, DataType.FLOAT16);
-        cpu32 = ModelCheck.load(checkpoint, cpu, DataType.FLOAT32);
-        cpu16 = ModelCheck.load(checkpoint, cpu, DataType.FLOAT16);
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        DjlGpu.assumeAllKernels();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
+        gpu16 = ModelCheck.load(checkpoint, MANAGERS.gpu(), DataType.FLOAT16);
+        cpu32 = ModelCheck.load(checkpoint, MANAGERS.cpu(), DataType.FLOAT32);
+        cpu16 = ModelCheck.load(checkpoint, MANAGERS.cpu(), DataType.FLOAT16);
     }
 
     private static String seeds(long seed) {
@@ -106,9 +90,9 @@ class LlamaGpuTest {
         long seed = Seeds.next();
         Random rnd = new Random(seed);
         int[][] ids = {ModelCheck.prompt(rnd, 77), ModelCheck.prompt(rnd, 77)};
-        float[] ref = ModelCheck.logits(cpu32, cpu, ids);
-        double budget = ModelCheck.budget(ref, ModelCheck.logits(cpu16, cpu, ids));
-        float[] got = ModelCheck.logits(gpu16, gpu, ids);
+        float[] ref = ModelCheck.logits(cpu32, MANAGERS.cpu(), ids);
+        double budget = ModelCheck.budget(ref, ModelCheck.logits(cpu16, MANAGERS.cpu(), ids));
+        float[] got = ModelCheck.logits(gpu16, MANAGERS.gpu(), ids);
         int checked = ModelCheck.assertLogits("GPU fp16 logits [2, 77, 259]", ref, got,
                 cpu32.getConfig().getVocabSize(), budget, seeds(seed));
         assertTrue(checked >= ids.length * ids[0].length / 2, "top-1 checked on only " + checked + " of "
@@ -119,13 +103,13 @@ class LlamaGpuTest {
     void greedyGeneratorTokensAreTheArgmaxOfAFullRecompute() {
         long seed = Seeds.next();
         Random rnd = new Random(seed);
-        Generator gen = new Generator(gpu16, new ByteTokenizer(), gpu);
+        Generator gen = new Generator(gpu16, new ByteTokenizer(), MANAGERS.gpu());
         GenerationConfig cfg = GenerationConfig.builder().optMaxNewTokens(40).optStopAtEos(false).build();
         for (int length : new int[] {1, 45}) {
             int[] prompt = ModelCheck.prompt(rnd, length);
             GenerationResult r = gen.generate(prompt, cfg, null);
             assertEquals(40, r.getTokenIds().length, "tokens generated; " + seeds(seed));
-            ModelCheck.assertGreedy("GPU Generator, " + length + "-token prompt", cpu32, cpu16, cpu, prompt,
+            ModelCheck.assertGreedy("GPU Generator, " + length + "-token prompt", cpu32, cpu16, MANAGERS.cpu(), prompt,
                     r.getTokenIds(), seeds(seed));
         }
     }
@@ -137,7 +121,7 @@ class LlamaGpuTest {
         int[] lengths = {5, 33, 1, 70, 17, 9};
         int[] maxNew = {12, 20, 8, 16, 24, 10};
         int[] arrival = {0, 0, 0, 2, 4, 9};
-        Generator single = new Generator(gpu16, new ByteTokenizer(), gpu);
+        Generator single = new Generator(gpu16, new ByteTokenizer(), MANAGERS.gpu());
         List<BatchRequest> requests = new ArrayList<>();
         List<int[]> prompts = new ArrayList<>();
         List<int[]> expected = new ArrayList<>();
@@ -148,13 +132,13 @@ class LlamaGpuTest {
             requests.add(new BatchRequest(prompt, cfg, arrival[i]));
             expected.add(single.generate(prompt, cfg, null).getTokenIds());
         }
-        BatchGenerator batch = new BatchGenerator(gpu16, new ByteTokenizer(), gpu, 4,
+        BatchGenerator batch = new BatchGenerator(gpu16, new ByteTokenizer(), MANAGERS.gpu(), 4,
                 (mdl, m) -> mdl.newPagedStore(64, 16));
         List<GenerationResult> results = batch.generate(requests, null);
         for (int i = 0; i < lengths.length; i++) {
             ModelCheck.assertSameGreedy("GPU BatchGenerator request " + i + " (" + lengths[i] + "-token prompt, "
-                    + maxNew[i] + " new, arrives at step " + arrival[i] + ")", cpu32, cpu16, cpu, prompts.get(i),
-                    expected.get(i), results.get(i).getTokenIds(), seeds(seed));
+                    + maxNew[i] + " new, arrives at step " + arrival[i] + ")", cpu32, cpu16, MANAGERS.cpu(),
+                    prompts.get(i), expected.get(i), results.get(i).getTokenIds(), seeds(seed));
         }
         BatchGenerator.Stats s = batch.getLastStats();
         assertEquals(4, s.getMaxRunning(), "most requests decoded together (4 slots)");
@@ -177,7 +161,7 @@ class LlamaGpuTest {
             }
             texts[i] = sb.toString();
         }
-        Generator single = new Generator(gpu16, new ByteTokenizer(), gpu);
+        Generator single = new Generator(gpu16, new ByteTokenizer(), MANAGERS.gpu());
         GenerationConfig cfg = GenerationConfig.builder().optMaxNewTokens(12).build(); // greedy, stops at EOS
         try (ZooModel<Input, Output> zoo = Criteria.builder().setTypes(Input.class, Output.class)
                 .optModelPath(dir).optDevice(Device.gpu()).build().loadModel()) {
@@ -204,8 +188,8 @@ class LlamaGpuTest {
                     for (int j = 0; j < got.length; j++) {
                         got[j] = ids.get(j).getAsInt();
                     }
-                    ModelCheck.assertSameGreedy("serving on the GPU, prompt '" + texts[i] + "'", cpu32, cpu16, cpu,
-                            prompt, single.generate(prompt, cfg, null).getTokenIds(), got, seeds(seed));
+                    ModelCheck.assertSameGreedy("serving on the GPU, prompt '" + texts[i] + "'", cpu32, cpu16,
+                            MANAGERS.cpu(), prompt, single.generate(prompt, cfg, null).getTokenIds(), got, seeds(seed));
                 }
             } finally {
                 pool.shutdownNow();

@@ -1,6 +1,5 @@
 package org.flashdjl.tests.gpu;
 
-import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -13,13 +12,11 @@ import org.flashdjl.ops.testing.Reference;
 
 import org.flashdjl.ops.testing.OptionSets;
 import org.flashdjl.ops.testing.Seeds;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assertions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -39,27 +36,8 @@ import java.util.stream.Stream;
 @ExtendWith(Seeds.class)
 class PagedNdArrayGpuTest {
 
-    private static NDManager manager;
-
-    @BeforeAll
-    static void setUp() {
-        if (!DjlGpu.available()) {
-            return; // each test reports the skip and its reason
-        }
-        manager = NDManager.newBaseManager(Device.gpu());
-    }
-
-    @BeforeEach
-    void requireGpu() {
-        DjlGpu.assumeAllKernels();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        if (manager != null) {
-            manager.close();
-        }
-    }
+    @RegisterExtension
+    static final DjlManagers MANAGERS = new DjlManagers(DjlGpu::assumeAllKernels);
 
     static Stream<NdArrayAttention.Paged> decodeCases() {
         List<NdArrayAttention.Paged> cases = new ArrayList<>();
@@ -76,7 +54,7 @@ class PagedNdArrayGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("decodeCases")
     void decode(NdArrayAttention.Paged c) {
-        NdArrayAttention.runPaged(manager, c, "cuda", Seeds.next());
+        NdArrayAttention.runPaged(MANAGERS.gpu(), c, "cuda", Seeds.next());
     }
 
     /**
@@ -94,7 +72,7 @@ class PagedNdArrayGpuTest {
         int[] indptr = {0, 5, 7}; // a first chunk (5 of 5) and an append (2 of 40)
         Reference.Options ref = new Reference.Options();
         AttentionSpec spec = NdArrayAttention.spec("causal", hq, d, QkvLayout.BHSD, ref, rnd);
-        try (NDManager s = manager.newSubManager()) {
+        try (NDManager s = MANAGERS.gpu().newSubManager()) {
             PagedFixture f = PagedFixture.create(s, rnd, 16, hkv, d, seqLens, 3, DataType.FLOAT32);
             float[] q = new float[indptr[2] * hq * d]; // packed [totalQ, Hq, D]
             double[][] expected = new double[2][];
@@ -106,7 +84,7 @@ class PagedNdArrayGpuTest {
                         0)[0];
             }
             try (PagedPlan plan = PagedPlan.builder(f.table).optQoIndptr(indptr).setQueryHeads(hq).setKvHeads(hkv)
-                    .setHeadDim(d).optDevice(manager.getDevice()).optDataType(DataType.FLOAT32).build()) {
+                    .setHeadDim(d).optDevice(MANAGERS.gpu().getDevice()).optDataType(DataType.FLOAT32).build()) {
                 Assertions.assertEquals("gather", plan.getBackend().getName(),
                         "auto's backend for a float32 GPU plan; seed " + seed);
                 NDArray qa = Reference.create(s, q, DataType.FLOAT32, indptr[2], hq, d);
@@ -137,6 +115,6 @@ class PagedNdArrayGpuTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("prefillCases")
     void prefill(NdArrayAttention.Paged c) {
-        NdArrayAttention.runPaged(manager, c, "cuda", Seeds.next());
+        NdArrayAttention.runPaged(MANAGERS.gpu(), c, "cuda", Seeds.next());
     }
 }

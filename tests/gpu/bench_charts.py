@@ -12,6 +12,9 @@ Rows are recognised by their fields, so any mix of these files works:
                                                                                      -> cascade.png
   model          ModelBench ("flashdjl") and hf_model_bench.py ("hf-transformers") with "bench" = prefill /
                  decode / batched                                                    -> model.png
+  options        flash_check --bench-general (our kernels, "impl" as the run script tagged it) and flex_bench.py
+                 ("torch-flex"): TFLOP/s per (hd, case); our "-own" / "-tc" rows (the kernel FlashDispatch picks
+                 for that call) stand for the case they name              -> options_<dtype>.png
 Each chart prints the numbers it drew, so the log holds them too.
 """
 import json
@@ -47,7 +50,7 @@ def bars(path, title, ylabel, groups, series):
     if not groups or not series:
         return
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(groups) * len(series)), 4.5))
+    fig, ax = plt.subplots(figsize=(min(16, max(8, 0.6 * len(groups) * len(series))), 4.5))
     for i, (impl, vals) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         ys = [vals.get(g, 0) for g in groups]
@@ -69,7 +72,7 @@ def bars(path, title, ylabel, groups, series):
 def flash(rows, out):
     by_dtype = OrderedDict()
     for r in rows:
-        if "tflops" not in r or "hd" not in r or "error" in r:
+        if "tflops" not in r or "hd" not in r or "error" in r or "case" in r:
             continue
         impl = "flashdjl" if r["impl"].startswith("flashdjl") else r["impl"]
         g = f"hd{r['hd']} {'causal' if r['causal'] else 'full'} L{r['L']}"
@@ -78,6 +81,30 @@ def flash(rows, out):
         groups = list(OrderedDict.fromkeys(g for s in series.values() for g in s))
         bars(os.path.join(out, f"flash_{dtype}.png"), f"flash forward {dtype}: TFLOP/s", "TFLOP/s", groups,
              series)
+
+
+def options(rows, out):
+    # (dtype, impl, group) -> (dispatched, TFLOP/s): the row of the kernel FlashDispatch picks for the call ("-own" /
+    # "-tc") wins over the general kernel's row of the same case; of repeated rows, the best
+    best = OrderedDict()
+    for r in rows:
+        if "case" not in r or "tflops" not in r:
+            continue
+        case, impl = r["case"], r["impl"]
+        dispatched = not impl.startswith("torch-") and case.endswith(("-own", "-tc"))
+        if dispatched:
+            case = case.rsplit("-", 1)[0]
+        key = (r["dtype"], impl, f"hd{r['hd']} {case}")
+        best[key] = max(best.get(key, (False, 0.0)), (dispatched, r["tflops"]))
+    by_dtype = OrderedDict()
+    for (dtype, impl, g), (_, tflops) in best.items():
+        by_dtype.setdefault(dtype, OrderedDict()).setdefault(impl, OrderedDict())[g] = tflops
+    for dtype, series in by_dtype.items():
+        # the peer's cases where there is a peer (ours has kernel-variant rows it has no counterpart for)
+        peers = [v for impl, v in series.items() if impl.startswith("torch-")]
+        groups = list(OrderedDict.fromkeys(g for v in (peers or series.values()) for g in v))
+        bars(os.path.join(out, f"options_{dtype}.png"), f"attention options {dtype} (L 4096): TFLOP/s", "TFLOP/s",
+             groups, series)
 
 
 def decode(rows, out):
@@ -144,6 +171,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     rows = load(sys.argv[2:])
     flash(rows, out)
+    options(rows, out)
     decode(rows, out)
     cascade(rows, out)
     model([r for r in rows if "bench" in r], out)

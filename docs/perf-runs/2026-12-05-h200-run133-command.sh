@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run 133 (session 30): main's bundle on an H200 -- the whole Java GPU suite (after the GPU tests' manager set-up moved
+# Run 133 (session 30): main's bundle on a GPU (H200 asked for first) -- the whole Java GPU suite (after the GPU tests' manager set-up moved
 # into one JUnit extension, DjlManagers), then the model benchmark against Hugging Face transformers (run-gpu.sh --model,
 # the Llama-3.2-1B-shaped fp16 checkpoint; last run 11, 2026-12-02) in the time left.
 # Packs (ignored .devcarry/): bundle60.txz = tests/gpu/bundle.sh --no-clean -q -o of main 44c7fbf with the landed fatbins

@@ -3,11 +3,13 @@ package org.flashdjl.examples.generate;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
+import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.engine.nn.RopeScaling;
 import org.flashdjl.examples.TinyModels;
 import org.flashdjl.examples.llama.AttentionOptions;
@@ -26,6 +28,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.BiFunction;
 
 /** Streaming generation, sampling determinism, and continuous batching equal to single-stream generation. */
 class GenerationTest {
@@ -112,6 +115,44 @@ class GenerationTest {
         assertNotEquals(Arrays.toString(a), Arrays.toString(gen.generate("xyz", s2, null).getTokenIds()));
         assertArrayEquals(gen.generate("xyz", greedy, null).getTokenIds(), gen.generate("xyz", topK1, null)
                 .getTokenIds());
+    }
+
+    /**
+     * With a step budget of maxBatch tokens, prompts are prefilled a few tokens a step beside the decoding
+     * sequences: more steps, the same tokens as single-stream generation. A budget below maxBatch (a running
+     * sequence would get no token) or past the limit is refused by name.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"contiguous", "paged"})
+    void aSmallStepBudgetChunksPromptsAndChangesNoToken(String store) {
+        Generator single = new Generator(model, TOKENIZER, manager);
+        String[] prompts = {"The quick brown fox", "hello world", "a", "0123456789"};
+        GenerationConfig cfg = GenerationConfig.builder().optMaxNewTokens(6).optStopAtEos(false).build();
+        List<BatchRequest> requests = new ArrayList<>();
+        for (String p : prompts) {
+            requests.add(new BatchRequest(single.promptIds(p, cfg), cfg, 0));
+        }
+        BiFunction<LlamaModel, NDManager, SequenceKvStore> factory = (mdl, m) -> store.equals("paged")
+                ? mdl.newPagedStore(32, 4) : mdl.newSequenceStore(m);
+        BatchGenerator whole = new BatchGenerator(model, TOKENIZER, manager, 3, factory);
+        BatchGenerator chunked = new BatchGenerator(model, TOKENIZER, manager, 3, factory, 3);
+        assertEquals(BatchGenerator.DEFAULT_MAX_BATCHED_TOKENS, whole.getMaxBatchedTokens());
+        List<GenerationResult> a = whole.generate(requests, null);
+        int wholeSteps = whole.getLastStats().getSteps();
+        List<GenerationResult> b = chunked.generate(requests, null);
+        for (int i = 0; i < prompts.length; i++) {
+            int[] want = single.generate(prompts[i], cfg, null).getTokenIds();
+            assertArrayEquals(want, a.get(i).getTokenIds(), "default budget, sequence " + i);
+            assertArrayEquals(want, b.get(i).getTokenIds(), "budget 3, sequence " + i);
+        }
+        assertTrue(chunked.getLastStats().getSteps() > wholeSteps, "budget 3 took " + chunked.getLastStats()
+                .getSteps() + " steps, the default " + wholeSteps + ": no prompt was chunked");
+        for (int bad : new int[] {2, BatchGenerator.MAX_BATCHED_TOKENS_LIMIT + 1}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new BatchGenerator(model, TOKENIZER, manager, 3, factory, bad));
+            assertTrue(e.getMessage().contains("maxBatchedTokens") && e.getMessage().contains(String.valueOf(bad)),
+                    e.getMessage());
+        }
     }
 
     @org.junit.jupiter.params.ParameterizedTest

@@ -123,7 +123,9 @@ def bench(d):
             t = timed(lambda: model.generate(ids, attention_mask=mask, max_new_tokens=NEW, min_new_tokens=NEW,
                                              **kw), warmup=1, reps=2)
             print(json.dumps(dict(base, bench="batched", batch=b, prompt=PROMPT, new_tokens=NEW, s=t,
-                                  tokens_per_s=b * NEW / t, peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30)),
+                                  tokens_per_s=b * NEW / t, peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30,
+                                  # the driver's view, as ModelBench's device_used_gib (caching allocator included)
+                                  device_used_gib=(lambda f, t: (t - f) / 2**30)(*torch.cuda.mem_get_info()))),
                   flush=True)
 
 

@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.ParameterStore;
 
+import jcuda.driver.JCudaDriver;
+
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.examples.generate.BatchGenerator;
 import org.flashdjl.examples.generate.BatchRequest;
@@ -17,6 +19,7 @@ import org.flashdjl.examples.llama.LlamaLoader;
 import org.flashdjl.examples.llama.LlamaModel;
 import org.flashdjl.examples.tokenizer.StreamingDecoder;
 import org.flashdjl.examples.tokenizer.TextTokenizer;
+import org.flashdjl.ops.cuda.CudaRuntime;
 
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -224,8 +227,21 @@ public final class ModelBench {
         double s = (System.nanoTime() - t) / 1e9;
         long tokens = out.stream().mapToLong(r -> r.getTokenIds().length).sum();
         System.out.printf(Locale.ROOT, "{%s,\"bench\":\"batched\",\"batch\":%d,\"prompt\":%d,\"new_tokens\":%d,"
-                + "\"s\":%.3f,\"tokens_per_s\":%.1f,\"steps\":%d}%n", base, b, prompts[0].length, newTokens, s,
-                tokens / s, gen.getLastStats().getSteps());
+                + "\"s\":%.3f,\"tokens_per_s\":%.1f,\"steps\":%d%s}%n", base, b, prompts[0].length, newTokens, s,
+                tokens / s, gen.getLastStats().getSteps(), deviceUsed(manager));
+    }
+
+    // ,"device_used_gib":X -- the device's memory in use after the run as the driver sees it (cuMemGetInfo: total -
+    // free; PyTorch's caching allocator keeps its peak reserved, so about the run's peak), or "" off CUDA
+    private static String deviceUsed(NDManager manager) {
+        if (!manager.getDevice().isGpu()) {
+            return "";
+        }
+        CudaRuntime.bind(manager.getDevice().getDeviceId());
+        long[] free = new long[1];
+        long[] total = new long[1];
+        CudaRuntime.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
+        return String.format(Locale.ROOT, ",\"device_used_gib\":%.2f", (total[0] - free[0]) / (double) (1L << 30));
     }
 
     private static double median(double[] v) {

@@ -373,7 +373,14 @@ public final class LlamaModel extends AbstractBlock {
         checkDevice(ps, tokens);
         NDArray x = embed(ps, tokens); // [B, T, hidden]
         for (int i = 0; i < layers.size(); i++) {
-            x = layers.get(i).forward(ps, x, caches == null ? null : caches[i]); // [B, T, hidden]
+            NDArray in = x;
+            try (OpScope scope = new OpScope()) { // the layer's temporaries go as it ends (as in forwardPacked)
+                x = scope.ret(layers.get(i).forward(ps, in, caches == null ? null : caches[i])); // [B, T, hidden]
+            }
+            if (x != in) {
+                NDScope.unregister(in); // the pass's own: the embedding or the previous layer's output
+                in.close();
+            }
         }
         if (lastOnly) {
             x = x.get(new NDIndex(":, -1:, :")); // [B, 1, hidden]

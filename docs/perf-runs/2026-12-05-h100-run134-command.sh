@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run 134 (session 30): main's bundle after run 133 (forwardPacked and forward free each layer as it ends; BatchGenerator budget 16384) on a GPU -- the whole Java GPU suite (after the GPU tests' manager set-up moved
+# Run 134 (session 30; an H100 80GB HBM3 came for the H200 asked): main's bundle after run 133 (forwardPacked and forward free each layer as it ends; BatchGenerator budget 16384) on a GPU -- the whole Java GPU suite (after the GPU tests' manager set-up moved
 # into one JUnit extension, DjlManagers), then the model benchmark against Hugging Face transformers (run-gpu.sh --model,
 # the Llama-3.2-1B-shaped fp16 checkpoint; last run 11, 2026-12-02) in the time left.
 # Packs (ignored .devcarry/): bundle62.txz = tests/gpu/bundle.sh --no-clean -q -o of main 79b8c85 with the landed fatbins

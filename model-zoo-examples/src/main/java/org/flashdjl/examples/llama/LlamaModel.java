@@ -378,8 +378,7 @@ public final class LlamaModel extends AbstractBlock {
                 x = scope.ret(layers.get(i).forward(ps, in, caches == null ? null : caches[i])); // [B, T, hidden]
             }
             if (x != in) {
-                NDScope.unregister(in); // the pass's own: the embedding or the previous layer's output
-                in.close();
+                release(in); // the pass's own: the embedding or the previous layer's output
             }
         }
         if (lastOnly) {
@@ -495,14 +494,20 @@ public final class LlamaModel extends AbstractBlock {
     }
 
     // Closes a residual the packed pass has consumed (its arrays are the pass's own: the embedding or a layer's
-    // results), taking them out of the caller's step scope first; an array the next residual still holds stays.
+    // results); an array the next residual still holds stays.
     private static void free(LlamaDecoderLayer.Residual r, LlamaDecoderLayer.Residual next) {
         for (NDArray a : new NDArray[] {r.stream(), r.delta()}) {
             if (a != null && (next == null || (a != next.stream() && a != next.delta()))) {
-                NDScope.unregister(a);
-                a.close();
+                release(a);
             }
         }
+    }
+
+    // Closes an array a forward pass made and no longer needs, taking it out of the caller's step scope first (the
+    // scope would close it again when the step ends).
+    private static void release(NDArray a) {
+        NDScope.unregister(a);
+        a.close();
     }
 
     // Token ids and the parameter store's manager must be on the weights' device (DJL's ParameterStore would fail

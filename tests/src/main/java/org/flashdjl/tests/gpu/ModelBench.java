@@ -6,8 +6,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.ParameterStore;
 
-import jcuda.driver.JCudaDriver;
-
 import org.flashdjl.engine.cache.SequenceKvStore;
 import org.flashdjl.examples.generate.BatchGenerator;
 import org.flashdjl.examples.generate.BatchRequest;
@@ -19,7 +17,6 @@ import org.flashdjl.examples.llama.LlamaLoader;
 import org.flashdjl.examples.llama.LlamaModel;
 import org.flashdjl.examples.tokenizer.StreamingDecoder;
 import org.flashdjl.examples.tokenizer.TextTokenizer;
-import org.flashdjl.ops.cuda.CudaRuntime;
 
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -231,17 +228,14 @@ public final class ModelBench {
                 tokens / s, gen.getLastStats().getSteps(), deviceUsed(manager));
     }
 
-    // ,"device_used_gib":X -- the device's memory in use after the run as the driver sees it (cuMemGetInfo: total -
-    // free; PyTorch's caching allocator keeps its peak reserved, so about the run's peak), or "" off CUDA
+    // ,"device_used_gib":X -- the device's memory in use after the run as the driver sees it (PyTorch's caching
+    // allocator keeps its peak reserved, so about the run's peak), or "" off CUDA
     private static String deviceUsed(NDManager manager) {
         if (!manager.getDevice().isGpu()) {
             return "";
         }
-        CudaRuntime.bind(manager.getDevice().getDeviceId());
-        long[] free = new long[1];
-        long[] total = new long[1];
-        CudaRuntime.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
-        return String.format(Locale.ROOT, ",\"device_used_gib\":%.2f", (total[0] - free[0]) / (double) (1L << 30));
+        long used = DeviceMemory.inUse(manager.getDevice().getDeviceId())[0];
+        return String.format(Locale.ROOT, ",\"device_used_gib\":%.2f", used / (double) (1L << 30));
     }
 
     private static double median(double[] v) {

@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
 
-import jcuda.driver.JCudaDriver;
-
 import org.flashdjl.ops.cuda.CudaRuntime;
 import org.flashdjl.ops.cuda.FusedKernels;
 import org.flashdjl.ops.cuda.KernelModule;
@@ -71,22 +69,6 @@ final class DjlGpu {
             }
         }
         assertTrue(missing.isEmpty(), "a GPU exists but kernel modules are missing from the classpath: " + missing);
-    }
-
-    /**
-     * Returns the device's memory in use as the driver sees it ({@code cuMemGetInfo}: total - free, all processes
-     * and every allocator included; PyTorch's caching allocator keeps freed blocks reserved, so this counts what
-     * the allocator holds, not what live tensors use).
-     *
-     * @param device the CUDA ordinal
-     * @return {used, total} in bytes
-     */
-    static long[] memoryInUse(int device) {
-        CudaRuntime.bind(device);
-        long[] free = new long[1];
-        long[] total = new long[1];
-        CudaRuntime.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
-        return new long[] {total[0] - free[0], total[0]};
     }
 
     /**

@@ -80,7 +80,7 @@ class GpuMemoryTest {
         int device = Device.gpu().getDeviceId();
         long seed = Seeds.next();
         Path dir = ModelCheck.write(tmp.resolve("ckpt"), seed);
-        long[] start = DjlGpu.memoryInUse(device);
+        long[] start = DeviceMemory.inUse(device);
         try (NDManager modelManager = NDManager.newBaseManager(Device.gpu())) {
             LlamaModel model = ModelCheck.load(dir, modelManager, DataType.FLOAT16);
             int before = modelManager.getManagedArrays().size();
@@ -95,11 +95,11 @@ class GpuMemoryTest {
             GenerationResult r = gen.generate(ModelCheck.prompt(new Random(seed), 9), cfg, e -> {
                 if (e.getIndex() >= WARM && e.getIndex() % SAMPLE == 0) {
                     samples.add(new long[] {e.getIndex(), modelManager.getManagedArrays().size(),
-                        DjlGpu.memoryInUse(device)[0], DeviceBuffer.liveBytes()});
+                        DeviceMemory.inUse(device)[0], DeviceBuffer.liveBytes()});
                 }
             });
             long ms = (System.nanoTime() - t0) / 1_000_000;
-            long[] end = DjlGpu.memoryInUse(device);
+            long[] end = DeviceMemory.inUse(device);
             StringBuilder trace = new StringBuilder();
             long low = Long.MAX_VALUE;
             long high = 0;
@@ -143,10 +143,10 @@ class GpuMemoryTest {
         int[][] shapes = {{2, 2, 64}, {16, 8, 64}};
         for (int[] s : shapes) {
             long implied = 2L * s[0] * s[1] * s[2] * 2 * tokens; // K and V x layers x kvHeads x headDim x fp16
-            long before = DjlGpu.memoryInUse(device)[0];
+            long before = DeviceMemory.inUse(device)[0];
             try (PagedSequenceKvStore store = PagedSequenceKvStore.create(s[0], s[1], s[2], DataType.FLOAT16,
                     Device.gpu(), pages, pageSize, "auto")) {
-                long after = DjlGpu.memoryInUse(device)[0];
+                long after = DeviceMemory.inUse(device)[0];
                 String line = String.format(Locale.ROOT, "paged KV store, %d layers x %d KV heads x head dim %d,"
                         + " %d tokens (%d pages of %d), fp16: config implies %s, store holds %s, device memory in use"
                         + " grew by %s (the caching allocator may reuse blocks it already holds)", s[0], s[1], s[2],
@@ -176,10 +176,10 @@ class GpuMemoryTest {
         Assumptions.assumeTrue(d != null && Files.isRegularFile(Paths.get(d, "config.json")),
                 () -> "no -Dflashdjl.hf1b.dir with a checkpoint (tests/gpu/hf_model_bench.py write DIR)");
         int device = Device.gpu().getDeviceId();
-        long start = DjlGpu.memoryInUse(device)[0];
+        long start = DeviceMemory.inUse(device)[0];
         try (NDManager m = NDManager.newBaseManager(Device.gpu())) {
             LlamaModel model = LlamaLoader.load(Paths.get(d), m, AttentionOptions.defaults(), DataType.FLOAT16);
-            long loaded = DjlGpu.memoryInUse(device)[0];
+            long loaded = DeviceMemory.inUse(device)[0];
             int prompt = 4096 - 128;
             int[] ids = new int[prompt];
             Random rnd = new Random(7);
@@ -188,7 +188,7 @@ class GpuMemoryTest {
             }
             GenerationResult r = new Generator(model, new ModelBench.IdTokenizer(), m).generate(ids,
                     GenerationConfig.builder().optMaxNewTokens(128).optStopAtEos(false).build(), null);
-            long after = DjlGpu.memoryInUse(device)[0];
+            long after = DeviceMemory.inUse(device)[0];
             long implied = model.kvBytesPerToken() * 4096;
             String line = String.format(Locale.ROOT, "%s fp16 at a 4k context (%d prompt + 128 new tokens):"
                     + " device memory in use %s before, %s with the weights, %s after the generation (the caching"
